@@ -1,0 +1,51 @@
+# gpuhive: `make run` (set up, build, run) and `make test` (set up, build, every test).
+# Everything installs what it needs first (scripts/install-deps.sh is quick when all is present).
+
+BUILD_DIR   ?= build
+JOBS        ?= $(shell nproc)
+CMAKE_FLAGS ?=
+export CCACHE_DIR ?= $(CURDIR)/.ccache
+export CCACHE_MAXSIZE ?= 5G
+
+.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run models bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+deps-bench:
+	@scripts/install-deps.sh --with-bench
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+configure: deps $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Every test: unit and integration suites, the ONNX conformance suite, then sanitizer builds.
+test: build
+	cd $(BUILD_DIR) && ctest -j $(JOBS) --output-on-failure --timeout 900
+	$(MAKE) test-sanitizers
+
+# Unit tests only, no sanitizers (the inner loop while developing).
+test-fast: build
+	cd $(BUILD_DIR) && ctest -j $(JOBS) --output-on-failure -L unit -LE heavy
+
+# ASan+UBSan over the unit tests, TSan over the concurrency suites (label "tsan").
+test-sanitizers: deps
+	scripts/sanitizer-tests.sh
+
+models: deps-bench
+	python3 scripts/make_models.py --out models/generated
+
+run: build models
+	$(BUILD_DIR)/bin/gpuhive perf-all models/generated
+
+bench: build models
+	bench/run_executor_bench.sh
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan build-tsan

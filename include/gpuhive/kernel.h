@@ -1,0 +1,132 @@
+// Kernel interface: how the runtime prepares and runs one graph node on one backend.
+//
+// Life cycle. The runtime creates one Kernel per (node, plan) through the backend's
+// KernelRegistry, calls Prepare once with concrete input shapes (one plan per input-shape
+// signature, e.g. per batch size), and then calls Run any number of times, possibly from several
+// threads at once on different buffers: Run is const and must not mutate the kernel.
+//
+// Memory. Outputs are allocated by the runtime (static planning places them in an arena) with the
+// dtype/shape/layout Prepare declared. Scratch memory is requested in Prepare and handed to Run.
+// Long-lived kernel state that is large (e.g. weights reordered into a blocked format) is allocated
+// through PrepareContext::persistent_resource() so it is accounted to the model as weights.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpuhive/device.h"
+#include "gpuhive/ir.h"
+#include "gpuhive/memory_resource.h"
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive {
+
+struct KernelOptions {
+  int num_threads = 1;
+  // Kernels that can keep activations in channel-blocked layouts may produce them.
+  bool allow_blocked_layouts = true;
+};
+
+class PrepareContext {
+ public:
+  virtual ~PrepareContext() = default;
+
+  virtual const ir::Node& node() const = 0;
+  int opset() const { return node().opset; }
+  virtual const KernelOptions& options() const = 0;
+
+  // Input slots match node().inputs; an omitted optional input has has_input(i) == false.
+  virtual size_t num_inputs() const = 0;
+  virtual bool has_input(size_t i) const = 0;
+  virtual DataType input_dtype(size_t i) const = 0;
+  virtual const Shape& input_shape(size_t i) const = 0;
+  virtual Layout input_layout(size_t i) const = 0;
+  // The value of input i when it is known while planning (an initializer, a folded constant, or a
+  // small value computed while planning such as a Shape result); nullptr otherwise.
+  virtual const Tensor* input_value(size_t i) const = 0;
+
+  virtual size_t num_outputs() const = 0;
+  virtual bool has_output(size_t i) const = 0;
+  // Declares output i. `bytes` is needed only for blocked layouts (padded size); 0 = plain size.
+  virtual void SetOutput(size_t i, DataType dtype, Shape shape, Layout layout = Layout::kPlain,
+                         size_t bytes = 0) = 0;
+
+  // Scratch memory for Run (max over calls). Valid only during Run; not preserved across runs.
+  virtual void RequestWorkspace(size_t bytes) = 0;
+  // The output may be written into the buffer of `input` when nothing else needs that input
+  // afterwards (elementwise ops). Run must then work when the two pointers are equal.
+  virtual void AllowInPlace(size_t input, size_t output) = 0;
+  // The output is the input's bytes reinterpreted (Reshape, Squeeze, Flatten, Identity): the
+  // planner may give it the input's buffer outright. Run must copy when the pointers differ.
+  virtual void AliasOutput(size_t input, size_t output) = 0;
+
+  // Resource and tag for kernel-owned persistent buffers (reordered weights).
+  virtual MemoryResource* persistent_resource() const = 0;
+  virtual AllocTag persistent_tag() const = 0;
+};
+
+// Returned by Prepare when an output shape depends on the value of a non-constant input that is
+// not known while planning (NonZero, a Reshape of a computed shape). The runtime then prepares
+// this node at run time, when every input value is known.
+Status DataDependentShape(const ir::Node& node, size_t input);
+bool IsDataDependentShape(const Status& status);
+
+class RunContext {
+ public:
+  virtual ~RunContext() = default;
+  virtual size_t num_inputs() const = 0;
+  virtual bool has_input(size_t i) const = 0;
+  virtual const TensorView& input(size_t i) const = 0;
+  virtual size_t num_outputs() const = 0;
+  virtual bool has_output(size_t i) const = 0;
+  virtual const TensorView& output(size_t i) const = 0;
+  virtual void* workspace() const = 0;
+  virtual size_t workspace_bytes() const = 0;
+  virtual int num_threads() const = 0;
+  virtual StreamView stream() const = 0;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Validates inputs (dtypes, ranks, shapes) and declares outputs. Errors are kInvalidArgument for
+  // inputs that violate the operator's contract, kUnimplemented for unsupported attribute values.
+  virtual Status Prepare(PrepareContext& ctx) = 0;
+  // Computes outputs. Thread safe across concurrent calls with distinct buffers.
+  virtual Status Run(RunContext& ctx) const = 0;
+};
+
+using KernelFactory = std::function<StatusOr<std::unique_ptr<Kernel>>(const ir::Node& node)>;
+
+// Operator name -> factory for one backend. Registration happens once at start-up (not thread
+// safe); lookups afterwards are read-only and thread safe.
+class KernelRegistry {
+ public:
+  // Registers `op_type` in `domain` ("" = default ONNX domain) for opsets >= since_version.
+  void Register(const std::string& domain, const std::string& op_type, KernelFactory factory,
+                int since_version = 1);
+  // The factory for the node's (domain, op_type, opset), or nullptr when unsupported.
+  const KernelFactory* Find(const std::string& domain, const std::string& op_type, int opset) const;
+  bool Supports(const std::string& domain, const std::string& op_type, int opset) const {
+    return Find(domain, op_type, opset) != nullptr;
+  }
+  // Creates a kernel or returns kUnimplemented naming the operator and node.
+  StatusOr<std::unique_ptr<Kernel>> Create(const ir::Node& node) const;
+  std::vector<std::string> OpTypes() const;  // "Conv", "gpuhive.FusedConv", ...
+
+ private:
+  struct Entry {
+    int since_version;
+    KernelFactory factory;
+  };
+  std::map<std::string, std::vector<Entry>> entries_;  // key: domain + '\x1f' + op_type
+};
+
+// The CPU backend's registry with every CPU kernel registered (built on first use).
+const KernelRegistry& CpuKernelRegistry();
+
+}  // namespace gpuhive

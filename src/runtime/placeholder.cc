@@ -1,0 +1,1 @@
+// Runtime: CompiledModel and ExecutionContext.
