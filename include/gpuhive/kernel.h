@@ -98,6 +98,9 @@ class Kernel {
   virtual Status Prepare(PrepareContext& ctx) = 0;
   // Computes outputs. Thread safe across concurrent calls with distinct buffers.
   virtual Status Run(RunContext& ctx) const = 0;
+  // Whether input i may arrive in a channel-blocked layout (asked before Prepare). When false the
+  // runtime converts a blocked value to plain first. Only oneDNN-backed kernels say yes.
+  virtual bool AcceptsBlockedInput(size_t i) const { return false; }
 };
 
 using KernelFactory = std::function<StatusOr<std::unique_ptr<Kernel>>(const ir::Node& node)>;

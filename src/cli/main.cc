@@ -1,12 +1,55 @@
-// The gpuhive binary: subcommands serve, run, perf, bench, conformance, inspect.
+// The gpuhive binary. Commands register themselves (see command.h); this file only builds the
+// CLI11 tree, parses, and runs the chosen command.
 #include <cstdio>
-#include <cstring>
+#include <map>
+#include <memory>
+
+#include "cli/command.h"
+#include "gpuhive/logging.h"
+
+namespace gpuhive::cli {
+
+std::vector<RegisteredCommand>& Registry() {
+  static std::vector<RegisteredCommand> commands;
+  return commands;
+}
+
+CommandRegistration::CommandRegistration(std::string parent, std::string name, std::string description,
+                                         CommandSetup setup) {
+  Registry().push_back({std::move(parent), std::move(name), std::move(description), std::move(setup)});
+}
+
+}  // namespace gpuhive::cli
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--version") == 0) {
-    std::printf("gpuhive 0.1.0\n");
-    return 0;
+  using namespace gpuhive::cli;
+  CLI::App app{"gpuhive: many models on one GPU, memory and GPU time managed"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gpuhive 0.1.0");
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "debug, info, warning, error")->capture_default_str();
+
+  std::map<std::string, CLI::App*> groups;
+  auto group = [&](const std::string& name) {
+    auto it = groups.find(name);
+    if (it != groups.end()) return it->second;
+    CLI::App* g = app.add_subcommand(name, name == "bench" ? "Benchmarks (print figures, --json for JSON)" : name);
+    g->require_subcommand(1);
+    groups[name] = g;
+    return g;
+  };
+  std::vector<std::pair<CLI::App*, CommandRun>> runs;
+  for (auto& cmd : Registry()) {
+    CLI::App* parent = cmd.parent.empty() ? &app : group(cmd.parent);
+    CLI::App* sub = parent->add_subcommand(cmd.name, cmd.description);
+    runs.emplace_back(sub, cmd.setup(*sub));
   }
-  std::fprintf(stderr, "usage: gpuhive <command> [options]\n");
+  CLI11_PARSE(app, argc, argv);
+  gpuhive::LogLevel level;
+  if (gpuhive::ParseLogLevel(log_level, &level)) gpuhive::SetLogLevel(level);
+  for (auto& [sub, run] : runs) {
+    if (sub->parsed()) return run();
+  }
+  std::fprintf(stderr, "%s", app.help().c_str());
   return 2;
 }

@@ -1,0 +1,63 @@
+// Inference requests and responses as they move from a frontend through the scheduler to a worker.
+// Ownership: a request is owned by exactly one stage at a time, passed as unique_ptr; its
+// completion callback is called exactly once, with either outputs or an error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive {
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
+struct InferenceResponse {
+  std::string model_name;
+  std::string model_version;
+  std::string request_id;
+  Status status;                     // OK, or why the request failed
+  std::vector<NamedTensor> outputs;  // requested outputs (all when none were named)
+  // Timings for metrics and clients, nanoseconds.
+  int64_t queue_ns = 0;
+  int64_t compute_ns = 0;
+  int batch_size = 0;  // size of the batch this request ran in
+};
+
+using ResponseCallback = std::function<void(InferenceResponse)>;
+
+struct InferenceRequest {
+  std::string model_name;
+  std::string model_version;  // empty: the model's default (latest ready) version
+  std::string id;             // client-supplied request id, echoed back
+  std::vector<NamedTensor> inputs;
+  std::vector<std::string> requested_outputs;  // empty: all outputs
+  int priority = -1;          // -1: the model's default priority level; 0 is most urgent
+  std::string tenant;         // empty: the model's tenant
+  int64_t deadline_ns = 0;    // absolute NowNs() deadline; 0: none
+  int64_t enqueue_ns = 0;     // set by the scheduler when admitted
+  ResponseCallback on_complete;
+
+  // Completes the request with an error (helper for every stage that refuses it).
+  void Fail(Status status) {
+    InferenceResponse r;
+    r.model_name = model_name;
+    r.model_version = model_version;
+    r.request_id = id;
+    r.status = std::move(status);
+    if (on_complete) {
+      auto cb = std::move(on_complete);
+      on_complete = nullptr;
+      cb(std::move(r));
+    }
+  }
+};
+
+}  // namespace gpuhive
