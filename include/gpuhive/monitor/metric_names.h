@@ -1,0 +1,76 @@
+// Every metric family gpuhive exports, defined in one place. The core (scheduler, residency
+// manager, workers), the monitors and the frontends record into the families returned by
+// RegisterGpuhiveMetrics(); the Grafana dashboard test checks its queries against AllMetricDefs().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gpuhive/monitor/metrics.h"
+#include "gpuhive/status.h"
+
+namespace gpuhive::monitor {
+
+struct MetricDef {
+  const char* name;
+  MetricType type;
+  const char* help;
+  std::vector<std::string> labels;
+  std::vector<double> buckets;  // histograms only
+};
+
+// The full list, in a stable order.
+const std::vector<MetricDef>& AllMetricDefs();
+
+// Pointers into a Registry for every family of AllMetricDefs(); valid as long as the registry.
+struct GpuhiveMetrics {
+  // Requests: outcome is "success" or an error class ("invalid", "not_found", "queue_full",
+  // "unavailable", "deadline", "internal").
+  CounterFamily* inference_requests_total;      // {model, version, outcome}
+  CounterFamily* inference_executions_total;    // {model, version}: batches run
+  CounterFamily* inference_count_total;         // {model, version}: inferences (batch items) run
+  HistogramFamily* queue_duration_seconds;      // {model}
+  HistogramFamily* compute_duration_seconds;    // {model}
+  HistogramFamily* request_duration_seconds;    // {model}: end to end in the server
+  HistogramFamily* batch_size;                  // {model}
+  GaugeFamily* queue_depth;                     // {model}
+  // Memory.
+  GaugeFamily* device_memory_bytes;             // {device, kind}: weights|activations|workspace|io
+  GaugeFamily* device_memory_budget_bytes;      // {device}
+  GaugeFamily* model_memory_bytes;              // {model, device}
+  GaugeFamily* pool_reserved_bytes;             // {device}
+  GaugeFamily* pool_in_use_bytes;               // {device}
+  GaugeFamily* pool_fragmentation_ratio;        // {device}
+  // Residency.
+  CounterFamily* model_loads_total;             // {model}
+  CounterFamily* model_evictions_total;         // {model}
+  CounterFamily* model_swaps_total;             // {model, direction}: in|out
+  HistogramFamily* swap_duration_seconds;       // {model, direction}
+  GaugeFamily* model_resident;                  // {model, device}: 1 when resident
+  // GPU (NVML).
+  GaugeFamily* gpu_utilization_ratio;           // {gpu}
+  GaugeFamily* gpu_memory_used_bytes;           // {gpu}
+  GaugeFamily* gpu_memory_total_bytes;          // {gpu}
+  GaugeFamily* gpu_temperature_celsius;         // {gpu}
+  GaugeFamily* gpu_power_watts;                 // {gpu}
+  GaugeFamily* gpu_power_limit_watts;           // {gpu}
+  GaugeFamily* gpu_clock_hertz;                 // {gpu, clock}: sm|mem
+  GaugeFamily* gpu_throttle;                    // {gpu, reason}
+  CounterFamily* gpu_ecc_errors_total;          // {gpu, type}: corrected|uncorrected
+  GaugeFamily* gpu_pcie_bytes_per_second;       // {gpu, direction}: tx|rx
+  GaugeFamily* gpu_health;                      // {gpu, state}: 1 for the current state
+  GaugeFamily* gpu_info;                        // {gpu, name}: always 1
+  // Host / process.
+  GaugeFamily* process_resident_memory_bytes;
+  CounterFamily* process_cpu_seconds_total;
+  GaugeFamily* host_memory_total_bytes;
+  GaugeFamily* host_memory_available_bytes;
+  // Frontends.
+  CounterFamily* http_requests_total;           // {method, route, code}
+  CounterFamily* grpc_requests_total;           // {method, code}
+};
+
+// Registers every family (idempotent for one registry).
+StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* registry);
+
+}  // namespace gpuhive::monitor

@@ -1,0 +1,148 @@
+#include "gpuhive/monitor/metric_names.h"
+
+#include <map>
+#include <type_traits>
+
+namespace gpuhive::monitor {
+
+namespace {
+constexpr MetricType C = MetricType::kCounter;
+constexpr MetricType G = MetricType::kGauge;
+constexpr MetricType H = MetricType::kHistogram;
+}  // namespace
+
+const std::vector<MetricDef>& AllMetricDefs() {
+  static const std::vector<MetricDef> defs = [] {
+    const std::vector<double> lat = LatencyBucketsSeconds();
+    const std::vector<double> batch = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+    return std::vector<MetricDef>{
+        {"gpuhive_inference_requests_total", C, "Inference requests by outcome.",
+         {"model", "version", "outcome"}, {}},
+        {"gpuhive_inference_executions_total", C, "Batches executed.", {"model", "version"}, {}},
+        {"gpuhive_inference_count_total", C, "Inferences executed (batch items).",
+         {"model", "version"}, {}},
+        {"gpuhive_queue_duration_seconds", H, "Time requests spent queued.", {"model"}, lat},
+        {"gpuhive_compute_duration_seconds", H, "Time spent computing a request's batch.",
+         {"model"}, lat},
+        {"gpuhive_request_duration_seconds", H, "End-to-end request time in the server.",
+         {"model"}, lat},
+        {"gpuhive_batch_size", H, "Size of executed batches.", {"model"}, batch},
+        {"gpuhive_queue_depth", G, "Requests waiting in the model's queue.", {"model"}, {}},
+        {"gpuhive_device_memory_bytes", G, "Device memory in use by kind.", {"device", "kind"}, {}},
+        {"gpuhive_device_memory_budget_bytes", G, "Memory budget of the device.", {"device"}, {}},
+        {"gpuhive_model_memory_bytes", G, "Device memory held by a model.", {"model", "device"}, {}},
+        {"gpuhive_pool_reserved_bytes", G, "Bytes reserved by the pool from its upstream.",
+         {"device"}, {}},
+        {"gpuhive_pool_in_use_bytes", G, "Bytes of the pool handed out.", {"device"}, {}},
+        {"gpuhive_pool_fragmentation_ratio", G, "1 - largest free block / total free.", {"device"},
+         {}},
+        {"gpuhive_model_loads_total", C, "Model loads.", {"model"}, {}},
+        {"gpuhive_model_evictions_total", C, "Model evictions from device memory.", {"model"}, {}},
+        {"gpuhive_model_swaps_total", C, "Model swaps between host and device.",
+         {"model", "direction"}, {}},
+        {"gpuhive_swap_duration_seconds", H, "Duration of model swaps.", {"model", "direction"},
+         lat},
+        {"gpuhive_model_resident", G, "1 when the model is resident on the device.",
+         {"model", "device"}, {}},
+        {"gpuhive_gpu_utilization_ratio", G, "GPU utilization (0..1).", {"gpu"}, {}},
+        {"gpuhive_gpu_memory_used_bytes", G, "GPU memory used (all processes).", {"gpu"}, {}},
+        {"gpuhive_gpu_memory_total_bytes", G, "GPU memory total.", {"gpu"}, {}},
+        {"gpuhive_gpu_temperature_celsius", G, "GPU core temperature.", {"gpu"}, {}},
+        {"gpuhive_gpu_power_watts", G, "GPU power draw.", {"gpu"}, {}},
+        {"gpuhive_gpu_power_limit_watts", G, "Enforced GPU power limit.", {"gpu"}, {}},
+        {"gpuhive_gpu_clock_hertz", G, "Current GPU clock.", {"gpu", "clock"}, {}},
+        {"gpuhive_gpu_throttle", G, "1 when the clock throttle reason is active.",
+         {"gpu", "reason"}, {}},
+        {"gpuhive_gpu_ecc_errors_total", C, "Volatile ECC errors since driver load.",
+         {"gpu", "type"}, {}},
+        {"gpuhive_gpu_pcie_bytes_per_second", G, "PCIe throughput.", {"gpu", "direction"}, {}},
+        {"gpuhive_gpu_health", G, "1 for the GPU's current health state.", {"gpu", "state"}, {}},
+        {"gpuhive_gpu_info", G, "GPU identity; always 1.", {"gpu", "name"}, {}},
+        {"gpuhive_process_resident_memory_bytes", G, "Resident set size of the process.", {}, {}},
+        {"gpuhive_process_cpu_seconds_total", C, "User and system CPU time of the process.", {},
+         {}},
+        {"gpuhive_host_memory_total_bytes", G, "Host memory total.", {}, {}},
+        {"gpuhive_host_memory_available_bytes", G, "Host memory available.", {}, {}},
+        {"gpuhive_http_requests_total", C, "HTTP requests by route and status code.",
+         {"method", "route", "code"}, {}},
+        {"gpuhive_grpc_requests_total", C, "gRPC requests by method and status code.",
+         {"method", "code"}, {}},
+    };
+  }();
+  return defs;
+}
+
+StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
+  std::map<std::string, FamilyBase*> by_name;
+  for (const MetricDef& d : AllMetricDefs()) {
+    switch (d.type) {
+      case MetricType::kCounter: {
+        ASSIGN_OR_RETURN(by_name[d.name], r->AddCounter(d.name, d.help, d.labels));
+        break;
+      }
+      case MetricType::kGauge: {
+        ASSIGN_OR_RETURN(by_name[d.name], r->AddGauge(d.name, d.help, d.labels));
+        break;
+      }
+      case MetricType::kHistogram: {
+        ASSIGN_OR_RETURN(by_name[d.name], r->AddHistogram(d.name, d.help, d.labels, d.buckets));
+        break;
+      }
+    }
+  }
+  GpuhiveMetrics m{};
+  Status st;
+  auto bind = [&](auto*& field, const std::string& name) {
+    using F = std::remove_reference_t<decltype(*field)>;
+    MetricType want = std::is_same_v<F, CounterFamily> ? MetricType::kCounter
+                      : std::is_same_v<F, GaugeFamily> ? MetricType::kGauge
+                                                       : MetricType::kHistogram;
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second->type() != want) {
+      st = Internal("metric {} missing from the table or of the wrong type", name);
+      return;
+    }
+    field = static_cast<F*>(it->second);
+  };
+  bind(m.inference_requests_total, "gpuhive_inference_requests_total");
+  bind(m.inference_executions_total, "gpuhive_inference_executions_total");
+  bind(m.inference_count_total, "gpuhive_inference_count_total");
+  bind(m.queue_duration_seconds, "gpuhive_queue_duration_seconds");
+  bind(m.compute_duration_seconds, "gpuhive_compute_duration_seconds");
+  bind(m.request_duration_seconds, "gpuhive_request_duration_seconds");
+  bind(m.batch_size, "gpuhive_batch_size");
+  bind(m.queue_depth, "gpuhive_queue_depth");
+  bind(m.device_memory_bytes, "gpuhive_device_memory_bytes");
+  bind(m.device_memory_budget_bytes, "gpuhive_device_memory_budget_bytes");
+  bind(m.model_memory_bytes, "gpuhive_model_memory_bytes");
+  bind(m.pool_reserved_bytes, "gpuhive_pool_reserved_bytes");
+  bind(m.pool_in_use_bytes, "gpuhive_pool_in_use_bytes");
+  bind(m.pool_fragmentation_ratio, "gpuhive_pool_fragmentation_ratio");
+  bind(m.model_loads_total, "gpuhive_model_loads_total");
+  bind(m.model_evictions_total, "gpuhive_model_evictions_total");
+  bind(m.model_swaps_total, "gpuhive_model_swaps_total");
+  bind(m.swap_duration_seconds, "gpuhive_swap_duration_seconds");
+  bind(m.model_resident, "gpuhive_model_resident");
+  bind(m.gpu_utilization_ratio, "gpuhive_gpu_utilization_ratio");
+  bind(m.gpu_memory_used_bytes, "gpuhive_gpu_memory_used_bytes");
+  bind(m.gpu_memory_total_bytes, "gpuhive_gpu_memory_total_bytes");
+  bind(m.gpu_temperature_celsius, "gpuhive_gpu_temperature_celsius");
+  bind(m.gpu_power_watts, "gpuhive_gpu_power_watts");
+  bind(m.gpu_power_limit_watts, "gpuhive_gpu_power_limit_watts");
+  bind(m.gpu_clock_hertz, "gpuhive_gpu_clock_hertz");
+  bind(m.gpu_throttle, "gpuhive_gpu_throttle");
+  bind(m.gpu_ecc_errors_total, "gpuhive_gpu_ecc_errors_total");
+  bind(m.gpu_pcie_bytes_per_second, "gpuhive_gpu_pcie_bytes_per_second");
+  bind(m.gpu_health, "gpuhive_gpu_health");
+  bind(m.gpu_info, "gpuhive_gpu_info");
+  bind(m.process_resident_memory_bytes, "gpuhive_process_resident_memory_bytes");
+  bind(m.process_cpu_seconds_total, "gpuhive_process_cpu_seconds_total");
+  bind(m.host_memory_total_bytes, "gpuhive_host_memory_total_bytes");
+  bind(m.host_memory_available_bytes, "gpuhive_host_memory_available_bytes");
+  bind(m.http_requests_total, "gpuhive_http_requests_total");
+  bind(m.grpc_requests_total, "gpuhive_grpc_requests_total");
+  RETURN_IF_ERROR(st);
+  return m;
+}
+
+}  // namespace gpuhive::monitor
