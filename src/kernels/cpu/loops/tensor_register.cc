@@ -1,0 +1,13 @@
+#include "kernels/cpu/loops/tensor_register.h"
+
+namespace gpuhive::cpu {
+
+void RegisterTensorKernels(KernelRegistry& registry) {
+  RegisterTensorShapeKernels(registry);
+  RegisterTensorMoveKernels(registry);
+  RegisterTensorIndexKernels(registry);
+  RegisterTensorResizeKernels(registry);
+  RegisterTensorDetectionKernels(registry);
+}
+
+}  // namespace gpuhive::cpu
