@@ -29,6 +29,9 @@ struct InferenceResponse {
   int64_t queue_ns = 0;
   int64_t compute_ns = 0;
   int batch_size = 0;  // size of the batch this request ran in
+  // Set with kResourceExhausted when a full queue refused the request: seconds after which a retry
+  // is likely to be admitted (a frontend's Retry-After). 0 otherwise.
+  int retry_after_s = 0;
 };
 
 using ResponseCallback = std::function<void(InferenceResponse)>;
@@ -42,6 +45,9 @@ struct InferenceRequest {
   int priority = -1;          // -1: the model's default priority level; 0 is most urgent
   std::string tenant;         // empty: the model's tenant
   int64_t deadline_ns = 0;    // absolute NowNs() deadline; 0: none
+  // Queue timeout override (Triton's per-request timeout), microseconds; 0: the model's queue
+  // policy default. May only shorten the default, and only where the policy allows overrides.
+  int64_t timeout_us = 0;
   int64_t enqueue_ns = 0;     // set by the scheduler when admitted
   ResponseCallback on_complete;
 

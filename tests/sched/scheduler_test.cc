@@ -1,0 +1,485 @@
+#include "gpuhive/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "fake_runner.h"
+#include "gpuhive/units.h"
+
+namespace gpuhive::sched {
+namespace {
+
+using testing::Collector;
+using testing::FakeRunner;
+using testing::Gate;
+using testing::MakeRequest;
+
+SchedulerOptions OneWorker(int64_t aging_us = 0) {
+  SchedulerOptions o;
+  o.devices[0].workers = {DeviceSpec::Worker{1, 1, -1}};
+  o.aging_interval_us = aging_us;
+  o.cpu_nice_per_priority = 0;
+  return o;
+}
+
+ModelConfig Config(const std::string& name, int max_batch = 0) {
+  ModelConfig c;
+  c.name = name;
+  c.max_batch_size = max_batch;
+  return c;
+}
+
+// Holds the scheduler's workers on a "block" model until Release().
+class Blocker {
+ public:
+  explicit Blocker(Scheduler& s, int workers = 1) : s_(s), workers_(workers) {
+    FakeRunner::Options o;
+    o.gate = gate_;
+    runner_ = std::make_shared<FakeRunner>(o);
+    EXPECT_TRUE(s_.AddModel(Config("block"), runner_).ok());
+    for (int i = 0; i < workers; ++i) {
+      EXPECT_TRUE(s_.Enqueue(MakeRequest("block", -1000.0f - i, 1, 1, done_.Callback(), 0)).ok());
+    }
+    EXPECT_TRUE(gate_->WaitForWaiters(workers));
+  }
+  void Release() {
+    gate_->Open();
+    EXPECT_TRUE(done_.WaitFor(static_cast<size_t>(workers_)));
+  }
+
+ private:
+  Scheduler& s_;
+  int workers_;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
+  std::shared_ptr<FakeRunner> runner_;
+  Collector done_;
+};
+
+TEST(SchedulerTest, ServesStrictPriorityThenArrivalOrder) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  const int prio[] = {3, 1, 2, 0, 1, 0};
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", static_cast<float>(i), 1, 2, c.Callback(), prio[i])).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(6));
+  EXPECT_EQ(runner->order(), (std::vector<float>{3, 5, 1, 4, 2, 0}));
+  for (const auto& r : c.responses()) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+}
+
+TEST(SchedulerTest, PriorityHoldsAcrossModels) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto a = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  auto b = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("a"), a).ok());
+  ASSERT_TRUE(s->AddModel(Config("b"), b).ok());
+  Blocker block(*s);
+  Collector c;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("a", 1, 1, 1, c.Callback(), 2)).ok());
+  ASSERT_TRUE(s->Enqueue(MakeRequest("b", 2, 1, 1, c.Callback(), 0)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(2));
+  auto rs = c.responses();
+  EXPECT_EQ(rs[0].model_name, "b");
+  EXPECT_EQ(rs[1].model_name, "a");
+}
+
+// With aging, a background request that waited long enough is served before newer critical work;
+// without aging the critical request goes first.
+TEST(SchedulerTest, AgingLetsOldRequestsOvertake) {
+  for (bool aging : {false, true}) {
+    auto s = Scheduler::Create(OneWorker(aging ? 40'000 : 0)).value();
+    auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+    ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+    Blocker block(*s);
+    Collector c;
+    ASSERT_TRUE(s->Enqueue(MakeRequest("m", 3, 1, 1, c.Callback(), 3)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // 5 aging intervals > 3 levels
+    ASSERT_TRUE(s->Enqueue(MakeRequest("m", 0, 1, 1, c.Callback(), 0)).ok());
+    block.Release();
+    ASSERT_TRUE(c.WaitFor(2));
+    EXPECT_EQ(runner->order(), aging ? (std::vector<float>{3, 0}) : (std::vector<float>{0, 3})) << "aging " << aging;
+  }
+}
+
+TEST(SchedulerTest, ExpiredDeadlineIsAnsweredAndNeverExecuted) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  auto req = MakeRequest("m", 7, 1, 1, c.Callback(), 0);
+  req->deadline_ns = NowNs() + 30'000'000;
+  ASSERT_TRUE(s->Enqueue(std::move(req)).ok());
+  // Answered at its deadline although the only worker is busy.
+  ASSERT_TRUE(c.WaitFor(1));
+  EXPECT_EQ(c.Get("7.000000").status.code(), StatusCode::kDeadlineExceeded);
+  block.Release();
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 8, 1, 1, c.Callback(), 0)).ok());
+  ASSERT_TRUE(c.WaitFor(2));
+  EXPECT_EQ(runner->order(), std::vector<float>{8});
+  EXPECT_EQ(s->Stats().models["m"].expired, 1u);
+
+  auto late = MakeRequest("m", 9, 1, 1, c.Callback(), 0);
+  late->deadline_ns = NowNs() - 1;
+  EXPECT_EQ(s->Enqueue(std::move(late)).code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(c.count("9.000000"), 1u);
+}
+
+TEST(SchedulerTest, FullQueueRefusesAtOnceWithRetryAfter) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ModelConfig cfg = Config("m");
+  cfg.default_queue_policy.max_queue_size = 2;
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  Blocker block(*s);
+  Collector c;
+  EXPECT_TRUE(s->Enqueue(MakeRequest("m", 1, 1, 1, c.Callback(), 1)).ok());
+  EXPECT_TRUE(s->Enqueue(MakeRequest("m", 2, 1, 1, c.Callback(), 1)).ok());
+  Status full = s->Enqueue(MakeRequest("m", 3, 1, 1, c.Callback(), 1));
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("retry after"), std::string::npos) << full.message();
+  ASSERT_EQ(c.count("3.000000"), 1u);  // answered on the caller's thread, before Enqueue returned
+  EXPECT_GE(c.Get("3.000000").retry_after_s, 1);
+  // Another level has its own queue.
+  EXPECT_TRUE(s->Enqueue(MakeRequest("m", 4, 1, 1, c.Callback(), 0)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(4));
+  EXPECT_EQ(runner->order(), (std::vector<float>{4, 1, 2}));
+  EXPECT_EQ(s->Stats().models["m"].refused_full, 1u);
+}
+
+TEST(SchedulerTest, RejectTimeoutAnswersWithoutRunning) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ModelConfig cfg = Config("m");
+  cfg.default_queue_policy.default_timeout_us = 20'000;
+  cfg.default_queue_policy.timeout_action = TimeoutAction::kReject;
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  Blocker block(*s);
+  Collector c;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 1, 1, 1, c.Callback())).ok());
+  ASSERT_TRUE(c.WaitFor(1));
+  EXPECT_EQ(c.Get("1.000000").status.code(), StatusCode::kDeadlineExceeded);
+  block.Release();
+  EXPECT_TRUE(runner->order().empty());
+}
+
+TEST(SchedulerTest, DelayTimeoutRunsAfterTimelyRequests) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ModelConfig cfg = Config("m");
+  cfg.default_queue_policy.default_timeout_us = 20'000;
+  cfg.default_queue_policy.timeout_action = TimeoutAction::kDelay;
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  Blocker block(*s);
+  Collector c;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 1, 1, 1, c.Callback(), 0)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 2, 1, 1, c.Callback(), 0)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(2));
+  EXPECT_EQ(runner->order(), (std::vector<float>{2, 1}));
+  for (const auto& r : c.responses()) EXPECT_TRUE(r.status.ok());
+}
+
+TEST(SchedulerTest, PerRequestTimeoutOverrideOnlyWhereAllowed) {
+  for (bool allow : {true, false}) {
+    auto s = Scheduler::Create(OneWorker()).value();
+    auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+    ModelConfig cfg = Config("m");
+    cfg.default_queue_policy.default_timeout_us = 10'000'000;
+    cfg.default_queue_policy.allow_timeout_override = allow;
+    ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+    Blocker block(*s);
+    Collector c;
+    auto req = MakeRequest("m", 1, 1, 1, c.Callback());
+    req->timeout_us = 20'000;
+    ASSERT_TRUE(s->Enqueue(std::move(req)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+    block.Release();
+    ASSERT_TRUE(c.WaitFor(1));
+    EXPECT_EQ(c.Get("1.000000").status.code(), allow ? StatusCode::kDeadlineExceeded : StatusCode::kOk);
+  }
+}
+
+TEST(SchedulerTest, BatchesUpToMaxBatchSizeAndSplitsOutputs) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m", 4), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", 10.0f * i, 1, 3, c.Callback(), 1)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(10));
+  auto batches = runner->batches();
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0].rows, 4);
+  EXPECT_EQ(batches[1].rows, 4);
+  EXPECT_EQ(batches[2].rows, 2);
+  for (const auto& r : c.responses()) {
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    ASSERT_EQ(r.outputs.size(), 1u);
+    EXPECT_EQ(r.outputs[0].name, "y");
+    EXPECT_EQ(r.outputs[0].tensor.shape(), (Shape{1, 3}));
+    EXPECT_FLOAT_EQ(r.outputs[0].tensor.as<float>()[0], 2.0f * std::stof(r.request_id));
+  }
+}
+
+TEST(SchedulerTest, MultiRowRequestsStayWholeAndOversizedAreRefused) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m", 4), runner).ok());
+  Collector c;
+  EXPECT_EQ(s->Enqueue(MakeRequest("m", 1, 5, 2, c.Callback())).code(), StatusCode::kInvalidArgument);
+  Blocker block(*s);
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 10, 3, 2, c.Callback(), 1)).ok());
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 20, 2, 2, c.Callback(), 1)).ok());
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 30, 1, 2, c.Callback(), 1)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(4));
+  auto batches = runner->batches();
+  // Arrival order is kept: the 2-row request does not fit after 3 rows, so the batch closes there
+  // and the next one starts with it.
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].first_values, (std::vector<float>{10, 11, 12}));
+  EXPECT_EQ(batches[1].first_values, (std::vector<float>{20, 21, 30}));
+  auto r = c.Get("20.000000");
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.outputs[0].tensor.shape(), (Shape{2, 2}));
+  EXPECT_FLOAT_EQ(r.outputs[0].tensor.as<float>()[2], 42.0f);
+}
+
+TEST(SchedulerTest, DifferentInnerShapesNeverShareABatch) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m", 8), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, i % 2 ? 3 : 5, c.Callback(), 1)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(6));
+  auto batches = runner->batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].first_values, (std::vector<float>{0, 2, 4}));
+  EXPECT_EQ(batches[1].first_values, (std::vector<float>{1, 3, 5}));
+}
+
+TEST(SchedulerTest, PreferredBatchSizeGoesAtOnceRestWaitsForQueueDelay) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ModelConfig cfg = Config("m", 8);
+  cfg.preferred_batch_sizes = {2, 4};
+  cfg.max_queue_delay_us = 150'000;
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  Blocker block(*s);
+  Collector c;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, 1, c.Callback(), 1)).ok());
+  int64_t t0 = NowNs();
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(4));
+  auto batches = runner->batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].rows, 4);  // the largest preferred size that can be formed
+  EXPECT_LT(NowNs() - t0, 100'000'000);
+  ASSERT_TRUE(c.WaitFor(5));
+  batches = runner->batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[1].rows, 1);
+  EXPECT_GE(c.Get("4.000000").queue_ns, 140'000'000);  // held for the queue delay
+}
+
+TEST(SchedulerTest, QueueDelayGathersABatchOnAnIdleWorker) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ModelConfig cfg = Config("m", 8);
+  cfg.max_queue_delay_us = 100'000;
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  Collector c;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, 1, c.Callback(), 1)).ok());
+  ASSERT_TRUE(c.WaitFor(3));
+  auto batches = runner->batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].rows, 3);
+}
+
+TEST(SchedulerTest, WithoutDynamicBatchingRequestsRunAlone) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ModelConfig cfg = Config("m", 8);
+  cfg.dynamic_batching = false;
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  Blocker block(*s);
+  Collector c;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 2, 1, c.Callback(), 1)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(3));
+  auto batches = runner->batches();
+  ASSERT_EQ(batches.size(), 3u);
+  for (const auto& b : batches) EXPECT_EQ(b.rows, 2);
+}
+
+TEST(SchedulerTest, RefusesBadRequestsClearly) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m", 4), runner).ok());
+  EXPECT_EQ(s->AddModel(Config("m", 4), runner).code(), StatusCode::kAlreadyExists);
+  Collector c;
+  EXPECT_EQ(s->Enqueue(MakeRequest("nope", 1, 1, 1, c.Callback())).code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->Enqueue(MakeRequest("m", 2, 1, 1, c.Callback(), 9)).code(), StatusCode::kInvalidArgument);
+  auto wrong = MakeRequest("m", 3, 1, 1, c.Callback());
+  wrong->inputs[0].name = "z";
+  EXPECT_EQ(s->Enqueue(std::move(wrong)).code(), StatusCode::kInvalidArgument);
+  auto out = MakeRequest("m", 4, 1, 1, c.Callback());
+  out->requested_outputs = {"nope"};
+  EXPECT_EQ(s->Enqueue(std::move(out)).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(c.WaitFor(4));
+  for (const auto& r : c.responses()) EXPECT_FALSE(r.status.ok());
+  ModelConfig bad = Config("b", 4);
+  bad.preferred_batch_sizes = {8};
+  EXPECT_EQ(s->AddModel(bad, runner).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SchedulerTest, ThreeModelsExecuteAtTheSameTime) {
+  SchedulerOptions o;
+  o.devices[0].workers.assign(3, DeviceSpec::Worker{1, 1, -1});
+  o.cpu_nice_per_priority = 0;
+  auto s = Scheduler::Create(o).value();
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0, peak = 0;
+  FakeRunner::Options ro;
+  ro.on_run = [&] {
+    std::unique_lock<std::mutex> lk(mu);
+    running++;
+    peak = std::max(peak, running);
+    cv.notify_all();
+    cv.wait_for(lk, std::chrono::seconds(5), [&] { return running >= 3; });
+    lk.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    lk.lock();
+    running--;
+  };
+  Collector c;
+  for (const char* name : {"a", "b", "c"}) {
+    ASSERT_TRUE(s->AddModel(Config(name), std::make_shared<FakeRunner>(ro)).ok());
+  }
+  for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(s->Enqueue(MakeRequest(name, 1, 1, 1, c.Callback())).ok());
+  ASSERT_TRUE(c.WaitFor(3));
+  EXPECT_EQ(peak, 3);
+}
+
+TEST(SchedulerTest, FairShareFollowsTenantWeights) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  FakeRunner::Options ro;
+  ro.service_us = 2000;
+  auto runner = std::make_shared<FakeRunner>(ro);
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  s->SetTenantWeight("gold", 3);
+  s->SetTenantWeight("bronze", 1);
+  Blocker block(*s);
+  Collector c;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, 1, c.Callback(), 1, "gold")).ok());
+    ASSERT_TRUE(s->Enqueue(MakeRequest("m", 100 + i, 1, 1, c.Callback(), 1, "bronze")).ok());
+  }
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(80));
+  auto order = runner->order();
+  int gold = 0;
+  for (int i = 0; i < 40; ++i) gold += order[static_cast<size_t>(i)] < 100;
+  // 3:1 of the first 40 is 30; allow for the measured service time's jitter.
+  EXPECT_GE(gold, 26);
+  EXPECT_LE(gold, 34);
+}
+
+TEST(SchedulerTest, CriticalWorkGoesToTheReservedWorker) {
+  SchedulerOptions o;
+  o.devices[0].workers = {DeviceSpec::Worker{1, 2, -1}, DeviceSpec::Worker{1, 0, 0}};
+  o.cpu_nice_per_priority = 0;
+  auto s = Scheduler::Create(o).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  Collector c;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, 1, c.Callback(), i % 2 ? 0 : 3)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(c.WaitFor(20));
+  for (const auto& b : runner->batches()) {
+    bool critical = static_cast<int>(b.first_values[0]) % 2 == 1;
+    EXPECT_EQ(b.worker_index, critical ? 1 : 0) << "value " << b.first_values[0];
+  }
+}
+
+TEST(SchedulerTest, WeightedPlacementPrefersTheFasterDevice) {
+  for (auto policy : {PlacementPolicy::kWeighted, PlacementPolicy::kRoundRobin}) {
+    SchedulerOptions o;
+    o.devices = {DeviceSpec{}, DeviceSpec{}};
+    o.devices[0].name = "fast";
+    o.devices[1].name = "slow";
+    o.placement = policy;
+    o.cpu_nice_per_priority = 0;
+    auto s = Scheduler::Create(o).value();
+    FakeRunner::Options ro;
+    ro.service_us_by_device = [](int d) { return d == 0 ? 1000 : 8000; };
+    auto runner = std::make_shared<FakeRunner>(ro);
+    Scheduler::AddModelOptions ao;
+    ao.profile_inputs.push_back(Tensor::FromVector<float>(DataType::kFloat32, {1, 1}, {1.0f}).value());
+    ASSERT_TRUE(s->AddModel(Config("m"), runner, ao).ok());
+    auto est_fast = s->EstimateNs("m", 0, 1).value(), est_slow = s->EstimateNs("m", 1, 1).value();
+    EXPECT_LT(est_fast * 3, est_slow);
+    size_t profiled = runner->batches().size();
+    Collector c;
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, 1, c.Callback(), 1)).ok());
+      std::this_thread::sleep_for(std::chrono::microseconds(1500));
+    }
+    ASSERT_TRUE(c.WaitFor(40));
+    int on_fast = 0, on_slow = 0;
+    auto batches = runner->batches();
+    for (size_t i = profiled; i < batches.size(); ++i) (batches[i].device_index == 0 ? on_fast : on_slow)++;
+    if (policy == PlacementPolicy::kWeighted) {
+      EXPECT_GT(on_fast, 3 * on_slow) << on_fast << " vs " << on_slow;
+    } else {
+      EXPECT_EQ(on_fast, on_slow);
+    }
+  }
+}
+
+TEST(SchedulerTest, RemoveModelAnswersQueuedRequests) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 1, 1, 1, c.Callback())).ok());
+  ASSERT_TRUE(s->RemoveModel("m").ok());
+  ASSERT_TRUE(c.WaitFor(1));
+  EXPECT_EQ(c.Get("1.000000").status.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s->RemoveModel("m").code(), StatusCode::kNotFound);
+  block.Release();
+  EXPECT_TRUE(runner->order().empty());
+}
+
+TEST(SchedulerTest, DestructionDrainsQueuedRequests) {
+  Collector c;
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  {
+    auto s = Scheduler::Create(OneWorker()).value();
+    ModelConfig cfg = Config("m", 4);
+    cfg.max_queue_delay_us = 10'000'000;
+    ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", i, 1, 1, c.Callback())).ok());
+  }
+  EXPECT_EQ(c.responses().size(), 3u);
+  EXPECT_EQ(runner->order().size(), 3u);
+}
+
+}  // namespace
+}  // namespace gpuhive::sched
