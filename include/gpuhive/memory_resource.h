@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,18 @@ struct AllocTag {
   friend bool operator==(const AllocTag&, const AllocTag&) = default;
 };
 
+// Counters a resource may report through MemoryResource::Stats(). Byte counts are the bytes
+// callers asked for (not rounded). Pools and the statistics adaptor report them; plain upstreams
+// report nothing.
+struct MemoryStats {
+  uint64_t current_bytes = 0;      // allocated and not yet freed
+  uint64_t peak_bytes = 0;         // highest current_bytes seen
+  uint64_t total_bytes = 0;        // sum over every successful allocation
+  uint64_t num_allocations = 0;    // successful allocations
+  uint64_t num_deallocations = 0;
+  uint64_t num_failures = 0;       // allocations that returned an error
+};
+
 class MemoryResource {
  public:
   static constexpr size_t kAlignment = 256;
@@ -54,6 +67,8 @@ class MemoryResource {
   virtual DeviceId device() const = 0;
   // Short human-readable name for logs and benchmarks ("host", "pool(cuda:0)").
   virtual std::string name() const = 0;
+  // Statistics of this resource, when it keeps them (nullopt otherwise). Thread safe.
+  virtual std::optional<MemoryStats> Stats() const { return std::nullopt; }
 
  private:
   virtual StatusOr<void*> DoAllocate(size_t bytes, AllocTag tag, StreamView stream) = 0;
