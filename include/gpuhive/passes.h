@@ -1,0 +1,62 @@
+// Graph optimization passes over the IR (ir.h): dead-code and no-op elimination, constant folding,
+// BatchNormalization folding, bias and post-op fusion. Fused nodes follow the conventions of
+// post_ops.h and live in the "gpuhive" domain (opset 1):
+//   gpuhive.FusedConv   inputs [X, W, B-or-missing, extras...], Conv attributes + "post_ops"
+//   gpuhive.FusedMatMul inputs [A, B, extras...], MatMul semantics + "post_ops"
+//   gpuhive.FusedGemm   inputs [A, B, C-or-missing, extras...], Gemm attributes + "post_ops"
+//   gpuhive.Elementwise inputs [X, extras...], "post_ops" = the whole float32 chain applied to X
+// Passes mutate the graph in place and recurse into subgraphs (If/Loop/Scan bodies). Each returns
+// the number of rewrites it made (0: nothing changed) or an error for a malformed graph; a node a
+// pass cannot handle is left as it is. Not thread safe on one model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gpuhive/ir.h"
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive {
+
+// Executes one node on host tensors (the kernels layer provides it; graph sits below kernels).
+// `inputs` has one entry per node input, nullptr for omitted optional inputs. Returns one tensor
+// per node output slot (entries for omitted outputs are ignored).
+using NodeEvaluator = std::function<StatusOr<std::vector<Tensor>>(
+    const ir::Node&, const std::vector<const Tensor*>& inputs)>;
+
+struct OptimizeOptions {
+  // Null: only Shape/Size of values with fully static shapes are folded (no operator executes).
+  NodeEvaluator evaluator;
+  // A folded node whose outputs together exceed this stays in the graph.
+  uint64_t max_folded_bytes = 64ull << 20;
+  bool fuse = true;
+  // Whether the backend implements a fused op ("gpuhive", "FusedConv"); null: assume yes.
+  std::function<bool(const std::string& domain, const std::string& op_type)> supports;
+};
+
+// Runs the whole pipeline to a fixed point and leaves the graph topologically sorted with unused
+// values removed. Safe to call again (e.g. after binding concrete input shapes).
+Status OptimizeModel(ir::Model& model, const OptimizeOptions& options);
+
+// Removes nodes none of whose outputs is used (by a node, a subgraph or as a graph output).
+StatusOr<int> EliminateDeadNodes(ir::Graph& graph);
+// Removes Identity, inference-mode Dropout with an unused mask, Cast to the same dtype and
+// Reshape to the same static shape. Graph output names are preserved.
+StatusOr<int> EliminateIdentity(ir::Graph& graph);
+// Evaluates deterministic default-domain nodes whose inputs are all constant; Shape/Size of
+// statically shaped values become constants without the evaluator.
+StatusOr<int> FoldConstants(ir::Graph& graph, const OptimizeOptions& options);
+// Folds float32 BatchNormalization (constant parameters) into a preceding Conv, Gemm, or 2-D MatMul
+// with constant weights. A BN that follows anything else stays.
+StatusOr<int> FoldBatchNorm(ir::Graph& graph);
+// Conv followed by Add of a constant [C,1,1] / [1,C,1,1] (or scalar) tensor: into the Conv bias.
+StatusOr<int> FuseConvAddBias(ir::Graph& graph);
+// Conv / MatMul / Gemm followed by activations and binary ops -> gpuhive.Fused{Conv,MatMul,Gemm}.
+StatusOr<int> FusePostOps(ir::Model& model, const OptimizeOptions& options);
+// Chains of float32 elementwise ops -> gpuhive.Elementwise.
+StatusOr<int> FuseElementwiseChains(ir::Model& model, const OptimizeOptions& options);
+
+}  // namespace gpuhive
