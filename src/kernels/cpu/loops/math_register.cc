@@ -1,0 +1,15 @@
+#include "kernels/cpu/loops/math_register.h"
+
+namespace gpuhive::cpu {
+
+void RegisterMathKernels(KernelRegistry& registry) {
+  math::RegisterUnaryKernels(registry);
+  math::RegisterBinaryKernels(registry);
+  math::RegisterCastKernels(registry);
+  math::RegisterReduceKernels(registry);
+  math::RegisterSoftmaxKernels(registry);
+  math::RegisterQuantKernels(registry);
+  math::RegisterEinsumKernels(registry);
+}
+
+}  // namespace gpuhive::cpu

@@ -1,0 +1,51 @@
+// Small helpers shared by the math_* kernel files (not used outside them).
+#pragma once
+
+#include <memory>
+#include <utility>
+
+#include "gpuhive/kernel.h"
+#include "kernels/cpu/loops/common.h"
+
+namespace gpuhive::cpu::math {
+
+using loops::BFloat16;
+using loops::ComputeT;
+using loops::ConvertTo;
+using loops::Float16;
+using loops::TypeTag;
+
+// A factory that constructs K(node, args...) and calls its Init(node) (attribute parsing, which may
+// fail with a Status). Kernels copy what they need from the node: it may not outlive them.
+template <typename K, typename... Args>
+KernelFactory MakeFactory(Args... args) {
+  return [=](const ir::Node& node) -> StatusOr<std::unique_ptr<Kernel>> {
+    auto k = std::make_unique<K>(node, args...);
+    RETURN_IF_ERROR(k->Init(node));
+    return std::unique_ptr<Kernel>(std::move(k));
+  };
+}
+
+// Requires input i to be present.
+inline Status RequireInput(const PrepareContext& ctx, size_t i) {
+  if (!ctx.has_input(i)) {
+    return InvalidArgument("{}: required input {} is missing", ctx.node().Describe(), i);
+  }
+  return Status::OK();
+}
+
+// The opset-13 style "axis" of softmax-like ops and the older flatten-at-axis semantics both reduce
+// to [outer, axis_dim, inner] views of a plain tensor.
+struct AxisView {
+  int64_t outer = 1, dim = 1, inner = 1;
+};
+
+inline AxisView MakeAxisView(const Shape& shape, int64_t axis) {
+  AxisView v;
+  v.outer = loops::DimProduct(shape, 0, static_cast<size_t>(axis));
+  v.dim = axis < static_cast<int64_t>(shape.size()) ? shape[axis] : 1;
+  v.inner = loops::DimProduct(shape, static_cast<size_t>(axis) + 1, shape.size());
+  return v;
+}
+
+}  // namespace gpuhive::cpu::math
