@@ -24,8 +24,8 @@ const std::vector<MetricDef>& AllMetricDefs();
 
 // Pointers into a Registry for every family of AllMetricDefs(); valid as long as the registry.
 struct GpuhiveMetrics {
-  // Requests: outcome is "success" or an error class ("invalid", "not_found", "queue_full",
-  // "unavailable", "deadline", "internal").
+  // Requests: outcome is "success" or the failing StatusCodeName() ("InvalidArgument",
+  // "ResourceExhausted", "Unavailable", "DeadlineExceeded", ...).
   CounterFamily* inference_requests_total;      // {model, version, outcome}
   CounterFamily* inference_executions_total;    // {model, version}: batches run
   CounterFamily* inference_count_total;         // {model, version}: inferences (batch items) run

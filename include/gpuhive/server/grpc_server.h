@@ -1,0 +1,43 @@
+// KServe v2 gRPC frontend (package inference, service GRPCInferenceService; proto/grpc_service.proto)
+// on the callback API: ModelInfer completes from the service's completion callback without
+// blocking a thread. Inputs as raw_input_contents or typed contents; outputs always as
+// raw_output_contents (as Triton answers).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "gpuhive/monitor/metric_names.h"
+#include "gpuhive/server/service.h"
+#include "gpuhive/units.h"
+
+namespace gpuhive::server {
+
+struct GrpcServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8001;  // 0: an ephemeral port
+  uint64_t max_message_bytes = 64 * MiB;
+  std::string auth_token;  // non-empty: RepositoryModelLoad/Unload need "authorization: Bearer <t>"
+  const monitor::GpuhiveMetrics* metrics = nullptr;  // gpuhive_grpc_requests_total when set
+};
+
+// gRPC status code number for a Status code (INVALID_ARGUMENT=3, NOT_FOUND=5, ...).
+int GrpcCodeFor(StatusCode code);
+
+class GrpcServer {
+ public:
+  // `service` must outlive the server. Errors: kUnavailable when the port cannot be bound.
+  static StatusOr<std::unique_ptr<GrpcServer>> Start(InferenceService* service,
+                                                     const GrpcServerOptions& options);
+  ~GrpcServer();  // shuts down, waiting (up to 10 s) for in-flight calls
+  uint16_t port() const;
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit GrpcServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gpuhive::server

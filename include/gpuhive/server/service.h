@@ -1,0 +1,121 @@
+// The interface the frontends (HTTP, gRPC) serve. The core implements it (scheduler + residency
+// manager + monitors); FakeService implements it for tests. Frontends depend on nothing else.
+//
+// Error convention (what the frontends map to status codes):
+//   kInvalidArgument -> 400, kNotFound -> 404, kResourceExhausted -> 429 (admission: queue full;
+//   sent with Retry-After), kUnavailable -> 503 (not ready, or the model cannot be made resident /
+//   cannot fit), kDeadlineExceeded -> 504, kUnimplemented -> 501 (HTTP) / UNIMPLEMENTED (gRPC),
+//   kFailedPrecondition -> 409 for management calls (400 for infer), everything else -> 500.
+// So "queue full" is kResourceExhausted and "cannot fit" is kUnavailable: a memory shortage inside
+// the core that ends a request must surface as kUnavailable, never as kResourceExhausted.
+//
+// Thread safety: every method may be called concurrently from many frontend threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpuhive/inference.h"
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive::server {
+
+struct TensorInfo {
+  std::string name;
+  DataType dtype = DataType::kUndefined;  // written as the KServe name ("FP32")
+  Shape shape;                            // -1 for a variable dim (the batch dim first when batched)
+};
+
+struct ModelMetadata {
+  std::string name;
+  std::vector<std::string> versions;
+  std::string platform;  // "onnxruntime_onnx" for ONNX models, as Triton reports it
+  std::vector<TensorInfo> inputs;
+  std::vector<TensorInfo> outputs;
+};
+
+struct ServerMetadata {
+  std::string name = "gpuhive";
+  std::string version;
+  std::vector<std::string> extensions;
+};
+
+struct RepositoryEntry {
+  std::string name;
+  std::string version;
+  std::string state;   // "READY", "UNAVAILABLE", "LOADING", "UNLOADING"
+  std::string reason;  // why not ready
+};
+
+// Management API (JSON-able plain structs).
+struct DeviceStatus {
+  std::string id;  // "cpu", "cuda:0"
+  uint64_t budget_bytes = 0;
+  uint64_t used_bytes = 0;
+  std::map<std::string, uint64_t> used_by_kind;   // weights|activations|workspace|io
+  std::map<std::string, uint64_t> used_by_model;
+  double fragmentation_ratio = 0;
+  std::string health = "ok";  // GpuHealthName() values
+};
+
+struct LatencyPoint {
+  int batch_size = 1;
+  double latency_seconds = 0;
+};
+
+struct ModelStatus {
+  std::string name;
+  std::string version;
+  std::string state;  // as RepositoryEntry::state
+  std::string tier;   // "disk", "host", "device"
+  std::string device;
+  uint64_t bytes = 0;
+  int leases = 0;
+  int queue_depth = 0;
+  int priority = 0;
+  std::string tenant;
+  uint64_t memory_limit_bytes = 0;  // 0: none
+  std::vector<LatencyPoint> latency_profile;
+};
+
+// A partial update: only the set fields change.
+struct ModelSettings {
+  std::optional<uint64_t> memory_limit_bytes;
+  std::optional<int> priority;
+  std::optional<std::string> tenant;
+};
+
+class InferenceService {
+ public:
+  virtual ~InferenceService() = default;
+
+  virtual ServerMetadata GetServerMetadata() = 0;
+  virtual bool IsLive() = 0;
+  virtual bool IsReady() = 0;
+  // Errors: kNotFound for an unknown model or version. Empty version: the default version.
+  virtual StatusOr<bool> ModelReady(const std::string& name, const std::string& version) = 0;
+  virtual StatusOr<ModelMetadata> GetModelMetadata(const std::string& name,
+                                                   const std::string& version) = 0;
+  // Takes ownership; calls request->on_complete exactly once, possibly on another thread and
+  // possibly before Infer returns. The request's inputs were validated against the metadata.
+  virtual void Infer(std::unique_ptr<InferenceRequest> request) = 0;
+
+  virtual StatusOr<std::vector<RepositoryEntry>> RepositoryIndex(bool ready_only) = 0;
+  virtual Status LoadModel(const std::string& name) = 0;
+  virtual Status UnloadModel(const std::string& name) = 0;
+
+  virtual std::vector<DeviceStatus> Devices() = 0;
+  virtual std::vector<ModelStatus> Models() = 0;
+  virtual StatusOr<ModelStatus> GetModelStatus(const std::string& name) = 0;
+  virtual Status UpdateModelSettings(const std::string& name, const ModelSettings& settings) = 0;
+
+  // Prometheus text format 0.0.4 for /metrics.
+  virtual std::string MetricsText() = 0;
+};
+
+}  // namespace gpuhive::server

@@ -1,0 +1,252 @@
+#include "gpuhive/server/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <thread>
+
+#include "gpuhive/logging.h"
+#include "server/kserve_json.h"
+#include "server/routes.h"
+
+namespace gpuhive::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// State shared by the listener and every session; owned by HttpServer::Impl.
+struct Shared {
+  HttpServerOptions options;
+  Router router;
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t in_flight = 0;  // GUARDED_BY(mu): requests handed to the router and not answered
+
+  Shared(InferenceService* s, const HttpServerOptions& o)
+      : options(o),
+        router(s, RouterOptions{o.auth_token, o.retry_after_seconds, o.metrics}) {}
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Read, shared_from_this()));
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(shared_->options.max_body_bytes);
+    parser_->header_limit(shared_->options.max_header_bytes);
+    // One deadline for the whole request: a slow or half-closed client cannot hold the connection.
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == http::error::partial_message || ec == net::error::operation_aborted) {
+      Close();
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      SendError(413, fmt::format("request body exceeds the limit of {} bytes",
+                                 shared_->options.max_body_bytes));
+      return;
+    }
+    if (ec == http::error::header_limit) {
+      SendError(431, "request header fields too large");
+      return;
+    }
+    if (ec) {
+      if (ec.category() == http::make_error_code(http::error::body_limit).category() ||
+          ec == http::error::bad_content_length) {
+        SendError(400, "malformed HTTP request: " + ec.message());
+      } else {
+        Close();
+      }
+      return;
+    }
+    http::request<http::string_body> req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    head_ = req.method() == http::verb::head;
+    HttpRequest hr;
+    hr.method = std::string(req.method_string());
+    hr.target = std::string(req.target());
+    for (const auto& f : req) {
+      std::string name(f.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      hr.headers[std::move(name)] = std::string(f.value());
+    }
+    hr.body = std::move(req.body());
+    stream_.expires_never();  // the inference may take long; the write sets a new deadline
+    {
+      std::lock_guard lock(shared_->mu);
+      ++shared_->in_flight;
+    }
+    auto self = shared_from_this();
+    shared_->router.Handle(std::move(hr), [self](HttpResponse r) {
+      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable {
+        self->Write(std::move(r), false);
+        std::lock_guard lock(self->shared_->mu);
+        if (--self->shared_->in_flight == 0) self->shared_->cv.notify_all();
+      });
+    });
+  }
+
+  void SendError(int status, const std::string& message) {
+    HttpResponse r;
+    r.status = status;
+    r.body = ErrorJson(message);
+    version_ = 11;
+    Write(std::move(r), true);
+  }
+
+  void Write(HttpResponse r, bool close) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(version_);
+    res->result(static_cast<unsigned>(r.status));
+    res->set(http::field::server, "gpuhive");
+    res->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    size_t size = r.body.size();
+    if (!head_) res->body() = std::move(r.body);
+    res->content_length(size);
+    bool keep = keep_alive_ && !close;
+    res->keep_alive(keep);
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
+      if (ec) {
+        self->Close();
+      } else if (!keep) {
+        self->Linger();
+      } else {
+        self->Read();
+      }
+    });
+  }
+
+  // Half-closes and discards what the client still sends (bounded in time), so the answer is not
+  // lost to a TCP reset caused by unread data (e.g. after 413/431 on a request we did not read).
+  void Linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::milliseconds(std::min<int64_t>(shared_->options.idle_timeout_ms, 2000)));
+    Drain();
+  }
+  void Drain() {
+    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) {
+        self->Close();
+        return;
+      }
+      self->Drain();
+    });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  Shared* shared_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  unsigned version_ = 11;
+  std::array<char, 4096> drain_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  std::unique_ptr<Shared> shared;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool stopped = false;
+
+  void Accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) {
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::make_shared<Session>(std::move(socket), shared.get())->Run();
+      }
+      Accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(InferenceService* service,
+                                                        const HttpServerOptions& options) {
+  if (!service) return InvalidArgument("HttpServer needs a service");
+  if (options.threads < 1 || options.threads > 256)
+    return InvalidArgument("HTTP threads must be between 1 and 256, got {}", options.threads);
+  if (options.idle_timeout_ms <= 0) return InvalidArgument("HTTP idle timeout must be positive");
+  if (options.max_body_bytes == 0) return InvalidArgument("HTTP max body bytes must be positive");
+  auto impl = std::make_unique<Impl>();
+  impl->shared = std::make_unique<Shared>(service, options);
+  beast::error_code ec;
+  auto addr = net::ip::make_address(options.address, ec);
+  if (ec) return InvalidArgument("bad HTTP address '{}': {}", options.address, ec.message());
+  tcp::endpoint ep(addr, options.port);
+  impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(ep, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Unavailable("cannot listen on {}:{}: {}", options.address, options.port, ec.message());
+  impl->port = impl->acceptor.local_endpoint().port();
+  impl->Accept();
+  for (int i = 0; i < options.threads; ++i) impl->threads.emplace_back([io = &impl->ioc] { io->run(); });
+  GH_LOG_INFO("http", "listening on {}:{}", options.address, impl->port);
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+void HttpServer::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  {
+    std::unique_lock lock(impl_->shared->mu);
+    if (!impl_->shared->cv.wait_for(lock, std::chrono::seconds(10),
+                                    [&] { return impl_->shared->in_flight == 0; })) {
+      GH_LOG_WARN("http", "stopping with {} inferences still unanswered", impl_->shared->in_flight);
+    }
+  }
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+}  // namespace gpuhive::server

@@ -1,0 +1,335 @@
+#include "server/routes.h"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+
+#include "gpuhive/units.h"
+#include "server/kserve_json.h"
+
+namespace gpuhive::server {
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 400;
+    case StatusCode::kUnimplemented: return 501;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    case StatusCode::kCancelled: return 499;
+    default: return 500;
+  }
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Splits the path (query dropped) into percent-decoded segments. false on a bad escape.
+bool SplitPath(const std::string& target, std::vector<std::string>* parts) {
+  std::string path = target.substr(0, target.find('?'));
+  std::string cur;
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '/') {
+      if (!cur.empty()) parts->push_back(std::move(cur));
+      cur.clear();
+    } else if (c == '%') {
+      if (i + 2 >= path.size()) return false;
+      int hi = HexValue(path[i + 1]), lo = HexValue(path[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      cur += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) parts->push_back(std::move(cur));
+  return true;
+}
+
+json DeviceJson(const DeviceStatus& d) {
+  return json{{"id", d.id},
+              {"budget_bytes", d.budget_bytes},
+              {"used_bytes", d.used_bytes},
+              {"used_by_kind", d.used_by_kind},
+              {"used_by_model", d.used_by_model},
+              {"fragmentation_ratio", d.fragmentation_ratio},
+              {"health", d.health}};
+}
+
+json ModelJson(const ModelStatus& m) {
+  json profile = json::array();
+  for (const auto& p : m.latency_profile)
+    profile.push_back({{"batch_size", p.batch_size}, {"latency_seconds", p.latency_seconds}});
+  return json{{"name", m.name},
+              {"version", m.version},
+              {"state", m.state},
+              {"tier", m.tier},
+              {"device", m.device},
+              {"bytes", m.bytes},
+              {"leases", m.leases},
+              {"queue_depth", m.queue_depth},
+              {"priority", m.priority},
+              {"tenant", m.tenant},
+              {"memory_limit_bytes", m.memory_limit_bytes},
+              {"latency_profile", profile}};
+}
+
+StatusOr<ModelSettings> ParseSettings(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("settings must be a JSON object");
+  ModelSettings s;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    if (k == "priority") {
+      if (!v.is_number_integer()) return InvalidArgument("'priority' must be an integer");
+      s.priority = v.get<int>();
+    } else if (k == "tenant") {
+      if (!v.is_string()) return InvalidArgument("'tenant' must be a string");
+      s.tenant = v.get<std::string>();
+    } else if (k == "memory_limit_bytes") {
+      if (!v.is_number_unsigned()) return InvalidArgument("'memory_limit_bytes' must be an unsigned integer");
+      s.memory_limit_bytes = v.get<uint64_t>();
+    } else if (k == "memory_limit") {
+      if (!v.is_string()) return InvalidArgument("'memory_limit' must be a string like \"2GiB\"");
+      ASSIGN_OR_RETURN(s.memory_limit_bytes, ParseBytes(v.get<std::string>()));
+    } else {
+      return InvalidArgument("unknown setting '{}' (known: priority, tenant, memory_limit_bytes, "
+                             "memory_limit)", k);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+HttpResponse Router::Error(const Status& status) const {
+  HttpResponse r = Json(HttpStatusFor(status.code()), ErrorJson(status.message()));
+  if (r.status == 429) r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_seconds));
+  return r;
+}
+
+bool Router::Authorized(const HttpRequest& req) const {
+  if (options_.auth_token.empty()) return true;
+  auto it = req.headers.find("authorization");
+  return it != req.headers.end() && it->second == "Bearer " + options_.auth_token;
+}
+
+void Router::Handle(HttpRequest req, HttpReply reply) {
+  std::vector<std::string> p;
+  auto send = [&](HttpResponse r, const std::string& route_name) {
+    if (options_.metrics)
+      options_.metrics->http_requests_total->Labels({req.method, route_name, std::to_string(r.status)})->Inc();
+    reply(std::move(r));
+  };
+  if (!SplitPath(req.target, &p)) {
+    send(Error(InvalidArgument("malformed percent-escape in path")), "other");
+    return;
+  }
+  const std::string& m = req.method;
+  const bool get = m == "GET" || m == "HEAD";
+  if (p.size() == 1 && p[0] == "metrics" && get) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = service_->MetricsText();
+    send(std::move(r), "/metrics");
+    return;
+  }
+  if (p.empty() || p[0] != "v2") {
+    send(Error(NotFound("no route for {} {}", m, req.target)), "other");
+    return;
+  }
+  if (p.size() == 1 && get) {
+    ServerMetadata md = service_->GetServerMetadata();
+    send(Json(200, EncodeServerMetadata(md)), "/v2");
+    return;
+  }
+  if (p.size() == 3 && p[1] == "health" && get) {
+    bool ok = p[2] == "live" ? service_->IsLive() : p[2] == "ready" ? service_->IsReady() : false;
+    if (p[2] != "live" && p[2] != "ready") {
+      send(Error(NotFound("no route for {}", req.target)), "other");
+      return;
+    }
+    // Kubernetes probes read the status code; the body is for people.
+    send(Json(ok ? 200 : 503, ok ? "{}" : ErrorJson(p[2] == "live" ? "not live" : "not ready")),
+         "/v2/health/" + p[2]);
+    return;
+  }
+  if (p.size() >= 3 && p[1] == "models") {
+    const std::string& model = p[2];
+    std::string version;
+    size_t rest = 3;
+    if (p.size() >= 5 && p[3] == "versions") {
+      version = p[4];
+      rest = 5;
+    }
+    std::string action = p.size() == rest ? "" : p.size() == rest + 1 ? p[rest] : "?";
+    std::string route_name = "/v2/models/{model}" + std::string(version.empty() ? "" : "/versions/{version}") +
+                             (action.empty() ? "" : "/" + action);
+    if (action.empty() && get) {
+      auto md = service_->GetModelMetadata(model, version);
+      send(md.ok() ? Json(200, EncodeModelMetadata(*md)) : Error(md.status()), route_name);
+      return;
+    }
+    if (action == "ready" && get) {
+      auto ready = service_->ModelReady(model, version);
+      if (!ready.ok()) {
+        send(Error(ready.status()), route_name);
+      } else {
+        send(Json(*ready ? 200 : 503, *ready ? "{}" : ErrorJson("model '" + model + "' is not ready")),
+             route_name);
+      }
+      return;
+    }
+    if (action == "infer" && m == "POST") {
+      auto counted = [this, reply, method = req.method, route_name](HttpResponse r) {
+        if (options_.metrics)
+          options_.metrics->http_requests_total->Labels({method, route_name, std::to_string(r.status)})->Inc();
+        reply(std::move(r));
+      };
+      HandleInfer(req, model, version, std::move(counted));
+      return;
+    }
+    if (action == "infer" || action.empty() || action == "ready") {
+      send(Error(Status(StatusCode::kInvalidArgument, "method " + m + " not allowed here")), route_name);
+      return;
+    }
+  }
+  if (p.size() >= 3 && p[1] == "repository" && m == "POST") {
+    if (p.size() == 3 && p[2] == "index") {
+      auto ready_only = ParseRepositoryIndexRequest(req.body);
+      if (!ready_only.ok()) {
+        send(Error(ready_only.status()), "/v2/repository/index");
+        return;
+      }
+      auto idx = service_->RepositoryIndex(*ready_only);
+      send(idx.ok() ? Json(200, EncodeRepositoryIndex(*idx)) : Error(idx.status()), "/v2/repository/index");
+      return;
+    }
+    if (p.size() == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
+      std::string route_name = "/v2/repository/models/{model}/" + p[4];
+      if (!Authorized(req)) {
+        send(Json(401, ErrorJson("missing or wrong bearer token")), route_name);
+        return;
+      }
+      Status st = p[4] == "load" ? service_->LoadModel(p[3]) : service_->UnloadModel(p[3]);
+      send(st.ok() ? Json(200, "{}") : Error(st), route_name);
+      return;
+    }
+  }
+  if (p.size() >= 3 && p[1] == "gpuhive") {
+    HandleManagement(req, p, [&](HttpResponse r) { send(std::move(r), "/v2/gpuhive/" + p[2]); });
+    return;
+  }
+  send(Error(NotFound("no route for {} {}", m, req.target)), "other");
+}
+
+void Router::HandleManagement(const HttpRequest& req, const std::vector<std::string>& p,
+                              HttpReply reply) {
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  if (p.size() == 3 && p[2] == "devices" && get) {
+    json arr = json::array();
+    for (const auto& d : service_->Devices()) arr.push_back(DeviceJson(d));
+    reply(Json(200, Dump(arr)));
+    return;
+  }
+  if (p.size() == 3 && p[2] == "models" && get) {
+    json arr = json::array();
+    for (const auto& mm : service_->Models()) arr.push_back(ModelJson(mm));
+    reply(Json(200, Dump(arr)));
+    return;
+  }
+  if (p.size() == 4 && p[2] == "models" && get) {
+    auto st = service_->GetModelStatus(p[3]);
+    reply(st.ok() ? Json(200, Dump(ModelJson(*st))) : Error(st.status()));
+    return;
+  }
+  if (p.size() == 5 && p[2] == "models" && p[4] == "settings" &&
+      (req.method == "PUT" || req.method == "POST")) {
+    if (!Authorized(req)) {
+      reply(Json(401, ErrorJson("missing or wrong bearer token")));
+      return;
+    }
+    auto settings = ParseSettings(req.body);
+    if (!settings.ok()) {
+      reply(Error(settings.status()));
+      return;
+    }
+    Status st = service_->UpdateModelSettings(p[3], *settings);
+    if (!st.ok()) {
+      reply(Error(st));
+      return;
+    }
+    auto now = service_->GetModelStatus(p[3]);
+    reply(now.ok() ? Json(200, Dump(ModelJson(*now))) : Error(now.status()));
+    return;
+  }
+  reply(Error(NotFound("no management route for {} {}", req.method, req.target)));
+}
+
+void Router::HandleInfer(const HttpRequest& req, const std::string& model,
+                         const std::string& version, HttpReply reply) {
+  auto md = service_->GetModelMetadata(model, version);
+  if (!md.ok()) {
+    reply(Error(md.status()));
+    return;
+  }
+  std::optional<size_t> header_length;
+  auto it = req.headers.find("inference-header-content-length");
+  if (it != req.headers.end()) {
+    size_t v = 0;
+    auto [ptr, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    if (ec != std::errc() || ptr != it->second.data() + it->second.size()) {
+      reply(Error(InvalidArgument("Inference-Header-Content-Length '{}' is not a number", it->second)));
+      return;
+    }
+    header_length = v;
+  }
+  auto parsed = ParseInferRequest(req.body, header_length, *md);
+  if (!parsed.ok()) {
+    reply(Error(parsed.status()));
+    return;
+  }
+  std::unique_ptr<InferenceRequest> request = std::move(parsed->request);
+  request->model_version = version;
+  request->on_complete = [this, reply = std::move(reply), outputs = std::move(parsed->outputs),
+                          binary_default = parsed->binary_output_default](InferenceResponse r) {
+    if (!r.status.ok()) {
+      reply(Error(r.status));
+      return;
+    }
+    EncodedInferResponse enc = EncodeInferResponse(r, outputs, binary_default);
+    HttpResponse resp;
+    resp.body = std::move(enc.body);
+    if (enc.header_length) {
+      resp.content_type = "application/octet-stream";
+      resp.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*enc.header_length));
+    }
+    reply(std::move(resp));
+  };
+  service_->Infer(std::move(request));
+}
+
+}  // namespace gpuhive::server

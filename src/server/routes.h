@@ -1,0 +1,61 @@
+// Transport-independent HTTP routing for the KServe v2 REST API, the repository extension,
+// /metrics and gpuhive's management API. The Beast server (http_server.cc) feeds it parsed requests.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gpuhive/monitor/metric_names.h"
+#include "gpuhive/server/service.h"
+
+namespace gpuhive::server {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// Called exactly once per request, possibly on another thread (an inference completion).
+using HttpReply = std::function<void(HttpResponse)>;
+
+struct RouterOptions {
+  std::string auth_token;        // non-empty: mutating calls need "Authorization: Bearer <token>"
+  int retry_after_seconds = 1;   // Retry-After on 429
+  const monitor::GpuhiveMetrics* metrics = nullptr;  // http_requests_total when set
+};
+
+// HTTP status for a Status code (see service.h for the convention).
+int HttpStatusFor(StatusCode code);
+
+class Router {
+ public:
+  Router(InferenceService* service, RouterOptions options)
+      : service_(service), options_(std::move(options)) {}
+  // Thread safe.
+  void Handle(HttpRequest request, HttpReply reply);
+
+ private:
+  void HandleInfer(const HttpRequest& req, const std::string& model, const std::string& version,
+                   HttpReply reply);
+  void HandleManagement(const HttpRequest& req, const std::vector<std::string>& parts,
+                        HttpReply reply);
+  bool Authorized(const HttpRequest& req) const;
+  HttpResponse Error(const Status& status) const;
+
+  InferenceService* service_;
+  RouterOptions options_;
+};
+
+}  // namespace gpuhive::server
