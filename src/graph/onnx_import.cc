@@ -37,8 +37,10 @@ class Importer {
   Importer(std::string base_dir, std::map<std::string, int> opsets)
       : base_dir_(std::move(base_dir)), opsets_(std::move(opsets)) {}
 
+  // `release`, when given, is `g` itself: initializer payloads are freed as soon as they are
+  // converted, so a large model is not held twice.
   StatusOr<std::shared_ptr<ir::Graph>> ConvertGraph(const onnx::GraphProto& g, Scope* parent,
-                                                    ir::Node* owner);
+                                                    ir::Node* owner, onnx::GraphProto* release = nullptr);
 
  private:
   StatusOr<ir::Value*> Resolve(Scope& scope, const std::string& name);
@@ -173,7 +175,7 @@ Status Importer::ConvertAttribute(const onnx::AttributeProto& a, Scope& scope, i
 }
 
 StatusOr<std::shared_ptr<ir::Graph>> Importer::ConvertGraph(const onnx::GraphProto& g, Scope* parent,
-                                                            ir::Node* owner) {
+                                                            ir::Node* owner, onnx::GraphProto* release) {
   if (g.sparse_initializer_size() > 0) {
     return Unimplemented("graph '{}' has {} sparse initializers ('{}'), which gpuhive does not support",
                          g.name(), g.sparse_initializer_size(), g.sparse_initializer(0).values().name());
@@ -201,9 +203,11 @@ StatusOr<std::shared_ptr<ir::Graph>> Importer::ConvertGraph(const onnx::GraphPro
   };
 
   std::set<std::string> initializer_names;
-  for (const auto& init : g.initializer()) {
+  for (int i = 0; i < g.initializer_size(); ++i) {
+    const onnx::TensorProto& init = g.initializer(i);
     ASSIGN_OR_RETURN(ir::Value * v, define(init.name()));
     ASSIGN_OR_RETURN(Tensor t, TensorFromProto(init, base_dir_));
+    if (release) std::string().swap(*release->mutable_initializer(i)->mutable_raw_data());
     v->dtype = t.dtype();
     std::vector<ir::Dim> dims;
     for (int64_t d : t.shape()) dims.push_back(ir::Dim{d, ""});
@@ -305,7 +309,10 @@ void RunOnnxShapeInference(onnx::ModelProto& m, const std::string& base_dir) {
       for (const auto& o : n.output()) lex.add(o);
     }
     for (const auto& n : g.node()) onnx::checker::check_node(n, ctx, lex);
-    onnx::shape_inference::InferShapes(m);
+    // Data propagation lets Reshape targets computed from Shape/Gather/Concat chains resolve, so
+    // transformer graphs get ranks and shapes for (nearly) every value.
+    onnx::ShapeInferenceOptions options(/*check_type=*/false, /*error_mode=*/0, /*data_prop=*/true);
+    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), options);
   } catch (const std::exception& e) {
     GH_LOG_DEBUG("onnx", "ONNX checker/shape inference failed (types stay undeclared): {}", e.what());
   } catch (...) {
@@ -335,7 +342,7 @@ StatusOr<std::unique_ptr<ir::Model>> ImportModelProto(onnx::ModelProto& m, const
   }
   RunOnnxShapeInference(m, base_dir);
   Importer importer(base_dir, model->opsets);
-  ASSIGN_OR_RETURN(model->graph, importer.ConvertGraph(m.graph(), nullptr, nullptr));
+  ASSIGN_OR_RETURN(model->graph, importer.ConvertGraph(m.graph(), nullptr, nullptr, m.mutable_graph()));
   return model;
 }
 
@@ -352,9 +359,11 @@ StatusOr<std::unique_ptr<ir::Model>> ImportOnnxBytes(std::string_view bytes, con
 }
 
 StatusOr<std::unique_ptr<ir::Model>> ImportOnnxFile(const std::string& path, const ImportOptions& options) {
-  ASSIGN_OR_RETURN(std::string bytes, onnx_detail::ReadFileBytes(path, options.max_model_bytes));
   onnx::ModelProto m;
-  RETURN_IF_ERROR(onnx_detail::ParseProto(bytes, &m, "ONNX model '" + path + "'"));
+  {
+    ASSIGN_OR_RETURN(std::string bytes, onnx_detail::ReadFileBytes(path, options.max_model_bytes));
+    RETURN_IF_ERROR(onnx_detail::ParseProto(bytes, &m, "ONNX model '" + path + "'"));
+  }  // the serialized bytes are released before conversion
   std::string base = options.base_dir;
   if (base.empty()) {
     base = std::filesystem::path(path).parent_path().string();

@@ -96,6 +96,12 @@ bool IsFloat32(const ir::Value* v) { return v && v->dtype == DataType::kFloat32;
 
 bool BypassNode(ir::Graph& graph, ir::Node* node, ir::Value* in, ir::Value* out) {
   if (!in || !out || in == out) return false;
+  // Subgraphs refer to enclosing values by name: a value a subgraph uses keeps its name.
+  for (const ir::Node* c : out->consumers) {
+    if (std::find(c->implicit_inputs.begin(), c->implicit_inputs.end(), out) != c->implicit_inputs.end()) {
+      return false;
+    }
+  }
   if (!out->is_graph_output) {
     graph.ReplaceAllUses(out, in);
     graph.RemoveNode(node);

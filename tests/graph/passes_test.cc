@@ -498,6 +498,31 @@ TEST(EliminateIdentity, IdentityFromInputToOutputStays) {
   EXPECT_EQ(model->graph->nodes().size(), 1u);
 }
 
+TEST(EliminateIdentity, ValueUsedBySubgraphKeepsItsName) {
+  auto m = MakeModel(13);
+  auto* g = m.mutable_graph();
+  AddInput(g, "cond", onnx::TensorProto::BOOL, {});
+  AddInput(g, "x", kF, {int64_t{2}});
+  AddNode(g, "Relu", {"x"}, {"r"});
+  AddNode(g, "Identity", {"r"}, {"named"});
+  auto* iff = AddNode(g, "If", {"cond"}, {"y"});
+  auto* tb = AddGraphAttr(iff, "then_branch");
+  AddNode(tb, "Neg", {"named"}, {"t"});
+  AddOutput(tb, "t", kF, {int64_t{2}});
+  auto* eb = AddGraphAttr(iff, "else_branch");
+  AddNode(eb, "Abs", {"named"}, {"e"});
+  AddOutput(eb, "e", kF, {int64_t{2}});
+  AddOutput(g, "y", kF, {int64_t{2}});
+  auto model = Import(m);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(*EliminateIdentity(*model->graph), 0);
+  const ir::Node* if_node = Find(*model->graph, "If");
+  ASSERT_EQ(if_node->implicit_inputs.size(), 1u);
+  EXPECT_EQ(if_node->implicit_inputs[0]->name, "named");
+  ASSERT_TRUE(OptimizeModel(*model, {}).ok());
+  EXPECT_EQ(Find(*model->graph, "If")->implicit_inputs[0]->name, "named");
+}
+
 // Test evaluator: float Add/Mul of equal shapes; everything else refused.
 StatusOr<std::vector<Tensor>> TestEvaluator(const ir::Node& n, const std::vector<const Tensor*>& in) {
   if ((n.op_type != "Add" && n.op_type != "Mul") || in.size() != 2 || in[0]->shape() != in[1]->shape()) {
