@@ -169,5 +169,28 @@ TEST(IndexOps, NonMaxSuppression) {
   EXPECT_EQ(none.shape(), (Shape{0, 3}));
 }
 
+TEST(IndexOps, Unique) {
+  Tensor x = F({6}, {2, 1, 1, 3, 4, 3});
+  auto sorted = RunNode(Node("Unique", 11, {}, 4), {&x});
+  ASSERT_TRUE(sorted.ok()) << sorted.status().ToString();
+  EXPECT_TRUE(TensorNear((*sorted)[0], F({4}, {1, 2, 3, 4})));
+  EXPECT_EQ(Ints((*sorted)[1]), (std::vector<int64_t>{1, 0, 3, 4}));
+  EXPECT_EQ(Ints((*sorted)[2]), (std::vector<int64_t>{1, 0, 0, 2, 3, 2}));
+  EXPECT_EQ(Ints((*sorted)[3]), (std::vector<int64_t>{2, 1, 2, 1}));
+  auto unsorted = RunNode(Node("Unique", 11, {{"sorted", AttrInt(0)}}, 4), {&x});
+  ASSERT_TRUE(unsorted.ok());
+  EXPECT_TRUE(TensorNear((*unsorted)[0], F({4}, {2, 1, 3, 4})));
+  EXPECT_EQ(Ints((*unsorted)[1]), (std::vector<int64_t>{0, 1, 3, 4}));
+  EXPECT_EQ(Ints((*unsorted)[2]), (std::vector<int64_t>{0, 1, 1, 2, 3, 2}));
+  EXPECT_EQ(Ints((*unsorted)[3]), (std::vector<int64_t>{1, 2, 2, 1}));
+  Tensor m = I64({3, 3}, {2, 3, 4, 1, 0, 0, 2, 3, 4});
+  auto rows = RunNode(Node("Unique", 11, {{"axis", AttrInt(0)}}, 4), {&m});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_TRUE(TensorNear((*rows)[0], I64({2, 3}, {1, 0, 0, 2, 3, 4})));
+  EXPECT_EQ(Ints((*rows)[1]), (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(Ints((*rows)[2]), (std::vector<int64_t>{1, 0, 1}));
+  EXPECT_EQ(Ints((*rows)[3]), (std::vector<int64_t>{1, 2}));
+}
+
 }  // namespace
 }  // namespace gpuhive::testing::tensor_ops

@@ -8,6 +8,7 @@ void RegisterTensorKernels(KernelRegistry& registry) {
   RegisterTensorIndexKernels(registry);
   RegisterTensorResizeKernels(registry);
   RegisterTensorDetectionKernels(registry);
+  RegisterTensorUniqueKernels(registry);
 }
 
 }  // namespace gpuhive::cpu

@@ -20,5 +20,6 @@ void RegisterTensorMoveKernels(KernelRegistry& registry);      // tensor_move.cc
 void RegisterTensorIndexKernels(KernelRegistry& registry);     // tensor_index.cc
 void RegisterTensorResizeKernels(KernelRegistry& registry);    // tensor_resize.cc
 void RegisterTensorDetectionKernels(KernelRegistry& registry); // tensor_nms.cc
+void RegisterTensorUniqueKernels(KernelRegistry& registry);    // tensor_unique.cc
 
 }  // namespace gpuhive::cpu
