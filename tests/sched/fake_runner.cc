@@ -6,10 +6,8 @@
 namespace gpuhive::sched::testing {
 
 void Gate::Open() {
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    open_ = true;
-  }
+  std::lock_guard<std::mutex> lk(mu_);
+  open_ = true;
   cv_.notify_all();
 }
 
@@ -65,10 +63,9 @@ std::vector<float> FakeRunner::order() const {
 
 ResponseCallback Collector::Callback() {
   return [this](InferenceResponse r) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      responses_.push_back(std::move(r));
-    }
+    // Notify under the lock: a test may destroy the collector as soon as WaitFor returns.
+    std::lock_guard<std::mutex> lk(mu_);
+    responses_.push_back(std::move(r));
     cv_.notify_all();
   };
 }
