@@ -96,7 +96,7 @@ struct DeviceSpec {
   // (a stream kept free for critical work).
   struct Worker {
     int num_threads = 1;
-    int stream_priority = 1;
+    int stream_priority = 0;
     int reserved_max_level = -1;
   };
   std::vector<Worker> workers{Worker{}};
@@ -148,8 +148,8 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
-  // Starts the workers. Errors: kInvalidArgument for an empty device list, a worker without
-  // threads, or fewer than one priority level.
+  // Starts the workers. Errors: kInvalidArgument for an empty device list, a device without
+  // workers, a worker without threads, no unreserved worker, or fewer than one priority level.
   static StatusOr<std::unique_ptr<Scheduler>> Create(const SchedulerOptions& options);
   // Stops accepting requests, drains every queue (queued requests still run) and joins workers.
   ~Scheduler();

@@ -297,7 +297,19 @@ struct Scheduler::Impl {
   bool PlaceHere(const Worker& self, const Candidate& c, int64_t now, int64_t* wake) const {
     if (devices.size() <= 1) return true;
     int here = self.ctx.device_index;
-    if (opts.placement == PlacementPolicy::kRoundRobin) return here == rr_next;
+    auto eligible = [&](const Worker& wk) {
+      return wk.spec.reserved_max_level < 0 || c.best_requested_level <= wk.spec.reserved_max_level;
+    };
+    if (opts.placement == PlacementPolicy::kRoundRobin) {
+      // The device whose turn it is, skipping devices with no worker allowed to run this batch.
+      for (size_t i = 0; i < devices.size(); ++i) {
+        size_t d = (static_cast<size_t>(rr_next) + i) % devices.size();
+        for (int w : devices[d].workers) {
+          if (eligible(*workers[static_cast<size_t>(w)])) return static_cast<int>(d) == here;
+        }
+      }
+      return true;
+    }
     const Model& m = *c.queue->model;
     int64_t mine = now + Estimate(m, here, c.rows);
     for (size_t d = 0; d < devices.size(); ++d) {
@@ -305,7 +317,7 @@ struct Scheduler::Impl {
       int64_t avail = kNever;
       for (int w : devices[d].workers) {
         const Worker& wk = *workers[static_cast<size_t>(w)];
-        if (wk.spec.reserved_max_level >= 0 && c.best_requested_level > wk.spec.reserved_max_level) continue;
+        if (!eligible(wk)) continue;
         avail = std::min(avail, wk.busy ? std::max(now, wk.busy_until_ns) : now);
       }
       if (avail == kNever) continue;
@@ -385,7 +397,7 @@ struct Scheduler::Impl {
     self.busy = true;
     self.busy_until_ns = NowNs() + b.estimate_ns;
     if (opts.placement == PlacementPolicy::kRoundRobin) {
-      rr_next = (rr_next + 1) % static_cast<int>(devices.size());
+      rr_next = (self.ctx.device_index + 1) % static_cast<int>(devices.size());
     }
     return b;
   }
@@ -640,6 +652,11 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerOptions& o
   if (options.devices.empty()) return InvalidArgument("scheduler needs at least one device");
   if (options.priority_levels < 1) return InvalidArgument("priority_levels must be >= 1, got {}", options.priority_levels);
   if (options.max_queue_size < 1) return InvalidArgument("max_queue_size must be >= 1, got {}", options.max_queue_size);
+  bool general = false;
+  for (const auto& d : options.devices) {
+    for (const auto& w : d.workers) general |= w.reserved_max_level < 0;
+  }
+  if (!general) return InvalidArgument("every worker is reserved: no worker would run background work");
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   for (size_t d = 0; d < options.devices.size(); ++d) {

@@ -491,3 +491,37 @@ TEST(SchedulerTest, DestructionDrainsQueuedRequests) {
 
 }  // namespace
 }  // namespace gpuhive::sched
+
+namespace gpuhive::sched {
+namespace {
+
+TEST(SchedulerConfigTest, RefusesBadOptions) {
+  SchedulerOptions o;
+  o.devices[0].workers = {DeviceSpec::Worker{1, 0, 0}};
+  EXPECT_EQ(Scheduler::Create(o).status().code(), StatusCode::kInvalidArgument);  // all reserved
+  o.devices[0].workers = {DeviceSpec::Worker{0, 0, -1}};
+  EXPECT_EQ(Scheduler::Create(o).status().code(), StatusCode::kInvalidArgument);  // no threads
+  o.devices.clear();
+  EXPECT_EQ(Scheduler::Create(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Round-robin never waits for a device that has no worker allowed to run the batch.
+TEST(SchedulerConfigTest, RoundRobinSkipsDevicesWithoutEligibleWorkers) {
+  SchedulerOptions o;
+  o.devices = {DeviceSpec{}, DeviceSpec{}};
+  o.devices[1].workers = {DeviceSpec::Worker{1, 0, 0}};  // critical-only device
+  o.placement = PlacementPolicy::kRoundRobin;
+  o.cpu_nice_per_priority = 0;
+  auto s = Scheduler::Create(o).value();
+  auto runner = std::make_shared<testing::FakeRunner>(testing::FakeRunner::Options{});
+  ModelConfig cfg;
+  cfg.name = "m";
+  ASSERT_TRUE(s->AddModel(cfg, runner).ok());
+  testing::Collector c;
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(s->Enqueue(testing::MakeRequest("m", i, 1, 1, c.Callback(), 2)).ok());
+  ASSERT_TRUE(c.WaitFor(6));
+  for (const auto& b : runner->batches()) EXPECT_EQ(b.device_index, 0);
+}
+
+}  // namespace
+}  // namespace gpuhive::sched
