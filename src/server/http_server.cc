@@ -28,9 +28,16 @@ namespace {
 struct Shared {
   HttpServerOptions options;
   Router router;
-  std::mutex mu;
+  std::atomic<int64_t> in_flight{0};  // requests handed to the router and not answered
+  std::mutex mu;                      // only for waking Stop()
   std::condition_variable cv;
-  int64_t in_flight = 0;  // GUARDED_BY(mu): requests handed to the router and not answered
+
+  void Finished() {
+    if (in_flight.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(mu);
+      cv.notify_all();
+    }
+  }
 
   Shared(InferenceService* s, const HttpServerOptions& o)
       : options(o),
@@ -95,16 +102,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     hr.body = std::move(req.body());
     stream_.expires_never();  // the inference may take long; the write sets a new deadline
-    {
-      std::lock_guard lock(shared_->mu);
-      ++shared_->in_flight;
-    }
+    shared_->in_flight.fetch_add(1, std::memory_order_relaxed);
     auto self = shared_from_this();
+    // dispatch: an answer produced synchronously on this session's strand is written at once;
+    // one from another thread (an inference completion) is queued onto the strand.
     shared_->router.Handle(std::move(hr), [self](HttpResponse r) {
-      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable {
+      net::dispatch(self->stream_.get_executor(), [self, r = std::move(r)]() mutable {
         self->Write(std::move(r), false);
-        std::lock_guard lock(self->shared_->mu);
-        if (--self->shared_->in_flight == 0) self->shared_->cv.notify_all();
+        self->shared_->Finished();
       });
     });
   }
@@ -238,8 +243,8 @@ void HttpServer::Stop() {
   {
     std::unique_lock lock(impl_->shared->mu);
     if (!impl_->shared->cv.wait_for(lock, std::chrono::seconds(10),
-                                    [&] { return impl_->shared->in_flight == 0; })) {
-      GH_LOG_WARN("http", "stopping with {} inferences still unanswered", impl_->shared->in_flight);
+                                    [&] { return impl_->shared->in_flight.load() == 0; })) {
+      GH_LOG_WARN("http", "stopping with {} inferences still unanswered", impl_->shared->in_flight.load());
     }
   }
   impl_->ioc.stop();

@@ -45,7 +45,9 @@ struct Params {
 Status ParseParams(dom::element e, std::string_view where, Params* p) {
   dom::object obj;
   if (e.get_object().get(obj)) return InvalidArgument("{}: 'parameters' must be an object", where);
-  for (auto [key, value] : obj) {
+  for (dom::key_value_pair kv : obj) {
+    const std::string_view key = kv.key;
+    const dom::element value = kv.value;
     auto need_int = [&](std::optional<int64_t>* out) -> Status {
       int64_t v;
       if (value.get_int64().get(v))
