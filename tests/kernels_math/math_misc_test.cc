@@ -156,5 +156,40 @@ TEST(MathEinsum, CommonEquations) {
                          Make(DataType::kInt32, {2, 2}, {7, 10, 15, 22})));
 }
 
+TEST(MathMatMulInteger, ZeroPointsAndBroadcast) {
+  // A [2, 2, 3] uint8 with per-tensor zero point, B [3, 2] int8 with per-column zero points.
+  auto av = RandomInts(12, 1, 0, 255), bv = RandomInts(6, 2, -128, 127);
+  Tensor a = Make(DataType::kUint8, {2, 2, 3}, av), b = Make(DataType::kInt8, {3, 2}, bv);
+  Tensor azp = Make(DataType::kUint8, {}, {12}), bzp = Make(DataType::kInt8, {2}, {-3, 5});
+  std::vector<double> expect(8, 0);
+  for (int bi = 0; bi < 2; ++bi)
+    for (int m = 0; m < 2; ++m)
+      for (int n = 0; n < 2; ++n)
+        for (int k = 0; k < 3; ++k)
+          expect[(bi * 2 + m) * 2 + n] += (av[(bi * 2 + m) * 3 + k] - 12) * (bv[k * 2 + n] - (n == 0 ? -3 : 5));
+  EXPECT_TRUE(TensorNear(Run1(Node("MatMulInteger", 10), {&a, &b, &azp, &bzp}), Make(DataType::kInt32, {2, 2, 2}, expect), 0, 0));
+  // No zero points, 1-D A.
+  Tensor a1 = Make(DataType::kUint8, {3}, {1, 2, 3});
+  Tensor b1 = Make(DataType::kUint8, {3, 2}, {1, 2, 3, 4, 5, 6});
+  EXPECT_TRUE(TensorNear(Run1(Node("MatMulInteger", 10), {&a1, &b1}), Make(DataType::kInt32, {2}, {22, 28}), 0, 0));
+  Tensor bad = Make(DataType::kUint8, {2, 2}, {1, 2, 3, 4});
+  EXPECT_EQ(RunCode(Node("MatMulInteger", 10), {&a1, &bad}), StatusCode::kInvalidArgument);
+  Tensor f = Make(DataType::kFloat32, {3}, {1, 2, 3});
+  EXPECT_EQ(RunCode(Node("MatMulInteger", 10), {&f, &b1}), StatusCode::kUnimplemented);
+}
+
+TEST(MathMatMulInteger, QLinearMatMul) {
+  Tensor a = Make(DataType::kUint8, {2, 2}, {10, 20, 30, 40});
+  Tensor as = Make(DataType::kFloat32, {}, {0.5}), az = Make(DataType::kUint8, {}, {10});
+  Tensor b = Make(DataType::kUint8, {2, 2}, {1, 2, 3, 4});
+  Tensor bs = Make(DataType::kFloat32, {}, {0.25}), bz = Make(DataType::kUint8, {}, {1});
+  Tensor ys = Make(DataType::kFloat32, {}, {0.1}), yz = Make(DataType::kUint8, {}, {5});
+  // Real A = [[0,5],[10,15]], real B = [[0,.25],[.5,.75]], A*B = [[2.5,3.75],[7.5,13.75]].
+  std::vector<double> real = {2.5, 3.75, 7.5, 13.75}, expect;
+  for (double r : real) expect.push_back(std::min(255.0, std::nearbyint(r / 0.1) + 5));
+  EXPECT_TRUE(TensorNear(Run1(Node("QLinearMatMul", 10), {&a, &as, &az, &b, &bs, &bz, &ys, &yz}),
+                         Make(DataType::kUint8, {2, 2}, expect), 0, 0));
+}
+
 }  // namespace
 }  // namespace gpuhive::testing::math

@@ -10,6 +10,7 @@ void RegisterMathKernels(KernelRegistry& registry) {
   math::RegisterSoftmaxKernels(registry);
   math::RegisterQuantKernels(registry);
   math::RegisterEinsumKernels(registry);
+  math::RegisterMatMulIntegerKernels(registry);
 }
 
 }  // namespace gpuhive::cpu

@@ -1,5 +1,6 @@
 // Registration of the plain-loop math kernels: elementwise unary/binary math, comparison and logic,
-// Cast, reductions, arg-reductions, CumSum, TopK, the softmax family, quantization and Einsum.
+// Cast, reductions, arg-reductions, CumSum, TopK, the softmax family, quantization, Einsum,
+// MatMulInteger and QLinearMatMul.
 #pragma once
 
 #include "gpuhive/kernel.h"
@@ -18,6 +19,7 @@ void RegisterReduceKernels(KernelRegistry& registry);
 void RegisterSoftmaxKernels(KernelRegistry& registry);
 void RegisterQuantKernels(KernelRegistry& registry);
 void RegisterEinsumKernels(KernelRegistry& registry);
+void RegisterMatMulIntegerKernels(KernelRegistry& registry);
 }  // namespace math
 
 }  // namespace gpuhive::cpu
