@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "gpuhive/onnx_import.h"
@@ -123,6 +124,36 @@ TEST(OnnxTestData, OptimizeKeepsGraphsWellFormed) {
     ++optimized;
   }
   EXPECT_GT(optimized, 800);
+}
+
+std::map<std::string, int> OpCounts(const ir::Graph& g) {
+  std::map<std::string, int> counts;
+  for (const auto& n : g.nodes()) counts[n->domain.empty() ? n->op_type : n->domain + "." + n->op_type]++;
+  return counts;
+}
+
+// The CNNs the benchmarks use (models/generated, made by the model scripts; skipped when absent):
+// after optimization no activation, BatchNormalization or Identity may be left standing alone.
+TEST(RealModels, CnnActivationsAreAllFused) {
+  const fs::path dir = fs::path(GPUHIVE_SOURCE_DIR) / "models" / "generated";
+  int checked = 0;
+  for (const char* name : {"resnet50.onnx", "mobilenet_v3_large.onnx", "efficientnet_b0.onnx"}) {
+    if (!fs::exists(dir / name)) continue;
+    auto model = ImportOnnxFile((dir / name).string());
+    ASSERT_TRUE(model.ok()) << name << ": " << model.status().ToString();
+    const auto before = OpCounts(*(*model)->graph);
+    ASSERT_TRUE(OptimizeModel(**model, {}).ok()) << name;
+    CheckGraph(*(*model)->graph, name);
+    const auto after = OpCounts(*(*model)->graph);
+    for (const char* op : {"Relu", "HardSwish", "HardSigmoid", "Sigmoid", "BatchNormalization", "Identity"}) {
+      EXPECT_EQ(after.count(op), 0u) << name << " still has " << op;
+    }
+    ASSERT_GT(before.count("Conv"), 0u);
+    EXPECT_GT(after.count("gpuhive.FusedConv") ? after.at("gpuhive.FusedConv") : 0, before.at("Conv") * 3 / 4)
+        << name;
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no generated models in " << dir;
 }
 
 }  // namespace
