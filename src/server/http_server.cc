@@ -182,17 +182,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
+// One io_context per thread (no reactor shared between threads); each connection lives on one
+// context, so its handlers never run concurrently and need no strand.
 struct HttpServer::Impl {
+  using Guard = net::executor_work_guard<net::io_context::executor_type>;
   std::unique_ptr<Shared> shared;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<Guard> guards;
+  std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
+  size_t next = 0;  // round-robin over contexts; used only on contexts[0]'s thread
   uint16_t port = 0;
   bool stopped = false;
 
   void Accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    net::io_context& target = *contexts[next++ % contexts.size()];
+    acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
@@ -214,19 +220,24 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(InferenceService* servic
   if (options.max_body_bytes == 0) return InvalidArgument("HTTP max body bytes must be positive");
   auto impl = std::make_unique<Impl>();
   impl->shared = std::make_unique<Shared>(service, options);
+  for (int i = 0; i < options.threads; ++i) {
+    impl->contexts.push_back(std::make_unique<net::io_context>(1));
+    impl->guards.push_back(net::make_work_guard(*impl->contexts.back()));
+  }
+  impl->acceptor = std::make_unique<tcp::acceptor>(*impl->contexts[0]);
   beast::error_code ec;
   auto addr = net::ip::make_address(options.address, ec);
   if (ec) return InvalidArgument("bad HTTP address '{}': {}", options.address, ec.message());
   tcp::endpoint ep(addr, options.port);
-  impl->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(ep, ec);
-  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  impl->acceptor->open(ep.protocol(), ec);
+  if (!ec) impl->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor->bind(ep, ec);
+  if (!ec) impl->acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec)
     return Unavailable("cannot listen on {}:{}: {}", options.address, options.port, ec.message());
-  impl->port = impl->acceptor.local_endpoint().port();
+  impl->port = impl->acceptor->local_endpoint().port();
   impl->Accept();
-  for (int i = 0; i < options.threads; ++i) impl->threads.emplace_back([io = &impl->ioc] { io->run(); });
+  for (auto& ctx : impl->contexts) impl->threads.emplace_back([io = ctx.get()] { io->run(); });
   GH_LOG_INFO("http", "listening on {}:{}", options.address, impl->port);
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -236,9 +247,9 @@ uint16_t HttpServer::port() const { return impl_->port; }
 void HttpServer::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
-  net::post(impl_->ioc, [this] {
+  net::post(*impl_->contexts[0], [this] {
     beast::error_code ec;
-    impl_->acceptor.close(ec);
+    impl_->acceptor->close(ec);
   });
   {
     std::unique_lock lock(impl_->shared->mu);
@@ -247,7 +258,8 @@ void HttpServer::Stop() {
       GH_LOG_WARN("http", "stopping with {} inferences still unanswered", impl_->shared->in_flight.load());
     }
   }
-  impl_->ioc.stop();
+  impl_->guards.clear();
+  for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }
