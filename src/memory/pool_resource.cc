@@ -353,6 +353,28 @@ StatusOr<char*> PoolResource::AllocateBlock(size_t rounded, void* stream_key, bo
     if (range_ != nullptr) {
       size_t need = UncommittedBytesLocked(b->ptr, rounded);
       if (need > 0) {
+        // Among the next best fits, take the one that needs the fewest new pages.
+        auto it = free_.find(b);
+        for (int k = 0; k < 8 && need > 0 && ++it != free_.end() && (*it)->stream == b->stream; ++k) {
+          size_t n = UncommittedBytesLocked((*it)->ptr, rounded);
+          if (n < need) {
+            b = *it;
+            need = n;
+          }
+        }
+      }
+      if (need > 0 && options_.expandable_remap_free_pages) {
+        // Move physical memory instead of adding more: unmap free pages elsewhere first, so the
+        // reserved bytes follow the live bytes rather than the history of placements.
+        // The chosen block's own tail (past the allocation) counts as elsewhere.
+        size_t freed = b->stream == nullptr ? DecommitRangeLocked(b->ptr + rounded, b->ptr + b->size, need) : 0;
+        Block probe;
+        for (auto it = free_.lower_bound(&probe); it != free_.end() && (*it)->stream == nullptr && freed < need; ++it) {
+          if (*it != b) freed += DecommitFreeBlockLocked(*it, need - freed);
+        }
+        if (freed > 0) ++releases_;
+      }
+      if (need > 0) {
         if (reserved_ + need > options_.reserve_limit_bytes) {
           if (may_retry && ReleaseLocked(0) > 0) continue;
           return ResourceExhausted("{}: {} bytes requested, {} reserved of a {} byte limit", name(), rounded,
@@ -446,6 +468,7 @@ Status PoolResource::CommitLocked(const char* p, size_t n) {
     while (j <= last && !committed_[j]) ++j;
     RETURN_IF_ERROR(range_->Commit(i * g, (j - i) * g));
     for (size_t k = i; k < j; ++k) committed_[k] = 1;
+    commit_hwm_ = std::max(commit_hwm_, j);
     reserved_ += (j - i) * g;
     ++upstream_grows_;
     i = j;
@@ -454,19 +477,23 @@ Status PoolResource::CommitLocked(const char* p, size_t n) {
   return Status::OK();
 }
 
-size_t PoolResource::DecommitFreeBlockLocked(const Block* b) {
+size_t PoolResource::DecommitFreeBlockLocked(const Block* b, size_t max_bytes) {
+  return DecommitRangeLocked(b->ptr, b->ptr + b->size, max_bytes);
+}
+
+size_t PoolResource::DecommitRangeLocked(const char* lo, const char* hi, size_t max_bytes) {
   size_t g = range_->granularity();
-  size_t begin = static_cast<size_t>(b->ptr - range_->base());
+  size_t begin = static_cast<size_t>(lo - range_->base());
   size_t first = (begin + g - 1) / g;
-  size_t end = (begin + b->size) / g;  // pages fully inside the block
+  size_t end = std::min(static_cast<size_t>(hi - range_->base()) / g, commit_hwm_);  // pages fully inside
   size_t released = 0;
-  for (size_t i = first; i < end;) {
+  for (size_t i = first; i < end && released < max_bytes;) {
     if (!committed_[i]) {
       ++i;
       continue;
     }
     size_t j = i;
-    while (j < end && committed_[j]) ++j;
+    while (j < end && committed_[j] && released + (j - i) * g < max_bytes) ++j;
     range_->Decommit(i * g, (j - i) * g);
     for (size_t k = i; k < j; ++k) committed_[k] = 0;
     released += (j - i) * g;
@@ -525,7 +552,7 @@ size_t PoolResource::ReleaseLocked(size_t target_free) {
     probe.stream = nullptr;
     probe.size = 0;
     for (auto it = free_.lower_bound(&probe); it != free_.end() && (*it)->stream == nullptr; ++it) {
-      released += DecommitFreeBlockLocked(*it);
+      released += DecommitFreeBlockLocked(*it, std::numeric_limits<size_t>::max());
       if (target_free > 0 && reserved_ - allocated_ <= target_free) break;
     }
   } else {
@@ -597,24 +624,43 @@ PoolStats PoolResource::GetPoolStats() const {
       ps.largest_free_block = std::max<uint64_t>(ps.largest_free_block, b->size);
     }
   } else {
-    // Only committed bytes count as free memory; a run of committed pages inside a free block is
-    // one contiguous extent.
+    // Only committed bytes count as free memory. Without remapping, the largest free block is the
+    // longest run of committed bytes inside one free block. With remapping, pages that lie wholly
+    // inside free blocks can be moved, so a free block can serve its own committed bytes plus every
+    // movable page elsewhere: that is the largest request served without growing.
     size_t g = range_->granularity();
+    struct PerBlock {
+      uint64_t size, committed, movable, longest_run;
+    };
+    std::vector<PerBlock> blocks;
+    uint64_t total_movable = 0;
     for (const Block* b : free_) {
       size_t begin = static_cast<size_t>(b->ptr - range_->base());
       size_t end = begin + b->size;
+      PerBlock pb{b->size, 0, 0, 0};
       uint64_t run = 0;
-      for (size_t page = begin / g; page * g < end; ++page) {
+      for (size_t page = begin / g; page * g < end && page < commit_hwm_; ++page) {
         size_t lo = std::max(begin, page * g), hi = std::min(end, (page + 1) * g);
         if (committed_[page]) {
           run += hi - lo;
-          ps.free_bytes += hi - lo;
-          ps.largest_free_block = std::max<uint64_t>(ps.largest_free_block, run);
+          pb.committed += hi - lo;
+          if (hi - lo == g && b->stream == nullptr) pb.movable += g;
+          pb.longest_run = std::max(pb.longest_run, run);
         } else {
           run = 0;
         }
       }
+      ps.free_bytes += pb.committed;
+      total_movable += pb.movable;
+      blocks.push_back(pb);
     }
+    for (const PerBlock& pb : blocks) {
+      uint64_t servable = options_.expandable_remap_free_pages
+                              ? std::min(pb.size, pb.committed + (total_movable - pb.movable))
+                              : pb.longest_run;
+      ps.largest_free_block = std::max(ps.largest_free_block, servable);
+    }
+    ps.largest_free_block = std::min(ps.largest_free_block, ps.free_bytes);
   }
   return ps;
 }

@@ -248,7 +248,9 @@ StatusOr<ReplayResult> ReplayTrace(const Trace& trace, MemoryResource* mr, const
     return id < options.streams.size() ? options.streams[id] : StreamView{};
   };
   int64_t start = NowNs();
+  size_t index = 0;
   for (const TraceEvent& e : trace.events) {
+    if (options.sample_every > 0 && options.on_sample && ++index % options.sample_every == 0) options.on_sample();
     AllocTag tag{e.owner, e.kind};
     if (e.op == TraceOp::kAlloc) {
       trace_live += e.bytes;
@@ -405,40 +407,52 @@ Trace GenerateExecutorTrace(const ExecutorWorkloadOptions& o) {
   std::vector<Request> inflight(static_cast<size_t>(o.num_workers));
   std::vector<bool> busy(static_cast<size_t>(o.num_workers), false);
   int issued = 0;
-  while (issued < o.num_requests) {
-    // A phase: a traffic level (typical batch size) and a request mix over resident models.
-    int max_batch_idx = std::uniform_int_distribution<int>(0, 5)(rng);
-    int phase_end = std::min(o.num_requests, issued + o.requests_per_phase);
-    while (issued < phase_end || std::find(busy.begin(), busy.end(), true) != busy.end()) {
-      int w = std::uniform_int_distribution<int>(0, o.num_workers - 1)(rng);
-      if (!busy[w]) {
-        if (issued >= phase_end) continue;
-        const Resident& r = resident[std::uniform_int_distribution<size_t>(0, resident.size() - 1)(rng)];
-        int batch = batches[std::uniform_int_distribution<int>(0, max_batch_idx)(rng)];
-        inflight[w] = make_request(types[r.type], batch, static_cast<uint32_t>(w + 1));
-        busy[w] = true;
-        ++issued;
+  int next_swap = o.requests_per_phase;
+  // Traffic level (largest batch size the batcher forms) changes at every swap.
+  int max_batch_idx = std::uniform_int_distribution<int>(0, 5)(rng);
+  auto any_busy = [&] { return std::find(busy.begin(), busy.end(), true) != busy.end(); };
+  while (issued < o.num_requests || any_busy()) {
+    if (issued >= next_swap && issued < o.num_requests && o.num_model_types > o.max_resident) {
+      // Swap a model that no in-flight request uses (leased models are never evicted) while the
+      // other workers keep running: the new weights land between live arenas, as in a server.
+      std::vector<size_t> idle;
+      for (size_t i = 0; i < resident.size(); ++i) {
+        bool leased = false;
+        for (size_t w = 0; w < inflight.size(); ++w) {
+          leased = leased || (busy[w] && inflight[w].owner == types[resident[i].type].owner);
+        }
+        if (!leased) idle.push_back(i);
       }
-      Request& q = inflight[w];
-      const Step& s = q.steps[q.next++];
-      if (s.is_alloc) {
-        q.slot_ids[s.slot] = alloc(s.bytes, q.owner, s.kind, q.stream);
-      } else {
-        free_ev(q.slot_ids[s.slot], s.bytes, q.owner, s.kind, q.stream);
+      if (!idle.empty()) {
+        unload(idle[std::uniform_int_distribution<size_t>(0, idle.size() - 1)(rng)]);
+        std::vector<int> candidates;
+        for (int t = 0; t < o.num_model_types; ++t) {
+          bool is_resident =
+              std::any_of(resident.begin(), resident.end(), [t](const Resident& r) { return r.type == t; });
+          if (!is_resident) candidates.push_back(t);
+        }
+        load(candidates[std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rng)]);
+        next_swap += o.requests_per_phase;
+        max_batch_idx = std::uniform_int_distribution<int>(0, 5)(rng);
       }
-      if (q.next == q.steps.size()) busy[w] = false;
     }
-    // Between phases (no request in flight, so nothing is leased): unload one model, load another.
-    if (issued < o.num_requests && o.num_model_types > o.max_resident) {
-      size_t victim = std::uniform_int_distribution<size_t>(0, resident.size() - 1)(rng);
-      unload(victim);
-      std::vector<int> candidates;
-      for (int t = 0; t < o.num_model_types; ++t) {
-        bool is_resident = std::any_of(resident.begin(), resident.end(), [t](const Resident& r) { return r.type == t; });
-        if (!is_resident) candidates.push_back(t);
-      }
-      load(candidates[std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rng)]);
+    int w = std::uniform_int_distribution<int>(0, o.num_workers - 1)(rng);
+    if (!busy[w]) {
+      if (issued >= o.num_requests) continue;
+      const Resident& r = resident[std::uniform_int_distribution<size_t>(0, resident.size() - 1)(rng)];
+      int batch = batches[std::uniform_int_distribution<int>(0, max_batch_idx)(rng)];
+      inflight[w] = make_request(types[r.type], batch, static_cast<uint32_t>(w + 1));
+      busy[w] = true;
+      ++issued;
     }
+    Request& q = inflight[w];
+    const Step& s = q.steps[q.next++];
+    if (s.is_alloc) {
+      q.slot_ids[s.slot] = alloc(s.bytes, q.owner, s.kind, q.stream);
+    } else {
+      free_ev(q.slot_ids[s.slot], s.bytes, q.owner, s.kind, q.stream);
+    }
+    if (q.next == q.steps.size()) busy[w] = false;
   }
   while (!resident.empty()) unload(resident.size() - 1);
   return trace;

@@ -56,7 +56,10 @@ struct PoolStats {
   uint64_t allocated_bytes = 0;      // bytes in live blocks (rounded), excluding size-class caches
   uint64_t cached_small_bytes = 0;   // free blocks parked in size-class caches
   uint64_t free_bytes = 0;           // reserved bytes in free blocks (committed part only)
-  uint64_t largest_free_block = 0;   // largest contiguous free reserved (committed) extent
+  // Largest request servable from free reserved memory without growing: the largest free block in
+  // segment mode; in expandable mode a free block's committed bytes plus the free pages that can be
+  // remapped into it (or, without remapping, its longest committed run).
+  uint64_t largest_free_block = 0;
   uint64_t num_free_blocks = 0;
   uint64_t num_segments = 0;
   uint64_t num_upstream_grows = 0;   // segment allocations or page commits
@@ -95,6 +98,10 @@ class PoolResource final : public MemoryResource {
     // When free reserved bytes exceed this after a free, the pool gives memory back until they
     // do not. Default: keep everything until pressure.
     size_t release_threshold_bytes = std::numeric_limits<size_t>::max();
+    // Expandable mode: before committing new pages, unmap free committed pages elsewhere in the
+    // range, so reserved memory tracks live memory (costs map/unmap calls on growth; the hot
+    // path is unaffected).
+    bool expandable_remap_free_pages = true;
     std::string label = "pool";
   };
 
@@ -152,7 +159,8 @@ class PoolResource final : public MemoryResource {
   size_t ReleaseLocked(size_t target_free);
   size_t UncommittedBytesLocked(const char* p, size_t n) const;
   Status CommitLocked(const char* p, size_t n);
-  size_t DecommitFreeBlockLocked(const Block* b);
+  size_t DecommitFreeBlockLocked(const Block* b, size_t max_bytes);
+  size_t DecommitRangeLocked(const char* lo, const char* hi, size_t max_bytes);
   void MaybeReleaseAfterFreeLocked();
   std::vector<CachedBlock> DrainCaches();
   size_t ReturnCachedLocked(const std::vector<CachedBlock>& blocks);
@@ -177,6 +185,7 @@ class PoolResource final : public MemoryResource {
   std::vector<Segment*> segments_;
   std::vector<Block*> spare_blocks_;
   std::vector<uint8_t> committed_;  // expandable mode: one flag per granule
+  size_t commit_hwm_ = 0;           // no page at or past this index was ever committed
   size_t reserved_ = 0;
   size_t allocated_ = 0;
   uint64_t upstream_grows_ = 0;

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -94,6 +96,9 @@ struct ReplayOptions {
   // A failure counts in failures_under_budget when the trace's live bytes, including the failed
   // request, are at most this.
   uint64_t budget_bytes = UINT64_MAX;
+  // Called after every `sample_every` events (never when 0), e.g. to sample fragmentation.
+  size_t sample_every = 0;
+  std::function<void()> on_sample;
 };
 
 struct ReplayResult {
