@@ -79,6 +79,19 @@ class Tensor {
   // Copies `bytes` bytes from `src` into a new host tensor.
   static StatusOr<Tensor> FromBytes(DataType dtype, Shape shape, const void* src, size_t bytes,
                                     MemoryResource* mr = nullptr, AllocTag tag = {});
+  // A non-owning tensor over external memory (the caller keeps it alive). Lets values that live in
+  // an arena or a caller's buffer be handed to APIs that take `const Tensor*`.
+  static Tensor WrapExternal(DataType dtype, Shape shape, void* data) {
+    Tensor t;
+    t.dtype_ = dtype;
+    t.shape_ = std::move(shape);
+    t.buffer_ = Buffer(nullptr, data, 0, AllocTag{}, StreamView{});
+    return t;
+  }
+  // Deep copy into new storage from `mr` (host by default).
+  StatusOr<Tensor> Clone(MemoryResource* mr = nullptr, AllocTag tag = {}) const {
+    return FromBytes(dtype_, shape_, data(), bytes(), mr, tag);
+  }
   template <typename T>
   static StatusOr<Tensor> FromVector(DataType dtype, Shape shape, const std::vector<T>& v) {
     return FromBytes(dtype, std::move(shape), v.data(), v.size() * sizeof(T));

@@ -1,0 +1,182 @@
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "gpuhive/logging.h"
+#include "gpuhive/runtime.h"
+#include "runtime/eager.h"
+#include "runtime/plan.h"
+
+namespace gpuhive {
+
+struct CompiledModel::Impl {
+  std::unique_ptr<ir::Model> model;
+  CompileOptions options;
+  runtime::PlanOptions plan_options;
+  std::vector<TensorInfo> inputs, outputs;
+  std::vector<const ir::Value*> input_values;
+  size_t weight_bytes = 0;
+  std::mutex mu;
+  std::map<std::vector<Shape>, std::unique_ptr<runtime::Plan>> plans;  // guarded by mu
+};
+
+namespace {
+
+TensorInfo InfoOf(const ir::Value* v) {
+  TensorInfo info;
+  info.name = v->name;
+  info.dtype = v->dtype;
+  if (v->shape) {
+    for (const ir::Dim& d : *v->shape) info.shape.push_back(d.is_known() ? d.value : -1);
+  }
+  return info;
+}
+
+// Every operator in the graph (and its subgraphs) must have a kernel; lists all that do not.
+void CollectUnsupported(const ir::Graph& g, std::vector<std::string>* out, std::set<std::string>* seen) {
+  for (const auto& n : g.nodes()) {
+    for (const auto& [name, attr] : n->attrs) {
+      if (auto sub = attr.get_if<std::shared_ptr<ir::Graph>>()) CollectUnsupported(**sub, out, seen);
+    }
+    if (runtime::IsControlFlowOp(*n)) continue;
+    if (CpuKernelRegistry().Supports(n->domain, n->op_type, n->opset)) continue;
+    std::string op = n->domain.empty() ? n->op_type : n->domain + "." + n->op_type;
+    if (seen->insert(op).second) out->push_back(fmt::format("{} (node '{}')", op, n->name));
+  }
+}
+
+// Moves every constant into storage from the model's memory resource, tagged as weights.
+Status RehomeWeights(ir::Graph& g, MemoryResource* mr, AllocTag tag, size_t* bytes) {
+  for (const auto& v : g.values()) {
+    if (!v->constant) continue;
+    ASSIGN_OR_RETURN(Tensor t, v->constant->Clone(mr, tag));
+    *bytes += t.bytes();
+    v->constant = std::make_shared<const Tensor>(std::move(t));
+  }
+  for (const auto& n : g.nodes()) {
+    for (auto& [name, attr] : n->attrs) {
+      if (auto sub = attr.get_if<std::shared_ptr<ir::Graph>>()) RETURN_IF_ERROR(RehomeWeights(**sub, mr, tag, bytes));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+CompiledModel::CompiledModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CompiledModel::~CompiledModel() = default;
+
+StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<ir::Model> model,
+                                                               const CompileOptions& options) {
+  if (!model || !model->graph) return InvalidArgument("no model");
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (!impl->options.memory) impl->options.memory = DefaultHostResource();
+  ir::Graph& g = *model->graph;
+
+  std::vector<std::string> unsupported;
+  std::set<std::string> seen;
+  CollectUnsupported(g, &unsupported, &seen);
+  if (!unsupported.empty()) {
+    std::string list;
+    for (const auto& u : unsupported) list += (list.empty() ? "" : ", ") + u;
+    return Unimplemented("unsupported operator(s): {}", list);
+  }
+  RETURN_IF_ERROR(g.TopologicalSort());
+  RETURN_IF_ERROR(RehomeWeights(g, impl->options.memory, AllocTag{options.owner_tag, MemoryKind::kWeights},
+                                &impl->weight_bytes));
+
+  for (const ir::Value* v : g.inputs()) {
+    if (v->dtype == DataType::kString) return Unimplemented("input '{}' is a string tensor", v->name);
+    impl->inputs.push_back(InfoOf(v));
+    impl->input_values.push_back(v);
+  }
+  for (const ir::Value* v : g.outputs()) impl->outputs.push_back(InfoOf(v));
+  impl->plan_options.kernel.num_threads = options.num_threads;
+  impl->plan_options.kernel.allow_blocked_layouts = options.allow_blocked_layouts;
+  impl->plan_options.memory = impl->options.memory;
+  impl->plan_options.owner_tag = options.owner_tag;
+  impl->model = std::move(model);
+  return std::unique_ptr<CompiledModel>(new CompiledModel(std::move(impl)));
+}
+
+const std::vector<TensorInfo>& CompiledModel::inputs() const { return impl_->inputs; }
+const std::vector<TensorInfo>& CompiledModel::outputs() const { return impl_->outputs; }
+size_t CompiledModel::weight_bytes() const { return impl_->weight_bytes; }
+const CompileOptions& CompiledModel::options() const { return impl_->options; }
+
+namespace {
+Status CheckShape(const TensorInfo& info, const Shape& shape) {
+  if (!info.shape.empty() || shape.empty()) {
+    bool declared = !info.shape.empty();
+    if (declared && info.shape.size() != shape.size()) {
+      return InvalidArgument("input '{}' must have rank {}, got shape {}", info.name, info.shape.size(),
+                             ShapeToString(shape));
+    }
+    for (size_t d = 0; declared && d < shape.size(); ++d) {
+      if (info.shape[d] >= 0 && info.shape[d] != shape[d]) {
+        return InvalidArgument("input '{}' dimension {} must be {}, got shape {}", info.name, d, info.shape[d],
+                               ShapeToString(shape));
+      }
+    }
+  }
+  for (int64_t d : shape) {
+    if (d < 0) return InvalidArgument("input '{}' has a negative dimension", info.name);
+  }
+  return Status::OK();
+}
+}  // namespace
+
+StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shapes) {
+  if (input_shapes.size() != impl_->inputs.size()) {
+    return InvalidArgument("model takes {} inputs, got {}", impl_->inputs.size(), input_shapes.size());
+  }
+  for (size_t i = 0; i < input_shapes.size(); ++i) RETURN_IF_ERROR(CheckShape(impl_->inputs[i], input_shapes[i]));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->plans.find(input_shapes);
+  if (it != impl_->plans.end()) return it->second->stats;
+  std::vector<DataType> dtypes;
+  for (const auto& in : impl_->inputs) dtypes.push_back(in.dtype);
+  ASSIGN_OR_RETURN(auto plan, runtime::BuildPlan(*impl_->model->graph, input_shapes, dtypes, impl_->plan_options));
+  PlanStats stats = plan->stats;
+  impl_->plans[input_shapes] = std::move(plan);
+  return stats;
+}
+
+StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) {
+  if (inputs.size() != impl_->inputs.size()) {
+    return InvalidArgument("model takes {} inputs, got {}", impl_->inputs.size(), inputs.size());
+  }
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorInfo& info = impl_->inputs[i];
+    if (inputs[i].dtype != info.dtype) {
+      return InvalidArgument("input '{}' must be {}, got {}", info.name, DataTypeName(info.dtype),
+                             DataTypeName(inputs[i].dtype));
+    }
+    if (inputs[i].data == nullptr && inputs[i].num_elements() > 0) {
+      return InvalidArgument("input '{}' has no data", info.name);
+    }
+    shapes.push_back(inputs[i].shape);
+  }
+  RETURN_IF_ERROR(Prepare(shapes).status());
+  const runtime::Plan* plan;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    plan = impl_->plans.at(shapes).get();  // plans are never removed while the model lives
+  }
+  size_t need = plan->arena_bytes + plan->workspace_bytes;
+  if (ctx.arena_.size() < need) {
+    ctx.arena_.Reset();
+    MemoryResource* mr = ctx.options_.memory ? ctx.options_.memory : impl_->options.memory;
+    AllocTag tag = ctx.options_.arena_tag;
+    if (tag.owner == 0) tag.owner = impl_->options.owner_tag;
+    ASSIGN_OR_RETURN(ctx.arena_, Buffer::Allocate(mr, need, tag));
+  }
+  return runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads, impl_->plan_options);
+}
+
+ExecutionContext::ExecutionContext(Options options) : options_(options) {}
+ExecutionContext::~ExecutionContext() = default;
+
+}  // namespace gpuhive

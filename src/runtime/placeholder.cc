@@ -1,1 +1,0 @@
-// Runtime: CompiledModel and ExecutionContext.

@@ -1,0 +1,66 @@
+// An execution plan: the graph's nodes prepared for one input-shape signature, with every
+// intermediate placed at a fixed offset in one activation arena (liveness-based), known values
+// (shape computations) evaluated ahead of time, and steps whose shapes depend on data marked
+// dynamic (prepared when they run).
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "gpuhive/ir.h"
+#include "gpuhive/kernel.h"
+#include "gpuhive/runtime.h"
+#include "runtime/eager.h"
+
+namespace gpuhive::runtime {
+
+struct Slot {
+  enum class Kind { kConstant, kInput, kKnown, kArena, kOutput, kDynamic };
+  Kind kind = Kind::kArena;
+  DataType dtype = DataType::kUndefined;
+  Shape shape;
+  Layout layout = Layout::kPlain;
+  size_t bytes = 0;
+  const Tensor* value = nullptr;  // kConstant / kKnown
+  int index = -1;                 // kInput: graph input index; kOutput: graph output index
+  size_t offset = 0;              // kArena: offset in the arena
+  std::string name;
+};
+
+struct Step {
+  const ir::Node* node = nullptr;
+  std::unique_ptr<ir::Node> owned_node;  // synthetic nodes (layout conversions)
+  std::unique_ptr<Kernel> kernel;        // null for dynamic steps
+  std::vector<int> inputs;               // slot ids, -1 for omitted
+  std::vector<int> outputs;              // slot ids, -1 for omitted
+  std::vector<int> implicit_inputs;      // control flow: slots of node->implicit_inputs
+  bool dynamic = false;
+};
+
+struct Plan {
+  std::vector<Slot> slots;
+  std::vector<Step> steps;
+  std::vector<int> output_slots;      // per graph output
+  std::deque<Tensor> known_values;    // plan-time evaluated values
+  size_t arena_bytes = 0;
+  size_t workspace_bytes = 0;
+  PlanStats stats;
+};
+
+struct PlanOptions {
+  KernelOptions kernel;
+  MemoryResource* memory = nullptr;
+  uint32_t owner_tag = 0;
+};
+
+// Builds the plan for `graph` (topologically sorted) with concrete input shapes/dtypes.
+StatusOr<std::unique_ptr<Plan>> BuildPlan(const ir::Graph& graph, const std::vector<Shape>& input_shapes,
+                                          const std::vector<DataType>& input_dtypes, const PlanOptions& options);
+
+// Runs a plan. `arena` must hold at least arena_bytes + workspace_bytes.
+StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<TensorView>& inputs, void* arena,
+                                          int num_threads, const PlanOptions& options);
+
+}  // namespace gpuhive::runtime
