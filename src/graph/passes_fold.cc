@@ -1,4 +1,5 @@
 // Constant folding: Shape/Size of static shapes directly, everything else through the evaluator.
+#include <cstdint>
 #include <set>
 
 #include "gpuhive/logging.h"
@@ -50,6 +51,23 @@ StatusOr<std::optional<Tensor>> FoldShapeOp(const ir::Node& n) {
   return std::optional<Tensor>(std::move(t));
 }
 
+// Output bytes known before evaluation (declared static shapes); lets oversized results such as
+// ConstantOfShape([1e9]) be skipped without computing them.
+uint64_t DeclaredBytes(const ir::Node& n) {
+  uint64_t total = 0;
+  for (const ir::Value* v : n.outputs) {
+    auto s = StaticShape(v);
+    if (!v || !s || DataTypeSize(v->dtype) == 0) continue;
+    uint64_t elems = 1;
+    for (int64_t d : *s) {
+      if (d > 0 && elems > (uint64_t{1} << 62) / static_cast<uint64_t>(d)) return UINT64_MAX;
+      elems *= static_cast<uint64_t>(d);
+    }
+    total += elems * DataTypeSize(v->dtype);
+  }
+  return total;
+}
+
 Status FoldGraph(ir::Graph& g, const OptimizeOptions& options, int* count) {
   std::vector<ir::Node*> nodes;
   for (const auto& n : g.nodes()) nodes.push_back(n.get());
@@ -75,7 +93,7 @@ Status FoldGraph(ir::Graph& g, const OptimizeOptions& options, int* count) {
       if (v) all_const = true;
       inputs.push_back(v ? v->constant.get() : nullptr);
     }
-    if (!all_const) continue;
+    if (!all_const || DeclaredBytes(*n) > options.max_folded_bytes) continue;
     StatusOr<std::vector<Tensor>> r = options.evaluator(*n, inputs);
     if (!r.ok()) {
       GH_LOG_DEBUG("graph", "not folding {}: {}", n->Describe(), r.status().ToString());

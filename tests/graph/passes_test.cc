@@ -572,6 +572,30 @@ TEST(FoldConstants, EvaluatesConstantSubgraphsAndShapes) {
             (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(gr.FindValue("size_x")->constant->as<int64_t>()[0], 6);
 
+  // A result declared larger than the limit is never computed.
+  {
+    auto m2 = MakeModel(13);
+    auto* g2 = m2.mutable_graph();
+    AddFloatInit(g2, "big_a", {1000}, std::vector<float>(1000, 1.f));
+    AddFloatInit(g2, "big_b", {1000}, std::vector<float>(1000, 2.f));
+    AddNode(g2, "Add", {"big_a", "big_b"}, {"big"});
+    AddOutput(g2, "big", kF, {int64_t{1000}});
+    auto big = Import(m2);
+    ASSERT_NE(big, nullptr);
+    int calls = 0;
+    OptimizeOptions limited;
+    limited.max_folded_bytes = 3999;
+    limited.evaluator = [&](const ir::Node& n, const std::vector<const Tensor*>& in) {
+      ++calls;
+      return TestEvaluator(n, in);
+    };
+    EXPECT_EQ(*FoldConstants(*big->graph, limited), 0);
+    EXPECT_EQ(calls, 0);
+    limited.max_folded_bytes = 4000;
+    EXPECT_EQ(*FoldConstants(*big->graph, limited), 1);
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(big->graph->FindValue("big")->constant->as<float>()[999], 3.f);
+  }
   // The size limit keeps large results out.
   auto model2 = Import(m);
   opt.max_folded_bytes = 4;
