@@ -94,6 +94,18 @@ TEST(MathBinary, IntegerDivisionTruncatesAndNeverTraps) {
   EXPECT_EQ(v[5], -2147483648.0);
 }
 
+TEST(MathBinary, IntegerOverflowWraps) {
+  const double kMax = 2147483647.0, kMin = -2147483648.0;
+  Tensor a = Make(DataType::kInt32, {3}, {kMax, kMin, 65536});
+  Tensor b = Make(DataType::kInt32, {3}, {1, 1, 65536});
+  EXPECT_TRUE(TensorNear(Run1(Node("Add"), {&a, &b}), Make(DataType::kInt32, {3}, {kMin, kMin + 1, 131072})));
+  EXPECT_TRUE(TensorNear(Run1(Node("Mul"), {&a, &b}), Make(DataType::kInt32, {3}, {kMax, kMin, 0})));
+  Tensor m = Make(DataType::kInt32, {1}, {kMin});
+  EXPECT_TRUE(TensorNear(Run1(Node("Neg"), {&m}), m));
+  Tensor u = Make(DataType::kUint16, {1}, {65535});
+  EXPECT_TRUE(TensorNear(Run1(Node("Mul"), {&u, &u}), Make(DataType::kUint16, {1}, {1})));
+}
+
 TEST(MathBinary, ModSignSemantics) {
   Tensor a = Make(DataType::kInt32, {4}, {5, -5, 5, -5});
   Tensor b = Make(DataType::kInt32, {4}, {3, 3, -3, -3});

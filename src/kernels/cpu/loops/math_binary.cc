@@ -96,7 +96,7 @@ C SafeDiv(C x, C y) {
   if constexpr (std::is_integral_v<C>) {
     if (y == 0) return 0;
     if constexpr (std::is_signed_v<C>) {
-      if (y == -1) return static_cast<C>(std::make_unsigned_t<C>(0) - static_cast<std::make_unsigned_t<C>>(x));
+      if (y == -1) return WrapNeg<C>(x);
     }
   }
   return x / y;
@@ -251,10 +251,10 @@ class BinaryKernel final : public Kernel {
     switch (info_.op) {
       case Op::kAdd:
       case Op::kSum:
-        Apply<T, T>(ctx, [](C x, C y) { return static_cast<C>(x + y); });
+        Apply<T, T>(ctx, [](C x, C y) { return WrapAdd<C>(x, y); });
         break;
       case Op::kMean: {
-        Apply<T, T>(ctx, [](C x, C y) { return static_cast<C>(x + y); });
+        Apply<T, T>(ctx, [](C x, C y) { return WrapAdd<C>(x, y); });
         const C inv = static_cast<C>(1.0 / static_cast<double>(ctx.num_inputs()));
         T* out = ctx.output(0).template as<T>();
         loops::ParallelFor(ctx.output(0).num_elements(), ctx.num_threads(), [&](int64_t b, int64_t e) {
@@ -262,8 +262,8 @@ class BinaryKernel final : public Kernel {
         });
         break;
       }
-      case Op::kSub: Apply<T, T>(ctx, [](C x, C y) { return static_cast<C>(x - y); }); break;
-      case Op::kMul: Apply<T, T>(ctx, [](C x, C y) { return static_cast<C>(x * y); }); break;
+      case Op::kSub: Apply<T, T>(ctx, [](C x, C y) { return WrapSub<C>(x, y); }); break;
+      case Op::kMul: Apply<T, T>(ctx, [](C x, C y) { return WrapMul<C>(x, y); }); break;
       case Op::kDiv: Apply<T, T>(ctx, [](C x, C y) { return SafeDiv<C>(x, y); }); break;
       case Op::kMod:
         if constexpr (std::is_floating_point_v<C>) {

@@ -178,8 +178,8 @@ class EinsumKernel final : public Kernel {
           off = base;
           for (int64_t s = 0; s < sum_count; ++s) {
             A prod = 1;
-            for (size_t i = 0; i < n; ++i) prod = static_cast<A>(prod * static_cast<A>(static_cast<ComputeT<T>>(in[i][off[i]])));
-            acc = static_cast<A>(acc + prod);
+            for (size_t i = 0; i < n; ++i) prod = WrapMul<A>(prod, static_cast<A>(static_cast<ComputeT<T>>(in[i][off[i]])));
+            acc = WrapAdd<A>(acc, prod);
             for (int64_t d = static_cast<int64_t>(ns) - 1; d >= 0; --d) {
               for (size_t i = 0; i < n; ++i) off[i] += sum_strides_[i][d];
               if (++idx[d] < sum_dims_[d]) break;

@@ -95,7 +95,7 @@ void IntMatMul(const MatMulShape& s, const A* a, const B* b, const TensorView* a
       for (int64_t k = 0; k < s.K; ++k) {
         const int32_t av = static_cast<int32_t>(pa[k]) - az;
         const B* row = pb + k * s.N;
-        for (int64_t n = 0; n < s.N; ++n) po[n] += av * (static_cast<int32_t>(row[n]) - bz[n]);
+        for (int64_t n = 0; n < s.N; ++n) po[n] = WrapAdd<int32_t>(po[n], av * (static_cast<int32_t>(row[n]) - bz[n]));
       }
     }
   });

@@ -233,13 +233,13 @@ class ReduceKernel final : public Kernel {
             if (std::isnan(v)) return v;
           }
           return v < acc ? v : acc;
-        case Kind::kProd: return static_cast<A>(acc * v);
+        case Kind::kProd: return WrapMul<A>(acc, v);
         case Kind::kL1:
-          if constexpr (std::is_signed_v<A>) return static_cast<A>(acc + (v < 0 ? A(0) - v : v));
-          else return static_cast<A>(acc + v);
+          if constexpr (std::is_signed_v<A>) return WrapAdd<A>(acc, v < 0 ? WrapNeg<A>(v) : v);
+          else return WrapAdd<A>(acc, v);
         case Kind::kL2:
-        case Kind::kSumSquare: return static_cast<A>(acc + v * v);
-        default: return static_cast<A>(acc + v);
+        case Kind::kSumSquare: return WrapAdd<A>(acc, WrapMul<A>(v, v));
+        default: return WrapAdd<A>(acc, v);
       }
     };
     auto load = [](T v) -> A { return static_cast<A>(static_cast<ComputeT<T>>(v)); };
@@ -435,9 +435,9 @@ class CumSumKernel final : public Kernel {
               const C xv = static_cast<C>(px[i]);
               if (ex) {
                 py[i] = static_cast<T>(acc[i]);
-                acc[i] = static_cast<C>(acc[i] + xv);
+                acc[i] = WrapAdd<C>(acc[i], xv);
               } else {
-                acc[i] = static_cast<C>(acc[i] + xv);
+                acc[i] = WrapAdd<C>(acc[i], xv);
                 py[i] = static_cast<T>(acc[i]);
               }
             }

@@ -215,11 +215,11 @@ class UnaryKernel final : public Kernel {
           if constexpr (std::is_unsigned_v<T>) {
             Map(in, out, n, threads, [](C x) { return x; });
           } else {
-            Map(in, out, n, threads, [](C x) { return x < C(0) ? C(-x) : x; });
+            Map(in, out, n, threads, [](C x) { return x < C(0) ? WrapNeg<C>(x) : x; });
           }
           return Status::OK();
         case Op::kNeg:
-          Map(in, out, n, threads, [](C x) { return C(-x); });
+          Map(in, out, n, threads, [](C x) { return WrapNeg<C>(x); });
           return Status::OK();
         case Op::kRelu:
           Map(in, out, n, threads, [](C x) { return x > C(0) ? x : C(0); });

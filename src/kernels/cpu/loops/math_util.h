@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 #include "gpuhive/kernel.h"
@@ -24,6 +25,30 @@ KernelFactory MakeFactory(Args... args) {
     RETURN_IF_ERROR(k->Init(node));
     return std::unique_ptr<Kernel>(std::move(k));
   };
+}
+
+// Integer arithmetic that wraps (two's complement) instead of overflowing, so extreme inputs are
+// defined behaviour (and quiet under UBSan); floats pass through unchanged.
+template <typename C>
+using WrapT = std::conditional_t<(sizeof(C) < 4), uint32_t, std::make_unsigned_t<C>>;
+template <typename C>
+C WrapAdd(C a, C b) {
+  if constexpr (std::is_integral_v<C>) return static_cast<C>(static_cast<WrapT<C>>(a) + static_cast<WrapT<C>>(b));
+  else return a + b;
+}
+template <typename C>
+C WrapSub(C a, C b) {
+  if constexpr (std::is_integral_v<C>) return static_cast<C>(static_cast<WrapT<C>>(a) - static_cast<WrapT<C>>(b));
+  else return a - b;
+}
+template <typename C>
+C WrapMul(C a, C b) {
+  if constexpr (std::is_integral_v<C>) return static_cast<C>(static_cast<WrapT<C>>(a) * static_cast<WrapT<C>>(b));
+  else return a * b;
+}
+template <typename C>
+C WrapNeg(C a) {
+  return WrapSub<C>(C(0), a);
 }
 
 // Requires input i to be present.
