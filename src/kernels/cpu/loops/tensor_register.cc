@@ -9,6 +9,7 @@ void RegisterTensorKernels(KernelRegistry& registry) {
   RegisterTensorResizeKernels(registry);
   RegisterTensorDetectionKernels(registry);
   RegisterTensorUniqueKernels(registry);
+  RegisterTensorGridSampleKernels(registry);
 }
 
 }  // namespace gpuhive::cpu

@@ -11,7 +11,7 @@ namespace gpuhive::cpu {
 // Identity, Dropout, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, DepthToSpace, SpaceToDepth,
 // Concat, Split, Slice, Expand, Tile, Pad, Gather, GatherElements, GatherND, Scatter,
 // ScatterElements, ScatterND, OneHot, NonZero, Compress, Trilu, ReverseSequence, Unique, Resize,
-// Upsample, NonMaxSuppression.
+// Upsample, NonMaxSuppression, GridSample.
 void RegisterTensorKernels(KernelRegistry& registry);
 
 // Per-file parts of RegisterTensorKernels.
@@ -21,5 +21,6 @@ void RegisterTensorIndexKernels(KernelRegistry& registry);     // tensor_index.c
 void RegisterTensorResizeKernels(KernelRegistry& registry);    // tensor_resize.cc
 void RegisterTensorDetectionKernels(KernelRegistry& registry); // tensor_nms.cc
 void RegisterTensorUniqueKernels(KernelRegistry& registry);    // tensor_unique.cc
+void RegisterTensorGridSampleKernels(KernelRegistry& registry); // tensor_gridsample.cc
 
 }  // namespace gpuhive::cpu
