@@ -22,6 +22,8 @@ struct DriverApi {
   decltype(&cuMemMap) map = nullptr;
   decltype(&cuMemUnmap) unmap = nullptr;
   decltype(&cuMemSetAccess) set_access = nullptr;
+  decltype(&cuDeviceGet) device_get = nullptr;
+  decltype(&cuDeviceGetAttribute) device_attribute = nullptr;
   Status status;
 };
 
@@ -50,6 +52,8 @@ const DriverApi& Driver() {
       RETURN_IF_ERROR(Load("cuMemMap", &a.map));
       RETURN_IF_ERROR(Load("cuMemUnmap", &a.unmap));
       RETURN_IF_ERROR(Load("cuMemSetAccess", &a.set_access));
+      RETURN_IF_ERROR(Load("cuDeviceGet", &a.device_get));
+      RETURN_IF_ERROR(Load("cuDeviceGetAttribute", &a.device_attribute));
       return Status::OK();
     }();
     return a;
@@ -57,7 +61,7 @@ const DriverApi& Driver() {
   return api;
 }
 
-CUmemAllocationProp DeviceProp(int device) {
+CUmemAllocationProp DeviceProp(int device) {  // device: the ordinal (CUdevice equals it)
   CUmemAllocationProp prop{};
   prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
   prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
@@ -140,15 +144,17 @@ StatusOr<std::unique_ptr<VirtualRange>> CreateCudaVirtualRangeImpl(int device_in
   if (device_index < 0 || device_index >= count) {
     return Unavailable("cuda:{} not present ({} CUDA devices visible)", device_index, count);
   }
-  int vmm = 0;
-  RETURN_IF_ERROR(GPUHIVE_CUDA_STATUS(
-      cudaDeviceGetAttribute(&vmm, cudaDevAttrVirtualMemoryManagementSupported, device_index)));
-  if (!vmm) return Unavailable("cuda:{} does not support virtual memory management", device_index);
   const DriverApi& d = Driver();
   RETURN_IF_ERROR(d.status);
   // The primary context must exist before the driver calls.
   RETURN_IF_ERROR(GPUHIVE_CUDA_STATUS(cudaSetDevice(device_index)));
   RETURN_IF_ERROR(GPUHIVE_CUDA_STATUS(cudaFree(nullptr)));
+  CUdevice dev = 0;
+  RETURN_IF_ERROR(GPUHIVE_CU_STATUS(d.device_get(&dev, device_index)));
+  int vmm = 0;
+  RETURN_IF_ERROR(GPUHIVE_CU_STATUS(
+      d.device_attribute(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, dev)));
+  if (!vmm) return Unavailable("cuda:{} does not support virtual memory management", device_index);
   CUmemAllocationProp prop = DeviceProp(device_index);
   size_t granularity = 0;
   RETURN_IF_ERROR(GPUHIVE_CU_STATUS(d.get_granularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED)));
