@@ -1,0 +1,162 @@
+// Shared plumbing of the oneDNN-backed CPU kernels: the engine and per-thread stream, error
+// translation (dnnl::error never leaves a kernel), memory descriptors for gpuhive layouts, fused
+// post-op chains with a standalone fallback, persistent weight buffers and workspace carving.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gpuhive/kernel.h"
+#include "gpuhive/post_ops.h"
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive::cpu::onednn {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dims = memory::dims;
+using ArgMap = std::unordered_map<int, memory>;
+
+// The process-wide CPU engine (index 0) and the calling thread's in-order stream.
+const dnnl::engine& Engine();
+dnnl::stream& ThreadStream();
+
+// Makes the calling thread's OpenMP team size match the run's thread budget (cheap when unchanged).
+void SetThreads(int num_threads);
+
+// Runs `f` (returning Status) and turns oneDNN and standard exceptions into a Status naming `what`.
+template <typename F>
+Status Guard(const std::string& what, F&& f) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    if (e.status == dnnl_unimplemented) {
+      return Unimplemented("{}: oneDNN has no implementation for this configuration ({})", what,
+                           e.what());
+    }
+    return Internal("{}: oneDNN error {}: {}", what, static_cast<int>(e.status), e.what());
+  } catch (const std::exception& e) {
+    return Internal("{}: {}", what, e.what());
+  }
+}
+
+Dims ToDims(const Shape& shape);
+// Plain row-major tag for a rank (1..6).
+Tag PlainTag(size_t rank);
+// Channel-blocked tag (nCw8c / nChw16c / nCdhw16c ...) for a rank in 3..5; undef otherwise.
+Tag BlockedTag(size_t rank, int block);
+// The md of an activation with the given logical shape and gpuhive layout (f32).
+StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout);
+// The gpuhive layout of an md when it is exactly plain / nC..8c / nC..16c; false otherwise.
+bool LayoutOf(const memory::desc& md, Layout* layout);
+// Row-major md with explicit dims (f32).
+inline memory::desc PlainMd(const Dims& dims) {
+  return memory::desc(dims, memory::data_type::f32, PlainTag(dims.size()));
+}
+
+// Workspace carving: segments 64-byte aligned, offsets into RunContext::workspace().
+class WorkspacePlan {
+ public:
+  size_t Add(size_t bytes) {
+    size_t off = total_;
+    total_ += (bytes + 63) / 64 * 64;
+    return off;
+  }
+  size_t total() const { return total_; }
+
+ private:
+  size_t total_ = 0;
+};
+inline void* WsPtr(const RunContext& ctx, size_t offset) {
+  return static_cast<char*>(ctx.workspace()) + offset;
+}
+
+// A primitive attribute in user-scratchpad mode.
+dnnl::primitive_attr ScratchAttr();
+
+// Reorders constant host data (plain md `src_md`) into `dst_md` inside a new persistent buffer.
+StatusOr<Buffer> ReorderToPersistent(const PrepareContext& ctx, const memory::desc& src_md,
+                                     const void* src, const memory::desc& dst_md);
+
+// Node attribute helpers with ONNX defaults.
+std::vector<int64_t> IntsOr(const ir::Node& node, const std::string& name, std::vector<int64_t> def);
+
+// A post-op chain applied to a primary op's destination. Binary entries read node inputs starting
+// at `first_extra`; "sum" adds a tensor of dst's exact shape (any layout), the other binaries
+// broadcast a plain tensor. Prepare tries the fused form (oneDNN post-ops); when oneDNN rejects it,
+// the primary op runs without post-ops and the chain runs as standalone eltwise/binary primitives.
+class PostOpChain {
+ public:
+  // Parses attribute "post_ops" (missing = empty), skipping its first `skip` entries, and validates
+  // the extras against dst's shape. With fuse_sum false every "sum" becomes a binary add (needed
+  // when dst may alias the primary input).
+  Status Init(const PrepareContext& ctx, size_t first_extra, const Shape& dst_shape, size_t skip = 0,
+              bool fuse_sum = true);
+  bool empty() const { return steps_.empty(); }
+  // Whether the chain can be fused: oneDNN 2.6 JIT kernels miscompute chains that repeat an eltwise
+  // algorithm with different parameters (e.g. linear(-1), ..., linear(0.5, 0.25)).
+  bool fusable() const;
+  // Puts a unary op in front of the chain (after Init).
+  void PrependUnary(const PostOp& op);
+  // Puts a broadcasting binary op in front of the chain: its tensor is node input `input` of shape
+  // `shape`, or `constant` (kept alive by the caller) when non-null.
+  void PrependBinary(const PostOp& op, int input, const Shape& shape, const void* constant = nullptr);
+  bool has_sum() const;
+  size_t sum_input() const;  // node input index of the first "sum" entry (when has_sum())
+  // Appends the fused chain to `po`. dst_dims may differ from the logical shape (flattened matmul);
+  // extras are then reshaped with the same rule (see FlattenDims).
+  void AppendFused(dnnl::post_ops& po, const Dims& dst_dims) const;
+  // Standalone fallback on a destination md (in place). Returns the scratchpad size needed.
+  size_t PrepareStandalone(const memory::desc& dst_md);
+  // Fused run: adds binary args to `args`; before execution the caller copies the sum input into
+  // dst with CopySumInput.
+  void AddFusedArgs(const RunContext& ctx, ArgMap& args, const Dims& dst_dims) const;
+  Status CopySumInput(const RunContext& ctx, const memory& dst, void* scratch) const;
+  void RunStandalone(const RunContext& ctx, const memory& dst, void* scratch) const;
+  // Whether every extra can be viewed with dst flattened to [prod(leading), last].
+  bool CanFlattenTo2D(const Shape& dst_shape) const;
+  const std::vector<PostOp>& ops() const { return ops_; }
+
+ private:
+  struct Step {
+    PostOp op;
+    int input = -1;  // node input index for binary entries
+    Shape extra_shape;
+    Layout extra_layout = Layout::kPlain;
+    bool fused_sum = false;  // the one "sum" done with append_sum
+    const void* constant = nullptr;  // data owned by the kernel instead of a node input
+  };
+  static const void* ExtraData(const RunContext& ctx, const Step& s) {
+    return s.constant != nullptr ? s.constant : ctx.input(s.input).data;
+  }
+  memory::desc ExtraMd(const Step& s, const Dims& dst_dims) const;
+
+  std::vector<PostOp> ops_;
+  std::vector<Step> steps_;
+  Shape dst_shape_;
+  memory::desc dst_md_;  // standalone mode
+  std::vector<dnnl::primitive> standalone_;
+  std::vector<memory::desc> standalone_src1_;
+  std::vector<memory::desc> standalone_scratch_;
+};
+
+// Appends the oneDNN eltwise entries equivalent to a unary post-op.
+void AppendEltwise(dnnl::post_ops& po, const PostOp& op);
+// (alg, alpha, beta) steps of a unary post-op (hardsigmoid needs two).
+struct EltwiseSpec {
+  dnnl::algorithm alg;
+  float alpha, beta;
+};
+std::vector<EltwiseSpec> EltwiseSpecs(const PostOp& op);
+dnnl::algorithm BinaryAlg(PostOp::Kind kind);
+
+// Numpy broadcast of `shape` against `target` rank (left-padded with 1).
+Dims BroadcastDims(const Shape& shape, size_t rank);
+
+}  // namespace gpuhive::cpu::onednn

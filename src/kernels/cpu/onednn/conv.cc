@@ -1,0 +1,376 @@
+// Conv, gpuhive.FusedConv and ConvTranspose on oneDNN convolution / deconvolution primitives.
+//
+// Prepare builds the primitive once per shape. Constant weights are reordered once into the
+// primitive's preferred format in a persistent buffer. With blocked layouts allowed the output is
+// produced in the format oneDNN prefers (nChw16c on AVX-512), and blocked inputs are consumed as
+// they are, so chains of convolutions never go back to plain.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "kernels/cpu/onednn/common.h"
+#include "kernels/cpu/onednn/geometry.h"
+#include "kernels/cpu/onednn/kernels.h"
+
+namespace gpuhive::cpu::onednn {
+namespace {
+
+Tag ConvTransposeWeightsTag(size_t spatial, bool grouped) {
+  // ONNX ConvTranspose weights are [C_in, M/group, k...]: per group "input channel" outermost.
+  if (grouped) {
+    switch (spatial) {
+      case 1: return Tag::acbd;
+      case 2: return Tag::acbde;
+      case 3: return Tag::acbdef;
+      default: return Tag::undef;
+    }
+  }
+  switch (spatial) {
+    case 1: return Tag::bac;
+    case 2: return Tag::bacd;
+    case 3: return Tag::bacde;
+    default: return Tag::undef;
+  }
+}
+
+class ConvKernel final : public Kernel {
+ public:
+  ConvKernel(const ir::Node& node, bool transposed) : transposed_(transposed) {
+    // Which extra inputs are "sum" tensors (they may arrive blocked like X).
+    auto texts = node.GetStrings("post_ops", std::vector<std::string>{});
+    if (texts.ok()) {
+      auto ops = ParsePostOps(*texts);
+      if (ops.ok()) {
+        size_t next = 3;
+        for (const PostOp& op : *ops) {
+          if (!op.is_binary()) continue;
+          if (op.kind == PostOp::Kind::kSum) sum_inputs_.push_back(next);
+          ++next;
+        }
+      }
+    }
+  }
+
+  bool AcceptsBlockedInput(size_t i) const override {
+    return i == 0 || std::find(sum_inputs_.begin(), sum_inputs_.end(), i) != sum_inputs_.end();
+  }
+
+  Status Prepare(PrepareContext& ctx) override {
+    return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
+  }
+
+  Status Run(RunContext& ctx) const override {
+    SetThreads(ctx.num_threads());
+    return Guard("Conv run", [&] { return RunImpl(ctx); });
+  }
+
+ private:
+  Status PrepareImpl(PrepareContext& ctx);
+  Status RunImpl(RunContext& ctx) const;
+  Status ComputeShapes(PrepareContext& ctx, Shape* out_shape, Dims* strides, Dims* dil, Dims* pl, Dims* pr);
+
+  bool transposed_;
+  std::vector<size_t> sum_inputs_;
+  int64_t group_ = 1;
+  PostOpChain chain_;
+  bool fused_ = true;
+  dnnl::primitive prim_;
+  memory::desc src_user_md_, src_md_, weights_user_md_, weights_md_, bias_md_, dst_md_, scratch_md_;
+  dnnl::reorder src_reorder_;
+  bool reorder_src_ = false;
+  bool reorder_weights_at_run_ = false;
+  dnnl::reorder weights_reorder_;
+  Buffer weights_;  // reordered constant weights (persistent)
+  bool has_bias_ = false;
+  size_t ws_src_ = 0, ws_weights_ = 0, ws_scratch_ = 0;
+};
+
+Status ConvKernel::ComputeShapes(PrepareContext& ctx, Shape* out_shape, Dims* strides, Dims* dil,
+                                 Dims* pl, Dims* pr) {
+  const ir::Node& node = ctx.node();
+  const Shape& x = ctx.input_shape(0);
+  const Shape& w = ctx.input_shape(1);
+  const size_t sp = x.size() - 2;
+  ASSIGN_OR_RETURN(group_, node.GetInt("group", 1));
+  if (group_ < 1) return InvalidArgument("{}: group must be >= 1", node.Describe());
+  std::vector<int64_t> in(x.begin() + 2, x.end());
+  std::vector<int64_t> kernel(w.begin() + 2, w.end());
+  ASSIGN_OR_RETURN(auto ks, node.GetInts("kernel_shape", kernel));
+  if (ks != kernel) {
+    return InvalidArgument("{}: kernel_shape {} does not match the weights {}", node.Describe(),
+                           ShapeToString(ks), ShapeToString(w));
+  }
+  ASSIGN_OR_RETURN(auto s, node.GetInts("strides", std::vector<int64_t>(sp, 1)));
+  ASSIGN_OR_RETURN(auto d, node.GetInts("dilations", std::vector<int64_t>(sp, 1)));
+  if (s.size() != sp || d.size() != sp) {
+    return InvalidArgument("{}: strides/dilations must have {} values", node.Describe(), sp);
+  }
+  const int64_t c = x[1];
+  int64_t m;
+  if (!transposed_) {
+    m = w[0];
+    if (w[1] * group_ != c || m % group_ != 0) {
+      return InvalidArgument("{}: weights {} do not fit input {} with group {}", node.Describe(),
+                             ShapeToString(w), ShapeToString(x), group_);
+    }
+    ASSIGN_OR_RETURN(WindowGeometry g, ComputeWindowGeometry(node, in, kernel, s, d, false));
+    *out_shape = {x[0], m};
+    for (size_t i = 0; i < sp; ++i) {
+      out_shape->push_back(g.out[i]);
+      pl->push_back(g.pad_l[i]);
+      pr->push_back(g.pad_r[i]);
+    }
+  } else {
+    if (w[0] != c || c % group_ != 0) {
+      return InvalidArgument("{}: weights {} do not fit input {} with group {}", node.Describe(),
+                             ShapeToString(w), ShapeToString(x), group_);
+    }
+    m = w[1] * group_;
+    ASSIGN_OR_RETURN(auto out_pad, node.GetInts("output_padding", std::vector<int64_t>(sp, 0)));
+    ASSIGN_OR_RETURN(auto out_spec, node.GetInts("output_shape", std::vector<int64_t>{}));
+    ASSIGN_OR_RETURN(std::string auto_pad, node.GetString("auto_pad", std::string("NOTSET")));
+    ASSIGN_OR_RETURN(auto pads, node.GetInts("pads", std::vector<int64_t>(2 * sp, 0)));
+    if (out_pad.size() != sp || pads.size() != 2 * sp) {
+      return InvalidArgument("{}: output_padding/pads have the wrong length", node.Describe());
+    }
+    if (!out_spec.empty() && out_spec.size() == sp + 2) out_spec.erase(out_spec.begin(), out_spec.begin() + 2);
+    if (!out_spec.empty() && out_spec.size() != sp) {
+      return InvalidArgument("{}: output_shape must have {} values", node.Describe(), sp);
+    }
+    *out_shape = {x[0], m};
+    for (size_t i = 0; i < sp; ++i) {
+      const int64_t dk = (kernel[i] - 1) * d[i] + 1;
+      const int64_t full = s[i] * (in[i] - 1) + out_pad[i] + dk;
+      int64_t out, head, tail;
+      if (!out_spec.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        out = !out_spec.empty() ? out_spec[i] : in[i] * s[i];
+        int64_t total = std::max<int64_t>(0, full - out);
+        // ONNX: SAME_UPPER puts the odd padding at the end, everything else at the beginning.
+        if (auto_pad == "SAME_UPPER") {
+          head = total / 2;
+        } else {
+          head = total - total / 2;
+        }
+        tail = total - head;
+      } else if (auto_pad == "VALID") {
+        head = tail = 0;
+        out = full;
+      } else {
+        head = pads[i];
+        tail = pads[i + sp];
+        out = full - head - tail;
+      }
+      if (out < 1) return InvalidArgument("{}: output size {} < 1", node.Describe(), out);
+      out_shape->push_back(out);
+      pl->push_back(head);
+      // oneDNN computes out = (in-1)*s + dk - pl - pr: output_padding lowers the end padding.
+      pr->push_back((in[i] - 1) * s[i] + dk - head - out);
+    }
+  }
+  for (size_t i = 0; i < sp; ++i) {
+    strides->push_back(s[i]);
+    dil->push_back(d[i] - 1);
+  }
+  return Status::OK();
+}
+
+Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
+  const ir::Node& node = ctx.node();
+  if (ctx.num_inputs() < 2 || !ctx.has_input(0) || !ctx.has_input(1)) {
+    return InvalidArgument("{}: needs X and W", node.Describe());
+  }
+  for (size_t i = 0; i < 3 && i < ctx.num_inputs(); ++i) {
+    if (ctx.has_input(i) && ctx.input_dtype(i) != DataType::kFloat32) {
+      return Unimplemented("{}: only float32 is supported (input {} is {})", node.Describe(), i,
+                           DataTypeName(ctx.input_dtype(i)));
+    }
+  }
+  const Shape& x = ctx.input_shape(0);
+  const Shape& w = ctx.input_shape(1);
+  if (x.size() < 3 || x.size() > 5 || w.size() != x.size()) {
+    return InvalidArgument("{}: X {} and W {} must be 3-D..5-D of equal rank", node.Describe(),
+                           ShapeToString(x), ShapeToString(w));
+  }
+  const size_t sp = x.size() - 2;
+  Shape out_shape;
+  Dims strides, dil, pl, pr;
+  RETURN_IF_ERROR(ComputeShapes(ctx, &out_shape, &strides, &dil, &pl, &pr));
+  const int64_t m = out_shape[1];
+  has_bias_ = ctx.num_inputs() > 2 && ctx.has_input(2);
+  if (has_bias_ && NumElements(ctx.input_shape(2)) != m) {
+    return InvalidArgument("{}: bias has {} elements, expected {}", node.Describe(),
+                           NumElements(ctx.input_shape(2)), m);
+  }
+  RETURN_IF_ERROR(chain_.Init(ctx, 3, out_shape));
+
+  const bool blocked_ok = ctx.options().allow_blocked_layouts;
+  const size_t rank = x.size();
+  ASSIGN_OR_RETURN(src_user_md_, MdFor(x, ctx.input_layout(0)));
+  // Channel-blocked (nC..16c) src/dst is what oneDNN's AVX-512/AVX2 direct kernels run fastest
+  // with; a plain input with many channels is reordered in Run (cheaper than a plain conv).
+  memory::desc src_req = src_user_md_;
+  if (blocked_ok && !transposed_ && ctx.input_layout(0) == Layout::kPlain && x[1] >= 16) {
+    src_req = memory::desc(ToDims(x), memory::data_type::f32, BlockedTag(rank, 16));
+  }
+  // Weights: grouped weights get a leading group dim.
+  Dims wdims;
+  if (group_ > 1) {
+    wdims.push_back(group_);
+    if (!transposed_) {
+      wdims.push_back(w[0] / group_);
+      wdims.push_back(w[1]);
+    } else {
+      wdims.push_back(w[1]);
+      wdims.push_back(w[0] / group_);
+    }
+  } else if (!transposed_) {
+    wdims = {w[0], w[1]};
+  } else {
+    wdims = {w[1], w[0]};
+  }
+  for (size_t i = 2; i < w.size(); ++i) wdims.push_back(w[i]);
+  Tag wtag = transposed_ ? ConvTransposeWeightsTag(sp, group_ > 1) : PlainTag(wdims.size());
+  weights_user_md_ = memory::desc(wdims, memory::data_type::f32, wtag);
+  const Tensor* wval = ctx.input_value(1);
+  memory::desc weights_req = wval != nullptr
+                                 ? memory::desc(wdims, memory::data_type::f32, Tag::any)
+                                 : weights_user_md_;
+  bias_md_ = has_bias_ ? memory::desc({m}, memory::data_type::f32, Tag::a) : memory::desc();
+
+  // dst: the sum input's layout when there is a fused sum (no copy, in-place possible), else
+  // nC..16c when blocked layouts are allowed.
+  ASSIGN_OR_RETURN(memory::desc dst_plain, MdFor(out_shape, Layout::kPlain));
+  memory::desc dst_req = dst_plain;
+  if (chain_.has_sum()) {
+    ASSIGN_OR_RETURN(dst_req, MdFor(out_shape, ctx.input_layout(chain_.sum_input())));
+  } else if (blocked_ok && !transposed_) {
+    dst_req = memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, 16));
+  }
+
+  auto make_pd = [&](const memory::desc& src, const memory::desc& dst,
+                     bool with_post_ops) -> dnnl::primitive_desc {
+    dnnl::primitive_attr attr = ScratchAttr();
+    if (with_post_ops && !chain_.empty()) {
+      dnnl::post_ops po;
+      chain_.AppendFused(po, ToDims(out_shape));
+      attr.set_post_ops(po);
+    }
+    if (!transposed_) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                        dnnl::algorithm::convolution_direct, src, weights_req,
+                                        bias_md_, dst, strides, dil, pl, pr);
+      return dnnl::convolution_forward::primitive_desc(d, attr, Engine());
+    }
+    dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                        dnnl::algorithm::deconvolution_direct, src, weights_req,
+                                        bias_md_, dst, strides, dil, pl, pr);
+    return dnnl::deconvolution_forward::primitive_desc(d, attr, Engine());
+  };
+  // Preferred configuration first, then without fused post-ops, then plain src/dst.
+  struct Attempt {
+    memory::desc src, dst;
+    bool post_ops;
+  };
+  const bool fuse = chain_.fusable();
+  std::vector<Attempt> attempts;
+  if (fuse) attempts.push_back({src_req, dst_req, true});
+  if (!chain_.empty()) attempts.push_back({src_req, dst_req, false});
+  if (src_req != src_user_md_ || dst_req != dst_plain) {
+    const memory::desc& dst2 = chain_.has_sum() ? dst_req : dst_plain;
+    if (fuse) attempts.push_back({src_user_md_, dst2, true});
+    if (!chain_.empty()) attempts.push_back({src_user_md_, dst2, false});
+  }
+  if (attempts.empty()) attempts.push_back({src_req, dst_req, true});
+  dnnl::primitive_desc pd;
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    try {
+      pd = make_pd(attempts[i].src, attempts[i].dst, attempts[i].post_ops);
+      fused_ = attempts[i].post_ops;
+      break;
+    } catch (const dnnl::error&) {
+      if (i + 1 == attempts.size()) throw;
+    }
+  }
+  Layout out_layout;
+  if (!LayoutOf(pd.dst_desc(), &out_layout)) return Internal("{}: unexpected dst format", node.Describe());
+  dst_md_ = pd.dst_desc();
+  src_md_ = pd.src_desc();
+  weights_md_ = pd.weights_desc();
+  scratch_md_ = pd.scratchpad_desc();
+  if (transposed_) {
+    prim_ = dnnl::deconvolution_forward(dnnl::deconvolution_forward::primitive_desc(pd.get()));
+  } else {
+    prim_ = dnnl::convolution_forward(dnnl::convolution_forward::primitive_desc(pd.get()));
+  }
+
+  WorkspacePlan ws;
+  size_t scratch = scratch_md_.get_size();
+  if (!fused_) scratch = std::max(scratch, chain_.PrepareStandalone(dst_md_));
+  ws_scratch_ = ws.Add(scratch);
+  reorder_src_ = src_md_ != src_user_md_;
+  if (reorder_src_) {
+    ws_src_ = ws.Add(src_md_.get_size());
+    src_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src_user_md_, Engine(), src_md_));
+  }
+  if (wval != nullptr) {
+    ASSIGN_OR_RETURN(weights_, ReorderToPersistent(ctx, weights_user_md_, wval->data(), weights_md_));
+    reorder_weights_at_run_ = false;
+  } else {
+    reorder_weights_at_run_ = weights_md_ != weights_user_md_;
+    if (reorder_weights_at_run_) {
+      ws_weights_ = ws.Add(weights_md_.get_size());
+      weights_reorder_ =
+          dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), weights_user_md_, Engine(), weights_md_));
+    }
+  }
+  ctx.RequestWorkspace(ws.total());
+  ctx.SetOutput(0, DataType::kFloat32, out_shape, out_layout,
+                out_layout == Layout::kPlain ? 0 : dst_md_.get_size());
+  if (fused_ && chain_.has_sum()) ctx.AllowInPlace(chain_.sum_input(), 0);
+  return Status::OK();
+}
+
+Status ConvKernel::RunImpl(RunContext& ctx) const {
+  dnnl::stream& s = ThreadStream();
+  memory src(src_user_md_, Engine(), ctx.input(0).data);
+  if (reorder_src_) {
+    memory tmp(src_md_, Engine(), WsPtr(ctx, ws_src_));
+    src_reorder_.execute(s, src, tmp);
+    src = tmp;
+  }
+  memory weights;
+  if (weights_.data() != nullptr) {
+    weights = memory(weights_md_, Engine(), weights_.data());
+  } else {
+    weights = memory(weights_user_md_, Engine(), ctx.input(1).data);
+    if (reorder_weights_at_run_) {
+      memory tmp(weights_md_, Engine(), WsPtr(ctx, ws_weights_));
+      weights_reorder_.execute(s, weights, tmp);
+      weights = tmp;
+    }
+  }
+  memory dst(dst_md_, Engine(), ctx.output(0).data);
+  void* scratch = WsPtr(ctx, ws_scratch_);
+  ArgMap args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (has_bias_) args.insert({DNNL_ARG_BIAS, memory(bias_md_, Engine(), ctx.input(2).data)});
+  if (scratch_md_.get_size() > 0) args.insert({DNNL_ARG_SCRATCHPAD, memory(scratch_md_, Engine(), scratch)});
+  if (fused_) {
+    RETURN_IF_ERROR(chain_.CopySumInput(ctx, dst, scratch));
+    chain_.AddFusedArgs(ctx, args, dst_md_.dims());
+  }
+  prim_.execute(s, args);
+  if (!fused_) chain_.RunStandalone(ctx, dst, scratch);
+  s.wait();
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Kernel>> MakeConv(const ir::Node& node) {
+  return std::unique_ptr<Kernel>(new ConvKernel(node, false));
+}
+StatusOr<std::unique_ptr<Kernel>> MakeConvTranspose(const ir::Node& node) {
+  return std::unique_ptr<Kernel>(new ConvKernel(node, true));
+}
+
+}  // namespace gpuhive::cpu::onednn

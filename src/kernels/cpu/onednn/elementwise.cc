@@ -1,0 +1,221 @@
+// gpuhive.Elementwise (a fused chain of unary/binary post-ops applied to X) and gpuhive.Reorder
+// (layout conversion inserted by the runtime between blocked producers and plain consumers).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "kernels/cpu/onednn/common.h"
+#include "kernels/cpu/onednn/kernels.h"
+
+namespace gpuhive::cpu::onednn {
+namespace {
+
+class ReorderKernel final : public Kernel {
+ public:
+  bool AcceptsBlockedInput(size_t) const override { return true; }
+
+  Status Prepare(PrepareContext& ctx) override {
+    const ir::Node& node = ctx.node();
+    if (ctx.num_inputs() != 1 || !ctx.has_input(0)) return InvalidArgument("{}: needs one input", node.Describe());
+    if (ctx.input_dtype(0) != DataType::kFloat32) {
+      return Unimplemented("{}: only float32 can be reordered", node.Describe());
+    }
+    ASSIGN_OR_RETURN(std::string to, node.GetString("to", std::string("plain")));
+    Layout out;
+    if (to == "plain") {
+      out = Layout::kPlain;
+    } else if (to == "blocked8") {
+      out = Layout::kBlocked8;
+    } else if (to == "blocked16") {
+      out = Layout::kBlocked16;
+    } else {
+      return InvalidArgument("{}: unknown layout '{}'", node.Describe(), to);
+    }
+    const Shape& shape = ctx.input_shape(0);
+    return Guard(node.Describe(), [&]() -> Status {
+      ASSIGN_OR_RETURN(src_md_, MdFor(shape, ctx.input_layout(0)));
+      ASSIGN_OR_RETURN(dst_md_, MdFor(shape, out));
+      copy_ = src_md_ == dst_md_;
+      if (!copy_) prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src_md_, Engine(), dst_md_));
+      ctx.SetOutput(0, DataType::kFloat32, shape, out, out == Layout::kPlain ? 0 : dst_md_.get_size());
+      return Status::OK();
+    });
+  }
+
+  Status Run(RunContext& ctx) const override {
+    SetThreads(ctx.num_threads());
+    return Guard("Reorder run", [&]() -> Status {
+      if (copy_) {
+        if (ctx.output(0).data != ctx.input(0).data) {
+          std::memcpy(ctx.output(0).data, ctx.input(0).data, dst_md_.get_size());
+        }
+        return Status::OK();
+      }
+      memory src(src_md_, Engine(), ctx.input(0).data);
+      memory dst(dst_md_, Engine(), ctx.output(0).data);
+      prim_.execute(ThreadStream(), src, dst);
+      ThreadStream().wait();
+      return Status::OK();
+    });
+  }
+
+ private:
+  memory::desc src_md_, dst_md_;
+  bool copy_ = false;
+  dnnl::reorder prim_;
+};
+
+class ElementwiseKernel final : public Kernel {
+ public:
+  explicit ElementwiseKernel(const ir::Node& node) {
+    auto texts = node.GetStrings("post_ops", std::vector<std::string>{});
+    if (!texts.ok()) return;
+    auto ops = ParsePostOps(*texts);
+    if (!ops.ok()) return;
+    size_t next = 1;
+    for (const PostOp& op : *ops) {
+      if (!op.is_binary()) continue;
+      if (op.kind == PostOp::Kind::kSum) sum_inputs_.push_back(next);
+      ++next;
+    }
+  }
+
+  bool AcceptsBlockedInput(size_t i) const override {
+    return i == 0 || std::find(sum_inputs_.begin(), sum_inputs_.end(), i) != sum_inputs_.end();
+  }
+
+  Status Prepare(PrepareContext& ctx) override {
+    return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
+  }
+
+  Status Run(RunContext& ctx) const override {
+    SetThreads(ctx.num_threads());
+    return Guard("Elementwise run", [&]() -> Status {
+      dnnl::stream& s = ThreadStream();
+      memory src(md_, Engine(), ctx.input(0).data);
+      memory dst(md_, Engine(), ctx.output(0).data);
+      void* scratch = ctx.workspace();
+      ArgMap args;
+      if (scratch_md_.get_size() > 0) args.insert({DNNL_ARG_SCRATCHPAD, memory(scratch_md_, Engine(), scratch)});
+      if (first_.is_binary()) {
+        args.insert({DNNL_ARG_SRC_0, src});
+        args.insert({DNNL_ARG_SRC_1, memory(src1_md_, Engine(), ctx.input(1).data)});
+      } else {
+        args.insert({DNNL_ARG_SRC, src});
+      }
+      args.insert({DNNL_ARG_DST, dst});
+      if (fused_) chain_.AddFusedArgs(ctx, args, md_.dims());
+      prim_.execute(s, args);
+      if (!fused_) chain_.RunStandalone(ctx, dst, scratch);
+      s.wait();
+      return Status::OK();
+    });
+  }
+
+ private:
+  Status PrepareImpl(PrepareContext& ctx) {
+    const ir::Node& node = ctx.node();
+    if (ctx.num_inputs() < 1 || !ctx.has_input(0)) return InvalidArgument("{}: needs X", node.Describe());
+    if (ctx.input_dtype(0) != DataType::kFloat32) {
+      return Unimplemented("{}: only float32 is supported", node.Describe());
+    }
+    ASSIGN_OR_RETURN(auto texts, node.GetStrings("post_ops"));
+    ASSIGN_OR_RETURN(auto ops, ParsePostOps(texts));
+    if (ops.empty()) return InvalidArgument("{}: empty post_ops", node.Describe());
+    first_ = ops[0];
+    const Shape& shape = ctx.input_shape(0);
+    ASSIGN_OR_RETURN(md_, MdFor(shape, ctx.input_layout(0)));
+    size_t first_extra = 1;
+    if (first_.is_binary()) {
+      if (ctx.num_inputs() < 2 || !ctx.has_input(1) || ctx.input_dtype(1) != DataType::kFloat32) {
+        return InvalidArgument("{}: '{}' needs a float32 input 1", node.Describe(), FormatPostOp(first_));
+      }
+      const Shape& es = ctx.input_shape(1);
+      if (first_.kind == PostOp::Kind::kSum) {
+        if (es != shape) return InvalidArgument("{}: 'sum' needs equal shapes", node.Describe());
+        ASSIGN_OR_RETURN(src1_md_, MdFor(es, ctx.input_layout(1)));
+      } else {
+        if (ctx.input_layout(1) != Layout::kPlain || es.size() > shape.size()) {
+          return InvalidArgument("{}: input 1 {} does not broadcast to {}", node.Describe(),
+                                 ShapeToString(es), ShapeToString(shape));
+        }
+        Dims b = BroadcastDims(es, shape.size());
+        for (size_t i = 0; i < b.size(); ++i) {
+          if (b[i] != 1 && b[i] != shape[i]) {
+            return InvalidArgument("{}: input 1 {} does not broadcast to {}", node.Describe(),
+                                   ShapeToString(es), ShapeToString(shape));
+          }
+        }
+        if (b.empty()) b = {1};
+        src1_md_ = PlainMd(b);
+      }
+      first_extra = 2;
+    }
+    RETURN_IF_ERROR(chain_.Init(ctx, first_extra, shape, 1, /*fuse_sum=*/false));
+
+    auto make = [&](bool with_post_ops) -> dnnl::primitive_desc {
+      dnnl::primitive_attr attr = ScratchAttr();
+      if (with_post_ops && !chain_.empty()) {
+        dnnl::post_ops po;
+        chain_.AppendFused(po, md_.dims());
+        attr.set_post_ops(po);
+      }
+      if (first_.is_binary()) {
+        PostOp::Kind k = first_.kind == PostOp::Kind::kSum ? PostOp::Kind::kAdd : first_.kind;
+        dnnl::binary::desc d(BinaryAlg(k), md_, src1_md_, md_);
+        return dnnl::binary::primitive_desc(d, attr, Engine());
+      }
+      auto specs = EltwiseSpecs(first_);
+      dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, specs[0].alg, md_, specs[0].alpha,
+                                    specs[0].beta);
+      return dnnl::eltwise_forward::primitive_desc(d, attr, Engine());
+    };
+    // hardsigmoid is two eltwise steps (linear, clip): the clip joins the chain.
+    if (!first_.is_binary() && EltwiseSpecs(first_).size() > 1) {
+      PostOp clip{PostOp::Kind::kClip};
+      clip.alpha = 0.f;
+      clip.beta = 1.f;
+      chain_.PrependUnary(clip);
+    }
+    dnnl::primitive_desc pd;
+    fused_ = chain_.fusable();
+    try {
+      pd = make(fused_);
+    } catch (const dnnl::error&) {
+      if (chain_.empty() || !fused_) throw;
+      fused_ = false;
+      pd = make(false);
+    }
+    scratch_md_ = pd.scratchpad_desc();
+    size_t scratch = scratch_md_.get_size();
+    if (!fused_) scratch = std::max(scratch, chain_.PrepareStandalone(md_));
+    if (first_.is_binary()) {
+      prim_ = dnnl::binary(dnnl::binary::primitive_desc(pd.get()));
+    } else {
+      prim_ = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(pd.get()));
+    }
+    ctx.RequestWorkspace(scratch);
+    Layout layout = ctx.input_layout(0);
+    ctx.SetOutput(0, DataType::kFloat32, shape, layout, layout == Layout::kPlain ? 0 : md_.get_size());
+    ctx.AllowInPlace(0, 0);
+    return Status::OK();
+  }
+
+  std::vector<size_t> sum_inputs_;
+  PostOp first_{PostOp::Kind::kRelu};
+  memory::desc md_, src1_md_, scratch_md_;
+  PostOpChain chain_;
+  bool fused_ = true;
+  dnnl::primitive prim_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Kernel>> MakeReorder(const ir::Node&) {
+  return std::unique_ptr<Kernel>(new ReorderKernel());
+}
+StatusOr<std::unique_ptr<Kernel>> MakeElementwise(const ir::Node& node) {
+  return std::unique_ptr<Kernel>(new ElementwiseKernel(node));
+}
+
+}  // namespace gpuhive::cpu::onednn

@@ -1,0 +1,28 @@
+// Spatial geometry of sliding-window operators (Conv, pooling): ONNX auto_pad / pads / ceil_mode
+// resolved into output sizes and explicit begin/end paddings.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gpuhive/ir.h"
+#include "gpuhive/status.h"
+
+namespace gpuhive::cpu::onednn {
+
+struct WindowGeometry {
+  std::vector<int64_t> out;    // output spatial sizes
+  std::vector<int64_t> pad_l;  // begin paddings as ONNX defines them
+  std::vector<int64_t> pad_r;  // end paddings as ONNX defines them
+  // End paddings that make (in + pad_l + pad_r_eff - dk) / s + 1 == out exactly (ceil_mode may
+  // need more than pad_r; floor division may need less).
+  std::vector<int64_t> pad_r_eff;
+};
+
+// Reads "auto_pad" and "pads" from `node`. kernel/strides/dilations are ONNX values (>= 1).
+StatusOr<WindowGeometry> ComputeWindowGeometry(const ir::Node& node, const std::vector<int64_t>& in,
+                                               const std::vector<int64_t>& kernel,
+                                               const std::vector<int64_t>& strides,
+                                               const std::vector<int64_t>& dilations, bool ceil_mode);
+
+}  // namespace gpuhive::cpu::onednn

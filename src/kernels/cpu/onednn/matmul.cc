@@ -1,0 +1,239 @@
+// MatMul / gpuhive.FusedMatMul and Gemm / gpuhive.FusedGemm on the oneDNN matmul primitive.
+//
+// Constant B (weights) is reordered once into the primitive's preferred packed format. A 3-D+ A
+// times a 2-D B is run as one 2-D matmul over the flattened leading dims (the BERT hot path), as
+// long as the post-op tensors allow the same flattening.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "kernels/cpu/onednn/common.h"
+#include "kernels/cpu/onednn/kernels.h"
+
+namespace gpuhive::cpu::onednn {
+namespace {
+
+class MatMulKernel final : public Kernel {
+ public:
+  explicit MatMulKernel(bool gemm) : gemm_(gemm) {}
+
+  Status Prepare(PrepareContext& ctx) override {
+    return Guard(ctx.node().Describe(), [&] { return gemm_ ? PrepareGemm(ctx) : PrepareMatMul(ctx); });
+  }
+
+  Status Run(RunContext& ctx) const override {
+    SetThreads(ctx.num_threads());
+    return Guard(gemm_ ? "Gemm run" : "MatMul run", [&]() -> Status {
+      dnnl::stream& s = ThreadStream();
+      memory a(a_md_, Engine(), ctx.input(0).data);
+      memory b(b_md_, Engine(), weights_.data() != nullptr ? weights_.data() : ctx.input(1).data);
+      memory dst(dst_md_, Engine(), ctx.output(0).data);
+      void* scratch = ctx.workspace();
+      ArgMap args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, dst}};
+      if (scratch_md_.get_size() > 0) args.insert({DNNL_ARG_SCRATCHPAD, memory(scratch_md_, Engine(), scratch)});
+      if (fused_) {
+        RETURN_IF_ERROR(chain_.CopySumInput(ctx, dst, scratch));
+        chain_.AddFusedArgs(ctx, args, dst_md_.dims());
+      }
+      prim_.execute(s, args);
+      if (!fused_) {
+        memory post(post_md_, Engine(), ctx.output(0).data);
+        chain_.RunStandalone(ctx, post, scratch);
+      }
+      s.wait();
+      return Status::OK();
+    });
+  }
+
+ private:
+  Status CheckFloat(const PrepareContext& ctx, size_t n) const {
+    for (size_t i = 0; i < n; ++i) {
+      if (!ctx.has_input(i)) return InvalidArgument("{}: missing input {}", ctx.node().Describe(), i);
+      if (ctx.input_dtype(i) != DataType::kFloat32) {
+        return Unimplemented("{}: only float32 is supported (input {} is {})", ctx.node().Describe(), i,
+                             DataTypeName(ctx.input_dtype(i)));
+      }
+    }
+    return Status::OK();
+  }
+
+  // Builds the primitive for a_md x b_req -> dst (dims `dst_dims`), `post_md` = the md the
+  // standalone post-ops run on, and reorders constant weights.
+  Status Build(PrepareContext& ctx, const memory::desc& b_user, const void* b_const, const Shape& out_shape) {
+    const Dims dst_dims = dst_md_.dims();
+    memory::desc b_req = b_const != nullptr ? memory::desc(b_user.dims(), memory::data_type::f32, Tag::any) : b_user;
+    // Fused post-ops only when the chain's tensors can be viewed in the primitive's dst dims.
+    bool can_fuse = chain_.fusable() &&
+                    (dst_dims.size() == out_shape.size() ? Shape(dst_dims.begin(), dst_dims.end()) == out_shape
+                                                         : chain_.CanFlattenTo2D(out_shape));
+    auto make = [&](bool with_post_ops) {
+      dnnl::primitive_attr attr = ScratchAttr();
+      if (with_post_ops && !chain_.empty()) {
+        dnnl::post_ops po;
+        chain_.AppendFused(po, dst_dims);
+        attr.set_post_ops(po);
+      }
+      dnnl::matmul::desc d(a_md_, b_req, dst_md_);
+      return dnnl::matmul::primitive_desc(d, attr, Engine());
+    };
+    dnnl::matmul::primitive_desc pd;
+    fused_ = can_fuse;
+    try {
+      pd = make(fused_);
+    } catch (const dnnl::error&) {
+      if (!fused_ || chain_.empty()) throw;
+      fused_ = false;
+      pd = make(false);
+    }
+    prim_ = dnnl::matmul(pd);
+    scratch_md_ = pd.scratchpad_desc();
+    size_t scratch = scratch_md_.get_size();
+    if (!fused_ && !chain_.empty()) {
+      ASSIGN_OR_RETURN(post_md_, MdFor(out_shape.empty() ? Shape{1} : out_shape, Layout::kPlain));
+      scratch = std::max(scratch, chain_.PrepareStandalone(post_md_));
+    }
+    if (b_const != nullptr) {
+      b_md_ = pd.weights_desc();
+      ASSIGN_OR_RETURN(weights_, ReorderToPersistent(ctx, b_user, b_const, b_md_));
+    } else {
+      b_md_ = b_user;
+    }
+    ctx.RequestWorkspace(scratch);
+    ctx.SetOutput(0, DataType::kFloat32, out_shape);
+    return Status::OK();
+  }
+
+  Status PrepareMatMul(PrepareContext& ctx) {
+    const ir::Node& node = ctx.node();
+    RETURN_IF_ERROR(CheckFloat(ctx, 2));
+    Shape a = ctx.input_shape(0), b = ctx.input_shape(1);
+    if (a.empty() || b.empty()) return InvalidArgument("{}: MatMul operands must be at least 1-D", node.Describe());
+    const bool a1 = a.size() == 1, b1 = b.size() == 1;
+    if (a1) a.insert(a.begin(), 1);
+    if (b1) b.push_back(1);
+    const size_t r = std::max(a.size(), b.size());
+    const size_t b_rank_orig = b.size();
+    while (a.size() < r) a.insert(a.begin(), 1);
+    while (b.size() < r) b.insert(b.begin(), 1);
+    const int64_t m = a[r - 2], k = a[r - 1], n = b[r - 1];
+    if (b[r - 2] != k) {
+      return InvalidArgument("{}: inner dimensions differ: {} x {}", node.Describe(),
+                             ShapeToString(ctx.input_shape(0)), ShapeToString(ctx.input_shape(1)));
+    }
+    Shape batch;
+    for (size_t i = 0; i + 2 < r; ++i) {
+      if (a[i] != b[i] && a[i] != 1 && b[i] != 1) {
+        return InvalidArgument("{}: batch dims do not broadcast: {} x {}", node.Describe(),
+                               ShapeToString(ctx.input_shape(0)), ShapeToString(ctx.input_shape(1)));
+      }
+      batch.push_back(std::max(a[i], b[i]));
+    }
+    Shape out_shape = batch;
+    if (!a1) out_shape.push_back(m);
+    if (!b1) out_shape.push_back(n);
+    for (int64_t d : out_shape) {
+      if (d == 0) return Unimplemented("{}: empty MatMul output", node.Describe());
+    }
+    if (k == 0) return Unimplemented("{}: MatMul with K = 0", node.Describe());
+    RETURN_IF_ERROR(chain_.Init(ctx, 2, out_shape));
+
+    // Flatten [..., M, K] x [K, N] into one 2-D product when B has no batch dims.
+    const bool flatten = r > 2 && b_rank_orig <= 2 && !a1 && !b1 &&
+                         (chain_.empty() || chain_.CanFlattenTo2D(out_shape));
+    memory::desc b_user;
+    if (flatten) {
+      int64_t rows = NumElements(batch) * m;
+      a_md_ = PlainMd({rows, k});
+      b_user = PlainMd({k, n});
+      dst_md_ = PlainMd({rows, n});
+    } else {
+      a_md_ = PlainMd(ToDims(a));
+      b_user = PlainMd(ToDims(b));
+      Dims dd = ToDims(batch);
+      dd.push_back(m);
+      dd.push_back(n);
+      dst_md_ = PlainMd(dd);
+    }
+    const Tensor* bval = ctx.input_value(1);
+    return Build(ctx, b_user, bval != nullptr ? bval->data() : nullptr, out_shape);
+  }
+
+  Status PrepareGemm(PrepareContext& ctx) {
+    const ir::Node& node = ctx.node();
+    RETURN_IF_ERROR(CheckFloat(ctx, 2));
+    const Shape& a = ctx.input_shape(0);
+    const Shape& b = ctx.input_shape(1);
+    if (a.size() != 2 || b.size() != 2) {
+      return InvalidArgument("{}: Gemm needs 2-D A and B, got {} and {}", node.Describe(), ShapeToString(a),
+                             ShapeToString(b));
+    }
+    ASSIGN_OR_RETURN(float alpha, node.GetFloat("alpha", 1.f));
+    ASSIGN_OR_RETURN(float beta, node.GetFloat("beta", 1.f));
+    ASSIGN_OR_RETURN(int64_t trans_a, node.GetInt("transA", 0));
+    ASSIGN_OR_RETURN(int64_t trans_b, node.GetInt("transB", 0));
+    const int64_t m = trans_a ? a[1] : a[0], k = trans_a ? a[0] : a[1];
+    const int64_t kb = trans_b ? b[1] : b[0], n = trans_b ? b[0] : b[1];
+    if (k != kb) {
+      return InvalidArgument("{}: inner dimensions differ: A {} B {} (transA={}, transB={})", node.Describe(),
+                             ShapeToString(a), ShapeToString(b), trans_a, trans_b);
+    }
+    if (m == 0 || n == 0 || k == 0) return Unimplemented("{}: empty Gemm", node.Describe());
+    const Shape out_shape = {m, n};
+    RETURN_IF_ERROR(chain_.Init(ctx, 3, out_shape));
+    const bool has_c = ctx.num_inputs() > 2 && ctx.has_input(2) && beta != 0.f;
+    if (has_c) {
+      if (ctx.input_dtype(2) != DataType::kFloat32) return Unimplemented("{}: C must be float32", node.Describe());
+      const Shape& c = ctx.input_shape(2);
+      if (c.size() > 2) return InvalidArgument("{}: C must be at most 2-D", node.Describe());
+      Dims cb = BroadcastDims(c, 2);
+      if ((cb[0] != 1 && cb[0] != m) || (cb[1] != 1 && cb[1] != n)) {
+        return InvalidArgument("{}: C {} does not broadcast to [{},{}]", node.Describe(), ShapeToString(c), m, n);
+      }
+      const Tensor* cval = ctx.input_value(2);
+      PostOp add{PostOp::Kind::kAdd};
+      if (cval != nullptr) {
+        // beta * C folded once into a kernel-owned copy.
+        ASSIGN_OR_RETURN(c_scaled_, Buffer::Allocate(ctx.persistent_resource(), cval->bytes() + 4,
+                                                     ctx.persistent_tag()));
+        float* dst = static_cast<float*>(c_scaled_.data());
+        for (int64_t i = 0; i < cval->num_elements(); ++i) dst[i] = beta * cval->as<float>()[i];
+        chain_.PrependBinary(add, 2, c, c_scaled_.data());
+        if (alpha != 1.f) chain_.PrependUnary(PostOp{PostOp::Kind::kLinear, alpha, 0.f});
+      } else if (beta == 1.f) {
+        chain_.PrependBinary(add, 2, c);
+        if (alpha != 1.f) chain_.PrependUnary(PostOp{PostOp::Kind::kLinear, alpha, 0.f});
+      } else {
+        chain_.PrependUnary(PostOp{PostOp::Kind::kLinear, beta, 0.f});
+        chain_.PrependBinary(add, 2, c);
+        chain_.PrependUnary(PostOp{PostOp::Kind::kLinear, alpha / beta, 0.f});
+        // PrependUnary inserts at the front: the order is now linear(alpha/beta), add C, linear(beta).
+      }
+    } else if (alpha != 1.f) {
+      chain_.PrependUnary(PostOp{PostOp::Kind::kLinear, alpha, 0.f});
+    }
+    a_md_ = memory::desc({m, k}, memory::data_type::f32, trans_a ? Dims{1, m} : Dims{k, 1});
+    memory::desc b_user({k, n}, memory::data_type::f32, trans_b ? Dims{1, k} : Dims{n, 1});
+    dst_md_ = PlainMd({m, n});
+    const Tensor* bval = ctx.input_value(1);
+    return Build(ctx, b_user, bval != nullptr ? bval->data() : nullptr, out_shape);
+  }
+
+  bool gemm_;
+  PostOpChain chain_;
+  bool fused_ = true;
+  memory::desc a_md_, b_md_, dst_md_, post_md_, scratch_md_;
+  dnnl::primitive prim_;
+  Buffer weights_;   // constant B in the primitive's format
+  Buffer c_scaled_;  // beta * C for constant C
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Kernel>> MakeMatMul(const ir::Node&) {
+  return std::unique_ptr<Kernel>(new MatMulKernel(false));
+}
+StatusOr<std::unique_ptr<Kernel>> MakeGemm(const ir::Node&) {
+  return std::unique_ptr<Kernel>(new MatMulKernel(true));
+}
+
+}  // namespace gpuhive::cpu::onednn
