@@ -79,7 +79,7 @@ PoolResource::PoolResource(Options options)
     : options_(std::move(options)),
       upstream_(options_.upstream ? options_.upstream : DefaultHostResource()),
       range_(options_.range.get()),
-      events_(memory_detail::DefaultStreamEvents()) {
+      events_(options_.stream_events ? options_.stream_events : memory_detail::DefaultStreamEvents()) {
   if (range_ != nullptr) {
     auto* seg = new Segment{range_->base(), range_->size(), nullptr};
     Block* b = NewBlock();
@@ -308,9 +308,10 @@ PoolResource::Block* PoolResource::FindFreeLocked(size_t rounded, void* stream_k
   if (stream_key != nullptr) {
     if (Block* b = probe(stream_key)) return b;
   }
-  if (Block* b = probe(nullptr)) return b;
-  if (!pending_.empty() && PollEventsLocked()) return probe(nullptr);
-  return nullptr;
+  // Completed stream frees first join the shared free blocks, so they are reused (and coalesced)
+  // before fresh memory is touched; otherwise they would wait for the next pressure.
+  if (!pending_.empty()) PollEventsLocked();
+  return probe(nullptr);
 }
 
 bool PoolResource::PollEventsLocked() {

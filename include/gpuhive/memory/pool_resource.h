@@ -102,6 +102,10 @@ class PoolResource final : public MemoryResource {
     // range, so reserved memory tracks live memory (costs map/unmap calls on growth; the hot
     // path is unaffected).
     bool expandable_remap_free_pages = true;
+    // Source of the events recorded for frees on device streams (not owned). Null: CUDA events
+    // when built with CUDA and a device is present, else streams are treated as synchronous.
+    // Tests substitute their own to exercise the stream-ordered paths without a GPU.
+    memory_detail::StreamEvents* stream_events = nullptr;
     std::string label = "pool";
   };
 
