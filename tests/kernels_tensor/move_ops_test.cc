@@ -1,5 +1,7 @@
 // Transpose, DepthToSpace, SpaceToDepth, Concat, Split, Slice, Expand, Tile, Pad, Trilu,
 // ReverseSequence, each checked against a naive reference written here.
+#include <chrono>
+#include <cstdio>
 #include <limits>
 
 #include "tensor_test_util.h"
@@ -317,6 +319,35 @@ TEST(MoveOps, ReverseSequence) {
       }
   Tensor bad = I64({2}, {5, 1});
   EXPECT_EQ(RunNode(Node("ReverseSequence", 10), {&x, &bad}).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Throughput of the Transpose fast paths; run with --gtest_also_run_disabled_tests.
+TEST(MoveOpsPerf, DISABLED_TransposeThroughput) {
+  struct Case {
+    const char* name;
+    Shape shape;
+    std::vector<int64_t> perm;
+  };
+  const std::vector<Case> cases = {
+      {"2-D 4096x4096", {4096, 4096}, {1, 0}},
+      {"attention [8,512,12,64]->[8,12,512,64]", {8, 512, 12, 64}, {0, 2, 1, 3}},
+      {"key [8,12,512,64]->[8,12,64,512]", {8, 12, 512, 64}, {0, 1, 3, 2}},
+      {"NCHW->NHWC [8,64,112,112]", {8, 64, 112, 112}, {0, 2, 3, 1}},
+  };
+  for (const Case& c : cases) {
+    Tensor x = RandomFloat(c.shape, 3);
+    for (int threads : {1, 2}) {
+      RunOptions opts;
+      opts.num_threads = threads;
+      Run1(Node("Transpose", 13, {{"perm", AttrInts(c.perm)}}), {&x}, opts);  // warm up
+      const int reps = 5;
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < reps; ++i) Run1(Node("Transpose", 13, {{"perm", AttrInts(c.perm)}}), {&x}, opts);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+      std::printf("%-45s threads %d: %8.2f ms, %6.2f GB/s (read + write)\n", c.name, threads, s * 1e3,
+                  2.0 * static_cast<double>(x.bytes()) / s / 1e9);
+    }
+  }
 }
 
 }  // namespace
