@@ -186,6 +186,8 @@ TEST(MoveOps, SliceMatchesReference) {
       {{2, 1, 5}, {big, 4, 0}, {0, 1, 2}, {1, 2, -3}},
       {{3}, {1}, {0}, {1}},                      // empty
       {{-100}, {100}, {0}, {3}},
+      {{0}, {big}, {1}, {big / 2}},              // huge steps select one element
+      {{-1}, {small}, {2}, {small + 1}},
   };
   for (const Case& c : cases) {
     Shape es;

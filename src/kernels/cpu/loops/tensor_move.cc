@@ -264,8 +264,10 @@ class SliceKernel final : public Kernel {
       ASSIGN_OR_RETURN(int64_t ax, NormalizeAxis(axes[i], r, n));
       if (seen[ax]) return InvalidArgument("{}: repeated axis {}", n.Describe(), axes[i]);
       seen[ax] = true;
-      const int64_t dim = in[ax], st = steps[i];
-      if (st == 0) return InvalidArgument("{}: step must not be 0", n.Describe());
+      const int64_t dim = in[ax];
+      if (steps[i] == 0) return InvalidArgument("{}: step must not be 0", n.Describe());
+      // Steps beyond the dim select one element; bounding them keeps the arithmetic exact.
+      const int64_t st = std::clamp<int64_t>(steps[i], -dim - 1, dim + 1);
       int64_t s = starts[i], e = ends[i];
       if (s < 0) s = s < -dim ? -1 : s + dim;
       if (e < 0) e = e < -dim ? -1 : e + dim;
@@ -273,11 +275,11 @@ class SliceKernel final : public Kernel {
       if (st > 0) {
         s = std::clamp<int64_t>(s, 0, dim);
         e = std::clamp<int64_t>(e, 0, dim);
-        count = e > s ? (e - s + st - 1) / st : 0;
+        count = e > s ? (e - s - 1) / st + 1 : 0;
       } else {
         s = std::clamp<int64_t>(s, 0, dim - 1);
         e = std::clamp<int64_t>(e, -1, dim - 1);
-        count = s > e ? (s - e + (-st) - 1) / (-st) : 0;
+        count = s > e ? (s - e - 1) / (-st) + 1 : 0;
       }
       out[ax] = count;
       first[ax] = count > 0 ? s : 0;
