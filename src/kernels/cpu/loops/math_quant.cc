@@ -184,8 +184,8 @@ class DynamicQuantizeKernel final : public Kernel {
     RETURN_IF_ERROR(RequireInput(ctx, 0));
     if (ctx.input_dtype(0) != DataType::kFloat32) return loops::UnsupportedType(desc_, ctx.input_dtype(0));
     ctx.SetOutput(0, DataType::kUint8, ctx.input_shape(0));
-    ctx.SetOutput(1, DataType::kFloat32, {});
-    ctx.SetOutput(2, DataType::kUint8, {});
+    if (ctx.num_outputs() > 1 && ctx.has_output(1)) ctx.SetOutput(1, DataType::kFloat32, {});
+    if (ctx.num_outputs() > 2 && ctx.has_output(2)) ctx.SetOutput(2, DataType::kUint8, {});
     return Status::OK();
   }
 

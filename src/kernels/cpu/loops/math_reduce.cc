@@ -499,7 +499,7 @@ class TopKKernel final : public Kernel {
     Shape out = shape;
     out[axis] = k;
     ctx.SetOutput(0, ctx.input_dtype(0), out);
-    ctx.SetOutput(1, DataType::kInt64, out);
+    if (ctx.num_outputs() > 1 && ctx.has_output(1)) ctx.SetOutput(1, DataType::kInt64, out);
     return Status::OK();
   }
 
