@@ -273,7 +273,8 @@ StatusOr<std::shared_ptr<ir::Graph>> Importer::ConvertGraph(const onnx::GraphPro
       ir::Attribute attr;
       Status s = ConvertAttribute(a, scope, node, &attr);
       if (!s.ok()) return s.WithContext(fmt::format("node '{}' ({})", name, np.op_type()));
-      node->attrs[a.name()] = std::move(attr);
+      node->attrs.erase(a.name());
+      node->attrs.emplace(a.name(), std::move(attr));
     }
   }
   for (const auto& out : g.output()) {

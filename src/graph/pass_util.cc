@@ -122,6 +122,18 @@ bool BypassNode(ir::Graph& graph, ir::Node* node, ir::Value* in, ir::Value* out)
   return true;
 }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+void SetAttr(ir::Node* node, const std::string& name, float value) {
+  node->attrs.erase(name);
+  node->attrs.emplace(name, ir::Attribute(value));
+}
+void SetAttr(ir::Node* node, const std::string& name, const std::vector<std::string>& value) {
+  node->attrs.erase(name);
+  node->attrs.emplace(name, ir::Attribute(value));
+}
+#pragma GCC diagnostic pop
+
 ir::Value* AddConstant(ir::Graph& graph, const std::string& base, Tensor t) {
   ir::Value* v = graph.AddValue(graph.UniqueName(base), t.dtype());
   std::vector<ir::Dim> dims;

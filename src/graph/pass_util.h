@@ -40,6 +40,11 @@ bool IsFloat32(const ir::Value* v);
 // `in` writes `out` directly, if that is possible. Returns false when nothing was changed.
 bool BypassNode(ir::Graph& graph, ir::Node* node, ir::Value* in, ir::Value* out);
 
+// Set (replace) an attribute. The Attribute is built inside pass_util.cc: GCC 12 with sanitizers
+// reports a false maybe-uninitialized when the std::variant temporary is moved at the call site.
+void SetAttr(ir::Node* node, const std::string& name, float value);
+void SetAttr(ir::Node* node, const std::string& name, const std::vector<std::string>& value);
+
 // Adds a constant value with a unique name derived from `base`.
 ir::Value* AddConstant(ir::Graph& graph, const std::string& base, Tensor t);
 

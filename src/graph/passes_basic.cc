@@ -214,7 +214,7 @@ StatusOr<bool> FoldOneBn(ir::Graph& g, ir::Node* bn) {
     ASSIGN_OR_RETURN(Tensor ct, Tensor::FromVector(DataType::kFloat32, {n}, nc));
     g.SetNodeInput(prod, 1, AddConstant(g, prod->name + "_B_bnfold", std::move(nw)));
     g.SetNodeInput(prod, 2, AddConstant(g, prod->name + "_C_bnfold", std::move(ct)));
-    prod->attrs["beta"] = ir::Attribute(1.f);
+    SetAttr(prod, "beta", 1.f);
     g.RemoveNode(bn);
     MoveOutput(prod, 0, y);
     return true;

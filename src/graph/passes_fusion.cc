@@ -202,7 +202,7 @@ ir::Node* MakeFused(ir::Graph& g, const std::string& op, const ir::Node& base, s
   ir::Node* f = g.AddNode(op, std::move(inputs), {out}, base.name + "_fused", "gpuhive");
   f->opset = 1;
   if (copy_attrs) f->attrs = base.attrs;
-  f->attrs["post_ops"] = ir::Attribute(post_ops);
+  SetAttr(f, "post_ops", post_ops);
   return f;
 }
 
@@ -215,7 +215,7 @@ void Extend(ir::Graph& g, ir::Node* fused, const std::vector<Match>& matches) {
     for (ir::Node* n : m.nodes) g.RemoveNode(n);
     for (ir::Value* e : m.extras) g.SetNodeInput(fused, fused->inputs.size(), e);
   }
-  fused->attrs["post_ops"] = ir::Attribute(post);
+  SetAttr(fused, "post_ops", post);
   ir::Value* old = fused->outputs[0];
   old->producer = nullptr;
   old->producer_output = -1;

@@ -375,6 +375,26 @@ TEST(OnnxImport, SymbolicDimsAndShapeInference) {
   }
 }
 
+TEST(OnnxImport, CustomDomainNodesPassThroughWithTypesElsewhere) {
+  auto m = MakeModel(13);
+  auto* o = m.add_opset_import();
+  o->set_domain("com.example");
+  o->set_version(2);
+  auto* g = m.mutable_graph();
+  AddInput(g, "x", onnx::TensorProto::FLOAT, {int64_t{2}});
+  AddNode(g, "Relu", {"x"}, {"r"});
+  AddNode(g, "Frobnicate", {"r"}, {"y"})->set_domain("com.example");
+  AddOutput(g, "y", onnx::TensorProto::FLOAT, {int64_t{2}});
+  auto model = ImportOnnxBytes(Serialize(m));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const ir::Graph& gr = *(*model)->graph;
+  ASSERT_EQ(gr.nodes().size(), 2u);
+  EXPECT_EQ(gr.nodes()[1]->domain, "com.example");
+  EXPECT_EQ(gr.nodes()[1]->opset, 2);
+  EXPECT_EQ((*model)->opsets.at("com.example"), 2);
+  EXPECT_EQ(gr.FindValue("r")->dtype, DataType::kFloat32);  // shape inference still ran
+}
+
 TEST(OnnxImport, InitializerListedAsInputBecomesConstant) {
   auto m = AddModel();
   m.set_ir_version(3);
