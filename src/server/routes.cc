@@ -213,7 +213,9 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
       return;
     }
     if (action == "infer" || action.empty() || action == "ready") {
-      send(Error(Status(StatusCode::kInvalidArgument, "method " + m + " not allowed here")), route_name);
+      HttpResponse r = Json(405, ErrorJson("method " + m + " not allowed on " + req.target));
+      r.headers.emplace_back("Allow", action == "infer" ? "POST" : "GET, HEAD");
+      send(std::move(r), route_name);
       return;
     }
   }

@@ -1,5 +1,17 @@
 // Transport-independent HTTP routing for the KServe v2 REST API, the repository extension,
 // /metrics and gpuhive's management API. The Beast server (http_server.cc) feeds it parsed requests.
+//   GET  /v2/health/live | /v2/health/ready          200 or 503
+//   GET  /v2                                          server metadata
+//   GET  /v2/models/{m}[/versions/{v}]                model metadata
+//   GET  /v2/models/{m}[/versions/{v}]/ready          200 or 503
+//   POST /v2/models/{m}[/versions/{v}]/infer          JSON or binary tensor extension
+//   POST /v2/repository/index                         {"ready": bool}
+//   POST /v2/repository/models/{m}/load | unload      bearer token when configured
+//   GET  /metrics                                     Prometheus text 0.0.4
+//   GET  /v2/gpuhive/devices | /v2/gpuhive/models[/{m}]
+//   PUT|POST /v2/gpuhive/models/{m}/settings          {"priority", "tenant", "memory_limit_bytes" |
+//                                                     "memory_limit": "2GiB"}; bearer token
+// Errors are {"error": "..."} with the status from HttpStatusFor().
 #pragma once
 
 #include <functional>

@@ -84,6 +84,9 @@ TEST_F(HttpServerTest, HealthAndMetadataEndpoints) {
   EXPECT_EQ(c.Request("GET", "/v2/models/unloaded/ready").status, 503);
   EXPECT_EQ(c.Request("GET", "/v2/models/nope/ready").status, 404);
   EXPECT_EQ(c.Request("GET", "/v3/whatever").status, 404);
+  auto wrong = c.Request("GET", "/v2/models/add_sub/infer");
+  EXPECT_EQ(wrong.status, 405);
+  EXPECT_EQ(wrong.headers["allow"], "POST");
   auto err = c.Request("GET", "/v2/models/nope");
   EXPECT_NE(json::parse(err.body)["error"].get<std::string>().find("nope"), std::string::npos);
 }
