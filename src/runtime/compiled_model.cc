@@ -3,6 +3,7 @@
 #include <set>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/passes.h"
 #include "gpuhive/runtime.h"
 #include "runtime/eager.h"
 #include "runtime/plan.h"
@@ -83,6 +84,19 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
     return Unimplemented("unsupported operator(s): {}", list);
   }
   RETURN_IF_ERROR(g.TopologicalSort());
+  if (options.optimize) {
+    OptimizeOptions oo;
+    runtime::EagerOptions eager;
+    eager.kernel.num_threads = options.num_threads;
+    oo.evaluator = [eager](const ir::Node& node, const std::vector<const Tensor*>& in) {
+      return runtime::RunNodeEager(node, in, eager);
+    };
+    oo.supports = [](const std::string& domain, const std::string& op) {
+      return CpuKernelRegistry().Supports(domain, op, 0);
+    };
+    RETURN_IF_ERROR(OptimizeModel(*model, oo).WithContext("optimizing the graph"));
+    RETURN_IF_ERROR(g.TopologicalSort());
+  }
   RETURN_IF_ERROR(RehomeWeights(g, impl->options.memory, AllocTag{options.owner_tag, MemoryKind::kWeights},
                                 &impl->weight_bytes));
 
