@@ -21,7 +21,7 @@ const std::vector<std::string> kPrefixes = {
     "test_onehot", "test_nonzero", "test_range", "test_shape", "test_size", "test_depthtospace",
     "test_spacetodepth", "test_trilu", "test_tril", "test_triu", "test_compress", "test_nonmaxsuppression",
     "test_flatten", "test_identity", "test_dropout", "test_constantofshape", "test_constant",
-    "test_eyelike", "test_reversesequence", "test_unique", "test_gridsample",
+    "test_eyelike", "test_reversesequence", "test_unique", "test_gridsample", "test_roialign",
 };
 
 struct Outcome {

@@ -10,6 +10,7 @@ void RegisterTensorKernels(KernelRegistry& registry) {
   RegisterTensorDetectionKernels(registry);
   RegisterTensorUniqueKernels(registry);
   RegisterTensorGridSampleKernels(registry);
+  RegisterTensorRoiAlignKernels(registry);
 }
 
 }  // namespace gpuhive::cpu

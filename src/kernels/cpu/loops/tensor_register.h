@@ -11,7 +11,7 @@ namespace gpuhive::cpu {
 // Identity, Dropout, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, DepthToSpace, SpaceToDepth,
 // Concat, Split, Slice, Expand, Tile, Pad, Gather, GatherElements, GatherND, Scatter,
 // ScatterElements, ScatterND, OneHot, NonZero, Compress, Trilu, ReverseSequence, Unique, Resize,
-// Upsample, NonMaxSuppression, GridSample.
+// Upsample, NonMaxSuppression, GridSample, RoiAlign.
 void RegisterTensorKernels(KernelRegistry& registry);
 
 // Per-file parts of RegisterTensorKernels.
@@ -22,5 +22,6 @@ void RegisterTensorResizeKernels(KernelRegistry& registry);    // tensor_resize.
 void RegisterTensorDetectionKernels(KernelRegistry& registry); // tensor_nms.cc
 void RegisterTensorUniqueKernels(KernelRegistry& registry);    // tensor_unique.cc
 void RegisterTensorGridSampleKernels(KernelRegistry& registry); // tensor_gridsample.cc
+void RegisterTensorRoiAlignKernels(KernelRegistry& registry);   // tensor_roialign.cc
 
 }  // namespace gpuhive::cpu
