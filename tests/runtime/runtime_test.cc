@@ -1,0 +1,192 @@
+// CompiledModel / ExecutionContext: planning per shape signature, arena reuse, plan-time shape
+// evaluation, dynamic steps, control flow, input validation, concurrent contexts.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "gpuhive/onnx_import.h"
+#include "gpuhive/runtime.h"
+
+namespace gpuhive {
+namespace {
+
+ir::ConstTensor Const(DataType t, Shape s, std::vector<float> f) {
+  auto v = Tensor::FromVector<float>(t, std::move(s), f);
+  return std::make_shared<const Tensor>(std::move(v).value());
+}
+ir::ConstTensor ConstI64(Shape s, std::vector<int64_t> v) {
+  auto t = Tensor::FromVector<int64_t>(DataType::kInt64, std::move(s), v);
+  return std::make_shared<const Tensor>(std::move(t).value());
+}
+
+// y = Reshape(Relu(x @ W + b), [batch, 2, 2]) where the target shape is computed from Shape(x):
+// exercises plan-time evaluation of shape subgraphs and a data-independent static plan.
+std::unique_ptr<ir::Model> MlpModel() {
+  auto m = std::make_unique<ir::Model>();
+  m->graph = std::make_shared<ir::Graph>();
+  m->opsets[""] = 17;
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{3, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  ir::Value* w = g.AddValue("w", DataType::kFloat32);
+  w->constant = Const(DataType::kFloat32, {3, 4}, {1, 0, 0, 1, 0, 1, 0, -1, 0, 0, 1, 2});
+  ir::Value* b = g.AddValue("b", DataType::kFloat32);
+  b->constant = Const(DataType::kFloat32, {4}, {0.5f, -0.5f, 0, 0});
+  auto val = [&](const char* n, DataType t = DataType::kFloat32) { return g.AddValue(n, t); };
+  ir::Value *mm = val("mm"), *add = val("add"), *relu = val("relu"), *shp = val("shape", DataType::kInt64),
+            *bdim = val("bdim", DataType::kInt64), *target = val("target", DataType::kInt64), *y = val("y");
+  ir::Value* idx0 = g.AddValue("idx0", DataType::kInt64);
+  idx0->constant = ConstI64({1}, {0});
+  ir::Value* rest = g.AddValue("rest", DataType::kInt64);
+  rest->constant = ConstI64({2}, {2, 2});
+  for (ir::Node* n : {g.AddNode("MatMul", {x, w}, {mm}), g.AddNode("Add", {mm, b}, {add}),
+                      g.AddNode("Relu", {add}, {relu}), g.AddNode("Shape", {x}, {shp}),
+                      g.AddNode("Gather", {shp, idx0}, {bdim}), g.AddNode("Concat", {bdim, rest}, {target}),
+                      g.AddNode("Reshape", {relu, target}, {y})}) {
+    n->opset = 17;
+  }
+  g.FindValue("target")->producer->attrs["axis"] = ir::Attribute(int64_t{0});
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  return m;
+}
+
+std::vector<float> Expected(const std::vector<float>& x, int64_t n) {
+  const float w[3][4] = {{1, 0, 0, 1}, {0, 1, 0, -1}, {0, 0, 1, 2}};
+  const float b[4] = {0.5f, -0.5f, 0, 0};
+  std::vector<float> y(n * 4);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int c = 0; c < 4; ++c) {
+      float s = b[c];
+      for (int k = 0; k < 3; ++k) s += x[r * 3 + k] * w[k][c];
+      y[r * 4 + c] = s > 0 ? s : 0;
+    }
+  }
+  return y;
+}
+
+class RuntimeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RuntimeTest, RunsWithComputedReshapeAndReusesPlans) {
+  CompileOptions o;
+  o.optimize = GetParam();
+  auto model = CompiledModel::Create(MlpModel(), o);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ExecutionContext ctx({1});
+  for (int64_t n : {1, 5, 1}) {
+    std::vector<float> x(n * 3);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3.f;
+    auto xt = Tensor::FromVector<float>(DataType::kFloat32, {n, 3}, x);
+    auto out = (*model)->Run(ctx, {xt->view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ(out->size(), 1u);
+    EXPECT_EQ((*out)[0].shape(), (Shape{n, 2, 2}));
+    auto want = Expected(x, n);
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ((*out)[0].as<float>()[i], want[i]) << i;
+    auto stats = (*model)->Prepare({{n, 3}});
+    ASSERT_TRUE(stats.ok());
+    EXPECT_FALSE(stats->dynamic) << "the reshape target is known while planning";
+    EXPECT_LE(stats->arena_bytes, stats->naive_activation_bytes);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OptimizeOnOff, RuntimeTest, ::testing::Bool());
+
+TEST(RuntimeErrors, RejectsBadInputs) {
+  auto model = CompiledModel::Create(MlpModel(), {});
+  ASSERT_TRUE(model.ok());
+  ExecutionContext ctx({1});
+  auto wrong_rank = Tensor::FromVector<float>(DataType::kFloat32, {3}, {1, 2, 3});
+  auto r = (*model)->Run(ctx, {wrong_rank->view()});
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'x'"), std::string::npos) << r.status().message();
+  auto wrong_dim = Tensor::FromVector<float>(DataType::kFloat32, {1, 4}, {1, 2, 3, 4});
+  EXPECT_EQ((*model)->Run(ctx, {wrong_dim->view()}).status().code(), StatusCode::kInvalidArgument);
+  auto wrong_type = Tensor::FromVector<int64_t>(DataType::kInt64, {1, 3}, {1, 2, 3});
+  EXPECT_EQ((*model)->Run(ctx, {wrong_type->view()}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*model)->Run(ctx, {}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RuntimeErrors, UnsupportedOperatorIsNamed) {
+  auto m = MlpModel();
+  ir::Graph& g = *m->graph;
+  ir::Value* extra = g.AddValue("z", DataType::kFloat32);
+  ir::Node* n = g.AddNode("FancyNewOp", {g.FindValue("y")}, {extra}, "fancy_node");
+  n->opset = 17;
+  auto model = CompiledModel::Create(std::move(m), {});
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(model.status().message().find("FancyNewOp"), std::string::npos);
+  EXPECT_NE(model.status().message().find("fancy_node"), std::string::npos);
+}
+
+TEST(RuntimeConcurrency, ContextsRunInParallel) {
+  auto model = CompiledModel::Create(MlpModel(), {});
+  ASSERT_TRUE(model.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      ExecutionContext ctx({1});
+      for (int i = 0; i < 50; ++i) {
+        int64_t n = 1 + (i + t) % 4;
+        std::vector<float> x(n * 3, static_cast<float>(t + 1));
+        auto xt = Tensor::FromVector<float>(DataType::kFloat32, {n, 3}, x);
+        auto out = (*model)->Run(ctx, {xt->view()});
+        if (!out.ok() || (*out)[0].as<float>()[0] != Expected(x, n)[0]) failures++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// Real ONNX test models (Debian's libonnx-testdata) for control flow and data-dependent shapes.
+class OnnxTestModel : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(OnnxTestModel, MatchesReference) {
+  std::filesystem::path dir = std::filesystem::path("/usr/share/libonnx-testdata/data/node") / GetParam();
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "libonnx-testdata not installed";
+  auto model = ImportOnnxFile((dir / "model.onnx").string());
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  auto compiled = CompiledModel::Create(std::move(model).value(), {});
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  std::vector<Tensor> inputs;
+  std::vector<TensorView> views;
+  for (int i = 0;; ++i) {
+    auto p = dir / "test_data_set_0" / ("input_" + std::to_string(i) + ".pb");
+    if (!std::filesystem::exists(p)) break;
+    auto t = ReadTensorProtoFile(p.string());
+    ASSERT_TRUE(t.ok());
+    inputs.push_back(std::move(t->second));
+  }
+  for (auto& t : inputs) views.push_back(t.view());
+  ExecutionContext ctx({1});
+  auto out = (*compiled)->Run(ctx, views);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  for (size_t i = 0; i < out->size(); ++i) {
+    auto p = dir / "test_data_set_0" / ("output_" + std::to_string(i) + ".pb");
+    auto want = ReadTensorProtoFile(p.string());
+    ASSERT_TRUE(want.ok());
+    ASSERT_EQ((*out)[i].shape(), want->second.shape()) << "output " << i;
+    ASSERT_EQ((*out)[i].bytes(), want->second.bytes());
+    if ((*out)[i].dtype() == DataType::kFloat32) {
+      for (int64_t k = 0; k < want->second.num_elements(); ++k) {
+        EXPECT_NEAR((*out)[i].as<float>()[k], want->second.as<float>()[k], 1e-4) << k;
+      }
+    } else {
+      EXPECT_EQ(0, std::memcmp((*out)[i].data(), want->second.data(), want->second.bytes()));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ControlFlowAndDynamic, OnnxTestModel,
+                         ::testing::Values("test_loop11", "test_if", "test_scan9_sum", "test_nonzero_example",
+                                           "test_range_float_type_positive_delta_expanded",
+                                           "test_reshape_reordered_all_dims", "test_expand_dim_changed"));
+
+}  // namespace
+}  // namespace gpuhive
