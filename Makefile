@@ -38,14 +38,21 @@ test-fast: build
 test-sanitizers: deps
 	scripts/sanitizer-tests.sh
 
+# Debian's interpreter: it has python3-torch/torchvision/onnx (a pyenv python3 on PATH may not).
+PYTHON ?= /usr/bin/python3
+
 models: deps-bench
-	python3 scripts/make_models.py --out models/generated
+	$(PYTHON) bench/export_models.py --out models/generated
 
+# Until the server lands: run the executor on every built-in model and print its speed and memory.
 run: build models
-	$(BUILD_DIR)/bin/gpuhive perf-all models/generated
+	@for m in models/generated/*.onnx; do \
+	  echo "== $$m"; $(BUILD_DIR)/bin/gpuhive perf $$m --threads $(JOBS) --iterations 10 || exit 1; \
+	done
 
+# gpuhive vs ONNX Runtime 1.30 side by side (docs/benchmarks.md records the figures).
 bench: build models
-	bench/run_executor_bench.sh
+	mkdir -p bench/out && node bench/compare_ort.js --models models/generated --threads $(JOBS) --batches 1,8 --json bench/out/executor.json
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan
