@@ -166,6 +166,8 @@ TEST(ShapeOps, SqueezeOpsetVariants) {
   EXPECT_EQ(Floats(b), Floats(x));
   Tensor c = Run1(Node("Squeeze", 13), {&x});
   EXPECT_EQ(c.shape(), (Shape{3, 2}));
+  Tensor no_axes = I64({0}, {});
+  EXPECT_EQ(Run1(Node("Squeeze", 13), {&x, &no_axes}).shape(), (Shape{3, 2}));
   Tensor bad = I64({1}, {1});
   EXPECT_EQ(RunNode(Node("Squeeze", 13), {&x, &bad}).status().code(), StatusCode::kInvalidArgument);
 }

@@ -375,7 +375,7 @@ class SqueezeKernel final : public AliasKernel {
     const Shape& in = ctx.input_shape(0);
     const int64_t r = static_cast<int64_t>(in.size());
     std::vector<bool> drop(in.size(), false);
-    if (!present) {
+    if (!present || axes.empty()) {  // an empty axes input means "all size-1 dims", as in ORT
       for (int64_t i = 0; i < r; ++i) drop[i] = in[i] == 1;
     }
     for (int64_t a : axes) {
