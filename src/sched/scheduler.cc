@@ -57,6 +57,7 @@ struct Queue {
   std::vector<std::deque<Pending>> levels;
   std::deque<Pending> delayed;
   int count = 0;
+  int64_t rows = 0;  // sum of the queued requests' batch dims
 };
 
 struct Model {
@@ -205,6 +206,7 @@ struct Scheduler::Impl {
 
   void RemoveAccounting(Queue& q, const Pending& p) {
     q.count--;
+    q.rows -= p.rows;
     q.tenant->queued--;
     q.model->level_counts[static_cast<size_t>(p.level)]--;
     q.model->stats.queued--;
@@ -291,9 +293,30 @@ struct Scheduler::Impl {
     return false;
   }
 
-  // Whether worker `self` should run `c` now. Weighted: only if no other device would finish it
-  // sooner (its earliest free eligible worker's time plus its estimate). Round-robin: only on the
-  // device whose turn it is.
+  // Estimated time for device `d` to run everything queued now (as full batches), `c` included.
+  int64_t BacklogNs(int d) const {
+    int64_t total = 0;
+    for (const auto& [name, m] : models) {
+      int64_t rows = 0;
+      for (const auto& [tname, q] : m->queues) rows += m->batching() ? q->rows : q->count;
+      if (rows == 0) continue;
+      if (!m->batching()) {
+        // Each request runs alone; its own dim 0 is the batch.
+        for (const auto& [tname, q] : m->queues) {
+          if (q->count > 0) total += q->count * Estimate(*m, d, std::max<int64_t>(1, q->rows / q->count));
+        }
+        continue;
+      }
+      int64_t full = rows / m->max_rows(), rest = rows % m->max_rows();
+      total += full * Estimate(*m, d, m->max_rows()) + (rest > 0 ? Estimate(*m, d, rest) : 0);
+    }
+    return total;
+  }
+
+  // Whether worker `self` should run `c` now. Weighted: unless another device would finish the
+  // whole queued backlog (this batch included) before this one finishes this batch, measured by each
+  // device's latency profiles and its workers' current load. Round-robin: only on the device whose
+  // turn it is.
   bool PlaceHere(const Worker& self, const Candidate& c, int64_t now, int64_t* wake) const {
     if (devices.size() <= 1) return true;
     int here = self.ctx.device_index;
@@ -315,13 +338,15 @@ struct Scheduler::Impl {
     for (size_t d = 0; d < devices.size(); ++d) {
       if (static_cast<int>(d) == here) continue;
       int64_t avail = kNever;
+      int n = 0;
       for (int w : devices[d].workers) {
         const Worker& wk = *workers[static_cast<size_t>(w)];
         if (!eligible(wk)) continue;
         avail = std::min(avail, wk.busy ? std::max(now, wk.busy_until_ns) : now);
+        n++;
       }
-      if (avail == kNever) continue;
-      int64_t theirs = avail + Estimate(m, static_cast<int>(d), c.rows);
+      if (n == 0) continue;
+      int64_t theirs = avail + BacklogNs(static_cast<int>(d)) / n;
       if (theirs < mine) {
         // Re-evaluate when that device should be free (its completion also wakes us).
         *wake = std::min(*wake, std::max(avail, now + 100'000));
@@ -641,6 +666,8 @@ Status Scheduler::Impl::Profile(Model& m, const std::vector<Tensor>& inputs, int
         if (r > 0) best = std::min(best, NowNs() - start);
       }
       m.profiles[d].Record(b, best);
+      GH_LOG_DEBUG(kLog, "model '{}' on device {}: batch {} takes {:.3f} ms", m.config.name, d, b,
+                   static_cast<double>(best) / 1e6);
     }
   }
   return Status::OK();
@@ -910,6 +937,7 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest> request) {
   if (t.queued == 0) t.vtime = std::max(t.vtime, impl_->system_vtime);
   t.queued++;
   qp->count++;
+  qp->rows += p.rows;
   m.level_counts[static_cast<size_t>(level)]++;
   m.stats.queued++;
   m.stats.admitted++;
