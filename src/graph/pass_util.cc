@@ -122,8 +122,10 @@ bool BypassNode(ir::Graph& graph, ir::Node* node, ir::Value* in, ir::Value* out)
   return true;
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 void SetAttr(ir::Node* node, const std::string& name, float value) {
   node->attrs.erase(name);
   node->attrs.emplace(name, ir::Attribute(value));
@@ -132,7 +134,9 @@ void SetAttr(ir::Node* node, const std::string& name, const std::vector<std::str
   node->attrs.erase(name);
   node->attrs.emplace(name, ir::Attribute(value));
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 ir::Value* AddConstant(ir::Graph& graph, const std::string& base, Tensor t) {
   ir::Value* v = graph.AddValue(graph.UniqueName(base), t.dtype());

@@ -108,7 +108,7 @@ Status Identities(ir::Graph& g, int* count) {
   std::vector<ir::Node*> nodes;
   for (const auto& n : g.nodes()) nodes.push_back(n.get());
   for (ir::Node* n : nodes) {
-    if (!IsNoOp(*n)) continue;
+    if (!n->output(0) || !IsNoOp(*n)) continue;
     if (BypassNode(g, n, n->inputs[0], n->outputs[0])) ++*count;
   }
   return Status::OK();
@@ -171,7 +171,9 @@ StatusOr<Tensor> ScaleWeights(const Tensor& w, const std::vector<float>& scale, 
 StatusOr<bool> FoldOneBn(ir::Graph& g, ir::Node* bn) {
   ir::Value* x = bn->input(0);
   ir::Node* prod = x ? x->producer : nullptr;
-  if (!prod || SoleConsumer(x) != bn || !prod->domain.empty()) return false;
+  if (!prod || SoleConsumer(x) != bn || !prod->domain.empty() || x->producer_output != 0 || !bn->output(0)) {
+    return false;
+  }
   const Tensor* w = FloatConst(prod->input(1));
   if (!w || w->shape().size() < 2) return false;
   ir::Value* y = bn->outputs[0];
@@ -257,7 +259,9 @@ StatusOr<bool> FuseOneBias(ir::Graph& g, ir::Node* add) {
     ir::Value* x = add->input(side);
     ir::Value* k = add->input(1 - side);
     ir::Node* conv = x ? x->producer : nullptr;
-    if (!IsOp(conv, "Conv") || SoleConsumer(x) != add || x == k) continue;
+    if (!IsOp(conv, "Conv") || SoleConsumer(x) != add || x == k || x->producer_output != 0 || !add->output(0)) {
+      continue;
+    }
     const Tensor* kt = FloatConst(k);
     const Tensor* w = FloatConst(conv->input(1));
     if (!kt || !w || w->shape().size() < 3) continue;

@@ -314,6 +314,7 @@ Status ChainsGraph(ir::Graph& g, const OptimizeOptions& options, int* count) {
   for (ir::Node* n : nodes) {
     if (removed.count(n)) continue;
     if (n->domain == "gpuhive" && n->op_type == "Elementwise") {
+      if (!n->output(0)) continue;
       auto ops = n->GetStrings("post_ops", std::vector<std::string>{});
       std::vector<Match> more = Collect(n->outputs[0], true, ops.ok() ? ops->size() : 0);
       if (more.empty()) continue;

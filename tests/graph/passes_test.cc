@@ -523,6 +523,24 @@ TEST(EliminateIdentity, ValueUsedBySubgraphKeepsItsName) {
   EXPECT_EQ(Find(*model->graph, "If")->implicit_inputs[0]->name, "named");
 }
 
+// Found by the fuzzer: nodes without outputs (legal protobuf, nonsense graph) must not crash any
+// pass.
+TEST(OptimizeModel, NodesWithoutOutputsAreHarmless) {
+  auto m = ConvModel();
+  auto* g = m.mutable_graph();
+  for (const char* n : {"gamma", "beta", "mean", "var"}) AddFloatInit(g, n, {2}, {1.f, 1.f});
+  AddNode(g, "Identity", {"x"}, {});
+  AddNode(g, "Dropout", {"x"}, {});
+  AddNode(g, "BatchNormalization", {"c", "gamma", "beta", "mean", "var"}, {});
+  AddNode(g, "Relu", {"x"}, {"y"});
+  AddOutput(g, "y", kF, {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{4}});
+  auto model = Import(m);
+  ASSERT_NE(model, nullptr);
+  ASSERT_TRUE(OptimizeModel(*model, {}).ok());
+  ASSERT_EQ(model->graph->nodes().size(), 1u);  // everything without a use is gone
+  EXPECT_EQ(model->graph->nodes()[0]->op_type, "Relu");
+}
+
 // Test evaluator: float Add/Mul of equal shapes; everything else refused.
 StatusOr<std::vector<Tensor>> TestEvaluator(const ir::Node& n, const std::vector<const Tensor*>& in) {
   if ((n.op_type != "Add" && n.op_type != "Mul") || in.size() != 2 || in[0]->shape() != in[1]->shape()) {
