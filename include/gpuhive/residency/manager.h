@@ -1,0 +1,279 @@
+// ModelManager: keeps as many models resident on a device as its byte budget allows and swaps the
+// rest in on demand (DESIGN.md "Residency and swapping", "Memory model").
+//
+// Tiers per model version: disk (the .onnx file, memory-mapped) -> host (a copy in host memory,
+// pinned where CUDA exists) -> device (a CompiledModel whose weights, arenas and workspaces are
+// allocated through the manager's budgeted memory stack). State machine per version:
+//
+//   kOnDisk -> kLoadingHost -> kInHost -> kLoadingDevice -> kResident
+//   kResident -> kInHost (evicted / idle unload) | kOnDisk (explicit unload)
+//   kLoadingHost | kLoadingDevice -> kFailed (the error is kept and reported for that model only);
+//   kFailed -> kLoadingHost | kLoadingDevice (retried on the next Acquire) | kOnDisk
+//
+// Memory stack (bottom to top): upstream -> PoolResource -> TrackingResource (leak report) ->
+// StatisticsResource (per model / kind) -> LimitResource (per-model hard limits) -> budget (total,
+// changeable at run time) -> FailureCallbackResource, whose callback evicts idle models and
+// retries the allocation. Everything a model allocates carries AllocTag{owner id, kind}.
+//
+// Acquire returns a ModelLease (RAII); a leased model is never evicted. Loads run concurrently up
+// to ManagerOptions::max_concurrent_loads; a second Acquire of a model being loaded waits for that
+// load instead of starting another.
+//
+// Thread safety: every method is thread safe. No file I/O, import or compilation runs under the
+// manager's lock. The manager must outlive every lease it handed out.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "gpuhive/memory/adaptors.h"
+#include "gpuhive/memory/pool_resource.h"
+#include "gpuhive/residency/eviction.h"
+#include "gpuhive/residency/model_config.h"
+#include "gpuhive/residency/repository.h"
+#include "gpuhive/runtime.h"
+#include "gpuhive/status.h"
+
+namespace gpuhive::residency {
+
+enum class ModelState { kOnDisk, kLoadingHost, kInHost, kLoadingDevice, kResident, kFailed };
+std::string_view ModelStateName(ModelState state);
+// Whether the state machine above allows `from` -> `to`.
+bool IsValidTransition(ModelState from, ModelState to);
+
+struct ManagerOptions {
+  // Device byte budget: weights + activation arenas + workspace + I/O of every model.
+  uint64_t budget_bytes = 1ull << 30;
+  // Where device memory comes from (DefaultHostResource() on the CPU). Not owned.
+  MemoryResource* device_upstream = nullptr;
+  // Host tier memory (pinned host memory where CUDA exists; DefaultHostResource() here). Not owned.
+  MemoryResource* host_resource = nullptr;
+  int max_concurrent_loads = 2;
+  int compile_threads = 1;
+  bool optimize = true;  // CompileOptions::optimize for every model
+  // Idle time after which a resident model is unloaded to the host tier, when its config sets no
+  // keep_alive. kKeepAliveForever: never; 0: as soon as its last lease ends.
+  int64_t default_keep_alive_us = 5 * 60 * 1'000'000ll;
+  std::shared_ptr<EvictionPolicy> policy;  // null: MakeCostPolicy()
+  // Predictive preloading (transition table): after each Acquire, up to `preload_candidates`
+  // models whose probability of being next is at least `preload_min_probability` are loaded in
+  // the background, into spare budget or by evicting idle models predicted less likely.
+  bool enable_preloading = true;
+  size_t preload_candidates = 2;
+  double preload_min_probability = 0.3;
+  // No CPU fallback under memory pressure: a request that cannot get device memory is refused.
+  bool strict_device = false;
+  ControlMode control_mode = ControlMode::kNone;
+  int64_t poll_interval_us = 1'000'000;
+  // Background housekeeping (keep-alive unloads, repository polling). 0: no thread; call
+  // Housekeep() yourself.
+  int64_t housekeeping_interval_us = 100'000;
+  // Bytes copied host -> device at start-up to measure the bandwidth (0: skip, assume 10 GB/s).
+  uint64_t bandwidth_probe_bytes = 32ull << 20;
+  // Steady clock in ns (tests substitute their own).
+  std::function<int64_t()> clock;
+};
+
+// What ListModels reports per model version.
+struct ModelStatus {
+  std::string name;
+  int64_t version = 0;
+  ModelState state = ModelState::kOnDisk;
+  Status last_error;
+  uint64_t device_bytes = 0;  // bytes this model holds in the budget now
+  uint64_t host_bytes = 0;
+  int leases = 0;
+  uint64_t use_count = 0;
+  int64_t last_use_ns = 0;
+  int64_t last_swap_ns = 0;  // duration of the last host -> device load
+};
+
+struct ResidencyStats {
+  uint64_t acquires = 0;
+  uint64_t hits = 0;            // resident when acquired
+  uint64_t loads = 0;           // host -> device loads that succeeded (demand and preload)
+  uint64_t load_failures = 0;
+  uint64_t evictions = 0;       // device -> host, by pressure, budget change or policy
+  uint64_t idle_unloads = 0;    // by keep-alive
+  uint64_t bytes_swapped_in = 0;
+  uint64_t refused = 0;         // Acquire errors other than kNotFound
+  uint64_t preloads = 0;        // completed preloads
+  uint64_t preload_hits = 0;    // preloaded models whose first use came before their eviction
+  uint64_t preload_wasted = 0;  // preloaded models evicted unused
+  uint64_t pressure_retries = 0;   // allocation failures answered by evicting and retrying
+  uint64_t batch_splits = 0;       // requests run as smaller batches under pressure
+  uint64_t cpu_fallbacks = 0;      // requests run outside the device budget
+  uint64_t budget_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t peak_used_bytes = 0;
+  double h2d_bytes_per_s = 0;
+  double hit_rate() const { return acquires ? double(hits) / double(acquires) : 0; }
+  double preload_hit_rate() const { return preloads ? double(preload_hits) / double(preloads) : 0; }
+};
+
+class ModelManager;
+
+// A model held resident for as long as the lease lives. Move-only. model() may be run by any
+// number of threads at once (each with its own ExecutionContext), e.g. from a scheduler
+// ModelRunner that keeps one context per worker.
+class ModelLease {
+ public:
+  ModelLease() = default;
+  ModelLease(ModelLease&& o) noexcept { *this = std::move(o); }
+  ModelLease& operator=(ModelLease&& o) noexcept;
+  ModelLease(const ModelLease&) = delete;
+  ModelLease& operator=(const ModelLease&) = delete;
+  ~ModelLease() { Release(); }
+
+  explicit operator bool() const { return model_ != nullptr; }
+  CompiledModel& model() const { return *model_; }
+  const ModelConfig& config() const;
+  const std::string& name() const;
+  int64_t version() const;
+  uint32_t owner_tag() const;
+  bool was_resident() const { return was_resident_; }  // a hit: no load was needed
+  int64_t swap_ns() const { return swap_ns_; }         // load time when it was not resident
+  // Ends the lease early (the destructor does it otherwise).
+  void Release();
+
+  struct Entry;
+
+ private:
+  friend class ModelManager;
+  ModelManager* manager_ = nullptr;
+  std::shared_ptr<Entry> entry_;
+  CompiledModel* model_ = nullptr;
+  bool was_resident_ = false;
+  int64_t swap_ns_ = 0;
+};
+
+class ModelManager {
+ public:
+  // Creates the memory stack, measures host -> device bandwidth and, with a repository in mode
+  // kNone or kPoll, registers every model in it (bad ones are reported through ListModels and
+  // the log, never failing Create) and loads those with preload set. `repository` may be null
+  // (models are then added with AddModel); it must outlive the manager.
+  // Errors: kInvalidArgument for bad options (zero budget, no load slots).
+  static StatusOr<std::unique_ptr<ModelManager>> Create(ManagerOptions options,
+                                                        ModelRepository* repository = nullptr);
+  ~ModelManager();
+  ModelManager(const ModelManager&) = delete;
+  ModelManager& operator=(const ModelManager&) = delete;
+
+  // Registers a model from a serialized ONNX ModelProto held in memory (it starts in the host
+  // tier). Errors: kAlreadyExists, kInvalidArgument (bad config).
+  Status AddModel(ModelConfig config, std::string onnx_bytes, int64_t version = 1);
+  // Explicit loading: registers `name` from the repository (if not yet) and makes its versions
+  // resident. Errors: kNotFound, the repository's and the load's errors for this model only.
+  Status Load(const std::string& name);
+  // Drops the model's device and host copies (a leased copy goes when its last lease ends).
+  // Models from a repository return to kOnDisk and stay registered in modes kNone/kPoll;
+  // in kExplicit mode they are unregistered. Errors: kNotFound.
+  Status Unload(const std::string& name);
+
+  // Returns a lease on a resident copy of `name` (`version` 0: the newest registered version),
+  // loading or swapping it in first if needed, which may evict idle models.
+  // Errors: kNotFound (unknown model or version), kResourceExhausted (the model can never fit the
+  // budget or its memory limit: the message names the sizes; or everything else is leased),
+  // and the import/compile error of this model (its state becomes kFailed; a later Acquire retries).
+  StatusOr<ModelLease> Acquire(const std::string& name, int64_t version = 0);
+
+  // Runs a leased model with the memory-pressure path: an allocation failure first evicts idle
+  // models and retries (inside the memory stack), then the batch is split in halves (models with
+  // max_batch_size > 0), then, unless strict_device, the request runs outside the device budget
+  // (`fallback` context, whose memory is host memory; null: no fallback), and only then is it
+  // refused with kResourceExhausted explaining why. Other errors are returned as they are.
+  StatusOr<std::vector<Tensor>> Run(const ModelLease& lease, ExecutionContext& ctx,
+                                    const std::vector<TensorView>& inputs, ExecutionContext* fallback = nullptr);
+
+  // Changes the budget at run time; idle models are evicted until the used bytes fit. Leased
+  // bytes above a smaller budget are allowed to finish. Errors: kInvalidArgument for 0.
+  Status SetBudget(uint64_t budget_bytes);
+
+  // Keep-alive unloads and repository polling (what the housekeeping thread runs). Thread safe.
+  void Housekeep();
+  // Waits until queued preloads are done (tests and benchmarks).
+  void WaitForPreloads();
+
+  // The budgeted resource: give it to ExecutionContexts so arenas count against the budget.
+  MemoryResource* memory() { return top_.get(); }
+  std::vector<ModelStatus> ListModels() const;
+  ResidencyStats Stats() const;
+  double h2d_bytes_per_s() const { return h2d_bytes_per_s_; }
+  const EvictionPolicy& policy() const { return *options_.policy; }
+  // Bytes allocated through the stack and not freed, and a human-readable report of them.
+  uint64_t outstanding_bytes() const { return tracking_->outstanding_bytes(); }
+  std::string LeakReport() const { return tracking_->LeakReport(); }
+  const StatisticsResource& statistics() const { return *statistics_; }
+  PoolStats pool_stats() const { return pool_->GetPoolStats(); }
+
+  struct BudgetResource;
+
+ private:
+  friend class ModelLease;
+  using Entry = ModelLease::Entry;
+
+  explicit ModelManager(ManagerOptions options, ModelRepository* repository);
+  Status Init();
+  int64_t Now() const { return options_.clock(); }
+
+  Status RegisterLocked(RepositoryModel model);
+  std::shared_ptr<Entry> FindLocked(const std::string& name, int64_t version) const;
+  void SetStateLocked(Entry& e, ModelState to);
+  StatusOr<ModelLease> AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability);
+  Status LoadToDevice(Entry& e, bool preload, double preload_probability);
+  // Evicts idle models (not `except`) until `needed` more bytes fit the budget. With a probability
+  // bound only models predicted less likely than it are taken. Returns whether it fits now.
+  bool EvictFor(uint64_t needed, const Entry* except, double below_probability);
+  // Picks one idle resident victim under the lock and evicts it; false when there is none.
+  bool EvictOne(const Entry* except, double below_probability);
+  void EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out);
+  bool OnAllocationFailure(size_t bytes, AllocTag tag, int attempt);
+  void ReleaseLease(Entry& e);
+  void SchedulePreloads(const std::string& from);
+  void PreloadLoop();
+  void HousekeepingLoop();
+  void PollRepository();
+  uint64_t UsedBytes() const;
+  uint64_t KeepAliveUs(const Entry& e) const;
+
+  ManagerOptions options_;
+  ModelRepository* const repository_;
+  double h2d_bytes_per_s_ = 10e9;
+
+  std::unique_ptr<PoolResource> pool_;
+  std::unique_ptr<TrackingResource> tracking_;
+  std::unique_ptr<StatisticsResource> statistics_;
+  std::unique_ptr<LimitResource> limits_;
+  std::unique_ptr<BudgetResource> budget_;
+  std::unique_ptr<FailureCallbackResource> top_;
+
+  TransitionPredictor predictor_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::map<int64_t, std::shared_ptr<Entry>>> models_;
+  uint32_t next_owner_ = 1;
+  int active_loads_ = 0;
+  ResidencyStats stats_;
+  std::deque<std::pair<std::string, double>> preload_queue_;
+  int preloads_running_ = 0;
+  int64_t last_poll_ns_ = 0;
+  bool stopping_ = false;
+  std::thread preload_thread_;
+  std::thread housekeeping_thread_;
+  std::mutex housekeeping_mu_;
+  std::condition_variable housekeeping_cv_;
+};
+
+}  // namespace gpuhive::residency

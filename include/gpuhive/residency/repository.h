@@ -1,0 +1,87 @@
+// ModelRepository: Triton's directory layout. `<root>/<model>/config.pbtxt` (optional: derived from
+// the ONNX file when missing) and `<root>/<model>/<version>/model.onnx` (the file name can be
+// changed with default_model_filename). Version directories are positive integers; the config's
+// version policy selects which are served.
+//
+// Thread safety: all methods are const and thread safe (each scan reads the file system afresh).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpuhive/residency/model_config.h"
+#include "gpuhive/status.h"
+
+namespace gpuhive::residency {
+
+// How the repository's contents reach the manager (Triton's --model-control-mode).
+enum class ControlMode {
+  kNone,      // every model is registered at start-up; the repository is not rescanned
+  kPoll,      // the repository is rescanned on an interval: new models appear, removed ones go
+  kExplicit,  // models are registered only through explicit Load / Unload calls
+};
+
+struct ModelVersionFile {
+  int64_t version = 0;
+  std::string path;      // the .onnx file
+  uint64_t file_bytes = 0;
+  int64_t mtime_ns = 0;  // for change detection in poll mode
+};
+
+struct RepositoryModel {
+  std::string name;
+  std::string dir;
+  ModelConfig config;
+  std::vector<ModelVersionFile> versions;  // selected by the version policy, ascending
+};
+
+struct ScanResult {
+  std::map<std::string, RepositoryModel> models;
+  // Models whose directory is present but unusable (bad config, no version): reported per model,
+  // so one broken model never hides the others.
+  std::map<std::string, Status> errors;
+};
+
+class ModelRepository {
+ public:
+  // Errors: kNotFound when `root` is not a directory.
+  static StatusOr<std::unique_ptr<ModelRepository>> Open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+
+  // Scans every model directory.
+  ScanResult Scan() const;
+  // Scans one model. Errors: kNotFound (no such directory or no usable version), kInvalidArgument
+  // (bad config.pbtxt, or its name differs from the directory name), kDataLoss (unreadable ONNX
+  // file when the config must be derived).
+  StatusOr<RepositoryModel> ScanModel(const std::string& name) const;
+
+ private:
+  explicit ModelRepository(std::string root) : root_(std::move(root)) {}
+  std::string root_;
+};
+
+// A read-only memory-mapped file: the disk tier. Move-only; unmaps on destruction.
+class MappedFile {
+ public:
+  // Errors: kNotFound (cannot open), kInternal (mmap failed).
+  static StatusOr<MappedFile> Open(const std::string& path);
+  MappedFile() = default;
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  const char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace gpuhive::residency

@@ -1,0 +1,898 @@
+#include "gpuhive/residency/manager.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "gpuhive/logging.h"
+#include "gpuhive/onnx_import.h"
+#include "gpuhive/units.h"
+
+namespace gpuhive::residency {
+
+// Set while a preload runs on this thread: allocation failures must not evict for a prediction.
+thread_local bool t_no_evict = false;
+
+struct ModelLease::Entry {
+  std::string name;
+  int64_t version = 0;
+  uint32_t owner = 0;
+  ModelConfig config;
+  std::string path;           // the .onnx file; empty for models added from memory
+  bool from_repository = false;
+  int64_t mtime_ns = 0;
+  ModelState state = ModelState::kOnDisk;
+  Status last_error;
+  Buffer host_copy;           // host tier
+  size_t host_bytes = 0;
+  std::unique_ptr<CompiledModel> compiled;  // device tier
+  uint64_t device_bytes = 0;
+  uint64_t estimated_bytes = 0;  // weights estimate before the first load (the file size)
+  int leases = 0;
+  uint64_t use_count = 0;
+  int64_t last_use_ns = 0;
+  int64_t last_swap_ns = 0;
+  bool preloaded_unused = false;
+  bool unload_requested = false;
+  bool removed = false;
+};
+
+// Total device budget, changeable at run time (LimitResource's total is fixed at construction).
+struct ModelManager::BudgetResource final : public MemoryResource {
+  BudgetResource(MemoryResource* up, uint64_t budget) : upstream(up), budget(budget) {}
+  DeviceId device() const override { return upstream->device(); }
+  std::string name() const override { return "budget(" + upstream->name() + ")"; }
+  uint64_t used() const { return used_bytes.load(std::memory_order_relaxed); }
+
+  MemoryResource* const upstream;
+  std::atomic<uint64_t> budget;
+  std::atomic<uint64_t> used_bytes{0};
+  std::atomic<uint64_t> peak{0};
+
+ private:
+  StatusOr<void*> DoAllocate(size_t bytes, AllocTag tag, StreamView stream) override {
+    uint64_t cur = used_bytes.load(std::memory_order_relaxed);
+    do {
+      uint64_t b = budget.load(std::memory_order_relaxed);
+      if (cur + bytes > b) {
+        return ResourceExhausted("device budget: {} requested with {} of {} in use", FormatBytes(bytes),
+                                 FormatBytes(cur), FormatBytes(b));
+      }
+    } while (!used_bytes.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed));
+    auto p = upstream->Allocate(bytes, tag, stream);
+    if (!p.ok()) {
+      used_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+      return p.status();
+    }
+    uint64_t now = cur + bytes, pk = peak.load(std::memory_order_relaxed);
+    while (now > pk && !peak.compare_exchange_weak(pk, now, std::memory_order_relaxed)) {
+    }
+    return p;
+  }
+  void DoDeallocate(void* ptr, size_t bytes, AllocTag tag, StreamView stream) noexcept override {
+    upstream->Deallocate(ptr, bytes, tag, stream);
+    used_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+};
+
+std::string_view ModelStateName(ModelState s) {
+  switch (s) {
+    case ModelState::kOnDisk: return "on_disk";
+    case ModelState::kLoadingHost: return "loading_host";
+    case ModelState::kInHost: return "in_host";
+    case ModelState::kLoadingDevice: return "loading_device";
+    case ModelState::kResident: return "resident";
+    case ModelState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+bool IsValidTransition(ModelState from, ModelState to) {
+  using S = ModelState;
+  switch (from) {
+    case S::kOnDisk: return to == S::kLoadingHost;
+    case S::kLoadingHost: return to == S::kInHost || to == S::kFailed;
+    case S::kInHost: return to == S::kLoadingDevice || to == S::kOnDisk;
+    case S::kLoadingDevice: return to == S::kResident || to == S::kFailed || to == S::kInHost;
+    case S::kResident: return to == S::kInHost || to == S::kOnDisk;
+    case S::kFailed: return to == S::kLoadingHost || to == S::kLoadingDevice || to == S::kOnDisk;
+  }
+  return false;
+}
+
+// ---- ModelLease ----
+
+ModelLease& ModelLease::operator=(ModelLease&& o) noexcept {
+  if (this != &o) {
+    Release();
+    manager_ = std::exchange(o.manager_, nullptr);
+    entry_ = std::move(o.entry_);
+    model_ = std::exchange(o.model_, nullptr);
+    was_resident_ = o.was_resident_;
+    swap_ns_ = o.swap_ns_;
+  }
+  return *this;
+}
+
+const ModelConfig& ModelLease::config() const { return entry_->config; }
+const std::string& ModelLease::name() const { return entry_->name; }
+int64_t ModelLease::version() const { return entry_->version; }
+uint32_t ModelLease::owner_tag() const { return entry_->owner; }
+
+void ModelLease::Release() {
+  if (manager_ != nullptr && entry_ != nullptr) manager_->ReleaseLease(*entry_);
+  manager_ = nullptr;
+  entry_.reset();
+  model_ = nullptr;
+}
+
+// ---- ModelManager ----
+
+ModelManager::ModelManager(ManagerOptions options, ModelRepository* repository)
+    : options_(std::move(options)), repository_(repository) {}
+
+StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(ManagerOptions options, ModelRepository* repository) {
+  if (options.budget_bytes == 0) return InvalidArgument("residency: budget_bytes must be > 0");
+  if (options.max_concurrent_loads < 1) return InvalidArgument("residency: max_concurrent_loads must be >= 1");
+  if (options.compile_threads < 1) return InvalidArgument("residency: compile_threads must be >= 1");
+  if (options.control_mode != ControlMode::kExplicit && options.control_mode != ControlMode::kNone &&
+      repository == nullptr) {
+    return InvalidArgument("residency: control mode poll needs a repository");
+  }
+  if (!options.policy) options.policy = MakeCostPolicy();
+  if (!options.clock) options.clock = [] { return NowNs(); };
+  if (options.device_upstream == nullptr) options.device_upstream = DefaultHostResource();
+  if (options.host_resource == nullptr) options.host_resource = DefaultHostResource();
+  std::unique_ptr<ModelManager> m(new ModelManager(std::move(options), repository));
+  RETURN_IF_ERROR(m->Init());
+  return m;
+}
+
+Status ModelManager::Init() {
+  PoolResource::Options po;
+  po.upstream = options_.device_upstream;
+  po.label = "residency-pool";
+  ASSIGN_OR_RETURN(pool_, PoolResource::Create(std::move(po)));
+  tracking_ = std::make_unique<TrackingResource>(pool_.get());
+  statistics_ = std::make_unique<StatisticsResource>(tracking_.get());
+  limits_ = std::make_unique<LimitResource>(statistics_.get(), LimitResource::Options{});
+  budget_ = std::make_unique<BudgetResource>(limits_.get(), options_.budget_bytes);
+  top_ = std::make_unique<FailureCallbackResource>(
+      budget_.get(),
+      [this](size_t bytes, AllocTag tag, const Status&, int attempt) { return OnAllocationFailure(bytes, tag, attempt); },
+      64);
+  stats_.budget_bytes = options_.budget_bytes;
+
+  if (options_.bandwidth_probe_bytes > 0) {
+    // Host tier -> device memory, through the pool (outside the budget: a transient probe).
+    size_t n = static_cast<size_t>(options_.bandwidth_probe_bytes);
+    auto src = Buffer::Allocate(options_.host_resource, n);
+    auto dst = Buffer::Allocate(pool_.get(), n);
+    if (src.ok() && dst.ok()) {
+      std::memset(src->data(), 1, n);
+      std::memset(dst->data(), 0, n);
+      double best = 1e30;
+      for (int i = 0; i < 4; ++i) {
+        int64_t t0 = NowNs();
+        std::memcpy(dst->data(), src->data(), n);
+        best = std::min(best, static_cast<double>(NowNs() - t0));
+      }
+      h2d_bytes_per_s_ = static_cast<double>(n) / (std::max(best, 1.0) * 1e-9);
+    }
+    pool_->Trim();
+  }
+  stats_.h2d_bytes_per_s = h2d_bytes_per_s_;
+
+  if (repository_ != nullptr && options_.control_mode != ControlMode::kExplicit) {
+    ScanResult scan = repository_->Scan();
+    std::vector<std::string> preload;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [name, model] : scan.models) {
+        if (model.config.preload) preload.push_back(name);
+        Status s = RegisterLocked(std::move(model));
+        if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
+      }
+      last_poll_ns_ = Now();
+    }
+    for (const auto& name : preload) {
+      auto lease = Acquire(name);
+      if (!lease.ok()) GH_LOG_WARN("residency", "preload of '{}' failed: {}", name, lease.status().ToString());
+    }
+  }
+  preload_thread_ = std::thread([this] { PreloadLoop(); });
+  if (options_.housekeeping_interval_us > 0) housekeeping_thread_ = std::thread([this] { HousekeepingLoop(); });
+  return Status::OK();
+}
+
+ModelManager::~ModelManager() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    preload_queue_.clear();
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(housekeeping_mu_);
+  }
+  housekeeping_cv_.notify_all();
+  if (preload_thread_.joinable()) preload_thread_.join();
+  if (housekeeping_thread_.joinable()) housekeeping_thread_.join();
+  // Compiled models free into the stack; drop them before the stack goes.
+  std::vector<std::unique_ptr<CompiledModel>> compiled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, versions] : models_) {
+      for (auto& [v, e] : versions) {
+        if (e->compiled) compiled.push_back(std::move(e->compiled));
+        e->host_copy.Reset();
+      }
+    }
+    models_.clear();
+  }
+  compiled.clear();
+}
+
+Status ModelManager::RegisterLocked(RepositoryModel model) {
+  for (const auto& f : model.versions) {
+    auto& slot = models_[model.name][f.version];
+    if (slot) continue;
+    auto e = std::make_shared<Entry>();
+    e->name = model.name;
+    e->version = f.version;
+    e->owner = next_owner_++;
+    e->config = model.config;
+    e->path = f.path;
+    e->from_repository = true;
+    e->mtime_ns = f.mtime_ns;
+    e->estimated_bytes = f.file_bytes;
+    e->state = ModelState::kOnDisk;
+    if (e->config.memory_limit_bytes > 0) limits_->SetOwnerLimit(e->owner, e->config.memory_limit_bytes);
+    slot = std::move(e);
+  }
+  return Status::OK();
+}
+
+Status ModelManager::AddModel(ModelConfig config, std::string onnx_bytes, int64_t version) {
+  RETURN_IF_ERROR(ValidateModelConfig(config));
+  if (version < 1) return InvalidArgument("model '{}': version {} < 1", config.name, version);
+  if (onnx_bytes.empty()) return InvalidArgument("model '{}': empty ONNX bytes", config.name);
+  ASSIGN_OR_RETURN(Buffer host, Buffer::Allocate(options_.host_resource, onnx_bytes.size()));
+  std::memcpy(host.data(), onnx_bytes.data(), onnx_bytes.size());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = models_[config.name][version];
+  if (slot) return AlreadyExists("model '{}' version {} is already registered", config.name, version);
+  auto e = std::make_shared<Entry>();
+  e->name = config.name;
+  e->version = version;
+  e->owner = next_owner_++;
+  e->config = std::move(config);
+  e->host_bytes = onnx_bytes.size();
+  e->host_copy = std::move(host);
+  e->estimated_bytes = onnx_bytes.size();
+  e->state = ModelState::kInHost;
+  if (e->config.memory_limit_bytes > 0) limits_->SetOwnerLimit(e->owner, e->config.memory_limit_bytes);
+  slot = std::move(e);
+  return Status::OK();
+}
+
+std::shared_ptr<ModelLease::Entry> ModelManager::FindLocked(const std::string& name, int64_t version) const {
+  auto it = models_.find(name);
+  if (it == models_.end() || it->second.empty()) return nullptr;
+  if (version == 0) return it->second.rbegin()->second;
+  auto jt = it->second.find(version);
+  return jt == it->second.end() ? nullptr : jt->second;
+}
+
+void ModelManager::SetStateLocked(Entry& e, ModelState to) {
+  if (!IsValidTransition(e.state, to)) {
+    GH_LOG_ERROR("residency", "model '{}' v{}: unexpected transition {} -> {}", e.name, e.version,
+                 ModelStateName(e.state), ModelStateName(to));
+  }
+  e.state = to;
+}
+
+uint64_t ModelManager::UsedBytes() const { return budget_->used(); }
+
+uint64_t ModelManager::KeepAliveUs(const Entry& e) const {
+  int64_t ka = e.config.keep_alive_us.value_or(options_.default_keep_alive_us);
+  return ka < 0 ? UINT64_MAX : static_cast<uint64_t>(ka);
+}
+
+StatusOr<ModelLease> ModelManager::Acquire(const std::string& name, int64_t version) {
+  std::shared_ptr<Entry> e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    e = FindLocked(name, version);
+    if (!e) {
+      if (version == 0) return NotFound("model '{}' is not registered", name);
+      return NotFound("model '{}' has no version {}", name, version);
+    }
+  }
+  predictor_.Observe(name);
+  auto lease = AcquireEntry(std::move(e), false, 0);
+  if (options_.enable_preloading) SchedulePreloads(name);
+  return lease;
+}
+
+StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability) {
+  bool loaded_here = false;
+  int loads = 0;
+  int64_t swap_ns = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!preload) ++stats_.acquires;
+  for (;;) {
+    if (e->removed) {
+      ++stats_.refused;
+      return NotFound("model '{}' was removed", e->name);
+    }
+    if (e->state == ModelState::kResident) {
+      if (preload) return ModelLease();  // nothing to do
+      ModelLease lease;
+      lease.manager_ = this;
+      lease.entry_ = e;
+      lease.model_ = e->compiled.get();
+      lease.was_resident_ = !loaded_here;
+      lease.swap_ns_ = swap_ns;
+      ++e->leases;
+      ++e->use_count;
+      e->last_use_ns = Now();
+      if (!loaded_here) ++stats_.hits;
+      if (e->preloaded_unused) {
+        e->preloaded_unused = false;
+        ++stats_.preload_hits;
+      }
+      return lease;
+    }
+    if (e->state == ModelState::kLoadingHost || e->state == ModelState::kLoadingDevice) {
+      if (preload) return ModelLease();
+      cv_.wait(lock);
+      continue;
+    }
+    if (loads >= 3) {
+      // Loaded by us and evicted again before we could lease it, repeatedly: give up for now.
+      if (!preload) ++stats_.refused;
+      return Unavailable("model '{}' was evicted again before it could be leased; the budget is too contended",
+                         e->name);
+    }
+    // kOnDisk / kInHost / kFailed: this thread loads it.
+    SetStateLocked(*e, e->state == ModelState::kOnDisk ? ModelState::kLoadingHost
+                                                       : (e->host_copy.data() ? ModelState::kLoadingDevice
+                                                                              : ModelState::kLoadingHost));
+    while (active_loads_ >= options_.max_concurrent_loads) cv_.wait(lock);
+    ++active_loads_;
+    lock.unlock();
+    int64_t t0 = NowNs();
+    Status s = LoadToDevice(*e, preload, preload_probability);
+    swap_ns = NowNs() - t0;
+    lock.lock();
+    --active_loads_;
+    loaded_here = true;
+    ++loads;
+    cv_.notify_all();
+    if (!s.ok()) {
+      if (!preload) ++stats_.refused;
+      return s;
+    }
+    if (preload) return ModelLease();
+  }
+}
+
+Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probability) {
+  // Runs without the lock. Only this thread touches e.host_copy / e.compiled while e is loading.
+  auto fail = [&](Status s, ModelState to) {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.last_error = s;
+    if (to == ModelState::kFailed) {
+      ++stats_.load_failures;
+      GH_LOG_WARN("residency", "model '{}' v{}: {}", e.name, e.version, s.ToString());
+    } else {
+      GH_LOG_DEBUG("residency", "model '{}' v{}: {}", e.name, e.version, s.ToString());
+    }
+    if (preload) e.last_error = Status::OK();
+    SetStateLocked(e, to);
+    return s;
+  };
+  ModelState state;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state = e.state;
+  }
+  if (state == ModelState::kLoadingHost) {
+    // Disk tier (memory-mapped) -> host tier.
+    auto mapped = MappedFile::Open(e.path);
+    if (!mapped.ok()) return fail(mapped.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+    auto host = Buffer::Allocate(options_.host_resource, std::max<size_t>(mapped->size(), 1));
+    if (!host.ok()) return fail(host.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
+    if (mapped->size() > 0) std::memcpy(host->data(), mapped->data(), mapped->size());
+    std::lock_guard<std::mutex> lock(mu_);
+    e.host_copy = std::move(*host);
+    e.host_bytes = mapped->size();
+    if (e.estimated_bytes == 0) e.estimated_bytes = mapped->size();
+    SetStateLocked(e, ModelState::kInHost);
+    SetStateLocked(e, ModelState::kLoadingDevice);
+  }
+
+  // The weights need about as many bytes as the file; refuse what can never fit.
+  const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
+  const uint64_t budget = budget_->budget.load();
+  if (needed > budget) {
+    return fail(ResourceExhausted("model '{}' needs about {} on the device but the whole budget is {}: it can never "
+                                  "be made resident",
+                                  e.name, FormatBytes(needed), FormatBytes(budget)),
+                ModelState::kInHost);
+  }
+  if (e.config.memory_limit_bytes > 0 && needed > e.config.memory_limit_bytes) {
+    return fail(ResourceExhausted("model '{}' needs about {} but its memory_limit is {}", e.name, FormatBytes(needed),
+                                  FormatBytes(e.config.memory_limit_bytes)),
+                ModelState::kInHost);
+  }
+  if (!EvictFor(needed, &e, preload ? preload_probability : 2.0) && preload) {
+    return fail(Unavailable("no spare budget for preloading '{}'", e.name), ModelState::kInHost);
+  }
+
+  t_no_evict = preload;
+  CompileOptions co;
+  co.num_threads = options_.compile_threads;
+  co.optimize = options_.optimize;
+  co.memory = top_.get();
+  co.owner_tag = e.owner;
+  int64_t t0 = NowNs();
+  auto model = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+  StatusOr<std::unique_ptr<CompiledModel>> compiled =
+      model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
+  int64_t swap_ns = NowNs() - t0;
+  t_no_evict = false;
+  if (!compiled.ok()) {
+    bool pressure = compiled.status().code() == StatusCode::kResourceExhausted;
+    if (pressure) {
+      return fail(ResourceExhausted("model '{}' cannot be made resident now: {} (budget {}, {} in use by leased or "
+                                    "loading models)",
+                                    e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
+                                    FormatBytes(UsedBytes())),
+                  ModelState::kInHost);
+    }
+    return fail(compiled.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  e.compiled = std::move(*compiled);
+  e.device_bytes = limits_->owner_used_bytes(e.owner);
+  e.last_swap_ns = swap_ns;
+  e.last_error = Status::OK();
+  e.preloaded_unused = preload;
+  if (e.last_use_ns == 0 || preload) e.last_use_ns = Now();
+  ++stats_.loads;
+  if (preload) ++stats_.preloads;
+  stats_.bytes_swapped_in += e.device_bytes;
+  SetStateLocked(e, ModelState::kResident);
+  return Status::OK();
+}
+
+void ModelManager::EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out) {
+  *out = std::move(e.compiled);
+  if (e.preloaded_unused) ++stats_.preload_wasted;
+  e.preloaded_unused = false;
+  ++stats_.evictions;
+  SetStateLocked(e, ModelState::kInHost);
+}
+
+bool ModelManager::EvictOne(const Entry* except, double below_probability) {
+  std::unique_ptr<CompiledModel> victim;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<EvictionCandidate> cands;
+    std::vector<Entry*> entries;
+    const std::string last = predictor_.last();
+    for (auto& [name, versions] : models_) {
+      for (auto& [v, e] : versions) {
+        if (e.get() == except || e->state != ModelState::kResident || e->leases > 0) continue;
+        EvictionCandidate c;
+        c.name = e->name;
+        c.priority = e->config.priority;
+        c.last_use_ns = e->last_use_ns;
+        c.bytes = e->device_bytes;
+        c.reload_ns = e->last_swap_ns > 0 ? e->last_swap_ns
+                                          : static_cast<int64_t>(double(e->device_bytes) / h2d_bytes_per_s_ * 1e9);
+        c.next_use_probability = last.empty() ? 0 : predictor_.Probability(last, e->name);
+        c.use_count = e->use_count;
+        if (below_probability <= 1.0 && (c.next_use_probability >= below_probability || e->name == last)) continue;
+        cands.push_back(std::move(c));
+        entries.push_back(e.get());
+      }
+    }
+    if (cands.empty()) return false;
+    auto order = options_.policy->Order(cands, Now());
+    if (order.empty() || order[0] >= entries.size()) return false;
+    EvictLocked(*entries[order[0]], &victim);
+  }
+  victim.reset();  // frees its memory outside the lock
+  return true;
+}
+
+bool ModelManager::EvictFor(uint64_t needed, const Entry* except, double below_probability) {
+  for (;;) {
+    uint64_t budget = budget_->budget.load();
+    if (UsedBytes() + needed <= budget) return true;
+    if (!EvictOne(except, below_probability)) return UsedBytes() + needed <= budget;
+  }
+}
+
+bool ModelManager::OnAllocationFailure(size_t, AllocTag tag, int) {
+  if (t_no_evict) return false;
+  const Entry* except = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, versions] : models_) {
+      for (auto& [v, e] : versions) {
+        if (e->owner == tag.owner) except = e.get();
+      }
+    }
+  }
+  bool evicted = EvictOne(except, 2.0);
+  if (evicted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.pressure_retries;
+  }
+  return evicted;
+}
+
+void ModelManager::ReleaseLease(Entry& e) {
+  std::unique_ptr<CompiledModel> victim;
+  Buffer host;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --e.leases;
+    e.last_use_ns = Now();
+    if (e.leases == 0 && e.state == ModelState::kResident) {
+      if (e.unload_requested || e.removed) {
+        victim = std::move(e.compiled);
+        ++stats_.evictions;
+        if (e.from_repository) {
+          host = std::move(e.host_copy);
+          e.host_bytes = 0;
+          SetStateLocked(e, ModelState::kOnDisk);
+        } else {
+          SetStateLocked(e, ModelState::kInHost);
+        }
+        e.unload_requested = false;
+      } else if (KeepAliveUs(e) == 0) {
+        EvictLocked(e, &victim);
+        ++stats_.idle_unloads;
+      }
+    }
+  }
+  victim.reset();
+  host.Reset();
+  if (UsedBytes() > budget_->budget.load()) EvictFor(0, nullptr, 2.0);
+}
+
+StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, ExecutionContext& ctx,
+                                                const std::vector<TensorView>& inputs, ExecutionContext* fallback) {
+  if (!lease) return FailedPrecondition("Run: empty lease");
+  auto out = lease.model().Run(ctx, inputs);
+  if (out.ok() || out.status().code() != StatusCode::kResourceExhausted) return out;
+  Status first = out.status();
+  // Smaller batches: split dim 0 in halves and run them one after the other.
+  const auto& cfg = lease.config();
+  if (cfg.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty() && inputs[0].shape[0] > 1) {
+    int64_t n = inputs[0].shape[0];
+    bool splittable = std::all_of(inputs.begin(), inputs.end(),
+                                  [&](const TensorView& v) { return !v.shape.empty() && v.shape[0] == n &&
+                                                                    v.layout == Layout::kPlain; });
+    if (splittable) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.batch_splits;
+      }
+      int64_t half = n / 2;
+      std::vector<std::vector<Tensor>> parts;
+      bool ok = true;
+      for (int64_t start : {int64_t{0}, half}) {
+        int64_t rows = start == 0 ? half : n - half;
+        std::vector<TensorView> sub;
+        for (const auto& v : inputs) {
+          TensorView s = v;
+          size_t row_bytes = v.plain_bytes() / static_cast<size_t>(n);
+          s.shape[0] = rows;
+          s.data = static_cast<char*>(v.data) + row_bytes * static_cast<size_t>(start);
+          sub.push_back(s);
+        }
+        auto r = Run(lease, ctx, sub, fallback);
+        if (!r.ok()) {
+          ok = false;
+          if (r.status().code() != StatusCode::kResourceExhausted) return r.status();
+          break;
+        }
+        parts.push_back(std::move(*r));
+      }
+      if (ok && parts.size() == 2 && parts[0].size() == parts[1].size()) {
+        std::vector<Tensor> joined;
+        for (size_t i = 0; i < parts[0].size(); ++i) {
+          const Tensor& a = parts[0][i];
+          const Tensor& b = parts[1][i];
+          if (a.shape().empty() || b.shape().empty() || a.dtype() != b.dtype()) {
+            return Internal("model '{}': output {} cannot be joined after a batch split", lease.name(), i);
+          }
+          Shape s = a.shape();
+          s[0] += b.shape()[0];
+          ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(a.dtype(), s));
+          std::memcpy(t.data(), a.data(), a.bytes());
+          std::memcpy(static_cast<char*>(t.data()) + a.bytes(), b.data(), b.bytes());
+          joined.push_back(std::move(t));
+        }
+        return joined;
+      }
+    }
+  }
+  if (!options_.strict_device && fallback != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.cpu_fallbacks;
+    }
+    auto r = lease.model().Run(*fallback, inputs);
+    if (r.ok() || r.status().code() != StatusCode::kResourceExhausted) return r;
+  }
+  return ResourceExhausted("model '{}': the request does not fit the device budget ({} of {} in use) after evicting "
+                           "every idle model{}{}: {}",
+                           lease.name(), FormatBytes(UsedBytes()), FormatBytes(budget_->budget.load()),
+                           cfg.max_batch_size > 0 ? " and splitting the batch" : "",
+                           options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
+}
+
+Status ModelManager::SetBudget(uint64_t budget_bytes) {
+  if (budget_bytes == 0) return InvalidArgument("residency: budget must be > 0");
+  budget_->budget.store(budget_bytes);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.budget_bytes = budget_bytes;
+  }
+  EvictFor(0, nullptr, 2.0);
+  pool_->Trim();
+  return Status::OK();
+}
+
+Status ModelManager::Load(const std::string& name) {
+  if (repository_ != nullptr) {
+    bool known;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      known = models_.count(name) > 0;
+    }
+    if (!known) {
+      ASSIGN_OR_RETURN(RepositoryModel m, repository_->ScanModel(name));
+      std::lock_guard<std::mutex> lock(mu_);
+      RETURN_IF_ERROR(RegisterLocked(std::move(m)));
+    }
+  }
+  std::vector<std::shared_ptr<Entry>> entries;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return NotFound("model '{}' is not registered", name);
+    for (auto& [v, e] : it->second) {
+      e->unload_requested = false;
+      entries.push_back(e);
+    }
+  }
+  for (auto& e : entries) {
+    auto lease = AcquireEntry(e, false, 0);
+    if (!lease.ok()) return lease.status();
+  }
+  return Status::OK();
+}
+
+Status ModelManager::Unload(const std::string& name) {
+  std::vector<std::unique_ptr<CompiledModel>> victims;
+  std::vector<Buffer> hosts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return NotFound("model '{}' is not registered", name);
+    bool unregister = options_.control_mode == ControlMode::kExplicit && repository_ != nullptr;
+    for (auto& [v, e] : it->second) {
+      if (e->state == ModelState::kResident && e->leases > 0) {
+        e->unload_requested = true;
+        if (unregister) e->removed = true;
+        continue;
+      }
+      if (e->state == ModelState::kResident) {
+        victims.push_back(std::move(e->compiled));
+        ++stats_.evictions;
+        SetStateLocked(*e, e->from_repository ? ModelState::kOnDisk : ModelState::kInHost);
+      }
+      if (e->from_repository && e->state == ModelState::kInHost) {
+        hosts.push_back(std::move(e->host_copy));
+        e->host_bytes = 0;
+        SetStateLocked(*e, ModelState::kOnDisk);
+      }
+      if (e->from_repository && e->state == ModelState::kFailed) SetStateLocked(*e, ModelState::kOnDisk);
+      if (unregister && e->state != ModelState::kLoadingHost && e->state != ModelState::kLoadingDevice) {
+        e->removed = true;
+      }
+    }
+    if (unregister) {
+      for (auto jt = it->second.begin(); jt != it->second.end();) {
+        jt = jt->second->removed && jt->second->leases == 0 && jt->second->state == ModelState::kOnDisk
+                 ? it->second.erase(jt)
+                 : std::next(jt);
+      }
+      if (it->second.empty()) models_.erase(it);
+    }
+  }
+  victims.clear();
+  hosts.clear();
+  return Status::OK();
+}
+
+void ModelManager::SchedulePreloads(const std::string& from) {
+  auto predicted = predictor_.Predict(from, options_.preload_candidates);
+  if (predicted.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return;
+  for (auto& [name, p] : predicted) {
+    if (p < options_.preload_min_probability) continue;
+    auto e = FindLocked(name, 0);
+    if (!e || e->state == ModelState::kResident || e->state == ModelState::kLoadingDevice ||
+        e->state == ModelState::kLoadingHost || e->state == ModelState::kFailed) {
+      continue;
+    }
+    bool queued = std::any_of(preload_queue_.begin(), preload_queue_.end(),
+                              [&](const auto& q) { return q.first == name; });
+    if (!queued && preload_queue_.size() < 16) preload_queue_.emplace_back(name, p);
+  }
+  cv_.notify_all();
+}
+
+void ModelManager::PreloadLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !preload_queue_.empty(); });
+    if (stopping_) return;
+    auto [name, p] = preload_queue_.front();
+    preload_queue_.pop_front();
+    auto e = FindLocked(name, 0);
+    if (!e) continue;
+    ++preloads_running_;
+    lock.unlock();
+    auto r = AcquireEntry(e, true, p);
+    lock.lock();
+    --preloads_running_;
+    cv_.notify_all();
+  }
+}
+
+void ModelManager::WaitForPreloads() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return stopping_ || (preload_queue_.empty() && preloads_running_ == 0); });
+}
+
+void ModelManager::Housekeep() {
+  const int64_t now = Now();
+  std::vector<std::unique_ptr<CompiledModel>> victims;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, versions] : models_) {
+      for (auto& [v, e] : versions) {
+        if (e->state != ModelState::kResident || e->leases > 0) continue;
+        uint64_t ka = KeepAliveUs(*e);
+        if (ka == UINT64_MAX) continue;
+        if (static_cast<uint64_t>(std::max<int64_t>(0, now - e->last_use_ns)) >= ka * 1000) {
+          victims.emplace_back();
+          EvictLocked(*e, &victims.back());
+          ++stats_.idle_unloads;
+        }
+      }
+    }
+  }
+  victims.clear();
+  if (options_.control_mode == ControlMode::kPoll && repository_ != nullptr) {
+    bool due;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      due = now - last_poll_ns_ >= options_.poll_interval_us * 1000;
+      if (due) last_poll_ns_ = now;
+    }
+    if (due) PollRepository();
+  }
+}
+
+void ModelManager::PollRepository() {
+  ScanResult scan = repository_->Scan();
+  std::vector<std::unique_ptr<CompiledModel>> victims;
+  std::vector<Buffer> hosts;
+  std::lock_guard<std::mutex> lock(mu_);
+  // Removed models and versions (and changed files, which are reloaded from disk on next use).
+  for (auto it = models_.begin(); it != models_.end();) {
+    auto sit = scan.models.find(it->first);
+    for (auto jt = it->second.begin(); jt != it->second.end();) {
+      Entry& e = *jt->second;
+      const ModelVersionFile* file = nullptr;
+      if (sit != scan.models.end()) {
+        for (const auto& f : sit->second.versions) {
+          if (f.version == e.version) file = &f;
+        }
+      }
+      bool gone = e.from_repository && file == nullptr;
+      bool changed = e.from_repository && file != nullptr && file->mtime_ns != e.mtime_ns;
+      bool busy = e.leases > 0 || e.state == ModelState::kLoadingHost || e.state == ModelState::kLoadingDevice;
+      if ((gone || changed) && !busy) {
+        if (e.state == ModelState::kResident) {
+          victims.push_back(std::move(e.compiled));
+          SetStateLocked(e, ModelState::kInHost);
+        }
+        if (e.state == ModelState::kInHost || e.state == ModelState::kFailed) {
+          hosts.push_back(std::move(e.host_copy));
+          e.host_bytes = 0;
+          SetStateLocked(e, ModelState::kOnDisk);
+        }
+        if (changed) {
+          e.mtime_ns = file->mtime_ns;
+          e.estimated_bytes = file->file_bytes;
+          e.device_bytes = 0;
+          e.config = sit->second.config;
+        }
+      }
+      if (gone && !busy) {
+        e.removed = true;
+        jt = it->second.erase(jt);
+      } else {
+        ++jt;
+      }
+    }
+    it = it->second.empty() ? models_.erase(it) : std::next(it);
+  }
+  for (auto& [name, model] : scan.models) {
+    Status s = RegisterLocked(std::move(model));
+    if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
+  }
+  // victims / hosts are freed after the lock is released (declared before the guard).
+}
+
+void ModelManager::HousekeepingLoop() {
+  std::unique_lock<std::mutex> lock(housekeeping_mu_);
+  for (;;) {
+    housekeeping_cv_.wait_for(lock, std::chrono::microseconds(options_.housekeeping_interval_us));
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (stopping_) return;
+    }
+    lock.unlock();
+    Housekeep();
+    lock.lock();
+  }
+}
+
+std::vector<ModelStatus> ModelManager::ListModels() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ModelStatus> out;
+  for (const auto& [name, versions] : models_) {
+    for (const auto& [v, e] : versions) {
+      ModelStatus s;
+      s.name = e->name;
+      s.version = e->version;
+      s.state = e->state;
+      s.last_error = e->last_error;
+      s.device_bytes = limits_->owner_used_bytes(e->owner);
+      s.host_bytes = e->host_bytes;
+      s.leases = e->leases;
+      s.use_count = e->use_count;
+      s.last_use_ns = e->last_use_ns;
+      s.last_swap_ns = e->last_swap_ns;
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+ResidencyStats ModelManager::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  ResidencyStats s = stats_;
+  s.used_bytes = budget_->used();
+  s.peak_used_bytes = budget_->peak.load();
+  s.budget_bytes = budget_->budget.load();
+  s.h2d_bytes_per_s = h2d_bytes_per_s_;
+  return s;
+}
+
+}  // namespace gpuhive::residency
