@@ -84,8 +84,11 @@ std::vector<Tensor> RefRnn(const RnnSetup& s, const Tensor& x, const Tensor& w, 
       }
     }
   }
-  return {MakeFloat({s.seq, s.dirs, s.batch, H}, y), MakeFloat({s.dirs, s.batch, H}, yh),
-          MakeFloat({s.dirs, s.batch, H}, yc)};
+  std::vector<Tensor> out;
+  out.push_back(MakeFloat({s.seq, s.dirs, s.batch, H}, y));
+  out.push_back(MakeFloat({s.dirs, s.batch, H}, yh));
+  out.push_back(MakeFloat({s.dirs, s.batch, H}, yc));
+  return out;
 }
 
 // Permutes a [A, B, ...rest] tensor to [B, A, ...rest] (layout 0 <-> 1 for X and states).
@@ -114,7 +117,8 @@ void RunCase(const RnnSetup& s) {
   }
   auto expected = RefRnn(s, x, w, r, s.bias ? &b : nullptr, lens, s.init ? &h0 : nullptr,
                          s.init && s.cell == Cell::kLstm ? &c0 : nullptr, s.peephole ? &p : nullptr);
-  Tensor lens_t = MakeTensor(DataType::kInt32, {s.batch}, lens.data());
+  std::vector<int> lens_data = lens.empty() ? std::vector<int>(static_cast<size_t>(s.batch), 0) : lens;
+  Tensor lens_t = MakeTensor(DataType::kInt32, {s.batch}, lens_data.data());
   const char* op = s.cell == Cell::kLstm ? "LSTM" : s.cell == Cell::kGru ? "GRU" : "RNN";
   NodeSpec spec{op, "", 14,
                 {{"hidden_size", AttrInt(H)},
