@@ -699,7 +699,7 @@ Status ModelManager::Unload(const std::string& name) {
       if (e->state == ModelState::kResident) {
         victims.push_back(std::move(e->compiled));
         ++stats_.evictions;
-        SetStateLocked(*e, e->from_repository ? ModelState::kOnDisk : ModelState::kInHost);
+        SetStateLocked(*e, ModelState::kInHost);
       }
       if (e->from_repository && e->state == ModelState::kInHost) {
         hosts.push_back(std::move(e->host_copy));

@@ -73,21 +73,177 @@ StatusOr<std::optional<int64_t>> ParseKeepAlive(const std::string& text) {
   return std::optional<int64_t>(*us);
 }
 
+// Blanks out (keeping newlines, so positions in later errors stay right) every field the schema
+// does not know, at any depth. TextFormat's own unknown-field skipping cannot skip lists of
+// messages ("model_warmup [ { ... } ]"), which real Triton configs use.
+class UnknownFieldStripper {
+ public:
+  explicit UnknownFieldStripper(std::string text) : s_(std::move(text)) {}
+
+  // False on a lexical problem (left for TextFormat to report).
+  bool Run(const google::protobuf::Descriptor* d) {
+    Fields(d, '\0');
+    return ok_;
+  }
+  std::string& text() { return s_; }
+  std::vector<std::string>& skipped() { return skipped_; }
+
+ private:
+  void SkipSpace() {
+    while (i_ < s_.size()) {
+      char c = s_[i_];
+      if (c == '#') {
+        while (i_ < s_.size() && s_[i_] != '\n') ++i_;
+      } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+        ++i_;
+      } else {
+        break;
+      }
+    }
+  }
+  static bool IdentChar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-' || c == '+';
+  }
+  // Skips one token: a string, an identifier/number, or one punctuation character.
+  void SkipToken() {
+    SkipSpace();
+    if (i_ >= s_.size()) return;
+    char c = s_[i_];
+    if (c == '"' || c == '\'') {
+      ++i_;
+      while (i_ < s_.size() && s_[i_] != c) {
+        if (s_[i_] == '\\') ++i_;
+        ++i_;
+      }
+      if (i_ >= s_.size()) ok_ = false;
+      ++i_;
+    } else if (IdentChar(c)) {
+      while (i_ < s_.size() && IdentChar(s_[i_])) ++i_;
+    } else {
+      ++i_;
+    }
+  }
+  char Peek() {
+    SkipSpace();
+    return i_ < s_.size() ? s_[i_] : '\0';
+  }
+  // Skips a value: a bracketed group (balanced) or a scalar (adjacent strings concatenate).
+  void SkipValue() {
+    char c = Peek();
+    if (c == '{' || c == '<' || c == '[') {
+      int depth = 0;
+      do {
+        char t = Peek();
+        if (t == '\0') {
+          ok_ = false;
+          return;
+        }
+        if (t == '{' || t == '<' || t == '[') ++depth;
+        if (t == '}' || t == '>' || t == ']') --depth;
+        SkipToken();
+      } while (depth > 0 && ok_);
+      return;
+    }
+    if (c == '"' || c == '\'') {
+      while (Peek() == '"' || Peek() == '\'') SkipToken();
+      return;
+    }
+    SkipToken();
+  }
+  void Message(const google::protobuf::Descriptor* d) {
+    char open = Peek();
+    if (open != '{' && open != '<') {
+      SkipValue();
+      return;
+    }
+    ++i_;
+    Fields(d, open == '{' ? '}' : '>');
+    if (Peek() == (open == '{' ? '}' : '>')) ++i_;
+  }
+  void Fields(const google::protobuf::Descriptor* d, char close) {
+    while (ok_) {
+      char c = Peek();
+      if (c == '\0' || c == close) return;
+      if (c == ',' || c == ';') {
+        ++i_;
+        continue;
+      }
+      size_t begin = i_;
+      const google::protobuf::FieldDescriptor* f = nullptr;
+      std::string name;
+      if (c == '[') {
+        SkipValue();  // extension or Any syntax: never part of our schema
+        name = s_.substr(begin, i_ - begin);
+      } else if (IdentChar(c)) {
+        SkipToken();
+        name = s_.substr(begin, i_ - begin);
+        f = d->FindFieldByName(name);
+      } else {
+        ok_ = false;
+        return;
+      }
+      if (Peek() == ':') ++i_;
+      if (f != nullptr && f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        if (Peek() == '[') {
+          ++i_;
+          while (ok_ && Peek() != ']' && Peek() != '\0') {
+            if (Peek() == ',') {
+              ++i_;
+              continue;
+            }
+            Message(f->message_type());
+          }
+          if (Peek() == ']') ++i_;
+        } else {
+          Message(f->message_type());
+        }
+      } else {
+        SkipValue();
+      }
+      if (f == nullptr && ok_) {
+        skipped_.push_back(fmt::format("{}:{}: {}", LineOf(begin), ColumnOf(begin), name));
+        for (size_t k = begin; k < i_; ++k) {
+          if (s_[k] != '\n') s_[k] = ' ';
+        }
+      }
+    }
+  }
+  int LineOf(size_t pos) const { return 1 + static_cast<int>(std::count(s_.begin(), s_.begin() + pos, '\n')); }
+  int ColumnOf(size_t pos) const {
+    size_t nl = s_.rfind('\n', pos == 0 ? 0 : pos - 1);
+    return static_cast<int>(nl == std::string::npos || pos == 0 ? pos + 1 : pos - nl);
+  }
+
+  std::string s_;
+  size_t i_ = 0;
+  bool ok_ = true;
+  std::vector<std::string> skipped_;
+};
+
 }  // namespace
 
 StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view source) {
   pb::ModelConfig m;
+  UnknownFieldStripper stripper{std::string(text)};
+  std::vector<std::string> skipped;
+  std::string cleaned(text);
+  if (stripper.Run(pb::ModelConfig::descriptor())) {
+    cleaned = std::move(stripper.text());
+    skipped = std::move(stripper.skipped());
+  }
   google::protobuf::TextFormat::Parser parser;
   Collector collector;
   parser.RecordErrorsTo(&collector);
   parser.AllowUnknownField(true);
-  if (!parser.ParseFromString(std::string(text), &m)) {
+  if (!parser.ParseFromString(cleaned, &m)) {
     return InvalidArgument("{}: {}", source, collector.first_error.empty() ? "parse error" : collector.first_error);
   }
   ModelConfig c;
-  for (const auto& w : collector.warnings) {
-    GH_LOG_WARN("residency", "{}: {} (field skipped)", source, w);
-    c.skipped_fields.push_back(w);
+  for (auto& w : collector.warnings) skipped.push_back(std::move(w));
+  for (auto& w : skipped) {
+    GH_LOG_INFO("residency", "{}: {} (not in gpuhive's schema, skipped)", source, w);
+    c.skipped_fields.push_back(std::move(w));
   }
   c.name = m.name();
   c.platform = m.platform();
@@ -96,7 +252,9 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
   for (const auto& in : m.input()) {
     TensorConfig t;
     t.name = in.name();
-    ASSIGN_OR_RETURN(t.dtype, FromPbType(in.data_type(), in.name()));
+    auto dt = FromPbType(in.data_type(), in.name());
+    if (!dt.ok()) return dt.status().WithContext(source);
+    t.dtype = *dt;
     t.dims.assign(in.dims().begin(), in.dims().end());
     t.optional = in.optional();
     c.inputs.push_back(std::move(t));
@@ -104,7 +262,9 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
   for (const auto& out : m.output()) {
     TensorConfig t;
     t.name = out.name();
-    ASSIGN_OR_RETURN(t.dtype, FromPbType(out.data_type(), out.name()));
+    auto dt = FromPbType(out.data_type(), out.name());
+    if (!dt.ok()) return dt.status().WithContext(source);
+    t.dtype = *dt;
     t.dims.assign(out.dims().begin(), out.dims().end());
     c.outputs.push_back(std::move(t));
   }

@@ -1,0 +1,458 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+
+namespace gpuhive::residency {
+namespace {
+
+using namespace gpuhive::residency::testing;
+namespace fs = std::filesystem;
+
+constexpr int kDim = 128;  // 64 KiB per layer
+
+std::string Chain(int layers, uint32_t seed) {
+  return MakeMatMulChainOnnx({.dim = kDim, .layers = layers, .seed = seed, .scale = 0.05f});
+}
+
+ModelState StateOf(ModelManager& m, const std::string& name) {
+  auto all = m.ListModels();
+  const ModelStatus* s = FindStatus(all, name);
+  return s ? s->state : ModelState::kOnDisk;
+}
+
+TEST(StateMachine, Transitions) {
+  using S = ModelState;
+  EXPECT_TRUE(IsValidTransition(S::kOnDisk, S::kLoadingHost));
+  EXPECT_FALSE(IsValidTransition(S::kOnDisk, S::kResident));
+  EXPECT_FALSE(IsValidTransition(S::kOnDisk, S::kLoadingDevice));
+  EXPECT_TRUE(IsValidTransition(S::kLoadingHost, S::kInHost));
+  EXPECT_TRUE(IsValidTransition(S::kLoadingHost, S::kFailed));
+  EXPECT_FALSE(IsValidTransition(S::kLoadingHost, S::kResident));
+  EXPECT_TRUE(IsValidTransition(S::kInHost, S::kLoadingDevice));
+  EXPECT_TRUE(IsValidTransition(S::kLoadingDevice, S::kResident));
+  EXPECT_TRUE(IsValidTransition(S::kResident, S::kInHost));
+  EXPECT_TRUE(IsValidTransition(S::kResident, S::kOnDisk));
+  EXPECT_FALSE(IsValidTransition(S::kResident, S::kLoadingDevice));
+  EXPECT_FALSE(IsValidTransition(S::kResident, S::kFailed));
+  EXPECT_TRUE(IsValidTransition(S::kFailed, S::kLoadingDevice));
+  EXPECT_FALSE(IsValidTransition(S::kFailed, S::kResident));
+  EXPECT_EQ(ModelStateName(S::kResident), "resident");
+}
+
+TEST(Manager, RejectsBadOptions) {
+  ManagerOptions o = SmallOptions(0);
+  EXPECT_EQ(ModelManager::Create(o).status().code(), StatusCode::kInvalidArgument);
+  o = SmallOptions(1 << 20);
+  o.max_concurrent_loads = 0;
+  EXPECT_EQ(ModelManager::Create(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Manager, HitMissAndRun) {
+  auto m = *ModelManager::Create(SmallOptions(8 << 20));
+  ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim), Chain(2, 1)).ok());
+  EXPECT_EQ(m->AddModel(ChainConfig("a", kDim), Chain(2, 1)).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kInHost);
+  EXPECT_EQ(m->Acquire("nope").status().code(), StatusCode::kNotFound);
+  {
+    auto lease = m->Acquire("a");
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    EXPECT_FALSE(lease->was_resident());
+    EXPECT_GT(lease->swap_ns(), 0);
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    Tensor x = MakeInput(3, kDim);
+    auto out = m->Run(*lease, ctx, {x.view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ((*out)[0].shape(), (Shape{3, kDim}));
+  }
+  auto again = m->Acquire("a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->was_resident());
+  auto st = m->Stats();
+  EXPECT_EQ(st.acquires, 2u);
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.loads, 1u);
+  EXPECT_GT(st.bytes_swapped_in, 2u * kDim * kDim * 4 - 1);
+  EXPECT_GT(st.h2d_bytes_per_s, 0);
+  EXPECT_EQ(m->Acquire("a", 2).status().code(), StatusCode::kNotFound);
+}
+
+// Budget for two 4-layer models (256 KiB of weights each) but not three.
+constexpr uint64_t kTwoModels = 700 << 10;
+
+TEST(Manager, EvictsIdleModelsButNeverLeasedOnes) {
+  auto m = *ModelManager::Create(SmallOptions(kTwoModels));
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim), Chain(4, n[0])).ok());
+  auto a = m->Acquire("a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(m->Acquire("b").ok());  // idle again at once
+  auto c = m->Acquire("c");            // must evict b (a is leased)
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kResident);
+  EXPECT_EQ(StateOf(*m, "b"), ModelState::kInHost);
+  EXPECT_EQ(StateOf(*m, "c"), ModelState::kResident);
+  // Everything resident is leased: a third model cannot come in now, with a clear error.
+  auto b = m->Acquire("b");
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(b.status().message().find("'b'"), std::string::npos) << b.status().message();
+  EXPECT_EQ(StateOf(*m, "b"), ModelState::kInHost);  // not a model failure
+  a->Release();
+  auto b2 = m->Acquire("b");  // now a may go
+  ASSERT_TRUE(b2.ok()) << b2.status().ToString();
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kInHost);
+  EXPECT_EQ(m->Stats().evictions, 2u);
+  EXPECT_LE(m->Stats().peak_used_bytes, kTwoModels);
+}
+
+TEST(Manager, LruEvictsLeastRecentlyUsed) {
+  ManagerOptions o = SmallOptions(kTwoModels);
+  o.policy = MakeLruPolicy();
+  int64_t now = 1'000'000'000;
+  o.clock = [&now] { return now; };
+  auto m = *ModelManager::Create(o);
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim), Chain(4, n[0])).ok());
+  ASSERT_TRUE(m->Acquire("a").ok());
+  now += 1000;
+  ASSERT_TRUE(m->Acquire("b").ok());
+  now += 1000;
+  ASSERT_TRUE(m->Acquire("a").ok());  // a is now the most recent
+  now += 1000;
+  ASSERT_TRUE(m->Acquire("c").ok());
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kResident);
+  EXPECT_EQ(StateOf(*m, "b"), ModelState::kInHost);
+}
+
+TEST(Manager, CostPolicyKeepsTheImportantModel) {
+  ManagerOptions o = SmallOptions(kTwoModels);
+  int64_t now = 1'000'000'000;
+  o.clock = [&now] { return now; };
+  auto m = *ModelManager::Create(o);
+  ModelConfig important = ChainConfig("a", kDim);
+  important.priority = 0;
+  ModelConfig background = ChainConfig("b", kDim);
+  background.priority = 3;
+  ASSERT_TRUE(m->AddModel(important, Chain(4, 1)).ok());
+  ASSERT_TRUE(m->AddModel(background, Chain(4, 2)).ok());
+  ASSERT_TRUE(m->AddModel(ChainConfig("c", kDim), Chain(4, 3)).ok());
+  ASSERT_TRUE(m->Acquire("a").ok());
+  now += 1000;
+  ASSERT_TRUE(m->Acquire("b").ok());  // more recent, but priority 3
+  now += 1000;
+  ASSERT_TRUE(m->Acquire("c").ok());
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kResident);  // LRU would have evicted a
+  EXPECT_EQ(StateOf(*m, "b"), ModelState::kInHost);
+}
+
+TEST(EvictionPolicy, OrderOfLruAndCost) {
+  std::vector<EvictionCandidate> c(3);
+  c[0] = {.name = "old_small_expensive", .priority = 0, .last_use_ns = 100, .bytes = 1 << 20,
+          .reload_ns = 50'000'000, .next_use_probability = 0, .use_count = 50};
+  c[1] = {.name = "recent_big_cheap", .priority = 0, .last_use_ns = 900, .bytes = 512 << 20,
+          .reload_ns = 1'000'000, .next_use_probability = 0, .use_count = 1};
+  c[2] = {.name = "predicted", .priority = 0, .last_use_ns = 50, .bytes = 1 << 20, .reload_ns = 10'000'000,
+          .next_use_probability = 0.9, .use_count = 1};
+  auto lru = MakeLruPolicy()->Order(c, 1000);
+  EXPECT_EQ(lru, (std::vector<size_t>{2, 0, 1}));
+  auto cost = MakeCostPolicy()->Order(c, 1000);
+  ASSERT_EQ(cost.size(), 3u);
+  EXPECT_EQ(cost[0], 1u);  // frees most bytes for the least reload cost
+  EXPECT_EQ(cost[2], 0u);  // frequently used and expensive to reload: kept longest
+  // Priority: the same model at a lower priority goes first.
+  std::vector<EvictionCandidate> p = {c[0], c[0]};
+  p[1].name = "background";
+  p[1].priority = 4;
+  EXPECT_EQ(MakeCostPolicy()->Order(p, 1000)[0], 1u);
+}
+
+TEST(Manager, ModelThatCanNeverFitIsRefusedWithSizes) {
+  auto m = *ModelManager::Create(SmallOptions(200 << 10));
+  ASSERT_TRUE(m->AddModel(ChainConfig("big", kDim), Chain(4, 1)).ok());
+  ASSERT_TRUE(m->AddModel(ChainConfig("small", kDim), Chain(1, 2)).ok());
+  auto big = m->Acquire("big");
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(big.status().message().find("never"), std::string::npos) << big.status().message();
+  EXPECT_NE(big.status().message().find("200.00 KiB"), std::string::npos) << big.status().message();
+  EXPECT_TRUE(m->Acquire("small").ok());
+  EXPECT_EQ(m->Stats().refused, 1u);
+}
+
+TEST(Manager, PerModelMemoryLimit) {
+  auto m = *ModelManager::Create(SmallOptions(8 << 20));
+  ModelConfig c = ChainConfig("capped", kDim);
+  c.memory_limit_bytes = 100 << 10;
+  ASSERT_TRUE(m->AddModel(c, Chain(4, 1)).ok());
+  auto r = m->Acquire("capped");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("memory_limit"), std::string::npos) << r.status().message();
+}
+
+TEST(Manager, FailedLoadIsReportedForThatModelOnly) {
+  auto m = *ModelManager::Create(SmallOptions(8 << 20));
+  ASSERT_TRUE(m->AddModel(ChainConfig("broken", kDim), "definitely not onnx").ok());
+  ASSERT_TRUE(m->AddModel(ChainConfig("good", kDim), Chain(2, 1)).ok());
+  auto b = m->Acquire("broken");
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("broken"), std::string::npos);
+  auto all = m->ListModels();
+  EXPECT_EQ(FindStatus(all, "broken")->state, ModelState::kFailed);
+  EXPECT_FALSE(FindStatus(all, "broken")->last_error.ok());
+  EXPECT_TRUE(m->Acquire("good").ok());
+  EXPECT_EQ(m->Stats().load_failures, 1u);
+  EXPECT_FALSE(m->Acquire("broken").ok());  // retried, fails again, still contained
+  EXPECT_EQ(m->Stats().load_failures, 2u);
+}
+
+// Measures the activation arena of model "a" at `rows` rows with an unconstrained manager.
+size_t ArenaBytes(int64_t rows) {
+  auto m = *ModelManager::Create(SmallOptions(64 << 20));
+  EXPECT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
+  auto lease = *m->Acquire("a");
+  ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+  Tensor x = MakeInput(rows, kDim);
+  EXPECT_TRUE(m->Run(lease, ctx, {x.view()}).ok());
+  return ctx.arena_bytes();
+}
+
+std::vector<float> Reference(int64_t rows) {
+  auto m = *ModelManager::Create(SmallOptions(64 << 20));
+  EXPECT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
+  auto lease = *m->Acquire("a");
+  ExecutionContext ctx({.num_threads = 1});
+  Tensor x = MakeInput(rows, kDim);
+  auto out = *lease.model().Run(ctx, {x.view()});
+  return std::vector<float>(out[0].as<float>(), out[0].as<float>() + out[0].num_elements());
+}
+
+void ExpectClose(const Tensor& t, const std::vector<float>& ref) {
+  ASSERT_EQ(static_cast<size_t>(t.num_elements()), ref.size());
+  for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(t.as<float>()[i], ref[i], 1e-4f + 1e-4f * std::fabs(ref[i]));
+}
+
+TEST(Pressure, AllocationFailureEvictsIdleModelAndRetries) {
+  const int64_t rows = 256;
+  const size_t arena = ArenaBytes(rows);
+  ASSERT_GT(arena, 64u << 10);
+  const uint64_t weights = 4ull * kDim * kDim * 4;
+  const uint64_t slack = arena / 4;
+  ASSERT_LT(arena, weights + slack) << "test assumes the arena fits once b is evicted";
+  // Room for both models' weights and only a quarter of the arena: the run must evict "b".
+  auto m = *ModelManager::Create(SmallOptions(2 * weights + slack));
+  ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
+  ASSERT_TRUE(m->AddModel(ChainConfig("b", kDim, 4096), Chain(4, 2)).ok());
+  ASSERT_TRUE(m->Acquire("b").ok());
+  auto a = *m->Acquire("a");
+  ASSERT_EQ(StateOf(*m, "b"), ModelState::kResident);
+  ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+  Tensor x = MakeInput(rows, kDim);
+  auto out = m->Run(a, ctx, {x.view()});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectClose((*out)[0], Reference(rows));
+  EXPECT_EQ(StateOf(*m, "b"), ModelState::kInHost);
+  EXPECT_GE(m->Stats().pressure_retries, 1u);
+  EXPECT_EQ(m->Stats().cpu_fallbacks, 0u);
+}
+
+TEST(Pressure, SmallerBatchThenCpuFallbackThenRefusal) {
+  const int64_t rows = 1024;
+  const size_t arena = ArenaBytes(rows);
+  const size_t half_arena = ArenaBytes(rows / 2);
+  const uint64_t weights = 4ull * kDim * kDim * 4;
+  const std::vector<float> ref = Reference(rows);
+  Tensor x = MakeInput(rows, kDim);
+  {
+    // The full batch does not fit but half of it does: split, same results.
+    auto m = *ModelManager::Create(SmallOptions(weights + (half_arena + arena) / 2));
+    ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
+    auto a = *m->Acquire("a");
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    auto out = m->Run(a, ctx, {x.view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ExpectClose((*out)[0], ref);
+    EXPECT_GE(m->Stats().batch_splits, 1u);
+    EXPECT_EQ(m->Stats().cpu_fallbacks, 0u);
+  }
+  {
+    // Nothing fits (the model does not batch, so it cannot be split): CPU fallback.
+    auto m = *ModelManager::Create(SmallOptions(weights + 4096));
+    ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 0), Chain(4, 1)).ok());
+    auto a = *m->Acquire("a");
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    ExecutionContext host_ctx({.num_threads = 1});
+    auto out = m->Run(a, ctx, {x.view()}, &host_ctx);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ExpectClose((*out)[0], ref);
+    EXPECT_EQ(m->Stats().cpu_fallbacks, 1u);
+  }
+  {
+    // Strict device mode: refused with a clear error, never an abort.
+    ManagerOptions o = SmallOptions(weights + 4096);
+    o.strict_device = true;
+    auto m = *ModelManager::Create(o);
+    ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 0), Chain(4, 1)).ok());
+    auto a = *m->Acquire("a");
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    ExecutionContext host_ctx({.num_threads = 1});
+    auto out = m->Run(a, ctx, {x.view()}, &host_ctx);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(out.status().message().find("strict"), std::string::npos) << out.status().message();
+    EXPECT_NE(out.status().message().find("'a'"), std::string::npos);
+  }
+}
+
+TEST(Manager, KeepAliveAndIdleUnload) {
+  ManagerOptions o = SmallOptions(8 << 20);
+  int64_t now = 1'000'000'000;
+  o.clock = [&now] { return now; };
+  o.default_keep_alive_us = 1'000'000;
+  auto m = *ModelManager::Create(o);
+  ModelConfig zero = ChainConfig("zero", kDim);
+  zero.keep_alive_us = 0;
+  ModelConfig forever = ChainConfig("forever", kDim);
+  forever.keep_alive_us = kKeepAliveForever;
+  ASSERT_TRUE(m->AddModel(ChainConfig("dflt", kDim), Chain(1, 1)).ok());
+  ASSERT_TRUE(m->AddModel(zero, Chain(1, 2)).ok());
+  ASSERT_TRUE(m->AddModel(forever, Chain(1, 3)).ok());
+  for (const char* n : {"dflt", "zero", "forever"}) ASSERT_TRUE(m->Acquire(n).ok());
+  EXPECT_EQ(StateOf(*m, "zero"), ModelState::kInHost);  // unloaded as its lease ended
+  now += 500'000'000;
+  m->Housekeep();
+  EXPECT_EQ(StateOf(*m, "dflt"), ModelState::kResident);
+  now += 600'000'000;
+  m->Housekeep();
+  EXPECT_EQ(StateOf(*m, "dflt"), ModelState::kInHost);
+  now += 3600'000'000'000;
+  m->Housekeep();
+  EXPECT_EQ(StateOf(*m, "forever"), ModelState::kResident);
+  EXPECT_EQ(m->Stats().idle_unloads, 2u);
+}
+
+TEST(Manager, SetBudgetEvictsToFit) {
+  auto m = *ModelManager::Create(SmallOptions(8 << 20));
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim), Chain(4, n[0])).ok());
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->Acquire(n).ok());
+  EXPECT_EQ(m->Stats().evictions, 0u);
+  ASSERT_TRUE(m->SetBudget(kTwoModels).ok());
+  EXPECT_LE(m->Stats().used_bytes, kTwoModels);
+  EXPECT_EQ(m->Stats().evictions, 1u);
+  EXPECT_EQ(m->SetBudget(0).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Manager, PreloadsThePredictedNextModel) {
+  ManagerOptions o = SmallOptions(kTwoModels);
+  o.enable_preloading = true;
+  o.preload_min_probability = 0.5;
+  auto m = *ModelManager::Create(o);
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim), Chain(4, n[0])).ok());
+  // Pipeline a -> b -> c, repeated: only two fit, so without preloading every request misses.
+  for (int round = 0; round < 6; ++round) {
+    for (const char* n : {"a", "b", "c"}) {
+      ASSERT_TRUE(m->Acquire(n).ok());
+      m->WaitForPreloads();
+    }
+  }
+  auto st = m->Stats();
+  EXPECT_GT(st.preloads, 5u);
+  EXPECT_GT(st.preload_hits, 5u);
+  EXPECT_GT(st.hits, 9u) << "preloaded models must turn misses into hits";
+}
+
+class RepoManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("gh_mrepo_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  void AddModelDir(const std::string& name, const std::string& config = "") {
+    fs::create_directories(root_ / name / "1");
+    std::ofstream(root_ / name / "1" / "model.onnx", std::ios::binary) << Chain(2, 7);
+    if (!config.empty()) std::ofstream(root_ / name / "config.pbtxt") << config;
+  }
+  fs::path root_;
+};
+
+TEST_F(RepoManagerTest, NoneModeRegistersAllAndPreloads) {
+  AddModelDir("a");
+  AddModelDir("b", "name: \"b\" gpuhive { preload: true }");
+  AddModelDir("broken", "name: \"broken\" max_batch_size: [");
+  auto repo = *ModelRepository::Open(root_.string());
+  auto m = *ModelManager::Create(SmallOptions(8 << 20), repo.get());
+  auto all = m->ListModels();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(FindStatus(all, "a")->state, ModelState::kOnDisk);
+  EXPECT_EQ(FindStatus(all, "b")->state, ModelState::kResident);
+  auto a = m->Acquire("a");
+  ASSERT_TRUE(a.ok());
+  a->Release();
+  ASSERT_TRUE(m->Unload("a").ok());
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kOnDisk);
+  EXPECT_EQ(FindStatus(m->ListModels(), "a")->host_bytes, 0u);
+}
+
+TEST_F(RepoManagerTest, ExplicitModeLoadsAndUnloadsOnRequest) {
+  AddModelDir("a");
+  auto repo = *ModelRepository::Open(root_.string());
+  ManagerOptions o = SmallOptions(8 << 20);
+  o.control_mode = ControlMode::kExplicit;
+  auto m = *ModelManager::Create(o, repo.get());
+  EXPECT_TRUE(m->ListModels().empty());
+  EXPECT_EQ(m->Acquire("a").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(m->Load("a").ok());
+  EXPECT_EQ(StateOf(*m, "a"), ModelState::kResident);
+  EXPECT_EQ(m->Load("ghost").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(m->Unload("a").ok());
+  EXPECT_TRUE(m->ListModels().empty());
+  EXPECT_EQ(m->outstanding_bytes(), 0u) << m->LeakReport();
+}
+
+TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
+  AddModelDir("a");
+  auto repo = *ModelRepository::Open(root_.string());
+  ManagerOptions o = SmallOptions(8 << 20);
+  o.control_mode = ControlMode::kPoll;
+  o.poll_interval_us = 0;
+  auto m = *ModelManager::Create(o, repo.get());
+  ASSERT_EQ(m->ListModels().size(), 1u);
+  ASSERT_TRUE(m->Acquire("a").ok());
+  AddModelDir("b");
+  m->Housekeep();
+  ASSERT_EQ(m->ListModels().size(), 2u);
+  EXPECT_TRUE(m->Acquire("b").ok());
+  fs::remove_all(root_ / "a");
+  m->Housekeep();
+  auto all = m->ListModels();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].name, "b");
+  EXPECT_EQ(m->Acquire("a").status().code(), StatusCode::kNotFound);
+}
+
+TEST(Manager, NoLeaksAfterUnloadingEverything) {
+  auto m = *ModelManager::Create(SmallOptions(kTwoModels));
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim, 8), Chain(4, n[0])).ok());
+  {
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    for (int i = 0; i < 9; ++i) {
+      auto lease = m->Acquire(std::string(1, static_cast<char>('a' + i % 3)));
+      ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+      Tensor x = MakeInput(4, kDim);
+      ASSERT_TRUE(m->Run(*lease, ctx, {x.view()}).ok());
+    }
+  }
+  EXPECT_GT(m->outstanding_bytes(), 0u);
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->Unload(n).ok());
+  EXPECT_EQ(m->outstanding_bytes(), 0u) << m->LeakReport();
+  EXPECT_EQ(m->Stats().used_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace gpuhive::residency
