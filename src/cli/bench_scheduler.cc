@@ -36,7 +36,7 @@ using sched::SchedulerStats;
 
 struct Options {
   bool json = false;
-  double duration_s = 2.0;
+  double duration_s = 3.0;
   int concurrency = 32;
   std::string only;  // run one phase: batching, priority, fairness or placement
 };
@@ -317,7 +317,7 @@ struct Bench {
     background.default_priority_level = 3;
     RETURN_IF_ERROR(AddModel(*s, 0, critical));
     RETURN_IF_ERROR(AddModel(*s, 1, background));
-    const double rate = 100.0;
+    const double rate = 200.0;
     json out;
     Recorder alone;
     {
