@@ -34,6 +34,7 @@ struct ConformanceOptions {
   int timeout_s = 120;
   double rtol = 1e-3, atol = 1e-7;
   bool verbose = false;
+  bool no_optimize = false;
 };
 
 struct TestResult {
@@ -125,6 +126,7 @@ TestResult RunOne(const fs::path& dir, const ConformanceOptions& o) {
     return r;
   };
   CompileOptions co;
+  co.optimize = !o.no_optimize;
   auto model = LoadModel((dir / "model.onnx").string(), co);
   if (!model.ok()) {
     if (model.status().code() == StatusCode::kUnimplemented) return finish("skip", model.status().message());
@@ -194,7 +196,7 @@ struct Child {
   int64_t start_ns = 0;
 };
 
-bool SpawnChild(const fs::path& dir, Child* c) {
+bool SpawnChild(const fs::path& dir, bool no_optimize, Child* c) {
   int pipefd[2];
   if (pipe(pipefd) != 0) return false;
   posix_spawn_file_actions_t fa;
@@ -205,7 +207,9 @@ bool SpawnChild(const fs::path& dir, Child* c) {
   if (devnull >= 0) posix_spawn_file_actions_adddup2(&fa, devnull, 2);
   std::string self = fs::read_symlink("/proc/self/exe").string();
   std::string d = dir.string();
-  std::vector<char*> argv = {self.data(), const_cast<char*>("conformance"), const_cast<char*>("--single"), d.data(), nullptr};
+  std::vector<char*> argv = {self.data(), const_cast<char*>("conformance"), const_cast<char*>("--single"), d.data()};
+  if (no_optimize) argv.push_back(const_cast<char*>("--no-optimize"));
+  argv.push_back(nullptr);
   int rc = posix_spawn(&c->pid, self.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   close(pipefd[1]);
@@ -248,7 +252,7 @@ std::vector<TestResult> RunIsolated(const std::vector<fs::path>& tests, const Co
   while (next < tests.size() || !running.empty()) {
     while (next < tests.size() && static_cast<int>(running.size()) < std::max(1, o.jobs)) {
       Child c;
-      if (!SpawnChild(tests[next], &c)) {
+      if (!SpawnChild(tests[next], o.no_optimize, &c)) {
         results.push_back({tests[next].filename().string(), "fail", "could not start child process", 0});
       } else {
         running.push_back(std::move(c));
@@ -367,6 +371,7 @@ CommandRegistration kConformance(
       app.add_flag("--in-process", o->in_process, "no child processes (faster, but a crash ends the run)");
       app.add_option("--jobs,-j", o->jobs, "tests run at once")->capture_default_str();
       app.add_option("--timeout", o->timeout_s, "seconds per test")->capture_default_str();
+      app.add_flag("--no-optimize", o->no_optimize, "run graphs as imported (no folding or fusion)");
       app.add_flag("--verbose,-v", o->verbose, "print each result as it arrives (stderr)");
       return [o] { return RunConformance(*o); };
     });
