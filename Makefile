@@ -4,7 +4,7 @@
 BUILD_DIR   ?= build
 JOBS        ?= $(shell nproc)
 CMAKE_FLAGS ?=
-export CCACHE_DIR ?= $(CURDIR)/.ccache
+# ccache keeps its default directory (~/.cache/ccache) so fresh clones on one machine share it.
 export CCACHE_MAXSIZE ?= 5G
 
 .PHONY: all deps deps-bench configure build test test-fast test-sanitizers run models bench clean
