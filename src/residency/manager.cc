@@ -27,6 +27,10 @@ struct ModelLease::Entry {
   Buffer host_copy;           // host tier
   size_t host_bytes = 0;
   std::unique_ptr<CompiledModel> compiled;  // device tier
+  // CPU fallback copy compiled into host memory outside the budget, made on first need; dropped
+  // with the device copy. Guarded by fallback_mu (only lease holders touch it).
+  std::mutex fallback_mu;
+  std::unique_ptr<CompiledModel> cpu_model;
   uint64_t device_bytes = 0;
   uint64_t estimated_bytes = 0;  // weights estimate before the first load (the file size)
   int leases = 0;
@@ -226,6 +230,7 @@ ModelManager::~ModelManager() {
     for (auto& [name, versions] : models_) {
       for (auto& [v, e] : versions) {
         if (e->compiled) compiled.push_back(std::move(e->compiled));
+        if (e->cpu_model) compiled.push_back(std::move(e->cpu_model));
         e->host_copy.Reset();
       }
     }
@@ -471,6 +476,10 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
 
 void ModelManager::EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out) {
   *out = std::move(e.compiled);
+  {
+    std::lock_guard<std::mutex> g(e.fallback_mu);
+    e.cpu_model.reset();
+  }
   if (e.preloaded_unused) ++stats_.preload_wasted;
   e.preloaded_unused = false;
   ++stats_.evictions;
@@ -547,6 +556,10 @@ void ModelManager::ReleaseLease(Entry& e) {
     if (e.leases == 0 && e.state == ModelState::kResident) {
       if (e.unload_requested || e.removed) {
         victim = std::move(e.compiled);
+        {
+          std::lock_guard<std::mutex> g(e.fallback_mu);
+          e.cpu_model.reset();
+        }
         ++stats_.evictions;
         if (e.from_repository) {
           host = std::move(e.host_copy);
@@ -567,71 +580,110 @@ void ModelManager::ReleaseLease(Entry& e) {
   if (UsedBytes() > budget_->budget.load()) EvictFor(0, nullptr, 2.0);
 }
 
+namespace {
+
+// Runs `inputs`, splitting dim 0 in halves (recursively, up to `depth` times) while the device
+// memory does not suffice. Outputs of the halves are joined in host memory.
+StatusOr<std::vector<Tensor>> RunSplitting(CompiledModel& model, ExecutionContext& ctx,
+                                           const std::vector<TensorView>& inputs, bool may_split, int depth,
+                                           uint64_t* splits) {
+  auto out = model.Run(ctx, inputs);
+  if (out.ok() || out.status().code() != StatusCode::kResourceExhausted) return out;
+  if (!may_split || depth <= 0 || inputs.empty() || inputs[0].shape.empty() || inputs[0].shape[0] < 2) return out;
+  const int64_t n = inputs[0].shape[0];
+  for (const auto& v : inputs) {
+    if (v.shape.empty() || v.shape[0] != n || v.layout != Layout::kPlain) return out;
+  }
+  ++*splits;
+  ctx.ReleaseArena();  // the full-size arena may be what does not fit
+  const int64_t half = n / 2;
+  std::vector<std::vector<Tensor>> parts;
+  for (int64_t start : {int64_t{0}, half}) {
+    const int64_t rows = start == 0 ? half : n - half;
+    std::vector<TensorView> sub;
+    for (const auto& v : inputs) {
+      TensorView s = v;
+      size_t row_bytes = v.plain_bytes() / static_cast<size_t>(n);
+      s.shape[0] = rows;
+      s.data = static_cast<char*>(v.data) + row_bytes * static_cast<size_t>(start);
+      sub.push_back(s);
+    }
+    auto r = RunSplitting(model, ctx, sub, may_split, depth - 1, splits);
+    if (!r.ok()) return r.status();
+    // Move the part to host memory so it does not hold device budget while the next part runs.
+    std::vector<Tensor> host;
+    for (const Tensor& t : *r) {
+      ASSIGN_OR_RETURN(Tensor h, t.Clone());
+      host.push_back(std::move(h));
+    }
+    parts.push_back(std::move(host));
+  }
+  std::vector<Tensor> joined;
+  for (size_t i = 0; i < parts[0].size() && i < parts[1].size(); ++i) {
+    const Tensor& a = parts[0][i];
+    const Tensor& b = parts[1][i];
+    if (a.shape().empty() || b.shape().empty() || a.dtype() != b.dtype()) {
+      return Internal("output {} cannot be joined after a batch split", i);
+    }
+    Shape shape = a.shape();
+    shape[0] += b.shape()[0];
+    ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(a.dtype(), shape));
+    std::memcpy(t.data(), a.data(), a.bytes());
+    std::memcpy(static_cast<char*>(t.data()) + a.bytes(), b.data(), b.bytes());
+    joined.push_back(std::move(t));
+  }
+  return joined;
+}
+
+}  // namespace
+
 StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, ExecutionContext& ctx,
                                                 const std::vector<TensorView>& inputs, ExecutionContext* fallback) {
   if (!lease) return FailedPrecondition("Run: empty lease");
-  auto out = lease.model().Run(ctx, inputs);
+  const auto& cfg = lease.config();
+  uint64_t splits = 0;
+  auto out = RunSplitting(lease.model(), ctx, inputs, cfg.max_batch_size > 0, 6, &splits);
+  if (splits > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.batch_splits += splits;
+  }
   if (out.ok() || out.status().code() != StatusCode::kResourceExhausted) return out;
   Status first = out.status();
-  // Smaller batches: split dim 0 in halves and run them one after the other.
-  const auto& cfg = lease.config();
-  if (cfg.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty() && inputs[0].shape[0] > 1) {
-    int64_t n = inputs[0].shape[0];
-    bool splittable = std::all_of(inputs.begin(), inputs.end(),
-                                  [&](const TensorView& v) { return !v.shape.empty() && v.shape[0] == n &&
-                                                                    v.layout == Layout::kPlain; });
-    if (splittable) {
+  ctx.ReleaseArena();
+  if (!options_.strict_device) {
+    // CPU fallback: a copy of the model compiled into host memory outside the device budget,
+    // run with a host context (the caller's, or a temporary one).
+    Entry& e = *lease.entry_;
+    CompiledModel* cpu = nullptr;
+    {
+      std::lock_guard<std::mutex> g(e.fallback_mu);
+      if (!e.cpu_model) {
+        CompileOptions co;
+        co.num_threads = options_.compile_threads;
+        co.optimize = options_.optimize;
+        co.memory = DefaultHostResource();
+        co.owner_tag = e.owner;
+        auto model = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+        if (model.ok()) {
+          auto compiled = CompiledModel::Create(std::move(*model), co);
+          if (compiled.ok()) e.cpu_model = std::move(*compiled);
+        }
+      }
+      cpu = e.cpu_model.get();
+    }
+    if (cpu != nullptr) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        ++stats_.batch_splits;
+        ++stats_.cpu_fallbacks;
       }
-      int64_t half = n / 2;
-      std::vector<std::vector<Tensor>> parts;
-      bool ok = true;
-      for (int64_t start : {int64_t{0}, half}) {
-        int64_t rows = start == 0 ? half : n - half;
-        std::vector<TensorView> sub;
-        for (const auto& v : inputs) {
-          TensorView s = v;
-          size_t row_bytes = v.plain_bytes() / static_cast<size_t>(n);
-          s.shape[0] = rows;
-          s.data = static_cast<char*>(v.data) + row_bytes * static_cast<size_t>(start);
-          sub.push_back(s);
-        }
-        auto r = Run(lease, ctx, sub, fallback);
-        if (!r.ok()) {
-          ok = false;
-          if (r.status().code() != StatusCode::kResourceExhausted) return r.status();
-          break;
-        }
-        parts.push_back(std::move(*r));
+      std::unique_ptr<ExecutionContext> temp;
+      if (fallback == nullptr) {
+        temp = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = ctx.options().num_threads});
+        fallback = temp.get();
       }
-      if (ok && parts.size() == 2 && parts[0].size() == parts[1].size()) {
-        std::vector<Tensor> joined;
-        for (size_t i = 0; i < parts[0].size(); ++i) {
-          const Tensor& a = parts[0][i];
-          const Tensor& b = parts[1][i];
-          if (a.shape().empty() || b.shape().empty() || a.dtype() != b.dtype()) {
-            return Internal("model '{}': output {} cannot be joined after a batch split", lease.name(), i);
-          }
-          Shape s = a.shape();
-          s[0] += b.shape()[0];
-          ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(a.dtype(), s));
-          std::memcpy(t.data(), a.data(), a.bytes());
-          std::memcpy(static_cast<char*>(t.data()) + a.bytes(), b.data(), b.bytes());
-          joined.push_back(std::move(t));
-        }
-        return joined;
-      }
+      auto r = cpu->Run(*fallback, inputs);
+      if (r.ok() || r.status().code() != StatusCode::kResourceExhausted) return r;
     }
-  }
-  if (!options_.strict_device && fallback != nullptr) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.cpu_fallbacks;
-    }
-    auto r = lease.model().Run(*fallback, inputs);
-    if (r.ok() || r.status().code() != StatusCode::kResourceExhausted) return r;
   }
   return ResourceExhausted("model '{}': the request does not fit the device budget ({} of {} in use) after evicting "
                            "every idle model{}{}: {}",
@@ -698,6 +750,10 @@ Status ModelManager::Unload(const std::string& name) {
       }
       if (e->state == ModelState::kResident) {
         victims.push_back(std::move(e->compiled));
+        {
+          std::lock_guard<std::mutex> g(e->fallback_mu);
+          e->cpu_model.reset();
+        }
         ++stats_.evictions;
         SetStateLocked(*e, ModelState::kInHost);
       }
@@ -819,6 +875,7 @@ void ModelManager::PollRepository() {
       if ((gone || changed) && !busy) {
         if (e.state == ModelState::kResident) {
           victims.push_back(std::move(e.compiled));
+          e.cpu_model.reset();
           SetStateLocked(e, ModelState::kInHost);
         }
         if (e.state == ModelState::kInHost || e.state == ModelState::kFailed) {

@@ -209,15 +209,18 @@ TEST(Manager, FailedLoadIsReportedForThatModelOnly) {
   EXPECT_EQ(m->Stats().load_failures, 2u);
 }
 
-// Measures the activation arena of model "a" at `rows` rows with an unconstrained manager.
-size_t ArenaBytes(int64_t rows) {
+// Budget bytes one run of model "a" at `rows` rows takes beyond its weights (plan, arena, output),
+// measured with an unconstrained manager.
+uint64_t RunBytes(int64_t rows) {
   auto m = *ModelManager::Create(SmallOptions(64 << 20));
   EXPECT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
   auto lease = *m->Acquire("a");
+  uint64_t before = m->Stats().used_bytes;
   ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
   Tensor x = MakeInput(rows, kDim);
-  EXPECT_TRUE(m->Run(lease, ctx, {x.view()}).ok());
-  return ctx.arena_bytes();
+  auto out = m->Run(lease, ctx, {x.view()});
+  EXPECT_TRUE(out.ok());
+  return m->Stats().used_bytes - before;
 }
 
 std::vector<float> Reference(int64_t rows) {
@@ -237,17 +240,18 @@ void ExpectClose(const Tensor& t, const std::vector<float>& ref) {
 
 TEST(Pressure, AllocationFailureEvictsIdleModelAndRetries) {
   const int64_t rows = 256;
-  const size_t arena = ArenaBytes(rows);
-  ASSERT_GT(arena, 64u << 10);
-  const uint64_t weights = 4ull * kDim * kDim * 4;
-  const uint64_t slack = arena / 4;
-  ASSERT_LT(arena, weights + slack) << "test assumes the arena fits once b is evicted";
-  // Room for both models' weights and only a quarter of the arena: the run must evict "b".
-  auto m = *ModelManager::Create(SmallOptions(2 * weights + slack));
+  const uint64_t run = RunBytes(rows);
+  auto m = *ModelManager::Create(SmallOptions(64 << 20));
   ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
   ASSERT_TRUE(m->AddModel(ChainConfig("b", kDim, 4096), Chain(4, 2)).ok());
   ASSERT_TRUE(m->Acquire("b").ok());
   auto a = *m->Acquire("a");
+  const uint64_t resident = m->Stats().used_bytes;
+  const uint64_t b_bytes = FindStatus(m->ListModels(), "b")->device_bytes;
+  ASSERT_GT(b_bytes, 0u);
+  ASSERT_LT(b_bytes / 2, run);
+  // The run fits only once b is gone.
+  ASSERT_TRUE(m->SetBudget(resident + run - b_bytes / 2).ok());
   ASSERT_EQ(StateOf(*m, "b"), ModelState::kResident);
   ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
   Tensor x = MakeInput(rows, kDim);
@@ -261,16 +265,25 @@ TEST(Pressure, AllocationFailureEvictsIdleModelAndRetries) {
 
 TEST(Pressure, SmallerBatchThenCpuFallbackThenRefusal) {
   const int64_t rows = 1024;
-  const size_t arena = ArenaBytes(rows);
-  const size_t half_arena = ArenaBytes(rows / 2);
-  const uint64_t weights = 4ull * kDim * kDim * 4;
+  const uint64_t full = RunBytes(rows);
+  const uint64_t half = RunBytes(rows / 2);
+  const uint64_t half_output = rows / 2 * kDim * 4;  // the first half's output waits for the second
+  ASSERT_LT(half + half_output, full);
   const std::vector<float> ref = Reference(rows);
   Tensor x = MakeInput(rows, kDim);
+  auto make = [&](int max_batch, bool strict) {
+    ManagerOptions o = SmallOptions(64 << 20);
+    o.strict_device = strict;
+    auto m = *ModelManager::Create(o);
+    EXPECT_TRUE(m->AddModel(ChainConfig("a", kDim, max_batch), Chain(4, 1)).ok());
+    return m;
+  };
   {
-    // The full batch does not fit but half of it does: split, same results.
-    auto m = *ModelManager::Create(SmallOptions(weights + (half_arena + arena) / 2));
-    ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 4096), Chain(4, 1)).ok());
+    // The full batch misses its budget by 4 KiB; halves fit (the runtime keeps per-shape plans, so
+    // the half plan comes on top of what the full one took): split, same results.
+    auto m = make(4096, false);
     auto a = *m->Acquire("a");
+    ASSERT_TRUE(m->SetBudget(m->Stats().used_bytes + full - 4096).ok());
     ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
     auto out = m->Run(a, ctx, {x.view()});
     ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -280,30 +293,29 @@ TEST(Pressure, SmallerBatchThenCpuFallbackThenRefusal) {
   }
   {
     // Nothing fits (the model does not batch, so it cannot be split): CPU fallback.
-    auto m = *ModelManager::Create(SmallOptions(weights + 4096));
-    ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 0), Chain(4, 1)).ok());
+    auto m = make(0, false);
     auto a = *m->Acquire("a");
+    ASSERT_TRUE(m->SetBudget(m->Stats().used_bytes + 4096).ok());
     ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
     ExecutionContext host_ctx({.num_threads = 1});
     auto out = m->Run(a, ctx, {x.view()}, &host_ctx);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     ExpectClose((*out)[0], ref);
     EXPECT_EQ(m->Stats().cpu_fallbacks, 1u);
+    EXPECT_EQ(m->Stats().batch_splits, 0u);
   }
   {
     // Strict device mode: refused with a clear error, never an abort.
-    ManagerOptions o = SmallOptions(weights + 4096);
-    o.strict_device = true;
-    auto m = *ModelManager::Create(o);
-    ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 0), Chain(4, 1)).ok());
+    auto m = make(0, true);
     auto a = *m->Acquire("a");
+    ASSERT_TRUE(m->SetBudget(m->Stats().used_bytes + 4096).ok());
     ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
-    ExecutionContext host_ctx({.num_threads = 1});
-    auto out = m->Run(a, ctx, {x.view()}, &host_ctx);
+    auto out = m->Run(a, ctx, {x.view()});
     ASSERT_FALSE(out.ok());
     EXPECT_EQ(out.status().code(), StatusCode::kResourceExhausted);
     EXPECT_NE(out.status().message().find("strict"), std::string::npos) << out.status().message();
     EXPECT_NE(out.status().message().find("'a'"), std::string::npos);
+    EXPECT_EQ(m->Stats().cpu_fallbacks, 0u);
   }
 }
 

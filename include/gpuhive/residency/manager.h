@@ -190,9 +190,11 @@ class ModelManager {
 
   // Runs a leased model with the memory-pressure path: an allocation failure first evicts idle
   // models and retries (inside the memory stack), then the batch is split in halves (models with
-  // max_batch_size > 0), then, unless strict_device, the request runs outside the device budget
-  // (`fallback` context, whose memory is host memory; null: no fallback), and only then is it
-  // refused with kResourceExhausted explaining why. Other errors are returned as they are.
+  // max_batch_size > 0), then, unless strict_device, the request runs on the CPU outside the
+  // device budget (a host-memory copy of the model compiled on first need and kept while the model
+  // is resident; `fallback` is the host context to use, null: a temporary one), and only then is
+  // it refused with kResourceExhausted explaining why. Other errors are returned as they are.
+  // `ctx` should take its memory from memory() so arenas count against the budget.
   StatusOr<std::vector<Tensor>> Run(const ModelLease& lease, ExecutionContext& ctx,
                                     const std::vector<TensorView>& inputs, ExecutionContext* fallback = nullptr);
 
