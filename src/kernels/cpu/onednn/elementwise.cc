@@ -99,7 +99,14 @@ class ElementwiseKernel final : public Kernel {
       if (scratch_md_.get_size() > 0) args.insert({DNNL_ARG_SCRATCHPAD, memory(scratch_md_, Engine(), scratch)});
       if (first_.is_binary()) {
         args.insert({DNNL_ARG_SRC_0, src});
-        args.insert({DNNL_ARG_SRC_1, memory(src1_md_, Engine(), ctx.input(1).data)});
+        memory src1(src1_md_, Engine(), ctx.input(1).data);
+        if (src1_reorder_) {
+          // Plain [N,C,1,1] operand in X's blocked format: oneDNN's binary JIT needs equal formats.
+          memory tmp(src1_exec_md_, Engine(), static_cast<char*>(ctx.workspace()) + ws_src1_);
+          src1_reorder_.execute(s, src1, tmp);
+          src1 = tmp;
+        }
+        args.insert({DNNL_ARG_SRC_1, src1});
       } else {
         args.insert({DNNL_ARG_SRC, src});
       }
@@ -148,6 +155,13 @@ class ElementwiseKernel final : public Kernel {
         }
         if (b.empty()) b = {1};
         src1_md_ = PlainMd(b);
+        bool spatial_one = b.size() >= 3;
+        for (size_t i = 2; i < b.size(); ++i) spatial_one = spatial_one && b[i] == 1;
+        if (ctx.input_layout(0) != Layout::kPlain && spatial_one && b[1] == shape[1]) {
+          src1_exec_md_ = memory::desc(b, memory::data_type::f32,
+                                       BlockedTag(b.size(), ctx.input_layout(0) == Layout::kBlocked16 ? 16 : 8));
+          src1_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src1_md_, Engine(), src1_exec_md_));
+        }
       }
       first_extra = 2;
     }
@@ -162,7 +176,7 @@ class ElementwiseKernel final : public Kernel {
       }
       if (first_.is_binary()) {
         PostOp::Kind k = first_.kind == PostOp::Kind::kSum ? PostOp::Kind::kAdd : first_.kind;
-        dnnl::binary::desc d(BinaryAlg(k), md_, src1_md_, md_);
+        dnnl::binary::desc d(BinaryAlg(k), md_, src1_reorder_ ? src1_exec_md_ : src1_md_, md_);
         return dnnl::binary::primitive_desc(d, attr, Engine());
       }
       auto specs = EltwiseSpecs(first_);
@@ -194,7 +208,8 @@ class ElementwiseKernel final : public Kernel {
     } else {
       prim_ = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(pd.get()));
     }
-    ctx.RequestWorkspace(scratch);
+    ws_src1_ = (scratch + 63) / 64 * 64;
+    ctx.RequestWorkspace(ws_src1_ + (src1_reorder_ ? src1_exec_md_.get_size() : 0));
     Layout layout = ctx.input_layout(0);
     ctx.SetOutput(0, DataType::kFloat32, shape, layout, layout == Layout::kPlain ? 0 : md_.get_size());
     ctx.AllowInPlace(0, 0);
@@ -203,7 +218,9 @@ class ElementwiseKernel final : public Kernel {
 
   std::vector<size_t> sum_inputs_;
   PostOp first_{PostOp::Kind::kRelu};
-  memory::desc md_, src1_md_, scratch_md_;
+  memory::desc md_, src1_md_, src1_exec_md_, scratch_md_;
+  dnnl::reorder src1_reorder_;
+  size_t ws_src1_ = 0;
   PostOpChain chain_;
   bool fused_ = true;
   dnnl::primitive prim_;
