@@ -290,11 +290,11 @@ std::string RunSoak(const Options& o, bool* ok) {
   const int kDim = 16;
   ManagerOptions mo;
   const uint64_t model_bytes = 2ull * kDim * kDim * 4;
-  mo.budget_bytes = 6 * model_bytes + (64 << 10);
+  mo.budget_bytes = 10 * model_bytes + (64 << 10);
   mo.optimize = false;
   mo.enable_preloading = true;
   mo.housekeeping_interval_us = 20'000;
-  mo.default_keep_alive_us = 50'000;
+  mo.default_keep_alive_us = 200'000;
   mo.bandwidth_probe_bytes = 1 << 20;
   auto m = ModelManager::Create(mo);
   if (!m.ok()) {
@@ -322,7 +322,7 @@ std::string RunSoak(const Options& o, bool* ok) {
         (void)(*m)->Unload("s" + std::to_string(rng() % kModels));
         ++unloads;
       } else if (r % 2000 == 1) {
-        (void)(*m)->SetBudget((2 + rng() % 8) * model_bytes + (64 << 10));
+        (void)(*m)->SetBudget((4 + rng() % 10) * model_bytes + (64 << 10));
         ++budget_changes;
       }
       auto lease = (*m)->Acquire("s" + std::to_string(rng() % kModels));
