@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/memory/upstreams.h"
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/units.h"
 
@@ -147,8 +148,15 @@ StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(ManagerOptions opti
   if (!options.policy) options.policy = MakeCostPolicy();
   if (!options.clock) options.clock = [] { return NowNs(); };
   if (options.device_upstream == nullptr) options.device_upstream = DefaultHostResource();
+  std::unique_ptr<MemoryResource> pinned;
+  if (options.host_resource == nullptr && CudaDeviceCount() > 0) {
+    // The host tier in pinned memory, so swap-in copies run at full PCIe speed.
+    pinned = CreatePinnedHostResource();
+    options.host_resource = pinned.get();
+  }
   if (options.host_resource == nullptr) options.host_resource = DefaultHostResource();
   std::unique_ptr<ModelManager> m(new ModelManager(std::move(options), repository));
+  m->owned_host_ = std::move(pinned);
   RETURN_IF_ERROR(m->Init());
   return m;
 }
@@ -323,6 +331,7 @@ StatusOr<ModelLease> ModelManager::Acquire(const std::string& name, int64_t vers
 
 StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability) {
   bool loaded_here = false;
+  bool waited = false;
   int loads = 0;
   int64_t swap_ns = 0;
   std::unique_lock<std::mutex> lock(mu_);
@@ -338,12 +347,13 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
       lease.manager_ = this;
       lease.entry_ = e;
       lease.model_ = e->compiled.get();
-      lease.was_resident_ = !loaded_here;
+      lease.was_resident_ = !loaded_here && !waited;
       lease.swap_ns_ = swap_ns;
       ++e->leases;
       ++e->use_count;
       e->last_use_ns = Now();
-      if (!loaded_here) ++stats_.hits;
+      // A hit: resident when asked for, without loading or waiting for a load.
+      if (!loaded_here && !waited) ++stats_.hits;
       if (e->preloaded_unused) {
         e->preloaded_unused = false;
         ++stats_.preload_hits;
@@ -352,6 +362,7 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
     }
     if (e->state == ModelState::kLoadingHost || e->state == ModelState::kLoadingDevice) {
       if (preload) return ModelLease();
+      waited = true;
       cv_.wait(lock);
       continue;
     }
@@ -950,6 +961,55 @@ ResidencyStats ModelManager::Stats() const {
   s.budget_bytes = budget_->budget.load();
   s.h2d_bytes_per_s = h2d_bytes_per_s_;
   return s;
+}
+
+StatusOr<ModelConfig> ModelManager::GetConfig(const std::string& name, int64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto e = FindLocked(name, version);
+  if (!e) return NotFound("model '{}' is not registered", name);
+  return e->config;
+}
+
+ManagedModelRunner::ManagedModelRunner(ModelManager* manager, std::string model, int num_workers)
+    : manager_(manager), model_(std::move(model)) {
+  contexts_.resize(static_cast<size_t>(std::max(0, num_workers)));
+  fallback_contexts_.resize(contexts_.size());
+}
+
+ManagedModelRunner::~ManagedModelRunner() = default;
+
+StatusOr<std::vector<Tensor>> ManagedModelRunner::RunBatch(const std::vector<TensorView>& inputs, int worker_index,
+                                                           int num_threads) {
+  if (worker_index < 0 || static_cast<size_t>(worker_index) >= contexts_.size()) {
+    return InvalidArgument("worker index {} outside 0..{}", worker_index, contexts_.size());
+  }
+  auto& ctx = contexts_[static_cast<size_t>(worker_index)];
+  auto& host = fallback_contexts_[static_cast<size_t>(worker_index)];
+  if (!ctx || ctx->options().num_threads != num_threads) {
+    ctx = std::make_unique<ExecutionContext>(
+        ExecutionContext::Options{.num_threads = std::max(1, num_threads), .memory = manager_->memory()});
+    host = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = std::max(1, num_threads)});
+  }
+  ASSIGN_OR_RETURN(ModelLease lease, manager_->Acquire(model_));
+  return manager_->Run(lease, *ctx, inputs, host.get());
+}
+
+std::vector<std::string> ManagedModelRunner::input_names() const {
+  std::vector<std::string> names;
+  auto c = manager_->GetConfig(model_);
+  if (c.ok()) {
+    for (const auto& t : c->inputs) names.push_back(t.name);
+  }
+  return names;
+}
+
+std::vector<std::string> ManagedModelRunner::output_names() const {
+  std::vector<std::string> names;
+  auto c = manager_->GetConfig(model_);
+  if (c.ok()) {
+    for (const auto& t : c->outputs) names.push_back(t.name);
+  }
+  return names;
 }
 
 }  // namespace gpuhive::residency

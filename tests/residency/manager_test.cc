@@ -448,6 +448,24 @@ TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
   EXPECT_EQ(m->Acquire("a").status().code(), StatusCode::kNotFound);
 }
 
+TEST(Manager, ManagedRunnerRunsBatchesPerWorker) {
+  auto m = *ModelManager::Create(SmallOptions(kTwoModels));
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim, 8), Chain(4, n[0])).ok());
+  ManagedModelRunner ra(m.get(), "a", 2), rc(m.get(), "c", 2);
+  EXPECT_EQ(ra.input_names(), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(ra.output_names(), (std::vector<std::string>{"y"}));
+  Tensor x = MakeInput(2, kDim);
+  for (int i = 0; i < 4; ++i) {
+    auto out = (i % 2 ? rc : ra).RunBatch({x.view()}, i % 2, 1);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ((*out)[0].shape(), (Shape{2, kDim}));
+  }
+  EXPECT_EQ(ra.RunBatch({x.view()}, 2, 1).status().code(), StatusCode::kInvalidArgument);
+  ManagedModelRunner ghost(m.get(), "ghost", 1);
+  EXPECT_EQ(ghost.RunBatch({x.view()}, 0, 1).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ghost.input_names().empty());
+}
+
 TEST(Manager, NoLeaksAfterUnloadingEverything) {
   auto m = *ModelManager::Create(SmallOptions(kTwoModels));
   for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim, 8), Chain(4, n[0])).ok());

@@ -56,7 +56,8 @@ struct ManagerOptions {
   uint64_t budget_bytes = 1ull << 30;
   // Where device memory comes from (DefaultHostResource() on the CPU). Not owned.
   MemoryResource* device_upstream = nullptr;
-  // Host tier memory (pinned host memory where CUDA exists; DefaultHostResource() here). Not owned.
+  // Host tier memory. Null: pinned host memory when a CUDA device is present, else
+  // DefaultHostResource(). Not owned.
   MemoryResource* host_resource = nullptr;
   int max_concurrent_loads = 2;
   int compile_threads = 1;
@@ -100,7 +101,7 @@ struct ModelStatus {
 
 struct ResidencyStats {
   uint64_t acquires = 0;
-  uint64_t hits = 0;            // resident when acquired
+  uint64_t hits = 0;            // resident when acquired (no load, no wait for another's load)
   uint64_t loads = 0;           // host -> device loads that succeeded (demand and preload)
   uint64_t load_failures = 0;
   uint64_t evictions = 0;       // device -> host, by pressure, budget change or policy
@@ -141,7 +142,7 @@ class ModelLease {
   const std::string& name() const;
   int64_t version() const;
   uint32_t owner_tag() const;
-  bool was_resident() const { return was_resident_; }  // a hit: no load was needed
+  bool was_resident() const { return was_resident_; }  // a hit: no load was needed or waited for
   int64_t swap_ns() const { return swap_ns_; }         // load time when it was not resident
   // Ends the lease early (the destructor does it otherwise).
   void Release();
@@ -207,6 +208,9 @@ class ModelManager {
   // Waits until queued preloads are done (tests and benchmarks).
   void WaitForPreloads();
 
+  // The config of a registered model (`version` 0: the newest). Errors: kNotFound.
+  StatusOr<ModelConfig> GetConfig(const std::string& name, int64_t version = 0) const;
+
   // The budgeted resource: give it to ExecutionContexts so arenas count against the budget.
   MemoryResource* memory() { return top_.get(); }
   std::vector<ModelStatus> ListModels() const;
@@ -249,6 +253,7 @@ class ModelManager {
   uint64_t UsedBytes() const;
   uint64_t KeepAliveUs(const Entry& e) const;
 
+  std::unique_ptr<MemoryResource> owned_host_;  // pinned host tier when CUDA is present
   ManagerOptions options_;
   ModelRepository* const repository_;
   double h2d_bytes_per_s_ = 10e9;
@@ -276,6 +281,28 @@ class ModelManager {
   std::thread housekeeping_thread_;
   std::mutex housekeeping_mu_;
   std::condition_variable housekeeping_cv_;
+};
+
+// Runs one managed model batch by batch the way a scheduler worker does: Acquire (loading or
+// swapping it in if needed), run with the worker's own ExecutionContext (its arena in the
+// budget) through the pressure path, release. A scheduler's ModelRunner can forward RunBatch to
+// it. Thread safe for different worker indices; one worker index is used by one thread at a time.
+class ManagedModelRunner {
+ public:
+  // `manager` must outlive the runner.
+  ManagedModelRunner(ModelManager* manager, std::string model, int num_workers);
+  ~ManagedModelRunner();
+  // Errors: kInvalidArgument for a worker index out of range, and Acquire's / Run's errors.
+  StatusOr<std::vector<Tensor>> RunBatch(const std::vector<TensorView>& inputs, int worker_index, int num_threads);
+  // Input / output names from the model's config (empty when it has none).
+  std::vector<std::string> input_names() const;
+  std::vector<std::string> output_names() const;
+
+ private:
+  ModelManager* const manager_;
+  const std::string model_;
+  std::vector<std::unique_ptr<ExecutionContext>> contexts_;
+  std::vector<std::unique_ptr<ExecutionContext>> fallback_contexts_;
 };
 
 }  // namespace gpuhive::residency
