@@ -65,8 +65,9 @@ double Percentile(std::vector<double> v, double p) {
 
 struct SwapRow {
   uint64_t bytes = 0;
-  double swap_ms = 0;      // median Acquire of a model in the host tier (import + compile + copy)
-  double import_ms = 0;    // of which: parsing the ONNX bytes into the graph
+  double first_ms = 0;     // first Acquire: ONNX import into the host tier + swap-in
+  double swap_ms = 0;      // median later Acquire of the model in the host tier (graph clone + compile + copy)
+  double import_ms = 0;    // parsing the ONNX bytes into the graph alone
   double ideal_ms = 0;     // bytes / measured bandwidth
   double ratio = 0;
 };
@@ -94,13 +95,18 @@ std::string RunSwap(const Options& o, double* bw_out, bool* ok) {
     if (!(*m)->AddModel(ChainConfig("m", spec.dim), std::move(onnx)).ok()) *ok = false;
     std::vector<double> swaps, imports;
     uint64_t weight_bytes = 0;
-    for (int r = 0; r < o.swap_repeats; ++r) {
+    double first_ms = 0;
+    for (int r = 0; r <= o.swap_repeats; ++r) {
       auto lease = (*m)->Acquire("m");
       if (!lease.ok()) {
         *ok = false;
         return lease.status().ToString();
       }
-      swaps.push_back(static_cast<double>(lease->swap_ns()) / 1e6);
+      if (r == 0) {
+        first_ms = static_cast<double>(lease->swap_ns()) / 1e6;
+      } else {
+        swaps.push_back(static_cast<double>(lease->swap_ns()) / 1e6);
+      }
       weight_bytes = lease->model().weight_bytes();
       lease->Release();
       if (!(*m)->Unload("m").ok()) *ok = false;  // device copy dropped, host copy kept
@@ -117,6 +123,7 @@ std::string RunSwap(const Options& o, double* bw_out, bool* ok) {
     }
     SwapRow row;
     row.bytes = weight_bytes;
+    row.first_ms = first_ms;
     row.swap_ms = Percentile(swaps, 0.5);
     row.import_ms = Percentile(imports, 0.5);
     row.ideal_ms = static_cast<double>(weight_bytes) / bw * 1e3;
@@ -129,22 +136,23 @@ std::string RunSwap(const Options& o, double* bw_out, bool* ok) {
     out += fmt::format("\"swap\": {{\"h2d_gb_per_s\": {:.2f}, \"rows\": [", bw / 1e9);
     for (size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
-      out += fmt::format("{}{{\"bytes\": {}, \"swap_ms\": {:.3f}, \"import_ms\": {:.3f}, \"ideal_ms\": {:.3f}, "
-                         "\"ratio\": {:.2f}}}",
-                         i ? ", " : "", r.bytes, r.swap_ms, r.import_ms, r.ideal_ms, r.ratio);
+      out += fmt::format("{}{{\"bytes\": {}, \"first_load_ms\": {:.3f}, \"swap_ms\": {:.3f}, \"import_ms\": {:.3f}, "
+                         "\"ideal_ms\": {:.3f}, \"ratio\": {:.2f}}}",
+                         i ? ", " : "", r.bytes, r.first_ms, r.swap_ms, r.import_ms, r.ideal_ms, r.ratio);
     }
     out += "]}";
   } else {
     out += fmt::format("1. swap latency, host tier -> device (CPU: budgeted pool), measured H2D bandwidth {:.2f} GB/s\n",
                        bw / 1e9);
-    out += fmt::format("   {:>12} {:>11} {:>11} {:>13} {:>8}\n", "weights", "swap ms", "import ms", "bytes/bw ms",
-                       "ratio");
+    out += fmt::format("   {:>12} {:>11} {:>11} {:>11} {:>13} {:>8}\n", "weights", "first ms", "swap ms", "import ms",
+                       "bytes/bw ms", "ratio");
     for (const auto& r : rows) {
-      out += fmt::format("   {:>12} {:>11.2f} {:>11.2f} {:>13.2f} {:>7.1f}x\n", FormatBytes(r.bytes), r.swap_ms,
-                         r.import_ms, r.ideal_ms, r.ratio);
+      out += fmt::format("   {:>12} {:>11.2f} {:>11.2f} {:>11.2f} {:>13.2f} {:>7.2f}x\n", FormatBytes(r.bytes),
+                         r.first_ms, r.swap_ms, r.import_ms, r.ideal_ms, r.ratio);
     }
-    out += "   swap = ONNX import from the host copy + compile + weight copy into the pool; the import\n"
-           "   (protobuf parse) and compile steps, not the copy, dominate: see import ms.\n";
+    out += "   swap (median of later loads) = clone of the host-tier graph (constants shared) + compile +\n"
+           "   weight copy into the budgeted pool; ratio = swap / (bytes / bandwidth). first = the first\n"
+           "   load, which also imports the ONNX bytes into the host tier (import ms alone).\n";
   }
   return out;
 }

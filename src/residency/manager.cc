@@ -1,6 +1,8 @@
 #include "gpuhive/residency/manager.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <unordered_map>
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -25,7 +27,11 @@ struct ModelLease::Entry {
   int64_t mtime_ns = 0;
   ModelState state = ModelState::kOnDisk;
   Status last_error;
-  Buffer host_copy;           // host tier
+  // Host tier: the imported graph (constants in host memory), so a swap-in only clones the graph
+  // structure and copies the weights; or, for graphs with subgraphs, the ONNX bytes (re-imported
+  // on each swap-in).
+  std::unique_ptr<ir::Model> host_model;
+  Buffer host_copy;
   size_t host_bytes = 0;
   std::unique_ptr<CompiledModel> compiled;  // device tier
   // CPU fallback copy compiled into host memory outside the budget, made on first need; dropped
@@ -105,6 +111,85 @@ bool IsValidTransition(ModelState from, ModelState to) {
   }
   return false;
 }
+
+namespace {
+
+bool HasSubgraphs(const ir::Graph& g) {
+  for (const auto& n : g.nodes()) {
+    for (const auto& [name, attr] : n->attrs) {
+      if (attr.type() == ir::Attribute::Type::kGraph) return true;
+    }
+  }
+  return false;
+}
+
+size_t ConstantBytes(const ir::Graph& g) {
+  size_t n = 0;
+  for (const auto& v : g.values()) {
+    if (v->constant) n += v->constant->bytes();
+  }
+  return n;
+}
+
+// Copies every constant into `mr` (the pinned host tier), so swap-in copies come from it.
+Status RehomeConstants(ir::Graph& g, MemoryResource* mr) {
+  for (const auto& v : g.values()) {
+    if (!v->constant) continue;
+    ASSIGN_OR_RETURN(Tensor t, v->constant->Clone(mr));
+    v->constant = std::make_shared<const Tensor>(std::move(t));
+  }
+  return Status::OK();
+}
+
+// A new graph with the same structure that shares the (immutable) constants: what the compiler
+// consumes on a swap-in. Only for graphs without subgraphs (HasSubgraphs false).
+std::unique_ptr<ir::Model> CloneModel(const ir::Model& src) {
+  auto m = std::make_unique<ir::Model>();
+  m->opsets = src.opsets;
+  m->ir_version = src.ir_version;
+  m->producer_name = src.producer_name;
+  m->metadata = src.metadata;
+  m->graph = std::make_shared<ir::Graph>();
+  const ir::Graph& g = *src.graph;
+  ir::Graph& out = *m->graph;
+  out.name = g.name;
+  std::unordered_map<const ir::Value*, ir::Value*> map;
+  map.reserve(g.values().size());
+  for (const auto& v : g.values()) {
+    ir::Value* nv = out.AddValue(v->name, v->dtype);
+    nv->shape = v->shape;
+    nv->constant = v->constant;
+    nv->is_graph_input = v->is_graph_input;
+    nv->is_graph_output = v->is_graph_output;
+    nv->is_outer_ref = v->is_outer_ref;
+    map[v.get()] = nv;
+  }
+  auto mapped = [&](const std::vector<ir::Value*>& vs) {
+    std::vector<ir::Value*> r;
+    r.reserve(vs.size());
+    for (ir::Value* v : vs) r.push_back(v == nullptr ? nullptr : map.at(v));
+    return r;
+  };
+  for (const auto& n : g.nodes()) {
+    ir::Node* nn = out.AddNode(n->op_type, mapped(n->inputs), mapped(n->outputs), n->name, n->domain);
+    nn->opset = n->opset;
+    nn->attrs = n->attrs;
+    nn->implicit_inputs = mapped(n->implicit_inputs);
+  }
+  out.inputs() = mapped(g.inputs());
+  out.outputs() = mapped(g.outputs());
+  out.outer_refs() = mapped(g.outer_refs());
+  return m;
+}
+
+// The graph a swap-in compiles: a clone of the host-tier graph, or a fresh import of the bytes.
+StatusOr<std::unique_ptr<ir::Model>> HostTierGraph(const ir::Model* host_model, const Buffer& host_copy,
+                                                   size_t host_bytes) {
+  if (host_model != nullptr) return CloneModel(*host_model);
+  return ImportOnnxBytes(std::string_view(static_cast<const char*>(host_copy.data()), host_bytes));
+}
+
+}  // namespace
 
 // ---- ModelLease ----
 
@@ -240,6 +325,7 @@ ModelManager::~ModelManager() {
         if (e->compiled) compiled.push_back(std::move(e->compiled));
         if (e->cpu_model) compiled.push_back(std::move(e->cpu_model));
         e->host_copy.Reset();
+        e->host_model.reset();
       }
     }
     models_.clear();
@@ -374,7 +460,7 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
     }
     // kOnDisk / kInHost / kFailed: this thread loads it.
     SetStateLocked(*e, e->state == ModelState::kOnDisk ? ModelState::kLoadingHost
-                                                       : (e->host_copy.data() ? ModelState::kLoadingDevice
+                                                       : (e->host_copy.data() || e->host_model ? ModelState::kLoadingDevice
                                                                               : ModelState::kLoadingHost));
     while (active_loads_ >= options_.max_concurrent_loads) cv_.wait(lock);
     ++active_loads_;
@@ -416,18 +502,54 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
     state = e.state;
   }
   if (state == ModelState::kLoadingHost) {
-    // Disk tier (memory-mapped) -> host tier.
+    // Disk tier (memory-mapped) -> host tier (the imported graph, or the bytes for graphs with
+    // subgraphs).
     auto mapped = MappedFile::Open(e.path);
     if (!mapped.ok()) return fail(mapped.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
-    auto host = Buffer::Allocate(options_.host_resource, std::max<size_t>(mapped->size(), 1));
-    if (!host.ok()) return fail(host.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
-    if (mapped->size() > 0) std::memcpy(host->data(), mapped->data(), mapped->size());
+    ImportOptions io;
+    io.base_dir = std::filesystem::path(e.path).parent_path().string();
+    auto imported = ImportOnnxBytes(std::string_view(mapped->data(), mapped->size()), io);
+    if (!imported.ok()) return fail(imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+    Buffer host;
+    size_t host_bytes = 0;
+    std::unique_ptr<ir::Model> host_model;
+    if (HasSubgraphs(*(*imported)->graph)) {
+      auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(mapped->size(), 1));
+      if (!buf.ok()) return fail(buf.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
+      if (mapped->size() > 0) std::memcpy(buf->data(), mapped->data(), mapped->size());
+      host = std::move(*buf);
+      host_bytes = mapped->size();
+    } else {
+      host_model = std::move(*imported);
+      if (options_.host_resource != DefaultHostResource()) {
+        Status s = RehomeConstants(*host_model->graph, options_.host_resource);
+        if (!s.ok()) return fail(s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
+      }
+      host_bytes = ConstantBytes(*host_model->graph);
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    e.host_copy = std::move(*host);
-    e.host_bytes = mapped->size();
+    e.host_copy = std::move(host);
+    e.host_model = std::move(host_model);
+    e.host_bytes = host_bytes;
     if (e.estimated_bytes == 0) e.estimated_bytes = mapped->size();
     SetStateLocked(e, ModelState::kInHost);
     SetStateLocked(e, ModelState::kLoadingDevice);
+  } else if (e.host_model == nullptr && e.host_copy.data() != nullptr) {
+    // Bytes given to AddModel: import once into the host tier (graphs without subgraphs).
+    auto imported = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+    if (!imported.ok()) return fail(imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+    if (!HasSubgraphs(*(*imported)->graph)) {
+      std::unique_ptr<ir::Model> host_model = std::move(*imported);
+      if (options_.host_resource != DefaultHostResource()) {
+        Status s = RehomeConstants(*host_model->graph, options_.host_resource);
+        if (!s.ok()) return fail(s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
+      }
+      Buffer old;
+      std::lock_guard<std::mutex> lock(mu_);
+      old = std::move(e.host_copy);
+      e.host_bytes = ConstantBytes(*host_model->graph);
+      e.host_model = std::move(host_model);
+    }
   }
 
   // The weights need about as many bytes as the file; refuse what can never fit.
@@ -455,7 +577,7 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
   co.memory = top_.get();
   co.owner_tag = e.owner;
   int64_t t0 = NowNs();
-  auto model = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+  auto model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
   StatusOr<std::unique_ptr<CompiledModel>> compiled =
       model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
   int64_t swap_ns = NowNs() - t0;
@@ -560,6 +682,7 @@ bool ModelManager::OnAllocationFailure(size_t, AllocTag tag, int) {
 void ModelManager::ReleaseLease(Entry& e) {
   std::unique_ptr<CompiledModel> victim;
   Buffer host;
+  std::unique_ptr<ir::Model> host_model;
   {
     std::lock_guard<std::mutex> lock(mu_);
     --e.leases;
@@ -574,6 +697,7 @@ void ModelManager::ReleaseLease(Entry& e) {
         ++stats_.evictions;
         if (e.from_repository) {
           host = std::move(e.host_copy);
+          host_model = std::move(e.host_model);
           e.host_bytes = 0;
           SetStateLocked(e, ModelState::kOnDisk);
         } else {
@@ -674,7 +798,7 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
         co.optimize = options_.optimize;
         co.memory = DefaultHostResource();
         co.owner_tag = e.owner;
-        auto model = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+        auto model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
         if (model.ok()) {
           auto compiled = CompiledModel::Create(std::move(*model), co);
           if (compiled.ok()) e.cpu_model = std::move(*compiled);
@@ -748,6 +872,7 @@ Status ModelManager::Load(const std::string& name) {
 Status ModelManager::Unload(const std::string& name) {
   std::vector<std::unique_ptr<CompiledModel>> victims;
   std::vector<Buffer> hosts;
+  std::vector<std::unique_ptr<ir::Model>> host_models;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);
@@ -770,6 +895,7 @@ Status ModelManager::Unload(const std::string& name) {
       }
       if (e->from_repository && e->state == ModelState::kInHost) {
         hosts.push_back(std::move(e->host_copy));
+        host_models.push_back(std::move(e->host_model));
         e->host_bytes = 0;
         SetStateLocked(*e, ModelState::kOnDisk);
       }
@@ -868,6 +994,7 @@ void ModelManager::PollRepository() {
   ScanResult scan = repository_->Scan();
   std::vector<std::unique_ptr<CompiledModel>> victims;
   std::vector<Buffer> hosts;
+  std::vector<std::unique_ptr<ir::Model>> host_models;
   std::lock_guard<std::mutex> lock(mu_);
   // Removed models and versions (and changed files, which are reloaded from disk on next use).
   for (auto it = models_.begin(); it != models_.end();) {
@@ -891,6 +1018,7 @@ void ModelManager::PollRepository() {
         }
         if (e.state == ModelState::kInHost || e.state == ModelState::kFailed) {
           hosts.push_back(std::move(e.host_copy));
+          host_models.push_back(std::move(e.host_model));
           e.host_bytes = 0;
           SetStateLocked(e, ModelState::kOnDisk);
         }
