@@ -2,6 +2,7 @@
 // evaluation, dynamic steps, control flow, input validation, concurrent contexts.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -142,6 +143,68 @@ TEST(RuntimeConcurrency, ContextsRunInParallel) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// A float chain whose binary operand is a run-time scalar (the shape of ONNX's window functions):
+// y = Cos((x * s) * 2) with s a rank-0 input. Optimized and unoptimized runs must agree. With
+// `dynamic`, x = Range(0, n, 1) so every step after it is prepared at run time.
+std::unique_ptr<ir::Model> ScalarChainModel(bool dynamic) {
+  auto m = std::make_unique<ir::Model>();
+  m->graph = std::make_shared<ir::Graph>();
+  m->opsets[""] = 17;
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{dynamic ? -1 : 10, ""}};
+  ir::Value* s = g.AddValue("s", DataType::kFloat32);
+  s->shape = std::vector<ir::Dim>{};
+  ir::Value* in0 = x;
+  if (dynamic) {
+    in0 = g.AddValue("n", DataType::kFloat32);
+    in0->shape = std::vector<ir::Dim>{};
+    ir::Value* zero = g.AddValue("zero", DataType::kFloat32);
+    zero->constant = Const(DataType::kFloat32, {}, {0.f});
+    ir::Value* step = g.AddValue("step", DataType::kFloat32);
+    step->constant = Const(DataType::kFloat32, {}, {0.1f});
+    g.AddNode("Range", {zero, in0, step}, {x})->opset = 17;
+  }
+  for (ir::Value* v : {in0, s}) {
+    v->is_graph_input = true;
+    g.inputs().push_back(v);
+  }
+  ir::Value* two = g.AddValue("two", DataType::kFloat32);
+  two->constant = Const(DataType::kFloat32, {}, {2.f});
+  ir::Value *a = g.AddValue("a", DataType::kFloat32), *b = g.AddValue("b", DataType::kFloat32),
+            *y = g.AddValue("y", DataType::kFloat32);
+  a->shape = b->shape = y->shape = x->shape;
+  for (ir::Node* n : {g.AddNode("Mul", {x, s}, {a}), g.AddNode("Mul", {a, two}, {b}), g.AddNode("Cos", {b}, {y})}) {
+    n->opset = 17;
+  }
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  return m;
+}
+
+TEST(RuntimeOptimizer, ScalarOperandChainMatchesUnoptimized) {
+  std::vector<float> xs(10);
+  for (int i = 0; i < 10; ++i) xs[i] = 0.1f * i;
+  auto st = Tensor::FromVector<float>(DataType::kFloat32, {}, {0.7f});
+  for (bool dynamic : {false, true})
+  for (bool optimize : {false, true}) {
+    auto xt = dynamic ? Tensor::FromVector<float>(DataType::kFloat32, {}, {0.95f})
+                      : Tensor::FromVector<float>(DataType::kFloat32, {10}, xs);
+    CompileOptions o;
+    o.optimize = optimize;
+    auto model = CompiledModel::Create(ScalarChainModel(dynamic), o);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ExecutionContext ctx({1});
+    auto out = (*model)->Run(ctx, {xt->view(), st->view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_EQ((*out)[0].num_elements(), 10);
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_NEAR((*out)[0].as<float>()[i], std::cos(xs[i] * 0.7f * 2.f), 1e-5)
+          << "optimize=" << optimize << " dynamic=" << dynamic << " i=" << i;
+    }
+  }
 }
 
 // Real ONNX test models (Debian's libonnx-testdata) for control flow and data-dependent shapes.
