@@ -448,6 +448,30 @@ TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
   EXPECT_EQ(m->Acquire("a").status().code(), StatusCode::kNotFound);
 }
 
+TEST(Manager, SwappedInModelComputesTheSameResults) {
+  auto m = *ModelManager::Create(SmallOptions(8 << 20));
+  ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 8), Chain(4, 5)).ok());
+  ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+  Tensor x = MakeInput(3, kDim);
+  std::vector<std::vector<float>> results;
+  for (int round = 0; round < 3; ++round) {
+    auto lease = m->Acquire("a");
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    EXPECT_FALSE(lease->was_resident());
+    auto out = m->Run(*lease, ctx, {x.view()});
+    ASSERT_TRUE(out.ok());
+    const Tensor& y = (*out)[0];
+    results.emplace_back(y.as<float>(), y.as<float>() + y.num_elements());
+    lease->Release();
+    ASSERT_TRUE(m->Unload("a").ok());  // device copy dropped; the host tier keeps the graph
+    EXPECT_EQ(StateOf(*m, "a"), ModelState::kInHost);
+    EXPECT_GT(FindStatus(m->ListModels(), "a")->host_bytes, 4u * kDim * kDim * 4 - 1);
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+  EXPECT_EQ(m->Stats().loads, 3u);
+}
+
 TEST(Manager, ManagedRunnerRunsBatchesPerWorker) {
   auto m = *ModelManager::Create(SmallOptions(kTwoModels));
   for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim, 8), Chain(4, n[0])).ok());
