@@ -122,6 +122,33 @@ TEST(ModelConfig, ParsesEveryFieldAndSkipsUnknownOnes) {
   EXPECT_NE(c->skipped_fields[1].find("model_warmup"), std::string::npos);
 }
 
+TEST(ModelConfig, SkipsNestedAndListShapedUnknownFields) {
+  constexpr const char* kText = R"(
+name: "seq"  # a comment
+max_batch_size: 4
+sequence_batching {
+  max_sequence_idle_microseconds: 5000000
+  control_input [
+    { name: "START" control [ { kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] }
+  ]
+}
+dynamic_batching { max_queue_delay_microseconds: 7 some_future_field: "x; y" }
+input [ { name: "x" data_type: TYPE_INT64 dims: [ 1 ] } ]
+response_cache { enable: true }
+)";
+  auto c = ParseModelConfig(kText);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->name, "seq");
+  EXPECT_EQ(c->max_batch_size, 4);
+  EXPECT_EQ(c->max_queue_delay_us, 7);
+  ASSERT_EQ(c->inputs.size(), 1u);
+  EXPECT_EQ(c->inputs[0].dtype, DataType::kInt64);
+  ASSERT_EQ(c->skipped_fields.size(), 3u);
+  EXPECT_NE(c->skipped_fields[0].find("4:1: sequence_batching"), std::string::npos) << c->skipped_fields[0];
+  EXPECT_NE(c->skipped_fields[1].find("some_future_field"), std::string::npos);
+  EXPECT_NE(c->skipped_fields[2].find("response_cache"), std::string::npos);
+}
+
 TEST(ModelConfig, KeepAliveForms) {
   auto parse = [](const std::string& ka) {
     return ParseModelConfig("name: \"m\" gpuhive { keep_alive: \"" + ka + "\" }");
