@@ -29,10 +29,15 @@ class CostPolicy final : public EvictionPolicy {
     std::vector<double> value(c.size());
     for (size_t i = 0; i < c.size(); ++i) {
       const auto& e = c[i];
-      double age = static_cast<double>(std::max<int64_t>(0, now_ns - e.last_use_ns));
-      double recency = std::exp2(-age / static_cast<double>(std::max<int64_t>(1, o_.recency_half_life_ns)));
-      double frequency = 1.0 + std::log1p(static_cast<double>(e.use_count));
-      double reuse = recency * frequency + o_.prediction_weight * e.next_use_probability;
+      double reuse;
+      if (e.decayed_uses > 0) {
+        reuse = e.decayed_uses + o_.prediction_weight * e.next_use_probability;
+      } else {
+        double age = static_cast<double>(std::max<int64_t>(0, now_ns - e.last_use_ns));
+        double recency = std::exp2(-age / static_cast<double>(std::max<int64_t>(1, o_.recency_half_life_ns)));
+        double frequency = 1.0 + std::log1p(static_cast<double>(e.use_count));
+        reuse = recency * frequency + o_.prediction_weight * e.next_use_probability;
+      }
       double prio = std::pow(o_.priority_factor, std::max(0, e.priority));
       double reload = static_cast<double>(std::max<int64_t>(1, e.reload_ns));
       value[i] = prio * reuse * reload / static_cast<double>(std::max<uint64_t>(1, e.bytes));

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <unordered_map>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -42,6 +43,8 @@ struct ModelLease::Entry {
   uint64_t estimated_bytes = 0;  // weights estimate before the first load (the file size)
   int leases = 0;
   uint64_t use_count = 0;
+  double decayed_uses = 0;  // as of decayed_at_ns
+  int64_t decayed_at_ns = 0;
   int64_t last_use_ns = 0;
   int64_t last_swap_ns = 0;
   bool preloaded_unused = false;
@@ -394,6 +397,13 @@ void ModelManager::SetStateLocked(Entry& e, ModelState to) {
 
 uint64_t ModelManager::UsedBytes() const { return budget_->used(); }
 
+double ModelManager::DecayedUses(const Entry& e, int64_t now_ns) const {
+  if (e.decayed_uses <= 0) return 0;
+  double age = static_cast<double>(std::max<int64_t>(0, now_ns - e.decayed_at_ns));
+  double half = static_cast<double>(std::max<int64_t>(1, options_.frequency_half_life_us)) * 1e3;
+  return e.decayed_uses * std::exp2(-age / half);
+}
+
 uint64_t ModelManager::KeepAliveUs(const Entry& e) const {
   int64_t ka = e.config.keep_alive_us.value_or(options_.default_keep_alive_us);
   return ka < 0 ? UINT64_MAX : static_cast<uint64_t>(ka);
@@ -437,6 +447,11 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
       lease.swap_ns_ = swap_ns;
       ++e->leases;
       ++e->use_count;
+      {
+        const int64_t now = Now();
+        e->decayed_uses = DecayedUses(*e, now) + 1.0;
+        e->decayed_at_ns = now;
+      }
       e->last_use_ns = Now();
       // A hit: resident when asked for, without loading or waiting for a load.
       if (!loaded_here && !waited) ++stats_.hits;
@@ -638,6 +653,7 @@ bool ModelManager::EvictOne(const Entry* except, double below_probability) {
                                           : static_cast<int64_t>(double(e->device_bytes) / h2d_bytes_per_s_ * 1e9);
         c.next_use_probability = last.empty() ? 0 : predictor_.Probability(last, e->name);
         c.use_count = e->use_count;
+        c.decayed_uses = DecayedUses(*e, Now());
         if (below_probability <= 1.0 && (c.next_use_probability >= below_probability || e->name == last)) continue;
         cands.push_back(std::move(c));
         entries.push_back(e.get());

@@ -167,6 +167,16 @@ TEST(EvictionPolicy, OrderOfLruAndCost) {
   p[1].name = "background";
   p[1].priority = 4;
   EXPECT_EQ(MakeCostPolicy()->Order(p, 1000)[0], 1u);
+  // With decayed use counts: the often-used model stays even though it was used longer ago.
+  std::vector<EvictionCandidate> f = {c[0], c[0]};
+  f[0].name = "often";
+  f[0].last_use_ns = 100;
+  f[0].decayed_uses = 20;
+  f[1].name = "once_recently";
+  f[1].last_use_ns = 900;
+  f[1].decayed_uses = 1;
+  EXPECT_EQ(MakeCostPolicy()->Order(f, 1000)[0], 1u);
+  EXPECT_EQ(MakeLruPolicy()->Order(f, 1000)[0], 0u);
 }
 
 TEST(Manager, ModelThatCanNeverFitIsRefusedWithSizes) {

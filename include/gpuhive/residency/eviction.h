@@ -22,6 +22,9 @@ struct EvictionCandidate {
   int64_t reload_ns = 0;         // estimated time to make it resident again
   double next_use_probability = 0;  // from the predictor, 0..1
   uint64_t use_count = 0;        // acquisitions since it was registered
+  // Acquisitions weighted by age (each halves every ManagerOptions::frequency_half_life_us): a
+  // frequency that forgets. 0 when the manager does not track it.
+  double decayed_uses = 0;
 };
 
 class EvictionPolicy {
@@ -45,8 +48,9 @@ struct CostPolicyOptions {
 };
 
 // Evicts the model whose keeping is worth least per byte: value = priority weight x (estimated
-// chance of reuse soon) x reload cost / bytes. The chance of reuse combines recency (exponential
-// decay), frequency (log of use count) and the predictor's next-use probability.
+// chance of reuse soon) x reload cost / bytes. The chance of reuse combines the decayed use count
+// (recency and frequency in one number; with none given, recency decay x log of the use count)
+// and the predictor's next-use probability.
 std::unique_ptr<EvictionPolicy> MakeCostPolicy(CostPolicyOptions options = {});
 
 // First-order model-to-model transition table learned from the request stream: after a request

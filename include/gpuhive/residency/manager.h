@@ -66,6 +66,8 @@ struct ManagerOptions {
   // keep_alive. kKeepAliveForever: never; 0: as soon as its last lease ends.
   int64_t default_keep_alive_us = 5 * 60 * 1'000'000ll;
   std::shared_ptr<EvictionPolicy> policy;  // null: MakeCostPolicy()
+  // Half-life of the decayed use count the cost policy weighs (recency and frequency together).
+  int64_t frequency_half_life_us = 30'000'000;
   // Predictive preloading (transition table): after each Acquire, up to `preload_candidates`
   // models whose probability of being next is at least `preload_min_probability` are loaded in
   // the background, into spare budget or by evicting idle models predicted less likely.
@@ -252,6 +254,7 @@ class ModelManager {
   void PollRepository();
   uint64_t UsedBytes() const;
   uint64_t KeepAliveUs(const Entry& e) const;
+  double DecayedUses(const Entry& e, int64_t now_ns) const;
 
   std::unique_ptr<MemoryResource> owned_host_;  // pinned host tier when CUDA is present
   ManagerOptions options_;
