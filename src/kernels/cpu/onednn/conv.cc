@@ -4,6 +4,7 @@
 // primitive's preferred format in a persistent buffer. With blocked layouts allowed the output is
 // produced in the format oneDNN prefers (nChw16c on AVX-512), and blocked inputs are consumed as
 // they are, so chains of convolutions never go back to plain.
+#include <string>
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -286,6 +287,10 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     try {
       pd = make_pd(attempts[i].src, attempts[i].dst, attempts[i].post_ops);
       fused_ = attempts[i].post_ops;
+      // oneDNN 2.6 accepts post-ops its JIT kernels cannot do (e.g. a binary operand broadcast per
+      // (N, C) at batch > 1) by falling back to its reference convolution, which is orders of
+      // magnitude slower than a JIT convolution followed by separate post-op primitives.
+      if (fused_ && i + 1 < attempts.size() && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) continue;
       break;
     } catch (const dnnl::error&) {
       if (i + 1 == attempts.size()) throw;
