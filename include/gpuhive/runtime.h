@@ -81,6 +81,12 @@ class ExecutionContext {
     int num_threads = 1;
     MemoryResource* memory = nullptr;  // arena source; DefaultHostResource() when null
     AllocTag arena_tag{0, MemoryKind::kActivations};
+    bool profile = false;  // record per-step times of each run (see step_times())
+  };
+  struct StepTime {
+    std::string op;    // "Conv", "gpuhive.FusedConv", ...
+    std::string node;  // node name
+    int64_t ns = 0;
   };
   explicit ExecutionContext(Options options);
   ~ExecutionContext();
@@ -91,11 +97,14 @@ class ExecutionContext {
   size_t arena_bytes() const { return arena_.size(); }
   // Frees the arena (it is re-allocated on the next run).
   void ReleaseArena() { arena_.Reset(); }
+  // Per-step times of the last run when Options::profile is set.
+  const std::vector<StepTime>& step_times() const { return step_times_; }
 
  private:
   friend class CompiledModel;
   Options options_;
   Buffer arena_;
+  std::vector<StepTime> step_times_;
 };
 
 }  // namespace gpuhive

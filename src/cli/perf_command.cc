@@ -1,6 +1,7 @@
 // `gpuhive perf MODEL`: latency percentiles, throughput, weight bytes and the planned activation
 // peak beside the naive sum of all intermediates.
 #include <algorithm>
+#include <map>
 
 #include "cli/command.h"
 #include "cli/model_util.h"
@@ -20,6 +21,7 @@ struct PerfOptions {
   bool json = false;
   bool no_optimize = false;
   bool no_blocked = false;
+  bool profile = false;
 };
 
 int RunPerf(const PerfOptions& o) {
@@ -58,7 +60,11 @@ int RunPerf(const PerfOptions& o) {
     return 1;
   }
   double prepare_ms = (NowNs() - p0) / 1e6;
-  ExecutionContext ctx({o.threads});
+  ExecutionContext::Options eo;
+  eo.num_threads = o.threads;
+  eo.profile = o.profile;
+  ExecutionContext ctx(eo);
+  std::map<std::string, std::pair<int64_t, int>> by_op;  // op -> (total ns, count)
   for (int i = 0; i < o.warmup; ++i) {
     auto r = (*model)->Run(ctx, views);
     if (!r.ok()) {
@@ -76,6 +82,10 @@ int RunPerf(const PerfOptions& o) {
       return 1;
     }
     lat.push_back((NowNs() - a) / 1e6);
+    for (const auto& st : ctx.step_times()) {
+      by_op[st.op].first += st.ns;
+      by_op[st.op].second++;
+    }
   }
   double total_s = (NowNs() - start) / 1e9;
   LatencySummary s = Summarize(lat);
@@ -105,6 +115,20 @@ int RunPerf(const PerfOptions& o) {
                 stats->dynamic ? "   (some steps prepared at run time: data-dependent shapes)" : "");
     std::printf("load        %.1f ms   prepare %.1f ms\n", load_ms, prepare_ms);
   }
+  if (o.profile) {
+    std::vector<std::pair<int64_t, std::string>> rows;
+    int64_t total = 0;
+    for (const auto& [op, v] : by_op) {
+      rows.push_back({v.first, op});
+      total += v.first;
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "per-operator time (mean per run):\n");
+    for (const auto& [ns, op] : rows) {
+      std::fprintf(stderr, "  %-28s %9.3f ms  %5.1f%%  (%d steps/run)\n", op.c_str(), ns / 1e6 / lat.size(),
+                   100.0 * ns / std::max<int64_t>(total, 1), by_op[op].second / static_cast<int>(lat.size()));
+    }
+  }
   return 0;
 }
 
@@ -120,6 +144,7 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
   app.add_flag("--json", o->json, "one JSON object");
   app.add_flag("--no-optimize", o->no_optimize, "run the graph as imported (no folding/fusion)");
   app.add_flag("--no-blocked", o->no_blocked, "keep activations in plain layouts");
+  app.add_flag("--profile", o->profile, "print time per operator type (stderr)");
   return [o] { return RunPerf(*o); };
 });
 

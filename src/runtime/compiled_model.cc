@@ -187,7 +187,8 @@ StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const st
     if (tag.owner == 0) tag.owner = impl_->options.owner_tag;
     ASSIGN_OR_RETURN(ctx.arena_, Buffer::Allocate(mr, need, tag));
   }
-  return runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads, impl_->plan_options);
+  return runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads, impl_->plan_options,
+                              ctx.options_.profile ? &ctx.step_times_ : nullptr);
 }
 
 ExecutionContext::ExecutionContext(Options options) : options_(options) {}

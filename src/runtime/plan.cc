@@ -358,7 +358,9 @@ StatusOr<std::unique_ptr<Plan>> BuildPlan(const ir::Graph& graph, const std::vec
 }
 
 StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<TensorView>& inputs, void* arena,
-                                          int num_threads, const PlanOptions& options) {
+                                          int num_threads, const PlanOptions& options,
+                                          std::vector<ExecutionContext::StepTime>* profile) {
+  if (profile) profile->clear();
   MemoryResource* mr = options.memory ? options.memory : DefaultHostResource();
   AllocTag io_tag{options.owner_tag, MemoryKind::kIO};
   const size_t n = plan.slots.size();
@@ -406,6 +408,12 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
   };
 
   for (const Step& step : plan.steps) {
+    int64_t step_start = profile ? NowNs() : 0;
+    auto record = [&] {
+      if (!profile) return;
+      const ir::Node& n = *step.node;
+      profile->push_back({n.domain.empty() ? n.op_type : n.domain + "." + n.op_type, n.name, NowNs() - step_start});
+    };
     if (!step.dynamic) {
       std::vector<TensorView> in(step.inputs.size()), out(step.outputs.size());
       for (size_t i = 0; i < step.inputs.size(); ++i) {
@@ -416,6 +424,7 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
       }
       RunContextImpl ctx(std::move(in), std::move(out), workspace, plan.workspace_bytes, num_threads, StreamView{});
       RETURN_IF_ERROR(step.kernel->Run(ctx).WithContext(step.node->Describe()));
+      record();
       continue;
     }
     std::vector<const Tensor*> in;
@@ -432,6 +441,7 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
       dynamic_of[s] = &dynamic.back();
       views[s] = dynamic.back().view();
     }
+    record();
   }
 
   for (size_t i = 0; i < plan.output_slots.size(); ++i) {

@@ -60,7 +60,9 @@ StatusOr<std::unique_ptr<Plan>> BuildPlan(const ir::Graph& graph, const std::vec
                                           const std::vector<DataType>& input_dtypes, const PlanOptions& options);
 
 // Runs a plan. `arena` must hold at least arena_bytes + workspace_bytes.
+// When `profile` is non-null it receives one entry per step.
 StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<TensorView>& inputs, void* arena,
-                                          int num_threads, const PlanOptions& options);
+                                          int num_threads, const PlanOptions& options,
+                                          std::vector<ExecutionContext::StepTime>* profile = nullptr);
 
 }  // namespace gpuhive::runtime
