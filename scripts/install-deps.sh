@@ -13,7 +13,10 @@ pkgs=(
   prometheus wrk
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
-  pkgs+=(python3-torch python3-torchvision python3-numpy gnuplot-nox nodejs npm)
+  pkgs+=(python3-torch python3-torchvision python3-numpy gnuplot-nox)
+  # Node.js may come from elsewhere (a newer build); Debian's is only the fallback.
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
 
 missing=()
