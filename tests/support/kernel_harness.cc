@@ -3,85 +3,9 @@
 #include <cstring>
 #include <random>
 
+#include "runtime/contexts.h"
+
 namespace gpuhive::testing {
-namespace {
-
-struct Slot {
-  DataType dtype = DataType::kUndefined;
-  Shape shape;
-  Layout layout = Layout::kPlain;
-  size_t bytes = 0;
-  bool set = false;
-};
-
-class HarnessPrepareContext final : public PrepareContext {
- public:
-  HarnessPrepareContext(const ir::Node& node, const std::vector<const Tensor*>& inputs,
-                        std::vector<bool> visible, KernelOptions opts)
-      : node_(node), inputs_(inputs), visible_(std::move(visible)), opts_(opts),
-        outputs_(node.outputs.size()) {}
-
-  const ir::Node& node() const override { return node_; }
-  const KernelOptions& options() const override { return opts_; }
-  size_t num_inputs() const override { return inputs_.size(); }
-  bool has_input(size_t i) const override { return i < inputs_.size() && inputs_[i] != nullptr; }
-  DataType input_dtype(size_t i) const override { return inputs_[i]->dtype(); }
-  const Shape& input_shape(size_t i) const override { return inputs_[i]->shape(); }
-  Layout input_layout(size_t) const override { return Layout::kPlain; }
-  const Tensor* input_value(size_t i) const override {
-    return has_input(i) && visible_[i] ? inputs_[i] : nullptr;
-  }
-  size_t num_outputs() const override { return outputs_.size(); }
-  bool has_output(size_t i) const override { return i < outputs_.size(); }
-  void SetOutput(size_t i, DataType dtype, Shape shape, Layout layout, size_t bytes) override {
-    if (i >= outputs_.size()) return;
-    outputs_[i] = Slot{dtype, std::move(shape), layout, bytes, true};
-  }
-  void RequestWorkspace(size_t bytes) override { workspace_ = std::max(workspace_, bytes); }
-  void AllowInPlace(size_t, size_t) override {}
-  void AliasOutput(size_t, size_t) override {}
-  MemoryResource* persistent_resource() const override { return DefaultHostResource(); }
-  AllocTag persistent_tag() const override { return AllocTag{0, MemoryKind::kWeights}; }
-
-  const std::vector<Slot>& outputs() const { return outputs_; }
-  size_t workspace() const { return workspace_; }
-
- private:
-  const ir::Node& node_;
-  const std::vector<const Tensor*>& inputs_;
-  std::vector<bool> visible_;
-  KernelOptions opts_;
-  std::vector<Slot> outputs_;
-  size_t workspace_ = 0;
-};
-
-class HarnessRunContext final : public RunContext {
- public:
-  HarnessRunContext(std::vector<TensorView> in, std::vector<bool> present, std::vector<TensorView> out,
-                    void* ws, size_t ws_bytes, int threads)
-      : in_(std::move(in)), present_(std::move(present)), out_(std::move(out)), ws_(ws),
-        ws_bytes_(ws_bytes), threads_(threads) {}
-  size_t num_inputs() const override { return in_.size(); }
-  bool has_input(size_t i) const override { return i < in_.size() && present_[i]; }
-  const TensorView& input(size_t i) const override { return in_[i]; }
-  size_t num_outputs() const override { return out_.size(); }
-  bool has_output(size_t i) const override { return i < out_.size(); }
-  const TensorView& output(size_t i) const override { return out_[i]; }
-  void* workspace() const override { return ws_; }
-  size_t workspace_bytes() const override { return ws_bytes_; }
-  int num_threads() const override { return threads_; }
-  StreamView stream() const override { return {}; }
-
- private:
-  std::vector<TensorView> in_;
-  std::vector<bool> present_;
-  std::vector<TensorView> out_;
-  void* ws_;
-  size_t ws_bytes_;
-  int threads_;
-};
-
-}  // namespace
 
 StatusOr<std::vector<Tensor>> RunNode(const NodeSpec& spec, const std::vector<const Tensor*>& inputs,
                                       const RunOptions& options) {
@@ -110,13 +34,26 @@ StatusOr<std::vector<Tensor>> RunNode(const NodeSpec& spec, const std::vector<co
   for (int c : options.constant_inputs) {
     if (c >= 0 && static_cast<size_t>(c) < visible.size()) visible[c] = true;
   }
+  // The runtime's own contexts: what a kernel sees here is what it sees in a plan.
+  auto describe = [&](const std::vector<bool>& show) {
+    std::vector<runtime::InputDesc> descs(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i]) continue;
+      descs[i] = runtime::InputDesc{true, inputs[i]->dtype(), inputs[i]->shape(), Layout::kPlain,
+                                    show[i] ? inputs[i] : nullptr};
+    }
+    return descs;
+  };
+  const AllocTag weights_tag{0, MemoryKind::kWeights};
   ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, CpuKernelRegistry().Create(*node));
-  auto prep = std::make_unique<HarnessPrepareContext>(*node, inputs, visible, opts);
+  auto prep = std::make_unique<runtime::PrepareContextImpl>(*node, describe(visible), node->outputs.size(), opts,
+                                                            DefaultHostResource(), weights_tag);
   Status st = kernel->Prepare(*prep);
   if (IsDataDependentShape(st)) {
     ASSIGN_OR_RETURN(kernel, CpuKernelRegistry().Create(*node));
-    prep = std::make_unique<HarnessPrepareContext>(*node, inputs, std::vector<bool>(inputs.size(), true),
-                                                   opts);
+    prep = std::make_unique<runtime::PrepareContextImpl>(*node, describe(std::vector<bool>(inputs.size(), true)),
+                                                         node->outputs.size(), opts, DefaultHostResource(),
+                                                         weights_tag);
     st = kernel->Prepare(*prep);
   }
   RETURN_IF_ERROR(st);
@@ -124,8 +61,8 @@ StatusOr<std::vector<Tensor>> RunNode(const NodeSpec& spec, const std::vector<co
   std::vector<Tensor> outputs;
   std::vector<TensorView> out_views;
   for (size_t i = 0; i < prep->outputs().size(); ++i) {
-    const Slot& s = prep->outputs()[i];
-    if (!s.set) return Internal("kernel {} did not declare output {}", spec.op_type, i);
+    const runtime::OutputDesc& s = prep->outputs()[i];
+    if (!s.declared) return Internal("kernel {} did not declare output {}", spec.op_type, i);
     if (s.layout != Layout::kPlain) return Internal("harness asked for plain layouts only");
     ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(s.dtype, s.shape));
     // Poison outputs so a kernel that forgets to write shows up.
@@ -134,14 +71,10 @@ StatusOr<std::vector<Tensor>> RunNode(const NodeSpec& spec, const std::vector<co
     outputs.push_back(std::move(t));
   }
   std::vector<TensorView> in_views;
-  std::vector<bool> present;
-  for (const Tensor* t : inputs) {
-    in_views.push_back(t ? t->view() : TensorView{});
-    present.push_back(t != nullptr);
-  }
+  for (const Tensor* t : inputs) in_views.push_back(t ? t->view() : TensorView{});
   std::vector<uint8_t> ws(prep->workspace() + 64);
   void* ws_ptr = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) & ~uintptr_t{63});
-  HarnessRunContext run(in_views, present, out_views, ws_ptr, prep->workspace(), options.num_threads);
+  runtime::RunContextImpl run(in_views, out_views, ws_ptr, prep->workspace(), options.num_threads, StreamView{});
   RETURN_IF_ERROR(kernel->Run(run));
   return outputs;
 }
