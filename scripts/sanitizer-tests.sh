@@ -23,5 +23,5 @@ run_group() {  # dir sanitizer label
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-run_group build-asan address asan
 run_group build-tsan thread tsan
+run_group build-asan address asan
