@@ -392,7 +392,11 @@ void ModelManager::SetStateLocked(Entry& e, ModelState to) {
     GH_LOG_ERROR("residency", "model '{}' v{}: unexpected transition {} -> {}", e.name, e.version,
                  ModelStateName(e.state), ModelStateName(to));
   }
+  ModelState from = e.state;
   e.state = to;
+  if (options_.on_transition) {
+    options_.on_transition(ModelTransition{e.name, e.version, from, to, e.last_swap_ns, e.device_bytes});
+  }
 }
 
 uint64_t ModelManager::UsedBytes() const { return budget_->used(); }

@@ -51,6 +51,16 @@ std::string_view ModelStateName(ModelState state);
 // Whether the state machine above allows `from` -> `to`.
 bool IsValidTransition(ModelState from, ModelState to);
 
+// A state change of one model version, as ManagerOptions::on_transition reports it.
+struct ModelTransition {
+  const std::string& name;
+  int64_t version = 0;
+  ModelState from = ModelState::kOnDisk;
+  ModelState to = ModelState::kOnDisk;
+  int64_t swap_ns = 0;          // duration of the last host -> device load (to == kResident)
+  uint64_t device_bytes = 0;    // bytes the model held in the budget
+};
+
 struct ManagerOptions {
   // Device byte budget: weights + activation arenas + workspace + I/O of every model.
   uint64_t budget_bytes = 1ull << 30;
@@ -85,6 +95,9 @@ struct ManagerOptions {
   uint64_t bandwidth_probe_bytes = 32ull << 20;
   // Steady clock in ns (tests substitute their own).
   std::function<int64_t()> clock;
+  // Called on every state change (loads, evictions, failures) with the manager's lock held: it
+  // must be quick (e.g. bump metrics) and must not call the manager. Null: none.
+  std::function<void(const ModelTransition&)> on_transition;
 };
 
 // What ListModels reports per model version.
