@@ -44,6 +44,23 @@ const std::vector<MetricDef>& AllMetricDefs() {
          lat},
         {"gpuhive_model_resident", G, "1 when the model is resident on the device.",
          {"model", "device"}, {}},
+        {"gpuhive_residency_acquires_total", C, "Model acquisitions by requests and preloads.",
+         {"device"}, {}},
+        {"gpuhive_residency_hits_total", C, "Acquisitions that found the model resident.",
+         {"device"}, {}},
+        {"gpuhive_residency_bytes_swapped_in_total", C, "Bytes made resident by loads.",
+         {"device"}, {}},
+        {"gpuhive_preloads_total", C, "Predictive preloads by outcome (done, hit, wasted).",
+         {"device", "outcome"}, {}},
+        {"gpuhive_memory_pressure_events_total", C,
+         "Memory-pressure handling: evict_retry, batch_split, cpu_fallback, refused.",
+         {"device", "action"}, {}},
+        {"gpuhive_host_to_device_bandwidth_bytes_per_second", G,
+         "Host-to-device copy bandwidth measured at start-up.", {"device"}, {}},
+        {"gpuhive_tenant_device_seconds_total", C, "Device time served per tenant.", {"tenant"},
+         {}},
+        {"gpuhive_device_busy_seconds_total", C, "Time the device's workers spent executing.",
+         {"device"}, {}},
         {"gpuhive_gpu_utilization_ratio", G, "GPU utilization (0..1).", {"gpu"}, {}},
         {"gpuhive_gpu_memory_used_bytes", G, "GPU memory used (all processes).", {"gpu"}, {}},
         {"gpuhive_gpu_memory_total_bytes", G, "GPU memory total.", {"gpu"}, {}},
@@ -123,6 +140,14 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
   bind(m.model_swaps_total, "gpuhive_model_swaps_total");
   bind(m.swap_duration_seconds, "gpuhive_swap_duration_seconds");
   bind(m.model_resident, "gpuhive_model_resident");
+  bind(m.residency_acquires_total, "gpuhive_residency_acquires_total");
+  bind(m.residency_hits_total, "gpuhive_residency_hits_total");
+  bind(m.residency_bytes_swapped_in_total, "gpuhive_residency_bytes_swapped_in_total");
+  bind(m.preloads_total, "gpuhive_preloads_total");
+  bind(m.memory_pressure_events_total, "gpuhive_memory_pressure_events_total");
+  bind(m.h2d_bandwidth_bytes_per_second, "gpuhive_host_to_device_bandwidth_bytes_per_second");
+  bind(m.tenant_device_seconds_total, "gpuhive_tenant_device_seconds_total");
+  bind(m.device_busy_seconds_total, "gpuhive_device_busy_seconds_total");
   bind(m.gpu_utilization_ratio, "gpuhive_gpu_utilization_ratio");
   bind(m.gpu_memory_used_bytes, "gpuhive_gpu_memory_used_bytes");
   bind(m.gpu_memory_total_bytes, "gpuhive_gpu_memory_total_bytes");

@@ -1118,6 +1118,17 @@ StatusOr<ModelConfig> ModelManager::GetConfig(const std::string& name, int64_t v
   return e->config;
 }
 
+Status ModelManager::SetMemoryLimit(const std::string& name, uint64_t limit_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end() || it->second.empty()) return NotFound("model '{}' is not registered", name);
+  for (auto& [version, e] : it->second) {
+    e->config.memory_limit_bytes = limit_bytes;
+    limits_->SetOwnerLimit(e->owner, limit_bytes > 0 ? limit_bytes : kNoLimit);
+  }
+  return Status::OK();
+}
+
 ManagedModelRunner::ManagedModelRunner(ModelManager* manager, std::string model, int num_workers)
     : manager_(manager), model_(std::move(model)) {
   contexts_.resize(static_cast<size_t>(std::max(0, num_workers)));

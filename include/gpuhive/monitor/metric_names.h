@@ -47,6 +47,16 @@ struct GpuhiveMetrics {
   CounterFamily* model_swaps_total;             // {model, direction}: in|out
   HistogramFamily* swap_duration_seconds;       // {model, direction}
   GaugeFamily* model_resident;                  // {model, device}: 1 when resident
+  // Residency aggregates (mirrors of ResidencyStats, set on scrape).
+  CounterFamily* residency_acquires_total;      // {device}
+  CounterFamily* residency_hits_total;          // {device}
+  CounterFamily* residency_bytes_swapped_in_total;  // {device}
+  CounterFamily* preloads_total;                // {device, outcome}: done|hit|wasted
+  CounterFamily* memory_pressure_events_total;  // {device, action}
+  GaugeFamily* h2d_bandwidth_bytes_per_second;  // {device}
+  // Scheduler.
+  CounterFamily* tenant_device_seconds_total;   // {tenant}
+  CounterFamily* device_busy_seconds_total;     // {device}
   // GPU (NVML).
   GaugeFamily* gpu_utilization_ratio;           // {gpu}
   GaugeFamily* gpu_memory_used_bytes;           // {gpu}

@@ -218,6 +218,11 @@ class ModelManager {
   // bytes above a smaller budget are allowed to finish. Errors: kInvalidArgument for 0.
   Status SetBudget(uint64_t budget_bytes);
 
+  // Changes the per-model hard limit of every registered version of `name` at run time (0: no
+  // limit). Bytes already allocated stay; the limit applies to later allocations (a reload, a
+  // larger batch's arena). Errors: kNotFound.
+  Status SetMemoryLimit(const std::string& name, uint64_t limit_bytes);
+
   // Keep-alive unloads and repository polling (what the housekeeping thread runs). Thread safe.
   void Housekeep();
   // Waits until queued preloads are done (tests and benchmarks).
