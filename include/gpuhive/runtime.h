@@ -6,8 +6,11 @@
 // internally synchronized, so any number of ExecutionContexts may Run concurrently.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,51 @@ struct TensorInfo {
   std::vector<int64_t> shape;
 };
 
+// Arrival of a model's weights while they are copied in after compilation (a pipelined swap-in,
+// as PipeSwitch does): weights form groups numbered in the order the graph first uses them; a
+// copier calls Advance as groups complete and execution waits per step only for the groups that
+// step reads. Waiting is an atomic load when the weights are in; a condition variable otherwise.
+// Thread safe.
+class WeightGate {
+ public:
+  explicit WeightGate(size_t num_groups) : num_groups_(num_groups) {}
+  WeightGate(const WeightGate&) = delete;
+  WeightGate& operator=(const WeightGate&) = delete;
+
+  size_t num_groups() const { return num_groups_; }
+  // Groups [0, arrived()) are in device memory.
+  size_t arrived() const { return arrived_.load(std::memory_order_acquire); }
+  bool complete() const { return arrived() >= num_groups_; }
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Marks groups [0, count) arrived. Monotonic: a smaller count than before is ignored.
+  void Advance(size_t count);
+  // The copy failed: every waiter, now and later, gets `error` (an OK status becomes kInternal).
+  void Fail(Status error);
+  // Blocks until groups [0, count) have arrived. Returns the failure if the gate failed before.
+  Status WaitFor(size_t count) const;
+  // OK, or the failure.
+  Status status() const;
+  // Total time callers spent blocked in WaitFor (the part of the copy execution did not hide).
+  int64_t waited_ns() const { return waited_ns_.load(std::memory_order_relaxed); }
+
+ private:
+  const size_t num_groups_;
+  std::atomic<size_t> arrived_{0};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  Status error_;  // guarded by mu_
+  mutable std::atomic<int64_t> waited_ns_{0};
+};
+
+// One weight still to be copied into a model's device storage (CompileOptions::defer_weight_copies).
+struct WeightCopy {
+  std::shared_ptr<const Tensor> source;  // host-tier tensor; kept alive by this entry
+  void* destination = nullptr;           // the model's storage for it, `bytes` long
+  size_t bytes = 0;
+  size_t group = 0;  // its position in first-use order: WeightGate::Advance(group + 1) once copied
+};
+
 struct CompileOptions {
   int num_threads = 1;
   bool optimize = true;               // folding, fusion, layout (off: run the graph as imported)
@@ -32,6 +80,15 @@ struct CompileOptions {
   // Where weights, arenas and workspaces come from; DefaultHostResource() when null.
   MemoryResource* memory = nullptr;
   uint32_t owner_tag = 0;  // AllocTag::owner for every allocation of this model
+  // Where the outputs handed back by Run come from (tagged {owner_tag, kIO}): separate from
+  // `memory`, so results the caller keeps do not hold the model's budget after the request.
+  // DefaultHostResource() when null.
+  MemoryResource* output_memory = nullptr;
+  // Weights of the top-level graph get their storage from `memory` at compile time but are not
+  // copied: TakePendingWeightCopies() hands the copies out (in first-use order) and Run waits per
+  // step, through weight_gate(), for the weights that step reads. Plans built before the copies
+  // are done read weight values from the sources. Subgraph weights are copied at compile time.
+  bool defer_weight_copies = false;
 };
 
 struct PlanStats {
@@ -57,6 +114,12 @@ class CompiledModel {
   const std::vector<TensorInfo>& outputs() const;
   size_t weight_bytes() const;
   const CompileOptions& options() const;
+
+  // With CompileOptions::defer_weight_copies: the gate the copier advances (null otherwise), and
+  // the copies to make, in first-use order (handed out once; empty on later calls). Whoever takes
+  // them must copy each one and Advance the gate, or Fail it, before the model is destroyed.
+  std::shared_ptr<WeightGate> weight_gate() const;
+  std::vector<WeightCopy> TakePendingWeightCopies();
 
   // Prepares (or finds) the plan for these input shapes. Called implicitly by Run; call it ahead of
   // time to move planning cost out of the request path.

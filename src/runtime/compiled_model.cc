@@ -1,9 +1,12 @@
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "gpuhive/logging.h"
 #include "gpuhive/passes.h"
+#include "gpuhive/units.h"
 #include "gpuhive/runtime.h"
 #include "runtime/eager.h"
 #include "runtime/plan.h"
@@ -17,9 +20,55 @@ struct CompiledModel::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::vector<const ir::Value*> input_values;
   size_t weight_bytes = 0;
+  // Deferred weights (CompileOptions::defer_weight_copies). The maps are immutable after Create
+  // (plan_options points at them); `sources` keeps the host-tier values prepare reads while the
+  // copies run (kernels copy what they read in Prepare), released on the first Prepare after.
+  std::shared_ptr<WeightGate> gate;
+  std::vector<WeightCopy> pending;  // until taken
+  std::unordered_map<const Tensor*, size_t> weight_groups;
+  std::unordered_map<const Tensor*, const Tensor*> prepare_values;
+  std::vector<std::shared_ptr<const Tensor>> sources;  // guarded by mu
+  bool sources_released = false;                      // guarded by mu
   std::mutex mu;
   std::map<std::vector<Shape>, std::unique_ptr<runtime::Plan>> plans;  // guarded by mu
 };
+
+void WeightGate::Advance(size_t count) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t cur = arrived_.load(std::memory_order_relaxed);
+    if (count <= cur) return;
+    arrived_.store(std::min(count, num_groups_), std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+void WeightGate::Fail(Status error) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_.load(std::memory_order_relaxed)) return;
+    error_ = error.ok() ? Internal("weight copy failed") : std::move(error);
+    failed_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+Status WeightGate::WaitFor(size_t count) const {
+  count = std::min(count, num_groups_);
+  if (arrived() >= count) return Status::OK();
+  const int64_t t0 = NowNs();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return arrived_.load(std::memory_order_acquire) >= count || failed_.load(std::memory_order_acquire); });
+  waited_ns_.fetch_add(NowNs() - t0, std::memory_order_relaxed);
+  if (arrived_.load(std::memory_order_acquire) >= count) return Status::OK();
+  return error_.WithContext("weights did not arrive");
+}
+
+Status WeightGate::status() const {
+  if (!failed()) return Status::OK();
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
 
 namespace {
 
@@ -62,6 +111,47 @@ Status RehomeWeights(ir::Graph& g, MemoryResource* mr, AllocTag tag, size_t* byt
   return Status::OK();
 }
 
+// Deferred weights: every top-level constant gets uninitialized storage from `mr`, numbered in the
+// order the (sorted) graph first reads it; the copies are recorded instead of made. Subgraph
+// constants are copied now.
+Status RehomeWeightsDeferred(ir::Graph& g, MemoryResource* mr, AllocTag tag, CompiledModel::Impl& impl) {
+  std::vector<ir::Value*> order;
+  std::set<const ir::Value*> seen;
+  auto visit = [&](ir::Value* v) {
+    if (v != nullptr && v->constant && seen.insert(v).second) order.push_back(v);
+  };
+  for (const auto& n : g.nodes()) {
+    for (ir::Value* v : n->inputs) visit(v);
+    for (ir::Value* v : n->implicit_inputs) visit(v);
+  }
+  for (ir::Value* v : g.outputs()) visit(v);
+  for (const auto& v : g.values()) visit(v.get());
+  for (ir::Value* v : order) {
+    ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(v->constant->dtype(), v->constant->shape(), mr, tag));
+    impl.weight_bytes += t.bytes();
+    auto dst = std::make_shared<const Tensor>(std::move(t));
+    WeightCopy c;
+    c.source = v->constant;
+    c.destination = const_cast<void*>(dst->data());
+    c.bytes = dst->bytes();
+    c.group = impl.pending.size();
+    impl.weight_groups[dst.get()] = c.group + 1;
+    impl.prepare_values[dst.get()] = c.source.get();
+    impl.sources.push_back(c.source);
+    impl.pending.push_back(std::move(c));
+    v->constant = std::move(dst);
+  }
+  for (const auto& n : g.nodes()) {
+    for (auto& [name, attr] : n->attrs) {
+      if (auto sub = attr.get_if<std::shared_ptr<ir::Graph>>()) {
+        RETURN_IF_ERROR(RehomeWeights(**sub, mr, tag, &impl.weight_bytes));
+      }
+    }
+  }
+  impl.gate = std::make_shared<WeightGate>(impl.pending.size());
+  return Status::OK();
+}
+
 }  // namespace
 
 CompiledModel::CompiledModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -97,8 +187,14 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
     RETURN_IF_ERROR(OptimizeModel(*model, oo).WithContext("optimizing the graph"));
     RETURN_IF_ERROR(g.TopologicalSort());
   }
-  RETURN_IF_ERROR(RehomeWeights(g, impl->options.memory, AllocTag{options.owner_tag, MemoryKind::kWeights},
-                                &impl->weight_bytes));
+  const AllocTag weights_tag{options.owner_tag, MemoryKind::kWeights};
+  if (options.defer_weight_copies) {
+    RETURN_IF_ERROR(RehomeWeightsDeferred(g, impl->options.memory, weights_tag, *impl));
+    impl->plan_options.weight_groups = &impl->weight_groups;
+    impl->plan_options.prepare_values = &impl->prepare_values;
+  } else {
+    RETURN_IF_ERROR(RehomeWeights(g, impl->options.memory, weights_tag, &impl->weight_bytes));
+  }
 
   for (const ir::Value* v : g.inputs()) {
     if (v->dtype == DataType::kString) return Unimplemented("input '{}' is a string tensor", v->name);
@@ -110,6 +206,7 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
   impl->plan_options.kernel.allow_blocked_layouts = options.allow_blocked_layouts;
   impl->plan_options.memory = impl->options.memory;
   impl->plan_options.owner_tag = options.owner_tag;
+  impl->plan_options.output_memory = options.output_memory;
   impl->model = std::move(model);
   return std::unique_ptr<CompiledModel>(new CompiledModel(std::move(impl)));
 }
@@ -118,6 +215,12 @@ const std::vector<TensorInfo>& CompiledModel::inputs() const { return impl_->inp
 const std::vector<TensorInfo>& CompiledModel::outputs() const { return impl_->outputs; }
 size_t CompiledModel::weight_bytes() const { return impl_->weight_bytes; }
 const CompileOptions& CompiledModel::options() const { return impl_->options; }
+std::shared_ptr<WeightGate> CompiledModel::weight_gate() const { return impl_->gate; }
+
+std::vector<WeightCopy> CompiledModel::TakePendingWeightCopies() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return std::exchange(impl_->pending, {});
+}
 
 namespace {
 Status CheckShape(const TensorInfo& info, const Shape& shape) {
@@ -151,7 +254,17 @@ StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shape
   if (it != impl_->plans.end()) return it->second->stats;
   std::vector<DataType> dtypes;
   for (const auto& in : impl_->inputs) dtypes.push_back(in.dtype);
-  ASSIGN_OR_RETURN(auto plan, runtime::BuildPlan(*impl_->model->graph, input_shapes, dtypes, impl_->plan_options));
+  runtime::PlanOptions po = impl_->plan_options;
+  if (impl_->gate) {
+    RETURN_IF_ERROR(impl_->gate->status());
+    if (impl_->gate->complete() && !impl_->sources_released) {
+      // Kernels copy what they read while preparing, so plans do not hold on to the sources.
+      impl_->sources.clear();
+      impl_->sources_released = true;
+    }
+    if (impl_->sources_released) po.prepare_values = nullptr;
+  }
+  ASSIGN_OR_RETURN(auto plan, runtime::BuildPlan(*impl_->model->graph, input_shapes, dtypes, po));
   PlanStats stats = plan->stats;
   impl_->plans[input_shapes] = std::move(plan);
   return stats;
@@ -188,7 +301,7 @@ StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const st
     ASSIGN_OR_RETURN(ctx.arena_, Buffer::Allocate(mr, need, tag));
   }
   return runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads, impl_->plan_options,
-                              ctx.options_.profile ? &ctx.step_times_ : nullptr);
+                              ctx.options_.profile ? &ctx.step_times_ : nullptr, impl_->gate.get());
 }
 
 ExecutionContext::ExecutionContext(Options options) : options_(options) {}

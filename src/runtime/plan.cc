@@ -64,6 +64,17 @@ class PlanBuilder {
       }
     }
     AssignArena();
+    if (opts_.weight_groups != nullptr) {
+      for (Step& st : plan_->steps) {
+        for (const auto* list : {&st.inputs, &st.implicit_inputs}) {
+          for (int s : *list) {
+            if (s < 0 || plan_->slots[s].kind != Slot::Kind::kConstant) continue;
+            auto it = opts_.weight_groups->find(plan_->slots[s].value);
+            if (it != opts_.weight_groups->end()) st.weights_needed = std::max(st.weights_needed, it->second);
+          }
+        }
+      }
+    }
     plan_->stats.input_shapes = shapes;
     plan_->stats.num_steps = plan_->steps.size();
     plan_->stats.arena_bytes = plan_->arena_bytes;
@@ -99,8 +110,13 @@ class PlanBuilder {
   }
 
   bool IsDynamicSlot(int s) const { return s >= 0 && plan_->slots[s].kind == Slot::Kind::kDynamic; }
+  // The value a slot has at plan time: for a weight still being copied in, its source.
   const Tensor* KnownValue(int s) const {
     const Slot& sl = plan_->slots[s];
+    if (sl.kind == Slot::Kind::kConstant && opts_.prepare_values != nullptr) {
+      auto it = opts_.prepare_values->find(sl.value);
+      if (it != opts_.prepare_values->end()) return it->second;
+    }
     return sl.kind == Slot::Kind::kConstant || sl.kind == Slot::Kind::kKnown ? sl.value : nullptr;
   }
 
@@ -359,9 +375,11 @@ StatusOr<std::unique_ptr<Plan>> BuildPlan(const ir::Graph& graph, const std::vec
 
 StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<TensorView>& inputs, void* arena,
                                           int num_threads, const PlanOptions& options,
-                                          std::vector<ExecutionContext::StepTime>* profile) {
+                                          std::vector<ExecutionContext::StepTime>* profile, const WeightGate* gate) {
   if (profile) profile->clear();
   MemoryResource* mr = options.memory ? options.memory : DefaultHostResource();
+  // Outputs outlive the run (the caller keeps them): they do not come from the model's memory.
+  MemoryResource* out_mr = options.output_memory ? options.output_memory : DefaultHostResource();
   AllocTag io_tag{options.owner_tag, MemoryKind::kIO};
   const size_t n = plan.slots.size();
   std::vector<TensorView> views(n);
@@ -385,7 +403,7 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
         views[i] = TensorView{s.dtype, s.shape, base + s.offset, s.layout};
         break;
       case Slot::Kind::kOutput: {
-        ASSIGN_OR_RETURN(outputs[s.index], Tensor::Allocate(s.dtype, s.shape, mr, io_tag));
+        ASSIGN_OR_RETURN(outputs[s.index], Tensor::Allocate(s.dtype, s.shape, out_mr, io_tag));
         views[i] = outputs[s.index].view();
         break;
       }
@@ -408,6 +426,9 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
   };
 
   for (const Step& step : plan.steps) {
+    if (gate != nullptr && step.weights_needed > 0 && gate->arrived() < step.weights_needed) {
+      RETURN_IF_ERROR(gate->WaitFor(step.weights_needed).WithContext(step.node->Describe()));
+    }
     int64_t step_start = profile ? NowNs() : 0;
     auto record = [&] {
       if (!profile) return;
@@ -447,9 +468,13 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
   for (size_t i = 0; i < plan.output_slots.size(); ++i) {
     int s = plan.output_slots[i];
     const Slot& slot = plan.slots[s];
+    if (gate != nullptr && slot.kind == Slot::Kind::kConstant && options.weight_groups != nullptr) {
+      auto it = options.weight_groups->find(slot.value);  // a weight that is also a graph output
+      if (it != options.weight_groups->end()) RETURN_IF_ERROR(gate->WaitFor(it->second));
+    }
     if (slot.kind == Slot::Kind::kOutput && slot.index == static_cast<int>(i)) continue;
     const TensorView& v = views[s];
-    ASSIGN_OR_RETURN(outputs[i], Tensor::FromBytes(v.dtype, v.shape, v.data, v.plain_bytes(), mr, io_tag));
+    ASSIGN_OR_RETURN(outputs[i], Tensor::FromBytes(v.dtype, v.shape, v.data, v.plain_bytes(), out_mr, io_tag));
   }
   return outputs;
 }

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "gpuhive/ir.h"
@@ -37,6 +38,8 @@ struct Step {
   std::vector<int> outputs;              // slot ids, -1 for omitted
   std::vector<int> implicit_inputs;      // control flow: slots of node->implicit_inputs
   bool dynamic = false;
+  // Weight groups [0, weights_needed) must have arrived before the step runs (deferred weights).
+  size_t weights_needed = 0;
 };
 
 struct Plan {
@@ -53,6 +56,11 @@ struct PlanOptions {
   KernelOptions kernel;
   MemoryResource* memory = nullptr;
   uint32_t owner_tag = 0;
+  MemoryResource* output_memory = nullptr;  // outputs handed back (DefaultHostResource() when null)
+  // Deferred weights: the group (+1) of each constant still being copied, and the tensor to read
+  // its value from while preparing (the host-tier source). Null when the weights are in place.
+  const std::unordered_map<const Tensor*, size_t>* weight_groups = nullptr;
+  const std::unordered_map<const Tensor*, const Tensor*>* prepare_values = nullptr;
 };
 
 // Builds the plan for `graph` (topologically sorted) with concrete input shapes/dtypes.
@@ -60,9 +68,11 @@ StatusOr<std::unique_ptr<Plan>> BuildPlan(const ir::Graph& graph, const std::vec
                                           const std::vector<DataType>& input_dtypes, const PlanOptions& options);
 
 // Runs a plan. `arena` must hold at least arena_bytes + workspace_bytes.
-// When `profile` is non-null it receives one entry per step.
+// When `profile` is non-null it receives one entry per step. With a `gate`, each step first waits
+// for the weight groups it reads (Step::weights_needed).
 StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<TensorView>& inputs, void* arena,
                                           int num_threads, const PlanOptions& options,
-                                          std::vector<ExecutionContext::StepTime>* profile = nullptr);
+                                          std::vector<ExecutionContext::StepTime>* profile = nullptr,
+                                          const WeightGate* gate = nullptr);
 
 }  // namespace gpuhive::runtime

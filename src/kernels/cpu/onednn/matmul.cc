@@ -3,15 +3,78 @@
 // Constant B (weights) is reordered once into the primitive's preferred packed format. A 3-D+ A
 // times a 2-D B is run as one 2-D matmul over the flattened leading dims (the BERT hot path), as
 // long as the post-op tensors allow the same flattening.
+//
+// One packed copy per weight, not per plan: every plan of a model (one per batch size) prepares
+// its own kernel, and the packed format oneDNN prefers can differ with M. The first kernel for a
+// weight packs it and publishes the copy (PackedWeights below); later kernels build their
+// primitive for that same format and share the copy, and only when oneDNN cannot do so (or only
+// with its reference implementation) pack their own. A packed format equal to the weight's own
+// layout needs no copy at all: Run then reads the constant input in place.
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "kernels/cpu/onednn/common.h"
 #include "kernels/cpu/onednn/kernels.h"
 
 namespace gpuhive::cpu::onednn {
 namespace {
+
+// Packed copies of constant weights, keyed by the graph value they were made from and the source
+// layout (Gemm's transB). Entries are weak: a copy lives as long as a kernel uses it, and kernels
+// die with their plans, before the graph whose values key them, so an expired entry is never
+// mistaken for a live value reusing the address.
+class PackedWeights {
+ public:
+  struct Packed {
+    memory::desc md;
+    Buffer buffer;
+  };
+  static PackedWeights& Get() {
+    static PackedWeights* cache = new PackedWeights();  // never destroyed: kernels may outlive statics
+    return *cache;
+  }
+  // Live copies of `value` made from `src_md` (with `scale`: Gemm's beta for C), newest first.
+  std::vector<std::shared_ptr<const Packed>> Find(const ir::Value* value, const memory::desc& src_md,
+                                                  float scale = 1.f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::shared_ptr<const Packed>> out;
+    auto it = entries_.find(value);
+    if (it == entries_.end()) return out;
+    for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
+      if (e->src_md != src_md || e->scale != scale) continue;
+      if (auto p = e->packed.lock()) out.push_back(std::move(p));
+    }
+    return out;
+  }
+  void Publish(const ir::Value* value, const memory::desc& src_md, const std::shared_ptr<const Packed>& packed,
+               float scale = 1.f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (++inserts_ % 256 == 0) Sweep();
+    auto& list = entries_[value];
+    std::erase_if(list, [](const Entry& e) { return e.packed.expired(); });
+    list.push_back(Entry{src_md, scale, packed});
+  }
+
+ private:
+  struct Entry {
+    memory::desc src_md;
+    float scale = 1.f;
+    std::weak_ptr<const Packed> packed;
+  };
+  void Sweep() {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      std::erase_if(it->second, [](const Entry& e) { return e.packed.expired(); });
+      it = it->second.empty() ? entries_.erase(it) : std::next(it);
+    }
+  }
+  std::mutex mu_;
+  std::unordered_map<const ir::Value*, std::vector<Entry>> entries_;
+  uint64_t inserts_ = 0;
+};
 
 class MatMulKernel final : public Kernel {
  public:
@@ -26,7 +89,7 @@ class MatMulKernel final : public Kernel {
     return Guard(gemm_ ? "Gemm run" : "MatMul run", [&]() -> Status {
       dnnl::stream& s = ThreadStream();
       memory a(a_md_, Engine(), ctx.input(0).data);
-      memory b(b_md_, Engine(), weights_.data() != nullptr ? weights_.data() : ctx.input(1).data);
+      memory b(b_md_, Engine(), packed_ ? packed_->buffer.data() : ctx.input(1).data);
       memory dst(dst_md_, Engine(), ctx.output(0).data);
       void* scratch = ctx.workspace();
       ArgMap args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, dst}};
@@ -58,15 +121,14 @@ class MatMulKernel final : public Kernel {
   }
 
   // Builds the primitive for a_md x b_req -> dst (dims `dst_dims`), `post_md` = the md the
-  // standalone post-ops run on, and reorders constant weights.
+  // standalone post-ops run on, and packs constant weights (shared with the model's other plans).
   Status Build(PrepareContext& ctx, const memory::desc& b_user, const void* b_const, const Shape& out_shape) {
     const Dims dst_dims = dst_md_.dims();
-    memory::desc b_req = b_const != nullptr ? memory::desc(b_user.dims(), memory::data_type::f32, Tag::any) : b_user;
     // Fused post-ops only when the chain's tensors can be viewed in the primitive's dst dims.
     bool can_fuse = chain_.fusable() &&
                     (dst_dims.size() == out_shape.size() ? Shape(dst_dims.begin(), dst_dims.end()) == out_shape
                                                          : chain_.CanFlattenTo2D(out_shape));
-    auto make = [&](bool with_post_ops) {
+    auto make = [&](const memory::desc& b_req, bool with_post_ops) {
       dnnl::primitive_attr attr = ScratchAttr();
       if (with_post_ops && !chain_.empty()) {
         dnnl::post_ops po;
@@ -76,14 +138,39 @@ class MatMulKernel final : public Kernel {
       dnnl::matmul::desc d(a_md_, b_req, dst_md_);
       return dnnl::matmul::primitive_desc(d, attr, Engine());
     };
+    // The primitive for weights in `b_req`, fusing post-ops when possible.
+    auto make_pd = [&](const memory::desc& b_req, bool* fused) {
+      *fused = can_fuse;
+      try {
+        return make(b_req, *fused);
+      } catch (const dnnl::error&) {
+        if (!*fused || chain_.empty()) throw;
+        *fused = false;
+        return make(b_req, false);
+      }
+    };
+    const ir::Value* b_value = ctx.node().inputs.size() > 1 ? ctx.node().inputs[1] : nullptr;
     dnnl::matmul::primitive_desc pd;
-    fused_ = can_fuse;
-    try {
-      pd = make(fused_);
-    } catch (const dnnl::error&) {
-      if (!fused_ || chain_.empty()) throw;
-      fused_ = false;
-      pd = make(false);
+    bool have_pd = false;
+    if (b_const != nullptr && b_value != nullptr) {
+      // Another plan's packed copy of this weight, if a primitive for this shape takes its format.
+      for (const auto& packed : PackedWeights::Get().Find(b_value, b_user)) {
+        try {
+          bool fused = false;
+          auto candidate = make_pd(packed->md, &fused);
+          if (std::string(candidate.impl_info_str()).rfind("ref", 0) == 0) continue;
+          pd = candidate;
+          fused_ = fused;
+          packed_ = packed;
+          have_pd = true;
+          break;
+        } catch (const dnnl::error&) {
+        }
+      }
+    }
+    if (!have_pd) {
+      memory::desc b_req = b_const != nullptr ? memory::desc(b_user.dims(), memory::data_type::f32, Tag::any) : b_user;
+      pd = make_pd(b_req, &fused_);
     }
     prim_ = dnnl::matmul(pd);
     scratch_md_ = pd.scratchpad_desc();
@@ -94,7 +181,14 @@ class MatMulKernel final : public Kernel {
     }
     if (b_const != nullptr) {
       b_md_ = pd.weights_desc();
-      ASSIGN_OR_RETURN(weights_, ReorderToPersistent(ctx, b_user, b_const, b_md_));
+      if (!have_pd && b_md_ != b_user) {
+        auto packed = std::make_shared<Packed>();
+        packed->md = b_md_;
+        ASSIGN_OR_RETURN(packed->buffer, ReorderToPersistent(ctx, b_user, b_const, b_md_));
+        packed_ = packed;
+        if (b_value != nullptr) PackedWeights::Get().Publish(b_value, b_user, packed_);
+      }
+      // b_md_ == b_user: the constant input is read in place (no packed_).
     } else {
       b_md_ = b_user;
     }
@@ -192,12 +286,23 @@ class MatMulKernel final : public Kernel {
       const Tensor* cval = ctx.input_value(2);
       PostOp add{PostOp::Kind::kAdd};
       if (cval != nullptr) {
-        // beta * C folded once into a kernel-owned copy.
-        ASSIGN_OR_RETURN(c_scaled_, Buffer::Allocate(ctx.persistent_resource(), cval->bytes() + 4,
-                                                     ctx.persistent_tag()));
-        float* dst = static_cast<float*>(c_scaled_.data());
-        for (int64_t i = 0; i < cval->num_elements(); ++i) dst[i] = beta * cval->as<float>()[i];
-        chain_.PrependBinary(add, 2, c, c_scaled_.data());
+        // beta * C folded once into a copy shared by the model's plans.
+        const ir::Value* c_value = node.inputs[2];
+        memory::desc c_md = PlainMd(BroadcastDims(c, std::max<size_t>(c.size(), 1)));
+        auto found = PackedWeights::Get().Find(c_value, c_md, beta);
+        if (!found.empty()) {
+          c_scaled_ = found.front();
+        } else {
+          auto scaled = std::make_shared<Packed>();
+          scaled->md = c_md;
+          ASSIGN_OR_RETURN(scaled->buffer, Buffer::Allocate(ctx.persistent_resource(), cval->bytes() + 4,
+                                                            ctx.persistent_tag()));
+          float* dst = static_cast<float*>(scaled->buffer.data());
+          for (int64_t i = 0; i < cval->num_elements(); ++i) dst[i] = beta * cval->as<float>()[i];
+          c_scaled_ = scaled;
+          PackedWeights::Get().Publish(c_value, c_md, c_scaled_, beta);
+        }
+        chain_.PrependBinary(add, 2, c, c_scaled_->buffer.data());
         if (alpha != 1.f) chain_.PrependUnary(PostOp{PostOp::Kind::kLinear, alpha, 0.f});
       } else if (beta == 1.f) {
         chain_.PrependBinary(add, 2, c);
@@ -223,8 +328,9 @@ class MatMulKernel final : public Kernel {
   bool fused_ = true;
   memory::desc a_md_, b_md_, dst_md_, post_md_, scratch_md_;
   dnnl::primitive prim_;
-  Buffer weights_;   // constant B in the primitive's format
-  Buffer c_scaled_;  // beta * C for constant C
+  using Packed = PackedWeights::Packed;
+  std::shared_ptr<const Packed> packed_;  // constant B in the primitive's format (shared)
+  std::shared_ptr<const Packed> c_scaled_;  // beta * C for constant C (shared)
 };
 
 }  // namespace
