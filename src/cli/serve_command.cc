@@ -1,0 +1,213 @@
+// `gpuhive serve`: the inference server. Flag names follow tritonserver's where the meaning is the
+// same (--model-repository, --http-port, --grpc-port, --model-control-mode, --load-model,
+// --repository-poll-secs, --exit-timeout-secs, --strict-readiness is implied), so users can
+// switch without relearning. Every flag can also come from a TOML/INI file given with --config.
+//
+// Shutdown: SIGTERM or SIGINT stops admitting requests (readiness turns false, new requests get
+// 503), waits up to --exit-timeout-secs for every admitted request to be answered, then closes
+// the frontends and exits 0 (1 when requests were still unanswered at the deadline).
+#include <signal.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "gpuhive/logging.h"
+#include "gpuhive/server/core_service.h"
+#include "gpuhive/server/grpc_server.h"
+#include "gpuhive/server/http_server.h"
+#include "gpuhive/units.h"
+
+namespace gpuhive::cli {
+namespace {
+
+struct Options {
+  std::string model_repository;
+  std::string http_address = "127.0.0.1";
+  std::string grpc_address = "127.0.0.1";
+  int http_port = 8000;
+  int grpc_port = 8001;
+  bool allow_http = true;
+  bool allow_grpc = true;
+  int http_threads = 2;
+  std::string max_body = "64MiB";
+  int64_t idle_timeout_ms = 30000;
+  std::string model_control_mode = "none";
+  std::vector<std::string> load_models;
+  double repository_poll_secs = 1.0;
+  std::string mode = "gpuhive";
+  std::string memory_budget;  // empty: automatic
+  bool strict_gpu = false;
+  int cpu_workers = 0;
+  int threads_per_worker = 0;
+  int priority_levels = 4;
+  int max_queue_size = 1024;
+  std::vector<std::string> tenant_weights;  // name=weight
+  double keep_alive_secs = 300;
+  bool no_preload = false;
+  bool no_optimize = false;
+  int max_concurrent_loads = 2;
+  std::string auth_token;
+  double exit_timeout_secs = 30;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "gpuhive serve: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+int RunServe(const Options& o) {
+  SetLogJson(o.log_format == "json");
+  LogLevel level;
+  if (!ParseLogLevel(o.log_level, &level)) return Fail(InvalidArgument("--log-level '{}'", o.log_level));
+  SetLogLevel(level);
+
+  server::CoreOptions co;
+  co.model_repository = o.model_repository;
+  auto control = server::ParseControlMode(o.model_control_mode);
+  if (!control.ok()) return Fail(control.status());
+  co.control_mode = *control;
+  auto mode = server::ParseServeMode(o.mode);
+  if (!mode.ok()) return Fail(mode.status());
+  co.mode = *mode;
+  co.load_models = o.load_models;
+  if (!o.memory_budget.empty()) {
+    auto b = ParseBytes(o.memory_budget);
+    if (!b.ok()) return Fail(b.status().WithContext("--memory-budget"));
+    if (*b == 0) return Fail(InvalidArgument("--memory-budget must be > 0"));
+    co.memory_budget_bytes = *b;
+  }
+  co.strict_gpu = o.strict_gpu;
+  co.cpu_workers = o.cpu_workers;
+  co.threads_per_worker = o.threads_per_worker;
+  co.priority_levels = o.priority_levels;
+  co.max_queue_size = o.max_queue_size;
+  for (const std::string& tw : o.tenant_weights) {
+    auto eq = tw.find('=');
+    double w = 0;
+    if (eq == std::string::npos || eq == 0) return Fail(InvalidArgument("--tenant-weight '{}': expected NAME=WEIGHT", tw));
+    try {
+      w = std::stod(tw.substr(eq + 1));
+    } catch (...) {
+      return Fail(InvalidArgument("--tenant-weight '{}': weight is not a number", tw));
+    }
+    if (!(w > 0)) return Fail(InvalidArgument("--tenant-weight '{}': weight must be > 0", tw));
+    co.tenant_weights[tw.substr(0, eq)] = w;
+  }
+  co.default_keep_alive_us = o.keep_alive_secs < 0 ? residency::kKeepAliveForever
+                                                   : static_cast<int64_t>(o.keep_alive_secs * 1e6);
+  co.enable_preloading = !o.no_preload;
+  co.optimize = !o.no_optimize;
+  co.max_concurrent_loads = o.max_concurrent_loads;
+  co.poll_interval_us = static_cast<int64_t>(o.repository_poll_secs * 1e6);
+  if (!o.allow_http && !o.allow_grpc) return Fail(InvalidArgument("both --allow-http and --allow-grpc are off"));
+  auto max_body = ParseBytes(o.max_body);
+  if (!max_body.ok()) return Fail(max_body.status().WithContext("--max-body-size"));
+
+  // Signals are taken synchronously by this thread; every thread started from here inherits the
+  // blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto core = server::CoreService::Create(co);
+  if (!core.ok()) return Fail(core.status());
+
+  std::unique_ptr<server::HttpServer> http;
+  std::unique_ptr<server::GrpcServer> grpc;
+  if (o.allow_http) {
+    server::HttpServerOptions ho;
+    ho.address = o.http_address;
+    ho.port = static_cast<uint16_t>(o.http_port);
+    ho.threads = o.http_threads;
+    ho.max_body_bytes = *max_body;
+    ho.idle_timeout_ms = o.idle_timeout_ms;
+    ho.auth_token = o.auth_token;
+    ho.metrics = &(*core)->metrics();
+    auto h = server::HttpServer::Start(core->get(), ho);
+    if (!h.ok()) return Fail(h.status().WithContext("HTTP"));
+    http = std::move(*h);
+  }
+  if (o.allow_grpc) {
+    server::GrpcServerOptions go;
+    go.address = o.grpc_address;
+    go.port = static_cast<uint16_t>(o.grpc_port);
+    go.max_message_bytes = *max_body;
+    go.auth_token = o.auth_token;
+    go.metrics = &(*core)->metrics();
+    auto g = server::GrpcServer::Start(core->get(), go);
+    if (!g.ok()) return Fail(g.status().WithContext("gRPC"));
+    grpc = std::move(*g);
+  }
+  if (http) {
+    std::string base = fmt::format("http://{}:{}", o.http_address, http->port());
+    GH_LOG_INFO("serve", "KServe v2 HTTP    {}/v2  (health: {}/v2/health/ready)", base, base);
+    GH_LOG_INFO("serve", "metrics           {}/metrics", base);
+    GH_LOG_INFO("serve", "management        {}/v2/gpuhive/devices, {}/v2/gpuhive/models", base, base);
+  }
+  if (grpc) GH_LOG_INFO("serve", "KServe v2 gRPC    {}:{}", o.grpc_address, grpc->port());
+  // One machine-readable line on stdout for scripts and tests (ports may have been ephemeral).
+  std::printf("gpuhive ready http_port=%d grpc_port=%d\n", http ? http->port() : 0, grpc ? grpc->port() : 0);
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  GH_LOG_INFO("serve", "{} received: draining (up to {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", o.exit_timeout_secs);
+  int64_t left = (*core)->Drain(static_cast<int64_t>(o.exit_timeout_secs * 1000));
+  if (http) http->Stop();
+  if (grpc) grpc->Stop();
+  core->reset();
+  if (left > 0) {
+    GH_LOG_WARN("serve", "{} request(s) still unanswered at the exit deadline", left);
+    return 1;
+  }
+  GH_LOG_INFO("serve", "drained; exiting");
+  return 0;
+}
+
+CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2 HTTP and gRPC", [](CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
+  app.add_option("--model-repository", o->model_repository, "Model repository directory (Triton layout)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--http-address", o->http_address, "Address the HTTP frontend binds")->capture_default_str();
+  app.add_option("--http-port", o->http_port, "HTTP port (0: an ephemeral port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  app.add_option("--grpc-address", o->grpc_address, "Address the gRPC frontend binds")->capture_default_str();
+  app.add_option("--grpc-port", o->grpc_port, "gRPC port (0: an ephemeral port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  app.add_option("--allow-http", o->allow_http, "Serve HTTP")->capture_default_str();
+  app.add_option("--allow-grpc", o->allow_grpc, "Serve gRPC")->capture_default_str();
+  app.add_option("--http-thread-count", o->http_threads, "HTTP frontend threads")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--max-body-size", o->max_body, "Largest request body / gRPC message")->capture_default_str();
+  app.add_option("--idle-timeout-ms", o->idle_timeout_ms, "Close HTTP connections idle this long")->capture_default_str();
+  app.add_option("--model-control-mode", o->model_control_mode, "none | poll | explicit")->capture_default_str();
+  app.add_option("--load-model", o->load_models, "Load this model at start-up (repeatable; '*' for all)");
+  app.add_option("--repository-poll-secs", o->repository_poll_secs, "Rescan interval in poll mode")->capture_default_str();
+  app.add_option("--mode", o->mode, "gpuhive | naive (the before-baseline: no batching, no budget, FIFO)")->capture_default_str();
+  app.add_option("--memory-budget", o->memory_budget, "Device byte budget, e.g. 6GiB (default: 90% of the GPU, or half the free host memory)");
+  app.add_flag("--strict-gpu", o->strict_gpu, "Refuse to start without a GPU; never fall back to the CPU under pressure");
+  app.add_option("--cpu-workers", o->cpu_workers, "Worker threads executing batches (0: from the core count)")->capture_default_str();
+  app.add_option("--threads-per-worker", o->threads_per_worker, "Compute threads per worker (0: cores / workers)")->capture_default_str();
+  app.add_option("--priority-levels", o->priority_levels, "Priority levels (0 is the most urgent)")->capture_default_str()->check(CLI::Range(1, 16));
+  app.add_option("--max-queue-size", o->max_queue_size, "Queued requests per model and level before 429")->capture_default_str();
+  app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
+  app.add_option("--keep-alive-secs", o->keep_alive_secs, "Idle time before a model is unloaded (-1: never)")->capture_default_str();
+  app.add_flag("--no-preload", o->no_preload, "Disable predictive preloading");
+  app.add_flag("--no-optimize", o->no_optimize, "Run graphs as imported (no folding or fusion)");
+  app.add_option("--max-concurrent-loads", o->max_concurrent_loads, "Model loads running at once")->capture_default_str();
+  app.add_option("--auth-token", o->auth_token, "Bearer token required by mutating management calls")->envname("GPUHIVE_AUTH_TOKEN");
+  app.add_option("--exit-timeout-secs", o->exit_timeout_secs, "Drain deadline after SIGTERM")->capture_default_str();
+  app.add_option("--log-format", o->log_format, "text | json")->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", o->log_level, "debug | info | warning | error")->capture_default_str();
+  return [o] { return RunServe(*o); };
+});
+
+}  // namespace
+}  // namespace gpuhive::cli

@@ -1,0 +1,138 @@
+// Internals of CoreService shared by its translation units (core_service.cc: requests and
+// models; core_status.cc: management API and metrics). Not a public header.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gpuhive/device_discovery.h"
+#include "gpuhive/memory/adaptors.h"
+#include "gpuhive/monitor/nvml.h"
+#include "gpuhive/residency/manager.h"
+#include "gpuhive/runtime.h"
+#include "gpuhive/scheduler.h"
+#include "gpuhive/server/core_service.h"
+
+namespace gpuhive::server {
+
+// One served version of a model: its config, its scheduler name and (naive mode) its compiled
+// model. Shared with the runner, so it outlives its removal while a batch still runs.
+struct ServedVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string key;  // the scheduler's name: "<name>:<version>"
+  residency::ModelConfig config;
+  ModelMetadata metadata;
+  int priority_levels = 1;  // the scheduler's levels for this model
+  std::unique_ptr<CompiledModel> naive_model;  // kNaive only
+  uint32_t naive_owner = 0;
+  // Hot-path metric children.
+  monitor::Counter* success = nullptr;
+  monitor::Counter* executions = nullptr;
+  monitor::Counter* inferences = nullptr;
+  monitor::Histogram* queue_seconds = nullptr;
+  monitor::Histogram* compute_seconds = nullptr;
+  monitor::Histogram* request_seconds = nullptr;
+  monitor::Histogram* batch_size = nullptr;
+};
+
+struct ServedModel {
+  std::map<int64_t, std::shared_ptr<ServedVersion>> versions;  // ascending
+  // Run-time overrides from the management API (-1 / empty: the config's).
+  int priority_override = -1;
+  std::string tenant_override;
+  uint64_t memory_limit_override = 0;
+  bool has_memory_limit_override = false;
+};
+
+// Per scheduler worker: the execution contexts its batches run in (one worker runs one batch at a
+// time, so one arena per worker serves every model).
+struct WorkerState {
+  std::unique_ptr<ExecutionContext> device_ctx;
+  std::unique_ptr<ExecutionContext> host_ctx;
+};
+
+struct CoreService::Impl {
+  CoreOptions options;
+  monitor::Registry registry;
+  monitor::GpuhiveMetrics metrics{};
+  DiscoveryResult discovery;
+  std::string device_id = "cpu";
+  int64_t start_ns = 0;
+
+  std::unique_ptr<residency::ModelRepository> repository;
+  std::unique_ptr<residency::ModelManager> manager;  // kGpuhive
+  std::unique_ptr<StatisticsResource> naive_memory;  // kNaive: plain host memory, counted
+  uint32_t next_naive_owner = 1;
+  std::unique_ptr<sched::Scheduler> scheduler;
+  std::vector<WorkerState> workers;
+  std::unique_ptr<monitor::NvmlMonitor> nvml;
+
+  mutable std::shared_mutex mu;
+  std::map<std::string, ServedModel> models;          // GUARDED_BY(mu)
+  std::map<std::string, std::string> unavailable;     // name -> reason (bad, failed, unloaded)
+  std::set<std::string> unloaded;                     // explicitly unloaded: not re-registered
+  std::mutex control_mu;                              // serializes Sync / Load / Unload
+
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> draining{false};
+  std::mutex drain_mu;
+  std::condition_variable drain_cv;
+
+  std::mutex sync_thread_mu;
+  std::condition_variable sync_thread_cv;
+  bool stopping = false;
+  std::thread sync_thread;
+
+  bool naive() const { return options.mode == ServeMode::kNaive; }
+
+  // Brings the served set in line with the manager (gpuhive mode) after start-up, a load, an
+  // unload or a repository poll. Caller holds control_mu.
+  void SyncLocked();
+  // Compiles every version of `name` from the repository (naive mode). Caller holds control_mu.
+  Status LoadNaiveLocked(const std::string& name);
+  // Registers one version with the scheduler and the served set. Caller holds control_mu.
+  Status Serve(std::shared_ptr<ServedVersion> v);
+  // Removes versions from the scheduler (queued requests answered kUnavailable, running batches
+  // finish) and from the served set. Caller holds control_mu, not mu.
+  void Unserve(const std::string& name, const std::vector<int64_t>& versions);
+  void SyncLoop();
+
+  StatusOr<std::shared_ptr<ServedVersion>> Resolve(const std::string& name, const std::string& version,
+                                                   int* priority_override, std::string* tenant_override) const;
+  void OnTransition(const residency::ModelTransition& t);
+  void Collect();  // refreshes scrape-time gauges
+  void FinishRequest();
+};
+
+// Runs one served version's batches for the scheduler.
+class CoreRunner final : public sched::ModelRunner {
+ public:
+  CoreRunner(CoreService::Impl* core, std::shared_ptr<ServedVersion> v) : core_(core), v_(std::move(v)) {}
+  StatusOr<std::vector<Tensor>> RunBatch(const std::vector<TensorView>& inputs,
+                                         const sched::WorkerContext& worker) override;
+  std::vector<std::string> input_names() const override;
+  std::vector<std::string> output_names() const override;
+
+ private:
+  StatusOr<std::vector<Tensor>> RunManaged(const std::vector<TensorView>& inputs, const sched::WorkerContext& worker);
+  StatusOr<std::vector<Tensor>> RunNaive(const std::vector<TensorView>& inputs, const sched::WorkerContext& worker);
+
+  CoreService::Impl* const core_;
+  const std::shared_ptr<ServedVersion> v_;
+};
+
+// Metadata of a version from its config (the batch dim first, as -1, when it batches).
+ModelMetadata MetadataFromConfig(const residency::ModelConfig& config, const std::vector<int64_t>& versions);
+// The scheduler's config for a served version in the given mode.
+sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions& options);
+
+}  // namespace gpuhive::server

@@ -1,0 +1,610 @@
+// CoreService: start-up, model registration (both modes), requests and graceful drain.
+// The management API and metrics live in core_status.cc.
+#include <algorithm>
+#include <charconv>
+#include <thread>
+
+#include "gpuhive/logging.h"
+#include "gpuhive/monitor/host_metrics.h"
+#include "gpuhive/onnx_import.h"
+#include "gpuhive/units.h"
+#include "server/core_internal.h"
+
+namespace gpuhive::server {
+
+using residency::ControlMode;
+using residency::ModelConfig;
+
+StatusOr<ControlMode> ParseControlMode(const std::string& text) {
+  if (text == "none") return ControlMode::kNone;
+  if (text == "poll") return ControlMode::kPoll;
+  if (text == "explicit") return ControlMode::kExplicit;
+  return InvalidArgument("model control mode '{}': expected none, poll or explicit", text);
+}
+
+StatusOr<ServeMode> ParseServeMode(const std::string& text) {
+  if (text == "gpuhive") return ServeMode::kGpuhive;
+  if (text == "naive") return ServeMode::kNaive;
+  return InvalidArgument("mode '{}': expected gpuhive or naive", text);
+}
+
+ModelMetadata MetadataFromConfig(const ModelConfig& config, const std::vector<int64_t>& versions) {
+  ModelMetadata md;
+  md.name = config.name;
+  md.platform = "onnxruntime_onnx";
+  for (int64_t v : versions) md.versions.push_back(std::to_string(v));
+  auto convert = [&](const std::vector<residency::TensorConfig>& in, std::vector<TensorInfo>* out) {
+    for (const auto& t : in) {
+      TensorInfo info{t.name, t.dtype, {}};
+      if (config.max_batch_size > 0) info.shape.push_back(-1);
+      info.shape.insert(info.shape.end(), t.dims.begin(), t.dims.end());
+      out->push_back(std::move(info));
+    }
+  };
+  convert(config.inputs, &md.inputs);
+  convert(config.outputs, &md.outputs);
+  return md;
+}
+
+namespace {
+
+sched::QueuePolicy ToQueuePolicy(const residency::QueuePolicyConfig& q) {
+  sched::QueuePolicy p;
+  p.timeout_action = q.timeout_action_delay ? sched::TimeoutAction::kDelay : sched::TimeoutAction::kReject;
+  p.default_timeout_us = q.default_timeout_us;
+  p.allow_timeout_override = q.allow_timeout_override || q.default_timeout_us == 0;
+  p.max_queue_size = q.max_queue_size;
+  return p;
+}
+
+std::string Key(const std::string& name, int64_t version) { return name + ":" + std::to_string(version); }
+
+}  // namespace
+
+sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions& options) {
+  const ModelConfig& c = v.config;
+  sched::ModelConfig s;
+  s.name = v.key;
+  s.max_batch_size = c.max_batch_size;
+  if (options.mode == ServeMode::kNaive) {
+    // The baseline: every request alone, one FIFO level, one tenant.
+    s.dynamic_batching = false;
+    s.priority_levels = 1;
+    s.default_priority_level = 0;
+    s.tenant = "default";
+    return s;
+  }
+  s.dynamic_batching = c.dynamic_batching;
+  s.preferred_batch_sizes = c.preferred_batch_sizes;
+  s.max_queue_delay_us = c.max_queue_delay_us;
+  // Triton's levels are 1-based (1 highest) with default_priority_level among them; gpuhive's
+  // `priority` (0 most important) applies when the config defines no levels of its own.
+  s.priority_levels = c.priority_levels > 0 ? c.priority_levels : options.priority_levels;
+  if (c.priority_levels > 0 && c.default_priority_level > 0) {
+    s.default_priority_level = std::min(c.default_priority_level, c.priority_levels) - 1;
+  } else {
+    s.default_priority_level = std::clamp(c.priority, 0, s.priority_levels - 1);
+  }
+  s.default_queue_policy = ToQueuePolicy(c.default_queue_policy);
+  for (const auto& [level, q] : c.priority_queue_policy) {
+    if (level >= 1 && level <= s.priority_levels) s.priority_queue_policy[level - 1] = ToQueuePolicy(q);
+  }
+  s.tenant = c.tenant.empty() ? "default" : c.tenant;
+  return s;
+}
+
+// ---- runner -------------------------------------------------------------------------------------
+
+std::vector<std::string> CoreRunner::input_names() const {
+  std::vector<std::string> names;
+  for (const auto& t : v_->config.inputs) names.push_back(t.name);
+  return names;
+}
+
+std::vector<std::string> CoreRunner::output_names() const {
+  std::vector<std::string> names;
+  for (const auto& t : v_->config.outputs) names.push_back(t.name);
+  return names;
+}
+
+StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>& inputs,
+                                                   const sched::WorkerContext& worker) {
+  int64_t rows = 1;
+  if (v_->config.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty()) rows = inputs[0].shape[0];
+  StatusOr<std::vector<Tensor>> out = core_->naive() ? RunNaive(inputs, worker) : RunManaged(inputs, worker);
+  if (out.ok()) {
+    v_->executions->Inc();
+    v_->inferences->Inc(static_cast<double>(rows));
+    v_->batch_size->Observe(static_cast<double>(rows));
+  }
+  return out;
+}
+
+StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorView>& inputs,
+                                                     const sched::WorkerContext& worker) {
+  residency::ModelManager& m = *core_->manager;
+  auto lease = m.Acquire(v_->name, v_->version);
+  if (!lease.ok()) {
+    // The request was fine; the model cannot be made resident (cannot fit now, or its load failed).
+    return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
+                       lease.status().message());
+  }
+  if (worker.worker_index < 0 || static_cast<size_t>(worker.worker_index) >= core_->workers.size()) {
+    return Internal("worker index {} out of range", worker.worker_index);
+  }
+  WorkerState& w = core_->workers[static_cast<size_t>(worker.worker_index)];
+  int threads = std::max(1, worker.num_threads);
+  if (!w.device_ctx || w.device_ctx->options().num_threads != threads) {
+    w.device_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
+    w.host_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads});
+  }
+  auto out = m.Run(*lease, *w.device_ctx, inputs, w.host_ctx.get());
+  if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
+    return Unavailable("{}", out.status().message());  // a memory shortage is "cannot fit", not "queue full"
+  }
+  return out;
+}
+
+StatusOr<std::vector<Tensor>> CoreRunner::RunNaive(const std::vector<TensorView>& inputs,
+                                                   const sched::WorkerContext& worker) {
+  // No pool and no kept arena: every request allocates its activations and frees them after.
+  ExecutionContext ctx(ExecutionContext::Options{.num_threads = std::max(1, worker.num_threads),
+                                                 .memory = core_->naive_memory.get(),
+                                                 .arena_tag = AllocTag{v_->naive_owner, MemoryKind::kActivations}});
+  return v_->naive_model->Run(ctx, inputs);
+}
+
+// ---- served set -----------------------------------------------------------------------------------
+
+Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
+  v->key = Key(v->name, v->version);
+  sched::ModelConfig sc = SchedulerConfigFor(*v, options);
+  v->priority_levels = sc.priority_levels;
+  const std::string vs = std::to_string(v->version);
+  v->success = metrics.inference_requests_total->Labels({v->name, vs, "success"});
+  v->executions = metrics.inference_executions_total->Labels({v->name, vs});
+  v->inferences = metrics.inference_count_total->Labels({v->name, vs});
+  v->queue_seconds = metrics.queue_duration_seconds->Labels({v->name});
+  v->compute_seconds = metrics.compute_duration_seconds->Labels({v->name});
+  v->request_seconds = metrics.request_duration_seconds->Labels({v->name});
+  v->batch_size = metrics.batch_size->Labels({v->name});
+  RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
+  std::unique_lock lock(mu);
+  ServedModel& m = models[v->name];
+  m.versions[v->version] = v;
+  std::vector<int64_t> versions;
+  for (const auto& [ver, sv] : m.versions) versions.push_back(ver);
+  for (auto& [ver, sv] : m.versions) sv->metadata.versions = MetadataFromConfig(sv->config, versions).versions;
+  unavailable.erase(v->name);
+  return Status::OK();
+}
+
+void CoreService::Impl::Unserve(const std::string& name, const std::vector<int64_t>& versions) {
+  for (int64_t ver : versions) {
+    Status s = scheduler->RemoveModel(Key(name, ver));
+    if (!s.ok() && s.code() != StatusCode::kNotFound) GH_LOG_WARN("core", "removing {}: {}", Key(name, ver), s.ToString());
+  }
+  std::unique_lock lock(mu);
+  auto it = models.find(name);
+  if (it == models.end()) return;
+  for (int64_t ver : versions) it->second.versions.erase(ver);
+  if (it->second.versions.empty()) models.erase(it);
+}
+
+void CoreService::Impl::SyncLocked() {
+  if (naive()) return;
+  std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
+  for (auto& st : manager->ListModels()) listed[st.name][st.version] = st;
+
+  // Register what the manager has and we do not serve yet.
+  for (const auto& [name, versions] : listed) {
+    if (unloaded.count(name)) continue;
+    for (const auto& [ver, st] : versions) {
+      {
+        std::shared_lock lock(mu);
+        auto it = models.find(name);
+        if (it != models.end() && it->second.versions.count(ver)) continue;
+      }
+      auto config = manager->GetConfig(name, ver);
+      if (!config.ok()) {
+        std::unique_lock lock(mu);
+        unavailable[name] = config.status().ToString();
+        continue;
+      }
+      auto v = std::make_shared<ServedVersion>();
+      v->name = name;
+      v->version = ver;
+      v->config = *config;
+      v->metadata = MetadataFromConfig(v->config, {ver});
+      Status s = Serve(v);
+      if (!s.ok()) {
+        GH_LOG_WARN("core", "model '{}' v{} cannot be served: {}", name, ver, s.ToString());
+        std::unique_lock lock(mu);
+        unavailable[name] = s.ToString();
+      }
+    }
+  }
+  // Drop what the manager no longer has (poll mode removals, explicit unloads).
+  std::vector<std::pair<std::string, std::vector<int64_t>>> gone;
+  {
+    std::shared_lock lock(mu);
+    for (const auto& [name, m] : models) {
+      std::vector<int64_t> vs;
+      for (const auto& [ver, v] : m.versions) {
+        auto it = listed.find(name);
+        if (unloaded.count(name) || it == listed.end() || !it->second.count(ver)) vs.push_back(ver);
+      }
+      if (!vs.empty()) gone.emplace_back(name, std::move(vs));
+    }
+  }
+  for (const auto& [name, vs] : gone) Unserve(name, vs);
+}
+
+Status CoreService::Impl::LoadNaiveLocked(const std::string& name) {
+  ASSIGN_OR_RETURN(residency::RepositoryModel rm, repository->ScanModel(name));
+  std::vector<std::shared_ptr<ServedVersion>> loaded;
+  for (const auto& file : rm.versions) {
+    auto v = std::make_shared<ServedVersion>();
+    v->name = name;
+    v->version = file.version;
+    v->config = rm.config;
+    v->naive_owner = next_naive_owner++;
+    auto imported = ImportOnnxFile(file.path);
+    if (!imported.ok()) return imported.status().WithContext("model '" + name + "'");
+    CompileOptions co;
+    co.num_threads = std::max(1, options.threads_per_worker);
+    co.optimize = options.optimize;
+    co.memory = naive_memory.get();
+    co.owner_tag = v->naive_owner;
+    auto compiled = CompiledModel::Create(std::move(*imported), co);
+    if (!compiled.ok()) return compiled.status().WithContext("model '" + name + "'");
+    v->naive_model = std::move(*compiled);
+    v->metadata = MetadataFromConfig(v->config, {file.version});
+    loaded.push_back(std::move(v));
+  }
+  for (auto& v : loaded) RETURN_IF_ERROR(Serve(v));
+  return Status::OK();
+}
+
+void CoreService::Impl::SyncLoop() {
+  std::unique_lock lock(sync_thread_mu);
+  while (!stopping) {
+    sync_thread_cv.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(options.poll_interval_us, 10'000)));
+    if (stopping) break;
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> c(control_mu);
+      SyncLocked();
+    }
+    lock.lock();
+  }
+}
+
+// ---- creation ------------------------------------------------------------------------------------
+
+CoreService::CoreService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CoreService::~CoreService() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->sync_thread_mu);
+    impl_->stopping = true;
+  }
+  impl_->sync_thread_cv.notify_all();
+  if (impl_->sync_thread.joinable()) impl_->sync_thread.join();
+  impl_->scheduler.reset();  // runs what is queued, joins the workers
+  if (impl_->nvml) impl_->nvml->Stop();
+  {
+    std::unique_lock lock(impl_->mu);
+    impl_->models.clear();
+  }
+  impl_->manager.reset();
+}
+
+StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->start_ns = NowNs();
+  if (options.priority_levels < 1) return InvalidArgument("priority levels must be >= 1, got {}", options.priority_levels);
+  if (options.cpu_workers < 0 || options.threads_per_worker < 0) {
+    return InvalidArgument("cpu workers and threads per worker must be >= 0");
+  }
+  ASSIGN_OR_RETURN(impl->metrics, monitor::RegisterGpuhiveMetrics(&impl->registry));
+  monitor::InstallHostMetrics(&impl->registry, impl->metrics);
+
+  impl->discovery = DiscoverDevices();
+  if (impl->discovery.gpus.empty()) {
+    if (options.strict_gpu) {
+      return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
+                                impl->discovery.gpu_unavailable_reason);
+    }
+    GH_LOG_INFO("core", "no GPU ({}): models run on the CPU", impl->discovery.gpu_unavailable_reason);
+  } else {
+    GH_LOG_INFO("core", "{} GPU(s) found ({}); this build executes models on the CPU", impl->discovery.gpus.size(),
+                impl->discovery.gpus[0].name);
+  }
+  monitor::NvmlOptions nvml_options;
+  nvml_options.metrics = &impl->metrics;
+  nvml_options.poll_interval_ms = options.nvml_poll_interval_ms;
+  auto nvml = monitor::NvmlMonitor::Create(nvml_options);
+  if (nvml.ok()) {
+    impl->nvml = std::move(*nvml);
+    impl->nvml->Start();
+  } else {
+    GH_LOG_INFO("core", "GPU metrics unavailable: {}", nvml.status().message());
+  }
+
+  ASSIGN_OR_RETURN(impl->repository, residency::ModelRepository::Open(options.model_repository));
+
+  // Workers: on the CPU a share of the cores each; one more kept free for level 0 when there are
+  // several levels, so critical work never waits behind a background batch.
+  int cores = std::max(1u, std::thread::hardware_concurrency());
+  int workers = options.cpu_workers > 0 ? options.cpu_workers : std::clamp(cores / 2, 2, 8);
+  int threads = options.threads_per_worker > 0 ? options.threads_per_worker : std::max(1, cores / workers);
+  impl->options.threads_per_worker = threads;
+  sched::SchedulerOptions so;
+  so.priority_levels = options.mode == ServeMode::kNaive ? 1 : options.priority_levels;
+  so.max_queue_size = options.max_queue_size;
+  sched::DeviceSpec dev;
+  dev.name = impl->device_id;
+  dev.workers.clear();
+  for (int i = 0; i < workers; ++i) dev.workers.push_back({threads, 1, -1});
+  if (options.mode == ServeMode::kGpuhive && options.reserve_critical_worker && so.priority_levels > 1) {
+    dev.workers.push_back({threads, 0, 0});
+  }
+  so.devices = {dev};
+  ASSIGN_OR_RETURN(impl->scheduler, sched::Scheduler::Create(so));
+  impl->workers.resize(static_cast<size_t>(impl->scheduler->num_workers()));
+  for (const auto& [tenant, weight] : options.tenant_weights) impl->scheduler->SetTenantWeight(tenant, weight);
+
+  uint64_t budget = options.memory_budget_bytes;
+  if (budget == 0) {
+    if (!impl->discovery.gpus.empty()) {
+      budget = impl->discovery.gpus[0].total_memory_bytes / 10 * 9;
+    } else {
+      budget = std::max<uint64_t>(impl->discovery.cpu.free_memory_bytes / 2, 1ull << 30);
+    }
+  }
+
+  Impl* core = impl.get();
+  if (options.mode == ServeMode::kNaive) {
+    impl->naive_memory = std::make_unique<StatisticsResource>(DefaultHostResource());
+    auto scan = impl->repository->Scan();
+    for (const auto& [name, err] : scan.errors) impl->unavailable[name] = err.ToString();
+    bool all = options.control_mode != ControlMode::kExplicit ||
+               std::find(options.load_models.begin(), options.load_models.end(), "*") != options.load_models.end();
+    std::lock_guard<std::mutex> c(impl->control_mu);
+    for (const auto& [name, model] : scan.models) {
+      bool wanted = all || std::find(options.load_models.begin(), options.load_models.end(), name) != options.load_models.end();
+      if (!wanted) continue;
+      Status s = impl->LoadNaiveLocked(name);
+      if (!s.ok()) {
+        GH_LOG_WARN("core", "model '{}' unavailable: {}", name, s.ToString());
+        impl->unavailable[name] = s.ToString();
+      }
+    }
+  } else {
+    residency::ManagerOptions mo;
+    mo.budget_bytes = budget;
+    mo.max_concurrent_loads = options.max_concurrent_loads;
+    mo.compile_threads = threads;
+    mo.optimize = options.optimize;
+    mo.default_keep_alive_us = options.default_keep_alive_us;
+    mo.enable_preloading = options.enable_preloading;
+    mo.strict_device = options.strict_gpu;
+    mo.control_mode = options.control_mode;
+    mo.poll_interval_us = options.poll_interval_us;
+    mo.on_transition = [core](const residency::ModelTransition& t) { core->OnTransition(t); };
+    ASSIGN_OR_RETURN(impl->manager, residency::ModelManager::Create(mo, impl->repository.get()));
+    auto scan = impl->repository->Scan();
+    for (const auto& [name, err] : scan.errors) impl->unavailable[name] = err.ToString();
+    std::lock_guard<std::mutex> c(impl->control_mu);
+    for (const std::string& name : options.load_models) {
+      std::vector<std::string> names;
+      if (name == "*") {
+        for (const auto& [n, m] : scan.models) names.push_back(n);
+      } else {
+        names.push_back(name);
+      }
+      for (const auto& n : names) {
+        Status s = impl->manager->Load(n);
+        if (!s.ok()) {
+          GH_LOG_WARN("core", "--load-model {}: {}", n, s.ToString());
+          impl->unavailable[n] = s.ToString();
+        }
+      }
+    }
+    impl->SyncLocked();
+    if (options.control_mode == ControlMode::kPoll) impl->sync_thread = std::thread([core] { core->SyncLoop(); });
+  }
+  impl->registry.AddCollectHook([core] { core->Collect(); });
+  std::shared_lock lock(impl->mu);
+  GH_LOG_INFO("core", "serving {} model(s) from {} in {} mode, budget {}, {} worker(s) x {} thread(s)",
+              impl->models.size(), options.model_repository, options.mode == ServeMode::kNaive ? "naive" : "gpuhive",
+              options.mode == ServeMode::kNaive ? std::string("none") : FormatBytes(budget),
+              impl->scheduler->num_workers(), threads);
+  lock.unlock();
+  return std::unique_ptr<CoreService>(new CoreService(std::move(impl)));
+}
+
+// ---- requests ------------------------------------------------------------------------------------
+
+StatusOr<std::shared_ptr<ServedVersion>> CoreService::Impl::Resolve(const std::string& name, const std::string& version,
+                                                                    int* priority_override,
+                                                                    std::string* tenant_override) const {
+  std::shared_lock lock(mu);
+  auto it = models.find(name);
+  if (it == models.end() || it->second.versions.empty()) {
+    auto u = unavailable.find(name);
+    if (u != unavailable.end()) return Unavailable("model '{}' is not available: {}", name, u->second);
+    if (unloaded.count(name)) return Unavailable("model '{}' is unloaded", name);
+    return NotFound("unknown model '{}'", name);
+  }
+  const ServedModel& m = it->second;
+  if (priority_override) *priority_override = m.priority_override;
+  if (tenant_override) *tenant_override = m.tenant_override;
+  if (version.empty()) return m.versions.rbegin()->second;
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+  if (ec != std::errc() || p != version.data() + version.size()) {
+    return NotFound("model '{}' has no version '{}'", name, version);
+  }
+  auto vit = m.versions.find(v);
+  if (vit == m.versions.end()) return NotFound("model '{}' has no version '{}'", name, version);
+  return vit->second;
+}
+
+void CoreService::Impl::FinishRequest() {
+  if (in_flight.fetch_sub(1) == 1) {
+    std::lock_guard<std::mutex> lock(drain_mu);
+    drain_cv.notify_all();
+  }
+}
+
+void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
+  Impl& c = *impl_;
+  c.in_flight.fetch_add(1);  // before the check, so a concurrent Drain never misses this request
+  if (c.draining.load()) {
+    request->Fail(Unavailable("the server is shutting down"));
+    c.FinishRequest();
+    return;
+  }
+  int priority_override = -1;
+  std::string tenant_override;
+  auto v = c.Resolve(request->model_name, request->model_version, &priority_override, &tenant_override);
+  if (!v.ok()) {
+    request->Fail(v.status());
+    c.FinishRequest();
+    return;
+  }
+  std::shared_ptr<ServedVersion> sv = std::move(*v);
+  if (request->priority < 0 && priority_override >= 0) request->priority = std::min(priority_override, sv->priority_levels - 1);
+  if (c.naive()) {
+    request->priority = -1;  // one FIFO level
+    request->tenant.clear();
+  } else if (request->tenant.empty() && !tenant_override.empty()) {
+    request->tenant = tenant_override;
+  }
+  request->model_name = sv->key;
+  request->model_version = std::to_string(sv->version);
+  int64_t start = NowNs();
+  auto user_cb = std::move(request->on_complete);
+  Impl* core = impl_.get();
+  request->on_complete = [core, sv, start, user_cb = std::move(user_cb)](InferenceResponse r) {
+    r.model_name = sv->name;
+    r.model_version = std::to_string(sv->version);
+    if (r.status.ok()) {
+      sv->success->Inc();
+      sv->queue_seconds->Observe(static_cast<double>(r.queue_ns) * 1e-9);
+      sv->compute_seconds->Observe(static_cast<double>(r.compute_ns) * 1e-9);
+    } else {
+      core->metrics.inference_requests_total
+          ->Labels({sv->name, r.model_version, std::string(StatusCodeName(r.status.code()))})
+          ->Inc();
+    }
+    sv->request_seconds->Observe(static_cast<double>(NowNs() - start) * 1e-9);
+    if (user_cb) user_cb(std::move(r));
+    core->FinishRequest();
+  };
+  (void)c.scheduler->Enqueue(std::move(request));  // refusals are answered through the callback
+}
+
+int64_t CoreService::Drain(int64_t timeout_ms) {
+  Impl& c = *impl_;
+  c.draining.store(true);
+  std::unique_lock lock(c.drain_mu);
+  c.drain_cv.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms)),
+                      [&] { return c.in_flight.load() <= 0; });
+  return std::max<int64_t>(0, c.in_flight.load());
+}
+
+int64_t CoreService::in_flight() const { return impl_->in_flight.load(); }
+
+bool CoreService::IsLive() { return true; }
+bool CoreService::IsReady() { return !impl_->draining.load(); }
+
+ServerMetadata CoreService::GetServerMetadata() {
+  ServerMetadata md;
+  md.name = "gpuhive";
+  md.version = "0.1.0";
+  md.extensions = {"binary_tensor_data", "model_repository", "statistics", "gpuhive_management"};
+  return md;
+}
+
+StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::string& version) {
+  auto v = impl_->Resolve(name, version, nullptr, nullptr);
+  if (v.ok()) return !impl_->draining.load();
+  if (v.status().code() == StatusCode::kUnavailable) return false;
+  return v.status();
+}
+
+StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, const std::string& version) {
+  auto v = impl_->Resolve(name, version, nullptr, nullptr);
+  if (!v.ok()) {
+    if (v.status().code() == StatusCode::kUnavailable) return NotFound("{}", v.status().message());
+    return v.status();
+  }
+  std::shared_lock lock(impl_->mu);
+  return (*v)->metadata;
+}
+
+// ---- repository extension --------------------------------------------------------------------------
+
+Status CoreService::LoadModel(const std::string& name) {
+  Impl& c = *impl_;
+  std::lock_guard<std::mutex> control(c.control_mu);
+  {
+    std::unique_lock lock(c.mu);
+    c.unloaded.erase(name);
+  }
+  if (c.naive()) {
+    {
+      std::shared_lock lock(c.mu);
+      if (c.models.count(name)) return Status::OK();
+    }
+    Status s = c.LoadNaiveLocked(name);
+    if (!s.ok()) {
+      std::unique_lock lock(c.mu);
+      if (s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
+    }
+    return s;
+  }
+  Status s = c.manager->Load(name);
+  if (!s.ok()) {
+    std::unique_lock lock(c.mu);
+    if (s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
+    return s;
+  }
+  c.SyncLocked();
+  return Status::OK();
+}
+
+Status CoreService::UnloadModel(const std::string& name) {
+  Impl& c = *impl_;
+  std::lock_guard<std::mutex> control(c.control_mu);
+  std::vector<int64_t> versions;
+  {
+    std::unique_lock lock(c.mu);
+    auto it = c.models.find(name);
+    if (it == c.models.end()) {
+      if (c.unavailable.erase(name) > 0 || c.unloaded.count(name)) {
+        c.unloaded.insert(name);
+        return Status::OK();
+      }
+      return NotFound("unknown model '{}'", name);
+    }
+    for (const auto& [ver, v] : it->second.versions) versions.push_back(ver);
+    c.unloaded.insert(name);
+  }
+  c.Unserve(name, versions);  // queued requests are answered, running batches finish first
+  if (!c.naive()) {
+    Status s = c.manager->Unload(name);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  }
+  GH_LOG_INFO("core", "model '{}' unloaded", name);
+  return Status::OK();
+}
+
+monitor::Registry* CoreService::registry() { return &impl_->registry; }
+const monitor::GpuhiveMetrics& CoreService::metrics() const { return impl_->metrics; }
+
+}  // namespace gpuhive::server

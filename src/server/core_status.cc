@@ -1,0 +1,320 @@
+// CoreService: the management API (devices, models, settings), the repository index, and the
+// metrics that are recorded on events (model transitions) or read on scrape.
+#include <algorithm>
+
+#include "gpuhive/logging.h"
+#include "gpuhive/units.h"
+#include "server/core_internal.h"
+
+namespace gpuhive::server {
+
+using residency::ModelState;
+
+namespace {
+
+std::string TierOf(ModelState s) {
+  switch (s) {
+    case ModelState::kResident: return "device";
+    case ModelState::kInHost:
+    case ModelState::kLoadingDevice: return "host";
+    default: return "disk";
+  }
+}
+
+std::string StateOf(ModelState s) {
+  switch (s) {
+    case ModelState::kFailed: return "UNAVAILABLE";
+    case ModelState::kLoadingHost:
+    case ModelState::kLoadingDevice: return "LOADING";
+    default: return "READY";  // served; made resident on demand
+  }
+}
+
+}  // namespace
+
+void CoreService::Impl::OnTransition(const residency::ModelTransition& t) {
+  bool was_resident = t.from == ModelState::kResident;
+  bool is_resident = t.to == ModelState::kResident;
+  if (is_resident && !was_resident) {
+    metrics.model_loads_total->Labels({t.name})->Inc();
+    metrics.model_swaps_total->Labels({t.name, "in"})->Inc();
+    metrics.swap_duration_seconds->Labels({t.name, "in"})->Observe(static_cast<double>(t.swap_ns) * 1e-9);
+  } else if (was_resident && !is_resident) {
+    metrics.model_evictions_total->Labels({t.name})->Inc();
+    metrics.model_swaps_total->Labels({t.name, "out"})->Inc();
+  }
+}
+
+void CoreService::Impl::Collect() {
+  const std::string& dev = device_id;
+  // Queue depths and scheduler device time.
+  sched::SchedulerStats ss = scheduler->Stats();
+  std::map<std::string, int> depth;
+  {
+    std::shared_lock lock(mu);
+    for (const auto& [name, m] : models) {
+      int d = 0;
+      for (const auto& [ver, v] : m.versions) {
+        auto it = ss.models.find(v->key);
+        if (it != ss.models.end()) d += it->second.queued;
+      }
+      depth[name] = d;
+    }
+  }
+  for (const auto& [name, d] : depth) metrics.queue_depth->Labels({name})->Set(d);
+  for (const auto& [tenant, ns] : ss.tenant_device_ns) {
+    metrics.tenant_device_seconds_total->Labels({tenant})->Set(static_cast<double>(ns) * 1e-9);
+  }
+  int64_t busy = 0;
+  for (int64_t ns : ss.device_busy_ns) busy += ns;
+  metrics.device_busy_seconds_total->Labels({dev})->Set(static_cast<double>(busy) * 1e-9);
+
+  if (naive()) {
+    auto total = naive_memory->Stats();
+    for (int k = 0; k < kNumMemoryKinds; ++k) {
+      MemoryKind kind = static_cast<MemoryKind>(k);
+      metrics.device_memory_bytes->Labels({dev, std::string(MemoryKindName(kind))})
+          ->Set(static_cast<double>(naive_memory->KindStats(kind).current_bytes));
+    }
+    std::shared_lock lock(mu);
+    for (const auto& [name, m] : models) {
+      uint64_t bytes = 0;
+      for (const auto& [ver, v] : m.versions) bytes += naive_memory->OwnerStats(v->naive_owner).current_bytes;
+      metrics.model_memory_bytes->Labels({name, dev})->Set(static_cast<double>(bytes));
+      metrics.model_resident->Labels({name, dev})->Set(1);
+    }
+    (void)total;
+    return;
+  }
+
+  residency::ResidencyStats rs = manager->Stats();
+  metrics.device_memory_budget_bytes->Labels({dev})->Set(static_cast<double>(rs.budget_bytes));
+  for (int k = 0; k < kNumMemoryKinds; ++k) {
+    MemoryKind kind = static_cast<MemoryKind>(k);
+    metrics.device_memory_bytes->Labels({dev, std::string(MemoryKindName(kind))})
+        ->Set(static_cast<double>(manager->statistics().KindStats(kind).current_bytes));
+  }
+  PoolStats ps = manager->pool_stats();
+  metrics.pool_reserved_bytes->Labels({dev})->Set(static_cast<double>(ps.reserved_bytes));
+  metrics.pool_in_use_bytes->Labels({dev})->Set(static_cast<double>(ps.allocated_bytes));
+  metrics.pool_fragmentation_ratio->Labels({dev})->Set(ps.external_fragmentation());
+  std::map<std::string, std::pair<uint64_t, bool>> per_model;
+  for (const auto& st : manager->ListModels()) {
+    auto& [bytes, resident] = per_model[st.name];
+    if (st.state == ModelState::kResident) {
+      bytes += st.device_bytes;
+      resident = true;
+    }
+  }
+  for (const auto& [name, br] : per_model) {
+    metrics.model_memory_bytes->Labels({name, dev})->Set(static_cast<double>(br.first));
+    metrics.model_resident->Labels({name, dev})->Set(br.second ? 1 : 0);
+  }
+  metrics.residency_acquires_total->Labels({dev})->Set(static_cast<double>(rs.acquires));
+  metrics.residency_hits_total->Labels({dev})->Set(static_cast<double>(rs.hits));
+  metrics.residency_bytes_swapped_in_total->Labels({dev})->Set(static_cast<double>(rs.bytes_swapped_in));
+  metrics.preloads_total->Labels({dev, "done"})->Set(static_cast<double>(rs.preloads));
+  metrics.preloads_total->Labels({dev, "hit"})->Set(static_cast<double>(rs.preload_hits));
+  metrics.preloads_total->Labels({dev, "wasted"})->Set(static_cast<double>(rs.preload_wasted));
+  metrics.memory_pressure_events_total->Labels({dev, "evict_retry"})->Set(static_cast<double>(rs.pressure_retries));
+  metrics.memory_pressure_events_total->Labels({dev, "batch_split"})->Set(static_cast<double>(rs.batch_splits));
+  metrics.memory_pressure_events_total->Labels({dev, "cpu_fallback"})->Set(static_cast<double>(rs.cpu_fallbacks));
+  metrics.memory_pressure_events_total->Labels({dev, "refused"})->Set(static_cast<double>(rs.refused));
+  metrics.h2d_bandwidth_bytes_per_second->Labels({dev})->Set(rs.h2d_bytes_per_s);
+}
+
+std::string CoreService::MetricsText() { return impl_->registry.Expose(); }
+
+StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_only) {
+  Impl& c = *impl_;
+  residency::ScanResult scan = c.repository->Scan();
+  std::map<std::string, RepositoryEntry> entries;
+  for (const auto& [name, model] : scan.models) {
+    std::string version = model.versions.empty() ? "" : std::to_string(model.versions.back().version);
+    entries[name] = RepositoryEntry{name, version, "UNAVAILABLE", "not loaded"};
+  }
+  for (const auto& [name, err] : scan.errors) entries[name] = RepositoryEntry{name, "", "UNAVAILABLE", err.ToString()};
+  std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
+  if (!c.naive()) {
+    for (auto& st : c.manager->ListModels()) listed[st.name][st.version] = st;
+  }
+  {
+    std::shared_lock lock(c.mu);
+    for (const auto& [name, reason] : c.unavailable) {
+      auto& e = entries[name];
+      e.name = name;
+      e.state = "UNAVAILABLE";
+      e.reason = reason;
+    }
+    for (const auto& name : c.unloaded) {
+      auto& e = entries[name];
+      e.name = name;
+      e.state = "UNAVAILABLE";
+      e.reason = "unloaded";
+    }
+    for (const auto& [name, m] : c.models) {
+      if (m.versions.empty()) continue;
+      const auto& v = m.versions.rbegin()->second;
+      RepositoryEntry e{name, std::to_string(v->version), "READY", ""};
+      auto it = listed.find(name);
+      if (it != listed.end()) {
+        auto vit = it->second.find(v->version);
+        if (vit != it->second.end()) {
+          e.state = StateOf(vit->second.state);
+          if (vit->second.state == ModelState::kFailed) e.reason = vit->second.last_error.ToString();
+        }
+      }
+      entries[name] = e;
+    }
+  }
+  std::vector<RepositoryEntry> out;
+  for (auto& [name, e] : entries) {
+    if (ready_only && e.state != "READY") continue;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<DeviceStatus> CoreService::Devices() {
+  Impl& c = *impl_;
+  DeviceStatus d;
+  d.id = c.device_id;
+  if (c.naive()) {
+    d.budget_bytes = 0;
+    d.used_bytes = c.naive_memory->Stats().value_or(MemoryStats{}).current_bytes;
+    for (int k = 0; k < kNumMemoryKinds; ++k) {
+      MemoryKind kind = static_cast<MemoryKind>(k);
+      uint64_t b = c.naive_memory->KindStats(kind).current_bytes;
+      if (b > 0) d.used_by_kind[std::string(MemoryKindName(kind))] = b;
+    }
+    std::shared_lock lock(c.mu);
+    for (const auto& [name, m] : c.models) {
+      uint64_t bytes = 0;
+      for (const auto& [ver, v] : m.versions) bytes += c.naive_memory->OwnerStats(v->naive_owner).current_bytes;
+      d.used_by_model[name] = bytes;
+    }
+  } else {
+    residency::ResidencyStats rs = c.manager->Stats();
+    d.budget_bytes = rs.budget_bytes;
+    d.used_bytes = rs.used_bytes;
+    for (int k = 0; k < kNumMemoryKinds; ++k) {
+      MemoryKind kind = static_cast<MemoryKind>(k);
+      uint64_t b = c.manager->statistics().KindStats(kind).current_bytes;
+      if (b > 0) d.used_by_kind[std::string(MemoryKindName(kind))] = b;
+    }
+    for (const auto& st : c.manager->ListModels()) {
+      if (st.state == ModelState::kResident) d.used_by_model[st.name] += st.device_bytes;
+    }
+    d.fragmentation_ratio = c.manager->pool_stats().external_fragmentation();
+  }
+  if (c.nvml) {
+    auto samples = c.nvml->Latest();
+    for (const auto& s : samples) {
+      std::string h(monitor::GpuHealthName(monitor::DeriveGpuHealth(s, monitor::HealthThresholds{})));
+      if (h != "ok") d.health = h;
+    }
+  }
+  return {d};
+}
+
+std::vector<ModelStatus> CoreService::Models() {
+  Impl& c = *impl_;
+  std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
+  if (!c.naive()) {
+    for (auto& st : c.manager->ListModels()) listed[st.name][st.version] = st;
+  }
+  sched::SchedulerStats ss = c.scheduler->Stats();
+  std::vector<ModelStatus> out;
+  std::vector<std::shared_ptr<ServedVersion>> versions;
+  std::map<std::string, const ServedModel*> served;
+  std::shared_lock lock(c.mu);
+  for (const auto& [name, m] : c.models) {
+    for (const auto& [ver, v] : m.versions) {
+      ModelStatus s;
+      s.name = name;
+      s.version = std::to_string(ver);
+      s.device = c.device_id;
+      sched::ModelConfig sc = SchedulerConfigFor(*v, c.options);
+      s.priority = m.priority_override >= 0 ? m.priority_override : sc.default_priority_level;
+      s.tenant = !m.tenant_override.empty() ? m.tenant_override : sc.tenant;
+      s.memory_limit_bytes = m.has_memory_limit_override ? m.memory_limit_override : v->config.memory_limit_bytes;
+      if (c.naive()) {
+        s.state = "READY";
+        s.tier = "device";
+        s.bytes = c.naive_memory->OwnerStats(v->naive_owner).current_bytes;
+      } else {
+        auto it = listed.find(name);
+        if (it != listed.end() && it->second.count(ver)) {
+          const auto& st = it->second.at(ver);
+          s.state = StateOf(st.state);
+          s.tier = TierOf(st.state);
+          s.bytes = st.state == ModelState::kResident ? st.device_bytes : 0;
+          s.leases = st.leases;
+        } else {
+          s.state = "UNAVAILABLE";
+          s.tier = "disk";
+        }
+      }
+      auto qs = ss.models.find(v->key);
+      if (qs != ss.models.end()) s.queue_depth = qs->second.queued;
+      auto profile = c.scheduler->Profile(v->key, 0);
+      if (profile.ok()) {
+        for (const auto& p : *profile) s.latency_profile.push_back({p.batch_size, static_cast<double>(p.ns) * 1e-9});
+      }
+      out.push_back(std::move(s));
+    }
+  }
+  for (const auto& [name, reason] : c.unavailable) {
+    if (c.models.count(name)) continue;
+    ModelStatus s;
+    s.name = name;
+    s.state = "UNAVAILABLE";
+    s.tier = "disk";
+    s.device = c.device_id;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+StatusOr<ModelStatus> CoreService::GetModelStatus(const std::string& name) {
+  std::vector<ModelStatus> all = Models();
+  const ModelStatus* best = nullptr;
+  for (const auto& s : all) {
+    if (s.name == name && (best == nullptr || std::stoll("0" + s.version) > std::stoll("0" + best->version))) best = &s;
+  }
+  if (best == nullptr) return NotFound("unknown model '{}'", name);
+  return *best;
+}
+
+Status CoreService::UpdateModelSettings(const std::string& name, const ModelSettings& settings) {
+  Impl& c = *impl_;
+  int levels = 1;
+  {
+    std::shared_lock lock(c.mu);
+    auto it = c.models.find(name);
+    if (it == c.models.end() || it->second.versions.empty()) return NotFound("unknown model '{}'", name);
+    levels = it->second.versions.rbegin()->second->priority_levels;
+  }
+  if (settings.priority && (*settings.priority < 0 || *settings.priority >= levels)) {
+    return InvalidArgument("priority {} outside 0..{} for model '{}'", *settings.priority, levels - 1, name);
+  }
+  if (settings.tenant && settings.tenant->empty()) return InvalidArgument("tenant must not be empty");
+  if (c.naive() && (settings.priority || settings.tenant || settings.memory_limit_bytes)) {
+    return FailedPrecondition("naive mode has one FIFO level, one tenant and no memory limits");
+  }
+  if (settings.memory_limit_bytes) RETURN_IF_ERROR(c.manager->SetMemoryLimit(name, *settings.memory_limit_bytes));
+  std::unique_lock lock(c.mu);
+  auto it = c.models.find(name);
+  if (it == c.models.end()) return NotFound("unknown model '{}'", name);
+  ServedModel& m = it->second;
+  if (settings.priority) m.priority_override = *settings.priority;
+  if (settings.tenant) m.tenant_override = *settings.tenant;
+  if (settings.memory_limit_bytes) {
+    m.memory_limit_override = *settings.memory_limit_bytes;
+    m.has_memory_limit_override = true;
+  }
+  GH_LOG_INFO("core", "model '{}' settings changed", name);
+  return Status::OK();
+}
+
+}  // namespace gpuhive::server
