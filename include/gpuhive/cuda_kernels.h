@@ -1,0 +1,178 @@
+// CUDA operator implementations callable from host code without CUDA headers. Pointers are device
+// pointers unless a comment says otherwise; `stream` is a StreamView of a CUDA stream (its
+// `native` is a cudaStream_t). Every function only enqueues work and returns at once; launch
+// errors come back as a Status naming the call, errors inside a kernel surface at the next
+// synchronization. Shapes are row-major ("plain" layout). Nothing here allocates device memory:
+// workspaces are sized by the caller's plan and come from its MemoryResource.
+//
+// In builds without CUDA these symbols do not exist; include only under GPUHIVE_HAVE_CUDA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gpuhive/device.h"
+#include "gpuhive/post_ops.h"
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive::cuda {
+
+inline constexpr int kMaxDims = 8;
+inline constexpr int kMaxChainOps = 16;
+inline constexpr int kMaxChainOperands = 6;  // the chain input plus up to 5 binary operands
+
+// --- Own kernels (float32 unless stated) --------------------------------------------------------
+
+// One operand of an elementwise chain; `shape` must broadcast (numpy rules) to the output shape.
+struct BroadcastOperand {
+  const float* data = nullptr;
+  Shape shape;
+};
+
+// y = ops applied in order to x; binary ops consume `extras` in order (post_ops.h semantics:
+// "sub" is value - operand). y may equal x.data when x has the output's shape. Errors:
+// kInvalidArgument (operands do not broadcast, too many ops/operands/dims, operand count does not
+// match the binary ops).
+Status ElementwiseChain(const std::vector<PostOp>& ops, const BroadcastOperand& x,
+                        const std::vector<BroadcastOperand>& extras, float* y, const Shape& out_shape,
+                        StreamView stream);
+
+// Softmax over the middle axis of x viewed as [outer, axis, inner]; log_softmax when `log`.
+Status Softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner, bool log, StreamView stream);
+
+// Layer normalization of each row of x [rows, cols]; scale and bias (bias may be null) have
+// `cols` elements. Statistics in float32.
+Status LayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows, int64_t cols,
+                 float epsilon, StreamView stream);
+
+enum class ReduceKind { kSum, kMean, kMax, kMin };
+// y[o, i] = reduce over a of x[o, a, i].
+Status Reduce(ReduceKind kind, const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,
+              StreamView stream);
+
+// Any element type (elem_bytes 1, 2, 4 or 8). y = x transposed by `perm` (ONNX Transpose).
+Status Transpose(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& perm,
+                 StreamView stream);
+
+// Any element type. y[j...] = x[starts + j * steps ...] for each dim; out_shape gives j's range.
+// Steps may be negative (starts then index from the end as ONNX Slice resolves them).
+Status StridedSlice(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& starts,
+                    const std::vector<int64_t>& steps, const Shape& out_shape, StreamView stream);
+
+// Any element type. Inputs viewed as [outer, axis_i * inner] are placed side by side in y.
+struct ConcatInput {
+  const void* data = nullptr;
+  int64_t axis = 0;  // the input's size along the concat axis
+};
+Status Concat(const std::vector<ConcatInput>& inputs, void* y, size_t elem_bytes, int64_t outer, int64_t inner,
+              StreamView stream);
+
+// Any element type. x viewed as [outer, axis, inner], indices (int64 or int32, negative counts from
+// the end) of count n: y[o, j, i] = x[o, idx[j], i]. An index outside [-axis, axis) writes zeros and
+// sets *error_flag (a device int) to 1 when error_flag is not null.
+Status Gather(const void* x, const void* indices, bool indices_int64, int64_t n, void* y, size_t elem_bytes,
+              int64_t outer, int64_t axis, int64_t inner, int* error_flag, StreamView stream);
+
+enum class ResizeMode { kNearest, kLinear };
+enum class ResizeCoord { kHalfPixel, kPytorchHalfPixel, kAlignCorners, kAsymmetric };
+enum class ResizeNearest { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil };
+struct ResizeParams {
+  int64_t n = 0, c = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  float scale_h = 1.f, scale_w = 1.f;  // ONNX scales (out / in when given as sizes)
+  ResizeMode mode = ResizeMode::kNearest;
+  ResizeCoord coord = ResizeCoord::kHalfPixel;
+  ResizeNearest nearest = ResizeNearest::kRoundPreferFloor;
+};
+// NCHW resize over the last two dims (ONNX Resize, opset 11+ semantics).
+Status Resize(const float* x, float* y, const ResizeParams& params, StreamView stream);
+
+enum class PoolKind { kMax, kAverage };
+struct Pool2dParams {
+  int64_t n = 0, c = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  PoolKind kind = PoolKind::kMax;
+  bool count_include_pad = false;
+};
+Status Pool2d(const float* x, float* y, const Pool2dParams& params, StreamView stream);
+
+// Converts between float32 and float16 / bfloat16 (dst_type / src_type kFloat16 or kBFloat16).
+Status ConvertFromFloat(const float* x, void* y, DataType dst_type, int64_t n, StreamView stream);
+Status ConvertToFloat(const void* x, DataType src_type, float* y, int64_t n, StreamView stream);
+
+// --- cuBLASLt matmul ------------------------------------------------------------------------------
+
+// How float math runs. kFloat32: exact FP32. kTF32: FP32 storage, TF32 tensor cores. kFloat16 /
+// kBFloat16: 16-bit storage of A, B, bias and D with FP32 accumulation.
+enum class MathMode { kFloat32, kTF32, kFloat16, kBFloat16 };
+
+enum class Epilogue { kNone, kRelu, kGelu };
+
+// D[b] = act(alpha * op(A[b]) * op(B[b]) + beta * D[b] + bias), row-major: op(A) is [m, k], op(B) is
+// [k, n], D is [m, n]; bias (optional) has n elements. A batch stride of 0 broadcasts that operand.
+struct MatmulDesc {
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  bool trans_a = false, trans_b = false;
+  int64_t stride_a = 0, stride_b = 0, stride_d = 0;  // elements between batches
+  float alpha = 1.f, beta = 0.f;
+  bool has_bias = false;
+  Epilogue epilogue = Epilogue::kNone;
+  MathMode math = MathMode::kFloat32;
+};
+
+// Owns a cuBLASLt handle and the per-shape algorithm cache. Thread safe (the cache is locked;
+// the handle is safe to share between streams). Algorithms are chosen by cuBLASLt's heuristic the
+// first time a MatmulDesc is seen, for at most `max_workspace_bytes` of workspace.
+class MatmulRunner {
+ public:
+  struct Options {
+    size_t max_workspace_bytes = 32ull << 20;
+  };
+  static StatusOr<std::unique_ptr<MatmulRunner>> Create(const Options& options);
+  virtual ~MatmulRunner() = default;
+  // The workspace the chosen algorithm needs (chooses and caches it). Errors: kInvalidArgument for
+  // a malformed desc, kUnimplemented when cuBLASLt has no algorithm for it.
+  virtual StatusOr<size_t> WorkspaceBytes(const MatmulDesc& desc) = 0;
+  virtual Status Run(const MatmulDesc& desc, const void* a, const void* b, const void* bias, void* d,
+                     void* workspace, size_t workspace_bytes, StreamView stream) = 0;
+  // Number of distinct shapes whose algorithm has been chosen (for tests: chosen once per shape).
+  virtual size_t cached_algorithms() const = 0;
+};
+
+// --- cuDNN convolution ----------------------------------------------------------------------------
+
+// 2-D convolution, NCHW input, KCRS weights (1-D convolutions use in_h = kernel_h = 1).
+// y = act(conv(x, w) + bias + (sum ? z : 0)) where act is `epilogue` (kNone or kRelu fused by
+// cuDNN; kGelu is refused with kInvalidArgument, apply it afterwards with ElementwiseChain).
+struct ConvDesc {
+  int64_t n = 0, c = 0, in_h = 0, in_w = 0;
+  int64_t k = 0, kernel_h = 1, kernel_w = 1, groups = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  MathMode math = MathMode::kFloat32;
+  bool has_bias = false;
+  bool has_sum = false;  // add z (the output's shape) before the activation
+  Epilogue epilogue = Epilogue::kNone;
+};
+
+// One convolution shape: descriptors and the algorithm, chosen once at Create. Run is const and
+// may be called concurrently on different buffers and streams (it takes the cuDNN handle lock).
+class ConvRunner {
+ public:
+  // Errors: kInvalidArgument (asymmetric padding that cuDNN cannot express, bad dims),
+  // kUnimplemented (no algorithm), kUnavailable (no device).
+  static StatusOr<std::unique_ptr<ConvRunner>> Create(const ConvDesc& desc, size_t max_workspace_bytes = 256ull << 20);
+  virtual ~ConvRunner() = default;
+  virtual int64_t out_h() const = 0;
+  virtual int64_t out_w() const = 0;
+  virtual size_t workspace_bytes() const = 0;
+  // Whether bias/sum/activation run inside cuDNN (true) or as a separate kernel after it.
+  virtual bool fused() const = 0;
+  virtual Status Run(const void* x, const void* w, const void* bias, const void* z, void* y, void* workspace,
+                     StreamView stream) const = 0;
+};
+
+}  // namespace gpuhive::cuda

@@ -1,0 +1,196 @@
+// cuDNN convolution forward (include/gpuhive/cuda_kernels.h, ConvRunner) through cuDNN 9's
+// descriptor API. The algorithm is chosen once per shape with cuDNN's heuristic
+// (cudnnGetConvolutionForwardAlgorithm_v7, no trial runs). FP32/TF32 with a bias and ReLU run as
+// one cudnnConvolutionBiasActivationForward call (which accepts ReLU with every algorithm); other
+// combinations run convolution, then cudnnAddTensor for the residual and the bias, then
+// cudnnActivationForward.
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <map>
+#include <mutex>
+
+#include "gpuhive/cuda_kernels.h"
+#include "kernels/cuda/lib_status.h"
+
+namespace gpuhive::cuda {
+namespace {
+
+// One cuDNN handle per device, shared by every runner; calls that bind it to a stream and use it
+// hold its lock, so concurrent runners on different streams stay correct.
+struct SharedHandle {
+  std::mutex mu;
+  cudnnHandle_t handle = nullptr;
+};
+
+StatusOr<SharedHandle*> HandleForCurrentDevice() {
+  static std::mutex registry_mu;
+  static std::map<int, std::unique_ptr<SharedHandle>>* registry = new std::map<int, std::unique_ptr<SharedHandle>>();
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return Unavailable("cuDNN convolution needs a CUDA device: {}", cudaGetErrorString(err));
+  }
+  std::lock_guard<std::mutex> lock(registry_mu);
+  auto& slot = (*registry)[device];
+  if (slot == nullptr) {
+    auto h = std::make_unique<SharedHandle>();
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreate(&h->handle));
+    slot = std::move(h);
+  }
+  return slot.get();
+}
+
+cudnnDataType_t CudnnType(MathMode m) {
+  switch (m) {
+    case MathMode::kFloat16: return CUDNN_DATA_HALF;
+    case MathMode::kBFloat16: return CUDNN_DATA_BFLOAT16;
+    default: return CUDNN_DATA_FLOAT;
+  }
+}
+
+class ConvRunnerImpl final : public ConvRunner {
+ public:
+  ~ConvRunnerImpl() override {
+    if (act_ != nullptr) cudnnDestroyActivationDescriptor(act_);
+    if (conv_ != nullptr) cudnnDestroyConvolutionDescriptor(conv_);
+    if (w_ != nullptr) cudnnDestroyFilterDescriptor(w_);
+    if (bias_ != nullptr) cudnnDestroyTensorDescriptor(bias_);
+    if (y_ != nullptr) cudnnDestroyTensorDescriptor(y_);
+    if (x_ != nullptr) cudnnDestroyTensorDescriptor(x_);
+  }
+
+  Status Init(const ConvDesc& d, size_t max_ws) {
+    desc_ = d;
+    ASSIGN_OR_RETURN(shared_, HandleForCurrentDevice());
+    cudnnDataType_t type = CudnnType(d.math);
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(&x_));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(&y_));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(&bias_));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreateFilterDescriptor(&w_));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreateConvolutionDescriptor(&conv_));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnCreateActivationDescriptor(&act_));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetTensor4dDescriptor(x_, CUDNN_TENSOR_NCHW, type, I(d.n), I(d.c), I(d.in_h),
+                                                        I(d.in_w)));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetFilter4dDescriptor(w_, type, CUDNN_TENSOR_NCHW, I(d.k), I(d.c / d.groups),
+                                                        I(d.kernel_h), I(d.kernel_w)));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetConvolution2dDescriptor(conv_, I(d.pad_top), I(d.pad_left), I(d.stride_h),
+                                                             I(d.stride_w), I(d.dilation_h), I(d.dilation_w),
+                                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionGroupCount(conv_, I(d.groups)));
+    // CUDNN_DEFAULT_MATH would let FP32 use TF32 on Ampere and later: exact FP32 asks for FMA.
+    cudnnMathType_t math = d.math == MathMode::kFloat32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, math));
+    int on = 0, oc = 0, oh = 0, ow = 0;
+    GH_CUDNN_RETURN_IF_ERROR(cudnnGetConvolution2dForwardOutputDim(conv_, x_, w_, &on, &oc, &oh, &ow));
+    out_h_ = oh;
+    out_w_ = ow;
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetTensor4dDescriptor(y_, CUDNN_TENSOR_NCHW, type, on, oc, oh, ow));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetTensor4dDescriptor(bias_, CUDNN_TENSOR_NCHW, type, 1, oc, 1, 1));
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetActivationDescriptor(act_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int returned = 0;
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      GH_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardAlgorithm_v7(
+          shared_->handle, x_, w_, conv_, y_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
+    }
+    bool found = false;
+    for (int i = 0; i < returned && !found; ++i) {
+      if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > max_ws) continue;
+      if (d.math == MathMode::kFloat32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) {
+        continue;
+      }
+      algo_ = perf[i].algo;
+      workspace_ = perf[i].memory;
+      found = true;
+    }
+    if (!found) {
+      return Unimplemented("cuDNN has no forward algorithm for conv N={} C={} H={} W={} K={} {}x{} groups={} within {} "
+                           "bytes of workspace",
+                           d.n, d.c, d.in_h, d.in_w, d.k, d.kernel_h, d.kernel_w, d.groups, max_ws);
+    }
+    fused_ = d.has_bias && d.epilogue == Epilogue::kRelu &&
+             (d.math == MathMode::kFloat32 || d.math == MathMode::kTF32);
+    return Status::OK();
+  }
+
+  int64_t out_h() const override { return out_h_; }
+  int64_t out_w() const override { return out_w_; }
+  size_t workspace_bytes() const override { return workspace_; }
+  bool fused() const override { return fused_; }
+
+  Status Run(const void* x, const void* w, const void* bias, const void* z, void* y, void* workspace,
+             StreamView stream) const override {
+    if (desc_.has_bias && bias == nullptr) return InvalidArgument("conv: has_bias set but no bias given");
+    if (desc_.has_sum && z == nullptr) return InvalidArgument("conv: has_sum set but no residual given");
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    cudnnHandle_t h = shared_->handle;
+    GH_CUDNN_RETURN_IF_ERROR(cudnnSetStream(h, static_cast<cudaStream_t>(stream.native)));
+    const float one = 1.f, zero = 0.f;
+    if (fused_) {
+      const float alpha2 = desc_.has_sum ? 1.f : 0.f;
+      GH_CUDNN_RETURN_IF_ERROR(cudnnConvolutionBiasActivationForward(
+          h, &one, x_, x, w_, w, conv_, algo_, workspace, workspace_, &alpha2, y_, desc_.has_sum ? z : y, bias_, bias,
+          act_, y_, y));
+      return Status::OK();
+    }
+    GH_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(h, &one, x_, x, w_, w, conv_, algo_, workspace, workspace_,
+                                                     &zero, y_, y));
+    if (desc_.has_sum) GH_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(h, &one, y_, z, &one, y_, y));
+    if (desc_.has_bias) GH_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(h, &one, bias_, bias, &one, y_, y));
+    if (desc_.epilogue == Epilogue::kRelu) {
+      GH_CUDNN_RETURN_IF_ERROR(cudnnActivationForward(h, act_, &one, y_, y, &zero, y_, y));
+    }
+    return Status::OK();
+  }
+
+ private:
+  static int I(int64_t v) { return static_cast<int>(v); }
+
+  ConvDesc desc_;
+  SharedHandle* shared_ = nullptr;
+  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, bias_ = nullptr;
+  cudnnFilterDescriptor_t w_ = nullptr;
+  cudnnConvolutionDescriptor_t conv_ = nullptr;
+  cudnnActivationDescriptor_t act_ = nullptr;
+  cudnnConvolutionFwdAlgo_t algo_ = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  size_t workspace_ = 0;
+  int64_t out_h_ = 0, out_w_ = 0;
+  bool fused_ = false;
+};
+
+Status ValidateConv(const ConvDesc& d) {
+  if (d.n <= 0 || d.c <= 0 || d.in_h <= 0 || d.in_w <= 0 || d.k <= 0 || d.kernel_h <= 0 || d.kernel_w <= 0 ||
+      d.groups <= 0 || d.stride_h <= 0 || d.stride_w <= 0 || d.dilation_h <= 0 || d.dilation_w <= 0) {
+    return InvalidArgument("conv: sizes, strides, dilations and groups must be positive");
+  }
+  if (d.c % d.groups != 0 || d.k % d.groups != 0) {
+    return InvalidArgument("conv: channels {} and filters {} must be multiples of groups {}", d.c, d.k, d.groups);
+  }
+  if (d.pad_top != d.pad_bottom || d.pad_left != d.pad_right) {
+    return Unimplemented("conv: asymmetric padding ({},{},{},{}) is not supported by the cuDNN path", d.pad_top,
+                         d.pad_left, d.pad_bottom, d.pad_right);
+  }
+  const int64_t kIntMax = 0x7fffffff;
+  for (int64_t v : {d.n, d.c, d.in_h, d.in_w, d.k, d.n * d.c * d.in_h * d.in_w}) {
+    if (v > kIntMax) return Unimplemented("conv: extent {} exceeds cuDNN's 32-bit descriptor range", v);
+  }
+  if (d.epilogue == Epilogue::kGelu) {
+    return InvalidArgument("conv: cuDNN fuses only ReLU; apply GELU with ElementwiseChain");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ConvRunner>> ConvRunner::Create(const ConvDesc& desc, size_t max_workspace_bytes) {
+  RETURN_IF_ERROR(ValidateConv(desc));
+  auto runner = std::make_unique<ConvRunnerImpl>();
+  RETURN_IF_ERROR(runner->Init(desc, max_workspace_bytes));
+  return std::unique_ptr<ConvRunner>(std::move(runner));
+}
+
+}  // namespace gpuhive::cuda

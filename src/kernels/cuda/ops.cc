@@ -1,0 +1,264 @@
+// Checked host entry points of the own CUDA kernels (include/gpuhive/cuda_kernels.h): validate
+// shapes, build launch parameters, and turn launch errors into Status.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+
+#include "device/cuda/cuda_status.h"
+#include "gpuhive/cuda_kernels.h"
+#include "kernels/cuda/launchers.h"
+
+namespace gpuhive::cuda {
+namespace {
+
+namespace ck = ::gpuhive::cuda_kernels;
+
+// The chain kernel's op codes are PostOp::Kind's values.
+static_assert(static_cast<int>(PostOp::Kind::kSum) == ck::kOpSum);
+static_assert(static_cast<int>(PostOp::Kind::kMin) == ck::kOpMin);
+static_assert(static_cast<int>(PostOp::Kind::kRelu) == ck::kOpRelu);
+static_assert(static_cast<int>(PostOp::Kind::kGeluErf) == ck::kOpGeluErf);
+static_assert(static_cast<int>(PostOp::Kind::kLinear) == ck::kOpLinear);
+static_assert(kMaxDims == ck::kMaxDims && kMaxChainOps == ck::kMaxChainOps && kMaxChainOperands == ck::kMaxOperands);
+
+cudaStream_t AsStream(StreamView s) { return static_cast<cudaStream_t>(s.native); }
+
+Status CheckDims(const Shape& shape, const char* what) {
+  if (shape.size() > static_cast<size_t>(kMaxDims)) {
+    return Unimplemented("{}: rank {} exceeds the CUDA kernels' limit of {}", what, shape.size(), kMaxDims);
+  }
+  for (int64_t d : shape) {
+    if (d < 0) return InvalidArgument("{}: negative dimension in {}", what, ShapeToString(shape));
+  }
+  return Status::OK();
+}
+
+std::vector<int64_t> RowMajorStrides(const Shape& shape) {
+  std::vector<int64_t> s(shape.size(), 1);
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d) s[d] = s[d + 1] * shape[d + 1];
+  return s;
+}
+
+Status Launched(cudaError_t err, const char* kernel) {
+  if (err == cudaSuccess) return Status::OK();
+  return Status(CudaErrorCode(err), fmt::format("launching CUDA kernel {} failed: {} ({})", kernel,
+                                                cudaGetErrorString(err), cudaGetErrorName(err)));
+}
+
+Status CheckElemBytes(size_t elem_bytes, const char* what) {
+  if (elem_bytes != 1 && elem_bytes != 2 && elem_bytes != 4 && elem_bytes != 8) {
+    return Unimplemented("{}: element size {} bytes is not supported on CUDA", what, elem_bytes);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ElementwiseChain(const std::vector<PostOp>& ops, const BroadcastOperand& x,
+                        const std::vector<BroadcastOperand>& extras, float* y, const Shape& out_shape,
+                        StreamView stream) {
+  if (ops.size() > static_cast<size_t>(kMaxChainOps)) {
+    return Unimplemented("elementwise chain of {} ops exceeds the CUDA limit of {}", ops.size(), kMaxChainOps);
+  }
+  size_t binary = static_cast<size_t>(std::count_if(ops.begin(), ops.end(), [](const PostOp& o) { return o.is_binary(); }));
+  if (binary != extras.size()) {
+    return InvalidArgument("elementwise chain has {} binary ops but {} operands", binary, extras.size());
+  }
+  if (extras.size() + 1 > static_cast<size_t>(kMaxChainOperands)) {
+    return Unimplemented("elementwise chain with {} operands exceeds the CUDA limit of {}", extras.size() + 1,
+                         kMaxChainOperands);
+  }
+  RETURN_IF_ERROR(CheckDims(out_shape, "elementwise chain output"));
+  ck::ChainParams p;
+  p.num_ops = static_cast<int32_t>(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    p.code[i] = static_cast<int32_t>(ops[i].kind);
+    p.alpha[i] = ops[i].alpha;
+    p.beta[i] = ops[i].beta;
+  }
+  p.rank = static_cast<int32_t>(out_shape.size());
+  for (size_t d = 0; d < out_shape.size(); ++d) p.out_dims[d] = out_shape[d];
+  p.n = NumElements(out_shape);
+  p.num_operands = static_cast<int32_t>(extras.size() + 1);
+  for (int o = 0; o < p.num_operands; ++o) {
+    const BroadcastOperand& op = o == 0 ? x : extras[static_cast<size_t>(o - 1)];
+    RETURN_IF_ERROR(CheckDims(op.shape, "elementwise operand"));
+    if (op.shape.size() > out_shape.size()) {
+      return InvalidArgument("operand {} {} has a higher rank than the output {}", o, ShapeToString(op.shape),
+                             ShapeToString(out_shape));
+    }
+    if (op.data == nullptr && p.n > 0) return InvalidArgument("operand {} of an elementwise chain is null", o);
+    p.operand[o] = op.data;
+    p.contiguous[o] = op.shape == out_shape;
+    std::vector<int64_t> strides = RowMajorStrides(op.shape);
+    size_t lead = out_shape.size() - op.shape.size();
+    for (size_t d = 0; d < out_shape.size(); ++d) {
+      if (d < lead) continue;  // missing leading dims broadcast
+      int64_t od = op.shape[d - lead];
+      if (od == out_shape[d]) {
+        p.stride[o][d] = strides[d - lead];
+      } else if (od == 1) {
+        p.stride[o][d] = 0;
+      } else {
+        return InvalidArgument("operand {} {} does not broadcast to {}", o, ShapeToString(op.shape),
+                               ShapeToString(out_shape));
+      }
+    }
+  }
+  return Launched(ck::LaunchChain(p, y, AsStream(stream)), "ElementwiseChain");
+}
+
+Status Softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner, bool log, StreamView stream) {
+  if (outer < 0 || axis < 0 || inner < 0) return InvalidArgument("softmax: negative extent");
+  return Launched(ck::LaunchSoftmax(x, y, outer, axis, inner, log, AsStream(stream)), "Softmax");
+}
+
+Status LayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows, int64_t cols,
+                 float epsilon, StreamView stream) {
+  if (rows < 0 || cols <= 0) return InvalidArgument("layer norm: bad extent [{}, {}]", rows, cols);
+  if (scale == nullptr) return InvalidArgument("layer norm: scale is required");
+  return Launched(ck::LaunchLayerNorm(x, scale, bias, y, rows, cols, epsilon, AsStream(stream)), "LayerNorm");
+}
+
+Status Reduce(ReduceKind kind, const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,
+              StreamView stream) {
+  if (outer < 0 || inner < 0) return InvalidArgument("reduce: negative extent");
+  if (axis <= 0) return InvalidArgument("reduce: empty reduction axis");
+  return Launched(ck::LaunchReduce(static_cast<int>(kind), x, y, outer, axis, inner, AsStream(stream)), "Reduce");
+}
+
+Status Transpose(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& perm,
+                 StreamView stream) {
+  RETURN_IF_ERROR(CheckDims(in_shape, "transpose"));
+  RETURN_IF_ERROR(CheckElemBytes(elem_bytes, "transpose"));
+  if (perm.size() != in_shape.size()) {
+    return InvalidArgument("transpose: perm has {} entries for rank {}", perm.size(), in_shape.size());
+  }
+  std::vector<bool> seen(perm.size(), false);
+  std::vector<int64_t> strides = RowMajorStrides(in_shape);
+  ck::StridedCopyParams p;
+  p.rank = static_cast<int32_t>(in_shape.size());
+  for (size_t d = 0; d < perm.size(); ++d) {
+    int64_t src = perm[d];
+    if (src < 0 || src >= static_cast<int64_t>(perm.size()) || seen[static_cast<size_t>(src)]) {
+      return InvalidArgument("transpose: perm is not a permutation of 0..{}", perm.size() - 1);
+    }
+    seen[static_cast<size_t>(src)] = true;
+    p.out_dims[d] = in_shape[static_cast<size_t>(src)];
+    p.in_stride[d] = strides[static_cast<size_t>(src)];
+  }
+  p.n = NumElements(in_shape);
+  return Launched(ck::LaunchStridedCopy(x, y, elem_bytes, p, AsStream(stream)), "Transpose");
+}
+
+Status StridedSlice(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& starts,
+                    const std::vector<int64_t>& steps, const Shape& out_shape, StreamView stream) {
+  RETURN_IF_ERROR(CheckDims(in_shape, "slice"));
+  RETURN_IF_ERROR(CheckElemBytes(elem_bytes, "slice"));
+  size_t r = in_shape.size();
+  if (starts.size() != r || steps.size() != r || out_shape.size() != r) {
+    return InvalidArgument("slice: starts/steps/output rank must equal the input rank {}", r);
+  }
+  std::vector<int64_t> strides = RowMajorStrides(in_shape);
+  ck::StridedCopyParams p;
+  p.rank = static_cast<int32_t>(r);
+  for (size_t d = 0; d < r; ++d) {
+    if (out_shape[d] > 0) {
+      int64_t last = starts[d] + (out_shape[d] - 1) * steps[d];
+      if (starts[d] < 0 || starts[d] >= in_shape[d] || last < 0 || last >= in_shape[d]) {
+        return InvalidArgument("slice: dim {} reads outside [0, {})", d, in_shape[d]);
+      }
+    }
+    p.out_dims[d] = out_shape[d];
+    p.in_stride[d] = strides[d] * steps[d];
+    p.base += starts[d] * strides[d];
+  }
+  p.n = NumElements(out_shape);
+  return Launched(ck::LaunchStridedCopy(x, y, elem_bytes, p, AsStream(stream)), "StridedSlice");
+}
+
+Status Concat(const std::vector<ConcatInput>& inputs, void* y, size_t elem_bytes, int64_t outer, int64_t inner,
+              StreamView stream) {
+  int64_t total_axis = 0;
+  for (const ConcatInput& in : inputs) total_axis += in.axis;
+  size_t dst_pitch = static_cast<size_t>(total_axis * inner) * elem_bytes;
+  size_t offset = 0;
+  for (const ConcatInput& in : inputs) {
+    size_t row = static_cast<size_t>(in.axis * inner) * elem_bytes;
+    if (row > 0 && outer > 0) {
+      RETURN_IF_ERROR(GH_CUDA_STATUS(cudaMemcpy2DAsync(static_cast<char*>(y) + offset, dst_pitch, in.data, row, row,
+                                                       static_cast<size_t>(outer), cudaMemcpyDeviceToDevice,
+                                                       AsStream(stream))));
+    }
+    offset += row;
+  }
+  return Status::OK();
+}
+
+Status Gather(const void* x, const void* indices, bool indices_int64, int64_t n, void* y, size_t elem_bytes,
+              int64_t outer, int64_t axis, int64_t inner, int* error_flag, StreamView stream) {
+  RETURN_IF_ERROR(CheckElemBytes(elem_bytes, "gather"));
+  if (n < 0 || outer < 0 || axis < 0 || inner < 0) return InvalidArgument("gather: negative extent");
+  return Launched(ck::LaunchGather(x, indices, indices_int64, n, y, elem_bytes, outer, axis, inner, error_flag,
+                                   AsStream(stream)),
+                  "Gather");
+}
+
+Status Resize(const float* x, float* y, const ResizeParams& params, StreamView stream) {
+  if (params.in_h <= 0 || params.in_w <= 0 || params.out_h < 0 || params.out_w < 0 || params.scale_h <= 0.f ||
+      params.scale_w <= 0.f) {
+    return InvalidArgument("resize: bad sizes or scales");
+  }
+  ck::ResizeLaunch p;
+  p.nc = params.n * params.c;
+  p.in_h = params.in_h;
+  p.in_w = params.in_w;
+  p.out_h = params.out_h;
+  p.out_w = params.out_w;
+  p.scale_h = params.scale_h;
+  p.scale_w = params.scale_w;
+  p.linear = params.mode == ResizeMode::kLinear ? 1 : 0;
+  p.coord = static_cast<int32_t>(params.coord);
+  p.nearest = static_cast<int32_t>(params.nearest);
+  return Launched(ck::LaunchResize(x, y, p, AsStream(stream)), "Resize");
+}
+
+Status Pool2d(const float* x, float* y, const Pool2dParams& params, StreamView stream) {
+  if (params.kernel_h <= 0 || params.kernel_w <= 0 || params.stride_h <= 0 || params.stride_w <= 0 ||
+      params.dilation_h <= 0 || params.dilation_w <= 0) {
+    return InvalidArgument("pool: kernel, strides and dilations must be positive");
+  }
+  ck::PoolLaunch p;
+  p.nc = params.n * params.c;
+  p.in_h = params.in_h;
+  p.in_w = params.in_w;
+  p.out_h = params.out_h;
+  p.out_w = params.out_w;
+  p.kh = params.kernel_h;
+  p.kw = params.kernel_w;
+  p.sh = params.stride_h;
+  p.sw = params.stride_w;
+  p.ph = params.pad_top;
+  p.pw = params.pad_left;
+  p.dh = params.dilation_h;
+  p.dw = params.dilation_w;
+  p.max = params.kind == PoolKind::kMax ? 1 : 0;
+  p.count_include_pad = params.count_include_pad ? 1 : 0;
+  return Launched(ck::LaunchPool2d(x, y, p, AsStream(stream)), "Pool2d");
+}
+
+Status ConvertFromFloat(const float* x, void* y, DataType dst_type, int64_t n, StreamView stream) {
+  if (dst_type != DataType::kFloat16 && dst_type != DataType::kBFloat16) {
+    return InvalidArgument("ConvertFromFloat: target must be float16 or bfloat16, got {}", DataTypeName(dst_type));
+  }
+  return Launched(ck::LaunchFloatToHalf(x, y, dst_type == DataType::kBFloat16, n, AsStream(stream)), "FloatToHalf");
+}
+
+Status ConvertToFloat(const void* x, DataType src_type, float* y, int64_t n, StreamView stream) {
+  if (src_type != DataType::kFloat16 && src_type != DataType::kBFloat16) {
+    return InvalidArgument("ConvertToFloat: source must be float16 or bfloat16, got {}", DataTypeName(src_type));
+  }
+  return Launched(ck::LaunchHalfToFloat(x, src_type == DataType::kBFloat16, y, n, AsStream(stream)), "HalfToFloat");
+}
+
+}  // namespace gpuhive::cuda
