@@ -66,7 +66,11 @@ INSTANTIATE_TEST_SUITE_P(
                       EwCase{"add_sum_clip", {1, 17, 3, 3}, {"add", "sum", "clip:0:6"}, {{17, 1, 1}, {1, 17, 3, 3}}},
                       EwCase{"sub_div_2d", {6, 10}, {"sub", "div", "tanh"}, {{10}, {6, 1}}},
                       EwCase{"swish_3d", {2, 5, 7}, {"swish", "max", "min"}, {{1}, {7}}},
-                      EwCase{"gelu_then_linear", {3, 8}, {"gelu_tanh", "linear:2:1", "neg"}, {}}),
+                      EwCase{"gelu_then_linear", {3, 8}, {"gelu_tanh", "linear:2:1", "neg"}, {}},
+                      // Rank 0 and 1 with a unary first: ONNX's *window_expanded tails.
+                      EwCase{"linear_add_1d", {10}, {"linear:0:0", "add"}, {{10}}},
+                      EwCase{"relu_mul_1d_scalar", {64}, {"relu", "mul"}, {{1}}},
+                      EwCase{"tanh_sub_0d", {}, {"tanh", "sub"}, {{}}}),
     [](const ::testing::TestParamInfo<EwCase>& info) { return std::string(info.param.name); });
 
 TEST(ElementwiseErrors, ExtraLargerThanXIsRejected) {

@@ -132,6 +132,11 @@ class ElementwiseKernel final : public Kernel {
     first_ = ops[0];
     const Shape& shape = ctx.input_shape(0);
     ASSIGN_OR_RETURN(md_, MdFor(shape, ctx.input_layout(0)));
+    if (!first_.is_binary() && shape.size() < 2) {
+      // oneDNN 2.6's eltwise with binary post-ops writes nothing at all for a 1-D dst (ref
+      // implementation): run rank 0 and 1 as [1, n]; the chain's extras follow (flattened view).
+      md_ = PlainMd({1, md_.dims()[0]});
+    }
     size_t first_extra = 1;
     if (first_.is_binary()) {
       if (ctx.num_inputs() < 2 || !ctx.has_input(1) || ctx.input_dtype(1) != DataType::kFloat32) {
