@@ -47,6 +47,12 @@ struct ModelLease::Entry {
   int64_t decayed_at_ns = 0;
   int64_t last_use_ns = 0;
   int64_t last_swap_ns = 0;
+  int64_t last_copy_ns = 0;
+  // Pipelined swap-in: the gate of the device copy's weights, whether the copy engine still writes
+  // into it (never evicted meanwhile), and its failure (the copy is dropped when idle).
+  std::shared_ptr<WeightGate> gate;
+  bool copy_in_flight = false;
+  Status copy_error;
   bool preloaded_unused = false;
   bool unload_requested = false;
   bool removed = false;
@@ -263,6 +269,8 @@ Status ModelManager::Init() {
       [this](size_t bytes, AllocTag tag, const Status&, int attempt) { return OnAllocationFailure(bytes, tag, attempt); },
       64);
   stats_.budget_bytes = options_.budget_bytes;
+  io_ = std::make_unique<StatisticsResource>(DefaultHostResource());
+  copy_engine_ = std::make_unique<CopyEngine>(options_.copy_engine);
 
   if (options_.bandwidth_probe_bytes > 0) {
     // Host tier -> device memory, through the pool (outside the budget: a transient probe).
@@ -319,6 +327,8 @@ ModelManager::~ModelManager() {
   housekeeping_cv_.notify_all();
   if (preload_thread_.joinable()) preload_thread_.join();
   if (housekeeping_thread_.joinable()) housekeeping_thread_.join();
+  // Copies in flight finish (queued ones are cancelled) before the models they write into go.
+  copy_engine_.reset();
   // Compiled models free into the stack; drop them before the stack goes.
   std::vector<std::unique_ptr<CompiledModel>> compiled;
   {
@@ -441,6 +451,20 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
       ++stats_.refused;
       return NotFound("model '{}' was removed", e->name);
     }
+    if (e->state == ModelState::kResident && !e->copy_error.ok()) {
+      // Its weight copy failed: reload once the last lease of the broken copy has ended.
+      if (e->leases > 0) {
+        if (!preload) ++stats_.refused;
+        return Unavailable("model '{}': its swap-in failed ({}); it is reloaded when its current requests end",
+                           e->name, e->copy_error.message());
+      }
+      std::unique_ptr<CompiledModel> victim;
+      EvictLocked(*e, &victim);
+      lock.unlock();
+      victim.reset();
+      lock.lock();
+      continue;
+    }
     if (e->state == ModelState::kResident) {
       if (preload) return ModelLease();  // nothing to do
       ModelLease lease;
@@ -485,7 +509,7 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
     ++active_loads_;
     lock.unlock();
     int64_t t0 = NowNs();
-    Status s = LoadToDevice(*e, preload, preload_probability);
+    Status s = LoadToDevice(e, preload, preload_probability);
     swap_ns = NowNs() - t0;
     lock.lock();
     --active_loads_;
@@ -500,7 +524,8 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
   }
 }
 
-Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probability) {
+Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool preload, double preload_probability) {
+  Entry& e = *entry;
   // Runs without the lock. Only this thread touches e.host_copy / e.compiled while e is loading.
   auto fail = [&](Status s, ModelState to) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -546,13 +571,16 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
       }
       host_bytes = ConstantBytes(*host_model->graph);
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    e.host_copy = std::move(host);
-    e.host_model = std::move(host_model);
-    e.host_bytes = host_bytes;
-    if (e.estimated_bytes == 0) e.estimated_bytes = mapped->size();
-    SetStateLocked(e, ModelState::kInHost);
-    SetStateLocked(e, ModelState::kLoadingDevice);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      e.host_copy = std::move(host);
+      e.host_model = std::move(host_model);
+      e.host_bytes = host_bytes;
+      if (e.estimated_bytes == 0) e.estimated_bytes = mapped->size();
+      SetStateLocked(e, ModelState::kInHost);
+      SetStateLocked(e, ModelState::kLoadingDevice);
+    }
+    EnforceHostBudget(&e);
   } else if (e.host_model == nullptr && e.host_copy.data() != nullptr) {
     // Bytes given to AddModel: import once into the host tier (graphs without subgraphs).
     auto imported = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
@@ -594,7 +622,9 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
   co.num_threads = options_.compile_threads;
   co.optimize = options_.optimize;
   co.memory = top_.get();
+  co.output_memory = io_.get();
   co.owner_tag = e.owner;
+  co.defer_weight_copies = true;  // the copy engine copies them (below)
   int64_t t0 = NowNs();
   auto model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
   StatusOr<std::unique_ptr<CompiledModel>> compiled =
@@ -612,10 +642,47 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
     }
     return fail(compiled.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<WeightGate> gate = (*compiled)->weight_gate();
+  std::vector<WeightCopy> copies = (*compiled)->TakePendingWeightCopies();
+  const bool pipelined = options_.pipelined_swap && !copies.empty();
+  int64_t copy_ns = 0;
+  if (!pipelined && !copies.empty()) {
+    // Not pipelined: the whole copy before the model may be leased.
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    CopyJobResult result;
+    copy_engine_->Submit(std::move(copies), gate, [&](const CopyJobResult& r) {
+      std::lock_guard<std::mutex> g(done_mu);
+      result = r;
+      done = true;
+      done_cv.notify_all();
+    });
+    {
+      std::unique_lock<std::mutex> g(done_mu);
+      done_cv.wait(g, [&] { return done; });
+    }
+    copy_ns = result.copy_ns;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.bytes_copied += result.bytes;
+      stats_.copy_ns += result.copy_ns;
+      if (!result.status.ok()) ++stats_.copy_failures;
+    }
+    if (!result.status.ok()) {
+      compiled->reset();
+      return fail(result.status.WithContext("model '" + e.name + "': swap-in"), ModelState::kFailed);
+    }
+    swap_ns = NowNs() - t0;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
   e.compiled = std::move(*compiled);
+  e.gate = gate;
+  e.copy_in_flight = pipelined;
+  e.copy_error = Status::OK();
   e.device_bytes = limits_->owner_used_bytes(e.owner);
   e.last_swap_ns = swap_ns;
+  if (!pipelined) e.last_copy_ns = copy_ns;
   e.last_error = Status::OK();
   e.preloaded_unused = preload;
   if (e.last_use_ns == 0 || preload) e.last_use_ns = Now();
@@ -623,11 +690,46 @@ Status ModelManager::LoadToDevice(Entry& e, bool preload, double preload_probabi
   if (preload) ++stats_.preloads;
   stats_.bytes_swapped_in += e.device_bytes;
   SetStateLocked(e, ModelState::kResident);
+  lock.unlock();
+  if (pipelined) {
+    // The copy stream fills the weights while the model is already leased and running.
+    copy_engine_->Submit(std::move(copies), gate, [this, entry](const CopyJobResult& r) { OnCopyDone(entry, r); });
+  }
   return Status::OK();
+}
+
+void ModelManager::OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJobResult& r) {
+  Entry& e = *entry;
+  std::unique_ptr<CompiledModel> victim;
+  Buffer host;
+  std::unique_ptr<ir::Model> host_model;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.copy_in_flight = false;
+    e.last_copy_ns = r.copy_ns;
+    stats_.bytes_copied += r.bytes;
+    stats_.copy_ns += r.copy_ns;
+    if (!r.status.ok()) {
+      e.copy_error = r.status;
+      e.last_error = r.status.WithContext("swap-in");
+      ++stats_.copy_failures;
+      ++stats_.load_failures;
+      GH_LOG_WARN("residency", "model '{}' v{}: weight copy failed: {}", e.name, e.version, r.status.ToString());
+    } else if (h2d_bytes_per_s_ > 0 && r.bytes > 0) {
+      GH_LOG_DEBUG("residency", "model '{}' v{}: {} copied in {:.2f} ms ({:.2f}x bytes/bandwidth)", e.name, e.version,
+                   FormatBytes(r.bytes), static_cast<double>(r.copy_ns) / 1e6,
+                   static_cast<double>(r.copy_ns) * 1e-9 / (static_cast<double>(r.bytes) / h2d_bytes_per_s_));
+    }
+    // Keep-alive 0 is left to the lease's end: the thread that loaded it has not leased it yet.
+    SettleIdleLocked(e, &victim, &host, &host_model, /*lease_ended=*/false);
+  }
+  cv_.notify_all();
 }
 
 void ModelManager::EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out) {
   *out = std::move(e.compiled);
+  e.gate.reset();
+  e.copy_error = Status::OK();
   {
     std::lock_guard<std::mutex> g(e.fallback_mu);
     e.cpu_model.reset();
@@ -635,19 +737,27 @@ void ModelManager::EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out) {
   if (e.preloaded_unused) ++stats_.preload_wasted;
   e.preloaded_unused = false;
   ++stats_.evictions;
-  SetStateLocked(e, ModelState::kInHost);
+  // Without a host copy (dropped for the host budget) the model comes from disk next time.
+  const bool in_host = e.host_model != nullptr || e.host_copy.data() != nullptr;
+  SetStateLocked(e, in_host ? ModelState::kInHost : ModelState::kOnDisk);
 }
 
 bool ModelManager::EvictOne(const Entry* except, double below_probability) {
   std::unique_ptr<CompiledModel> victim;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     std::vector<EvictionCandidate> cands;
     std::vector<Entry*> entries;
     const std::string last = predictor_.last();
+    // Idle models whose weight copy is still running (a preload): evictable once it ends.
+    std::shared_ptr<Entry> copying;
     for (auto& [name, versions] : models_) {
       for (auto& [v, e] : versions) {
         if (e.get() == except || e->state != ModelState::kResident || e->leases > 0) continue;
+        if (e->copy_in_flight) {
+          copying = e;
+          continue;
+        }
         EvictionCandidate c;
         c.name = e->name;
         c.priority = e->config.priority;
@@ -662,6 +772,11 @@ bool ModelManager::EvictOne(const Entry* except, double below_probability) {
         cands.push_back(std::move(c));
         entries.push_back(e.get());
       }
+    }
+    if (cands.empty() && copying) {
+      cv_.wait(lock, [&] { return !copying->copy_in_flight; });
+      lock.unlock();
+      return EvictOne(except, below_probability);
     }
     if (cands.empty()) return false;
     auto order = options_.policy->Order(cands, Now());
@@ -704,35 +819,106 @@ void ModelManager::ReleaseLease(Entry& e) {
   Buffer host;
   std::unique_ptr<ir::Model> host_model;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     --e.leases;
     e.last_use_ns = Now();
-    if (e.leases == 0 && e.state == ModelState::kResident) {
-      if (e.unload_requested || e.removed) {
-        victim = std::move(e.compiled);
-        {
-          std::lock_guard<std::mutex> g(e.fallback_mu);
-          e.cpu_model.reset();
-        }
-        ++stats_.evictions;
-        if (e.from_repository) {
-          host = std::move(e.host_copy);
-          host_model = std::move(e.host_model);
-          e.host_bytes = 0;
-          SetStateLocked(e, ModelState::kOnDisk);
-        } else {
-          SetStateLocked(e, ModelState::kInHost);
-        }
-        e.unload_requested = false;
-      } else if (KeepAliveUs(e) == 0) {
-        EvictLocked(e, &victim);
-        ++stats_.idle_unloads;
-      }
-    }
+    // The last lease ended before the weights were all in (the request did not need them all, or
+    // never ran): settle once the copy is done, so what a release implies has happened on return.
+    if (e.leases == 0 && e.copy_in_flight) cv_.wait(lock, [&] { return !e.copy_in_flight || e.leases > 0; });
+    SettleIdleLocked(e, &victim, &host, &host_model, /*lease_ended=*/true);
   }
   victim.reset();
   host.Reset();
   if (UsedBytes() > budget_->budget.load()) EvictFor(0, nullptr, 2.0);
+}
+
+void ModelManager::SettleIdleLocked(Entry& e, std::unique_ptr<CompiledModel>* victim, Buffer* host,
+                                    std::unique_ptr<ir::Model>* host_model, bool lease_ended) {
+  if (e.leases > 0 || e.state != ModelState::kResident || e.copy_in_flight) return;
+  if (e.unload_requested || e.removed) {
+    *victim = std::move(e.compiled);
+    e.gate.reset();
+    e.copy_error = Status::OK();
+    {
+      std::lock_guard<std::mutex> g(e.fallback_mu);
+      e.cpu_model.reset();
+    }
+    ++stats_.evictions;
+    if (e.from_repository) {
+      *host = std::move(e.host_copy);
+      *host_model = std::move(e.host_model);
+      e.host_bytes = 0;
+      SetStateLocked(e, ModelState::kOnDisk);
+    } else {
+      SetStateLocked(e, ModelState::kInHost);
+    }
+    e.unload_requested = false;
+  } else if (!e.copy_error.ok()) {
+    // Its weights never all arrived: drop the device copy; the next Acquire loads it again.
+    EvictLocked(e, victim);
+  } else if (lease_ended && KeepAliveUs(e) == 0) {
+    EvictLocked(e, victim);
+    ++stats_.idle_unloads;
+  }
+}
+
+void ModelManager::SetHostBudget(uint64_t host_budget_bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    options_.host_budget_bytes = host_budget_bytes;
+  }
+  EnforceHostBudget(nullptr);
+}
+
+void ModelManager::EnforceHostBudget(const Entry* except) {
+  std::vector<Buffer> hosts;
+  std::vector<std::unique_ptr<ir::Model>> host_models;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t budget = options_.host_budget_bytes;
+    if (budget == 0) return;
+    uint64_t used = 0;
+    std::vector<EvictionCandidate> cands;
+    std::vector<Entry*> entries;
+    const std::string last = predictor_.last();
+    const int64_t now = Now();
+    for (auto& [name, versions] : models_) {
+      for (auto& [v, e] : versions) {
+        if (e->host_model == nullptr && e->host_copy.data() == nullptr) continue;
+        used += e->host_bytes;
+        // Droppable: it can come from disk again, and nobody reads the host copy now (loads read
+        // it without the lock; the CPU fallback of a leased model compiles from it).
+        const bool busy = e->leases > 0 || e->state == ModelState::kLoadingHost ||
+                          e->state == ModelState::kLoadingDevice;
+        if (e.get() == except || !e->from_repository || busy) continue;
+        EvictionCandidate c;
+        c.name = e->name;
+        c.priority = e->config.priority;
+        c.last_use_ns = e->last_use_ns;
+        c.bytes = e->host_bytes;
+        c.reload_ns = e->last_swap_ns;
+        c.next_use_probability = last.empty() ? 0 : predictor_.Probability(last, e->name);
+        c.use_count = e->use_count;
+        c.decayed_uses = DecayedUses(*e, now);
+        cands.push_back(std::move(c));
+        entries.push_back(e.get());
+      }
+    }
+    if (used <= budget || cands.empty()) return;
+    for (size_t i : options_.policy->Order(cands, now)) {
+      if (used <= budget) break;
+      if (i >= entries.size()) continue;
+      Entry& e = *entries[i];
+      used -= std::min<uint64_t>(used, e.host_bytes);
+      hosts.push_back(std::move(e.host_copy));
+      host_models.push_back(std::move(e.host_model));
+      e.host_bytes = 0;
+      ++stats_.host_drops;
+      if (e.state == ModelState::kInHost) SetStateLocked(e, ModelState::kOnDisk);
+      // A resident model keeps its device copy; it goes to disk when evicted (EvictLocked).
+    }
+  }
+  // Freed outside the lock.
 }
 
 namespace {
@@ -894,24 +1080,35 @@ Status ModelManager::Unload(const std::string& name) {
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // Idle versions whose weight copy still runs are unloaded once it has ended.
+    cv_.wait(lock, [&] {
+      auto f = models_.find(name);
+      if (f == models_.end()) return true;
+      for (auto& [v, e] : f->second) {
+        if (e->copy_in_flight && e->leases == 0) return false;
+      }
+      return true;
+    });
     auto it = models_.find(name);
     if (it == models_.end()) return NotFound("model '{}' is not registered", name);
     bool unregister = options_.control_mode == ControlMode::kExplicit && repository_ != nullptr;
     for (auto& [v, e] : it->second) {
-      if (e->state == ModelState::kResident && e->leases > 0) {
+      if (e->state == ModelState::kResident && (e->leases > 0 || e->copy_in_flight)) {
         e->unload_requested = true;
         if (unregister) e->removed = true;
         continue;
       }
       if (e->state == ModelState::kResident) {
         victims.push_back(std::move(e->compiled));
+        e->gate.reset();
+        e->copy_error = Status::OK();
         {
           std::lock_guard<std::mutex> g(e->fallback_mu);
           e->cpu_model.reset();
         }
         ++stats_.evictions;
-        SetStateLocked(*e, ModelState::kInHost);
+        SetStateLocked(*e, e->host_model || e->host_copy.data() ? ModelState::kInHost : ModelState::kOnDisk);
       }
       if (e->from_repository && e->state == ModelState::kInHost) {
         hosts.push_back(std::move(e->host_copy));
@@ -987,7 +1184,7 @@ void ModelManager::Housekeep() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [name, versions] : models_) {
       for (auto& [v, e] : versions) {
-        if (e->state != ModelState::kResident || e->leases > 0) continue;
+        if (e->state != ModelState::kResident || e->leases > 0 || e->copy_in_flight) continue;
         uint64_t ka = KeepAliveUs(*e);
         if (ka == UINT64_MAX) continue;
         if (static_cast<uint64_t>(std::max<int64_t>(0, now - e->last_use_ns)) >= ka * 1000) {
@@ -1029,10 +1226,13 @@ void ModelManager::PollRepository() {
       }
       bool gone = e.from_repository && file == nullptr;
       bool changed = e.from_repository && file != nullptr && file->mtime_ns != e.mtime_ns;
-      bool busy = e.leases > 0 || e.state == ModelState::kLoadingHost || e.state == ModelState::kLoadingDevice;
+      bool busy = e.leases > 0 || e.copy_in_flight || e.state == ModelState::kLoadingHost ||
+                  e.state == ModelState::kLoadingDevice;
       if ((gone || changed) && !busy) {
         if (e.state == ModelState::kResident) {
           victims.push_back(std::move(e.compiled));
+          e.gate.reset();
+          e.copy_error = Status::OK();
           e.cpu_model.reset();
           SetStateLocked(e, ModelState::kInHost);
         }
@@ -1095,6 +1295,8 @@ std::vector<ModelStatus> ModelManager::ListModels() const {
       s.use_count = e->use_count;
       s.last_use_ns = e->last_use_ns;
       s.last_swap_ns = e->last_swap_ns;
+      s.last_copy_ns = e->last_copy_ns;
+      s.copy_in_flight = e->copy_in_flight;
       out.push_back(std::move(s));
     }
   }
@@ -1108,6 +1310,12 @@ ResidencyStats ModelManager::Stats() const {
   s.peak_used_bytes = budget_->peak.load();
   s.budget_bytes = budget_->budget.load();
   s.h2d_bytes_per_s = h2d_bytes_per_s_;
+  s.host_budget_bytes = options_.host_budget_bytes;
+  s.host_used_bytes = 0;
+  for (const auto& [name, versions] : models_) {
+    for (const auto& [v, e] : versions) s.host_used_bytes += e->host_bytes;
+  }
+  s.io_bytes = io_->Stats()->current_bytes;
   return s;
 }
 

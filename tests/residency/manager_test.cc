@@ -342,7 +342,10 @@ TEST(Manager, KeepAliveAndIdleUnload) {
   ASSERT_TRUE(m->AddModel(ChainConfig("dflt", kDim), Chain(1, 1)).ok());
   ASSERT_TRUE(m->AddModel(zero, Chain(1, 2)).ok());
   ASSERT_TRUE(m->AddModel(forever, Chain(1, 3)).ok());
-  for (const char* n : {"dflt", "zero", "forever"}) ASSERT_TRUE(m->Acquire(n).ok());
+  for (const char* n : {"dflt", "zero", "forever"}) {
+    auto l = m->Acquire(n);
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+  }
   EXPECT_EQ(StateOf(*m, "zero"), ModelState::kInHost);  // unloaded as its lease ended
   now += 500'000'000;
   m->Housekeep();

@@ -15,6 +15,17 @@
 // changeable at run time) -> FailureCallbackResource, whose callback evicts idle models and
 // retries the allocation. Everything a model allocates carries AllocTag{owner id, kind}.
 //
+// Swap-in (host tier -> device) is pipelined as PipeSwitch does: the model is compiled with its
+// weight storage allocated but not filled, the copies go to the CopyEngine (the copy stream) in the
+// order the plan first uses the weights, and the model is leased at once; each execution step
+// waits (WeightGate) for the weights it reads. A model whose copy is in flight is never evicted. A
+// failed copy fails the runs that need the missing weights, and the model is dropped back to the
+// host tier when its last lease ends (the next Acquire loads it again).
+//
+// Host tier budget: with host_budget_bytes set, host copies beyond it are dropped (the eviction
+// policy picks which) and those models come from disk (memory-mapped) again. Models added from
+// memory (AddModel) have no disk copy and are never dropped.
+//
 // Acquire returns a ModelLease (RAII); a leased model is never evicted. Loads run concurrently up
 // to ManagerOptions::max_concurrent_loads; a second Acquire of a model being loaded waits for that
 // load instead of starting another.
@@ -38,6 +49,7 @@
 
 #include "gpuhive/memory/adaptors.h"
 #include "gpuhive/memory/pool_resource.h"
+#include "gpuhive/residency/copy_engine.h"
 #include "gpuhive/residency/eviction.h"
 #include "gpuhive/residency/model_config.h"
 #include "gpuhive/residency/repository.h"
@@ -98,6 +110,14 @@ struct ManagerOptions {
   // Called on every state change (loads, evictions, failures) with the manager's lock held: it
   // must be quick (e.g. bump metrics) and must not call the manager. Null: none.
   std::function<void(const ModelTransition&)> on_transition;
+  // Pipelined swap-in (see above). false: Acquire returns only after the whole weight copy (the
+  // same copy engine, waited for), the comparison point.
+  bool pipelined_swap = true;
+  // The copy stream's chunking and chunk copy (tests delay or fail chunks through it).
+  CopyEngineOptions copy_engine;
+  // Host tier byte budget (0: unlimited). Host copies beyond it are dropped by the eviction
+  // policy; leased, loading and memory-only (AddModel) models keep theirs.
+  uint64_t host_budget_bytes = 0;
 };
 
 // What ListModels reports per model version.
@@ -112,6 +132,8 @@ struct ModelStatus {
   uint64_t use_count = 0;
   int64_t last_use_ns = 0;
   int64_t last_swap_ns = 0;  // duration of the last host -> device load
+  int64_t last_copy_ns = 0;  // its weight copy (pipelined: overlapped with the first request)
+  bool copy_in_flight = false;
 };
 
 struct ResidencyStats {
@@ -133,6 +155,22 @@ struct ResidencyStats {
   uint64_t used_bytes = 0;
   uint64_t peak_used_bytes = 0;
   double h2d_bytes_per_s = 0;
+  // Weight copies of swap-ins (copy engine): bytes, time spent copying, failed copies.
+  uint64_t bytes_copied = 0;
+  int64_t copy_ns = 0;
+  uint64_t copy_failures = 0;
+  // Host tier: bytes of host copies held now, its budget (0: unlimited), copies dropped for it.
+  uint64_t host_used_bytes = 0;
+  uint64_t host_budget_bytes = 0;
+  uint64_t host_drops = 0;
+  // Outputs handed back to callers and not yet freed (accounted as I/O, outside the budget).
+  uint64_t io_bytes = 0;
+  // Copy time against bytes / measured bandwidth (1.0: at the measured bandwidth).
+  double copy_vs_bandwidth() const {
+    return bytes_copied && h2d_bytes_per_s > 0
+               ? static_cast<double>(copy_ns) * 1e-9 / (static_cast<double>(bytes_copied) / h2d_bytes_per_s)
+               : 0;
+  }
   double hit_rate() const { return acquires ? double(hits) / double(acquires) : 0; }
   double preload_hit_rate() const { return preloads ? double(preload_hits) / double(preloads) : 0; }
 };
@@ -223,6 +261,9 @@ class ModelManager {
   // larger batch's arena). Errors: kNotFound.
   Status SetMemoryLimit(const std::string& name, uint64_t limit_bytes);
 
+  // Changes the host tier budget at run time (0: unlimited); host copies beyond it are dropped.
+  void SetHostBudget(uint64_t host_budget_bytes);
+
   // Keep-alive unloads and repository polling (what the housekeeping thread runs). Thread safe.
   void Housekeep();
   // Waits until queued preloads are done (tests and benchmarks).
@@ -241,6 +282,11 @@ class ModelManager {
   uint64_t outstanding_bytes() const { return tracking_->outstanding_bytes(); }
   std::string LeakReport() const { return tracking_->LeakReport(); }
   const StatisticsResource& statistics() const { return *statistics_; }
+  // Where outputs handed back to callers come from: host memory, accounted per model as kIO,
+  // outside the device budget.
+  const StatisticsResource& io_statistics() const { return *io_; }
+  // Blocks until every weight copy queued so far has ended (tests and benchmarks).
+  void WaitForCopies() { copy_engine_->Drain(); }
   PoolStats pool_stats() const { return pool_->GetPoolStats(); }
 
   struct BudgetResource;
@@ -257,7 +303,14 @@ class ModelManager {
   std::shared_ptr<Entry> FindLocked(const std::string& name, int64_t version) const;
   void SetStateLocked(Entry& e, ModelState to);
   StatusOr<ModelLease> AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability);
-  Status LoadToDevice(Entry& e, bool preload, double preload_probability);
+  Status LoadToDevice(const std::shared_ptr<Entry>& entry, bool preload, double preload_probability);
+  void OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJobResult& result);
+  // After a lease ends or a copy completes: what an idle resident model owes (unload requested,
+  // failed copy, keep-alive 0 when `lease_ended`). Moves what must be freed into the out-parameters.
+  void SettleIdleLocked(Entry& e, std::unique_ptr<CompiledModel>* victim, Buffer* host,
+                        std::unique_ptr<ir::Model>* host_model, bool lease_ended);
+  // Drops host copies (not `except`) until the host tier fits its budget; frees outside the lock.
+  void EnforceHostBudget(const Entry* except);
   // Evicts idle models (not `except`) until `needed` more bytes fit the budget. With a probability
   // bound only models predicted less likely than it are taken. Returns whether it fits now.
   bool EvictFor(uint64_t needed, const Entry* except, double below_probability);
@@ -285,6 +338,8 @@ class ModelManager {
   std::unique_ptr<LimitResource> limits_;
   std::unique_ptr<BudgetResource> budget_;
   std::unique_ptr<FailureCallbackResource> top_;
+  std::unique_ptr<StatisticsResource> io_;  // outputs handed back (host memory, kIO)
+  std::unique_ptr<CopyEngine> copy_engine_;
 
   TransitionPredictor predictor_;
 

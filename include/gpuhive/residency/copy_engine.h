@@ -1,0 +1,83 @@
+// CopyEngine: the "copy stream" of a pipelined swap-in (DESIGN.md "Residency and swapping"). A
+// model's weights are copied host tier -> device memory in the order its plan first uses them,
+// in chunks, while the request that caused the swap-in already runs: each completed weight
+// advances the model's WeightGate, on which execution steps wait.
+//
+// On the CPU the stream is one dedicated thread that runs jobs in submission order; on a GPU the
+// same interface is served by a copy stream (cudaMemcpyAsync per chunk) and one event per weight
+// whose completion advances the gate. The chunk copy is replaceable (ChunkCopy) so tests can delay
+// or fail chunks.
+//
+// Thread safety: Submit may be called from any thread. Callbacks run on the copy thread with no
+// engine lock held.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gpuhive/runtime.h"
+#include "gpuhive/status.h"
+
+namespace gpuhive::residency {
+
+// Copies `bytes` from `src` to `dst` (one chunk). An error fails the job it belongs to.
+using ChunkCopy = std::function<Status(void* dst, const void* src, size_t bytes)>;
+
+struct CopyEngineOptions {
+  size_t chunk_bytes = 4u << 20;  // weights larger than this are copied in several chunks
+  ChunkCopy copy;                 // null: memcpy
+};
+
+// What one job did: the bytes copied and the time from its first chunk to its last.
+struct CopyJobResult {
+  Status status;
+  uint64_t bytes = 0;
+  int64_t copy_ns = 0;
+  int64_t queued_ns = 0;  // time it waited behind other jobs
+};
+
+class CopyEngine {
+ public:
+  explicit CopyEngine(CopyEngineOptions options);
+  // Cancels jobs not yet started (their gates fail with kCancelled and their callbacks run with
+  // that status), finishes nothing else, and joins the copy thread.
+  ~CopyEngine();
+  CopyEngine(const CopyEngine&) = delete;
+  CopyEngine& operator=(const CopyEngine&) = delete;
+
+  // Queues the copies of one model; `gate` is advanced after each weight (WeightCopy::group + 1)
+  // and failed on the first chunk error; `done` (may be null) runs once on the copy thread when
+  // the job ends. Every destination must stay valid until `done` ran.
+  void Submit(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate,
+              std::function<void(const CopyJobResult&)> done);
+  // Blocks until every job submitted so far has ended.
+  void Drain();
+  uint64_t bytes_copied() const;
+
+ private:
+  struct Job {
+    std::vector<WeightCopy> copies;
+    std::shared_ptr<WeightGate> gate;
+    std::function<void(const CopyJobResult&)> done;
+    int64_t submitted_ns = 0;
+  };
+  void Loop();
+  CopyJobResult RunJob(Job& job);
+
+  const CopyEngineOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;     // guarded by mu_
+  bool running_job_ = false;  // guarded by mu_
+  bool stopping_ = false;     // guarded by mu_
+  uint64_t bytes_copied_ = 0; // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace gpuhive::residency
