@@ -451,12 +451,17 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
       ++stats_.refused;
       return NotFound("model '{}' was removed", e->name);
     }
-    if (e->state == ModelState::kResident && !e->copy_error.ok()) {
+    if (e->state == ModelState::kResident && (!e->copy_error.ok() || (e->gate && e->gate->failed()))) {
       // Its weight copy failed: reload once the last lease of the broken copy has ended.
       if (e->leases > 0) {
         if (!preload) ++stats_.refused;
+        Status why = e->copy_error.ok() ? e->gate->status() : e->copy_error;
         return Unavailable("model '{}': its swap-in failed ({}); it is reloaded when its current requests end",
-                           e->name, e->copy_error.message());
+                           e->name, why.message());
+      }
+      if (e->copy_in_flight) {  // the copy engine is about to report the failure
+        cv_.wait(lock, [&] { return !e->copy_in_flight; });
+        continue;
       }
       std::unique_ptr<CompiledModel> victim;
       EvictLocked(*e, &victim);

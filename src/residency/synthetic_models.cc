@@ -51,13 +51,33 @@ std::string MakeMatMulChainOnnx(const SyntheticModelSpec& spec) {
     node->add_input(prev);
     node->add_input(t->name());
     bool last = l + 1 == spec.layers;
-    node->add_output(last ? "y" : mm);
+    node->add_output(last && !spec.bias ? "y" : mm);
     prev = mm;
+    if (spec.bias) {
+      std::string bias_raw(static_cast<size_t>(spec.dim) * sizeof(float), '\0');
+      float* b = reinterpret_cast<float*>(bias_raw.data());
+      for (int i = 0; i < spec.dim; ++i) {
+        state = state * 1664525u + 1013904223u;
+        b[i] = (static_cast<float>(state >> 8) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * spec.scale;
+      }
+      auto* bt = g->add_initializer();
+      bt->set_name("b" + std::to_string(l));
+      bt->set_data_type(onnx::TensorProto::FLOAT);
+      bt->add_dims(spec.dim);
+      bt->set_raw_data(bias_raw);
+      auto* add = g->add_node();
+      add->set_op_type("Add");
+      add->set_name("add" + std::to_string(l));
+      add->add_input(mm);
+      add->add_input(bt->name());
+      prev = "biased" + std::to_string(l);
+      add->add_output(last ? "y" : prev);
+    }
     if (!last) {
       auto* relu = g->add_node();
       relu->set_op_type("Relu");
       relu->set_name("relu" + std::to_string(l));
-      relu->add_input(mm);
+      relu->add_input(prev);
       relu->add_output("r" + std::to_string(l));
       prev = relu->output(0);
     }

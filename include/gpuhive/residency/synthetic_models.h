@@ -1,5 +1,5 @@
 // Synthetic ONNX models of a chosen size, for the residency benchmark and tests: a chain of
-// MatMul(+Relu) layers with constant weights, input "x" [batch, dim] (batch symbolic "N"),
+// MatMul(+Add bias)(+Relu) layers with constant weights, input "x" [batch, dim] (batch symbolic "N"),
 // output "y" [batch, dim].
 #pragma once
 
@@ -14,6 +14,9 @@ struct SyntheticModelSpec {
   uint32_t seed = 1;
   // Weight values are uniform in +-scale (small keeps activations bounded over many layers).
   float scale = 0.05f;
+  // Each layer adds a bias vector [dim] after its MatMul (an Add whose constant operand is read
+  // when the step runs: what tests of weight arrival need).
+  bool bias = false;
 };
 
 // Serialized ONNX ModelProto (opset 13). Weights take layers * dim * dim * 4 bytes.
