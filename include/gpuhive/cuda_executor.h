@@ -1,0 +1,84 @@
+// CUDA executor: runs an optimized graph (ir.h after OptimizeModel) on one GPU stream with device
+// memory from a MemoryResource. One plan per input-shape signature: output shapes come from the CPU
+// kernels' Prepare (one source of truth for shape rules), values computable on the host while
+// planning (Shape, shape arithmetic on constants) are evaluated there, and every other node becomes
+// a device step (cuDNN, cuBLASLt or an own kernel) over a statically planned activation arena.
+// With CUDA Graphs on, a plan's steps are captured on its second run and replayed afterwards.
+//
+// Fallback contract: Create returns kUnimplemented naming the first operator the executor lacks,
+// and Run returns kUnimplemented for attribute combinations it lacks (asymmetric conv padding,
+// data-dependent shapes, ...). In both cases nothing has run, and the caller runs the model on the
+// CPU (CompiledModel) instead. kUnavailable means no device (or a build without CUDA).
+//
+// What the runtime would call (CompiledModel stays CPU-only; see the cuda helper's report):
+//   auto choice = cuda::ChooseBackend({strict});                     // once at start-up
+//   if (choice->device.type == DeviceType::kCuda) {
+//     auto exec = cuda::CreateCudaExecutorForModel(std::move(model), options);
+//     if (exec.ok()) use exec->Run(inputs) ; else if kUnimplemented: CompiledModel on the CPU
+//   }
+//
+// Thread safety: Run serializes on an internal mutex (one stream per executor); create one
+// executor per worker for parallel runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpuhive/cuda_kernels.h"
+#include "gpuhive/ir.h"
+#include "gpuhive/memory_resource.h"
+#include "gpuhive/status.h"
+#include "gpuhive/tensor.h"
+
+namespace gpuhive::cuda {
+
+struct ExecutorOptions {
+  int device_index = 0;
+  int priority_level = 0;  // stream priority (0 = most urgent), see CudaPriorityForLevel
+  // kFloat32 or kTF32 (matmul and convolution math); the graph's tensors stay float32.
+  MathMode math = MathMode::kFloat32;
+  bool use_cuda_graphs = true;
+  // Device memory for weights, arenas and workspaces; a cudaMalloc resource of device_index when null.
+  MemoryResource* memory = nullptr;
+  uint32_t owner_tag = 0;
+  size_t max_workspace_bytes = 256ull << 20;  // per convolution / matmul algorithm
+};
+
+struct ExecutorStats {
+  size_t plans = 0;
+  size_t graph_captures = 0;
+  size_t graph_replays = 0;
+  size_t graph_capture_failures = 0;  // plans that run step by step because capture failed
+  size_t weight_bytes = 0;            // constants uploaded to the device
+};
+
+// True when the executor has a device implementation of (domain, op_type). Host-only operators
+// (Shape, Size, Constant) count as supported. Needs no device.
+bool CudaSupportsOp(const std::string& domain, const std::string& op_type);
+// OK, or kUnimplemented naming every operator type of the graph (subgraphs included) that the
+// executor lacks. Needs no device.
+Status CheckCudaSupport(const ir::Graph& graph);
+
+class CudaExecutor {
+ public:
+  // The graph must be optimized and topologically sorted; it is shared read-only. Errors:
+  // kUnimplemented (CheckCudaSupport), kUnavailable (no device), kResourceExhausted.
+  static StatusOr<std::unique_ptr<CudaExecutor>> Create(std::shared_ptr<const ir::Graph> graph,
+                                                        const ExecutorOptions& options);
+  virtual ~CudaExecutor() = default;
+
+  // Runs on host inputs (graph input order) and returns host outputs (graph output order). Errors:
+  // kInvalidArgument for wrong input count, dtypes or ranks; kUnimplemented as described above;
+  // kInvalidArgument when a Gather index was out of range on the device.
+  virtual StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) = 0;
+  virtual ExecutorStats stats() const = 0;
+};
+
+// Optimizes an imported model the way the CPU runtime does (constant folding through the CPU
+// kernels, BN folding, fusion restricted to what the executor supports), then creates the executor.
+StatusOr<std::unique_ptr<CudaExecutor>> CreateCudaExecutorForModel(std::unique_ptr<ir::Model> model,
+                                                                   const ExecutorOptions& options);
+
+}  // namespace gpuhive::cuda

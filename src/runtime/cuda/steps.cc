@@ -1,0 +1,798 @@
+// Device steps of the CUDA executor, one builder per operator family. Shapes were fixed by the
+// plan (CPU kernels' Prepare); builders read attributes, check what the device path supports and
+// capture resolved device pointers in the step.
+#include "runtime/cuda/steps.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <string>
+
+#include "gpuhive/cuda_device.h"
+
+namespace gpuhive::cuda::executor {
+namespace {
+
+int64_t Prod(const Shape& s, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end && i < s.size(); ++i) p *= s[i];
+  return p;
+}
+
+StatusOr<int64_t> NormAxis(int64_t axis, size_t rank, const ir::Node& n) {
+  int64_t r = static_cast<int64_t>(rank);
+  if (axis < -r || axis >= std::max<int64_t>(r, 1)) return InvalidArgument("{}: axis {} out of range", n.Describe(), axis);
+  return axis < 0 ? axis + r : axis;
+}
+
+Status NeedFloat(const PlannedValue* v, const ir::Node& n, const char* what) {
+  if (v == nullptr) return InvalidArgument("{}: missing {}", n.Describe(), what);
+  if (v->dtype != DataType::kFloat32) {
+    return Unimplemented("{}: {} of type {} is not supported on CUDA (float32 only)", n.Describe(), what,
+                         DataTypeName(v->dtype));
+  }
+  return Status::OK();
+}
+
+// Reads a host-known integer tensor (int64 or int32).
+StatusOr<std::vector<int64_t>> HostInts(const PlannedValue* v, const ir::Node& n, const char* what) {
+  if (v == nullptr || v->host == nullptr) {
+    return Unimplemented("{}: {} is computed on the device; the CUDA path needs it while planning", n.Describe(), what);
+  }
+  std::vector<int64_t> out;
+  const Tensor& t = *v->host;
+  if (t.dtype() == DataType::kInt64) {
+    out.assign(t.as<int64_t>(), t.as<int64_t>() + t.num_elements());
+  } else if (t.dtype() == DataType::kInt32) {
+    for (int64_t i = 0; i < t.num_elements(); ++i) out.push_back(t.as<int32_t>()[i]);
+  } else {
+    return InvalidArgument("{}: {} must be int32 or int64", n.Describe(), what);
+  }
+  return out;
+}
+
+StatusOr<std::vector<float>> HostFloats(const PlannedValue* v, const ir::Node& n, const char* what) {
+  if (v == nullptr || v->host == nullptr) {
+    return Unimplemented("{}: {} is computed on the device; the CUDA path needs it while planning", n.Describe(), what);
+  }
+  if (v->host->dtype() != DataType::kFloat32) return InvalidArgument("{}: {} must be float", n.Describe(), what);
+  const float* p = v->host->as<float>();
+  return std::vector<float>(p, p + v->host->num_elements());
+}
+
+// --- Elementwise -----------------------------------------------------------------------------
+
+const std::map<std::string, PostOp::Kind>& UnaryOps() {
+  static const auto* m = new std::map<std::string, PostOp::Kind>{
+      {"Relu", PostOp::Kind::kRelu},         {"Sigmoid", PostOp::Kind::kSigmoid}, {"Tanh", PostOp::Kind::kTanh},
+      {"Exp", PostOp::Kind::kExp},           {"Log", PostOp::Kind::kLog},         {"Sqrt", PostOp::Kind::kSqrt},
+      {"Abs", PostOp::Kind::kAbs},           {"Neg", PostOp::Kind::kNeg},         {"HardSwish", PostOp::Kind::kHardSwish},
+      {"LeakyRelu", PostOp::Kind::kLeakyRelu}, {"Elu", PostOp::Kind::kElu},       {"HardSigmoid", PostOp::Kind::kHardSigmoid},
+      {"Clip", PostOp::Kind::kClip}};
+  return *m;
+}
+const std::map<std::string, PostOp::Kind>& BinaryOps() {
+  static const auto* m = new std::map<std::string, PostOp::Kind>{
+      {"Add", PostOp::Kind::kAdd}, {"Sub", PostOp::Kind::kSub}, {"Mul", PostOp::Kind::kMul},
+      {"Div", PostOp::Kind::kDiv}, {"Max", PostOp::Kind::kMax}, {"Min", PostOp::Kind::kMin}};
+  return *m;
+}
+
+// Runs `ops` on input `first` (broadcast to the output) with operands from inputs [first_extra, ...).
+StatusOr<BuiltStep> ChainStep(StepInputs& in, std::vector<PostOp> ops, size_t first, size_t first_extra) {
+  const ir::Node& n = in.node();
+  RETURN_IF_ERROR(NeedFloat(in.input(first), n, "input"));
+  PlannedValue* out = in.output(0);
+  RETURN_IF_ERROR(NeedFloat(out, n, "output"));
+  ASSIGN_OR_RETURN(const void* x, in.DeviceInput(first));
+  BroadcastOperand xo{static_cast<const float*>(x), in.input(first)->shape};
+  std::vector<BroadcastOperand> extras;
+  for (size_t i = first_extra; i < in.num_inputs(); ++i) {
+    RETURN_IF_ERROR(NeedFloat(in.input(i), n, "operand"));
+    ASSIGN_OR_RETURN(const void* p, in.DeviceInput(i));
+    extras.push_back({static_cast<const float*>(p), in.input(i)->shape});
+  }
+  float* y = static_cast<float*>(out->device);
+  Shape shape = out->shape;
+  return BuiltStep{[ops = std::move(ops), xo, extras, y, shape](StreamView s, void*) {
+                     return ElementwiseChain(ops, xo, extras, y, shape, s);
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> BuildUnary(StepInputs& in, PostOp::Kind kind) {
+  const ir::Node& n = in.node();
+  PostOp op{kind};
+  if (kind == PostOp::Kind::kLeakyRelu) {
+    ASSIGN_OR_RETURN(op.alpha, n.GetFloat("alpha", 0.01f));
+  } else if (kind == PostOp::Kind::kElu) {
+    ASSIGN_OR_RETURN(op.alpha, n.GetFloat("alpha", 1.f));
+  } else if (kind == PostOp::Kind::kHardSigmoid) {
+    ASSIGN_OR_RETURN(op.alpha, n.GetFloat("alpha", 0.2f));
+    ASSIGN_OR_RETURN(op.beta, n.GetFloat("beta", 0.5f));
+  } else if (kind == PostOp::Kind::kClip) {
+    op.alpha = -3.402823466e38f;
+    op.beta = 3.402823466e38f;
+    if (n.opset < 11) {
+      ASSIGN_OR_RETURN(op.alpha, n.GetFloat("min", op.alpha));
+      ASSIGN_OR_RETURN(op.beta, n.GetFloat("max", op.beta));
+    } else {
+      for (size_t i = 1; i <= 2; ++i) {
+        if (in.input(i) == nullptr) continue;
+        ASSIGN_OR_RETURN(std::vector<float> v, HostFloats(in.input(i), n, i == 1 ? "min" : "max"));
+        if (v.size() != 1) return InvalidArgument("{}: min/max must be scalars", n.Describe());
+        (i == 1 ? op.alpha : op.beta) = v[0];
+      }
+    }
+  }
+  return ChainStep(in, {op}, 0, in.num_inputs());
+}
+
+StatusOr<BuiltStep> BuildFusedElementwise(StepInputs& in) {
+  const ir::Node& n = in.node();
+  ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops"));
+  ASSIGN_OR_RETURN(std::vector<PostOp> ops, ParsePostOps(texts));
+  return ChainStep(in, std::move(ops), 0, 1);
+}
+
+// Applies post ops (after the primary result is in the output) in place, their operands being the
+// node's inputs from `first_extra` on.
+StatusOr<BuiltStep> PostOpsInPlace(StepInputs& in, std::vector<PostOp> ops, size_t first_extra) {
+  PlannedValue* out = in.output(0);
+  std::vector<BroadcastOperand> extras;
+  for (size_t i = first_extra; i < in.num_inputs(); ++i) {
+    RETURN_IF_ERROR(NeedFloat(in.input(i), in.node(), "post-op operand"));
+    ASSIGN_OR_RETURN(const void* p, in.DeviceInput(i));
+    extras.push_back({static_cast<const float*>(p), in.input(i)->shape});
+  }
+  float* y = static_cast<float*>(out->device);
+  Shape shape = out->shape;
+  BroadcastOperand self{y, shape};
+  return BuiltStep{[ops = std::move(ops), self, extras, y, shape](StreamView s, void*) {
+                     return ElementwiseChain(ops, self, extras, y, shape, s);
+                   },
+                   0};
+}
+
+BuiltStep Sequence(BuiltStep a, BuiltStep b) {
+  size_t ws = std::max(a.workspace_bytes, b.workspace_bytes);
+  return BuiltStep{[a = std::move(a.run), b = std::move(b.run)](StreamView s, void* w) {
+                     RETURN_IF_ERROR(a(s, w));
+                     return b(s, w);
+                   },
+                   ws};
+}
+
+// --- Convolution -----------------------------------------------------------------------------
+
+StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  const PlannedValue* w = in.input(1);
+  RETURN_IF_ERROR(NeedFloat(x, n, "X"));
+  RETURN_IF_ERROR(NeedFloat(w, n, "W"));
+  size_t rank = x->shape.size();
+  if (rank != 3 && rank != 4) return Unimplemented("{}: only 1-D and 2-D convolutions run on CUDA", n.Describe());
+  ASSIGN_OR_RETURN(std::string auto_pad, n.GetString("auto_pad", "NOTSET"));
+  ASSIGN_OR_RETURN(int64_t groups, n.GetInt("group", 1));
+  size_t sp = rank - 2;
+  ASSIGN_OR_RETURN(std::vector<int64_t> strides, n.GetInts("strides", std::vector<int64_t>(sp, 1)));
+  ASSIGN_OR_RETURN(std::vector<int64_t> dil, n.GetInts("dilations", std::vector<int64_t>(sp, 1)));
+  ASSIGN_OR_RETURN(std::vector<int64_t> pads, n.GetInts("pads", std::vector<int64_t>(2 * sp, 0)));
+  if (strides.size() != sp || dil.size() != sp || pads.size() != 2 * sp) {
+    return InvalidArgument("{}: strides/dilations/pads do not match the spatial rank", n.Describe());
+  }
+  const Shape& ws = w->shape;
+  PlannedValue* out = in.output(0);
+  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    // Total padding that makes out = ceil(in / stride); the odd pixel goes last for SAME_UPPER.
+    for (size_t d = 0; d < sp; ++d) {
+      int64_t in_d = x->shape[2 + d], k = (ws[2 + d] - 1) * dil[d] + 1;
+      int64_t o = out->shape[2 + d];
+      int64_t total = std::max<int64_t>((o - 1) * strides[d] + k - in_d, 0);
+      int64_t small = total / 2, big = total - small;
+      pads[d] = auto_pad == "SAME_UPPER" ? small : big;
+      pads[d + sp] = auto_pad == "SAME_UPPER" ? big : small;
+    }
+  } else if (auto_pad == "VALID") {
+    std::fill(pads.begin(), pads.end(), 0);
+  } else if (auto_pad != "NOTSET") {
+    return InvalidArgument("{}: unknown auto_pad '{}'", n.Describe(), auto_pad);
+  }
+  ConvDesc d;
+  d.n = x->shape[0];
+  d.c = x->shape[1];
+  d.k = ws[0];
+  d.groups = groups;
+  d.math = in.math();
+  if (sp == 2) {
+    d.in_h = x->shape[2], d.in_w = x->shape[3], d.kernel_h = ws[2], d.kernel_w = ws[3];
+    d.stride_h = strides[0], d.stride_w = strides[1], d.dilation_h = dil[0], d.dilation_w = dil[1];
+    d.pad_top = pads[0], d.pad_left = pads[1], d.pad_bottom = pads[2], d.pad_right = pads[3];
+  } else {
+    d.in_h = 1, d.in_w = x->shape[2], d.kernel_h = 1, d.kernel_w = ws[2];
+    d.stride_w = strides[0], d.dilation_w = dil[0], d.pad_left = pads[0], d.pad_right = pads[1];
+  }
+  const PlannedValue* bias = in.input(2);
+  d.has_bias = bias != nullptr;
+  std::vector<PostOp> ops;
+  if (fused) {
+    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
+    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
+  }
+  // cuDNN takes a leading "sum" (the residual) and then ReLU; the rest runs as a chain.
+  size_t consumed = 0, extra = 3;
+  const void* z = nullptr;
+  if (!ops.empty() && ops[0].kind == PostOp::Kind::kSum && in.num_inputs() > 3 && in.input(3) != nullptr &&
+      in.input(3)->shape == out->shape) {
+    RETURN_IF_ERROR(NeedFloat(in.input(3), n, "residual"));
+    ASSIGN_OR_RETURN(z, in.DeviceInput(3));
+    d.has_sum = true;
+    consumed = 1;
+    extra = 4;
+  }
+  if (consumed < ops.size() && ops[consumed].kind == PostOp::Kind::kRelu) {
+    d.epilogue = Epilogue::kRelu;
+    ++consumed;
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<ConvRunner> runner, ConvRunner::Create(d, in.max_workspace_bytes()));
+  int64_t expect_w = sp == 2 ? out->shape[3] : out->shape[2];
+  int64_t expect_h = sp == 2 ? out->shape[2] : 1;
+  if (runner->out_h() != expect_h || runner->out_w() != expect_w) {
+    return Internal("{}: cuDNN output {}x{} differs from the planned {}x{}", n.Describe(), runner->out_h(),
+                    runner->out_w(), expect_h, expect_w);
+  }
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(const void* wp, in.DeviceInput(1));
+  const void* bp = nullptr;
+  if (bias != nullptr) {
+    RETURN_IF_ERROR(NeedFloat(bias, n, "B"));
+    ASSIGN_OR_RETURN(bp, in.DeviceInput(2));
+  }
+  void* y = out->device;
+  BuiltStep conv{[runner, xp, wp, bp, z, y](StreamView s, void* ws_ptr) { return runner->Run(xp, wp, bp, z, y, ws_ptr, s); },
+                 runner->workspace_bytes()};
+  if (consumed == ops.size()) return conv;
+  std::vector<PostOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(consumed), ops.end());
+  ASSIGN_OR_RETURN(BuiltStep post, PostOpsInPlace(in, std::move(rest), extra));
+  return Sequence(std::move(conv), std::move(post));
+}
+
+// --- MatMul / Gemm ---------------------------------------------------------------------------
+
+struct MatmulPlan {
+  MatmulDesc desc;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  const void* bias = nullptr;
+};
+
+BuiltStep MatmulStep(StepInputs& in, const MatmulPlan& p, size_t ws) {
+  MatmulRunner* runner = &in.matmul();
+  void* y = in.output(0)->device;
+  return BuiltStep{[runner, p, y, ws](StreamView s, void* w) { return runner->Run(p.desc, p.a, p.b, p.bias, y, w, ws, s); },
+                   ws};
+}
+
+// Leading post ops cuBLASLt can take: "add" of an [n] vector as bias, then ReLU or tanh-GELU.
+size_t TakeEpilogue(StepInputs& in, const std::vector<PostOp>& ops, size_t extra, MatmulPlan* p, bool allow_bias,
+                    bool* bias_taken, Status* st) {
+  size_t consumed = 0;
+  int64_t n = p->desc.n;
+  if (allow_bias && !ops.empty() && ops[0].kind == PostOp::Kind::kAdd && extra < in.num_inputs() &&
+      in.input(extra) != nullptr && in.input(extra)->dtype == DataType::kFloat32 &&
+      NumElements(in.input(extra)->shape) == n && !in.input(extra)->shape.empty() && in.input(extra)->shape.back() == n) {
+    StatusOr<const void*> b = in.DeviceInput(extra);
+    if (!b.ok()) {
+      *st = b.status();
+      return 0;
+    }
+    p->bias = *b;
+    p->desc.has_bias = true;
+    *bias_taken = true;
+    consumed = 1;
+  }
+  if (consumed < ops.size() && ops[consumed].kind == PostOp::Kind::kRelu) {
+    p->desc.epilogue = Epilogue::kRelu;
+    ++consumed;
+  } else if (consumed < ops.size() && ops[consumed].kind == PostOp::Kind::kGeluTanh) {
+    p->desc.epilogue = Epilogue::kGelu;
+    ++consumed;
+  }
+  return consumed;
+}
+
+StatusOr<BuiltStep> FinishMatmul(StepInputs& in, MatmulPlan p, std::vector<PostOp> ops, size_t extra,
+                                 std::optional<BuiltStep> pre) {
+  Status st;
+  bool bias_taken = false;
+  size_t consumed = TakeEpilogue(in, ops, extra, &p, !p.desc.has_bias && p.desc.beta == 0.f, &bias_taken, &st);
+  RETURN_IF_ERROR(st);
+  if (bias_taken) ++extra;  // that operand is consumed by the epilogue
+  ASSIGN_OR_RETURN(size_t ws, in.matmul().WorkspaceBytes(p.desc));
+  BuiltStep step = MatmulStep(in, p, ws);
+  if (pre.has_value()) step = Sequence(std::move(*pre), std::move(step));
+  if (consumed == ops.size()) return step;
+  std::vector<PostOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(consumed), ops.end());
+  ASSIGN_OR_RETURN(BuiltStep post, PostOpsInPlace(in, std::move(rest), extra));
+  return Sequence(std::move(step), std::move(post));
+}
+
+StatusOr<BuiltStep> BuildMatMul(StepInputs& in, bool fused) {
+  const ir::Node& n = in.node();
+  const PlannedValue* a = in.input(0);
+  const PlannedValue* b = in.input(1);
+  RETURN_IF_ERROR(NeedFloat(a, n, "A"));
+  RETURN_IF_ERROR(NeedFloat(b, n, "B"));
+  Shape as = a->shape, bs = b->shape;
+  if (as.size() == 1) as.insert(as.begin(), 1);
+  if (bs.size() == 1) bs.push_back(1);
+  if (as.size() < 2 || bs.size() < 2) return InvalidArgument("{}: bad ranks", n.Describe());
+  MatmulPlan p;
+  p.desc.m = as[as.size() - 2];
+  p.desc.k = as.back();
+  p.desc.n = bs.back();
+  p.desc.math = in.math();
+  if (bs[bs.size() - 2] != p.desc.k) return InvalidArgument("{}: inner dimensions differ", n.Describe());
+  int64_t batch_a = Prod(as, 0, as.size() - 2), batch_b = Prod(bs, 0, bs.size() - 2);
+  if (batch_b == 1) {
+    // [.., m, k] x [k, n]: one GEMM over all rows of A.
+    p.desc.m *= batch_a;
+  } else if (batch_a == 1 || Shape(as.begin(), as.end() - 2) == Shape(bs.begin(), bs.end() - 2)) {
+    p.desc.batch = batch_b;
+    p.desc.stride_a = batch_a == 1 ? 0 : p.desc.m * p.desc.k;
+    p.desc.stride_b = p.desc.k * p.desc.n;
+    p.desc.stride_d = p.desc.m * p.desc.n;
+  } else {
+    return Unimplemented("{}: MatMul batch broadcast {} x {} is not supported on CUDA", n.Describe(),
+                         ShapeToString(a->shape), ShapeToString(b->shape));
+  }
+  if (NumElements(in.output(0)->shape) != p.desc.batch * p.desc.m * p.desc.n) {
+    return Internal("{}: planned output {} does not match the matmul", n.Describe(), ShapeToString(in.output(0)->shape));
+  }
+  ASSIGN_OR_RETURN(p.a, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(p.b, in.DeviceInput(1));
+  std::vector<PostOp> ops;
+  if (fused) {
+    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
+    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
+  }
+  return FinishMatmul(in, p, std::move(ops), 2, std::nullopt);
+}
+
+StatusOr<BuiltStep> BuildGemm(StepInputs& in, bool fused) {
+  const ir::Node& n = in.node();
+  const PlannedValue* a = in.input(0);
+  const PlannedValue* b = in.input(1);
+  RETURN_IF_ERROR(NeedFloat(a, n, "A"));
+  RETURN_IF_ERROR(NeedFloat(b, n, "B"));
+  if (a->shape.size() != 2 || b->shape.size() != 2) return InvalidArgument("{}: Gemm needs 2-D A and B", n.Describe());
+  ASSIGN_OR_RETURN(int64_t ta, n.GetInt("transA", 0));
+  ASSIGN_OR_RETURN(int64_t tb, n.GetInt("transB", 0));
+  ASSIGN_OR_RETURN(float alpha, n.GetFloat("alpha", 1.f));
+  ASSIGN_OR_RETURN(float beta, n.GetFloat("beta", 1.f));
+  MatmulPlan p;
+  p.desc.trans_a = ta != 0;
+  p.desc.trans_b = tb != 0;
+  p.desc.m = ta ? a->shape[1] : a->shape[0];
+  p.desc.k = ta ? a->shape[0] : a->shape[1];
+  p.desc.n = tb ? b->shape[0] : b->shape[1];
+  p.desc.alpha = alpha;
+  p.desc.math = in.math();
+  ASSIGN_OR_RETURN(p.a, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(p.b, in.DeviceInput(1));
+  std::optional<BuiltStep> pre;
+  const PlannedValue* c = in.input(2);
+  if (c != nullptr && beta != 0.f) {
+    RETURN_IF_ERROR(NeedFloat(c, n, "C"));
+    ASSIGN_OR_RETURN(const void* cp, in.DeviceInput(2));
+    if (beta == 1.f && alpha == 1.f && NumElements(c->shape) == p.desc.n && !c->shape.empty() &&
+        c->shape.back() == p.desc.n) {
+      p.bias = cp;
+      p.desc.has_bias = true;
+    } else {
+      // D starts as C broadcast to [m, n] and the product accumulates onto beta * D.
+      p.desc.beta = beta;
+      float* y = static_cast<float*>(in.output(0)->device);
+      Shape shape = in.output(0)->shape;
+      BroadcastOperand co{static_cast<const float*>(cp), c->shape};
+      pre = BuiltStep{[co, y, shape](StreamView s, void*) { return ElementwiseChain({}, co, {}, y, shape, s); }, 0};
+    }
+  }
+  std::vector<PostOp> ops;
+  if (fused) {
+    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
+    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
+  }
+  return FinishMatmul(in, p, std::move(ops), 3, std::move(pre));
+}
+
+// --- Normalization, reductions, pooling ------------------------------------------------------
+
+StatusOr<BuiltStep> BuildSoftmax(StepInputs& in, bool log) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  RETURN_IF_ERROR(NeedFloat(x, n, "input"));
+  ASSIGN_OR_RETURN(int64_t axis_attr, n.GetInt("axis", n.opset < 13 ? 1 : -1));
+  ASSIGN_OR_RETURN(int64_t axis, NormAxis(axis_attr, x->shape.size(), n));
+  size_t ax = static_cast<size_t>(axis);
+  int64_t outer = Prod(x->shape, 0, ax), dim, inner;
+  if (n.opset < 13) {
+    dim = Prod(x->shape, ax, x->shape.size());
+    inner = 1;
+  } else {
+    dim = x->shape.empty() ? 1 : x->shape[ax];
+    inner = Prod(x->shape, ax + 1, x->shape.size());
+  }
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  float* y = static_cast<float*>(in.output(0)->device);
+  return BuiltStep{[xp, y, outer, dim, inner, log](StreamView s, void*) {
+                     return Softmax(static_cast<const float*>(xp), y, outer, dim, inner, log, s);
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> BuildLayerNorm(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  RETURN_IF_ERROR(NeedFloat(x, n, "X"));
+  RETURN_IF_ERROR(NeedFloat(in.input(1), n, "Scale"));
+  if (in.output_used(1) || in.output_used(2)) {
+    return Unimplemented("{}: Mean/InvStdDev outputs are not produced on CUDA", n.Describe());
+  }
+  ASSIGN_OR_RETURN(int64_t axis_attr, n.GetInt("axis", -1));
+  ASSIGN_OR_RETURN(float eps, n.GetFloat("epsilon", 1e-5f));
+  ASSIGN_OR_RETURN(int64_t axis, NormAxis(axis_attr, x->shape.size(), n));
+  int64_t rows = Prod(x->shape, 0, static_cast<size_t>(axis));
+  int64_t cols = Prod(x->shape, static_cast<size_t>(axis), x->shape.size());
+  if (NumElements(in.input(1)->shape) != cols ||
+      (in.input(2) != nullptr && NumElements(in.input(2)->shape) != cols)) {
+    return Unimplemented("{}: broadcast Scale/B shapes are not supported on CUDA", n.Describe());
+  }
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(const void* sp, in.DeviceInput(1));
+  const void* bp = nullptr;
+  if (in.input(2) != nullptr) {
+    RETURN_IF_ERROR(NeedFloat(in.input(2), n, "B"));
+    ASSIGN_OR_RETURN(bp, in.DeviceInput(2));
+  }
+  float* y = static_cast<float*>(in.output(0)->device);
+  return BuiltStep{[xp, sp, bp, y, rows, cols, eps](StreamView s, void*) {
+                     return LayerNorm(static_cast<const float*>(xp), static_cast<const float*>(sp),
+                                      static_cast<const float*>(bp), y, rows, cols, eps, s);
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> ReduceStep(StepInputs& in, ReduceKind kind, std::vector<int64_t> axes) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  RETURN_IF_ERROR(NeedFloat(x, n, "data"));
+  size_t r = x->shape.size();
+  for (int64_t& a : axes) {
+    ASSIGN_OR_RETURN(a, NormAxis(a, r, n));
+  }
+  std::sort(axes.begin(), axes.end());
+  axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
+  if (axes.empty()) {
+    for (size_t i = 0; i < r; ++i) axes.push_back(static_cast<int64_t>(i));
+  }
+  for (size_t i = 1; i < axes.size(); ++i) {
+    if (axes[i] != axes[i - 1] + 1) {
+      return Unimplemented("{}: reducing non-adjacent axes is not supported on CUDA", n.Describe());
+    }
+  }
+  size_t first = static_cast<size_t>(axes.front()), last = static_cast<size_t>(axes.back()) + 1;
+  int64_t outer = Prod(x->shape, 0, first), dim = Prod(x->shape, first, last), inner = Prod(x->shape, last, r);
+  if (dim == 0) return Unimplemented("{}: reduction over an empty axis on CUDA", n.Describe());
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  float* y = static_cast<float*>(in.output(0)->device);
+  return BuiltStep{[kind, xp, y, outer, dim, inner](StreamView s, void*) {
+                     return Reduce(kind, static_cast<const float*>(xp), y, outer, dim, inner, s);
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> BuildReduce(StepInputs& in, ReduceKind kind) {
+  const ir::Node& n = in.node();
+  std::vector<int64_t> axes;
+  bool axes_as_input = (n.op_type == "ReduceSum" && n.opset >= 13) || n.opset >= 18;
+  if (axes_as_input) {
+    if (in.num_inputs() > 1 && in.input(1) != nullptr) {
+      ASSIGN_OR_RETURN(axes, HostInts(in.input(1), n, "axes"));
+    }
+    ASSIGN_OR_RETURN(int64_t noop, n.GetInt("noop_with_empty_axes", 0));
+    if (axes.empty() && noop != 0) {
+      // Identity: the planned output has the input's shape.
+      ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+      void* y = in.output(0)->device;
+      size_t bytes = in.output(0)->shape.empty() ? 4 : static_cast<size_t>(NumElements(in.output(0)->shape)) * 4;
+      return BuiltStep{[xp, y, bytes](StreamView s, void*) { return CopyDeviceToDeviceAsync(y, xp, bytes, s); }, 0};
+    }
+  } else {
+    ASSIGN_OR_RETURN(axes, n.GetInts("axes", std::vector<int64_t>{}));
+  }
+  return ReduceStep(in, kind, std::move(axes));
+}
+
+StatusOr<BuiltStep> BuildGlobalPool(StepInputs& in, ReduceKind kind) {
+  const PlannedValue* x = in.input(0);
+  RETURN_IF_ERROR(NeedFloat(x, in.node(), "X"));
+  std::vector<int64_t> axes;
+  for (size_t i = 2; i < x->shape.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  if (axes.empty()) return Unimplemented("{}: global pooling of a rank-2 tensor", in.node().Describe());
+  return ReduceStep(in, kind, std::move(axes));
+}
+
+StatusOr<BuiltStep> BuildPool(StepInputs& in, PoolKind kind) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  RETURN_IF_ERROR(NeedFloat(x, n, "X"));
+  if (in.output_used(1)) return Unimplemented("{}: MaxPool Indices are not produced on CUDA", n.Describe());
+  size_t rank = x->shape.size();
+  if (rank != 3 && rank != 4) return Unimplemented("{}: only 1-D and 2-D pooling run on CUDA", n.Describe());
+  size_t sp = rank - 2;
+  ASSIGN_OR_RETURN(std::string auto_pad, n.GetString("auto_pad", "NOTSET"));
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+    return Unimplemented("{}: auto_pad {} pooling is not supported on CUDA", n.Describe(), auto_pad);
+  }
+  ASSIGN_OR_RETURN(std::vector<int64_t> k, n.GetInts("kernel_shape"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> strides, n.GetInts("strides", std::vector<int64_t>(sp, 1)));
+  ASSIGN_OR_RETURN(std::vector<int64_t> dil, n.GetInts("dilations", std::vector<int64_t>(sp, 1)));
+  ASSIGN_OR_RETURN(std::vector<int64_t> pads, n.GetInts("pads", std::vector<int64_t>(2 * sp, 0)));
+  ASSIGN_OR_RETURN(int64_t cip, n.GetInt("count_include_pad", 0));
+  if (auto_pad == "VALID") std::fill(pads.begin(), pads.end(), 0);
+  if (k.size() != sp || strides.size() != sp || dil.size() != sp || pads.size() != 2 * sp) {
+    return InvalidArgument("{}: pooling attributes do not match the spatial rank", n.Describe());
+  }
+  if (cip != 0 && (pads[0] != pads[sp] || (sp == 2 && pads[1] != pads[3]))) {
+    return Unimplemented("{}: count_include_pad with asymmetric pads on CUDA", n.Describe());
+  }
+  const Shape& os = in.output(0)->shape;
+  Pool2dParams p;
+  p.n = x->shape[0];
+  p.c = x->shape[1];
+  p.kind = kind;
+  p.count_include_pad = cip != 0;
+  if (sp == 2) {
+    p.in_h = x->shape[2], p.in_w = x->shape[3], p.out_h = os[2], p.out_w = os[3];
+    p.kernel_h = k[0], p.kernel_w = k[1], p.stride_h = strides[0], p.stride_w = strides[1];
+    p.dilation_h = dil[0], p.dilation_w = dil[1], p.pad_top = pads[0], p.pad_left = pads[1];
+  } else {
+    p.in_h = 1, p.in_w = x->shape[2], p.out_h = 1, p.out_w = os[2];
+    p.kernel_w = k[0], p.stride_w = strides[0], p.dilation_w = dil[0], p.pad_left = pads[0];
+  }
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  float* y = static_cast<float*>(in.output(0)->device);
+  return BuiltStep{[xp, y, p](StreamView s, void*) { return Pool2d(static_cast<const float*>(xp), y, p, s); }, 0};
+}
+
+// --- Data movement ---------------------------------------------------------------------------
+
+StatusOr<BuiltStep> BuildTranspose(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  std::vector<int64_t> rev(x->shape.size());
+  std::iota(rev.rbegin(), rev.rend(), 0);
+  ASSIGN_OR_RETURN(std::vector<int64_t> perm, n.GetInts("perm", rev));
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  void* y = in.output(0)->device;
+  size_t eb = DataTypeSize(x->dtype);
+  Shape shape = x->shape;
+  return BuiltStep{[xp, y, eb, shape, perm](StreamView s, void*) { return Transpose(xp, y, eb, shape, perm, s); }, 0};
+}
+
+StatusOr<BuiltStep> BuildSlice(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  const Shape& is = x->shape;
+  int64_t r = static_cast<int64_t>(is.size());
+  std::vector<int64_t> starts, ends, axes, steps;
+  if (n.opset < 10) {
+    ASSIGN_OR_RETURN(starts, n.GetInts("starts"));
+    ASSIGN_OR_RETURN(ends, n.GetInts("ends"));
+    ASSIGN_OR_RETURN(axes, n.GetInts("axes", std::vector<int64_t>{}));
+  } else {
+    ASSIGN_OR_RETURN(starts, HostInts(in.input(1), n, "starts"));
+    ASSIGN_OR_RETURN(ends, HostInts(in.input(2), n, "ends"));
+    if (in.num_inputs() > 3 && in.input(3) != nullptr) {
+      ASSIGN_OR_RETURN(axes, HostInts(in.input(3), n, "axes"));
+    }
+    if (in.num_inputs() > 4 && in.input(4) != nullptr) {
+      ASSIGN_OR_RETURN(steps, HostInts(in.input(4), n, "steps"));
+    }
+  }
+  if (axes.empty()) {
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  }
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size()) {
+    return InvalidArgument("{}: starts, ends, axes and steps differ in length", n.Describe());
+  }
+  // Same resolution as the CPU kernel (ONNX clamping rules).
+  std::vector<int64_t> first(static_cast<size_t>(r), 0), step(static_cast<size_t>(r), 1);
+  for (size_t i = 0; i < starts.size(); ++i) {
+    ASSIGN_OR_RETURN(int64_t ax, NormAxis(axes[i], is.size(), n));
+    const int64_t dim = is[static_cast<size_t>(ax)];
+    if (steps[i] == 0) return InvalidArgument("{}: step must not be 0", n.Describe());
+    const int64_t st = std::clamp<int64_t>(steps[i], -dim - 1, dim + 1);
+    int64_t s = starts[i];
+    if (s < 0) s = s < -dim ? -1 : s + dim;
+    s = st > 0 ? std::clamp<int64_t>(s, 0, dim) : std::clamp<int64_t>(s, 0, dim - 1);
+    first[static_cast<size_t>(ax)] = s;
+    step[static_cast<size_t>(ax)] = st;
+  }
+  const Shape& os = in.output(0)->shape;
+  for (size_t d = 0; d < os.size(); ++d) {
+    if (os[d] == 0) first[d] = 0;
+  }
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  void* y = in.output(0)->device;
+  size_t eb = DataTypeSize(x->dtype);
+  Shape ishape = is, oshape = os;
+  return BuiltStep{[xp, y, eb, ishape, first, step, oshape](StreamView s, void*) {
+                     return StridedSlice(xp, y, eb, ishape, first, step, oshape, s);
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> BuildConcat(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const Shape& os = in.output(0)->shape;
+  ASSIGN_OR_RETURN(int64_t axis_attr, n.GetInt("axis"));
+  ASSIGN_OR_RETURN(int64_t axis, NormAxis(axis_attr, os.size(), n));
+  size_t ax = static_cast<size_t>(axis);
+  std::vector<ConcatInput> parts;
+  for (size_t i = 0; i < in.num_inputs(); ++i) {
+    const PlannedValue* v = in.input(i);
+    if (v == nullptr || NumElements(v->shape) == 0) continue;
+    ASSIGN_OR_RETURN(const void* p, in.DeviceInput(i));
+    parts.push_back({p, v->shape[ax]});
+  }
+  int64_t outer = Prod(os, 0, ax), inner = Prod(os, ax + 1, os.size());
+  void* y = in.output(0)->device;
+  size_t eb = DataTypeSize(in.output(0)->dtype);
+  return BuiltStep{[parts, y, eb, outer, inner](StreamView s, void*) { return Concat(parts, y, eb, outer, inner, s); }, 0};
+}
+
+StatusOr<BuiltStep> BuildGather(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  const PlannedValue* idx = in.input(1);
+  if (idx->dtype != DataType::kInt64 && idx->dtype != DataType::kInt32) {
+    return InvalidArgument("{}: indices must be int32 or int64", n.Describe());
+  }
+  ASSIGN_OR_RETURN(int64_t axis_attr, n.GetInt("axis", 0));
+  ASSIGN_OR_RETURN(int64_t axis, NormAxis(axis_attr, x->shape.size(), n));
+  size_t ax = static_cast<size_t>(axis);
+  int64_t outer = Prod(x->shape, 0, ax), dim = x->shape[ax], inner = Prod(x->shape, ax + 1, x->shape.size());
+  int64_t count = NumElements(idx->shape);
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(const void* ip, in.DeviceInput(1));
+  void* y = in.output(0)->device;
+  size_t eb = DataTypeSize(x->dtype);
+  bool i64 = idx->dtype == DataType::kInt64;
+  int* flag = in.error_flag();
+  return BuiltStep{[xp, ip, i64, count, y, eb, outer, dim, inner, flag](StreamView s, void*) {
+                     return Gather(xp, ip, i64, count, y, eb, outer, dim, inner, flag, s);
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> BuildResize(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  RETURN_IF_ERROR(NeedFloat(x, n, "X"));
+  const Shape& os = in.output(0)->shape;
+  if (x->shape.size() != 4 || os[0] != x->shape[0] || os[1] != x->shape[1]) {
+    return Unimplemented("{}: CUDA Resize handles 4-D NCHW with N and C unchanged", n.Describe());
+  }
+  ASSIGN_OR_RETURN(std::string mode, n.GetString("mode", "nearest"));
+  ASSIGN_OR_RETURN(std::string coord, n.GetString("coordinate_transformation_mode", n.opset < 11 ? "asymmetric" : "half_pixel"));
+  ASSIGN_OR_RETURN(std::string nearest, n.GetString("nearest_mode", "round_prefer_floor"));
+  ResizeParams p;
+  p.n = x->shape[0], p.c = x->shape[1], p.in_h = x->shape[2], p.in_w = x->shape[3], p.out_h = os[2], p.out_w = os[3];
+  p.scale_h = static_cast<float>(p.out_h) / static_cast<float>(p.in_h);
+  p.scale_w = static_cast<float>(p.out_w) / static_cast<float>(p.in_w);
+  size_t scales_input = n.opset < 11 ? 1 : 2;
+  if (in.num_inputs() > scales_input && in.input(scales_input) != nullptr &&
+      NumElements(in.input(scales_input)->shape) == 4) {
+    ASSIGN_OR_RETURN(std::vector<float> sc, HostFloats(in.input(scales_input), n, "scales"));
+    p.scale_h = sc[2];
+    p.scale_w = sc[3];
+  }
+  if (mode == "nearest") {
+    p.mode = ResizeMode::kNearest;
+  } else if (mode == "linear") {
+    p.mode = ResizeMode::kLinear;
+  } else {
+    return Unimplemented("{}: Resize mode '{}' is not supported on CUDA", n.Describe(), mode);
+  }
+  static const std::map<std::string, ResizeCoord> kCoord = {{"half_pixel", ResizeCoord::kHalfPixel},
+                                                            {"pytorch_half_pixel", ResizeCoord::kPytorchHalfPixel},
+                                                            {"align_corners", ResizeCoord::kAlignCorners},
+                                                            {"asymmetric", ResizeCoord::kAsymmetric}};
+  static const std::map<std::string, ResizeNearest> kNearest = {{"round_prefer_floor", ResizeNearest::kRoundPreferFloor},
+                                                                {"round_prefer_ceil", ResizeNearest::kRoundPreferCeil},
+                                                                {"floor", ResizeNearest::kFloor},
+                                                                {"ceil", ResizeNearest::kCeil}};
+  auto c = kCoord.find(coord);
+  auto nm = kNearest.find(nearest);
+  if (c == kCoord.end() || nm == kNearest.end()) {
+    return Unimplemented("{}: Resize coordinate mode '{}' / nearest mode '{}' not supported on CUDA", n.Describe(), coord,
+                         nearest);
+  }
+  p.coord = c->second;
+  p.nearest = nm->second;
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  float* y = static_cast<float*>(in.output(0)->device);
+  return BuiltStep{[xp, y, p](StreamView s, void*) { return Resize(static_cast<const float*>(xp), y, p, s); }, 0};
+}
+
+StatusOr<BuiltStep> BuildAlias(StepInputs& in) {
+  // The plan gives the output the input's storage; copy only if it could not.
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  PlannedValue* out = in.output(0);
+  void* y = out->device;
+  size_t bytes = static_cast<size_t>(NumElements(out->shape)) * DataTypeSize(out->dtype);
+  return BuiltStep{[xp, y, bytes](StreamView s, void*) { return CopyDeviceToDeviceAsync(y, xp, bytes, s); }, 0};
+}
+
+}  // namespace
+
+bool IsAliasOp(const ir::Node& node) {
+  static const char* kOps[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
+  if (!node.domain.empty()) return false;
+  for (const char* op : kOps) {
+    if (node.op_type == op) return true;
+  }
+  return false;
+}
+
+StatusOr<BuiltStep> BuildStep(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const std::string& op = n.op_type;
+  if (n.domain == "gpuhive") {
+    if (op == "FusedConv") return BuildConv(in, true);
+    if (op == "FusedMatMul") return BuildMatMul(in, true);
+    if (op == "FusedGemm") return BuildGemm(in, true);
+    if (op == "Elementwise") return BuildFusedElementwise(in);
+    return Unimplemented("{}: no CUDA implementation", n.Describe());
+  }
+  if (!n.domain.empty() && n.domain != "ai.onnx") return Unimplemented("{}: no CUDA implementation", n.Describe());
+  if (IsAliasOp(n)) {
+    if (op == "Dropout" && in.output_used(1)) return Unimplemented("{}: Dropout mask on CUDA", n.Describe());
+    return BuildAlias(in);
+  }
+  if (op == "Cast") {
+    if (in.input(0)->dtype == in.output(0)->dtype) return BuildAlias(in);
+    return Unimplemented("{}: Cast between types on CUDA", n.Describe());
+  }
+  if (auto it = UnaryOps().find(op); it != UnaryOps().end()) return BuildUnary(in, it->second);
+  if (auto it = BinaryOps().find(op); it != BinaryOps().end()) {
+    if (in.num_inputs() != 2) return Unimplemented("{}: variadic {} on CUDA", n.Describe(), op);
+    return ChainStep(in, {PostOp{it->second}}, 0, 1);
+  }
+  if (op == "Conv") return BuildConv(in, false);
+  if (op == "MatMul") return BuildMatMul(in, false);
+  if (op == "Gemm") return BuildGemm(in, false);
+  if (op == "Softmax") return BuildSoftmax(in, false);
+  if (op == "LogSoftmax") return BuildSoftmax(in, true);
+  if (op == "LayerNormalization") return BuildLayerNorm(in);
+  if (op == "ReduceSum") return BuildReduce(in, ReduceKind::kSum);
+  if (op == "ReduceMean") return BuildReduce(in, ReduceKind::kMean);
+  if (op == "ReduceMax") return BuildReduce(in, ReduceKind::kMax);
+  if (op == "ReduceMin") return BuildReduce(in, ReduceKind::kMin);
+  if (op == "GlobalAveragePool") return BuildGlobalPool(in, ReduceKind::kMean);
+  if (op == "GlobalMaxPool") return BuildGlobalPool(in, ReduceKind::kMax);
+  if (op == "MaxPool") return BuildPool(in, PoolKind::kMax);
+  if (op == "AveragePool") return BuildPool(in, PoolKind::kAverage);
+  if (op == "Transpose") return BuildTranspose(in);
+  if (op == "Slice") return BuildSlice(in);
+  if (op == "Concat") return BuildConcat(in);
+  if (op == "Gather") return BuildGather(in);
+  if (op == "Resize") return BuildResize(in);
+  return Unimplemented("{}: no CUDA implementation", n.Describe());
+}
+
+}  // namespace gpuhive::cuda::executor
