@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 # ccache keeps its default directory (~/.cache/ccache) so fresh clones on one machine share it.
 export CCACHE_MAXSIZE ?= 5G
 
-.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run models bench clean
+.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench clean
 
 all: build
 
@@ -41,12 +41,32 @@ test-sanitizers: deps
 # Debian's interpreter: it has python3-torch/torchvision/onnx (a pyenv python3 on PATH may not).
 PYTHON ?= /usr/bin/python3
 
-models: deps-bench
-	$(PYTHON) bench/export_models.py --out models/generated
+# The built-in model repository (real architectures, random weights; generated once and cached).
+REPOSITORY ?= models/repository
+HTTP_PORT  ?= 8000
+GRPC_PORT  ?= 8001
+SERVE_ARGS ?=
 
-# Until the server lands: run the executor on every built-in model and print its speed and memory.
+models: deps-bench
+	$(PYTHON) scripts/make-repository.py --out $(REPOSITORY)
+
+# The main job: set up, build, prepare the repository, serve it (Ctrl-C / SIGTERM drains and exits).
 run: build models
-	@for m in models/generated/*.onnx; do \
+	@echo "gpuhive: serving $(REPOSITORY) -- KServe v2 HTTP http://127.0.0.1:$(HTTP_PORT)/v2, gRPC 127.0.0.1:$(GRPC_PORT),"
+	@echo "         metrics http://127.0.0.1:$(HTTP_PORT)/metrics, management http://127.0.0.1:$(HTTP_PORT)/v2/gpuhive/models"
+	$(BUILD_DIR)/bin/gpuhive serve --model-repository $(REPOSITORY) --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) $(SERVE_ARGS)
+
+# Scenario 1 (visual analysis) against a server the scenario starts itself, naive vs gpuhive;
+# prints where the report is.
+DEMO_SCENARIO ?= bench/scenarios/visual_analysis.json
+DEMO_OUT      ?= bench/out/demo
+demo: build models
+	$(BUILD_DIR)/bin/gpuhive bench scenario $(DEMO_SCENARIO) --out $(DEMO_OUT) --json $(DEMO_OUT)/report.json
+	@echo "report: $(DEMO_OUT)/report.md"
+
+# The executor alone on every built-in model: speed and memory per model.
+perf: build models
+	@for m in $(REPOSITORY)/*/1/model.onnx; do \
 	  echo "== $$m"; $(BUILD_DIR)/bin/gpuhive perf $$m --threads $(JOBS) --iterations 10 || exit 1; \
 	done
 

@@ -297,6 +297,7 @@ CoreService::~CoreService() {
     std::unique_lock lock(impl_->mu);
     impl_->models.clear();
   }
+  impl_->workers.clear();  // their arenas came from the manager's memory
   impl_->manager.reset();
 }
 
@@ -390,7 +391,9 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     mo.optimize = options.optimize;
     mo.default_keep_alive_us = options.default_keep_alive_us;
     mo.enable_preloading = options.enable_preloading;
-    mo.strict_device = options.strict_gpu;
+    // The CPU fallback runs a model outside the device budget in host memory. When models execute
+    // on the CPU anyway, that would only break the budget: refuse instead.
+    mo.strict_device = options.strict_gpu || impl->discovery.gpus.empty() || !BuiltWithCuda();
     mo.control_mode = options.control_mode;
     mo.poll_interval_us = options.poll_interval_us;
     mo.on_transition = [core](const residency::ModelTransition& t) { core->OnTransition(t); };

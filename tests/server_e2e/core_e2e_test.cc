@@ -1,0 +1,393 @@
+// End to end against a running server: CoreService over the committed test repository, the real
+// HTTP and gRPC frontends on ephemeral ports, real models executed by the runtime.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "e2e_support.h"
+#include "grpc_service.grpc.pb.h"
+
+namespace gpuhive::server::testing {
+namespace {
+
+using json = nlohmann::json;
+
+// tiny_mlp computed independently in the test from the weights the repository README documents.
+std::vector<float> TinyMlpReference(const std::vector<float>& x) {
+  std::vector<float> out;
+  for (size_t r = 0; r < x.size() / 16; ++r) {
+    float h[8];
+    for (int j = 0; j < 8; ++j) {
+      float acc = static_cast<float>(j % 3 - 1) / 4.0f;
+      for (int i = 0; i < 16; ++i) acc += x[r * 16 + i] * static_cast<float>((8 * i + j) % 7 - 3) / 8.0f;
+      h[j] = acc > 0 ? acc : 0;
+    }
+    for (int j = 0; j < 4; ++j) {
+      float acc = static_cast<float>(j) / 4.0f;
+      for (int i = 0; i < 8; ++i) acc += h[i] * static_cast<float>((4 * i + j) % 5 - 2) / 4.0f;
+      out.push_back(acc);
+    }
+  }
+  return out;
+}
+
+std::vector<float> Floats(const json& j) {
+  std::vector<float> v;
+  for (const auto& x : j) v.push_back(x.get<float>());
+  return v;
+}
+
+class CoreE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CoreOptions o;
+    server_ = StartServer(o, "secret");
+    ASSERT_NE(server_, nullptr);
+  }
+  uint16_t port() const { return server_->http->port(); }
+  std::unique_ptr<RunningServer> server_;
+};
+
+TEST_F(CoreE2E, HealthMetadataAndIndex) {
+  HttpClient c(port());
+  EXPECT_EQ(c.Request("GET", "/v2/health/live").status, 200);
+  EXPECT_EQ(c.Request("GET", "/v2/health/ready").status, 200);
+  auto md = json::parse(c.Request("GET", "/v2").body);
+  EXPECT_EQ(md["name"], "gpuhive");
+  auto m = c.Request("GET", "/v2/models/tiny_mlp");
+  ASSERT_EQ(m.status, 200) << m.body;
+  auto mj = json::parse(m.body);
+  EXPECT_EQ(mj["inputs"][0]["name"], "INPUT0");
+  EXPECT_EQ(mj["inputs"][0]["shape"], json({-1, 16}));
+  EXPECT_EQ(mj["outputs"][0]["shape"], json({-1, 4}));
+  // Derived config: shapes as the ONNX file declares them.
+  auto derived = json::parse(c.Request("GET", "/v2/models/identity_fp32").body);
+  EXPECT_EQ(derived["inputs"][0]["shape"], json({-1, 8}));
+  EXPECT_EQ(c.Request("GET", "/v2/models/tiny_mlp/ready").status, 200);
+  EXPECT_EQ(c.Request("GET", "/v2/models/no_such_model").status, 404);
+  EXPECT_EQ(c.Request("GET", "/v2/models/two_versions/versions/7").status, 404);
+  auto idx = json::parse(c.Request("POST", "/v2/repository/index").body);
+  std::set<std::string> names;
+  for (const auto& e : idx) names.insert(e["name"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"add_sub", "broken_model", "identity_fp32", "no_batch", "tiny_mlp", "two_versions"}));
+}
+
+TEST_F(CoreE2E, InferComputesTheModel) {
+  HttpClient c(port());
+  json req = TinyMlpJson(3);
+  auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto out = json::parse(r.body);
+  EXPECT_EQ(out["model_name"], "tiny_mlp");
+  EXPECT_EQ(out["model_version"], "1");
+  EXPECT_EQ(out["outputs"][0]["shape"], json({3, 4}));
+  std::vector<float> got = Floats(out["outputs"][0]["data"]);
+  std::vector<float> want = TinyMlpReference(Floats(req["inputs"][0]["data"]));
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+
+  // Versions are distinct models: v1 adds 1, v2 adds 2; no version means the newest.
+  json v = {{"inputs", {{{"name", "INPUT0"}, {"shape", {1, 4}}, {"datatype", "FP32"}, {"data", {0, 1, 2, 3}}}}}};
+  auto v1 = json::parse(c.Request("POST", "/v2/models/two_versions/versions/1/infer", v.dump()).body);
+  auto v2 = json::parse(c.Request("POST", "/v2/models/two_versions/versions/2/infer", v.dump()).body);
+  auto vd = json::parse(c.Request("POST", "/v2/models/two_versions/infer", v.dump()).body);
+  EXPECT_EQ(v1["outputs"][0]["data"], json({1.0, 2.0, 3.0, 4.0}));
+  EXPECT_EQ(v2["outputs"][0]["data"], json({2.0, 3.0, 4.0, 5.0}));
+  EXPECT_EQ(vd["model_version"], "2");
+
+  // A non-batching model takes its shape as is; INT32 Triton "simple".
+  json nb = {{"inputs", {{{"name", "INPUT0"}, {"shape", {3, 4}}, {"datatype", "FP32"}, {"data", {1, 1, 1, 1, 2, 2, 2, 2, 0, 1, 0, 1}}}}}};
+  auto nbr = json::parse(c.Request("POST", "/v2/models/no_batch/infer", nb.dump()).body);
+  EXPECT_EQ(nbr["outputs"][0]["data"], json({4.0, 8.0, 2.0}));
+  json as = {{"inputs",
+              {{{"name", "INPUT0"}, {"shape", {1, 16}}, {"datatype", "INT32"}, {"data", std::vector<int>(16, 5)}},
+               {{"name", "INPUT1"}, {"shape", {1, 16}}, {"datatype", "INT32"}, {"data", std::vector<int>(16, 2)}}}},
+             {"outputs", {{{"name", "OUTPUT1"}}}}};
+  auto asr = json::parse(c.Request("POST", "/v2/models/add_sub/infer", as.dump()).body);
+  ASSERT_EQ(asr["outputs"].size(), 1u);  // only the requested output
+  EXPECT_EQ(asr["outputs"][0]["name"], "OUTPUT1");
+  EXPECT_EQ(asr["outputs"][0]["data"], json(std::vector<int>(16, 3)));
+}
+
+TEST_F(CoreE2E, JsonBinaryAndGrpcAgreeBitForBit) {
+  HttpClient c(port());
+  json req = TinyMlpJson(5);
+  auto jr = c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump());
+  ASSERT_EQ(jr.status, 200);
+  std::vector<float> json_out = Floats(json::parse(jr.body)["outputs"][0]["data"]);
+
+  // Binary tensor extension: the input as raw bytes after the JSON header, the output asked for
+  // as binary.
+  std::vector<float> in = Floats(req["inputs"][0]["data"]);
+  json header = {{"inputs", {{{"name", "INPUT0"}, {"shape", {5, 16}}, {"datatype", "FP32"},
+                              {"parameters", {{"binary_data_size", in.size() * 4}}}}}},
+                 {"outputs", {{{"name", "OUTPUT0"}, {"parameters", {{"binary_data", true}}}}}}};
+  std::string hs = header.dump();
+  std::string body = hs + std::string(reinterpret_cast<const char*>(in.data()), in.size() * 4);
+  auto br = c.Request("POST", "/v2/models/tiny_mlp/infer", body,
+                      {{"Inference-Header-Content-Length", std::to_string(hs.size())}});
+  ASSERT_EQ(br.status, 200) << br.body;
+  size_t hl = std::stoul(br.headers.at("inference-header-content-length"));
+  ASSERT_EQ(br.body.size(), hl + json_out.size() * 4);
+  std::vector<float> bin_out(json_out.size());
+  std::memcpy(bin_out.data(), br.body.data() + hl, bin_out.size() * 4);
+  EXPECT_EQ(std::memcmp(bin_out.data(), json_out.data(), bin_out.size() * 4), 0);
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc->port()), grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  inference::ModelInferRequest g;
+  g.set_model_name("tiny_mlp");
+  auto* gi = g.add_inputs();
+  gi->set_name("INPUT0");
+  gi->set_datatype("FP32");
+  gi->add_shape(5);
+  gi->add_shape(16);
+  g.add_raw_input_contents(std::string(reinterpret_cast<const char*>(in.data()), in.size() * 4));
+  inference::ModelInferResponse gr;
+  grpc::ClientContext ctx;
+  grpc::Status st = stub->ModelInfer(&ctx, g, &gr);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(gr.raw_output_contents_size(), 1);
+  ASSERT_EQ(gr.raw_output_contents(0).size(), json_out.size() * 4);
+  EXPECT_EQ(std::memcmp(gr.raw_output_contents(0).data(), json_out.data(), json_out.size() * 4), 0);
+}
+
+TEST_F(CoreE2E, BrokenModelFailsAloneWithAClearError) {
+  HttpClient c(port());
+  json b = {{"inputs", {{{"name", "INPUT0"}, {"shape", {1, 4}}, {"datatype", "FP32"}, {"data", {1, 2, 3, 4}}}}}};
+  auto r = c.Request("POST", "/v2/models/broken_model/infer", b.dump());
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("broken_model"), std::string::npos) << r.body;
+  auto idx = json::parse(c.Request("POST", "/v2/repository/index").body);
+  for (const auto& e : idx) {
+    if (e["name"] == "broken_model") {
+      EXPECT_EQ(e["state"], "UNAVAILABLE");
+      EXPECT_FALSE(e.value("reason", "").empty());
+    }
+  }
+  EXPECT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 200);
+}
+
+TEST_F(CoreE2E, BadInputIsRefusedWhileGoodLoadKeepsSucceeding) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, bad{0};
+  std::thread load([&] {
+    HttpClient c(port());
+    std::string body = TinyMlpJson(2).dump();
+    while (!stop.load()) {
+      auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", body);
+      (r.status == 200 ? ok : bad)++;
+    }
+  });
+  HttpClient c(port());
+  struct Case {
+    std::string body;
+    int status;
+  };
+  std::vector<Case> cases = {
+      {"{not json", 400},
+      {R"({"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"INT64","data":[1]}]})", 400},
+      {R"({"inputs":[{"name":"INPUT0","shape":[1,15],"datatype":"FP32","data":[1]}]})", 400},
+      {R"({"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":[1,2,3]}]})", 400},
+      {R"({"inputs":[{"name":"NOPE","shape":[1,16],"datatype":"FP32","data":[1]}]})", 400},
+      {R"({"inputs":[{"name":"INPUT0","shape":[9,16],"datatype":"FP32","data":[]}]})", 400},
+  };
+  for (const auto& k : cases) {
+    auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", k.body);
+    EXPECT_EQ(r.status, k.status) << k.body << " -> " << r.body;
+    EXPECT_NE(r.body.find("error"), std::string::npos);
+  }
+  EXPECT_EQ(c.Request("POST", "/v2/models/tiny_mlp/versions/9/infer", TinyMlpJson(1).dump()).status, 404);
+  EXPECT_EQ(c.Request("POST", "/v2/models/nothing/infer", TinyMlpJson(1).dump()).status, 404);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop = true;
+  load.join();
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_F(CoreE2E, LoadAndUnloadWhileRequestsAreInFlight) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> tiny_ok{0}, tiny_bad{0}, add_ok{0}, add_refused{0}, add_other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      HttpClient c(port());
+      std::string body = TinyMlpJson(1).dump();
+      while (!stop.load()) (c.Request("POST", "/v2/models/tiny_mlp/infer", body).status == 200 ? tiny_ok : tiny_bad)++;
+    });
+  }
+  threads.emplace_back([&] {
+    HttpClient c(port());
+    json as = {{"inputs",
+                {{{"name", "INPUT0"}, {"shape", {1, 16}}, {"datatype", "INT32"}, {"data", std::vector<int>(16, 1)}},
+                 {{"name", "INPUT1"}, {"shape", {1, 16}}, {"datatype", "INT32"}, {"data", std::vector<int>(16, 1)}}}}};
+    std::string body = as.dump();
+    while (!stop.load()) {
+      int s = c.Request("POST", "/v2/models/add_sub/infer", body).status;
+      if (s == 200) {
+        add_ok++;
+      } else if (s == 503 || s == 404) {
+        add_refused++;
+      } else {
+        add_other++;
+      }
+    }
+  });
+  HttpClient admin(port());
+  std::map<std::string, std::string> auth = {{"Authorization", "Bearer secret"}};
+  for (int i = 0; i < 10; ++i) {
+    auto u = admin.Request("POST", "/v2/repository/models/add_sub/unload", "", auth);
+    EXPECT_EQ(u.status, 200) << u.body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto l = admin.Request("POST", "/v2/repository/models/add_sub/load", "", auth);
+    EXPECT_EQ(l.status, 200) << l.body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Without the token the repository calls are refused.
+  EXPECT_EQ(admin.Request("POST", "/v2/repository/models/add_sub/unload").status, 401);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop = true;
+  for (auto& t : threads) t.join();
+  EXPECT_GT(tiny_ok.load(), 0);
+  EXPECT_EQ(tiny_bad.load(), 0);
+  EXPECT_GT(add_ok.load(), 0);
+  EXPECT_EQ(add_other.load(), 0);
+  EXPECT_EQ(server_->core->in_flight(), 0);
+  HttpClient c(port());
+  EXPECT_EQ(c.Request("GET", "/v2/models/add_sub/ready").status, 200);
+}
+
+TEST_F(CoreE2E, ManagementApiAndMetrics) {
+  HttpClient c(port());
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump()).status, 200);
+  auto devices = json::parse(c.Request("GET", "/v2/gpuhive/devices").body);
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0]["id"], "cpu");
+  EXPECT_GT(devices[0]["budget_bytes"].get<uint64_t>(), 0u);
+  EXPECT_GT(devices[0]["used_by_model"]["tiny_mlp"].get<uint64_t>(), 0u);
+  auto model = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
+  EXPECT_EQ(model["tier"], "device");
+  EXPECT_EQ(model["tenant"], "interactive");
+  EXPECT_FALSE(model["latency_profile"].empty());
+
+  std::map<std::string, std::string> auth = {{"Authorization", "Bearer secret"}};
+  EXPECT_EQ(c.Request("PUT", "/v2/gpuhive/models/tiny_mlp/settings", R"({"priority":2,"tenant":"batch"})").status, 401);
+  auto set = c.Request("PUT", "/v2/gpuhive/models/tiny_mlp/settings", R"({"priority":2,"tenant":"batch","memory_limit":"64MiB"})", auth);
+  EXPECT_EQ(set.status, 200) << set.body;
+  model = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
+  EXPECT_EQ(model["priority"], 2);
+  EXPECT_EQ(model["tenant"], "batch");
+  EXPECT_EQ(model["memory_limit_bytes"], 64ull << 20);
+  EXPECT_EQ(c.Request("PUT", "/v2/gpuhive/models/tiny_mlp/settings", R"({"priority":99})", auth).status, 400);
+  ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 200);
+
+  std::string text = c.Request("GET", "/metrics").body;
+  EXPECT_NE(text.find("gpuhive_inference_requests_total{model=\"tiny_mlp\",version=\"1\",outcome=\"success\"} 5"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("gpuhive_model_loads_total{model=\"tiny_mlp\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_inference_count_total{model=\"tiny_mlp\",version=\"1\"} 9"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_device_memory_bytes{device=\"cpu\",kind=\"weights\"}"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_tenant_device_seconds_total{tenant=\"batch\"}"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_queue_duration_seconds_bucket{model=\"tiny_mlp\""), std::string::npos);
+  // An unknown model's request is not a model metric; a refused infer counts by outcome.
+  json bad = {{"inputs", {{{"name", "INPUT0"}, {"shape", {1, 4}}, {"datatype", "FP32"}, {"data", {1, 2, 3, 4}}}}}};
+  c.Request("POST", "/v2/models/broken_model/infer", bad.dump());
+  text = c.Request("GET", "/metrics").body;
+  EXPECT_NE(text.find("gpuhive_inference_requests_total{model=\"broken_model\",version=\"1\",outcome=\"Unavailable\"} 1"),
+            std::string::npos);
+}
+
+TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
+  CoreOptions g;
+  auto a = StartServer(g);
+  CoreOptions n;
+  n.mode = ServeMode::kNaive;
+  auto b = StartServer(n);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  HttpClient ca(a->http->port()), cb(b->http->port());
+  std::string body = TinyMlpJson(4).dump();
+  auto ra = ca.Request("POST", "/v2/models/tiny_mlp/infer", body);
+  auto rb = cb.Request("POST", "/v2/models/tiny_mlp/infer", body);
+  ASSERT_EQ(ra.status, 200);
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  EXPECT_EQ(json::parse(ra.body)["outputs"], json::parse(rb.body)["outputs"]);
+  // Naive mode compiled everything at start: the broken model is unavailable from the start.
+  auto idx = json::parse(cb.Request("POST", "/v2/repository/index").body);
+  for (const auto& e : idx) {
+    if (e["name"] == "broken_model") {
+      EXPECT_EQ(e["state"], "UNAVAILABLE");
+    }
+    if (e["name"] == "tiny_mlp") {
+      EXPECT_EQ(e["state"], "READY");
+    }
+  }
+  auto devices = json::parse(cb.Request("GET", "/v2/gpuhive/devices").body);
+  EXPECT_GT(devices[0]["used_by_model"]["tiny_mlp"].get<uint64_t>(), 0u);
+}
+
+TEST(CoreE2EModes, AModelThatCannotFitIsRefusedWith503) {
+  CoreOptions o;
+  o.memory_budget_bytes = 4096;  // smaller than tiny_mlp's weights
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump());
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("tiny_mlp"), std::string::npos) << r.body;
+  EXPECT_EQ(c.Request("GET", "/v2/health/live").status, 200);
+}
+
+TEST(CoreE2EModes, ExplicitModeServesOnlyLoadedModels) {
+  CoreOptions o;
+  o.control_mode = residency::ControlMode::kExplicit;
+  o.load_models = {"tiny_mlp"};
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  EXPECT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 200);
+  EXPECT_EQ(c.Request("GET", "/v2/models/two_versions").status, 404);
+  EXPECT_EQ(c.Request("POST", "/v2/repository/models/two_versions/load").status, 200);
+  json v = {{"inputs", {{{"name", "INPUT0"}, {"shape", {1, 4}}, {"datatype", "FP32"}, {"data", {0, 0, 0, 0}}}}}};
+  EXPECT_EQ(c.Request("POST", "/v2/models/two_versions/versions/1/infer", v.dump()).status, 200);
+  EXPECT_EQ(c.Request("POST", "/v2/repository/models/no_such/load").status, 404);
+}
+
+TEST(CoreE2EModes, PollModePicksUpNewAndRemovedModels) {
+  CoreOptions o;
+  o.control_mode = residency::ControlMode::kPoll;
+  o.poll_interval_us = 50'000;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  namespace fs = std::filesystem;
+  fs::copy(fs::path(s->repo) / "tiny_mlp", fs::path(s->repo) / "tiny_copy", fs::copy_options::recursive);
+  {
+    std::string cfg_path = (fs::path(s->repo) / "tiny_copy" / "config.pbtxt").string();
+    std::ifstream in(cfg_path);
+    std::string cfg((std::istreambuf_iterator<char>(in)), {});
+    cfg.replace(cfg.find("\"tiny_mlp\""), 10, "\"tiny_copy\"");
+    std::ofstream(cfg_path) << cfg;
+  }
+  HttpClient c(s->http->port());
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = c.Request("POST", "/v2/models/tiny_copy/infer", TinyMlpJson(1).dump()).status;
+  }
+  EXPECT_EQ(status, 200);
+  fs::remove_all(fs::path(s->repo) / "tiny_copy");
+  for (int i = 0; i < 100 && status != 404; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = c.Request("GET", "/v2/models/tiny_copy").status;
+  }
+  EXPECT_EQ(status, 404);
+}
+
+}  // namespace
+}  // namespace gpuhive::server::testing

@@ -1,0 +1,178 @@
+// The real `gpuhive serve` process: start-up line, graceful SIGTERM drain, and Debian's real
+// Prometheus server scraping it.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "e2e_support.h"
+
+extern char** environ;
+
+namespace gpuhive::server::testing {
+namespace {
+
+using json = nlohmann::json;
+
+// A child process with its stdout on a pipe.
+class Process {
+ public:
+  explicit Process(std::vector<std::string> args) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    out_ = fdopen(fds[0], "r");
+  }
+  ~Process() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      Wait();
+    }
+    if (out_) fclose(out_);
+  }
+  bool ok() const { return pid_ > 0 && out_ != nullptr; }
+  // Reads stdout lines until one starts with `prefix` (or EOF).
+  std::string ReadLineStartingWith(const std::string& prefix) {
+    char buf[4096];
+    while (out_ && fgets(buf, sizeof buf, out_)) {
+      std::string line(buf);
+      if (line.rfind(prefix, 0) == 0) return line;
+    }
+    return "";
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  // Exit code, or -1 when killed by a signal.
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  bool exited_ = false;
+};
+
+int ParsePort(const std::string& line, const std::string& key) {
+  auto p = line.find(key + "=");
+  return p == std::string::npos ? 0 : std::atoi(line.c_str() + p + key.size() + 1);
+}
+
+TEST(ServeProcess, SigtermDrainsAdmittedRequestsAndExitsCleanly) {
+  Process p({GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port", "0", "--grpc-port",
+             "0", "--exit-timeout-secs", "20", "--log-level", "warning"});
+  ASSERT_TRUE(p.ok());
+  std::string ready = p.ReadLineStartingWith("gpuhive ready");
+  ASSERT_FALSE(ready.empty());
+  uint16_t port = static_cast<uint16_t>(ParsePort(ready, "http_port"));
+  ASSERT_GT(port, 0);
+
+  // Several clients keep requests in flight; SIGTERM arrives in the middle.
+  std::atomic<int> ok{0}, refused{0}, broken{0}, other{0};
+  std::atomic<bool> signalled{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      HttpClient c(port);
+      std::string body = TinyMlpJson(4).dump();
+      for (int i = 0; i < 400; ++i) {
+        auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", body);
+        if (r.status == 200) {
+          ok++;
+        } else if (r.status == 503) {
+          refused++;  // answered: "shutting down"
+        } else if (r.status == 0) {
+          // No answer: allowed only once the server closed after draining (never admitted).
+          if (!signalled.load()) broken++;
+          break;
+        } else {
+          other++;
+        }
+      }
+    });
+  }
+  while (ok.load() < 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  signalled = true;
+  p.Signal(SIGTERM);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(p.Wait(), 0);  // 0: every admitted request was answered before the exit deadline
+  EXPECT_GE(ok.load(), 200);
+  EXPECT_EQ(broken.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+}
+
+TEST(ServeProcess, BadFlagsAreClearErrors) {
+  Process p({GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--model-control-mode", "sometimes"});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p.Wait(), 1);
+  Process q({GPUHIVE_BINARY, "serve", "--model-repository", "/nonexistent/repo"});
+  ASSERT_TRUE(q.ok());
+  EXPECT_NE(q.Wait(), 0);
+}
+
+// Debian's prometheus scrapes the running server; the metric is read back through its query API.
+TEST(ServeProcess, RealPrometheusScrapesGpuhive) {
+  const char* prom = "/usr/bin/prometheus";
+  if (access(prom, X_OK) != 0) GTEST_SKIP() << "prometheus is not installed (scripts/install-deps.sh installs it)";
+  Process p({GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port", "0", "--allow-grpc",
+             "false", "--log-level", "warning"});
+  ASSERT_TRUE(p.ok());
+  std::string ready = p.ReadLineStartingWith("gpuhive ready");
+  uint16_t port = static_cast<uint16_t>(ParsePort(ready, "http_port"));
+  ASSERT_GT(port, 0);
+  HttpClient c(port);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 200);
+
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("gpuhive_prom_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "prometheus.yml") << "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                                        << "  - job_name: gpuhive\n    static_configs:\n      - targets: ['127.0.0.1:"
+                                        << port << "']\n";
+  // An ephemeral port for prometheus itself: bind, read, release.
+  int prom_port = 19090 + (getpid() % 500);
+  Process prometheus({prom, "--config.file=" + (dir / "prometheus.yml").string(),
+                      "--storage.tsdb.path=" + (dir / "data").string(),
+                      "--web.listen-address=127.0.0.1:" + std::to_string(prom_port), "--log.level=error"});
+  ASSERT_TRUE(prometheus.ok());
+  double value = -1;
+  for (int i = 0; i < 120 && value < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    HttpClient pc(static_cast<uint16_t>(prom_port));
+    auto r = pc.Request("GET",
+                        "/api/v1/query?query=gpuhive_inference_requests_total%7Bmodel%3D%22tiny_mlp%22%2Coutcome%3D%22success%22%7D");
+    if (r.status != 200) continue;
+    auto j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || j["data"]["result"].empty()) continue;
+    value = std::stod(j["data"]["result"][0]["value"][1].get<std::string>());
+  }
+  EXPECT_EQ(value, 3);
+  prometheus.Signal(SIGTERM);
+  prometheus.Wait();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(), 0);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace gpuhive::server::testing
