@@ -170,7 +170,10 @@ json RunJson(const Scenario& sc, const RunResult& r) {
   return run;
 }
 
-double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
+// a / b, or null when b is 0 (nothing to compare against: e.g. the baseline answered nothing).
+json Ratio(double a, double b) { return b > 0 ? json(a / b) : json(nullptr); }
+
+std::string RatioText(const json& r) { return r.is_number() ? fmt::format("{:.2f}", r.get<double>()) : "n/a"; }
 
 json Comparison(const json& runs) {
   json c = {{"baseline", runs[0]["mode"]}, {"modes", json::array()}};
@@ -189,7 +192,9 @@ json Comparison(const json& runs) {
       const json& b = base["models"][it.key()];
       m["models"][it.key()] = {
           {"throughput_ratio", Ratio(cur["throughput_rps"].get<double>(), b["throughput_rps"].get<double>())},
-          {"p99_ratio", Ratio(cur["latency_ms"]["p99"].get<double>(), b["latency_ms"]["p99"].get<double>())},
+          {"p99_ratio", cur["latency_ms"]["count"].get<size_t>() == 0
+                            ? json(nullptr)
+                            : Ratio(cur["latency_ms"]["p99"].get<double>(), b["latency_ms"]["p99"].get<double>())},
           {"errors", cur["error_count"]},
           {"baseline_errors", b["error_count"]}};
     }
@@ -284,11 +289,10 @@ std::string ReportText(const json& report) {
     const json& c = report["comparison"];
     for (const auto& m : c["modes"]) {
       s += fmt::format("== {} vs {}: total throughput x{}\n", m["mode"].get<std::string>(),
-                       c["baseline"].get<std::string>(), Fmt(m["total_throughput_ratio"].get<double>(), 2));
+                       c["baseline"].get<std::string>(), RatioText(m["total_throughput_ratio"]));
       for (auto it = m["models"].begin(); it != m["models"].end(); ++it)
-        s += fmt::format("  {:<24} throughput x{}  p99 x{}\n", it.key(),
-                         Fmt(it.value()["throughput_ratio"].get<double>(), 2),
-                         Fmt(it.value()["p99_ratio"].get<double>(), 2));
+        s += fmt::format("  {:<24} throughput x{}  p99 x{}\n", it.key(), RatioText(it.value()["throughput_ratio"]),
+                         RatioText(it.value()["p99_ratio"]));
     }
   }
   return s;
@@ -303,8 +307,8 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
   RETURN_IF_ERROR(WriteFile(dir / "report.json", report.dump(2)));
 
   // Data files and the gnuplot script.
-  std::string gp = "set terminal pngcairo size 1100,520 noenhanced\nset grid\nset key outside right\n"
-                   "set xlabel 'time (s)'\n";
+  std::string gp = fmt::format("set terminal pngcairo size 1100,520 noenhanced\nset grid\nset key outside right\n"
+                               "set xlabel 'time (s)'\nset xrange [0:{}]\n", std::ceil(sc.duration_s));
   std::vector<std::string> pngs;
   const json& jruns = report["runs"];
   for (size_t ri = 0; ri < runs.size(); ++ri) {
@@ -401,11 +405,11 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
       md += fmt::format("**{} vs {}**: total throughput x{}\n\n| model | throughput ratio | p99 ratio | errors "
                         "({}) | errors ({}) |\n|---|---:|---:|---:|---:|\n",
                         m["mode"].get<std::string>(), c["baseline"].get<std::string>(),
-                        Fmt(m["total_throughput_ratio"].get<double>(), 2), m["mode"].get<std::string>(),
+                        RatioText(m["total_throughput_ratio"]), m["mode"].get<std::string>(),
                         c["baseline"].get<std::string>());
       for (auto it = m["models"].begin(); it != m["models"].end(); ++it)
-        md += fmt::format("| {} | {} | {} | {} | {} |\n", it.key(), Fmt(it.value()["throughput_ratio"].get<double>(), 2),
-                          Fmt(it.value()["p99_ratio"].get<double>(), 2), it.value()["errors"].get<int64_t>(),
+        md += fmt::format("| {} | {} | {} | {} | {} |\n", it.key(), RatioText(it.value()["throughput_ratio"]),
+                          RatioText(it.value()["p99_ratio"]), it.value()["errors"].get<int64_t>(),
                           it.value()["baseline_errors"].get<int64_t>());
       md += "\n";
     }

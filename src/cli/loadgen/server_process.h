@@ -28,8 +28,9 @@ class ServerProcess {
   // Polls GET /v2/health/ready until 200. Errors: kDeadlineExceeded after `timeout_s`,
   // kUnavailable when the process exited first (the message quotes the end of its log).
   Status WaitReady(const std::string& host, uint16_t port, double timeout_s);
-  // SIGTERM, waits up to `grace_s`, then SIGKILL. Returns the exit description.
-  std::string Stop(double grace_s = 20);
+  // SIGTERM, waits up to `grace_s` (serve drains for up to 30 s by default), then SIGKILL.
+  // Returns how the process ended.
+  std::string Stop(double grace_s = 45);
   pid_t pid() const { return pid_; }
 
  private:
