@@ -5,13 +5,20 @@
 //     sequences): hit rate, p99 latency and bytes swapped for LRU vs the cost policy, with and
 //     without predictive preloading;
 //  3. a soak of >= 1M requests on small models with random unloads and budget changes: crashes,
-//     failed requests, leaked bytes (tracking adaptor) and the resident set over time.
+//     failed requests, leaked bytes (tracking adaptor) and the resident set over time;
+//  4. time to first result (Acquire of a model in the host tier -> its first output), pipelined
+//     swap-in (weights copied on the copy engine while the request runs) vs not pipelined (the
+//     whole copy first), for real models and synthetic ones of ~10 MB .. 1 GB, and the overlap.
 // On a CPU-only machine the "device" is host memory behind the manager's budgeted pool.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -36,7 +43,11 @@ struct Options {
   uint64_t soak_requests = 1'000'000;
   int soak_threads = 2;
   uint32_t seed = 7;
-  std::vector<std::string> sections = {"swap", "trace", "soak"};
+  std::vector<std::string> sections = {"swap", "trace", "soak", "ttfr"};
+  std::vector<double> ttfr_mb = {10, 64, 256, 1024};
+  std::string models_dir = "models/generated";
+  int ttfr_repeats = 3;
+  int ttfr_threads = 1;
 };
 
 ModelConfig ChainConfig(const std::string& name, int dim) {
@@ -391,6 +402,170 @@ std::string RunSoak(const Options& o, bool* ok) {
   return out;
 }
 
+// ---- 4. time to first result ----
+
+struct TtfrRow {
+  std::string model;
+  uint64_t bytes = 0;      // weight bytes copied per swap-in
+  double serial_ms = 0;    // not pipelined: Acquire (compile + whole copy) then the first run
+  double pipelined_ms = 0; // pipelined: the run starts while the copy goes on
+  double copy_ms = 0;      // the weight copy alone (copy engine)
+  double ideal_ms = 0;     // bytes / measured bandwidth
+  double overlap = 0;      // (serial - pipelined) / min(copy, serial - copy): share of the copy hidden
+  std::string error;
+};
+
+// An input for every model input: dynamic dims are 1 for the first (batch) and 128 / 32 for
+// later ones (integer inputs are token ids: all ones; float inputs 0.5).
+StatusOr<std::vector<Tensor>> ZeroishInputs(const CompiledModel& model) {
+  std::vector<Tensor> out;
+  for (const TensorInfo& info : model.inputs()) {
+    Shape shape;
+    for (size_t d = 0; d < info.shape.size(); ++d) {
+      int64_t v = info.shape[d];
+      shape.push_back(v >= 0 ? v : (d == 0 ? 1 : (info.dtype == DataType::kInt64 ? 128 : 32)));
+    }
+    ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(info.dtype, shape));
+    const int64_t n = t.num_elements();
+    if (info.dtype == DataType::kFloat32) {
+      for (int64_t i = 0; i < n; ++i) t.as<float>()[i] = 0.5f;
+    } else if (info.dtype == DataType::kInt64) {
+      for (int64_t i = 0; i < n; ++i) t.as<int64_t>()[i] = 1;
+    } else if (info.dtype == DataType::kInt32) {
+      for (int64_t i = 0; i < n; ++i) t.as<int32_t>()[i] = 1;
+    } else {
+      std::memset(t.data(), 0, t.bytes());
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// Median time to first result of `onnx` (swapped in from the host tier each time).
+Status MeasureTtfr(const Options& o, const std::string& onnx, bool pipelined, bool optimize, double* ttfr_ms,
+                   double* copy_ms, uint64_t* bytes, double* bw) {
+  ManagerOptions mo;
+  mo.budget_bytes = 16ull << 30;
+  mo.optimize = optimize;
+  mo.enable_preloading = false;
+  mo.housekeeping_interval_us = 0;
+  mo.compile_threads = o.ttfr_threads;
+  mo.bandwidth_probe_bytes = 64ull << 20;
+  mo.pipelined_swap = pipelined;
+  ASSIGN_OR_RETURN(auto m, ModelManager::Create(mo));
+  *bw = m->h2d_bytes_per_s();
+  ModelConfig c;
+  c.name = "m";
+  c.platform = "onnxruntime_onnx";
+  RETURN_IF_ERROR(m->AddModel(c, onnx));
+  std::vector<double> ttfr, copies;
+  std::vector<Tensor> inputs;
+  for (int r = 0; r <= o.ttfr_repeats; ++r) {
+    ExecutionContext ctx({.num_threads = o.ttfr_threads, .memory = m->memory()});
+    const int64_t t0 = NowNs();
+    ASSIGN_OR_RETURN(ModelLease lease, m->Acquire("m"));
+    if (inputs.empty()) {
+      ASSIGN_OR_RETURN(inputs, ZeroishInputs(lease.model()));
+    }
+    std::vector<TensorView> views;
+    for (const Tensor& t : inputs) views.push_back(t.view());
+    ASSIGN_OR_RETURN(std::vector<Tensor> out, m->Run(lease, ctx, views));
+    const int64_t t1 = NowNs();
+    lease.Release();
+    m->WaitForCopies();
+    *bytes = m->Stats().bytes_copied / static_cast<uint64_t>(r + 1);
+    for (const ModelStatus& s : m->ListModels()) {
+      if (r > 0) copies.push_back(static_cast<double>(s.last_copy_ns) / 1e6);
+    }
+    if (r > 0) ttfr.push_back(static_cast<double>(t1 - t0) / 1e6);  // the first one also imported the ONNX bytes
+    out.clear();
+    ctx.ReleaseArena();
+    RETURN_IF_ERROR(m->Unload("m"));  // device copy dropped, host copy kept
+  }
+  *ttfr_ms = Percentile(ttfr, 0.5);
+  *copy_ms = Percentile(copies, 0.5);
+  return Status::OK();
+}
+
+std::string RunTtfr(const Options& o, bool* ok) {
+  std::vector<std::pair<std::string, std::string>> models;  // name, ONNX bytes
+  std::error_code ec;
+  if (!o.models_dir.empty() && std::filesystem::is_directory(o.models_dir, ec)) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& f : std::filesystem::directory_iterator(o.models_dir, ec)) {
+      if (f.path().extension() == ".onnx") files.push_back(f.path());
+    }
+    std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+      return std::filesystem::file_size(a) < std::filesystem::file_size(b);
+    });
+    for (const auto& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      models.emplace_back(f.stem().string(), ss.str());
+    }
+  }
+  for (double mb : o.ttfr_mb) {
+    SyntheticModelSpec spec = SpecForBytes(static_cast<uint64_t>(mb * 1024 * 1024), 3);
+    models.emplace_back(fmt::format("synthetic {} MiB ({}x{}x{})", mb, spec.layers, spec.dim, spec.dim),
+                        MakeMatMulChainOnnx(spec));
+  }
+  std::vector<TtfrRow> rows;
+  double bw = 0;
+  for (auto& [name, onnx] : models) {
+    TtfrRow row;
+    row.model = name;
+    const bool synthetic = name.rfind("synthetic", 0) == 0;
+    double copy_serial = 0, copy_pipe = 0;
+    Status s = MeasureTtfr(o, onnx, false, !synthetic, &row.serial_ms, &copy_serial, &row.bytes, &bw);
+    if (s.ok()) s = MeasureTtfr(o, onnx, true, !synthetic, &row.pipelined_ms, &copy_pipe, &row.bytes, &bw);
+    onnx.clear();
+    onnx.shrink_to_fit();
+    if (!s.ok()) {
+      row.error = s.ToString();
+      *ok = false;
+    }
+    row.copy_ms = copy_serial;
+    row.ideal_ms = bw > 0 ? static_cast<double>(row.bytes) / bw * 1e3 : 0;
+    const double compute_ms = row.serial_ms - row.copy_ms;
+    const double hideable = std::min(row.copy_ms, compute_ms);
+    row.overlap = hideable > 0 ? std::clamp((row.serial_ms - row.pipelined_ms) / hideable, -1.0, 1.0) : 0;
+    rows.push_back(std::move(row));
+  }
+  std::string out;
+  if (o.json) {
+    out += fmt::format("\"ttfr\": {{\"h2d_gb_per_s\": {:.2f}, \"rows\": [", bw / 1e9);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      out += fmt::format("{}{{\"model\": \"{}\", \"bytes\": {}, \"serial_ms\": {:.3f}, \"pipelined_ms\": {:.3f}, "
+                         "\"copy_ms\": {:.3f}, \"ideal_ms\": {:.3f}, \"overlap\": {:.3f}, \"error\": \"{}\"}}",
+                         i ? ", " : "", r.model, r.bytes, r.serial_ms, r.pipelined_ms, r.copy_ms, r.ideal_ms,
+                         r.overlap, r.error);
+    }
+    out += "]}";
+  } else {
+    out += fmt::format("4. time to first result after Acquire of a model in the host tier, measured H2D bandwidth "
+                       "{:.2f} GB/s (median of {})\n",
+                       bw / 1e9, o.ttfr_repeats);
+    out += fmt::format("   {:<34} {:>10} {:>12} {:>12} {:>9} {:>9} {:>8} {:>8}\n", "model", "weights", "serial ms",
+                       "pipelined ms", "copy ms", "bw ms", "speedup", "overlap");
+    for (const auto& r : rows) {
+      if (!r.error.empty()) {
+        out += fmt::format("   {:<34} error: {}\n", r.model, r.error);
+        continue;
+      }
+      out += fmt::format("   {:<34} {:>10} {:>12.2f} {:>12.2f} {:>9.2f} {:>9.2f} {:>7.2f}x {:>7.0f}%\n", r.model,
+                         FormatBytes(r.bytes), r.serial_ms, r.pipelined_ms, r.copy_ms, r.ideal_ms,
+                         r.serial_ms / std::max(r.pipelined_ms, 1e-9), 100 * r.overlap);
+    }
+    out += "   serial = Acquire (graph clone + compile + the whole weight copy) + first run; pipelined = the\n"
+           "   run starts after compile, each step waiting for its weights on the copy engine. overlap = the\n"
+           "   time saved / min(copy, serial - copy), i.e. the share of the hideable time that was hidden.\n"
+           "   Real models are compiled with optimization, synthetic MatMul chains without.\n";
+  }
+  return out;
+}
+
 int RunBenchResidency(const Options& o) {
   bool ok = true;
   std::vector<std::string> parts;
@@ -399,6 +574,7 @@ int RunBenchResidency(const Options& o) {
   if (has("swap")) parts.push_back(RunSwap(o, &bw, &ok));
   if (has("trace")) parts.push_back(RunTrace(o, &ok));
   if (has("soak")) parts.push_back(RunSoak(o, &ok));
+  if (has("ttfr")) parts.push_back(RunTtfr(o, &ok));
   if (o.json) {
     std::string s = "{";
     for (size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
@@ -424,7 +600,14 @@ CommandRegistration kRegistration(
       app.add_option("--soak-requests", opts->soak_requests, "requests in the soak section")->capture_default_str();
       app.add_option("--soak-threads", opts->soak_threads, "client threads in the soak")->capture_default_str();
       app.add_option("--seed", opts->seed, "seed of the trace and soak")->capture_default_str();
-      app.add_option("--sections", opts->sections, "any of swap, trace, soak")->capture_default_str();
+      app.add_option("--sections", opts->sections, "any of swap, trace, soak, ttfr")->capture_default_str();
+      app.add_option("--ttfr-mb", opts->ttfr_mb, "synthetic model sizes (MiB) for the time-to-first-result section")
+          ->capture_default_str();
+      app.add_option("--models-dir", opts->models_dir, "real ONNX models for the time-to-first-result section")
+          ->capture_default_str();
+      app.add_option("--ttfr-repeats", opts->ttfr_repeats, "swap-ins per model and mode (median reported)")
+          ->capture_default_str();
+      app.add_option("--ttfr-threads", opts->ttfr_threads, "compute threads of the first run")->capture_default_str();
       return [opts] { return RunBenchResidency(*opts); };
     });
 
