@@ -303,6 +303,25 @@ TEST_F(CoreE2E, ManagementApiAndMetrics) {
             std::string::npos);
 }
 
+TEST_F(CoreE2E, CoreMetricsPassPromtool) {
+  if (std::system("which promtool > /dev/null 2>&1") != 0) GTEST_SKIP() << "promtool not installed";
+  HttpClient c(port());
+  ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump()).status, 200);
+  json b = {{"inputs", {{{"name", "INPUT0"}, {"shape", {1, 4}}, {"datatype", "FP32"}, {"data", {1, 2, 3, 4}}}}}};
+  c.Request("POST", "/v2/models/broken_model/infer", b.dump());
+  auto m = c.Request("GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  std::string path = ::testing::TempDir() + "/gpuhive_core_metrics.txt";
+  std::ofstream(path) << m.body;
+  FILE* p = popen(("promtool check metrics < " + path + " 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), p)) out += buf;
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(out, "") << out;
+}
+
 TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
   CoreOptions g;
   auto a = StartServer(g);
