@@ -1009,7 +1009,18 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
         co.optimize = options_.optimize;
         co.memory = DefaultHostResource();
         co.owner_tag = e.owner;
-        auto model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
+        // The host tier, or the file when the host copy was dropped for the host budget (a leased
+        // model's host copy is never dropped meanwhile).
+        StatusOr<std::unique_ptr<ir::Model>> model = InvalidArgument("no host copy");
+        if (e.host_model != nullptr || e.host_copy.data() != nullptr) {
+          model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
+        } else if (!e.path.empty()) {
+          auto mapped = MappedFile::Open(e.path);
+          ImportOptions io;
+          io.base_dir = std::filesystem::path(e.path).parent_path().string();
+          model = mapped.ok() ? ImportOnnxBytes(std::string_view(mapped->data(), mapped->size()), io)
+                              : StatusOr<std::unique_ptr<ir::Model>>(mapped.status());
+        }
         if (model.ok()) {
           auto compiled = CompiledModel::Create(std::move(*model), co);
           if (compiled.ok()) e.cpu_model = std::move(*compiled);

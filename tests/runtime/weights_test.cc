@@ -13,6 +13,11 @@
 #include "gpuhive/memory/adaptors.h"
 #include "gpuhive/runtime.h"
 
+// oneDNN (libdnnl, not built with TSan) initializes its primitive-cache locks in uninstrumented
+// code, so ThreadSanitizer reports its rwlock reads as races; only frames inside libdnnl are
+// suppressed (as in the lease test).
+extern "C" const char* __tsan_default_suppressions() { return "race:libdnnl.so\n"; }
+
 namespace gpuhive {
 namespace {
 
