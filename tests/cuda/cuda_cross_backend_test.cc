@@ -1,0 +1,511 @@
+// Cross-backend test: every CUDA operator path and the executor against the CPU kernels on the same
+// small random inputs, by normalized error ||gpu - cpu|| / ||cpu|| (FP32 1e-5, TF32 1e-3, FP16/BF16
+// 1e-2). Needs a CUDA device; without one every test is skipped with a message.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "gpuhive/cuda_device.h"
+#include "gpuhive/cuda_executor.h"
+#include "gpuhive/cuda_kernels.h"
+#include "gpuhive/device_discovery.h"
+#include "gpuhive/memory/upstreams.h"
+#include "gpuhive/onnx_import.h"
+#include "gpuhive/runtime.h"
+#include "support/kernel_harness.h"
+
+namespace gpuhive {
+namespace {
+
+using testing::AttrFloat;
+using testing::AttrInt;
+using testing::AttrInts;
+using testing::AttrString;
+using testing::AttrStrings;
+using testing::NodeSpec;
+
+#define REQUIRE_GPU()                                                                         \
+  do {                                                                                        \
+    DiscoveryResult d = DiscoverDevices();                                                    \
+    if (d.gpus.empty()) GTEST_SKIP() << "no CUDA device (" << d.gpu_unavailable_reason << ")"; \
+  } while (0)
+
+double NormalizedError(const Tensor& got, const Tensor& ref) {
+  std::vector<double> a = testing::ToDoubles(got), b = testing::ToDoubles(ref);
+  if (a.size() != b.size()) return INFINITY;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+struct OpCase {
+  std::string name;
+  NodeSpec spec;
+  std::vector<Tensor> inputs;
+  std::vector<int> constant_inputs;  // become initializers on the CUDA side
+  double tolerance = 1e-5;
+};
+
+// One-node graph for the executor, inputs not listed as constants being graph inputs.
+std::shared_ptr<ir::Graph> OneNodeGraph(const OpCase& c) {
+  auto g = std::make_shared<ir::Graph>();
+  std::vector<ir::Value*> in;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    ir::Value* v = g->AddValue("in" + std::to_string(i), c.inputs[i].dtype());
+    bool constant = std::find(c.constant_inputs.begin(), c.constant_inputs.end(), static_cast<int>(i)) !=
+                    c.constant_inputs.end();
+    if (constant) {
+      v->constant = std::make_shared<const Tensor>(c.inputs[i].Clone().value());
+    } else {
+      v->is_graph_input = true;
+      g->inputs().push_back(v);
+    }
+    in.push_back(v);
+  }
+  std::vector<ir::Value*> out;
+  for (int i = 0; i < c.spec.num_outputs; ++i) out.push_back(g->AddValue("out" + std::to_string(i)));
+  ir::Node* n = g->AddNode(c.spec.op_type, in, out, "node", c.spec.domain);
+  n->opset = c.spec.opset;
+  n->attrs = c.spec.attrs;
+  for (ir::Value* v : out) {
+    v->is_graph_output = true;
+    g->outputs().push_back(v);
+  }
+  return g;
+}
+
+void CheckCase(const OpCase& c, bool graphs) {
+  SCOPED_TRACE(c.name);
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : c.inputs) ptrs.push_back(&t);
+  testing::RunOptions ro;
+  ro.constant_inputs = c.constant_inputs;
+  StatusOr<std::vector<Tensor>> cpu = testing::RunNode(c.spec, ptrs, ro);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  cuda::ExecutorOptions eo;
+  eo.use_cuda_graphs = graphs;
+  StatusOr<std::unique_ptr<cuda::CudaExecutor>> ex = cuda::CudaExecutor::Create(OneNodeGraph(c), eo);
+  ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+  std::vector<TensorView> views;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (std::find(c.constant_inputs.begin(), c.constant_inputs.end(), static_cast<int>(i)) == c.constant_inputs.end()) {
+      views.push_back(c.inputs[i].view());
+    }
+  }
+  // Three runs: plain, captured, replayed; each must match.
+  for (int run = 0; run < 3; ++run) {
+    StatusOr<std::vector<Tensor>> gpu = (*ex)->Run(views);
+    ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+    ASSERT_EQ(gpu->size(), cpu->size());
+    for (size_t o = 0; o < gpu->size(); ++o) {
+      ASSERT_EQ((*gpu)[o].shape(), (*cpu)[o].shape()) << "output " << o;
+      ASSERT_EQ((*gpu)[o].dtype(), (*cpu)[o].dtype()) << "output " << o;
+      EXPECT_LE(NormalizedError((*gpu)[o], (*cpu)[o]), c.tolerance) << "output " << o << " run " << run;
+    }
+  }
+  if (graphs) {
+    cuda::ExecutorStats st = (*ex)->stats();
+    EXPECT_EQ(st.plans, 1u);
+    EXPECT_EQ(st.graph_captures + st.graph_capture_failures, 1u);
+  }
+}
+
+Tensor Rand(const Shape& s, uint32_t seed) { return testing::RandomFloat(s, seed); }
+
+std::vector<OpCase> Cases() {
+  std::vector<OpCase> v;
+  auto add = [&](std::string name, NodeSpec spec, std::vector<Tensor> in, std::vector<int> consts = {}) {
+    OpCase c;
+    c.name = std::move(name);
+    c.spec = std::move(spec);
+    c.inputs = std::move(in);
+    c.constant_inputs = std::move(consts);
+    v.push_back(std::move(c));
+  };
+  add("conv3x3_bias", {"Conv", "", 17, {{"pads", AttrInts({1, 1, 1, 1})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 9, 9}, 1)); t.push_back(Rand({4, 3, 3, 3}, 2)); t.push_back(Rand({4}, 3)); return t; }(), {1, 2});
+  add("conv_grouped_strided", {"Conv", "", 17, {{"group", AttrInt(2)}, {"strides", AttrInts({2, 2})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 4, 8, 8}, 4)); t.push_back(Rand({6, 2, 3, 3}, 5)); return t; }(), {1});
+  add("fusedconv_sum_relu", {"FusedConv", "gpuhive", 1, {{"pads", AttrInts({1, 1, 1, 1})}, {"post_ops", AttrStrings({"sum", "relu"})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 3, 6, 6}, 6)); t.push_back(Rand({3, 3, 3, 3}, 7)); t.push_back(Rand({3}, 8)); t.push_back(Rand({1, 3, 6, 6}, 9)); return t; }(), {1, 2});
+  add("fusedconv_hardswish", {"FusedConv", "gpuhive", 1, {{"post_ops", AttrStrings({"hardswish"})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 5, 5}, 10)); t.push_back(Rand({2, 2, 1, 1}, 11)); t.push_back(Rand({2}, 12)); return t; }(), {1, 2});
+  add("matmul_2d", {"MatMul", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({5, 7}, 13)); t.push_back(Rand({7, 3}, 14)); return t; }(), {1});
+  add("matmul_batched", {"MatMul", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4, 6}, 15)); t.push_back(Rand({2, 3, 6, 5}, 16)); return t; }());
+  add("matmul_3d_x_2d", {"MatMul", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({2, 4, 8}, 17)); t.push_back(Rand({8, 3}, 18)); return t; }(), {1});
+  add("fusedmatmul_bias_gelu", {"FusedMatMul", "gpuhive", 1, {{"post_ops", AttrStrings({"add", "gelu_erf"})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({4, 8}, 19)); t.push_back(Rand({8, 6}, 20)); t.push_back(Rand({6}, 21)); return t; }(), {1, 2});
+  add("gemm_transb_bias", {"Gemm", "", 17, {{"transB", AttrInt(1)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({3, 5}, 22)); t.push_back(Rand({4, 5}, 23)); t.push_back(Rand({4}, 24)); return t; }(), {1, 2});
+  add("gemm_alpha_beta_full_c", {"Gemm", "", 17, {{"alpha", AttrFloat(0.5f)}, {"beta", AttrFloat(2.f)}, {"transA", AttrInt(1)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({5, 3}, 25)); t.push_back(Rand({5, 4}, 26)); t.push_back(Rand({3, 4}, 27)); return t; }());
+  add("softmax_last", {"Softmax", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({3, 1000}, 28)); return t; }());
+  add("softmax_middle", {"Softmax", "", 17, {{"axis", AttrInt(1)}}}, [] { std::vector<Tensor> t; t.push_back(Rand({2, 5, 3}, 29)); return t; }());
+  add("logsoftmax", {"LogSoftmax", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({4, 10}, 30)); return t; }());
+  add("layernorm", {"LayerNormalization", "", 17, {{"epsilon", AttrFloat(1e-5f)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 64}, 31)); t.push_back(Rand({64}, 32)); t.push_back(Rand({64}, 33)); return t; }(), {1, 2});
+  add("reducemean_last_keep", {"ReduceMean", "", 17, {{"axes", AttrInts({-1})}}}, [] { std::vector<Tensor> t; t.push_back(Rand({3, 4, 50}, 34)); return t; }());
+  add("reducemax_middle", {"ReduceMax", "", 17, {{"axes", AttrInts({1})}, {"keepdims", AttrInt(0)}}}, [] { std::vector<Tensor> t; t.push_back(Rand({3, 4, 5}, 35)); return t; }());
+  add("reducesum_axes_input", {"ReduceSum", "", 17, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 36)); t.push_back(testing::MakeInt64({2}, {1, 2})); return t; }(), {1});
+  add("globalavgpool", {"GlobalAveragePool", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 7, 7}, 37)); return t; }());
+  add("maxpool_3x3_s2_pad", {"MaxPool", "", 17, {{"kernel_shape", AttrInts({3, 3})}, {"strides", AttrInts({2, 2})}, {"pads", AttrInts({1, 1, 1, 1})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 9, 9}, 38)); return t; }());
+  add("avgpool_2x2", {"AveragePool", "", 17, {{"kernel_shape", AttrInts({2, 2})}, {"strides", AttrInts({2, 2})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 3, 8, 6}, 39)); return t; }());
+  add("transpose_0213", {"Transpose", "", 17, {{"perm", AttrInts({0, 2, 1, 3})}}}, [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4, 5}, 40)); return t; }());
+  add("slice_steps", {"Slice", "", 17, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({4, 10}, 41)); t.push_back(testing::MakeInt64({2}, {1, -1})); t.push_back(testing::MakeInt64({2}, {4, 0}));
+           t.push_back(testing::MakeInt64({2}, {0, 1})); t.push_back(testing::MakeInt64({2}, {1, -3})); return t; }(), {1, 2, 3, 4});
+  add("concat_axis1", {"Concat", "", 17, {{"axis", AttrInt(1)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 42)); t.push_back(Rand({2, 5, 4}, 43)); t.push_back(Rand({2, 1, 4}, 44)); return t; }());
+  add("gather_axis0_embedding", {"Gather", "", 17, {{"axis", AttrInt(0)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({10, 6}, 45)); t.push_back(testing::MakeInt64({2, 3}, {0, 9, -1, 4, 4, 2})); return t; }(), {0});
+  add("gather_axis1", {"Gather", "", 17, {{"axis", AttrInt(1)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({3, 5, 2}, 46)); t.push_back(testing::MakeInt64({2}, {4, 1})); return t; }());
+  add("resize_nearest_2x", {"Resize", "", 17, {{"mode", AttrString("nearest")}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 4, 5}, 47)); t.push_back(Tensor()); t.push_back(testing::MakeFloat({4}, {1, 1, 2, 2})); return t; }(), {2});
+  add("resize_linear_sizes", {"Resize", "", 17, {{"mode", AttrString("linear")}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 4, 5}, 48)); t.push_back(Tensor()); t.push_back(Tensor()); t.push_back(testing::MakeInt64({4}, {1, 2, 7, 3})); return t; }(), {3});
+  add("add_broadcast", {"Add", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({3, 1, 5}, 49)); t.push_back(Rand({4, 1}, 50)); return t; }());
+  add("div", {"Div", "", 17, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({2, 6}, 51)); t.push_back(testing::RandomFloat({2, 6}, 52, 0.5f, 2.f)); return t; }());
+  add("clip", {"Clip", "", 17, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({20}, 53)); t.push_back(testing::MakeFloat({}, {-0.3f})); t.push_back(testing::MakeFloat({}, {0.4f})); return t; }(), {1, 2});
+  add("elementwise_chain", {"Elementwise", "gpuhive", 1, {{"post_ops", AttrStrings({"mul", "add", "sigmoid", "linear:2:-1", "tanh", "gelu_tanh"})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 54)); t.push_back(Rand({3, 1}, 55)); t.push_back(Rand({4}, 56)); return t; }());
+  add("reshape_alias", {"Reshape", "", 17, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 57)); t.push_back(testing::MakeInt64({2}, {6, -1})); return t; }(), {1});
+  return v;
+}
+
+// Runs without a device: the case table itself is valid (every case runs on the CPU reference), so
+// a GPU run fails only for the CUDA side.
+TEST(CudaCrossBackendCases, EveryCaseRunsOnTheCpu) {
+  for (const OpCase& c : Cases()) {
+    SCOPED_TRACE(c.name);
+    std::vector<const Tensor*> ptrs;
+    for (const Tensor& t : c.inputs) ptrs.push_back(t.dtype() == DataType::kUndefined ? nullptr : &t);
+    testing::RunOptions ro;
+    ro.constant_inputs = c.constant_inputs;
+    StatusOr<std::vector<Tensor>> cpu = testing::RunNode(c.spec, ptrs, ro);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+    ASSERT_FALSE(cpu->empty());
+    EXPECT_GT((*cpu)[0].num_elements(), 0);
+    EXPECT_TRUE(cuda::CudaSupportsOp(c.spec.domain, c.spec.op_type));
+  }
+}
+
+TEST(CudaCrossBackend, EveryOperatorMatchesTheCpu) {
+  REQUIRE_GPU();
+  for (const OpCase& c : Cases()) {
+    bool has_omitted = false;
+    for (const Tensor& t : c.inputs) has_omitted = has_omitted || t.dtype() == DataType::kUndefined;
+    if (has_omitted) continue;  // covered by the test below
+    CheckCase(c, false);
+    CheckCase(c, true);
+  }
+}
+
+TEST(CudaCrossBackend, ResizeWithOmittedInputsMatchesTheCpu) {
+  REQUIRE_GPU();
+  for (const OpCase& c : Cases()) {
+    if (c.spec.op_type != "Resize") continue;
+    SCOPED_TRACE(c.name);
+    // Build both sides with the omitted inputs as nullptr.
+    std::vector<const Tensor*> ptrs;
+    for (const Tensor& t : c.inputs) ptrs.push_back(t.dtype() == DataType::kUndefined ? nullptr : &t);
+    testing::RunOptions ro;
+    ro.constant_inputs = c.constant_inputs;
+    auto cpu = testing::RunNode(c.spec, ptrs, ro);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+    auto g = std::make_shared<ir::Graph>();
+    std::vector<ir::Value*> in;
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      if (ptrs[i] == nullptr) {
+        in.push_back(nullptr);
+        continue;
+      }
+      ir::Value* v = g->AddValue("in" + std::to_string(i), c.inputs[i].dtype());
+      if (i == 0) {
+        v->is_graph_input = true;
+        g->inputs().push_back(v);
+      } else {
+        v->constant = std::make_shared<const Tensor>(c.inputs[i].Clone().value());
+      }
+      in.push_back(v);
+    }
+    ir::Value* y = g->AddValue("y");
+    ir::Node* n = g->AddNode("Resize", in, {y}, "node");
+    n->opset = 17;
+    n->attrs = c.spec.attrs;
+    y->is_graph_output = true;
+    g->outputs().push_back(y);
+    auto ex = cuda::CudaExecutor::Create(g, {});
+    ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+    auto gpu = (*ex)->Run({c.inputs[0].view()});
+    ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+    ASSERT_EQ((*gpu)[0].shape(), (*cpu)[0].shape());
+    EXPECT_LE(NormalizedError((*gpu)[0], (*cpu)[0]), 1e-5);
+  }
+}
+
+TEST(CudaCrossBackend, GatherOutOfRangeIsAnErrorNotACrash) {
+  REQUIRE_GPU();
+  OpCase c;
+  c.spec = {"Gather", "", 17, {{"axis", AttrInt(0)}}};
+  c.inputs.push_back(Rand({4, 2}, 60));
+  c.inputs.push_back(testing::MakeInt64({1}, {0}));
+  auto ex = cuda::CudaExecutor::Create(OneNodeGraph(c), {});
+  ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+  Tensor bad = testing::MakeInt64({1}, {7});
+  auto out = (*ex)->Run({c.inputs[0].view(), bad.view()});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << out.status().ToString();
+}
+
+// --- 16-bit and TF32 math through the runners directly -------------------------------------------
+
+class DeviceMem {
+ public:
+  DeviceMem() : mr_(CreateCudaDeviceResource(0).value()) {}
+  void* Upload(const std::vector<float>& host, DataType as, StreamView s) {
+    void* f = Alloc(host.size() * 4);
+    EXPECT_TRUE(cuda::CopyHostToDeviceAsync(f, host.data(), host.size() * 4, s).ok());
+    if (as == DataType::kFloat32) return f;
+    void* h = Alloc(host.size() * 2);
+    EXPECT_TRUE(cuda::ConvertFromFloat(static_cast<float*>(f), h, as, static_cast<int64_t>(host.size()), s).ok());
+    return h;
+  }
+  std::vector<float> Download(const void* d, DataType as, size_t n, const cuda::Stream& stream) {
+    StreamView s = stream.view();
+    const void* f = d;
+    if (as != DataType::kFloat32) {
+      void* tmp = Alloc(n * 4);
+      EXPECT_TRUE(cuda::ConvertToFloat(d, as, static_cast<float*>(tmp), static_cast<int64_t>(n), s).ok());
+      f = tmp;
+    }
+    std::vector<float> out(n);
+    EXPECT_TRUE(cuda::CopyDeviceToHostAsync(out.data(), f, n * 4, s).ok());
+    EXPECT_TRUE(stream.Synchronize().ok());
+    return out;
+  }
+  void* Alloc(size_t bytes) {
+    bufs_.push_back(Buffer::Allocate(mr_.get(), std::max<size_t>(bytes, 1)).value());
+    return bufs_.back().data();
+  }
+
+ private:
+  std::unique_ptr<MemoryResource> mr_;
+  std::vector<Buffer> bufs_;
+};
+
+std::vector<float> HostRand(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+double NormErr(const std::vector<float>& got, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(got[i])) return INFINITY;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(CudaCrossBackend, MatmulRunnerPrecisionsAndEpilogues) {
+  REQUIRE_GPU();
+  auto stream = cuda::Stream::Create({0, 0});
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  StreamView s = (*stream)->view();
+  auto runner = cuda::MatmulRunner::Create({});
+  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  const int64_t m = 33, n = 64, k = 96;
+  std::vector<float> a = HostRand(m * k, 1), b = HostRand(k * n, 2), bias = HostRand(n, 3);
+  std::vector<float> ref(m * n);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = bias[j];
+      for (int64_t p = 0; p < k; ++p) acc += static_cast<double>(a[i * k + p]) * b[p * n + j];
+      ref[i * n + j] = acc > 0 ? static_cast<float>(acc) : 0.f;
+    }
+  }
+  struct Mode {
+    cuda::MathMode math;
+    DataType storage;
+    double tol;
+  };
+  for (Mode mode : {Mode{cuda::MathMode::kFloat32, DataType::kFloat32, 1e-5}, Mode{cuda::MathMode::kTF32, DataType::kFloat32, 1e-3},
+                    Mode{cuda::MathMode::kFloat16, DataType::kFloat16, 1e-2},
+                    Mode{cuda::MathMode::kBFloat16, DataType::kBFloat16, 1e-2}}) {
+    SCOPED_TRACE(static_cast<int>(mode.math));
+    DeviceMem mem;
+    cuda::MatmulDesc d;
+    d.m = m, d.n = n, d.k = k, d.has_bias = true, d.epilogue = cuda::Epilogue::kRelu, d.math = mode.math;
+    void* da = mem.Upload(a, mode.storage, s);
+    void* db = mem.Upload(b, mode.storage, s);
+    void* dbias = mem.Upload(bias, mode.storage, s);
+    void* dd = mem.Alloc(m * n * 4);
+    auto ws = (*runner)->WorkspaceBytes(d);
+    ASSERT_TRUE(ws.ok()) << ws.status().ToString();
+    void* w = mem.Alloc(*ws);
+    Status st = (*runner)->Run(d, da, db, dbias, dd, w, *ws, s);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    std::vector<float> got = mem.Download(dd, mode.storage, m * n, **stream);
+    ASSERT_TRUE((*stream)->Synchronize().ok());
+    EXPECT_LE(NormErr(got, ref), mode.tol);
+  }
+  EXPECT_EQ((*runner)->cached_algorithms(), 4u);  // one per distinct desc, chosen once
+  cuda::MatmulDesc again;
+  again.m = m, again.n = n, again.k = k, again.has_bias = true, again.epilogue = cuda::Epilogue::kRelu;
+  ASSERT_TRUE((*runner)->WorkspaceBytes(again).ok());
+  EXPECT_EQ((*runner)->cached_algorithms(), 4u);
+}
+
+TEST(CudaCrossBackend, ConvRunnerPrecisions) {
+  REQUIRE_GPU();
+  auto stream = cuda::Stream::Create({0, 0});
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  StreamView s = (*stream)->view();
+  const int64_t N = 2, C = 8, H = 10, W = 10, K = 16;
+  std::vector<float> x = HostRand(N * C * H * W, 4), w = HostRand(K * C * 9, 5), bias = HostRand(K, 6);
+  std::vector<float> ref(N * K * H * W);
+  for (int64_t nn = 0; nn < N; ++nn)
+    for (int64_t kk = 0; kk < K; ++kk)
+      for (int64_t i = 0; i < H; ++i)
+        for (int64_t j = 0; j < W; ++j) {
+          double acc = bias[kk];
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t r = 0; r < 3; ++r)
+              for (int64_t q = 0; q < 3; ++q) {
+                int64_t ii = i + r - 1, jj = j + q - 1;
+                if (ii < 0 || ii >= H || jj < 0 || jj >= W) continue;
+                acc += static_cast<double>(x[((nn * C + c) * H + ii) * W + jj]) * w[((kk * C + c) * 3 + r) * 3 + q];
+              }
+          ref[((nn * K + kk) * H + i) * W + j] = acc > 0 ? static_cast<float>(acc) : 0.f;
+        }
+  struct Mode {
+    cuda::MathMode math;
+    DataType storage;
+    double tol;
+  };
+  for (Mode mode : {Mode{cuda::MathMode::kFloat32, DataType::kFloat32, 1e-5}, Mode{cuda::MathMode::kTF32, DataType::kFloat32, 1e-3},
+                    Mode{cuda::MathMode::kFloat16, DataType::kFloat16, 1e-2},
+                    Mode{cuda::MathMode::kBFloat16, DataType::kBFloat16, 1e-2}}) {
+    SCOPED_TRACE(static_cast<int>(mode.math));
+    cuda::ConvDesc d;
+    d.n = N, d.c = C, d.in_h = H, d.in_w = W, d.k = K, d.kernel_h = 3, d.kernel_w = 3;
+    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = 1;
+    d.has_bias = true, d.epilogue = cuda::Epilogue::kRelu, d.math = mode.math;
+    auto conv = cuda::ConvRunner::Create(d);
+    ASSERT_TRUE(conv.ok()) << conv.status().ToString();
+    EXPECT_EQ((*conv)->out_h(), H);
+    DeviceMem mem;
+    void* dx = mem.Upload(x, mode.storage, s);
+    void* dw = mem.Upload(w, mode.storage, s);
+    void* db = mem.Upload(bias, mode.storage, s);
+    void* dy = mem.Alloc(ref.size() * 4);
+    void* ws = mem.Alloc((*conv)->workspace_bytes());
+    Status st = (*conv)->Run(dx, dw, db, nullptr, dy, ws, s);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    std::vector<float> got = mem.Download(dy, mode.storage, ref.size(), **stream);
+    ASSERT_TRUE((*stream)->Synchronize().ok());
+    EXPECT_LE(NormErr(got, ref), mode.tol);
+  }
+}
+
+TEST(CudaDevice, StreamsEventsCopiesAndBandwidth) {
+  REQUIRE_GPU();
+  auto range = cuda::GetStreamPriorityRange(0);
+  ASSERT_TRUE(range.ok()) << range.status().ToString();
+  auto urgent = cuda::Stream::Create({0, 0});
+  auto background = cuda::Stream::Create({0, 100});
+  ASSERT_TRUE(urgent.ok() && background.ok());
+  EXPECT_EQ((*urgent)->cuda_priority(), range->greatest);
+  EXPECT_EQ((*background)->cuda_priority(), range->least);
+  auto start = cuda::Event::Create(0);
+  auto stop = cuda::Event::Create(0);
+  ASSERT_TRUE(start.ok() && stop.ok());
+  auto mr = CreateCudaDeviceResource(0);
+  ASSERT_TRUE(mr.ok());
+  std::vector<uint8_t> src(1 << 20), dst(1 << 20, 0);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 31 + 7);
+  auto buf = Buffer::Allocate(mr->get(), src.size());
+  ASSERT_TRUE(buf.ok());
+  StreamView s = (*urgent)->view();
+  ASSERT_TRUE((*start)->Record(s).ok());
+  ASSERT_TRUE(cuda::CopyHostToDeviceAsync(buf->data(), src.data(), src.size(), s).ok());
+  ASSERT_TRUE(cuda::CopyDeviceToHostAsync(dst.data(), buf->data(), dst.size(), s).ok());
+  ASSERT_TRUE((*stop)->Record(s).ok());
+  ASSERT_TRUE((*stop)->Synchronize().ok());
+  EXPECT_EQ(src, dst);
+  auto ms = (*stop)->ElapsedMsSince(**start);
+  ASSERT_TRUE(ms.ok()) << ms.status().ToString();
+  EXPECT_GT(*ms, 0.f);
+  auto bw = cuda::MeasureHostToDeviceBandwidth(0, 16 << 20, 3);
+  ASSERT_TRUE(bw.ok()) << bw.status().ToString();
+  EXPECT_GT(*bw, 1e9) << "below 1 GB/s host-to-device";
+}
+
+// Every benchmark model that is present: CUDA executor (FP32) against the CPU runtime.
+TEST(CudaCrossBackend, ModelsMatchTheCpu) {
+  REQUIRE_GPU();
+  const char* dir = std::getenv("GPUHIVE_MODELS_DIR");
+  std::filesystem::path root = dir != nullptr ? dir : "models/generated";
+  int ran = 0;
+  for (const char* name : {"mobilenet_v3_large", "efficientnet_b0", "resnet50", "lraspp_mobilenet_v3", "bert_base"}) {
+    std::filesystem::path p = root / (std::string(name) + ".onnx");
+    if (!std::filesystem::exists(p)) continue;
+    SCOPED_TRACE(name);
+    auto cpu_model = ImportOnnxFile(p.string());
+    auto gpu_model = ImportOnnxFile(p.string());
+    ASSERT_TRUE(cpu_model.ok() && gpu_model.ok());
+    auto compiled = CompiledModel::Create(std::move(*cpu_model), CompileOptions{});
+    ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+    auto ex = cuda::CreateCudaExecutorForModel(std::move(*gpu_model), {});
+    if (!ex.ok() && ex.status().code() == StatusCode::kUnimplemented) {
+      ADD_FAILURE() << name << " falls back to the CPU: " << ex.status().ToString();
+      continue;
+    }
+    ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+    std::vector<Tensor> inputs;
+    std::vector<TensorView> views;
+    for (const TensorInfo& info : (*compiled)->inputs()) {
+      Shape shape;
+      for (int64_t d : info.shape) shape.push_back(d < 0 ? 1 : d);
+      if (info.dtype == DataType::kFloat32) {
+        inputs.push_back(testing::RandomFloat(shape, 7));
+      } else {
+        std::vector<int64_t> ids(static_cast<size_t>(NumElements(shape)));
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 37) % 1000);
+        inputs.push_back(Tensor::FromVector<int64_t>(DataType::kInt64, shape, ids).value());
+      }
+      views.push_back(inputs.back().view());
+    }
+    ExecutionContext ctx({});
+    auto ref = (*compiled)->Run(ctx, views);
+    ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+    auto got = (*ex)->Run(views);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_EQ(got->size(), ref->size());
+    for (size_t o = 0; o < got->size(); ++o) {
+      EXPECT_LE(NormalizedError((*got)[o], (*ref)[o]), 1e-5) << "output " << o;
+    }
+    ++ran;
+  }
+  if (ran == 0) GTEST_SKIP() << "no benchmark model under " << root << " (set GPUHIVE_MODELS_DIR)";
+}
+
+}  // namespace
+}  // namespace gpuhive

@@ -1,0 +1,166 @@
+// CPU fallback (runs on every machine, with or without CUDA): device discovery finds no GPU, the
+// reason is reported once, strict mode refuses with a clear error, and a model still runs on the
+// CPU. Also the host-only parts of the CUDA API (priority mapping, operator support check).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "gpuhive/cuda_device.h"
+#include "gpuhive/cuda_executor.h"
+#include "gpuhive/device_discovery.h"
+#include "gpuhive/runtime.h"
+
+namespace gpuhive {
+namespace {
+
+bool HasGpu() { return !DiscoverDevices().gpus.empty(); }
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+TEST(CudaFallback, DiscoveryFindsNoGpuAndSaysWhy) {
+  if (HasGpu()) GTEST_SKIP() << "a GPU is present: the fallback path is not taken on this machine";
+  DiscoveryResult r = DiscoverDevices();
+  EXPECT_TRUE(r.gpus.empty());
+  EXPECT_FALSE(r.gpu_unavailable_reason.empty());
+  EXPECT_TRUE(r.cpu.id.is_cpu());
+}
+
+TEST(CudaFallback, ChoosesCpuAndReportsTheReasonOnce) {
+  if (HasGpu()) GTEST_SKIP() << "a GPU is present: the fallback path is not taken on this machine";
+  ::testing::internal::CaptureStderr();
+  int reported = 0;
+  for (int i = 0; i < 3; ++i) {
+    StatusOr<cuda::BackendChoice> c = cuda::ChooseBackend();
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_TRUE(c->device.is_cpu());
+    EXPECT_FALSE(c->fallback_reason.empty());
+    EXPECT_FALSE(c->device_name.empty());
+    reported += c->reported_now ? 1 : 0;
+    if (i > 0) {
+      EXPECT_FALSE(c->reported_now) << "call " << i << " reported again";
+    }
+  }
+  std::string log = ::testing::internal::GetCapturedStderr();
+  // Once per process: this test may not be the first caller when the whole binary runs.
+  EXPECT_LE(reported, 1);
+  EXPECT_EQ(Count(log, "running models on the CPU"), static_cast<size_t>(reported)) << log;
+}
+
+TEST(CudaFallback, StrictGpuRefusesWithTheReason) {
+  if (HasGpu()) GTEST_SKIP() << "a GPU is present: strict mode succeeds on this machine";
+  std::string reason = DiscoverDevices().gpu_unavailable_reason;
+  cuda::BackendOptions o;
+  o.strict_gpu = true;
+  StatusOr<cuda::BackendChoice> c = cuda::ChooseBackend(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(c.status().message().find("strict"), std::string::npos) << c.status().ToString();
+  EXPECT_NE(c.status().message().find(reason), std::string::npos) << c.status().ToString();
+}
+
+TEST(CudaFallback, DeviceCallsFailCleanlyWithoutADevice) {
+  if (HasGpu()) GTEST_SKIP() << "a GPU is present";
+  StatusOr<std::unique_ptr<cuda::Stream>> s = cuda::Stream::Create({0, 0});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable) << s.status().ToString();
+  StatusOr<double> bw = cuda::MeasureHostToDeviceBandwidth(0, 1 << 20, 1);
+  ASSERT_FALSE(bw.ok());
+  EXPECT_EQ(bw.status().code(), StatusCode::kUnavailable) << bw.status().ToString();
+}
+
+// y = Relu(x @ W + b): built in memory so the test needs no model file.
+std::unique_ptr<ir::Model> SmallModel() {
+  auto m = std::make_unique<ir::Model>();
+  m->graph = std::make_shared<ir::Graph>();
+  m->opsets[""] = 17;
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{2, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  ir::Value* w = g.AddValue("w", DataType::kFloat32);
+  w->constant = std::make_shared<const Tensor>(
+      Tensor::FromVector<float>(DataType::kFloat32, {2, 3}, {1.f, -1.f, 2.f, 0.5f, 1.f, -3.f}).value());
+  ir::Value* b = g.AddValue("b", DataType::kFloat32);
+  b->constant = std::make_shared<const Tensor>(
+      Tensor::FromVector<float>(DataType::kFloat32, {3}, {0.25f, 0.f, -1.f}).value());
+  ir::Value* mm = g.AddValue("mm", DataType::kFloat32);
+  ir::Value* add = g.AddValue("add", DataType::kFloat32);
+  ir::Value* y = g.AddValue("y", DataType::kFloat32);
+  for (ir::Node* n : {g.AddNode("MatMul", {x, w}, {mm}), g.AddNode("Add", {mm, b}, {add}), g.AddNode("Relu", {add}, {y})}) {
+    n->opset = 17;
+  }
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  return m;
+}
+
+TEST(CudaFallback, ModelRunsOnTheCpuWhenNoGpuIsChosen) {
+  StatusOr<cuda::BackendChoice> choice = cuda::ChooseBackend();
+  ASSERT_TRUE(choice.ok()) << choice.status().ToString();
+  if (!choice->device.is_cpu()) GTEST_SKIP() << "a GPU was chosen: the CPU fallback is not taken here";
+  auto model = SmallModel();
+  ASSERT_TRUE(cuda::CheckCudaSupport(*model->graph).ok());
+  StatusOr<std::unique_ptr<CompiledModel>> compiled = CompiledModel::Create(std::move(model), CompileOptions{});
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  ExecutionContext ctx({});
+  std::vector<float> x = {1.f, 2.f, -1.f, 0.5f};
+  TensorView view{DataType::kFloat32, {2, 2}, x.data()};
+  StatusOr<std::vector<Tensor>> out = (*compiled)->Run(ctx, {view});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->size(), 1u);
+  ASSERT_EQ((*out)[0].shape(), (Shape{2, 3}));
+  // Worked by hand: row 0 = [1*1+2*0.5, 1*-1+2*1, 1*2+2*-3] + b = [2.25, 1, -5] -> relu.
+  //                 row 1 = [-1+0.25, 1+0.5, -2-1.5] + b = [-0.5, 1.5, -4.5] -> relu.
+  const std::vector<float> expected = {2.25f, 1.f, 0.f, 0.f, 1.5f, 0.f};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ((*out)[0].as<float>()[i], expected[i]) << i;
+}
+
+TEST(CudaPriority, LevelZeroIsTheMostUrgentAndLevelsClamp) {
+  cuda::StreamPriorityRange r{0, -5};  // what recent GPUs report: least 0, greatest -5
+  EXPECT_EQ(cuda::CudaPriorityForLevel(0, r), -5);
+  EXPECT_EQ(cuda::CudaPriorityForLevel(1, r), -4);
+  EXPECT_EQ(cuda::CudaPriorityForLevel(5, r), 0);
+  EXPECT_EQ(cuda::CudaPriorityForLevel(50, r), 0);
+  EXPECT_EQ(cuda::CudaPriorityForLevel(-3, r), -5);
+  cuda::StreamPriorityRange flat{0, 0};  // devices without priorities
+  EXPECT_EQ(cuda::CudaPriorityForLevel(0, flat), 0);
+  EXPECT_EQ(cuda::CudaPriorityForLevel(3, flat), 0);
+}
+
+TEST(CudaSupport, NamesEveryMissingOperator) {
+  ir::Graph g;
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  ir::Value* a = g.AddValue("a", DataType::kFloat32);
+  ir::Value* b = g.AddValue("b", DataType::kFloat32);
+  ir::Value* c = g.AddValue("c", DataType::kFloat32);
+  g.AddNode("Relu", {x}, {a});
+  g.AddNode("LSTM", {a}, {b});
+  g.AddNode("TopK", {b}, {c});
+  Status st = cuda::CheckCudaSupport(g);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("LSTM"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("TopK"), std::string::npos) << st.ToString();
+  EXPECT_EQ(st.message().find("Relu"), std::string::npos) << st.ToString();
+  EXPECT_TRUE(cuda::CudaSupportsOp("gpuhive", "FusedConv"));
+  EXPECT_FALSE(cuda::CudaSupportsOp("gpuhive", "QLinearConv"));
+  EXPECT_FALSE(cuda::CudaSupportsOp("com.microsoft", "Relu"));
+}
+
+#ifdef GPUHIVE_HAVE_CUDA
+TEST(CudaFallback, ExecutorRefusesWithoutADeviceAndTheCpuTakesOver) {
+  if (HasGpu()) GTEST_SKIP() << "a GPU is present";
+  auto model = SmallModel();
+  StatusOr<std::unique_ptr<cuda::CudaExecutor>> ex = cuda::CreateCudaExecutorForModel(std::move(model), {});
+  ASSERT_FALSE(ex.ok());
+  EXPECT_EQ(ex.status().code(), StatusCode::kUnavailable) << ex.status().ToString();
+}
+#endif
+
+}  // namespace
+}  // namespace gpuhive
