@@ -28,6 +28,8 @@ struct Options {
   double duration_s = 0, warmup_s = -1;
   std::vector<std::string> compare;
   std::string binary;
+  std::string model_repository;
+  std::vector<std::string> server_args;
   bool quiet = false;
   bool no_server = false;
 };
@@ -47,6 +49,11 @@ int RunBenchScenario(const Options& o) {
   if (sc.warmup_s >= sc.duration_s) sc.warmup_s = sc.duration_s / 5;
   if (!o.compare.empty()) sc.compare = o.compare;
   if (!o.binary.empty()) sc.server.binary = o.binary;
+  if (!o.model_repository.empty()) {
+    sc.server.managed = true;
+    sc.server.model_repository = o.model_repository;
+  }
+  sc.server.args.insert(sc.server.args.end(), o.server_args.begin(), o.server_args.end());
   if (o.no_server) {
     sc.server.managed = false;
     sc.compare.clear();
@@ -159,6 +166,10 @@ CommandRegistration kReg(
       app.add_option("--warmup", o->warmup_s, "warm-up seconds, overrides the scenario's");
       app.add_option("--compare", o->compare, "server modes to compare, overrides the scenario's");
       app.add_option("--server-binary", o->binary, "binary to start as the server (default: this one)");
+      app.add_option("--model-repository", o->model_repository,
+                     "start `serve` on this repository per mode (overrides the scenario's server repository)");
+      app.add_option("--server-arg", o->server_args, "extra argument for the started server (repeatable)")
+          ->allow_extra_args(false);
       app.add_flag("--no-server", o->no_server, "do not start servers: run once against --url/--grpc-target");
       app.add_flag("--quiet", o->quiet, "no progress lines");
       return [o] { return RunBenchScenario(*o); };

@@ -221,6 +221,11 @@ std::string Sanitize(const std::string& s) {
 
 std::string Fmt(double v, int digits = 1) { return fmt::format("{:.{}f}", v, digits); }
 std::string MiB(uint64_t b) { return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1024.0 * 1024.0)); }
+std::string BudgetText(uint64_t b) { return b ? MiB(b) : "none"; }
+// A latency figure, or "-" when nothing succeeded (a 0 would read as "instant").
+std::string Ms(const json& latency, const char* key) {
+  return latency["count"].get<size_t>() ? Fmt(latency[key].get<double>(), 2) : "-";
+}
 
 std::string ErrorsText(const json& errors) {
   std::string s;
@@ -277,13 +282,12 @@ std::string ReportText(const json& report) {
       const json& m = it.value();
       const json& l = m["latency_ms"];
       s += fmt::format("  {:<24} {:>10} {:>9} {:>9} {:>9} {:>9}  {}\n", it.key(),
-                       Fmt(m["throughput_rps"].get<double>()), Fmt(l["p50"].get<double>(), 2),
-                       Fmt(l["p95"].get<double>(), 2), Fmt(l["p99"].get<double>(), 2),
-                       Fmt(l["max"].get<double>(), 2), ErrorsText(m["errors"]));
+                       Fmt(m["throughput_rps"].get<double>()), Ms(l, "p50"), Ms(l, "p95"), Ms(l, "p99"), Ms(l, "max"),
+                       ErrorsText(m["errors"]));
     }
     for (auto it = run["devices"].begin(); it != run["devices"].end(); ++it)
       s += fmt::format("  device {}: peak {} (budget {})\n", it.key(), MiB(it.value()["peak_bytes"].get<uint64_t>()),
-                       MiB(it.value()["budget_bytes"].get<uint64_t>()));
+                       BudgetText(it.value()["budget_bytes"].get<uint64_t>()));
   }
   if (report.contains("comparison")) {
     const json& c = report["comparison"];
@@ -417,7 +421,7 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
     for (auto it = c["peak_memory"].begin(); it != c["peak_memory"].end(); ++it)
       for (auto d = it.value().begin(); d != it.value().end(); ++d)
         md += fmt::format("| {} | {} | {} | {} | {} |\n", it.key(), d.key(), MiB(d.value()["peak_bytes"].get<uint64_t>()),
-                          MiB(d.value()["budget_bytes"].get<uint64_t>()),
+                          BudgetText(d.value()["budget_bytes"].get<uint64_t>()),
                           d.value().contains("within_budget") ? (d.value()["within_budget"].get<bool>() ? "yes" : "NO")
                                                               : "-");
     md += "\n";
@@ -434,8 +438,8 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
       const json& m = it.value();
       const json& l = m["latency_ms"];
       md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", it.key(), m["streams"].get<int>(),
-                        m["sent"].get<int64_t>(), Fmt(m["throughput_rps"].get<double>()), Fmt(l["p50"].get<double>(), 2),
-                        Fmt(l["p95"].get<double>(), 2), Fmt(l["p99"].get<double>(), 2), Fmt(l["max"].get<double>(), 2),
+                        m["sent"].get<int64_t>(), Fmt(m["throughput_rps"].get<double>()), Ms(l, "p50"), Ms(l, "p95"),
+                        Ms(l, "p99"), Ms(l, "max"),
                         ErrorsText(m["errors"]),
                         m.contains("queue_depth_max") ? std::to_string(m["queue_depth_max"].get<int>()) : "-");
     }
@@ -448,7 +452,7 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
                         s["model"].get<std::string>(), load,
                         s.contains("priority") ? std::to_string(s["priority"].get<int>()) : "-",
                         s.value("tenant", std::string("-")), s["sent"].get<int64_t>(),
-                        Fmt(s["throughput_rps"].get<double>()), Fmt(s["latency_ms"]["p99"].get<double>(), 2),
+                        Fmt(s["throughput_rps"].get<double>()), Ms(s["latency_ms"], "p99"),
                         ErrorsText(s["errors"]));
     }
     md += "\n";
@@ -462,7 +466,8 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
     } else {
       for (auto it = run["devices"].begin(); it != run["devices"].end(); ++it)
         md += fmt::format("Device `{}`: peak {} of budget {}.\n\n", it.key(),
-                          MiB(it.value()["peak_bytes"].get<uint64_t>()), MiB(it.value()["budget_bytes"].get<uint64_t>()));
+                          MiB(it.value()["peak_bytes"].get<uint64_t>()),
+                          BudgetText(it.value()["budget_bytes"].get<uint64_t>()));
     }
     if (plotted) {
       std::string m = Sanitize(mode);
