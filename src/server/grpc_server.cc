@@ -102,6 +102,12 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
     if (key == "priority") {
       ASSIGN_OR_RETURN(int64_t v, IntParam(p, key));
       ASSIGN_OR_RETURN(req->priority, PriorityFromTriton(v));
+    } else if (key == "tenant") {
+      if (p.parameter_choice_case() != inference::InferParameter::kStringParam || p.string_param().empty() ||
+          p.string_param().size() > 128) {
+        return InvalidArgument("parameter 'tenant' must be a non-empty string of at most 128 bytes");
+      }
+      req->tenant = p.string_param();
     } else if (key == "timeout") {
       ASSIGN_OR_RETURN(int64_t v, IntParam(p, key));
       ASSIGN_OR_RETURN(int64_t d, DeadlineFromTimeoutUs(v));

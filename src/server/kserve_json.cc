@@ -40,6 +40,7 @@ std::string_view TypeName(dom::element_type t) {
 struct Params {
   std::optional<int64_t> priority, timeout, binary_data_size;
   std::optional<bool> binary_data, binary_data_output;
+  std::optional<std::string> tenant;
 };
 
 Status ParseParams(dom::element e, std::string_view where, Params* p) {
@@ -66,6 +67,11 @@ Status ParseParams(dom::element e, std::string_view where, Params* p) {
       RETURN_IF_ERROR(need_int(&p->priority));
     } else if (key == "timeout") {
       RETURN_IF_ERROR(need_int(&p->timeout));
+    } else if (key == "tenant") {
+      std::string_view t;
+      if (value.get_string().get(t) || t.empty() || t.size() > 128)
+        return InvalidArgument("{}: parameter 'tenant' must be a non-empty string of at most 128 bytes", where);
+      p->tenant = std::string(t);
     } else if (key == "binary_data_size") {
       RETURN_IF_ERROR(need_int(&p->binary_data_size));
     } else if (key == "binary_data") {
@@ -216,6 +222,7 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
   Params rp;
   if (!root["parameters"].get(e)) RETURN_IF_ERROR(ParseParams(e, "request", &rp));
   if (rp.priority) { ASSIGN_OR_RETURN(req.priority, PriorityFromTriton(*rp.priority)); }
+  if (rp.tenant) req.tenant = *rp.tenant;
   if (rp.timeout) { ASSIGN_OR_RETURN(req.deadline_ns, DeadlineFromTimeoutUs(*rp.timeout)); }
   out.binary_output_default = rp.binary_data_output.value_or(false);
 

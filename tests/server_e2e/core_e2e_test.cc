@@ -287,11 +287,19 @@ TEST_F(CoreE2E, ManagementApiAndMetrics) {
   EXPECT_EQ(c.Request("PUT", "/v2/gpuhive/models/tiny_mlp/settings", R"({"priority":99})", auth).status, 400);
   ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 200);
 
+  // A per-request tenant (gpuhive's request parameter) is charged its device time.
+  json tj = TinyMlpJson(1);
+  tj["parameters"] = {{"tenant", "video_team"}};
+  ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", tj.dump()).status, 200);
+  tj["parameters"] = {{"tenant", 7}};
+  EXPECT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", tj.dump()).status, 400);
+
   std::string text = c.Request("GET", "/metrics").body;
-  EXPECT_NE(text.find("gpuhive_inference_requests_total{model=\"tiny_mlp\",version=\"1\",outcome=\"success\"} 5"),
+  EXPECT_NE(text.find("gpuhive_tenant_device_seconds_total{tenant=\"video_team\"}"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_inference_requests_total{model=\"tiny_mlp\",version=\"1\",outcome=\"success\"} 6"),
             std::string::npos) << text;
   EXPECT_NE(text.find("gpuhive_model_loads_total{model=\"tiny_mlp\"} 1"), std::string::npos);
-  EXPECT_NE(text.find("gpuhive_inference_count_total{model=\"tiny_mlp\",version=\"1\"} 9"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_inference_count_total{model=\"tiny_mlp\",version=\"1\"} 10"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_device_memory_bytes{device=\"cpu\",kind=\"weights\"}"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_tenant_device_seconds_total{tenant=\"batch\"}"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_queue_duration_seconds_bucket{model=\"tiny_mlp\""), std::string::npos);
