@@ -81,6 +81,13 @@ class HttpTransport final : public Transport {
 
   void Send(size_t stream, Done done) override {
     ++in_flight_;
+    // A connection idle for long may have been closed by the server (its idle timeout): the
+    // request would fail as an io_error that says nothing about the server. Open a fresh one.
+    while (!idle_.empty() && std::chrono::steady_clock::now() - idle_.back()->idle_since > kMaxIdle) {
+      auto stale = std::move(idle_.back());
+      idle_.pop_back();
+      Discard(std::move(stale));
+    }
     if (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
@@ -117,7 +124,9 @@ class HttpTransport final : public Transport {
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::string_body>> parser;
     bool connected = false;
+    std::chrono::steady_clock::time_point idle_since;
   };
+  static constexpr std::chrono::seconds kMaxIdle{4};
   using ConnPtr = std::shared_ptr<Conn>;
 
   void Finish(Done& done, const Outcome& o) {
@@ -217,6 +226,7 @@ class HttpTransport final : public Transport {
       return;
     }
     c->stream.expires_never();
+    c->idle_since = std::chrono::steady_clock::now();
     idle_.push_back(std::move(c));
   }
 
