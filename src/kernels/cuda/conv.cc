@@ -132,6 +132,16 @@ class ConvRunnerImpl final : public ConvRunner {
     const float one = 1.f, zero = 0.f;
     if (fused_) {
       const float alpha2 = desc_.has_sum ? 1.f : 0.f;
+      // Without a residual z aliases y; zero it so stale NaNs in y cannot leak through 0 * z.
+      if (!desc_.has_sum) {
+        size_t bytes = static_cast<size_t>(desc_.n * desc_.k * out_h_ * out_w_) * (desc_.math == MathMode::kFloat16 ||
+                                                                                   desc_.math == MathMode::kBFloat16
+                                                                                   ? 2 : 4);
+        cudaError_t err = cudaMemsetAsync(y, 0, bytes, static_cast<cudaStream_t>(stream.native));
+        if (err != cudaSuccess) {
+          return Internal("cudaMemsetAsync(y) before the fused convolution failed: {}", cudaGetErrorString(err));
+        }
+      }
       GH_CUDNN_RETURN_IF_ERROR(cudnnConvolutionBiasActivationForward(
           h, &one, x_, x, w_, w, conv_, algo_, workspace, workspace_, &alpha2, y_, desc_.has_sum ? z : y, bias_, bias,
           act_, y_, y));
