@@ -138,6 +138,7 @@ TEST(ScenarioTest, BadFilesNameTheLineOrField) {
       {R"({"streams": [{"model": "m", "rate": 1, "inputs": [{"range": [2, 1]}]}]})", "streams[0].inputs[0].range"},
       {R"({"streams": [{"model": "m", "rate": 1, "inputs": [{"name": "a"}, {"shape": [1]}]}]})", "needs a 'name'"},
       {R"({"streams": [{"model": "m", "rate": 1, "priority": -1}]})", "streams[0].priority"},
+      {R"({"streams": [{"model": "m", "rate": 1, "tenant": ""}]})", "streams[0].tenant"},
       {R"({"streams": [{"model": "m", "rate": 1}], "extra": true})", "extra: unknown field"},
   };
   for (const auto& c : cases) {

@@ -157,6 +157,8 @@ Status ParseStream(const json& j, const std::string& path, StreamSpec* s) {
     s->priority = p;
   }
   RETURN_IF_ERROR(f.String("tenant", &s->tenant));
+  if (f.Has("tenant") && (s->tenant.empty() || s->tenant.size() > 128))
+    return InvalidArgument("{}: must be a non-empty string of at most 128 bytes", f.Path("tenant"));
   RETURN_IF_ERROR(f.Integer("timeout_us", &s->timeout_us, 0, int64_t{1} << 40));
   RETURN_IF_ERROR(f.Number("start_s", &s->start_s, 0, 1e7));
   RETURN_IF_ERROR(f.Number("stop_s", &s->stop_s, 0, 1e7));
