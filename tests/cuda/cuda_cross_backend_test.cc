@@ -462,7 +462,7 @@ TEST(CudaDevice, StreamsEventsCopiesAndBandwidth) {
 TEST(CudaCrossBackend, ModelsMatchTheCpu) {
   REQUIRE_GPU();
   const char* dir = std::getenv("GPUHIVE_MODELS_DIR");
-  std::filesystem::path root = dir != nullptr ? dir : "models/generated";
+  std::filesystem::path root = dir != nullptr ? std::filesystem::path(dir) : std::filesystem::path(GPUHIVE_SOURCE_DIR) / "models" / "generated";
   int ran = 0;
   for (const char* name : {"mobilenet_v3_large", "efficientnet_b0", "resnet50", "lraspp_mobilenet_v3", "bert_base"}) {
     std::filesystem::path p = root / (std::string(name) + ".onnx");
