@@ -312,7 +312,11 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
 
   // Data files and the gnuplot script.
   std::string gp = fmt::format("set terminal pngcairo size 1100,520 noenhanced\nset grid\nset key outside right\n"
-                               "set xlabel 'time (s)'\nset xrange [0:{}]\n", std::ceil(sc.duration_s));
+                               "set xlabel 'time (s)'\nset xrange [0:{}]\n"
+                               // Distinct colours for many models (golden-ratio hues).
+                               "do for [i=1:64] {{ set linetype i lc rgb hsv2rgb(i*0.618034 - floor(i*0.618034), "
+                               "0.6, 0.85) }}\n",
+                               std::ceil(sc.duration_s));
   std::vector<std::string> pngs;
   const json& jruns = report["runs"];
   for (size_t ri = 0; ri < runs.size(); ++ri) {
@@ -366,12 +370,18 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
       }
       RETURN_IF_ERROR(WriteFile(file, text));
       std::string png = "memory-" + mode + "-" + Sanitize(dev) + ".png";
-      gp += fmt::format("set output '{}'\nset title '{}: memory on {} by model'\nset ylabel 'MiB'\n"
-                        "unset logscale y\nset key autotitle columnhead\n"
-                        "plot '{}' using 1:2 with lines lw 2 title 'total', '' using 1:3 with lines dt 2 "
-                        "title 'budget'{}\nset key noautotitle\n",
-                        (dir / png).string(), r.mode, dev, file,
-                        names.empty() ? "" : fmt::format(", for [i=4:{}] '' using 1:i with lines", 3 + names.size()));
+      // Models stacked (filled), the sampled total and the budget as lines on top.
+      std::string stacked;
+      bool has_budget = false;
+      for (const auto* d : samples) has_budget = has_budget || d->budget_bytes > 0;
+      if (!names.empty())
+        stacked = fmt::format("for [i={}:4:-1] f using 1:(sum [c=4:i] column(c)) with filledcurves x1 "
+                              "title columnheader(i), ", 3 + names.size());
+      gp += fmt::format("set output '{}'\nset title '{}: memory on {} by model (stacked)'\nset ylabel 'MiB'\n"
+                        "unset logscale y\nset style fill solid 0.6 noborder\nf = '{}'\n"
+                        "plot {}f using 1:2 with lines lw 2 lc rgb 'black' title 'total'{}\n",
+                        (dir / png).string(), r.mode, dev, file, stacked,
+                        has_budget ? ", f using 1:3 with lines dt 2 lw 2 lc rgb 'red' title 'budget'" : "");
       pngs.push_back(png);
     }
   }
