@@ -79,7 +79,8 @@ class Run final : public RunContext {
 
 StatusOr<std::vector<BlockedValue>> RunNodeLayouts(const NodeSpec& spec,
                                                    const std::vector<const BlockedValue*>& inputs,
-                                                   const std::vector<int>& constant_inputs) {
+                                                   const std::vector<int>& constant_inputs,
+                                                   const std::function<void(const Kernel&)>& inspect) {
   ir::Graph graph;
   std::vector<ir::Value*> in_values;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -101,6 +102,7 @@ StatusOr<std::vector<BlockedValue>> RunNodeLayouts(const NodeSpec& spec,
   for (int c : constant_inputs) visible[c] = true;
   Prep prep(*node, inputs, visible);
   RETURN_IF_ERROR(kernel->Prepare(prep));
+  if (inspect) inspect(*kernel);
   std::vector<BlockedValue> outs;
   std::vector<TensorView> out_views;
   for (const Slot& s : prep.outputs()) {

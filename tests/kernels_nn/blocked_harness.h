@@ -2,6 +2,7 @@
 // blocked output back to plain with gpuhive.Reorder, so tests can check layout round trips.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "support/kernel_harness.h"
@@ -16,9 +17,11 @@ struct BlockedValue {
 };
 
 // Runs `spec` on inputs given with their layouts; blocked layouts allowed for outputs.
+// `inspect`, when set, sees the kernel after Prepare (e.g. to ask which implementation it chose).
 StatusOr<std::vector<BlockedValue>> RunNodeLayouts(const NodeSpec& spec,
                                                    const std::vector<const BlockedValue*>& inputs,
-                                                   const std::vector<int>& constant_inputs = {});
+                                                   const std::vector<int>& constant_inputs = {},
+                                                   const std::function<void(const Kernel&)>& inspect = {});
 // Plain tensor -> BlockedValue (plain), and gpuhive.Reorder to any layout and back.
 BlockedValue AsValue(const Tensor& t);
 StatusOr<BlockedValue> ReorderTo(const BlockedValue& v, const char* to);

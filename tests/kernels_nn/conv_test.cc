@@ -1,5 +1,7 @@
 #include <cmath>
+#include <string>
 
+#include "kernels/cpu/onednn/common.h"
 #include "kernels_nn/blocked_harness.h"
 #include "kernels_nn/reference.h"
 
@@ -248,6 +250,91 @@ TEST(ConvTranspose, OutputShapeAttributeSetsPadding) {
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_TRUE(TensorNear((*out)[0], expected, 1e-4, 1e-4));
 }
+
+
+// Configurations where oneDNN 2.6 silently takes its reference implementation for the formats a
+// chain of blocked convolutions hands over (a blocked ConvTranspose src, 8 channels per group in
+// nChw16c, a src in nChw8c): the kernel must find a JIT/GEMM one (seconds vs milliseconds in real
+// models) and still compute the right result.
+struct ImplCase {
+  const char* name;
+  bool transposed;
+  Shape x, w;
+  std::vector<int64_t> strides, pads;
+  int64_t group;
+  const char* input_layout;  // layout X arrives in
+  std::vector<std::string> post_ops;  // FusedConv when non-empty ("sum" reads a tensor like X's layout)
+};
+
+class ConvImplementationTest : public ::testing::TestWithParam<ImplCase> {};
+
+TEST_P(ConvImplementationTest, BlockedInputAvoidsReferenceAndMatches) {
+  const ImplCase& c = GetParam();
+  Tensor x = RandomFloat(c.x, 71);
+  Tensor w = RandomFloat(c.w, 72, -0.3f, 0.3f);
+  const int64_t m = c.transposed ? c.w[1] * c.group : c.w[0];
+  Tensor b = RandomFloat({m}, 73);
+  Tensor expected;
+  if (c.transposed) {
+    expected = RefConvTranspose2D(x, w, &b, c.strides, {1, 1}, c.pads, {0, 0}, c.group);
+  } else {
+    ref::ConvParams p{c.strides, {1, 1}, {c.pads[0], c.pads[1]}, {c.pads[2], c.pads[3]}, c.group};
+    expected = ref::Conv(x, w, &b, p);
+  }
+  std::vector<Tensor> extras;
+  for (const std::string& op : c.post_ops) {
+    if (op == "sum") extras.push_back(RandomFloat(expected.shape(), 74));
+  }
+  ref::ApplyPostOps(expected, c.post_ops, extras);
+
+  NodeSpec spec{c.transposed ? "ConvTranspose" : "Conv", "", 11,
+                {{"strides", AttrInts(c.strides)}, {"pads", AttrInts(c.pads)}, {"group", AttrInt(c.group)}}};
+  if (!c.post_ops.empty()) {
+    spec = NodeSpec{"FusedConv", "gpuhive", 1, spec.attrs};
+    spec.attrs["post_ops"] = AttrStrings(c.post_ops);
+  }
+  auto vx = ReorderTo(AsValue(x), c.input_layout);
+  ASSERT_TRUE(vx.ok()) << vx.status().ToString();
+  BlockedValue vw = AsValue(w), vb = AsValue(b);
+  std::vector<BlockedValue> vextras;
+  for (const Tensor& t : extras) {
+    auto v = ReorderTo(AsValue(t), c.input_layout);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    vextras.push_back(std::move(v).value());
+  }
+  std::vector<const BlockedValue*> inputs = {&*vx, &vw, &vb};
+  for (const BlockedValue& v : vextras) inputs.push_back(&v);
+
+  std::string impl;
+  auto out = RunNodeLayouts(spec, inputs, {1, 2}, [&](const Kernel& k) {
+    const auto* info = dynamic_cast<const cpu::onednn::ImplementationInfo*>(&k);
+    ASSERT_NE(info, nullptr) << "the oneDNN convolution kernels report their implementation";
+    impl = info->implementation();
+  });
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_FALSE(impl.empty());
+  EXPECT_NE(impl.rfind("ref", 0), 0u) << "oneDNN reference implementation chosen: " << impl;
+  // Consumers (binary, pooling) run nChw8c on their reference implementations too.
+  EXPECT_NE((*out)[0].layout, Layout::kBlocked8);
+  auto plain = ToPlain((*out)[0]);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_TRUE(TensorNear(*plain, expected, 1e-4, 1e-4)) << impl;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ConvImplementation, ConvImplementationTest,
+    ::testing::Values(
+        // text_detector's upsampling: 24 channels (padded to 32 in nChw16c), 2x2 stride 2.
+        ImplCase{"deconv_blocked16", true, {1, 24, 10, 10}, {24, 24, 2, 2}, {2, 2}, {0, 0, 0, 0}, 1, "blocked16", {}},
+        ImplCase{"deconv_blocked16_to_one_channel", true, {1, 24, 12, 12}, {24, 1, 2, 2}, {2, 2}, {0, 0, 0, 0}, 1, "blocked16", {}},
+        ImplCase{"deconv_blocked8", true, {1, 16, 6, 6}, {16, 8, 3, 3}, {2, 2}, {1, 1, 1, 1}, 1, "blocked8", {}},
+        // RegNetY's grouped 3x3 convolutions: 8 channels per group.
+        ImplCase{"group8ch_blocked16", false, {1, 48, 14, 14}, {48, 8, 3, 3}, {2, 2}, {1, 1, 1, 1}, 6, "blocked16", {}},
+        ImplCase{"group8ch_plain_relu", false, {1, 48, 9, 9}, {48, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 6, "plain", {"relu"}},
+        ImplCase{"group8ch_blocked16_sum_relu", false, {1, 32, 8, 8}, {32, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 4, "blocked16", {"sum", "relu"}},
+        // A 1x1 convolution fed nChw8c.
+        ImplCase{"pointwise_blocked8", false, {1, 32, 7, 7}, {64, 32, 1, 1}, {1, 1}, {0, 0, 0, 0}, 1, "blocked8", {"relu"}}),
+    [](const ::testing::TestParamInfo<ImplCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace gpuhive::testing

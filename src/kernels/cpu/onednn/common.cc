@@ -98,6 +98,11 @@ dnnl::primitive_attr ScratchAttr() {
   return attr;
 }
 
+bool IsReferenceImpl(const dnnl::primitive_desc_base& pd) {
+  const char* name = pd.impl_info_str();
+  return name != nullptr && std::strncmp(name, "ref", 3) == 0;
+}
+
 StatusOr<Buffer> ReorderToPersistent(const PrepareContext& ctx, const memory::desc& src_md,
                                      const void* src, const memory::desc& dst_md) {
   ASSIGN_OR_RETURN(Buffer buf, Buffer::Allocate(ctx.persistent_resource(), dst_md.get_size(),

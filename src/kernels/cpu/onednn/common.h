@@ -80,6 +80,20 @@ inline void* WsPtr(const RunContext& ctx, size_t offset) {
 // A primitive attribute in user-scratchpad mode.
 dnnl::primitive_attr ScratchAttr();
 
+// Whether oneDNN picked its reference implementation ("ref:any"): correct for every format, but one
+// to three orders of magnitude slower than its JIT or GEMM implementations.
+bool IsReferenceImpl(const dnnl::primitive_desc_base& pd);
+
+// Implemented by kernels whose primary oneDNN primitive is chosen among several memory formats,
+// so tests and diagnostics can ask which implementation oneDNN picked.
+class ImplementationInfo {
+ public:
+  virtual ~ImplementationInfo() = default;
+  // oneDNN's name of the primary primitive's implementation after Prepare ("jit:avx512_core",
+  // "x64:gemm:jit", "ref:any"); empty before Prepare.
+  virtual const std::string& implementation() const = 0;
+};
+
 // Reorders constant host data (plain md `src_md`) into `dst_md` inside a new persistent buffer.
 StatusOr<Buffer> ReorderToPersistent(const PrepareContext& ctx, const memory::desc& src_md,
                                      const void* src, const memory::desc& dst_md);

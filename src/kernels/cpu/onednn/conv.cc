@@ -3,12 +3,16 @@
 // Prepare builds the primitive once per shape. Constant weights are reordered once into the
 // primitive's preferred format in a persistent buffer. With blocked layouts allowed the output is
 // produced in the format oneDNN prefers (nChw16c on AVX-512), and blocked inputs are consumed as
-// they are, so chains of convolutions never go back to plain.
-#include <string>
+// they are, so chains of convolutions never go back to plain. Where a format would put oneDNN on
+// its reference implementation, another format is used (the input reordered in Run).
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
 #include "kernels/cpu/onednn/geometry.h"
 #include "kernels/cpu/onednn/kernels.h"
@@ -34,7 +38,7 @@ Tag ConvTransposeWeightsTag(size_t spatial, bool grouped) {
   }
 }
 
-class ConvKernel final : public Kernel {
+class ConvKernel final : public Kernel, public ImplementationInfo {
  public:
   ConvKernel(const ir::Node& node, bool transposed) : transposed_(transposed) {
     // Which extra inputs are "sum" tensors (they may arrive blocked like X).
@@ -65,6 +69,8 @@ class ConvKernel final : public Kernel {
     return Guard("Conv run", [&] { return RunImpl(ctx); });
   }
 
+  const std::string& implementation() const override { return implementation_; }
+
  private:
   Status PrepareImpl(PrepareContext& ctx);
   Status RunImpl(RunContext& ctx) const;
@@ -75,8 +81,14 @@ class ConvKernel final : public Kernel {
   int64_t group_ = 1;
   PostOpChain chain_;
   bool fused_ = true;
+  std::string implementation_;
   dnnl::primitive prim_;
   memory::desc src_user_md_, src_md_, weights_user_md_, weights_md_, bias_md_, dst_md_, scratch_md_;
+  // The primitive's dst when it differs from the output's (nChw8c reordered to nChw16c in Run).
+  memory::desc prim_dst_md_;
+  bool reorder_dst_ = false;
+  dnnl::reorder dst_reorder_;
+  size_t ws_dst_ = 0;
   dnnl::reorder src_reorder_;
   bool reorder_src_ = false;
   bool reorder_weights_at_run_ = false;
@@ -267,38 +279,90 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
                                         bias_md_, dst, strides, dil, pl, pr);
     return dnnl::deconvolution_forward::primitive_desc(d, attr, Engine());
   };
-  // Preferred configuration first, then without fused post-ops, then plain src/dst.
+  // oneDNN 2.6 accepts configurations its JIT kernels cannot do by falling back to its reference
+  // implementation, one to three orders of magnitude slower: a blocked src of a ConvTranspose
+  // (only the GEMM deconvolution takes a plain dst), 8 channels per group in nChw16c, post-ops such
+  // as a binary operand broadcast per (N, C) at batch > 1. So the preferred src/dst formats come
+  // first, then the formats oneDNN picks itself, then fixed blocked and plain ones, each with and
+  // without fused post-ops; the first that is not "ref" wins. A src in another format than the
+  // input's is reordered in Run (cheap next to any convolution); dst must be a gpuhive layout.
+  const memory::desc src_any(ToDims(x), memory::data_type::f32, Tag::any);
+  ASSIGN_OR_RETURN(memory::desc src_plain, MdFor(x, Layout::kPlain));
+  std::vector<std::pair<memory::desc, memory::desc>> layouts;  // (src, dst)
+  auto add_layout = [&](const memory::desc& src, const memory::desc& dst) {
+    for (const auto& l : layouts) {
+      if (l.first == src && l.second == dst) return;
+    }
+    layouts.emplace_back(src, dst);
+  };
+  add_layout(src_req, dst_req);
+  if (blocked_ok && !transposed_) {
+    add_layout(src_any, memory::desc(ToDims(out_shape), memory::data_type::f32, Tag::any));
+    for (int block : {16, 8}) {
+      add_layout(memory::desc(ToDims(x), memory::data_type::f32, BlockedTag(rank, block)),
+                 memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, block)));
+    }
+  }
+  add_layout(src_any, dst_plain);
+  add_layout(src_plain, dst_plain);
   struct Attempt {
-    memory::desc src, dst;
+    const memory::desc* src;
+    const memory::desc* dst;
     bool post_ops;
   };
   const bool fuse = chain_.fusable();
   std::vector<Attempt> attempts;
-  if (fuse) attempts.push_back({src_req, dst_req, true});
-  if (!chain_.empty()) attempts.push_back({src_req, dst_req, false});
-  if (src_req != src_user_md_ || dst_req != dst_plain) {
-    const memory::desc& dst2 = chain_.has_sum() ? dst_req : dst_plain;
-    if (fuse) attempts.push_back({src_user_md_, dst2, true});
-    if (!chain_.empty()) attempts.push_back({src_user_md_, dst2, false});
+  for (const auto& l : layouts) {
+    if (fuse || chain_.empty()) attempts.push_back({&l.first, &l.second, true});
+    if (!chain_.empty()) attempts.push_back({&l.first, &l.second, false});
   }
-  if (attempts.empty()) attempts.push_back({src_req, dst_req, true});
-  dnnl::primitive_desc pd;
-  for (size_t i = 0; i < attempts.size(); ++i) {
+  dnnl::primitive_desc pd, fallback;
+  bool found = false, have_fallback = false, fallback_fused = false;
+  std::string last_error = "no configuration tried";
+  for (const Attempt& a : attempts) {
+    dnnl::primitive_desc candidate;
     try {
-      pd = make_pd(attempts[i].src, attempts[i].dst, attempts[i].post_ops);
-      fused_ = attempts[i].post_ops;
-      // oneDNN 2.6 accepts post-ops its JIT kernels cannot do (e.g. a binary operand broadcast per
-      // (N, C) at batch > 1) by falling back to its reference convolution, which is orders of
-      // magnitude slower than a JIT convolution followed by separate post-op primitives.
-      if (fused_ && i + 1 < attempts.size() && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) continue;
+      candidate = make_pd(*a.src, *a.dst, a.post_ops);
+    } catch (const dnnl::error& e) {
+      last_error = e.what();
+      continue;
+    }
+    Layout layout;
+    if (!LayoutOf(candidate.dst_desc(), &layout)) continue;  // e.g. nhwc chosen for "any"
+    if (!IsReferenceImpl(candidate)) {
+      pd = candidate;
+      fused_ = a.post_ops;
+      found = true;
       break;
-    } catch (const dnnl::error&) {
-      if (i + 1 == attempts.size()) throw;
+    }
+    if (!have_fallback) {
+      fallback = candidate;
+      fallback_fused = a.post_ops;
+      have_fallback = true;
     }
   }
+  if (!found) {
+    if (!have_fallback) {
+      return Unimplemented("{}: oneDNN has no implementation for this configuration ({})",
+                           node.Describe(), last_error);
+    }
+    pd = fallback;
+    fused_ = fallback_fused;
+    GH_LOG_DEBUG("kernels", "{}: only oneDNN's reference implementation fits", node.Describe());
+  }
+  implementation_ = pd.impl_info_str();
   Layout out_layout;
   if (!LayoutOf(pd.dst_desc(), &out_layout)) return Internal("{}: unexpected dst format", node.Describe());
-  dst_md_ = pd.dst_desc();
+  prim_dst_md_ = pd.dst_desc();
+  dst_md_ = prim_dst_md_;
+  // nChw8c (what oneDNN's AVX-512 kernels take for 8 channels per group) is written to the
+  // workspace and reordered to nChw16c: the other AVX-512 kernels (binary, eltwise, pooling) run
+  // nChw8c on their reference implementations, which costs far more than the reorder.
+  reorder_dst_ = out_layout == Layout::kBlocked8 && blocked_ok;
+  if (reorder_dst_) {
+    out_layout = Layout::kBlocked16;
+    dst_md_ = memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, 16));
+  }
   src_md_ = pd.src_desc();
   weights_md_ = pd.weights_desc();
   scratch_md_ = pd.scratchpad_desc();
@@ -310,8 +374,12 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
 
   WorkspacePlan ws;
   size_t scratch = scratch_md_.get_size();
-  if (!fused_) scratch = std::max(scratch, chain_.PrepareStandalone(dst_md_));
+  if (!fused_) scratch = std::max(scratch, chain_.PrepareStandalone(prim_dst_md_));
   ws_scratch_ = ws.Add(scratch);
+  if (reorder_dst_) {
+    ws_dst_ = ws.Add(prim_dst_md_.get_size());
+    dst_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), prim_dst_md_, Engine(), dst_md_));
+  }
   reorder_src_ = src_md_ != src_user_md_;
   if (reorder_src_) {
     ws_src_ = ws.Add(src_md_.get_size());
@@ -331,7 +399,12 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   ctx.RequestWorkspace(ws.total());
   ctx.SetOutput(0, DataType::kFloat32, out_shape, out_layout,
                 out_layout == Layout::kPlain ? 0 : dst_md_.get_size());
-  if (fused_ && chain_.has_sum()) ctx.AllowInPlace(chain_.sum_input(), 0);
+  // In place only when dst has the sum input's format: CopySumInput skips the copy when the
+  // buffers are the same, which would leave a blocked sum read as plain (or the reverse).
+  if (fused_ && chain_.has_sum()) {
+    ASSIGN_OR_RETURN(memory::desc sum_md, MdFor(out_shape, ctx.input_layout(chain_.sum_input())));
+    if (sum_md == dst_md_) ctx.AllowInPlace(chain_.sum_input(), 0);
+  }
   return Status::OK();
 }
 
@@ -354,17 +427,19 @@ Status ConvKernel::RunImpl(RunContext& ctx) const {
       weights = tmp;
     }
   }
-  memory dst(dst_md_, Engine(), ctx.output(0).data);
+  memory out(dst_md_, Engine(), ctx.output(0).data);
+  memory dst = reorder_dst_ ? memory(prim_dst_md_, Engine(), WsPtr(ctx, ws_dst_)) : out;
   void* scratch = WsPtr(ctx, ws_scratch_);
   ArgMap args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (has_bias_) args.insert({DNNL_ARG_BIAS, memory(bias_md_, Engine(), ctx.input(2).data)});
   if (scratch_md_.get_size() > 0) args.insert({DNNL_ARG_SCRATCHPAD, memory(scratch_md_, Engine(), scratch)});
   if (fused_) {
     RETURN_IF_ERROR(chain_.CopySumInput(ctx, dst, scratch));
-    chain_.AddFusedArgs(ctx, args, dst_md_.dims());
+    chain_.AddFusedArgs(ctx, args, prim_dst_md_.dims());
   }
   prim_.execute(s, args);
   if (!fused_) chain_.RunStandalone(ctx, dst, scratch);
+  if (reorder_dst_) dst_reorder_.execute(s, dst, out);
   s.wait();
   return Status::OK();
 }
