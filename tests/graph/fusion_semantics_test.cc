@@ -261,5 +261,30 @@ TEST(FusionSemantics, SqueezeExcitationAndBranches) {
   ExpectSameResults(m, {{"x", kXs}, {"s", {2, 3, 1, 1}}}, 1);
 }
 
+// The tails of ONNX's *window_expanded tests: unary-first chains with run-time binary operands on a
+// rank-1 tensor of symbolic length and on rank-0 values. Fusing them must keep what they compute
+// (these tests once failed with the optimizer on; the fused graph was right and oneDNN's eltwise
+// kernel was not, see tests/kernels_nn/elementwise_test.cc).
+TEST(FusionSemantics, WindowFunctionTails) {
+  auto m = MakeModel(17);
+  auto* g = m.mutable_graph();
+  AddInput(g, "x", kF, {std::string("n")});
+  AddInput(g, "t", kF, {std::string("n")});
+  AddInput(g, "s", kF, {});
+  AddInput(g, "p", kF, {});
+  AddFloatInit(g, "a", {}, {0.25f});
+  AddFloatInit(g, "one", {}, {1.f});
+  AddFloatInit(g, "zero", {}, {0.f});
+  AddNode(g, "Relu", {"x"}, {"r"});
+  AddNode(g, "Mul", {"a", "r"}, {"ar"});
+  AddNode(g, "Add", {"t", "ar"}, {"y"});
+  AddNode(g, "Sub", {"s", "one"}, {"sm"});
+  AddNode(g, "Mul", {"sm", "zero"}, {"sz"});
+  AddNode(g, "Add", {"p", "sz"}, {"z"});
+  AddOutput(g, "y", kF, {std::string("n")});
+  AddOutput(g, "z", kF, {});
+  ExpectSameResults(m, {{"x", {10}}, {"t", {10}}, {"s", {}}, {"p", {}}}, 2);
+}
+
 }  // namespace
 }  // namespace gpuhive
