@@ -463,6 +463,7 @@ Status MeasureTtfr(const Options& o, const std::string& onnx, bool optimize, Ttf
   }
   std::vector<double> ttfr[2], copies;
   std::vector<Tensor> inputs;
+  std::vector<Tensor> results[2];  // the last outputs of each mode: they must be identical
   for (int r = 0; r <= o.ttfr_repeats; ++r) {
     for (int p = 0; p < 2; ++p) {
       ModelManager& m = *managers[p];
@@ -484,9 +485,15 @@ Status MeasureTtfr(const Options& o, const std::string& onnx, bool optimize, Ttf
         ttfr[p].push_back(static_cast<double>(t1 - t0) / 1e6);
         if (p == 0) copies.push_back(static_cast<double>(m.ListModels()[0].last_copy_ns) / 1e6);
       }
-      out.clear();
+      results[p] = std::move(out);
       ctx.ReleaseArena();
       RETURN_IF_ERROR(m.Unload("m"));  // device copy dropped, host copy kept
+    }
+  }
+  for (size_t i = 0; i < results[0].size() || i < results[1].size(); ++i) {
+    if (i >= results[0].size() || i >= results[1].size() || results[0][i].bytes() != results[1][i].bytes() ||
+        std::memcmp(results[0][i].data(), results[1][i].data(), results[0][i].bytes()) != 0) {
+      return Internal("output {} differs between the pipelined and the non-pipelined swap-in", i);
     }
   }
   row->serial_ms = Percentile(ttfr[0], 0.5);
