@@ -103,6 +103,10 @@ Status Pool2d(const float* x, float* y, const Pool2dParams& params, StreamView s
 Status ConvertFromFloat(const float* x, void* y, DataType dst_type, int64_t n, StreamView stream);
 Status ConvertToFloat(const void* x, DataType src_type, float* y, int64_t n, StreamView stream);
 
+// Element type conversion for ONNX Cast: float32/16, bfloat16, float64, int64, int32, uint8, int8
+// and bool (nonzero -> true; float -> integer truncates). kUnimplemented for other types.
+Status Cast(const void* x, DataType src, void* y, DataType dst, int64_t n, StreamView stream);
+
 // --- cuBLASLt matmul ------------------------------------------------------------------------------
 
 // How float math runs. kFloat32: exact FP32. kTF32: FP32 storage, TF32 tensor cores. kFloat16 /

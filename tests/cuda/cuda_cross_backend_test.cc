@@ -180,6 +180,9 @@ std::vector<OpCase> Cases() {
       [] { std::vector<Tensor> t; t.push_back(Rand({20}, 53)); t.push_back(testing::MakeFloat({}, {-0.3f})); t.push_back(testing::MakeFloat({}, {0.4f})); return t; }(), {1, 2});
   add("elementwise_chain", {"Elementwise", "gpuhive", 1, {{"post_ops", AttrStrings({"mul", "add", "sigmoid", "linear:2:-1", "tanh", "gelu_tanh"})}}},
       [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 54)); t.push_back(Rand({3, 1}, 55)); t.push_back(Rand({4}, 56)); return t; }());
+  add("cast_int64_to_float", {"Cast", "", 17, {{"to", AttrInt(1)}}},
+      [] { std::vector<Tensor> t; t.push_back(testing::MakeInt64({2, 3}, {0, 1, 1, 0, -5, 70000})); return t; }());
+  add("cast_float_to_float16", {"Cast", "", 17, {{"to", AttrInt(10)}}}, [] { std::vector<Tensor> t; t.push_back(Rand({33}, 58)); return t; }());
   add("reshape_alias", {"Reshape", "", 17, {}},
       [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 57)); t.push_back(testing::MakeInt64({2}, {6, -1})); return t; }(), {1});
   return v;

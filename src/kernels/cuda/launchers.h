@@ -81,4 +81,8 @@ cudaError_t LaunchPool2d(const float* x, float* y, const PoolLaunch& p, cudaStre
 cudaError_t LaunchFloatToHalf(const float* x, void* y, bool to_bf16, int64_t n, cudaStream_t stream);
 cudaError_t LaunchHalfToFloat(const void* x, bool from_bf16, float* y, int64_t n, cudaStream_t stream);
 
+// Element type conversion; types are ONNX TensorProto.DataType codes (see CastSupported).
+bool CastSupported(int type);
+cudaError_t LaunchCast(const void* x, int src, void* y, int dst, int64_t n, cudaStream_t stream);
+
 }  // namespace gpuhive::cuda_kernels

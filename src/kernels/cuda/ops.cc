@@ -261,4 +261,12 @@ Status ConvertToFloat(const void* x, DataType src_type, float* y, int64_t n, Str
   return Launched(ck::LaunchHalfToFloat(x, src_type == DataType::kBFloat16, y, n, AsStream(stream)), "HalfToFloat");
 }
 
+Status Cast(const void* x, DataType src, void* y, DataType dst, int64_t n, StreamView stream) {
+  if (!ck::CastSupported(static_cast<int>(src)) || !ck::CastSupported(static_cast<int>(dst))) {
+    return Unimplemented("Cast from {} to {} is not supported on CUDA", DataTypeName(src), DataTypeName(dst));
+  }
+  if (n < 0) return InvalidArgument("Cast: negative element count");
+  return Launched(ck::LaunchCast(x, static_cast<int>(src), y, static_cast<int>(dst), n, AsStream(stream)), "Cast");
+}
+
 }  // namespace gpuhive::cuda

@@ -766,7 +766,11 @@ StatusOr<BuiltStep> BuildStep(StepInputs& in) {
   }
   if (op == "Cast") {
     if (in.input(0)->dtype == in.output(0)->dtype) return BuildAlias(in);
-    return Unimplemented("{}: Cast between types on CUDA", n.Describe());
+    ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+    DataType src = in.input(0)->dtype, dst = in.output(0)->dtype;
+    void* y = in.output(0)->device;
+    int64_t count = NumElements(in.output(0)->shape);
+    return BuiltStep{[xp, src, y, dst, count](StreamView s, void*) { return Cast(xp, src, y, dst, count, s); }, 0};
   }
   if (auto it = UnaryOps().find(op); it != UnaryOps().end()) return BuildUnary(in, it->second);
   if (auto it = BinaryOps().find(op); it != BinaryOps().end()) {
