@@ -230,6 +230,12 @@ TEST(RequestTemplateTest, ExplainsWhatDoesNotFit) {
   EXPECT_NE(r.status().message().find("not an input"), std::string::npos) << r.status().message();
   Scenario dtype = parse(R"({"streams": [{"model": "m", "rate": 1, "inputs": [{"datatype": "INT8", "shape": [1, 1]}]}]})");
   EXPECT_FALSE(BuildRequestTemplate(dtype.streams[0], &md, 1).ok());
+  // Out-of-range integer ranges are clamped, not undefined behaviour.
+  std::string int_md = R"({"name":"m","inputs":[{"name":"x","datatype":"INT32","shape":[-1,4]}]})";
+  Scenario huge = parse(R"({"streams": [{"model": "m", "rate": 1, "inputs": [{"range": [-1e30, 1e30]}]}]})");
+  r = BuildRequestTemplate(huge.streams[0], &int_md, 1);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->inputs[0].bytes.size(), 16u);
   std::string garbage = "{\"inputs\": 3}";
   EXPECT_FALSE(BuildRequestTemplate(shaped.streams[0], &garbage, 1).ok());
   // No metadata and an incomplete input description: sent without inputs (the server's answer

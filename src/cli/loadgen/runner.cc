@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -44,12 +45,12 @@ StatusOr<std::string> RandomBytes(DataType t, int64_t count, double lo, double h
   std::string out;
   out.reserve(static_cast<size_t>(count) * DataTypeSize(t));
   std::uniform_real_distribution<double> real(lo, hi);
-  auto integer = [&]() {
-    std::uniform_int_distribution<int64_t> d(static_cast<int64_t>(std::ceil(lo)),
-                                             std::max(static_cast<int64_t>(std::ceil(lo)),
-                                                      static_cast<int64_t>(std::floor(hi))));
-    return d(rng);
-  };
+  // Integer ranges are clamped to what int64 holds (a scenario may say [0, 1e30]).
+  constexpr double kLimit = 9.0e18;
+  const int64_t int_lo = static_cast<int64_t>(std::clamp(std::ceil(lo), -kLimit, kLimit));
+  const int64_t int_hi = std::max(int_lo, static_cast<int64_t>(std::clamp(std::floor(hi), -kLimit, kLimit)));
+  std::uniform_int_distribution<int64_t> int_dist(int_lo, int_hi);
+  auto integer = [&]() { return int_dist(rng); };
   for (int64_t i = 0; i < count; ++i) {
     switch (t) {
       case DataType::kFloat32: Append(&out, static_cast<float>(real(rng))); break;
