@@ -55,13 +55,14 @@ __device__ __forceinline__ bool IsBinary(int code) { return code <= kOpMin; }
 __global__ void ChainKernel(const ChainParams p, float* __restrict__ y) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < p.n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t offset[kMaxOperands];
-    for (int o = 0; o < p.num_operands; ++o) offset[o] = 0;
-    int64_t rem = i;
-    for (int d = p.rank - 1; d >= 0; --d) {
-      int64_t idx = rem % p.out_dims[d];
-      rem /= p.out_dims[d];
-      for (int o = 0; o < p.num_operands; ++o) offset[o] += idx * p.stride[o][d];
+    int64_t offset[kMaxOperands] = {};
+    if (!p.all_contiguous) {
+      int64_t rem = i;
+      for (int d = p.rank - 1; d >= 0; --d) {
+        int64_t idx = rem % p.out_dims[d];
+        rem /= p.out_dims[d];
+        for (int o = 0; o < p.num_operands; ++o) offset[o] += idx * p.stride[o][d];
+      }
     }
     float v = p.operand[0][p.contiguous[0] ? i : offset[0]];
     int next = 1;

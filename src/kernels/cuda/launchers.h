@@ -31,6 +31,7 @@ struct ChainParams {
   const float* operand[kMaxOperands] = {};
   int64_t stride[kMaxOperands][kMaxDims] = {};  // element strides per output dim (0 = broadcast)
   bool contiguous[kMaxOperands] = {};           // operand has the output's shape
+  bool all_contiguous = false;                  // every operand has it: no index arithmetic
   int32_t rank = 0;
   int64_t out_dims[kMaxDims] = {};
   int64_t n = 0;

@@ -105,6 +105,7 @@ Status ElementwiseChain(const std::vector<PostOp>& ops, const BroadcastOperand& 
       }
     }
   }
+  p.all_contiguous = std::all_of(p.contiguous, p.contiguous + p.num_operands, [](bool c) { return c; });
   return Launched(ck::LaunchChain(p, y, AsStream(stream)), "ElementwiseChain");
 }
 
