@@ -120,15 +120,21 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
   return out;
 }
 
+namespace {
+
+// A memory shortage that may pass once running batches release their models: everything else was
+// leased, or the request did not fit next to them. Not: a model larger than the budget or its limit.
+bool TransientShortage(const Status& s) {
+  if (s.code() != StatusCode::kResourceExhausted) return false;
+  const std::string& m = s.message();
+  return m.find("can never") == std::string::npos && m.find("memory_limit") == std::string::npos;
+}
+
+}  // namespace
+
 StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorView>& inputs,
                                                      const sched::WorkerContext& worker) {
   residency::ModelManager& m = *core_->manager;
-  auto lease = m.Acquire(v_->name, v_->version);
-  if (!lease.ok()) {
-    // The request was fine; the model cannot be made resident (cannot fit now, or its load failed).
-    return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
-                       lease.status().message());
-  }
   if (worker.worker_index < 0 || static_cast<size_t>(worker.worker_index) >= core_->workers.size()) {
     return Internal("worker index {} out of range", worker.worker_index);
   }
@@ -138,11 +144,44 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
     w.device_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
     w.host_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads});
   }
-  auto out = m.Run(*lease, *w.device_ctx, inputs, w.host_ctx.get());
-  if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
-    return Unavailable("{}", out.status().message());  // a memory shortage is "cannot fit", not "queue full"
+  // When the shortage is only because other batches hold their models, wait for them (holding
+  // nothing ourselves, so two waiting batches can never block each other) instead of failing.
+  const int64_t give_up = NowNs() + core_->options.pressure_wait_ms * 1'000'000;
+  int64_t backoff_us = 500;
+  for (;;) {
+    Status failure;
+    {
+      auto lease = m.Acquire(v_->name, v_->version);
+      if (lease.ok()) {
+        auto out = m.Run(*lease, *w.device_ctx, inputs, w.host_ctx.get());
+        // Activations go back to the pool after every batch (a pool allocation is ~0.2 us), so
+        // idle workers hold no budget and the bytes are there for whichever model runs next.
+        w.device_ctx->ReleaseArena();
+        uint64_t own = m.statistics().OwnerStats(lease->owner_tag()).current_bytes;
+        bool others_hold_memory = m.Stats().used_bytes > own;
+        if (out.ok() || !TransientShortage(out.status()) || !others_hold_memory) {
+          if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
+            return Unavailable("{}", out.status().message());  // "cannot fit", not "queue full"
+          }
+          return out;
+        }
+        failure = out.status();
+      } else if (!TransientShortage(lease.status()) || m.Stats().used_bytes == 0) {
+        // Nothing else holds memory: waiting cannot help.
+        // The request was fine; the model cannot be made resident (too large, or its load failed).
+        return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
+                           lease.status().message());
+      } else {
+        failure = lease.status();
+      }
+    }  // the lease (if any) is released before waiting
+    if (NowNs() + backoff_us * 1000 > give_up) {
+      return Unavailable("{} (waited {} ms for memory held by running batches)", failure.message(),
+                         core_->options.pressure_wait_ms);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
+    backoff_us = std::min<int64_t>(backoff_us * 2, 50'000);
   }
-  return out;
 }
 
 StatusOr<std::vector<Tensor>> CoreRunner::RunNaive(const std::vector<TensorView>& inputs,

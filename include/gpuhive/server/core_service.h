@@ -57,6 +57,9 @@ struct CoreOptions {
   int max_concurrent_loads = 2;
   bool optimize = true;
   int64_t nvml_poll_interval_ms = 1000;
+  // How long a batch waits for memory held by other running batches before its requests are
+  // answered 503 (a model larger than the budget is refused at once).
+  int64_t pressure_wait_ms = 10'000;
 };
 
 // Parses "none" | "poll" | "explicit". Errors: kInvalidArgument.
