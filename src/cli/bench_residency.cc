@@ -97,6 +97,7 @@ std::string RunSwap(const Options& o, double* bw_out, bool* ok) {
     mo.housekeeping_interval_us = 0;
     mo.compile_threads = 2;
     mo.bandwidth_probe_bytes = 64ull << 20;
+    mo.pipelined_swap = false;  // the swap time includes the whole copy (section 4 compares both)
     auto m = ModelManager::Create(mo);
     if (!m.ok()) {
       *ok = false;
