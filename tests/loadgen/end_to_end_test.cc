@@ -162,6 +162,8 @@ TEST_F(LoadgenEndToEnd, HttpCountsAddUpAndErrorsAreCountedByKind) {
   EXPECT_NE(text.str().find("http_404"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(dir + "/data/http-model-add_sub_fp32.dat"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/data/http-memory-cpu.dat"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/data/http-queue-add_sub_fp32.dat"));
+  EXPECT_FALSE(run["models"]["add_sub_fp32"]["queue_depth_timeline"].empty());
   if (text.str().find("gnuplot was not found") == std::string::npos &&
       text.str().find("gnuplot failed") == std::string::npos) {
     EXPECT_GT(std::filesystem::file_size(dir + "/latency-http.png"), 1000u);

@@ -138,6 +138,7 @@ json RunJson(const Scenario& sc, const RunResult& r) {
     if (!models.contains(m.name)) continue;
     json& e = models[m.name];
     e["queue_depth_max"] = std::max(e.value("queue_depth_max", 0), m.queue_depth);
+    e["queue_depth_timeline"].push_back({m.t_s, m.queue_depth});
   }
   run["models"] = models;
   json devices = json::object();
@@ -348,6 +349,28 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
     if (!model_files.empty()) {
       plot_models("latency-" + mode + ".png", r.mode + ": p99 latency per second (by due time)", "ms", 5, true);
       plot_models("throughput-" + mode + ".png", r.mode + ": ok responses per second", "responses/s", 2, false);
+    }
+    // Queue depth by model over time (from the management samples).
+    std::vector<std::pair<std::string, std::string>> queue_files;
+    for (auto it = jr["models"].begin(); it != jr["models"].end(); ++it) {
+      if (!it.value().contains("queue_depth_timeline")) continue;
+      std::string file = (dir / "data" / (mode + "-queue-" + Sanitize(it.key()) + ".dat")).string();
+      std::string text = "# t queue_depth\n";
+      for (const auto& p : it.value()["queue_depth_timeline"])
+        text += fmt::format("{:.2f} {}\n", p[0].get<double>(), p[1].get<int>());
+      RETURN_IF_ERROR(WriteFile(file, text));
+      queue_files.emplace_back(it.key(), file);
+    }
+    if (!queue_files.empty()) {
+      std::string png = "queue-" + mode + ".png";
+      gp += fmt::format("set output '{}'\nset title '{}: queued requests by model (sampled once per second)'\n"
+                        "set ylabel 'requests'\nunset logscale y\nplot ",
+                        (dir / png).string(), r.mode);
+      for (size_t i = 0; i < queue_files.size(); ++i)
+        gp += fmt::format("{}'{}' using 1:2 with steps title '{}'", i ? ", " : "", queue_files[i].second,
+                          queue_files[i].first);
+      gp += "\n";
+      pngs.push_back(png);
     }
     // Memory by model over time, one file per device.
     std::map<std::string, std::vector<const DeviceSample*>> by_device;
