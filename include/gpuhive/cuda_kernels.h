@@ -62,6 +62,16 @@ Status Transpose(const void* x, void* y, size_t elem_bytes, const Shape& in_shap
 Status StridedSlice(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& starts,
                     const std::vector<int64_t>& steps, const Shape& out_shape, StreamView stream);
 
+// Any element type. y = x broadcast (numpy rules) to out_shape (ONNX Expand).
+Status BroadcastTo(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const Shape& out_shape,
+                   StreamView stream);
+
+// Any element type. Constant padding (ONNX Pad, mode "constant"): y[j] = x[j - begin] inside the
+// input, else the value whose bytes are the low elem_bytes bytes of value_bits. A negative begin
+// crops.
+Status PadConstant(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& begin,
+                   const Shape& out_shape, uint64_t value_bits, StreamView stream);
+
 // Any element type. Inputs viewed as [outer, axis_i * inner] are placed side by side in y.
 struct ConcatInput {
   const void* data = nullptr;

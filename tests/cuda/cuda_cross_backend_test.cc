@@ -183,6 +183,13 @@ std::vector<OpCase> Cases() {
   add("cast_int64_to_float", {"Cast", "", 17, {{"to", AttrInt(1)}}},
       [] { std::vector<Tensor> t; t.push_back(testing::MakeInt64({2, 3}, {0, 1, 1, 0, -5, 70000})); return t; }());
   add("cast_float_to_float16", {"Cast", "", 17, {{"to", AttrInt(10)}}}, [] { std::vector<Tensor> t; t.push_back(Rand({33}, 58)); return t; }());
+  add("expand", {"Expand", "", 17, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({3, 1}, 59)); t.push_back(testing::MakeInt64({3}, {2, 3, 4})); return t; }(), {1});
+  add("split_uneven", {"Split", "", 17, {{"axis", AttrInt(1)}}, 2},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 7, 3}, 61)); t.push_back(testing::MakeInt64({2}, {3, 4})); return t; }(), {1});
+  add("pad_constant", {"Pad", "", 17, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 3, 3}, 62)); t.push_back(testing::MakeInt64({8}, {0, 0, 1, 2, 0, 1, 2, 0}));
+           t.push_back(testing::MakeFloat({}, {0.75f})); return t; }(), {1, 2});
   add("reshape_alias", {"Reshape", "", 17, {}},
       [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 57)); t.push_back(testing::MakeInt64({2}, {6, -1})); return t; }(), {1});
   return v;

@@ -57,6 +57,19 @@ struct StridedCopyParams {
 cudaError_t LaunchStridedCopy(const void* x, void* y, size_t elem_bytes, const StridedCopyParams& p,
                               cudaStream_t stream);
 
+// Constant padding: y[j] = x[j - begin] inside the input's box, else the value (its bytes in the
+// low bytes of value_bits).
+struct PadLaunch {
+  int32_t rank = 0;
+  int64_t out_dims[kMaxDims] = {};
+  int64_t in_dims[kMaxDims] = {};
+  int64_t in_stride[kMaxDims] = {};
+  int64_t begin[kMaxDims] = {};  // may be negative (cropping)
+  int64_t n = 0;
+};
+cudaError_t LaunchPad(const void* x, void* y, size_t elem_bytes, const PadLaunch& p, uint64_t value_bits,
+                      cudaStream_t stream);
+
 cudaError_t LaunchGather(const void* x, const void* indices, bool indices_int64, int64_t n, void* y,
                          size_t elem_bytes, int64_t outer, int64_t axis, int64_t inner, int* error_flag,
                          cudaStream_t stream);

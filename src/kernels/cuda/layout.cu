@@ -3,6 +3,7 @@
 
 #include <cfloat>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cuda/launchers.h"
 
@@ -32,6 +33,29 @@ __global__ void StridedCopyKernel(const T* __restrict__ x, T* __restrict__ y, co
     }
     y[i] = x[off];
   }
+}
+
+template <typename T>
+__global__ void PadKernel(const T* __restrict__ x, T* __restrict__ y, const PadLaunch p, T value) {
+  GH_GRID_LOOP(i, p.n) {
+    int64_t rem = i, off = 0;
+    bool inside = true;
+    for (int d = p.rank - 1; d >= 0; --d) {
+      int64_t idx = rem % p.out_dims[d] - p.begin[d];
+      rem /= p.out_dims[d];
+      if (idx < 0 || idx >= p.in_dims[d]) inside = false;
+      off += idx * p.in_stride[d];
+    }
+    y[i] = inside ? x[off] : value;
+  }
+}
+
+template <typename T>
+cudaError_t PadT(const void* x, void* y, const PadLaunch& p, uint64_t bits, cudaStream_t s) {
+  T value;
+  memcpy(&value, &bits, sizeof(T));
+  PadKernel<T><<<GridFor(p.n), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), p, value);
+  return cudaGetLastError();
 }
 
 template <typename T, typename I>
@@ -158,6 +182,18 @@ cudaError_t LaunchStridedCopy(const void* x, void* y, size_t elem_bytes, const S
     case 2: return StridedCopyT<uint16_t>(x, y, p, stream);
     case 4: return StridedCopyT<uint32_t>(x, y, p, stream);
     case 8: return StridedCopyT<uint64_t>(x, y, p, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t LaunchPad(const void* x, void* y, size_t elem_bytes, const PadLaunch& p, uint64_t value_bits,
+                      cudaStream_t stream) {
+  if (p.n == 0) return cudaSuccess;
+  switch (elem_bytes) {
+    case 1: return PadT<uint8_t>(x, y, p, value_bits, stream);
+    case 2: return PadT<uint16_t>(x, y, p, value_bits, stream);
+    case 4: return PadT<uint32_t>(x, y, p, value_bits, stream);
+    case 8: return PadT<uint64_t>(x, y, p, value_bits, stream);
     default: return cudaErrorInvalidValue;
   }
 }

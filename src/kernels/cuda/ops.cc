@@ -178,6 +178,51 @@ Status StridedSlice(const void* x, void* y, size_t elem_bytes, const Shape& in_s
   return Launched(ck::LaunchStridedCopy(x, y, elem_bytes, p, AsStream(stream)), "StridedSlice");
 }
 
+Status BroadcastTo(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const Shape& out_shape,
+                   StreamView stream) {
+  RETURN_IF_ERROR(CheckDims(out_shape, "broadcast"));
+  RETURN_IF_ERROR(CheckElemBytes(elem_bytes, "broadcast"));
+  if (in_shape.size() > out_shape.size()) {
+    return InvalidArgument("broadcast: {} has a higher rank than {}", ShapeToString(in_shape), ShapeToString(out_shape));
+  }
+  std::vector<int64_t> strides = RowMajorStrides(in_shape);
+  size_t lead = out_shape.size() - in_shape.size();
+  ck::StridedCopyParams p;
+  p.rank = static_cast<int32_t>(out_shape.size());
+  for (size_t d = 0; d < out_shape.size(); ++d) {
+    p.out_dims[d] = out_shape[d];
+    if (d < lead) continue;
+    int64_t id = in_shape[d - lead];
+    if (id == out_shape[d]) {
+      p.in_stride[d] = strides[d - lead];
+    } else if (id != 1) {
+      return InvalidArgument("broadcast: {} does not broadcast to {}", ShapeToString(in_shape), ShapeToString(out_shape));
+    }
+  }
+  p.n = NumElements(out_shape);
+  return Launched(ck::LaunchStridedCopy(x, y, elem_bytes, p, AsStream(stream)), "BroadcastTo");
+}
+
+Status PadConstant(const void* x, void* y, size_t elem_bytes, const Shape& in_shape, const std::vector<int64_t>& begin,
+                   const Shape& out_shape, uint64_t value_bits, StreamView stream) {
+  RETURN_IF_ERROR(CheckDims(out_shape, "pad"));
+  RETURN_IF_ERROR(CheckElemBytes(elem_bytes, "pad"));
+  if (in_shape.size() != out_shape.size() || begin.size() != out_shape.size()) {
+    return InvalidArgument("pad: input, begin and output ranks differ");
+  }
+  std::vector<int64_t> strides = RowMajorStrides(in_shape);
+  ck::PadLaunch p;
+  p.rank = static_cast<int32_t>(out_shape.size());
+  for (size_t d = 0; d < out_shape.size(); ++d) {
+    p.out_dims[d] = out_shape[d];
+    p.in_dims[d] = in_shape[d];
+    p.in_stride[d] = strides[d];
+    p.begin[d] = begin[d];
+  }
+  p.n = NumElements(out_shape);
+  return Launched(ck::LaunchPad(x, y, elem_bytes, p, value_bits, AsStream(stream)), "PadConstant");
+}
+
 Status Concat(const std::vector<ConcatInput>& inputs, void* y, size_t elem_bytes, int64_t outer, int64_t inner,
               StreamView stream) {
   int64_t total_axis = 0;

@@ -12,7 +12,7 @@ const std::set<std::string>& DeviceOps() {
   static const auto* ops = new std::set<std::string>{
       "Conv", "MatMul", "Gemm", "Softmax", "LogSoftmax", "LayerNormalization", "ReduceSum", "ReduceMean",
       "ReduceMax", "ReduceMin", "GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool", "Transpose",
-      "Slice", "Concat", "Gather", "Resize", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
+      "Slice", "Concat", "Gather", "Resize", "Expand", "Split", "Pad", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
       "Cast", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "HardSwish", "LeakyRelu", "Elu",
       "HardSigmoid", "Clip", "Add", "Sub", "Mul", "Div", "Max", "Min",
       // Evaluated on the host while planning (their inputs are shapes or constants).

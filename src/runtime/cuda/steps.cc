@@ -4,6 +4,7 @@
 #include "runtime/cuda/steps.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <numeric>
 #include <string>
@@ -729,6 +730,91 @@ StatusOr<BuiltStep> BuildResize(StepInputs& in) {
   return BuiltStep{[xp, y, p](StreamView s, void*) { return Resize(static_cast<const float*>(xp), y, p, s); }, 0};
 }
 
+StatusOr<BuiltStep> BuildExpand(StepInputs& in) {
+  const PlannedValue* x = in.input(0);
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  void* y = in.output(0)->device;
+  size_t eb = DataTypeSize(x->dtype);
+  Shape is = x->shape, os = in.output(0)->shape;
+  return BuiltStep{[xp, y, eb, is, os](StreamView s, void*) { return BroadcastTo(xp, y, eb, is, os, s); }, 0};
+}
+
+StatusOr<BuiltStep> BuildSplit(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  ASSIGN_OR_RETURN(int64_t axis_attr, n.GetInt("axis", 0));
+  ASSIGN_OR_RETURN(int64_t axis, NormAxis(axis_attr, x->shape.size(), n));
+  size_t ax = static_cast<size_t>(axis);
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  size_t eb = DataTypeSize(x->dtype);
+  Shape is = x->shape;
+  std::vector<std::function<Status(StreamView)>> parts;
+  int64_t offset = 0;
+  for (size_t o = 0; o < in.num_outputs(); ++o) {
+    PlannedValue* out = in.output(o);
+    if (out == nullptr) return Unimplemented("{}: omitted Split outputs on CUDA", n.Describe());
+    std::vector<int64_t> starts(is.size(), 0), steps(is.size(), 1);
+    starts[ax] = out->shape[ax] > 0 ? offset : 0;
+    offset += out->shape[ax];
+    void* y = out->device;
+    Shape os = out->shape;
+    parts.push_back([xp, y, eb, is, starts, steps, os](StreamView s) { return StridedSlice(xp, y, eb, is, starts, steps, os, s); });
+  }
+  if (offset != is[ax]) return Internal("{}: planned splits cover {} of {}", n.Describe(), offset, is[ax]);
+  return BuiltStep{[parts](StreamView s, void*) {
+                     for (const auto& p : parts) RETURN_IF_ERROR(p(s));
+                     return Status::OK();
+                   },
+                   0};
+}
+
+StatusOr<BuiltStep> BuildPad(StepInputs& in) {
+  const ir::Node& n = in.node();
+  const PlannedValue* x = in.input(0);
+  ASSIGN_OR_RETURN(std::string mode, n.GetString("mode", "constant"));
+  if (mode != "constant") return Unimplemented("{}: Pad mode '{}' on CUDA", n.Describe(), mode);
+  size_t r = x->shape.size();
+  std::vector<int64_t> pads;
+  uint64_t bits = 0;
+  size_t eb = DataTypeSize(x->dtype);
+  if (n.opset < 11) {
+    ASSIGN_OR_RETURN(pads, n.GetInts("pads"));
+    ASSIGN_OR_RETURN(float v, n.GetFloat("value", 0.f));
+    if (x->dtype != DataType::kFloat32 && v != 0.f) return Unimplemented("{}: non-zero pad value for {}", n.Describe(), DataTypeName(x->dtype));
+    std::memcpy(&bits, &v, sizeof(v));
+  } else {
+    ASSIGN_OR_RETURN(pads, HostInts(in.input(1), n, "pads"));
+    if (in.num_inputs() > 2 && in.input(2) != nullptr) {
+      const PlannedValue* cv = in.input(2);
+      if (cv->host == nullptr) return Unimplemented("{}: pad value computed on the device", n.Describe());
+      if (cv->host->dtype() != x->dtype || cv->host->num_elements() != 1) {
+        return InvalidArgument("{}: constant_value must be one {}", n.Describe(), DataTypeName(x->dtype));
+      }
+      std::memcpy(&bits, cv->host->data(), eb);
+    }
+    if (in.num_inputs() > 3 && in.input(3) != nullptr) {
+      ASSIGN_OR_RETURN(std::vector<int64_t> axes, HostInts(in.input(3), n, "axes"));
+      if (pads.size() != 2 * axes.size()) return InvalidArgument("{}: pads and axes differ in length", n.Describe());
+      std::vector<int64_t> full(2 * r, 0);
+      for (size_t i = 0; i < axes.size(); ++i) {
+        ASSIGN_OR_RETURN(int64_t a, NormAxis(axes[i], r, n));
+        full[static_cast<size_t>(a)] = pads[i];
+        full[static_cast<size_t>(a) + r] = pads[i + axes.size()];
+      }
+      pads = std::move(full);
+    }
+  }
+  if (pads.size() != 2 * r) return InvalidArgument("{}: pads must have {} entries", n.Describe(), 2 * r);
+  std::vector<int64_t> begin(pads.begin(), pads.begin() + static_cast<std::ptrdiff_t>(r));
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  void* y = in.output(0)->device;
+  Shape is = x->shape, os = in.output(0)->shape;
+  return BuiltStep{[xp, y, eb, is, begin, os, bits](StreamView s, void*) {
+                     return PadConstant(xp, y, eb, is, begin, os, bits, s);
+                   },
+                   0};
+}
+
 StatusOr<BuiltStep> BuildAlias(StepInputs& in) {
   // The plan gives the output the input's storage; copy only if it could not.
   ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
@@ -796,6 +882,9 @@ StatusOr<BuiltStep> BuildStep(StepInputs& in) {
   if (op == "Concat") return BuildConcat(in);
   if (op == "Gather") return BuildGather(in);
   if (op == "Resize") return BuildResize(in);
+  if (op == "Expand") return BuildExpand(in);
+  if (op == "Split") return BuildSplit(in);
+  if (op == "Pad") return BuildPad(in);
   return Unimplemented("{}: no CUDA implementation", n.Describe());
 }
 
