@@ -14,7 +14,7 @@ OUT=${2:-build-cuda-pkg/gpuhive-gpu.tar.gz}
 JOBS=${JOBS:-2}
 LIMIT=$((64 * 1024 * 1024))
 
-TESTS=(cuda_cross_backend_test cuda_fallback_test memory_cuda_test)
+TESTS=(cuda_cross_backend_test cuda_fallback_test cuda_kernel_contracts_test memory_cuda_test)
 BINS=(gpuhive gpuhive_cuda_bench)
 
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
