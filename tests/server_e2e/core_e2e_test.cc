@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "e2e_support.h"
+#include "gpuhive/residency/synthetic_models.h"
+#include "gpuhive/units.h"
 #include "grpc_service.grpc.pb.h"
 
 namespace gpuhive::server::testing {
@@ -371,6 +373,73 @@ TEST(CoreE2EModes, AModelThatCannotFitIsRefusedWith503) {
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_NE(r.body.find("tiny_mlp"), std::string::npos) << r.body;
   EXPECT_EQ(c.Request("GET", "/v2/health/live").status, 200);
+}
+
+// Two models that cannot be resident together, requested concurrently: batches wait for each
+// other's memory instead of failing, and the models swap.
+TEST(CoreE2EModes, ModelsThatDoNotFitTogetherTakeTurns) {
+  namespace fs = std::filesystem;
+  std::random_device rd;
+  fs::path repo = fs::temp_directory_path() / ("gpuhive_turns_" + std::to_string(rd()));
+  for (int i = 0; i < 2; ++i) {
+    fs::create_directories(repo / ("m" + std::to_string(i)) / "1");
+    residency::SyntheticModelSpec spec;
+    spec.dim = 256;
+    spec.layers = 4;
+    spec.seed = static_cast<uint32_t>(i + 1);
+    std::ofstream(repo / ("m" + std::to_string(i)) / "1" / "model.onnx", std::ios::binary)
+        << residency::MakeMatMulChainOnnx(spec);
+  }
+  auto footprint = [&](uint64_t budget, int threads_per_model, int seconds, std::atomic<int>* ok, std::atomic<int>* bad) {
+    CoreOptions o;
+    o.model_repository = repo.string();
+    o.memory_budget_bytes = budget;
+    o.cpu_workers = 2;
+    o.threads_per_worker = 1;
+    o.enable_preloading = false;
+    auto core = CoreService::Create(o);
+    EXPECT_TRUE(core.ok()) << core.status().ToString();
+    HttpServerOptions ho;
+    ho.port = 0;
+    auto http = HttpServer::Start(core->get(), ho);
+    EXPECT_TRUE(http.ok());
+    std::vector<std::thread> clients;
+    json body = {{"inputs", {{{"name", "x"}, {"shape", {2, 256}}, {"datatype", "FP32"}, {"data", std::vector<float>(512, 0.5f)}}}}};
+    std::string b = body.dump();
+    int64_t until = NowNs() + seconds * 1'000'000'000ll;
+    for (int m = 0; m < 2; ++m) {
+      for (int t = 0; t < threads_per_model; ++t) {
+        clients.emplace_back([&, m] {
+          HttpClient c((*http)->port());
+          do {
+            auto r = c.Request("POST", "/v2/models/m" + std::to_string(m) + "/infer", b);
+            (r.status == 200 ? *ok : *bad)++;
+            if (r.status != 200) ADD_FAILURE() << r.status << " " << r.body;
+          } while (NowNs() < until);
+        });
+      }
+    }
+    for (auto& c : clients) c.join();
+    uint64_t peak = (*core)->Devices()[0].used_bytes;
+    auto text = (*core)->MetricsText();
+    http->reset();
+    core->reset();
+    return std::make_pair(peak, text);
+  };
+  std::atomic<int> ok{0}, bad{0};
+  // Alone, with plenty of budget: what both need resident at once.
+  auto [both, text0] = footprint(1ull << 30, 1, 0, &ok, &bad);
+  ASSERT_GT(both, 0u);
+  ok = 0;
+  // Room for about one of them (and its batch) at a time.
+  auto [used, text] = footprint(both * 6 / 10, 2, 1, &ok, &bad);
+  EXPECT_GT(ok.load(), 4);
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_LE(used, both * 6 / 10);
+  EXPECT_EQ(text.find("outcome=\"Unavailable\""), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_model_evictions_total{model=\"m0\"}"), std::string::npos);
+  std::error_code ec;
+  fs::remove_all(repo, ec);
 }
 
 TEST(CoreE2EModes, ExplicitModeServesOnlyLoadedModels) {
