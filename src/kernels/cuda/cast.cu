@@ -15,32 +15,32 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename T>
-__device__ __forceinline__ double ToDouble(T v) { return static_cast<double>(v); }
+__device__ __forceinline__ double AsWide(T v) { return static_cast<double>(v); }
 template <>
-__device__ __forceinline__ double ToDouble<__half>(__half v) { return static_cast<double>(__half2float(v)); }
+__device__ __forceinline__ double AsWide<__half>(__half v) { return static_cast<double>(__half2float(v)); }
 template <>
-__device__ __forceinline__ double ToDouble<__nv_bfloat16>(__nv_bfloat16 v) {
+__device__ __forceinline__ double AsWide<__nv_bfloat16>(__nv_bfloat16 v) {
   return static_cast<double>(__bfloat162float(v));
 }
 template <>
-__device__ __forceinline__ double ToDouble<bool>(bool v) { return v ? 1.0 : 0.0; }
+__device__ __forceinline__ double AsWide<bool>(bool v) { return v ? 1.0 : 0.0; }
 
 template <typename T>
-__device__ __forceinline__ T FromDouble(double v) { return static_cast<T>(v); }
+__device__ __forceinline__ T FromWide(double v) { return static_cast<T>(v); }
 template <>
-__device__ __forceinline__ __half FromDouble<__half>(double v) { return __float2half_rn(static_cast<float>(v)); }
+__device__ __forceinline__ __half FromWide<__half>(double v) { return __float2half_rn(static_cast<float>(v)); }
 template <>
-__device__ __forceinline__ __nv_bfloat16 FromDouble<__nv_bfloat16>(double v) {
+__device__ __forceinline__ __nv_bfloat16 FromWide<__nv_bfloat16>(double v) {
   return __float2bfloat16_rn(static_cast<float>(v));
 }
 template <>
-__device__ __forceinline__ bool FromDouble<bool>(double v) { return v != 0.0; }
+__device__ __forceinline__ bool FromWide<bool>(double v) { return v != 0.0; }
 
 template <typename S, typename D>
 __global__ void CastKernel(const S* __restrict__ x, D* __restrict__ y, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    y[i] = FromDouble<D>(ToDouble<S>(x[i]));
+    y[i] = FromWide<D>(AsWide<S>(x[i]));
   }
 }
 
