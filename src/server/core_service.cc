@@ -125,8 +125,9 @@ namespace {
 // A memory shortage that may pass once running batches release their models: everything else was
 // leased, or the request did not fit next to them. Not: a model larger than the budget or its limit.
 bool TransientShortage(const Status& s) {
-  if (s.code() != StatusCode::kResourceExhausted) return false;
   const std::string& m = s.message();
+  if (s.code() == StatusCode::kUnavailable) return m.find("evicted again") != std::string::npos;
+  if (s.code() != StatusCode::kResourceExhausted) return false;
   return m.find("can never") == std::string::npos && m.find("memory_limit") == std::string::npos;
 }
 
@@ -148,6 +149,9 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
   // nothing ourselves, so two waiting batches can never block each other) instead of failing.
   const int64_t give_up = NowNs() + core_->options.pressure_wait_ms * 1'000'000;
   int64_t backoff_us = 500;
+  // Failures seen while no other model held memory: the other batch may have just finished (retry
+  // once), but twice means this request alone does not fit and waiting cannot help.
+  int alone_failures = 0;
   for (;;) {
     Status failure;
     {
@@ -158,15 +162,15 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
         // idle workers hold no budget and the bytes are there for whichever model runs next.
         w.device_ctx->ReleaseArena();
         uint64_t own = m.statistics().OwnerStats(lease->owner_tag()).current_bytes;
-        bool others_hold_memory = m.Stats().used_bytes > own;
-        if (out.ok() || !TransientShortage(out.status()) || !others_hold_memory) {
+        if (!out.ok() && m.Stats().used_bytes <= own) ++alone_failures;
+        if (out.ok() || !TransientShortage(out.status()) || alone_failures >= 2) {
           if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
             return Unavailable("{}", out.status().message());  // "cannot fit", not "queue full"
           }
           return out;
         }
         failure = out.status();
-      } else if (!TransientShortage(lease.status()) || m.Stats().used_bytes == 0) {
+      } else if (!TransientShortage(lease.status()) || (m.Stats().used_bytes == 0 && ++alone_failures >= 2)) {
         // Nothing else holds memory: waiting cannot help.
         // The request was fine; the model cannot be made resident (too large, or its load failed).
         return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
