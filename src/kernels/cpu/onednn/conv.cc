@@ -328,7 +328,10 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
       continue;
     }
     Layout layout;
-    if (!LayoutOf(candidate.dst_desc(), &layout)) continue;  // e.g. nhwc chosen for "any"
+    if (!LayoutOf(candidate.dst_desc(), &layout)) {  // e.g. nhwc chosen for "any"
+      last_error = "the dst format oneDNN chose is not a gpuhive layout";
+      continue;
+    }
     if (!IsReferenceImpl(candidate)) {
       pd = candidate;
       fused_ = a.post_ops;
