@@ -142,6 +142,9 @@ TEST_F(LoadgenEndToEnd, HttpCountsAddUpAndErrorsAreCountedByKind) {
   // Only the measured window is in the per-model figures: fewer than all sent.
   EXPECT_LT(m["sent"].get<int64_t>(), Stream(r, "open").sent);
   EXPECT_FALSE(report.contains("comparison"));
+  // The priority-0 stream is its own level; the rest are "default".
+  EXPECT_EQ(run["priorities"]["0"]["sent"].get<int64_t>(), m["sent"].get<int64_t>());
+  EXPECT_EQ(run["priorities"]["default"]["streams"].get<int>(), 3);
 
   // Two "modes" make a comparison section; the report directory gets its files.
   RunResult r2 = r;
@@ -151,6 +154,7 @@ TEST_F(LoadgenEndToEnd, HttpCountsAddUpAndErrorsAreCountedByKind) {
   EXPECT_EQ(both["comparison"]["baseline"], "http");
   EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["models"]["add_sub_fp32"]["throughput_ratio"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["models"]["add_sub_fp32"]["p99_ratio"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["priorities"]["0"]["p99_ratio"].get<double>(), 1.0);
   std::string dir = ::testing::TempDir() + "/loadgen_report_" + std::to_string(getpid());
   Status st = WriteReportDir(*sc, {r, r2}, both, dir);
   ASSERT_TRUE(st.ok()) << st.ToString();

@@ -141,6 +141,24 @@ json RunJson(const Scenario& sc, const RunResult& r) {
     e["queue_depth_timeline"].push_back({m.t_s, m.queue_depth});
   }
   run["models"] = models;
+  // Per priority level (what "critical work stays fast" is judged by); streams without one: "default".
+  std::map<std::string, std::vector<const StreamRun*>> by_priority;
+  for (const auto& s : r.streams)
+    by_priority[s.spec.priority ? std::to_string(*s.spec.priority) : "default"].push_back(&s);
+  json priorities = json::object();
+  for (const auto& [level, list] : by_priority) {
+    Tally t;
+    for (const auto* s : list) t.Add(*s, r);
+    int64_t errs = 0;
+    for (const auto& [k, n] : t.errors) errs += n;
+    priorities[level] = {{"streams", list.size()},
+                         {"sent", t.sent},
+                         {"ok", t.ok},
+                         {"error_count", errs},
+                         {"throughput_rps", static_cast<double>(t.ok) / window},
+                         {"latency_ms", LatencyJson(Summarize(std::move(t.latencies_ms)))}};
+  }
+  run["priorities"] = priorities;
   json devices = json::object();
   uint64_t scenario_budget = 0;
   if (!sc.server.memory_budget.empty()) {
@@ -200,6 +218,19 @@ json Comparison(const json& runs) {
           {"baseline_errors", b["error_count"]}};
     }
     m["total_throughput_ratio"] = Ratio(total, base_total);
+    for (auto it = run["priorities"].begin(); it != run["priorities"].end(); ++it) {
+      if (!base["priorities"].contains(it.key())) continue;
+      const json& cur = it.value();
+      const json& b = base["priorities"][it.key()];
+      m["priorities"][it.key()] = {
+          {"p99_ms", cur["latency_ms"]["count"].get<size_t>() ? json(cur["latency_ms"]["p99"]) : json(nullptr)},
+          {"baseline_p99_ms", b["latency_ms"]["count"].get<size_t>() ? json(b["latency_ms"]["p99"]) : json(nullptr)},
+          {"p99_ratio", cur["latency_ms"]["count"].get<size_t>() == 0
+                            ? json(nullptr)
+                            : Ratio(cur["latency_ms"]["p99"].get<double>(), b["latency_ms"]["p99"].get<double>())},
+          {"errors", cur["error_count"]},
+          {"baseline_errors", b["error_count"]}};
+    }
     c["modes"].push_back(m);
   }
   json mem = json::object();
@@ -298,6 +329,9 @@ std::string ReportText(const json& report) {
       for (auto it = m["models"].begin(); it != m["models"].end(); ++it)
         s += fmt::format("  {:<24} throughput x{}  p99 x{}\n", it.key(), RatioText(it.value()["throughput_ratio"]),
                          RatioText(it.value()["p99_ratio"]));
+      if (m.contains("priorities"))
+        for (auto it = m["priorities"].begin(); it != m["priorities"].end(); ++it)
+          s += fmt::format("  priority {:<15} p99 x{}\n", it.key(), RatioText(it.value()["p99_ratio"]));
     }
   }
   return s;
@@ -449,6 +483,19 @@ Status WriteReportDir(const Scenario& sc, const std::vector<RunResult>& runs, co
                           RatioText(it.value()["p99_ratio"]), it.value()["errors"].get<int64_t>(),
                           it.value()["baseline_errors"].get<int64_t>());
       md += "\n";
+      if (m.contains("priorities")) {
+        md += fmt::format("| priority | p99 ms ({}) | p99 ms ({}) | p99 ratio | errors ({}) | errors ({}) |\n"
+                          "|---|---:|---:|---:|---:|---:|\n",
+                          m["mode"].get<std::string>(), c["baseline"].get<std::string>(), m["mode"].get<std::string>(),
+                          c["baseline"].get<std::string>());
+        for (auto it = m["priorities"].begin(); it != m["priorities"].end(); ++it) {
+          const json& p = it.value();
+          auto ms = [](const json& v) { return v.is_number() ? Fmt(v.get<double>(), 2) : std::string("-"); };
+          md += fmt::format("| {} | {} | {} | {} | {} | {} |\n", it.key(), ms(p["p99_ms"]), ms(p["baseline_p99_ms"]),
+                            RatioText(p["p99_ratio"]), p["errors"].get<int64_t>(), p["baseline_errors"].get<int64_t>());
+        }
+        md += "\n";
+      }
     }
     md += "| mode | device | peak | budget | within budget |\n|---|---|---:|---:|---|\n";
     for (auto it = c["peak_memory"].begin(); it != c["peak_memory"].end(); ++it)
