@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,24 @@ bool CudaSupportsOp(const std::string& domain, const std::string& op_type);
 // OK, or kUnimplemented naming every operator type of the graph (subgraphs included) that the
 // executor lacks. Needs no device.
 Status CheckCudaSupport(const ir::Graph& graph);
+
+// Optimizes an imported model for the executor: constant folding through the CPU kernels, BN
+// folding, and fusion limited to fused ops both the executor and the CPU kernels (which compute the
+// plan's shapes) implement. Needs no device.
+Status OptimizeForCuda(ir::Model& model);
+
+// What a plan for these input shapes would look like, computed without a device: which nodes run
+// on the device and which are evaluated on the host while planning, and the activation arena.
+// Only dtypes and shapes of `inputs` are read (data may be null). Errors as for a first Run, except
+// for attribute combinations only checked when device steps are built.
+struct PlanPreview {
+  size_t device_steps = 0;
+  size_t host_evaluated_nodes = 0;
+  size_t arena_bytes = 0;
+  size_t naive_bytes = 0;                 // sum of all device buffers (no reuse)
+  std::map<std::string, int> device_ops;  // op type ("gpuhive.FusedConv", "Softmax") -> steps
+};
+StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<TensorView>& inputs);
 
 class CudaExecutor {
  public:

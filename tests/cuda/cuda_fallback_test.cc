@@ -125,6 +125,58 @@ TEST(CudaFallback, ModelRunsOnTheCpuWhenNoGpuIsChosen) {
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ((*out)[0].as<float>()[i], expected[i]) << i;
 }
 
+// y = Reshape(Relu(x @ W + b), [N, 3, 1]) with the target shape computed from Shape(x): the shape
+// arithmetic is evaluated on the host while planning, the rest becomes device steps.
+std::unique_ptr<ir::Model> ShapeMathModel() {
+  auto m = SmallModel();
+  ir::Graph& g = *m->graph;
+  ir::Value* relu = g.outputs()[0];
+  relu->is_graph_output = false;
+  g.outputs().clear();
+  auto i64 = [&](const char* name, Shape shape, std::vector<int64_t> v) {
+    ir::Value* c = g.AddValue(name, DataType::kInt64);
+    c->constant = std::make_shared<const Tensor>(Tensor::FromVector<int64_t>(DataType::kInt64, shape, v).value());
+    return c;
+  };
+  ir::Value* shp = g.AddValue("shape", DataType::kInt64);
+  ir::Value* n = g.AddValue("n", DataType::kInt64);
+  ir::Value* target = g.AddValue("target", DataType::kInt64);
+  ir::Value* y = g.AddValue("y2", DataType::kFloat32);
+  ir::Node* concat = nullptr;
+  for (ir::Node* node : {g.AddNode("Shape", {g.inputs()[0]}, {shp}), g.AddNode("Gather", {shp, i64("zero", {1}, {0})}, {n}),
+                         concat = g.AddNode("Concat", {n, i64("rest", {2}, {3, 1})}, {target}),
+                         g.AddNode("Reshape", {relu, target}, {y})}) {
+    node->opset = 17;
+  }
+  concat->attrs["axis"] = ir::Attribute(int64_t{0});
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  return m;
+}
+
+TEST(CudaPlanPreview, ShapeMathRunsOnTheHostAndAliasesShareTheArena) {
+  auto model = ShapeMathModel();
+  for (int64_t batch : {1, 5}) {
+    SCOPED_TRACE(batch);
+    TensorView x{DataType::kFloat32, {batch, 2}, nullptr};
+    StatusOr<cuda::PlanPreview> p = cuda::PreviewCudaPlan(*model->graph, {x});
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(p->host_evaluated_nodes, 3u);  // Shape, Gather, Concat
+    EXPECT_EQ(p->device_steps, 4u);          // MatMul, Add, Relu, Reshape
+    EXPECT_EQ(p->device_ops.at("MatMul"), 1);
+    EXPECT_EQ(p->device_ops.at("Reshape"), 1);
+    EXPECT_EQ(p->device_ops.count("Shape"), 0u);
+    // Buffers: x, mm, add, relu (= y, aliased); at least x and y are live together.
+    const size_t per_value = 256;  // every buffer here rounds up to one 256-byte slot
+    EXPECT_EQ(p->naive_bytes, 4 * per_value);
+    EXPECT_GE(p->arena_bytes, 2 * per_value);
+    EXPECT_LT(p->arena_bytes, p->naive_bytes);
+  }
+  TensorView wrong_rank{DataType::kFloat32, {2}, nullptr};
+  EXPECT_FALSE(cuda::PreviewCudaPlan(*model->graph, {wrong_rank}).ok());
+  EXPECT_EQ(cuda::PreviewCudaPlan(*model->graph, {}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(CudaPriority, LevelZeroIsTheMostUrgentAndLevelsClamp) {
   cuda::StreamPriorityRange r{0, -5};  // what recent GPUs report: least 0, greatest -5
   EXPECT_EQ(cuda::CudaPriorityForLevel(0, r), -5);
@@ -155,6 +207,43 @@ TEST(CudaSupport, NamesEveryMissingOperator) {
   EXPECT_TRUE(cuda::CudaSupportsOp("gpuhive", "FusedConv"));
   EXPECT_FALSE(cuda::CudaSupportsOp("gpuhive", "QLinearConv"));
   EXPECT_FALSE(cuda::CudaSupportsOp("com.microsoft", "Relu"));
+}
+
+// Plans of the benchmark models, computed without a device: no shape depends on device data, the
+// convolutions are fused, and the arena reuses memory.
+TEST(CudaPlanPreview, BenchmarkModelsPlanWithoutADevice) {
+  const char* env = std::getenv("GPUHIVE_MODELS_DIR");
+  std::filesystem::path root =
+      env != nullptr ? std::filesystem::path(env) : std::filesystem::path(GPUHIVE_SOURCE_DIR) / "models" / "generated";
+  int checked = 0;
+  for (const char* name : {"resnet50", "mobilenet_v3_large", "bert_base"}) {
+    std::filesystem::path p = root / (std::string(name) + ".onnx");
+    if (!std::filesystem::exists(p)) continue;
+    SCOPED_TRACE(name);
+    auto model = ImportOnnxFile(p.string());
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ASSERT_TRUE(cuda::OptimizeForCuda(**model).ok());
+    std::vector<TensorView> inputs;
+    for (const ir::Value* v : (*model)->graph->inputs()) {
+      Shape shape;
+      for (const ir::Dim& d : *v->shape) shape.push_back(d.is_known() ? d.value : (shape.empty() ? 2 : 16));
+      inputs.push_back(TensorView{v->dtype, shape, nullptr});
+    }
+    StatusOr<cuda::PlanPreview> plan = cuda::PreviewCudaPlan(*(*model)->graph, inputs);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    EXPECT_GT(plan->device_steps, 10u);
+    EXPECT_LT(plan->arena_bytes, plan->naive_bytes);
+    if (std::string(name) != "bert_base") {
+      EXPECT_GT(plan->device_ops["gpuhive.FusedConv"], 10);
+      EXPECT_GT(plan->device_ops["gpuhive.FusedConv"], plan->device_ops["Conv"]);
+    } else {
+      EXPECT_EQ(plan->device_ops["Softmax"], 12);
+      EXPECT_EQ(plan->device_ops["LayerNormalization"], 25);
+      EXPECT_GT(plan->host_evaluated_nodes, 0u);
+    }
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no benchmark model under " << root;
 }
 
 #ifdef GPUHIVE_HAVE_CUDA

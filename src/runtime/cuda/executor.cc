@@ -16,6 +16,7 @@
 #include "gpuhive/logging.h"
 #include "gpuhive/memory/upstreams.h"
 #include "gpuhive/passes.h"
+#include "runtime/cuda/plan_analysis.h"
 #include "runtime/cuda/steps.h"
 #include "runtime/eager.h"
 
@@ -26,41 +27,8 @@ using executor::BuiltStep;
 using executor::PlannedValue;
 using executor::StepFn;
 
-// PrepareContext over planned values: lets the CPU kernels' Prepare compute output shapes.
-class ShapeContext final : public PrepareContext {
- public:
-  ShapeContext(const ir::Node& node, std::vector<const PlannedValue*> in, const KernelOptions& options)
-      : node_(node), in_(std::move(in)), options_(options), out_(node.outputs.size()) {}
-  const ir::Node& node() const override { return node_; }
-  const KernelOptions& options() const override { return options_; }
-  size_t num_inputs() const override { return in_.size(); }
-  bool has_input(size_t i) const override { return i < in_.size() && in_[i] != nullptr; }
-  DataType input_dtype(size_t i) const override { return in_[i]->dtype; }
-  const Shape& input_shape(size_t i) const override { return in_[i]->shape; }
-  Layout input_layout(size_t) const override { return Layout::kPlain; }
-  const Tensor* input_value(size_t i) const override { return i < in_.size() && in_[i] ? in_[i]->host : nullptr; }
-  size_t num_outputs() const override { return out_.size(); }
-  bool has_output(size_t i) const override { return i < out_.size() && node_.outputs[i] != nullptr; }
-  void SetOutput(size_t i, DataType dtype, Shape shape, Layout, size_t) override {
-    if (i < out_.size()) out_[i] = PlannedValue{dtype, std::move(shape), nullptr, nullptr};
-  }
-  void RequestWorkspace(size_t) override {}
-  void AllowInPlace(size_t, size_t) override {}
-  void AliasOutput(size_t, size_t) override {}
-  MemoryResource* persistent_resource() const override { return DefaultHostResource(); }
-  AllocTag persistent_tag() const override { return AllocTag{0, MemoryKind::kOther}; }
-  std::vector<PlannedValue>& outputs() { return out_; }
-
- private:
-  const ir::Node& node_;
-  std::vector<const PlannedValue*> in_;
-  const KernelOptions& options_;
-  std::vector<PlannedValue> out_;
-};
-
 struct Plan {
-  std::map<const ir::Value*, PlannedValue> values;
-  std::deque<Tensor> host_values;  // plan-time results (stable addresses)
+  std::unique_ptr<executor::Analysis> analysis;  // shapes, host values, arena offsets
   std::vector<Buffer> uploads;     // device copies of plan-time results
   Buffer arena, workspace, flag;
   size_t workspace_bytes = 0;
@@ -74,26 +42,6 @@ struct Plan {
     if (graph != nullptr) cudaGraphExecDestroy(graph);
   }
 };
-
-bool IsHostOnly(const ir::Node& n) {
-  return n.domain.empty() && (n.op_type == "Shape" || n.op_type == "Size");
-}
-
-StatusOr<Tensor> ShapeValue(const ir::Node& n, const Shape& shape) {
-  if (n.op_type == "Size") {
-    return Tensor::FromVector<int64_t>(DataType::kInt64, {}, std::vector<int64_t>{NumElements(shape)});
-  }
-  int64_t r = static_cast<int64_t>(shape.size());
-  ASSIGN_OR_RETURN(int64_t start, n.GetInt("start", 0));
-  ASSIGN_OR_RETURN(int64_t end, n.GetInt("end", r));
-  if (start < 0) start += r;
-  if (end < 0) end += r;
-  start = std::clamp<int64_t>(start, 0, r);
-  end = std::clamp<int64_t>(end, 0, r);
-  std::vector<int64_t> dims;
-  for (int64_t i = start; i < end; ++i) dims.push_back(shape[static_cast<size_t>(i)]);
-  return Tensor::FromVector<int64_t>(DataType::kInt64, {static_cast<int64_t>(dims.size())}, dims);
-}
 
 class ExecutorImpl;
 
@@ -227,130 +175,24 @@ class ExecutorImpl final : public CudaExecutor {
   StatusOr<std::unique_ptr<Plan>> BuildPlan(const std::vector<TensorView>& inputs) {
     auto plan = std::make_unique<Plan>();
     const ir::Graph& g = *graph_;
-    KernelOptions kopts;
-    kopts.allow_blocked_layouts = false;
-    runtime::EagerOptions eager;
-    eager.kernel = kopts;
-
-    // Storage: one id per buffer; aliases share their input's id.
-    struct Storage {
-      size_t bytes = 0;
-      int first = 0, last = 0;
-    };
-    std::vector<Storage> storage;
-    std::map<const ir::Value*, size_t> storage_of;
-    auto new_storage = [&](const ir::Value* v, const PlannedValue& pv, int step) {
-      size_t bytes = std::max<size_t>(static_cast<size_t>(std::max<int64_t>(NumElements(pv.shape), 0)) *
-                                          DataTypeSize(pv.dtype), 1);
-      storage.push_back({bytes, step, step});
-      storage_of[v] = storage.size() - 1;
-    };
-
-    for (size_t i = 0; i < g.inputs().size(); ++i) {
-      const ir::Value* v = g.inputs()[i];
-      PlannedValue pv{inputs[i].dtype, inputs[i].shape, nullptr, nullptr};
-      plan->values[v] = pv;
-      new_storage(v, pv, 0);
-    }
-    for (const auto& v : g.values()) {
-      if (v->is_constant()) plan->values[v.get()] = PlannedValue{v->constant->dtype(), v->constant->shape(), nullptr,
-                                                                 v->constant.get()};
-    }
-
-    struct DeviceNode {
-      const ir::Node* node;
-      int step;
-    };
-    std::vector<DeviceNode> device_nodes;
-    int step = 0;
-    for (const auto& up : g.nodes()) {
-      const ir::Node& n = *up;
-      std::vector<const PlannedValue*> in;
-      bool all_host = true;
-      for (const ir::Value* v : n.inputs) {
-        if (v == nullptr) {
-          in.push_back(nullptr);
-          continue;
-        }
-        auto f = plan->values.find(v);
-        if (f == plan->values.end()) {
-          return Unimplemented("{}: input '{}' is not available to the CUDA executor", n.Describe(), v->name);
-        }
-        in.push_back(&f->second);
-        all_host = all_host && f->second.host != nullptr;
-      }
-      if (!n.implicit_inputs.empty()) return Unimplemented("{}: subgraphs do not run on CUDA", n.Describe());
-      if (IsHostOnly(n) || (all_host && !runtime::IsNondeterministicOp(n))) {
-        std::vector<Tensor> outs;
-        if (IsHostOnly(n)) {
-          ASSIGN_OR_RETURN(Tensor t, ShapeValue(n, in[0]->shape));
-          outs.push_back(std::move(t));
-        } else {
-          std::vector<const Tensor*> host_in;
-          for (const PlannedValue* p : in) host_in.push_back(p ? p->host : nullptr);
-          ASSIGN_OR_RETURN(outs, runtime::RunNodeEager(n, host_in, eager));
-        }
-        for (size_t o = 0; o < n.outputs.size() && o < outs.size(); ++o) {
-          if (n.outputs[o] == nullptr) continue;
-          plan->host_values.push_back(std::move(outs[o]));
-          const Tensor& t = plan->host_values.back();
-          plan->values[n.outputs[o]] = PlannedValue{t.dtype(), t.shape(), nullptr, &t};
-        }
-        continue;
-      }
-      // A device step: output shapes from the CPU kernel's Prepare.
-      ++step;
-      ASSIGN_OR_RETURN(std::unique_ptr<Kernel> cpu, CpuKernelRegistry().Create(n));
-      ShapeContext sc(n, in, kopts);
-      Status st = cpu->Prepare(sc);
-      if (IsDataDependentShape(st)) {
-        return Unimplemented("{}: output shape depends on device data; not supported on CUDA", n.Describe());
-      }
-      RETURN_IF_ERROR(st);
-      bool alias = executor::IsAliasOp(n) ||
-                   (n.domain.empty() && n.op_type == "Cast" && in[0] != nullptr && n.outputs.size() == 1 &&
-                    sc.outputs()[0].dtype == in[0]->dtype);
-      for (size_t o = 0; o < n.outputs.size(); ++o) {
-        const ir::Value* v = n.outputs[o];
-        if (v == nullptr) continue;
-        plan->values[v] = sc.outputs()[o];
-        if (o == 0 && alias && in[0] != nullptr && in[0]->host == nullptr) {
-          storage_of[v] = storage_of.at(n.inputs[0]);
-        } else {
-          new_storage(v, plan->values[v], step);
-        }
-      }
-      for (const ir::Value* v : n.inputs) {
-        if (v != nullptr && storage_of.count(v)) {
-          Storage& s = storage[storage_of[v]];
-          s.last = std::max(s.last, step);
-        }
-      }
-      device_nodes.push_back({&n, step});
-    }
-    const int end = step + 1;
-    for (const ir::Value* v : g.outputs()) {
-      if (storage_of.count(v)) storage[storage_of[v]].last = end;
-    }
-
-    std::vector<BufferLifetime> lifetimes;
-    for (const Storage& s : storage) lifetimes.push_back({s.bytes, s.first, s.last});
-    ArenaPlan arena = PlanArena(lifetimes, MemoryResource::kAlignment);
+    ASSIGN_OR_RETURN(plan->analysis, executor::AnalyzePlan(g, inputs));
+    executor::Analysis& an = *plan->analysis;
+    const ArenaPlan& arena = an.arena;
     const AllocTag act{options_.owner_tag, MemoryKind::kActivations};
     ASSIGN_OR_RETURN(plan->arena, Buffer::Allocate(options_.memory, std::max<size_t>(arena.arena_bytes, 1), act,
                                                    stream_->view()));
-    for (auto& [v, sid] : storage_of) {
-      plan->values[v].device = static_cast<char*>(plan->arena.data()) + arena.offsets[sid];
+    for (auto& [v, sid] : an.storage_of) {
+      an.values[v].device = static_cast<char*>(plan->arena.data()) + arena.offsets[sid];
     }
     ASSIGN_OR_RETURN(plan->flag, Buffer::Allocate(options_.memory, sizeof(int), act, stream_->view()));
 
-    for (const DeviceNode& dn : device_nodes) {
+    for (const executor::DeviceNode& dn : an.device_nodes) {
       const ir::Node& n = *dn.node;
       std::vector<PlannedValue*> in, out;
       std::vector<bool> used;
-      for (const ir::Value* v : n.inputs) in.push_back(v ? &plan->values.at(v) : nullptr);
+      for (const ir::Value* v : n.inputs) in.push_back(v ? &an.values.at(v) : nullptr);
       for (const ir::Value* v : n.outputs) {
-        out.push_back(v ? &plan->values.at(v) : nullptr);
+        out.push_back(v ? &an.values.at(v) : nullptr);
         used.push_back(v != nullptr && (!v->consumers.empty() || v->is_graph_output));
       }
       StepInputsImpl si(this, plan.get(), n, std::move(in), std::move(out), std::move(used));
@@ -366,7 +208,7 @@ class ExecutorImpl final : public CudaExecutor {
     size_t staging = sizeof(int) + 256;
     for (const TensorView& t : inputs) staging += t.plain_bytes() + 256;
     for (const ir::Value* v : g.outputs()) {
-      const PlannedValue& pv = plan->values.at(v);
+      const PlannedValue& pv = an.values.at(v);
       staging += static_cast<size_t>(NumElements(pv.shape)) * DataTypeSize(pv.dtype) + 256;
     }
     ASSIGN_OR_RETURN(plan->staging, Buffer::Allocate(pinned_.get(), staging, AllocTag{options_.owner_tag, MemoryKind::kIO}));
@@ -428,13 +270,13 @@ class ExecutorImpl final : public CudaExecutor {
       size_t bytes = inputs[i].plain_bytes();
       char* p = take(bytes);
       if (bytes > 0) std::memcpy(p, inputs[i].data, bytes);
-      RETURN_IF_ERROR(CopyHostToDeviceAsync(plan.values.at(g.inputs()[i]).device, p, bytes, sv));
+      RETURN_IF_ERROR(CopyHostToDeviceAsync(plan.analysis->values.at(g.inputs()[i]).device, p, bytes, sv));
     }
     RETURN_IF_ERROR(MemsetDeviceAsync(plan.flag.data(), 0, sizeof(int), sv));
     RETURN_IF_ERROR(Compute(plan));
     std::vector<char*> out_stage;
     for (const ir::Value* v : g.outputs()) {
-      const PlannedValue& pv = plan.values.at(v);
+      const PlannedValue& pv = plan.analysis->values.at(v);
       size_t bytes = static_cast<size_t>(NumElements(pv.shape)) * DataTypeSize(pv.dtype);
       char* p = take(bytes);
       out_stage.push_back(p);
@@ -447,7 +289,7 @@ class ExecutorImpl final : public CudaExecutor {
     if (*flag != 0) return InvalidArgument("a Gather index was out of range");
     std::vector<Tensor> outs;
     for (size_t o = 0; o < g.outputs().size(); ++o) {
-      const PlannedValue& pv = plan.values.at(g.outputs()[o]);
+      const PlannedValue& pv = plan.analysis->values.at(g.outputs()[o]);
       if (pv.host != nullptr) {
         ASSIGN_OR_RETURN(Tensor t, pv.host->Clone());
         outs.push_back(std::move(t));
@@ -511,19 +353,7 @@ StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(std::shared_ptr<con
 StatusOr<std::unique_ptr<CudaExecutor>> CreateCudaExecutorForModel(std::unique_ptr<ir::Model> model,
                                                                    const ExecutorOptions& options) {
   if (model == nullptr || model->graph == nullptr) return InvalidArgument("CreateCudaExecutorForModel: no model");
-  ir::Graph& g = *model->graph;
-  RETURN_IF_ERROR(g.TopologicalSort());
-  OptimizeOptions oo;
-  runtime::EagerOptions eager;
-  oo.evaluator = [eager](const ir::Node& node, const std::vector<const Tensor*>& in) {
-    return runtime::RunNodeEager(node, in, eager);
-  };
-  // Fused ops must exist on both sides: the CPU kernels compute the plan's shapes.
-  oo.supports = [](const std::string& domain, const std::string& op) {
-    return CudaSupportsOp(domain, op) && CpuKernelRegistry().Supports(domain, op, 0);
-  };
-  RETURN_IF_ERROR(OptimizeModel(*model, oo).WithContext("optimizing the graph for CUDA"));
-  RETURN_IF_ERROR(g.TopologicalSort());
+  RETURN_IF_ERROR(OptimizeForCuda(*model));
   return CudaExecutor::Create(std::shared_ptr<const ir::Graph>(model->graph), options);
 }
 

@@ -826,15 +826,6 @@ StatusOr<BuiltStep> BuildAlias(StepInputs& in) {
 
 }  // namespace
 
-bool IsAliasOp(const ir::Node& node) {
-  static const char* kOps[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
-  if (!node.domain.empty()) return false;
-  for (const char* op : kOps) {
-    if (node.op_type == op) return true;
-  }
-  return false;
-}
-
 StatusOr<BuiltStep> BuildStep(StepInputs& in) {
   const ir::Node& n = in.node();
   const std::string& op = n.op_type;
