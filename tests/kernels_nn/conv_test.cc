@@ -332,6 +332,8 @@ INSTANTIATE_TEST_SUITE_P(
         ImplCase{"group8ch_blocked16", false, {1, 48, 14, 14}, {48, 8, 3, 3}, {2, 2}, {1, 1, 1, 1}, 6, "blocked16", {}},
         ImplCase{"group8ch_plain_relu", false, {1, 48, 9, 9}, {48, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 6, "plain", {"relu"}},
         ImplCase{"group8ch_blocked16_sum_relu", false, {1, 32, 8, 8}, {32, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 4, "blocked16", {"sum", "relu"}},
+        // ResNeXt's 4 channels per group (oneDNN's JIT kernel wants nChw4c, no gpuhive layout).
+        ImplCase{"group4ch_blocked16", false, {1, 32, 10, 10}, {32, 4, 3, 3}, {1, 1}, {1, 1, 1, 1}, 8, "blocked16", {"relu"}},
         // A 1x1 convolution fed nChw8c.
         ImplCase{"pointwise_blocked8", false, {1, 32, 7, 7}, {64, 32, 1, 1}, {1, 1}, {0, 0, 0, 0}, 1, "blocked8", {"relu"}}),
     [](const ::testing::TestParamInfo<ImplCase>& info) { return std::string(info.param.name); });

@@ -327,11 +327,6 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
       last_error = e.what();
       continue;
     }
-    Layout layout;
-    if (!LayoutOf(candidate.dst_desc(), &layout)) {  // e.g. nhwc chosen for "any"
-      last_error = "the dst format oneDNN chose is not a gpuhive layout";
-      continue;
-    }
     if (!IsReferenceImpl(candidate)) {
       pd = candidate;
       fused_ = a.post_ops;
@@ -354,17 +349,18 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     GH_LOG_DEBUG("kernels", "{}: only oneDNN's reference implementation fits", node.Describe());
   }
   implementation_ = pd.impl_info_str();
-  Layout out_layout;
-  if (!LayoutOf(pd.dst_desc(), &out_layout)) return Internal("{}: unexpected dst format", node.Describe());
+  // A dst format that is no gpuhive layout (nChw4c for 4 channels per group, nhwc), or nChw8c
+  // (8 channels per group), is written to the workspace and reordered in Run: to nChw16c when
+  // blocked layouts are allowed, since oneDNN's other AVX-512 kernels (binary, pooling) run nChw8c
+  // on their reference implementations, which costs far more than the reorder.
+  Layout out_layout = Layout::kPlain;
   prim_dst_md_ = pd.dst_desc();
   dst_md_ = prim_dst_md_;
-  // nChw8c (what oneDNN's AVX-512 kernels take for 8 channels per group) is written to the
-  // workspace and reordered to nChw16c: the other AVX-512 kernels (binary, eltwise, pooling) run
-  // nChw8c on their reference implementations, which costs far more than the reorder.
-  reorder_dst_ = out_layout == Layout::kBlocked8 && blocked_ok;
+  const bool expressible = LayoutOf(prim_dst_md_, &out_layout);
+  reorder_dst_ = !expressible || (out_layout == Layout::kBlocked8 && blocked_ok);
   if (reorder_dst_) {
-    out_layout = Layout::kBlocked16;
-    dst_md_ = memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, 16));
+    out_layout = blocked_ok ? Layout::kBlocked16 : Layout::kPlain;
+    ASSIGN_OR_RETURN(dst_md_, MdFor(out_shape, out_layout));
   }
   src_md_ = pd.src_desc();
   weights_md_ = pd.weights_desc();
