@@ -141,7 +141,8 @@ TEST(PipelinedSwap, OutputsMatchAndStepsNeverReadWeightsBeforeTheyArrive) {
       EXPECT_EQ(st.copy_failures, 0u);
       EXPECT_GE(st.bytes_copied, static_cast<uint64_t>(layers) * kDim * kDim * 4);
       EXPECT_GT(st.copy_ns, 0);
-      const ModelStatus* s = FindStatus((*m)->ListModels(), "m");
+      const auto all = (*m)->ListModels();
+      const ModelStatus* s = FindStatus(all, "m");
       ASSERT_NE(s, nullptr);
       EXPECT_GT(s->last_copy_ns, 0);
       EXPECT_FALSE(s->copy_in_flight);
@@ -180,7 +181,8 @@ TEST(PipelinedSwap, FailureMidCopyFailsTheRequestAndTheModelReloads) {
   // the copy engine's report comes last), the host copy stays.
   m->WaitForCopies();
   ctx.ReleaseArena();  // the worker's arena is charged to the model too
-  const ModelStatus* s = FindStatus(m->ListModels(), "m");
+  const auto all = m->ListModels();
+  const ModelStatus* s = FindStatus(all, "m");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->state, ModelState::kInHost);
   EXPECT_NE(s->last_error.message().find("injected failure"), std::string::npos) << s->last_error.ToString();
