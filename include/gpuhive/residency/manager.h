@@ -247,8 +247,10 @@ class ModelManager {
   // max_batch_size > 0), then, unless strict_device, the request runs on the CPU outside the
   // device budget (a host-memory copy of the model compiled on first need and kept while the model
   // is resident; `fallback` is the host context to use, null: a temporary one), and only then is
-  // it refused with kResourceExhausted explaining why. Other errors are returned as they are.
-  // `ctx` should take its memory from memory() so arenas count against the budget.
+  // it refused with kResourceExhausted explaining why. Other errors are returned as they are (a
+  // failed pipelined weight copy: its error). `ctx` should take its memory from memory() so arenas
+  // count against the budget. The outputs are host memory accounted as I/O (io_statistics()),
+  // outside the budget: they may outlive the lease, not the manager.
   StatusOr<std::vector<Tensor>> Run(const ModelLease& lease, ExecutionContext& ctx,
                                     const std::vector<TensorView>& inputs, ExecutionContext* fallback = nullptr);
 
