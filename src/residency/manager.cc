@@ -932,7 +932,7 @@ namespace {
 // memory does not suffice. Outputs of the halves are joined in host memory.
 StatusOr<std::vector<Tensor>> RunSplitting(CompiledModel& model, ExecutionContext& ctx,
                                            const std::vector<TensorView>& inputs, bool may_split, int depth,
-                                           uint64_t* splits) {
+                                           uint64_t* splits, MemoryResource* io, AllocTag io_tag) {
   auto out = model.Run(ctx, inputs);
   if (out.ok() || out.status().code() != StatusCode::kResourceExhausted) return out;
   if (!may_split || depth <= 0 || inputs.empty() || inputs[0].shape.empty() || inputs[0].shape[0] < 2) return out;
@@ -954,7 +954,7 @@ StatusOr<std::vector<Tensor>> RunSplitting(CompiledModel& model, ExecutionContex
       s.data = static_cast<char*>(v.data) + row_bytes * static_cast<size_t>(start);
       sub.push_back(s);
     }
-    auto r = RunSplitting(model, ctx, sub, may_split, depth - 1, splits);
+    auto r = RunSplitting(model, ctx, sub, may_split, depth - 1, splits, io, io_tag);
     if (!r.ok()) return r.status();
     // Move the part to host memory so it does not hold device budget while the next part runs.
     std::vector<Tensor> host;
@@ -973,7 +973,7 @@ StatusOr<std::vector<Tensor>> RunSplitting(CompiledModel& model, ExecutionContex
     }
     Shape shape = a.shape();
     shape[0] += b.shape()[0];
-    ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(a.dtype(), shape));
+    ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(a.dtype(), shape, io, io_tag));  // handed back: I/O
     std::memcpy(t.data(), a.data(), a.bytes());
     std::memcpy(static_cast<char*>(t.data()) + a.bytes(), b.data(), b.bytes());
     joined.push_back(std::move(t));
@@ -988,7 +988,8 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
   if (!lease) return FailedPrecondition("Run: empty lease");
   const auto& cfg = lease.config();
   uint64_t splits = 0;
-  auto out = RunSplitting(lease.model(), ctx, inputs, cfg.max_batch_size > 0, 6, &splits);
+  auto out = RunSplitting(lease.model(), ctx, inputs, cfg.max_batch_size > 0, 6, &splits, io_.get(),
+                          AllocTag{lease.owner_tag(), MemoryKind::kIO});
   if (splits > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batch_splits += splits;
@@ -1008,6 +1009,7 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
         co.num_threads = options_.compile_threads;
         co.optimize = options_.optimize;
         co.memory = DefaultHostResource();
+        co.output_memory = io_.get();
         co.owner_tag = e.owner;
         // The host tier, or the file when the host copy was dropped for the host budget (a leased
         // model's host copy is never dropped meanwhile).

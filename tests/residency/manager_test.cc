@@ -300,6 +300,8 @@ TEST(Pressure, SmallerBatchThenCpuFallbackThenRefusal) {
     ExpectClose((*out)[0], ref);
     EXPECT_GE(m->Stats().batch_splits, 1u);
     EXPECT_EQ(m->Stats().cpu_fallbacks, 0u);
+    // The joined result is handed back as I/O of this model, outside the budget.
+    EXPECT_EQ(m->io_statistics().OwnerStats(a.owner_tag()).current_bytes, (*out)[0].bytes());
   }
   {
     // Nothing fits (the model does not batch, so it cannot be split): CPU fallback.
@@ -313,6 +315,7 @@ TEST(Pressure, SmallerBatchThenCpuFallbackThenRefusal) {
     ExpectClose((*out)[0], ref);
     EXPECT_EQ(m->Stats().cpu_fallbacks, 1u);
     EXPECT_EQ(m->Stats().batch_splits, 0u);
+    EXPECT_EQ(m->io_statistics().OwnerStats(a.owner_tag()).current_bytes, (*out)[0].bytes());
   }
   {
     // Strict device mode: refused with a clear error, never an abort.
