@@ -29,12 +29,15 @@ CopyEngine::~CopyEngine() {
 }
 
 void CopyEngine::Submit(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate,
-                        std::function<void(const CopyJobResult&)> done) {
-  Job job{std::move(copies), std::move(gate), std::move(done), NowNs()};
+                        std::function<void(const CopyJobResult&)> done, bool background) {
+  Job job{std::move(copies), std::move(gate), std::move(done), NowNs(), background};
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      queue_.push_back(std::move(job));
+      // Ahead of queued background jobs, behind other foreground ones.
+      auto pos = background ? queue_.end()
+                            : std::find_if(queue_.begin(), queue_.end(), [](const Job& j) { return j.background; });
+      queue_.insert(pos, std::move(job));
       cv_.notify_all();
       return;
     }

@@ -698,7 +698,8 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   lock.unlock();
   if (pipelined) {
     // The copy stream fills the weights while the model is already leased and running.
-    copy_engine_->Submit(std::move(copies), gate, [this, entry](const CopyJobResult& r) { OnCopyDone(entry, r); });
+    copy_engine_->Submit(
+        std::move(copies), gate, [this, entry](const CopyJobResult& r) { OnCopyDone(entry, r); }, preload);
   }
   return Status::OK();
 }

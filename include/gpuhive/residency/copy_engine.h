@@ -53,9 +53,11 @@ class CopyEngine {
 
   // Queues the copies of one model; `gate` is advanced after each weight (WeightCopy::group + 1)
   // and failed on the first chunk error; `done` (may be null) runs once on the copy thread when
-  // the job ends. Every destination must stay valid until `done` ran.
+  // the job ends. Every destination must stay valid until `done` ran. Background jobs (preloads)
+  // queue behind every job that is not: a request waiting for its weights never waits for a
+  // prediction's.
   void Submit(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate,
-              std::function<void(const CopyJobResult&)> done);
+              std::function<void(const CopyJobResult&)> done, bool background = false);
   // Blocks until every job submitted so far has ended.
   void Drain();
   uint64_t bytes_copied() const;
@@ -66,6 +68,7 @@ class CopyEngine {
     std::shared_ptr<WeightGate> gate;
     std::function<void(const CopyJobResult&)> done;
     int64_t submitted_ns = 0;
+    bool background = false;
   };
   void Loop();
   CopyJobResult RunJob(Job& job);
