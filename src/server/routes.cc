@@ -6,6 +6,7 @@
 
 #include "gpuhive/units.h"
 #include "server/kserve_json.h"
+#include "server/latency_trace.h"
 
 namespace gpuhive::server {
 
@@ -293,6 +294,8 @@ void Router::HandleManagement(const HttpRequest& req, const std::vector<std::str
 
 void Router::HandleInfer(const HttpRequest& req, const std::string& model,
                          const std::string& version, HttpReply reply) {
+  const bool traced = trace::Enabled();
+  const int64_t parse_start = traced ? NowNs() : 0;
   auto md = service_->GetModelMetadata(model, version);
   if (!md.ok()) {
     reply(Error(md.status()));
@@ -316,13 +319,22 @@ void Router::HandleInfer(const HttpRequest& req, const std::string& model,
   }
   std::unique_ptr<InferenceRequest> request = std::move(parsed->request);
   request->model_version = version;
+  const int64_t submit = traced ? NowNs() : 0;
+  if (traced) trace::Add(trace::kParse, submit - parse_start);
   request->on_complete = [this, reply = std::move(reply), outputs = std::move(parsed->outputs),
-                          binary_default = parsed->binary_output_default](InferenceResponse r) {
+                          binary_default = parsed->binary_output_default, submit](InferenceResponse r) {
     if (!r.status.ok()) {
       reply(Error(r.status));
       return;
     }
+    const int64_t encode_start = submit != 0 ? NowNs() : 0;
+    if (submit != 0) {
+      trace::Add(trace::kOverhead, encode_start - submit - r.queue_ns - r.compute_ns);
+      trace::Add(trace::kQueue, r.queue_ns);
+      trace::Add(trace::kCompute, r.compute_ns);
+    }
     EncodedInferResponse enc = EncodeInferResponse(r, outputs, binary_default);
+    if (submit != 0) trace::Add(trace::kEncode, NowNs() - encode_start);
     HttpResponse resp;
     resp.body = std::move(enc.body);
     if (enc.header_length) {
