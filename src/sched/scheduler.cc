@@ -441,6 +441,12 @@ struct Scheduler::Impl {
     b.level = c.best_requested_level;
     for (Pending* p : c.items) p->taken = true;
     auto extract = [&](std::deque<Pending>& dq) {
+      // Usual case: the batch is a prefix of the FIFO; pop it without rebuilding the deque.
+      while (!dq.empty() && dq.front().taken) {
+        RemoveAccounting(q, dq.front());
+        b.items.push_back(std::move(dq.front()));
+        dq.pop_front();
+      }
       if (std::none_of(dq.begin(), dq.end(), [](const Pending& p) { return p.taken; })) return;
       std::deque<Pending> keep;
       for (auto& p : dq) {
