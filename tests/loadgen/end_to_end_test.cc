@@ -3,6 +3,8 @@
 // without stopping the run, and the report carries what it promises.
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,17 +22,18 @@ namespace {
 using server::FakeService;
 
 // Four streams: an open-loop and a closed-loop stream on models that answer, an unknown model,
-// and the `delay` model asked to wait 400 ms with a 100 ms client timeout.
+// and the `delay` model asked to wait 2.5 s with a 1 s client timeout (generous: the machine
+// running the tests may be loaded).
 std::string ScenarioText(uint16_t http_port, uint16_t grpc_port, const char* protocol) {
   return fmt::format(R"({{
     "name": "e2e", "protocol": "{}", "url": "http://127.0.0.1:{}", "grpc_target": "127.0.0.1:{}",
-    "duration_s": 2.0, "warmup_s": 0.5, "client_timeout_ms": 100, "seed": 3,
+    "duration_s": 2.0, "warmup_s": 0.5, "client_timeout_ms": 1000, "seed": 3,
     "streams": [
       {{"name": "open", "model": "add_sub_fp32", "rate": 300, "priority": 0, "tenant": "interactive"}},
       {{"name": "closed", "model": "identity_any", "mode": "closed", "concurrency": 4,
         "inputs": [{{"shape": [2, 8]}}]}},
       {{"name": "unknown", "model": "no_such_model", "rate": 40}},
-      {{"name": "slow", "model": "delay", "rate": 10, "start_s": 0.6, "inputs": [{{"range": [400, 400]}}]}}
+      {{"name": "slow", "model": "delay", "rate": 10, "start_s": 0.6, "inputs": [{{"range": [2500, 2500]}}]}}
     ]}})",
                      protocol, http_port, grpc_port);
 }
@@ -181,13 +184,18 @@ TEST_F(LoadgenEndToEnd, GrpcCountsAddUpAndErrorsAreCountedByKind) {
 }
 
 TEST(LoadgenNoServer, ConnectionErrorsAreCountedNotFatal) {
-  // Nothing listens on this port (bound and closed again to find a free one is racy; port 9 on
-  // loopback is the discard service, which is not running in test environments).
-  auto sc = ParseScenario(R"({"url": "http://127.0.0.1:9", "duration_s": 0.5, "warmup_s": 0,
-                              "streams": [{"model": "m", "rate": 50}]})");
+  // A port that was free a moment ago: bound to an ephemeral port, then closed again.
+  uint16_t port = 0;
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    port = acceptor.local_endpoint().port();
+  }
+  auto sc = ParseScenario(fmt::format(R"({{"url": "http://127.0.0.1:{}", "duration_s": 0.5, "warmup_s": 0,
+                              "streams": [{{"model": "m", "rate": 50}}]}})", port));
   ASSERT_TRUE(sc.ok());
   Target t;
-  t.http_port = 9;
+  t.http_port = port;
   RunOptions o;
   o.progress = false;
   auto r = RunScenario(*sc, t, o);
