@@ -110,15 +110,23 @@ class Session : public std::enable_shared_from_this<Session> {
     shared_->in_flight.fetch_add(1, std::memory_order_relaxed);
     auto self = shared_from_this();
     if (read_ns_ != 0) trace::Add(trace::kHeaders, NowNs() - read_ns_);
-    // The answer is written by the thread that produces it: synchronously here, or the worker
-    // that ran the inference. While a request is being answered the connection has no operation
-    // outstanding and its I/O thread does not touch it (no read is started, the deadline is off),
-    // so starting the write elsewhere is safe; the bytes leave at once instead of after a hop to the
-    // I/O thread (~15-25 us on a loaded machine), and only the write's completion runs there.
+    // An answer produced synchronously is written at once (dispatch runs it inline here). One from
+    // another thread (an inference completion) is queued onto the connection's I/O thread, unless
+    // the router marks it write_on_caller: while a request is being answered the connection has no
+    // operation outstanding and its I/O thread does not touch it (no read is started, the deadline
+    // is off), so that thread may start the write itself; the bytes leave at once instead of after
+    // a hop (~15-25 us on a loaded machine), and only the write's completion runs on the I/O thread.
     shared_->router.Handle(std::move(hr), [self](HttpResponse r) {
       if (self->read_ns_ != 0) self->reply_ns_ = NowNs();
-      self->Write(std::move(r), false);
-      self->shared_->Finished();
+      if (r.write_on_caller) {
+        self->Write(std::move(r), false);
+        self->shared_->Finished();
+        return;
+      }
+      net::dispatch(self->stream_.get_executor(), [self, r = std::move(r)]() mutable {
+        self->Write(std::move(r), false);
+        self->shared_->Finished();
+      });
     });
   }
 
@@ -201,7 +209,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
 // One io_context per thread (no reactor shared between threads); each connection lives on one
 // context, so its handlers never run concurrently and need no strand. The one thing another thread
-// does to a connection is start the write of an answer while nothing else is outstanding on it.
+// may do to a connection is start the write of an answer while nothing else is outstanding on it.
 struct HttpServer::Impl {
   using Guard = net::executor_work_guard<net::io_context::executor_type>;
   std::unique_ptr<Shared> shared;

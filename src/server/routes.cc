@@ -336,6 +336,7 @@ void Router::HandleInfer(const HttpRequest& req, const std::string& model,
     EncodedInferResponse enc = EncodeInferResponse(r, outputs, binary_default);
     if (submit != 0) trace::Add(trace::kEncode, NowNs() - encode_start);
     HttpResponse resp;
+    resp.write_on_caller = r.batch_size <= 1;
     resp.body = std::move(enc.body);
     if (enc.header_length) {
       resp.content_type = "application/octet-stream";

@@ -37,6 +37,11 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // The thread that produced the answer may write it to the connection itself instead of handing
+  // it to the connection's I/O thread: set for an inference that ran alone, where the hop would
+  // cost more than the write (a batch's responses go through the I/O threads, which keeps the
+  // worker free for the next batch).
+  bool write_on_caller = false;
 };
 
 // Called exactly once per request, possibly on another thread (an inference completion).
