@@ -161,6 +161,8 @@ int RunServe(const Options& o) {
   sigwait(&signals, &sig);
   GH_LOG_INFO("serve", "{} received: draining (up to {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", o.exit_timeout_secs);
   int64_t left = (*core)->Drain(static_cast<int64_t>(o.exit_timeout_secs * 1000));
+  if (left > 0) GH_LOG_WARN("serve", "exit deadline: answering {} queued request(s) with 503", left);
+  (*core)->CancelQueued();  // whatever is still queued is answered now; running batches finish
   if (http) http->Stop();
   if (grpc) grpc->Stop();
   core->reset();

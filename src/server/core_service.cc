@@ -334,7 +334,8 @@ CoreService::~CoreService() {
   }
   impl_->sync_thread_cv.notify_all();
   if (impl_->sync_thread.joinable()) impl_->sync_thread.join();
-  impl_->scheduler.reset();  // runs what is queued, joins the workers
+  CancelQueued();
+  impl_->scheduler.reset();  // joins the workers
   if (impl_->nvml) impl_->nvml->Stop();
   {
     std::unique_lock lock(impl_->mu);
@@ -565,6 +566,22 @@ int64_t CoreService::Drain(int64_t timeout_ms) {
 
 int64_t CoreService::in_flight() const { return impl_->in_flight.load(); }
 
+void CoreService::CancelQueued() {
+  Impl& c = *impl_;
+  c.draining.store(true);
+  std::lock_guard<std::mutex> control(c.control_mu);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> all;
+  {
+    std::shared_lock lock(c.mu);
+    for (const auto& [name, m] : c.models) {
+      std::vector<int64_t> vs;
+      for (const auto& [ver, v] : m.versions) vs.push_back(ver);
+      all.emplace_back(name, std::move(vs));
+    }
+  }
+  for (const auto& [name, vs] : all) c.Unserve(name, vs);
+}
+
 bool CoreService::IsLive() { return true; }
 bool CoreService::IsReady() { return !impl_->draining.load(); }
 
@@ -584,6 +601,9 @@ StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::strin
 }
 
 StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, const std::string& version) {
+  // While shutting down every request is answered 503, also those the frontends refuse after
+  // asking for metadata (the models may already be gone).
+  if (impl_->draining.load()) return Unavailable("the server is shutting down");
   auto v = impl_->Resolve(name, version, nullptr, nullptr);
   if (!v.ok()) {
     if (v.status().code() == StatusCode::kUnavailable) return NotFound("{}", v.status().message());

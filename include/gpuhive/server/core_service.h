@@ -95,6 +95,9 @@ class CoreService final : public InferenceService {
   // kUnavailable; waits until every admitted request has been answered or `timeout_ms` passed.
   // Returns the number of requests still unanswered (0 on a clean drain).
   int64_t Drain(int64_t timeout_ms);
+  // Graceful shutdown, second half: answers every request still queued with kUnavailable and waits
+  // for the batches already running. Idempotent; the destructor calls it too.
+  void CancelQueued();
   int64_t in_flight() const;
 
   monitor::Registry* registry();
