@@ -49,6 +49,7 @@ struct Options {
   double keep_alive_secs = 300;
   bool no_preload = false;
   bool no_optimize = false;
+  bool no_pipelined_swap = false;
   int max_concurrent_loads = 2;
   std::string auth_token;
   double exit_timeout_secs = 30;
@@ -103,6 +104,7 @@ int RunServe(const Options& o) {
                                                    : static_cast<int64_t>(o.keep_alive_secs * 1e6);
   co.enable_preloading = !o.no_preload;
   co.optimize = !o.no_optimize;
+  co.pipelined_swap = !o.no_pipelined_swap;
   co.max_concurrent_loads = o.max_concurrent_loads;
   co.poll_interval_us = static_cast<int64_t>(o.repository_poll_secs * 1e6);
   if (!o.allow_http && !o.allow_grpc) return Fail(InvalidArgument("both --allow-http and --allow-grpc are off"));
@@ -203,6 +205,7 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--keep-alive-secs", o->keep_alive_secs, "Idle time before a model is unloaded (-1: never)")->capture_default_str();
   app.add_flag("--no-preload", o->no_preload, "Disable predictive preloading");
   app.add_flag("--no-optimize", o->no_optimize, "Run graphs as imported (no folding or fusion)");
+  app.add_flag("--no-pipelined-swap", o->no_pipelined_swap, "Copy all weights before a swapped-in model runs");
   app.add_option("--max-concurrent-loads", o->max_concurrent_loads, "Model loads running at once")->capture_default_str();
   app.add_option("--auth-token", o->auth_token, "Bearer token required by mutating management calls")->envname("GPUHIVE_AUTH_TOKEN");
   app.add_option("--exit-timeout-secs", o->exit_timeout_secs, "Drain deadline after SIGTERM")->capture_default_str();

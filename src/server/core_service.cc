@@ -2,6 +2,7 @@
 // The management API and metrics live in core_status.cc.
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <thread>
 
 #include "gpuhive/logging.h"
@@ -107,11 +108,69 @@ std::vector<std::string> CoreRunner::output_names() const {
   return names;
 }
 
+namespace {
+
+// The batch size a batch of `rows` runs at: the smallest preferred size that holds it, else the
+// next power of two, never above max_batch_size. Every distinct batch size is a plan of its own
+// (kernels prepared, weights laid out for it), so a handful of sizes keeps models small and
+// avoids preparing a new plan in the middle of serving; the padding rows are zeros and their
+// outputs are dropped.
+int64_t BucketFor(int64_t rows, const residency::ModelConfig& c) {
+  int64_t best = 0;
+  for (int p : c.preferred_batch_sizes) {
+    if (p >= rows && (best == 0 || p < best)) best = p;
+  }
+  if (best == 0) {
+    best = 1;
+    while (best < rows) best *= 2;
+  }
+  return std::min<int64_t>(std::max(best, rows), c.max_batch_size);
+}
+
+StatusOr<Tensor> PadRows(const TensorView& in, int64_t rows) {
+  Shape shape = in.shape;
+  shape[0] = rows;
+  ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(in.dtype, shape));
+  std::memcpy(t.data(), in.data, in.plain_bytes());
+  std::memset(static_cast<char*>(t.data()) + in.plain_bytes(), 0, t.bytes() - in.plain_bytes());
+  return t;
+}
+
+StatusOr<Tensor> FirstRows(const Tensor& t, int64_t rows) {
+  Shape shape = t.shape();
+  shape[0] = rows;
+  size_t row_bytes = shape[0] == 0 ? 0 : t.bytes() / static_cast<size_t>(t.shape()[0]);
+  return Tensor::FromBytes(t.dtype(), shape, t.data(), row_bytes * static_cast<size_t>(rows));
+}
+
+}  // namespace
+
 StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>& inputs,
                                                    const sched::WorkerContext& worker) {
   int64_t rows = 1;
-  if (v_->config.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty()) rows = inputs[0].shape[0];
-  StatusOr<std::vector<Tensor>> out = core_->naive() ? RunNaive(inputs, worker) : RunManaged(inputs, worker);
+  const bool batched = v_->config.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty();
+  if (batched) rows = inputs[0].shape[0];
+  StatusOr<std::vector<Tensor>> out = Internal("not run");
+  int64_t bucket = batched && !core_->naive() ? BucketFor(rows, v_->config) : rows;
+  if (bucket != rows) {
+    std::vector<Tensor> padded;
+    std::vector<TensorView> views;
+    for (const TensorView& in : inputs) {
+      if (in.shape.empty() || in.shape[0] != rows) return InvalidArgument("inputs disagree on the batch size");
+      ASSIGN_OR_RETURN(Tensor t, PadRows(in, bucket));
+      padded.push_back(std::move(t));
+    }
+    for (const Tensor& t : padded) views.push_back(t.view());
+    out = RunManaged(views, worker);
+    if (out.ok()) {
+      for (Tensor& t : *out) {
+        if (t.shape().empty() || t.shape()[0] != bucket) continue;
+        ASSIGN_OR_RETURN(t, FirstRows(t, rows));
+      }
+    }
+  } else {
+    out = core_->naive() ? RunNaive(inputs, worker) : RunManaged(inputs, worker);
+  }
   if (out.ok()) {
     v_->executions->Inc();
     v_->inferences->Inc(static_cast<double>(rows));
@@ -440,6 +499,7 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     mo.strict_device = options.strict_gpu || impl->discovery.gpus.empty() || !BuiltWithCuda();
     mo.control_mode = options.control_mode;
     mo.poll_interval_us = options.poll_interval_us;
+    mo.pipelined_swap = options.pipelined_swap;
     mo.on_transition = [core](const residency::ModelTransition& t) { core->OnTransition(t); };
     ASSIGN_OR_RETURN(impl->manager, residency::ModelManager::Create(mo, impl->repository.get()));
     auto scan = impl->repository->Scan();

@@ -60,6 +60,8 @@ struct CoreOptions {
   // How long a batch waits for memory held by other running batches before its requests are
   // answered 503 (a model larger than the budget is refused at once).
   int64_t pressure_wait_ms = 10'000;
+  // Swap-in copies weights in first-use order while the first request already runs.
+  bool pipelined_swap = true;
 };
 
 // Parses "none" | "poll" | "explicit". Errors: kInvalidArgument.
