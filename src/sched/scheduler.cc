@@ -81,10 +81,6 @@ struct Model {
 struct Worker {
   WorkerContext ctx;
   DeviceSpec::Worker spec;
-  // Each worker sleeps on its own condition variable so that new work wakes one worker that can
-  // take it instead of all of them (a thundering herd costs several context switches per request).
-  std::condition_variable cv;
-  bool waiting = false;  // blocked (or about to block) on cv with nothing to do; guarded by mu
   bool busy = false;
   int64_t busy_until_ns = 0;
   std::thread thread;
@@ -123,6 +119,7 @@ int64_t ToNs(int64_t us) { return us * 1000; }
 struct Scheduler::Impl {
   SchedulerOptions opts;
   mutable std::mutex mu;
+  std::condition_variable work_cv;  // workers wait for work
   std::condition_variable idle_cv;  // RemoveModel waits for a model's running batches
   std::condition_variable reaper_cv;  // the reaper waits for the next deadline
   std::thread reaper;  // answers expired requests at their deadline even when every worker is busy
@@ -139,48 +136,6 @@ struct Scheduler::Impl {
   double system_vtime = 0.0;
 
   // ---- helpers, all called with mu held ----
-
-  // Claims waiting workers that may run a batch whose best requested level is `level`: on every
-  // device one of each kind (general, or reserved up to some level), since workers of one kind on
-  // one device are interchangeable. The caller notifies them with WakeClaimed after unlocking.
-  // Claiming clears `waiting`, so concurrent callers wake different workers.
-  void ClaimWaiting(int level, std::vector<Worker*>* claimed) {
-    for (const DeviceState& dev : devices) {
-      size_t first = claimed->size();
-      for (int wi : dev.workers) {
-        Worker& w = *workers[static_cast<size_t>(wi)];
-        if (!w.waiting) continue;
-        if (w.spec.reserved_max_level >= 0 && level > w.spec.reserved_max_level) continue;
-        bool same_kind = false;
-        for (size_t i = first; i < claimed->size(); ++i) {
-          same_kind |= (*claimed)[i]->spec.reserved_max_level == w.spec.reserved_max_level;
-        }
-        if (same_kind) continue;
-        w.waiting = false;
-        claimed->push_back(&w);
-      }
-    }
-  }
-
-  // Claims workers for whatever is still queued (after a worker took a batch or finished one).
-  void ClaimForQueued(std::vector<Worker*>* claimed) {
-    if (total_queued == 0) return;
-    int level = std::numeric_limits<int>::max();
-    for (const auto& [name, m] : models) {
-      for (size_t l = 0; l < m->level_counts.size(); ++l) {
-        if (m->level_counts[l] > 0) {
-          level = std::min(level, static_cast<int>(l));
-          break;
-        }
-      }
-    }
-    if (level != std::numeric_limits<int>::max()) ClaimWaiting(level, claimed);
-  }
-
-  // Wakes every worker (shutdown, removals, expiries, multi-device placement changes).
-  void WakeAll() {
-    for (auto& w : workers) w->cv.notify_all();
-  }
 
   Tenant& TenantFor(const std::string& name) { return tenants[name]; }
 
@@ -498,10 +453,6 @@ void Answer(Pending& p, Status status) {
   r.Fail(std::move(status));
 }
 
-void WakeClaimed(const std::vector<Worker*>& claimed) {
-  for (Worker* w : claimed) w->cv.notify_one();
-}
-
 }  // namespace
 
 Scheduler::Impl::ExecResult Scheduler::Impl::Execute(Worker& self, Batch& batch) {
@@ -614,7 +565,7 @@ void Scheduler::Impl::ReaperLoop() {
         lk.unlock();
         AnswerExpired(expired, now);
         lk.lock();
-        WakeAll();
+        work_cv.notify_all();
       }
       continue;
     }
@@ -643,18 +594,14 @@ void Scheduler::Impl::WorkerLoop(int index) {
         lk.unlock();
         AnswerExpired(expired, now);
         lk.lock();
-        WakeAll();  // queue space freed
+        work_cv.notify_all();  // queue space freed
         continue;
       }
     }
     int64_t wake = kNever;
     std::optional<Batch> batch = Select(self, now, &wake);
     if (batch) {
-      // Pass the baton: another waiting worker looks at what is left while this one runs.
-      std::vector<Worker*> claimed;
-      ClaimForQueued(&claimed);
       lk.unlock();
-      WakeClaimed(claimed);
       ExecResult res = Execute(self, *batch);
       const int64_t compute_ns = res.compute_ns;
       int64_t rows = batch->rows;
@@ -681,21 +628,17 @@ void Scheduler::Impl::WorkerLoop(int index) {
       m.running--;
       self.busy = false;
       idle_cv.notify_all();
-      // With several devices, this device being free changes where batches are placed (PlaceHere
-      // waits for "their completion"); with one, this worker itself looks at the queues next.
-      if (devices.size() > 1) WakeAll();
+      work_cv.notify_all();
       continue;
     }
     if (stopping && total_queued == 0) break;
     wake = std::min(wake, next_expiry_ns);
-    self.waiting = true;
     if (wake == kNever) {
-      self.cv.wait(lk);
+      work_cv.wait(lk);
     } else {
       auto deadline = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(wake));
-      self.cv.wait_until(lk, deadline);
+      work_cv.wait_until(lk, deadline);
     }
-    self.waiting = false;
   }
 }
 
@@ -780,8 +723,8 @@ Scheduler::~Scheduler() {
   {
     std::lock_guard<std::mutex> lk(impl_->mu);
     impl_->stopping = true;
-    impl_->WakeAll();
   }
+  impl_->work_cv.notify_all();
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();
   }
@@ -875,10 +818,7 @@ Status Scheduler::RemoveModel(const std::string& name) {
     impl_->models.erase(it);
   }
   for (auto& p : dropped) Answer(p, Unavailable("model '{}' was removed from the scheduler", name));
-  {
-    std::lock_guard<std::mutex> lk(impl_->mu);
-    impl_->WakeAll();
-  }
+  impl_->work_cv.notify_all();
   return Status::OK();
 }
 
@@ -1012,10 +952,8 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest> request) {
   const bool sooner = deadline < impl_->next_expiry_ns;
   impl_->next_expiry_ns = std::min(impl_->next_expiry_ns, deadline);
   qp->levels[static_cast<size_t>(level)].push_back(std::move(p));
-  std::vector<Worker*> claimed;
-  impl_->ClaimWaiting(level, &claimed);
   lk.unlock();
-  WakeClaimed(claimed);
+  impl_->work_cv.notify_all();
   if (sooner) impl_->reaper_cv.notify_one();
   return Status::OK();
 }
