@@ -110,21 +110,14 @@ std::vector<std::string> CoreRunner::output_names() const {
 
 namespace {
 
-// The batch size a batch of `rows` runs at: the smallest preferred size that holds it, else the
-// next power of two, never above max_batch_size. Every distinct batch size is a plan of its own
-// (kernels prepared, weights laid out for it), so a handful of sizes keeps models small and
-// avoids preparing a new plan in the middle of serving; the padding rows are zeros and their
-// outputs are dropped.
+// The batch size a batch of `rows` runs at: the next power of two, never above max_batch_size.
+// Every distinct batch size is a plan of its own (kernels prepared, weights laid out for it), so a
+// handful of sizes keeps models small and avoids preparing a new plan in the middle of serving;
+// the padding rows are zeros and their outputs are dropped (at most half the rows are padding).
 int64_t BucketFor(int64_t rows, const residency::ModelConfig& c) {
-  int64_t best = 0;
-  for (int p : c.preferred_batch_sizes) {
-    if (p >= rows && (best == 0 || p < best)) best = p;
-  }
-  if (best == 0) {
-    best = 1;
-    while (best < rows) best *= 2;
-  }
-  return std::min<int64_t>(std::max(best, rows), c.max_batch_size);
+  int64_t best = 1;
+  while (best < rows) best *= 2;
+  return std::min<int64_t>(best, std::max<int64_t>(rows, c.max_batch_size));
 }
 
 StatusOr<Tensor> PadRows(const TensorView& in, int64_t rows) {
