@@ -22,18 +22,18 @@ namespace {
 using server::FakeService;
 
 // Four streams: an open-loop and a closed-loop stream on models that answer, an unknown model,
-// and the `delay` model asked to wait 2.5 s with a 1 s client timeout (generous: the machine
+// and the `delay` model asked to wait 8 s with a 3 s client timeout (generous: the machine
 // running the tests may be loaded).
 std::string ScenarioText(uint16_t http_port, uint16_t grpc_port, const char* protocol) {
   return fmt::format(R"({{
     "name": "e2e", "protocol": "{}", "url": "http://127.0.0.1:{}", "grpc_target": "127.0.0.1:{}",
-    "duration_s": 2.0, "warmup_s": 0.5, "client_timeout_ms": 1000, "seed": 3,
+    "duration_s": 2.0, "warmup_s": 0.5, "client_timeout_ms": 3000, "seed": 3,
     "streams": [
       {{"name": "open", "model": "add_sub_fp32", "rate": 300, "priority": 0, "tenant": "interactive"}},
       {{"name": "closed", "model": "identity_any", "mode": "closed", "concurrency": 4,
         "inputs": [{{"shape": [2, 8]}}]}},
       {{"name": "unknown", "model": "no_such_model", "rate": 40}},
-      {{"name": "slow", "model": "delay", "rate": 10, "start_s": 0.6, "inputs": [{{"range": [2500, 2500]}}]}}
+      {{"name": "slow", "model": "delay", "rate": 10, "start_s": 0.6, "inputs": [{{"range": [8000, 8000]}}]}}
     ]}})",
                      protocol, http_port, grpc_port);
 }
