@@ -93,6 +93,10 @@ struct CoreService::Impl {
   std::thread sync_thread;
 
   bool naive() const { return options.mode == ServeMode::kNaive; }
+  // Where every model allocation is counted (by model and by kind) in the current mode.
+  const StatisticsResource& memory_stats() const;
+  // Naive mode: bytes the model's versions hold.
+  uint64_t NaiveModelBytes(const ServedModel& m) const;
 
   // Brings the served set in line with the manager (gpuhive mode) after start-up, a load, an
   // unload or a repository poll. Caller holds control_mu.

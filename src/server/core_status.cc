@@ -30,7 +30,27 @@ std::string StateOf(ModelState s) {
   }
 }
 
+// Bytes in use per memory kind, by kind name.
+std::map<std::string, uint64_t> BytesByKind(const StatisticsResource& stats) {
+  std::map<std::string, uint64_t> out;
+  for (int k = 0; k < kNumMemoryKinds; ++k) {
+    MemoryKind kind = static_cast<MemoryKind>(k);
+    out[std::string(MemoryKindName(kind))] = stats.KindStats(kind).current_bytes;
+  }
+  return out;
+}
+
 }  // namespace
+
+uint64_t CoreService::Impl::NaiveModelBytes(const ServedModel& m) const {
+  uint64_t bytes = 0;
+  for (const auto& [ver, v] : m.versions) bytes += naive_memory->OwnerStats(v->naive_owner).current_bytes;
+  return bytes;
+}
+
+const StatisticsResource& CoreService::Impl::memory_stats() const {
+  return naive() ? *naive_memory : manager->statistics();
+}
 
 void CoreService::Impl::OnTransition(const residency::ModelTransition& t) {
   bool was_resident = t.from == ModelState::kResident;
@@ -69,31 +89,20 @@ void CoreService::Impl::Collect() {
   for (int64_t ns : ss.device_busy_ns) busy += ns;
   metrics.device_busy_seconds_total->Labels({dev})->Set(static_cast<double>(busy) * 1e-9);
 
+  for (const auto& [kind, bytes] : BytesByKind(memory_stats())) {
+    metrics.device_memory_bytes->Labels({dev, kind})->Set(static_cast<double>(bytes));
+  }
   if (naive()) {
-    auto total = naive_memory->Stats();
-    for (int k = 0; k < kNumMemoryKinds; ++k) {
-      MemoryKind kind = static_cast<MemoryKind>(k);
-      metrics.device_memory_bytes->Labels({dev, std::string(MemoryKindName(kind))})
-          ->Set(static_cast<double>(naive_memory->KindStats(kind).current_bytes));
-    }
     std::shared_lock lock(mu);
     for (const auto& [name, m] : models) {
-      uint64_t bytes = 0;
-      for (const auto& [ver, v] : m.versions) bytes += naive_memory->OwnerStats(v->naive_owner).current_bytes;
-      metrics.model_memory_bytes->Labels({name, dev})->Set(static_cast<double>(bytes));
+      metrics.model_memory_bytes->Labels({name, dev})->Set(static_cast<double>(NaiveModelBytes(m)));
       metrics.model_resident->Labels({name, dev})->Set(1);
     }
-    (void)total;
     return;
   }
 
   residency::ResidencyStats rs = manager->Stats();
   metrics.device_memory_budget_bytes->Labels({dev})->Set(static_cast<double>(rs.budget_bytes));
-  for (int k = 0; k < kNumMemoryKinds; ++k) {
-    MemoryKind kind = static_cast<MemoryKind>(k);
-    metrics.device_memory_bytes->Labels({dev, std::string(MemoryKindName(kind))})
-        ->Set(static_cast<double>(manager->statistics().KindStats(kind).current_bytes));
-  }
   PoolStats ps = manager->pool_stats();
   metrics.pool_reserved_bytes->Labels({dev})->Set(static_cast<double>(ps.reserved_bytes));
   metrics.pool_in_use_bytes->Labels({dev})->Set(static_cast<double>(ps.allocated_bytes));
@@ -182,30 +191,21 @@ std::vector<DeviceStatus> CoreService::Devices() {
   if (c.naive()) {
     d.budget_bytes = 0;
     d.used_bytes = c.naive_memory->Stats().value_or(MemoryStats{}).current_bytes;
-    for (int k = 0; k < kNumMemoryKinds; ++k) {
-      MemoryKind kind = static_cast<MemoryKind>(k);
-      uint64_t b = c.naive_memory->KindStats(kind).current_bytes;
-      if (b > 0) d.used_by_kind[std::string(MemoryKindName(kind))] = b;
-    }
     std::shared_lock lock(c.mu);
     for (const auto& [name, m] : c.models) {
-      uint64_t bytes = 0;
-      for (const auto& [ver, v] : m.versions) bytes += c.naive_memory->OwnerStats(v->naive_owner).current_bytes;
-      d.used_by_model[name] = bytes;
+      d.used_by_model[name] = c.NaiveModelBytes(m);
     }
   } else {
     residency::ResidencyStats rs = c.manager->Stats();
     d.budget_bytes = rs.budget_bytes;
     d.used_bytes = rs.used_bytes;
-    for (int k = 0; k < kNumMemoryKinds; ++k) {
-      MemoryKind kind = static_cast<MemoryKind>(k);
-      uint64_t b = c.manager->statistics().KindStats(kind).current_bytes;
-      if (b > 0) d.used_by_kind[std::string(MemoryKindName(kind))] = b;
-    }
     for (const auto& st : c.manager->ListModels()) {
       if (st.state == ModelState::kResident) d.used_by_model[st.name] += st.device_bytes;
     }
     d.fragmentation_ratio = c.manager->pool_stats().external_fragmentation();
+  }
+  for (const auto& [kind, bytes] : BytesByKind(c.memory_stats())) {
+    if (bytes > 0) d.used_by_kind[kind] = bytes;
   }
   if (c.nvml) {
     auto samples = c.nvml->Latest();
@@ -278,9 +278,9 @@ std::vector<ModelStatus> CoreService::Models() {
 
 StatusOr<ModelStatus> CoreService::GetModelStatus(const std::string& name) {
   std::vector<ModelStatus> all = Models();
-  const ModelStatus* best = nullptr;
+  const ModelStatus* best = nullptr;  // Models() lists a model's versions ascending: keep the last
   for (const auto& s : all) {
-    if (s.name == name && (best == nullptr || std::stoll("0" + s.version) > std::stoll("0" + best->version))) best = &s;
+    if (s.name == name) best = &s;
   }
   if (best == nullptr) return NotFound("unknown model '{}'", name);
   return *best;
