@@ -8,6 +8,7 @@ Every model gets a dynamic batch dimension. Files are cached: an existing file i
     /usr/bin/python3 bench/export_models.py --out models/generated [--only resnet50,bert_base]
 """
 import argparse
+import inspect
 import math
 import os
 import sys
@@ -151,9 +152,14 @@ def export(name, out_dir, force):
     module, inputs, in_names, out_names, axes = spec(name)
     module.eval()
     tmp = path + ".tmp"
+    kw = {}
+    # PyTorch 2.9+ defaults to the dynamo exporter (opset 18, which the importer refuses): ask for
+    # the TorchScript exporter wherever the argument exists. Debian's 1.13 has only that one.
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False
     with torch.no_grad():
         torch.onnx.export(module, inputs, tmp, opset_version=OPSET, input_names=in_names, output_names=out_names,
-                          dynamic_axes=axes, do_constant_folding=True)
+                          dynamic_axes=axes, do_constant_folding=True, **kw)
     os.replace(tmp, path)
     print(f"{path}: exported ({os.path.getsize(path) / 1e6:.1f} MB)")
     return path

@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake ninja-build ccache pkg-config git
-  libdnnl-dev libonnx-dev libonnx-testdata python3-onnx
+  libdnnl-dev ocl-icd-opencl-dev libonnx-dev libonnx-testdata python3-onnx
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libboost-dev libsimdjson-dev nlohmann-json3-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev

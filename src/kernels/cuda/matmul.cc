@@ -166,16 +166,25 @@ class MatmulRunnerImpl final : public MatmulRunner {
     uint64_t max_ws = options_.max_workspace_bytes;
     GH_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(raw_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                                    &max_ws, sizeof(max_ws)));
-    cublasLtMatmulHeuristicResult_t result{};
+    // Several candidates: the first one cuBLASLt ranks highest that it accepts and that fits the
+    // workspace. None at all (an epilogue no kernel implements for this shape) is kUnimplemented,
+    // which the executor answers by running the epilogue as its own step.
+    constexpr int kCandidates = 8;
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int returned = 0;
-    GH_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(handle_, desc.get(), plan->a.get(), plan->b.get(),
-                                                             plan->d.get(), plan->d.get(), raw_pref, 1, &result,
-                                                             &returned));
-    if (returned == 0) {
-      return Unimplemented("cuBLASLt has no algorithm for matmul m={} n={} k={} batch={}", d.m, d.n, d.k, d.batch);
+    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(handle_, desc.get(), plan->a.get(), plan->b.get(),
+                                                       plan->d.get(), plan->d.get(), raw_pref, kCandidates, results,
+                                                       &returned);
+    const cublasLtMatmulHeuristicResult_t* chosen = nullptr;
+    for (int i = 0; hs == CUBLAS_STATUS_SUCCESS && i < returned && chosen == nullptr; ++i) {
+      if (results[i].state == CUBLAS_STATUS_SUCCESS && results[i].workspaceSize <= max_ws) chosen = &results[i];
     }
-    plan->algo = result.algo;
-    plan->workspace = result.workspaceSize;
+    if (chosen == nullptr) {
+      return Unimplemented("cuBLASLt has no algorithm for matmul m={} n={} k={} batch={} epilogue={} (heuristic status {})",
+                           d.m, d.n, d.k, d.batch, static_cast<int>(d.epilogue), static_cast<int>(hs));
+    }
+    plan->algo = chosen->algo;
+    plan->workspace = chosen->workspaceSize;
     const Plan* p = plan.get();
     plans_.emplace(key, std::move(plan));
     return p;

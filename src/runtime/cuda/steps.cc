@@ -307,10 +307,20 @@ StatusOr<BuiltStep> FinishMatmul(StepInputs& in, MatmulPlan p, std::vector<PostO
                                  std::optional<BuiltStep> pre) {
   Status st;
   bool bias_taken = false;
+  const MatmulPlan plain = p;
   size_t consumed = TakeEpilogue(in, ops, extra, &p, !p.desc.has_bias && p.desc.beta == 0.f, &bias_taken, &st);
   RETURN_IF_ERROR(st);
+  StatusOr<size_t> ws_or = in.matmul().WorkspaceBytes(p.desc);
+  if (!ws_or.ok() && ws_or.status().code() == StatusCode::kUnimplemented && consumed > 0) {
+    // No cuBLASLt kernel with this epilogue for this shape: plain matmul, post ops as their own step.
+    p = plain;
+    consumed = 0;
+    bias_taken = false;
+    ws_or = in.matmul().WorkspaceBytes(p.desc);
+  }
+  if (!ws_or.ok()) return ws_or.status();
+  size_t ws = *ws_or;
   if (bias_taken) ++extra;  // that operand is consumed by the epilogue
-  ASSIGN_OR_RETURN(size_t ws, in.matmul().WorkspaceBytes(p.desc));
   BuiltStep step = MatmulStep(in, p, ws);
   if (pre.has_value()) step = Sequence(std::move(*pre), std::move(step));
   if (consumed == ops.size()) return step;
