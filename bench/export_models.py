@@ -75,7 +75,7 @@ class BertEncoder(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         x = self.emb(input_ids, token_type_ids)
-        mask = attention_mask.to(torch.float32)
+        mask = attention_mask.to(x.dtype)  # float32 when exported; half when the peer runs in FP16
         bias = (1.0 - mask[:, None, None, :]) * -10000.0
         for layer in self.layers:
             x = layer(x, bias)

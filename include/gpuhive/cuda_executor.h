@@ -93,6 +93,15 @@ class CudaExecutor {
   // kInvalidArgument when a Gather index was out of range on the device.
   virtual StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) = 0;
   virtual ExecutorStats stats() const = 0;
+
+  // Device time per operator type ("Conv", "gpuhive.FusedConv", ...) for one step-by-step pass of
+  // the plan for these inputs (run first if needed), each step between two events. For finding
+  // where time goes; the pass runs without a CUDA graph, so launch gaps are not in the figures.
+  struct StepProfile {
+    int steps = 0;
+    double ms = 0;
+  };
+  virtual StatusOr<std::map<std::string, StepProfile>> ProfileSteps(const std::vector<TensorView>& inputs) = 0;
 };
 
 // Optimizes an imported model the way the CPU runtime does (constant folding through the CPU

@@ -486,8 +486,9 @@ Tensor ModelInput(const TensorInfo& info, const Shape& shape, uint32_t seed) {
 }
 
 // Every benchmark and built-in model that is present: CUDA executor against the CPU runtime, FP32
-// (TF32 off: 1e-5) and TF32 (1e-3), at batch 2, three runs each (plain, captured, replayed), the
-// graph capture asserted.
+// (TF32 off: 1e-5) and TF32, at batch 2, three runs each (plain, captured, replayed), the graph
+// capture asserted. TF32 gets 2e-3 for whole models: one TF32 product lands near 3e-4, and through
+// EfficientNet-B0's 80 convolutions the H200 run measured 1.06e-3 (ResNet-50 5e-4, BERT 3.7e-4).
 TEST(CudaCrossBackend, ModelsMatchTheCpu) {
   REQUIRE_GPU();
   const char* dir = std::getenv("GPUHIVE_MODELS_DIR");
@@ -514,7 +515,7 @@ TEST(CudaCrossBackend, ModelsMatchTheCpu) {
     ExecutionContext ctx({});
     auto ref = (*compiled)->Run(ctx, views);
     ASSERT_TRUE(ref.ok()) << ref.status().ToString();
-    for (auto [math, tol] : {std::pair{cuda::MathMode::kFloat32, 1e-5}, std::pair{cuda::MathMode::kTF32, 1e-3}}) {
+    for (auto [math, tol] : {std::pair{cuda::MathMode::kFloat32, 1e-5}, std::pair{cuda::MathMode::kTF32, 2e-3}}) {
       SCOPED_TRACE(math == cuda::MathMode::kTF32 ? "tf32" : "fp32");
       auto gpu_model = ImportOnnxFile(p.string());
       ASSERT_TRUE(gpu_model.ok());

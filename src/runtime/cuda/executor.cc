@@ -34,6 +34,7 @@ struct Plan {
   size_t workspace_bytes = 0;
   std::vector<StepFn> steps;
   std::vector<std::string> step_names;
+  std::vector<std::string> step_ops;  // "domain.op_type" (op_type alone for ONNX), for profiles
   Buffer staging;  // pinned host: inputs, outputs, error flag
   int runs = 0;
   cudaGraphExec_t graph = nullptr;
@@ -136,6 +137,39 @@ class ExecutorImpl final : public CudaExecutor {
     return Execute(*it->second, inputs);
   }
 
+  StatusOr<std::map<std::string, StepProfile>> ProfileSteps(const std::vector<TensorView>& inputs) override {
+    // A plan for these shapes (built by a normal run), then one step-by-step pass with an event
+    // pair around every step.
+    RETURN_IF_ERROR(Run(inputs).status());
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Shape> key;
+    for (const TensorView& t : inputs) key.push_back(t.shape);
+    auto it = plans_.find(key);
+    if (it == plans_.end()) return Internal("no plan after a run");
+    Plan& plan = *it->second;
+    StreamView sv = stream_->view();
+    std::vector<std::unique_ptr<Event>> marks;
+    for (size_t i = 0; i <= plan.steps.size(); ++i) {
+      ASSIGN_OR_RETURN(std::unique_ptr<Event> e, Event::Create(options_.device_index, true));
+      marks.push_back(std::move(e));
+    }
+    RETURN_IF_ERROR(marks[0]->Record(sv));
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+      Status st = plan.steps[i](sv, plan.workspace.data());
+      if (!st.ok()) return st.WithContext(plan.step_names[i]);
+      RETURN_IF_ERROR(marks[i + 1]->Record(sv));
+    }
+    RETURN_IF_ERROR(stream_->Synchronize());
+    std::map<std::string, StepProfile> out;
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+      ASSIGN_OR_RETURN(float ms, marks[i + 1]->ElapsedMsSince(*marks[i]));
+      StepProfile& p = out[plan.step_ops[i]];
+      ++p.steps;
+      p.ms += ms;
+    }
+    return out;
+  }
+
   ExecutorStats stats() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
@@ -200,6 +234,7 @@ class ExecutorImpl final : public CudaExecutor {
       plan->workspace_bytes = std::max(plan->workspace_bytes, built.workspace_bytes);
       plan->steps.push_back(std::move(built.run));
       plan->step_names.push_back(n.Describe());
+      plan->step_ops.push_back(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
     }
     ASSIGN_OR_RETURN(plan->workspace,
                      Buffer::Allocate(options_.memory, plan->workspace_bytes,
