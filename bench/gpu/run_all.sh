@@ -166,7 +166,7 @@ fi
 if want compile && (( $(left) > 40 )); then
   log "torch.compile fp16 ($(( $(left) - 25 )) s)"
   PYTHONUNBUFFERED=1 timeout "$(( $(left) - 10 ))" python3 bench/gpu/torch_peer.py --out "$OUT/torch.jsonl" \
-    --models "$MODELS" --batches 64,8,1 --iters "$ITERS" --compile-deadline-s "$(( $(left) - 25 ))" --compile-only \
+    --models "$MODELS" --batches 64,1,8 --iters "$ITERS" --compile-deadline-s "$(( $(left) - 25 ))" --compile-only \
     > /dev/null 2>> "$LOG" || log "WARNING: torch.compile rc $?"
 fi
 

@@ -77,16 +77,24 @@ def main():
                       f"{fmt(etf.get('device_ms'))} | {fmt(e16.get('device_ms'))} | {fmt(cc.get('device_ms'))} | "
                       f"{fmt(ratio, '.2f')} | {fmt(gtf.get('items_per_s_graph'), '.0f')} | "
                       f"{fmt(g32.get('norm_error_vs_cpu'), '.1e')} | {fmt(gtf.get('norm_error_vs_cpu'), '.1e')} |")
+    prof = [r for r in gh if r.get("kind") == "model" and r.get("profile_ms") and r.get("math") == "tf32"]
+    if prof:
+        md += ["", "## Where gpuhive's device time goes (TF32, step by step, top operators: steps, ms)", ""]
+        for r in prof:
+            top = sorted(r["profile_ms"].items(), key=lambda kv: -kv[1][1])[:6]
+            total = sum(v[1] for v in r["profile_ms"].values())
+            md.append(f"- {r['model']} b{r['batch']}: {total:.2f} ms in steps; " +
+                      ", ".join(f"{op} {v[0]}x {v[1]:.2f}" for op, v in top))
     errs = [r for r in gh + th if r.get("error") or r.get("run_error")]
     if errs:
         md += ["", "## Errors", ""] + [f"- `{json.dumps(r)[:400]}`" for r in errs]
     created = [r for r in gh if r.get("event") == "created"]
     if created:
         md += ["", "## Executor creation (weights uploaded) vs weight bytes / pinned H2D bandwidth", "",
-               "| model | math | create ms | weight MiB | floor ms |", "|---|---|---|---|---|"]
+               "| model | math | create ms | first run ms (plan + weights) | weight MiB | floor ms |", "|---|---|---|---|---|---|"]
         for r in created:
-            md.append(f"| {r['model']} | {r['math']} | {fmt(r['create_ms'], '.1f')} | {r['weight_bytes'] / 2**20:.1f} | "
-                      f"{fmt(r.get('weights_over_h2d_bandwidth_ms'), '.2f')} |")
+            md.append(f"| {r['model']} | {r['math']} | {fmt(r['create_ms'], '.1f')} | {fmt(r.get('first_run_ms'), '.1f')} | "
+                      f"{r['weight_bytes'] / 2**20:.1f} | {fmt(r.get('weights_over_h2d_bandwidth_ms'), '.2f')} |")
     copies = [r for r in gh if r.get("kind") == "copy" and "mib" in r and "error" not in r]
     if copies:
         md += ["", "## Host-to-device copies from pinned memory", "",
