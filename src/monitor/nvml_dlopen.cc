@@ -16,6 +16,17 @@ using HandleFn = int (*)(unsigned, Dev*);
 using NameFn = int (*)(Dev, char*, unsigned);
 using UtilFn = int (*)(Dev, NvmlUtilization*);
 using MemFn = int (*)(Dev, NvmlMemory*);
+// nvmlMemory_v2_t: v1's "used" also counts memory the driver reserves (about 600 MiB more than
+// nvidia-smi showed on an H200 with driver 580); v2 reports it apart, as nvidia-smi does.
+struct NvmlMemoryV2 {
+  unsigned version;
+  unsigned long long total;
+  unsigned long long reserved;
+  unsigned long long free;
+  unsigned long long used;
+};
+constexpr unsigned kNvmlMemoryV2Version = static_cast<unsigned>(sizeof(NvmlMemoryV2)) | (2u << 24);
+using Mem2Fn = int (*)(Dev, NvmlMemoryV2*);
 using TempFn = int (*)(Dev, int, unsigned*);
 using UintFn = int (*)(Dev, unsigned*);
 using ClockFn = int (*)(Dev, int, unsigned*);
@@ -40,6 +51,7 @@ class DlopenNvml final : public NvmlLibrary {
     name_ = Sym<NameFn>("nvmlDeviceGetName");
     util_ = Sym<UtilFn>("nvmlDeviceGetUtilizationRates");
     mem_ = Sym<MemFn>("nvmlDeviceGetMemoryInfo");
+    mem2_ = Sym<Mem2Fn>("nvmlDeviceGetMemoryInfo_v2");
     temp_ = Sym<TempFn>("nvmlDeviceGetTemperature");
     temp_threshold_ = Sym<TempFn>("nvmlDeviceGetTemperatureThreshold");
     power_ = Sym<UintFn>("nvmlDeviceGetPowerUsage");
@@ -62,7 +74,18 @@ class DlopenNvml final : public NvmlLibrary {
   int HandleByIndex(unsigned i, Device* d) override { return handle_by_index_(i, d); }
   int Name(Device d, char* n, unsigned len) override { return Call(name_, d, n, len); }
   int Utilization(Device d, NvmlUtilization* u) override { return Call(util_, d, u); }
-  int Memory(Device d, NvmlMemory* m) override { return Call(mem_, d, m); }
+  int Memory(Device d, NvmlMemory* m) override {
+    if (mem2_ != nullptr) {
+      NvmlMemoryV2 v2{};
+      v2.version = kNvmlMemoryV2Version;
+      int rc = mem2_(d, &v2);
+      if (rc == 0) {
+        *m = NvmlMemory{v2.total, v2.free, v2.used};
+        return rc;
+      }
+    }
+    return Call(mem_, d, m);
+  }
   int Temperature(Device d, unsigned* c) override { return Call(temp_, d, kNvmlTemperatureGpu, c); }
   int TemperatureThreshold(Device d, int t, unsigned* c) override {
     return Call(temp_threshold_, d, t, c);
@@ -92,6 +115,7 @@ class DlopenNvml final : public NvmlLibrary {
   NameFn name_ = nullptr;
   UtilFn util_ = nullptr;
   MemFn mem_ = nullptr;
+  Mem2Fn mem2_ = nullptr;
   TempFn temp_ = nullptr, temp_threshold_ = nullptr;
   UintFn power_ = nullptr, power_limit_ = nullptr;
   ClockFn clock_ = nullptr, pcie_ = nullptr;
