@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Executor guard: deterministic checks that catch CPU performance cliffs without timing anything.
+
+For every benchmark model (models/generated/*.onnx) and every built-in repository model
+(models/repository/*/1/model.onnx), at batch 1 and 8, `gpuhive perf` prepares and runs the model
+once with ONEDNN_VERBOSE=1, and the guard reads the implementation name of every oneDNN primitive
+that executed (oneDNN prints the primitive descriptor's impl_info_str for each execution):
+  1. no primitive may run a reference or otherwise unoptimized implementation ("ref:any",
+     "simple:any", "gemm:ref", ...). Checked at the machine's own ISA and again with oneDNN capped at
+     AVX2 (ONEDNN_MAX_CPU_ISA), the common floor of users' CPUs, where other kernels get picked;
+  2. the planned activation arena, the naive sum of intermediates and the workspace of each model
+     and batch equal the committed expectations (tests/executor_guard/expected.json, at the AVX2 cap
+     so the figures do not depend on the CI machine's ISA). A change that moves them either updates
+     the file (--update) in the same commit, saying why, or is a regression.
+
+    python3 tests/executor_guard/executor_guard.py --gpuhive build/bin/gpuhive [--update] [--only resnet50]
+Exit status 0 when every check passes; the report lists every finding.
+"""
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EXPECTED = os.path.join(HERE, "expected.json")
+BATCHES = (1, 8)
+# Models whose other dynamic dims need a size: name -> per-input dims after the batch.
+OTHER_DIMS = {"input_ids": "128", "attention_mask": "128", "token_type_ids": "128"}
+UNOPTIMIZED = re.compile(r"(^|:)(ref|simple)(:|$)|^gemm:ref")
+
+
+def models(models_dir, repository):
+    found = []
+    for p in sorted(glob.glob(os.path.join(models_dir, "*.onnx"))):
+        found.append((os.path.basename(p)[:-5], p))
+    for p in sorted(glob.glob(os.path.join(repository, "*", "1", "model.onnx"))):
+        name = "repository/" + p.split(os.sep)[-3]
+        st = os.stat(p)
+        if any(os.path.samestat(st, os.stat(q)) for _, q in found):
+            continue  # a repository model hard-linked to a benchmark model, already listed
+        found.append((name, p))
+    return found
+
+
+def input_names(path):
+    """Graph input names without loading weights (protobuf wire format is not parsed here: ask onnx
+    when available, else assume image models)."""
+    try:
+        import onnx  # Debian's python3-onnx
+        m = onnx.load(path, load_external_data=False)
+        init = {t.name for t in m.graph.initializer}
+        return [i.name for i in m.graph.input if i.name not in init]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def run(gpuhive, path, batch, isa):
+    args = [gpuhive, "perf", path, "--threads", "2", "--iterations", "1", "--warmup", "0", "--batch", str(batch),
+            "--json"]
+    for name in input_names(path):
+        if name in OTHER_DIMS:
+            args += ["--shape", f"{name}={batch}x{OTHER_DIMS[name]}"]
+    env = dict(os.environ, ONEDNN_VERBOSE="1", OMP_NUM_THREADS="2")
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    if isa != "native":
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    impls = collections.Counter()
+    stats = None
+    for line in p.stdout.splitlines():
+        if line.startswith("onednn_verbose,exec,"):
+            f = line.split(",")
+            impls[(f[3], f[4])] += 1  # primitive kind, implementation
+        elif line.startswith("{"):
+            stats = json.loads(line)
+    if p.returncode != 0 or stats is None:
+        raise RuntimeError(f"gpuhive perf failed (rc {p.returncode}): {p.stderr.strip()[-800:]}")
+    return impls, stats
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gpuhive", default=os.path.join(ROOT, "build", "bin", "gpuhive"))
+    ap.add_argument("--models-dir", default=os.path.join(ROOT, "models", "generated"))
+    ap.add_argument("--repository", default=os.path.join(ROOT, "models", "repository"))
+    ap.add_argument("--isas", default="native,AVX2")
+    ap.add_argument("--only", default="", help="comma-separated model names")
+    ap.add_argument("--update", action="store_true", help="rewrite expected.json from this run")
+    a = ap.parse_args()
+
+    todo = models(a.models_dir, a.repository)
+    if a.only:
+        keep = set(a.only.split(","))
+        todo = [(n, p) for n, p in todo if n in keep]
+    bench = [n for n, _ in todo if "/" not in n]
+    if len(bench) < 6 and not a.only:
+        print(f"executor_guard: expected the six benchmark models under {a.models_dir}, found {bench}; "
+              "run `make models` (bench/export_models.py) first", file=sys.stderr)
+        return 1
+    expected = json.load(open(EXPECTED)) if os.path.exists(EXPECTED) else {}
+    plans = dict(expected) if a.only else {}
+    failures = []
+    for name, path in todo:
+        for batch in BATCHES:
+            for isa in a.isas.split(","):
+                try:
+                    impls, stats = run(a.gpuhive, path, batch, isa)
+                except Exception as e:  # noqa: BLE001
+                    failures.append(f"{name} b{batch} {isa}: {e}")
+                    continue
+                bad = {f"{kind},{impl}": n for (kind, impl), n in impls.items() if UNOPTIMIZED.search(impl)}
+                total = sum(impls.values())
+                print(f"{name:34s} b{batch} {isa:7s} {total:5d} oneDNN executions, "
+                      f"{len(bad)} unoptimized kinds {json.dumps(bad) if bad else ''}")
+                if bad:
+                    failures.append(f"{name} b{batch} {isa}: unoptimized oneDNN implementations ran: {bad}")
+                if isa == "AVX2":
+                    key = f"{name}@b{batch}"
+                    got = {k: stats[k] for k in ("arena_bytes", "naive_activation_bytes", "workspace_bytes")}
+                    plans[key] = got
+                    want = expected.get(key)
+                    if not a.update and want != got:
+                        failures.append(f"{key}: planned bytes {got} differ from the committed {want} "
+                                        "(tests/executor_guard/expected.json; --update if intended)")
+    if a.update:
+        with open(EXPECTED, "w") as f:
+            json.dump(dict(sorted(plans.items())), f, indent=1)
+            f.write("\n")
+        print(f"executor_guard: wrote {EXPECTED}")
+    for f in failures:
+        print("FAIL", f)
+    print(f"executor_guard: {len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
