@@ -25,8 +25,9 @@ configure: deps $(BUILD_DIR)/build.ninja
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Every test: unit and integration suites, the ONNX conformance suite, then sanitizer builds.
-test: build
+# Every test: unit and integration suites, the ONNX conformance suite, the executor guard (which
+# runs the benchmark and built-in models: `models` exports them), then sanitizer builds.
+test: build models
 	cd $(BUILD_DIR) && ctest -j $(JOBS) --output-on-failure --timeout 900
 	$(MAKE) test-sanitizers
 
@@ -72,7 +73,7 @@ perf: build models
 
 # gpuhive vs ONNX Runtime 1.30 side by side (docs/benchmarks.md records the figures).
 bench: build models
-	mkdir -p bench/out && node bench/compare_ort.js --models models/generated --threads $(JOBS) --batches 1,8 --json bench/out/executor.json
+	mkdir -p bench/out && node bench/compare_ort.js --models models/generated --repository $(REPOSITORY) --threads $(JOBS) --batches 1,8 --json bench/out/executor.json
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan

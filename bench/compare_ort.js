@@ -3,7 +3,12 @@
 // thread count. For each model and batch it prints our latency / ORT latency and the relative L2
 // difference of the outputs (||ours - ort|| / ||ort||, over all outputs).
 //
-//   node bench/compare_ort.js --models models/generated --threads 2 --batches 1,8 [--json out.json]
+// The header names the machine, its load average, the git commit and the date, so a figure can be
+// quoted with its conditions. Models: every .onnx under --models, plus the built-in repository's
+// models under --repository that are not hard links to those (text_detector, tiny_mlp).
+//
+//   node bench/compare_ort.js --models models/generated [--repository models/repository] --threads 2
+//                             --batches 1,8 [--json out.json]
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -22,6 +27,7 @@ const iterations = parseInt(opt('iterations', '20'), 10);
 const minSeconds = parseFloat(opt('min-seconds', '3'));
 const gpuhive = opt('gpuhive', 'build/bin/gpuhive');
 const jsonOut = opt('json', '');
+const repository = opt('repository', '');
 
 // Inputs per model: name -> {type, dims(batch)} ; values deterministic.
 function inputSpecs(model, batch) {
@@ -34,6 +40,8 @@ function inputSpecs(model, batch) {
     ];
   }
   if (model.startsWith('audio')) return [{ name: 'features', type: 'float32', dims: [batch, 49, 40] }];
+  if (model === 'text_detector') return [{ name: 'image', type: 'float32', dims: [batch, 3, 320, 320] }];
+  if (model === 'tiny_mlp') return [{ name: 'INPUT0', type: 'float32', dims: [batch, 16] }];
   return [{ name: 'input', type: 'float32', dims: [batch, 3, 224, 224] }];
 }
 
@@ -109,15 +117,31 @@ function relL2(ours, theirs) {
 }
 
 (async () => {
-  const files = fs.readdirSync(modelsDir).filter((f) => f.endsWith('.onnx')).sort()
-    .filter((f) => !only || only.split(',').includes(path.basename(f, '.onnx')));
+  const models = fs.readdirSync(modelsDir).filter((f) => f.endsWith('.onnx')).sort()
+    .map((f) => ({ model: path.basename(f, '.onnx'), modelPath: path.join(modelsDir, f) }));
+  if (repository && fs.existsSync(repository)) {
+    const inodes = new Set(models.map((m) => fs.statSync(m.modelPath).ino));
+    for (const d of fs.readdirSync(repository).sort()) {
+      const p = path.join(repository, d, '1', 'model.onnx');
+      if (fs.existsSync(p) && !inodes.has(fs.statSync(p).ino)) models.push({ model: d, modelPath: p });
+    }
+  }
+  const files = models.filter((m) => !only || only.split(',').includes(m.model));
   const rows = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gpuhive-bench-'));
-  console.log(`threads=${threads} iterations>=${iterations} min-seconds=${minSeconds} cpu="${os.cpus()[0].model}"`);
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    if (execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim()) commit += '+dirty';
+  } catch (e) { /* not a checkout */ }
+  const machine = { cpu: os.cpus()[0].model, cpus: os.cpus().length, mem_gib: Math.round(os.totalmem() / 2 ** 30),
+                    loadavg: os.loadavg().map((x) => x.toFixed(2)), commit, date: new Date().toISOString(),
+                    ort: require('onnxruntime-node/package.json').version };
+  console.log(`date=${machine.date} commit=${commit} cpu="${machine.cpu}" cpus=${machine.cpus} mem=${machine.mem_gib}GiB ` +
+              `loadavg=${machine.loadavg.join(',')} onnxruntime-node=${machine.ort}`);
+  console.log(`threads=${threads} iterations>=${iterations} min-seconds=${minSeconds}`);
   console.log('model                  batch   gpuhive p50   ORT p50   ratio   rel L2     planned/naive activations');
-  for (const f of files) {
-    const model = path.basename(f, '.onnx');
-    const modelPath = path.join(modelsDir, f);
+  for (const { model, modelPath } of files) {
     for (const batch of batches) {
       const specs = inputSpecs(model, batch);
       const datas = specs.map((s, i) => makeData(s, 42 + i));
@@ -138,5 +162,7 @@ function relL2(ours, theirs) {
       rows.push(row);
     }
   }
-  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), cpu: os.cpus()[0].model, threads, rows }, null, 1));
+  machine.loadavg_end = os.loadavg().map((x) => x.toFixed(2));
+  console.log(`loadavg at the end=${machine.loadavg_end.join(',')}`);
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ ...machine, threads, rows }, null, 1));
 })();

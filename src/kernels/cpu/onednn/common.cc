@@ -92,6 +92,17 @@ bool LayoutOf(const memory::desc& md, Layout* layout) {
   return false;
 }
 
+int PreferredBlock() {
+  static const int block = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    return (isa & avx512) == avx512 ? 16 : 8;
+  }();
+  return block;
+}
+
+Layout PreferredBlockedLayout() { return PreferredBlock() == 16 ? Layout::kBlocked16 : Layout::kBlocked8; }
+
 dnnl::primitive_attr ScratchAttr() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -300,7 +311,34 @@ bool PostOpChain::CanFlattenTo2D(const Shape& dst_shape) const {
   return true;
 }
 
+size_t PostOpChain::StageFullSizeExtras(Layout dst_layout) {
+  if (dst_layout == Layout::kPlain) return 0;
+  size_t bytes = 0;
+  for (Step& s : steps_) {
+    if (!s.op.is_binary() || s.op.kind == PostOp::Kind::kSum || s.constant != nullptr) continue;
+    if (s.extra_layout != Layout::kPlain || s.extra_shape != dst_shape_ || dst_shape_.size() < 3) continue;
+    auto md = MdFor(s.extra_shape, dst_layout);
+    if (!md.ok()) continue;
+    s.extra_layout = dst_layout;
+    s.staged_at = bytes;
+    bytes += (md->get_size() + 63) / 64 * 64;
+  }
+  return bytes;
+}
+
+void PostOpChain::StageExtras(const RunContext& ctx) const {
+  for (const Step& s : steps_) {
+    if (s.staged_at == SIZE_MAX) continue;
+    memory::desc plain = PlainMd(Dims(s.extra_shape.begin(), s.extra_shape.end()));
+    memory::desc blocked = MdFor(s.extra_shape, s.extra_layout).value();
+    memory src(plain, Engine(), const_cast<void*>(ctx.input(s.input).data));
+    memory dst(blocked, Engine(), const_cast<void*>(ExtraData(ctx, s)));
+    dnnl::reorder(src, dst).execute(ThreadStream(), src, dst);
+  }
+}
+
 memory::desc PostOpChain::ExtraMd(const Step& s, const Dims& dst_dims) const {
+  if (s.staged_at != SIZE_MAX) return MdFor(s.extra_shape, s.extra_layout).value();
   if (s.op.kind == PostOp::Kind::kSum) {
     auto md = MdFor(s.extra_shape, s.extra_layout);
     memory::desc m = md.ok() ? *md : PlainMd(dst_dims);
@@ -318,12 +356,11 @@ memory::desc PostOpChain::ExtraMd(const Step& s, const Dims& dst_dims) const {
   // when C is a multiple of 16. Saying so lets oneDNN keep its JIT kernels; a plain md next to a
   // blocked dst sends the whole primitive to the reference implementation (measured: LRASPP's head
   // convolutions at batch 8 went from ~21 s to milliseconds).
-  bool per_channel = b.size() >= 3 && b.size() <= 5 && b[1] % 16 == 0;
+  // The block is this CPU's preferred one: the one blocked dsts have (AVX2 takes 8).
+  const int block = PreferredBlock();
+  bool per_channel = b.size() >= 3 && b.size() <= 5 && b[1] % block == 0;
   for (size_t i = 2; per_channel && i < b.size(); ++i) per_channel = b[i] == 1;
-  if (per_channel) {
-    Tag tag = b.size() == 3 ? Tag::aBc16b : b.size() == 4 ? Tag::aBcd16b : Tag::aBcde16b;
-    return memory::desc(b, memory::data_type::f32, tag);
-  }
+  if (per_channel) return memory::desc(b, memory::data_type::f32, BlockedTag(b.size(), block));
   return PlainMd(b);
 }
 
@@ -379,6 +416,7 @@ size_t PostOpChain::PrepareStandalone(const memory::desc& dst_md) {
   standalone_.clear();
   standalone_src1_.clear();
   standalone_scratch_.clear();
+  standalone_impls_.clear();
   size_t scratch = 0;
   Dims dims = dst_md.dims();
   for (const auto& s : steps_) {
@@ -389,6 +427,7 @@ size_t PostOpChain::PrepareStandalone(const memory::desc& dst_md) {
       dnnl::binary::primitive_desc pd(d, ScratchAttr(), Engine());
       scratch = std::max(scratch, pd.scratchpad_desc().get_size());
       standalone_.push_back(dnnl::binary(pd));
+      standalone_impls_.push_back(pd.impl_info_str());
       standalone_src1_.push_back(src1);
       standalone_scratch_.push_back(pd.scratchpad_desc());
     } else {
@@ -397,6 +436,7 @@ size_t PostOpChain::PrepareStandalone(const memory::desc& dst_md) {
         dnnl::eltwise_forward::primitive_desc pd(d, ScratchAttr(), Engine());
         scratch = std::max(scratch, pd.scratchpad_desc().get_size());
         standalone_.push_back(dnnl::eltwise_forward(pd));
+        standalone_impls_.push_back(pd.impl_info_str());
         standalone_src1_.push_back(memory::desc());
         standalone_scratch_.push_back(pd.scratchpad_desc());
       }

@@ -51,6 +51,11 @@ Dims ToDims(const Shape& shape);
 Tag PlainTag(size_t rank);
 // Channel-blocked tag (nCw8c / nChw16c / nCdhw16c ...) for a rank in 3..5; undef otherwise.
 Tag BlockedTag(size_t rank, int block);
+// The channel block oneDNN's JIT kernels want on this CPU, from oneDNN's effective ISA (which
+// honours ONEDNN_MAX_CPU_ISA): 16 on AVX-512, 8 below. Binary, pooling and eltwise primitives on
+// the other block size run on oneDNN's reference implementations.
+int PreferredBlock();
+Layout PreferredBlockedLayout();
 // The md of an activation with the given logical shape and gpuhive layout (f32).
 StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout);
 // The gpuhive layout of an md when it is exactly plain / nC..8c / nC..16c; false otherwise.
@@ -135,6 +140,15 @@ class PostOpChain {
   void RunStandalone(const RunContext& ctx, const memory& dst, void* scratch) const;
   // Whether every extra can be viewed with dst flattened to [prod(leading), last].
   bool CanFlattenTo2D(const Shape& dst_shape) const;
+  // Binary operands that are as large as the output but plain while the output is `dst_layout`
+  // (blocked): oneDNN runs a binary whose formats differ on its reference implementation, so
+  // such operands are reordered into `dst_layout` in the workspace first (StageExtras). Returns
+  // the staging bytes; SetStagingBase says where in the workspace they start. Call after Init.
+  size_t StageFullSizeExtras(Layout dst_layout);
+  void SetStagingBase(size_t offset) { staging_base_ = offset; }
+  void StageExtras(const RunContext& ctx) const;
+  // oneDNN's implementation names of the standalone primitives (after PrepareStandalone).
+  const std::vector<std::string>& standalone_implementations() const { return standalone_impls_; }
   const std::vector<PostOp>& ops() const { return ops_; }
 
  private:
@@ -145,8 +159,12 @@ class PostOpChain {
     Layout extra_layout = Layout::kPlain;
     bool fused_sum = false;  // the one "sum" done with append_sum
     const void* constant = nullptr;  // data owned by the kernel instead of a node input
+    // A full-size plain operand of a blocked dst, reordered into the dst's layout at this
+    // workspace offset before the chain runs (SIZE_MAX: read in place).
+    size_t staged_at = SIZE_MAX;
   };
-  static const void* ExtraData(const RunContext& ctx, const Step& s) {
+  const void* ExtraData(const RunContext& ctx, const Step& s) const {
+    if (s.staged_at != SIZE_MAX) return static_cast<const char*>(ctx.workspace()) + staging_base_ + s.staged_at;
     return s.constant != nullptr ? s.constant : ctx.input(s.input).data;
   }
   memory::desc ExtraMd(const Step& s, const Dims& dst_dims) const;
@@ -158,6 +176,8 @@ class PostOpChain {
   std::vector<dnnl::primitive> standalone_;
   std::vector<memory::desc> standalone_src1_;
   std::vector<memory::desc> standalone_scratch_;
+  std::vector<std::string> standalone_impls_;
+  size_t staging_base_ = 0;
 };
 
 // Appends the oneDNN eltwise entries equivalent to a unary post-op.

@@ -298,7 +298,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   add_layout(src_req, dst_req);
   if (blocked_ok && !transposed_) {
     add_layout(src_any, memory::desc(ToDims(out_shape), memory::data_type::f32, Tag::any));
-    for (int block : {16, 8}) {
+    for (int block : {PreferredBlock(), 24 - PreferredBlock()}) {  // the preferred block, then the other
       add_layout(memory::desc(ToDims(x), memory::data_type::f32, BlockedTag(rank, block)),
                  memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, block)));
     }
@@ -349,17 +349,17 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     GH_LOG_DEBUG("kernels", "{}: only oneDNN's reference implementation fits", node.Describe());
   }
   implementation_ = pd.impl_info_str();
-  // A dst format that is no gpuhive layout (nChw4c for 4 channels per group, nhwc), or nChw8c
-  // (8 channels per group), is written to the workspace and reordered in Run: to nChw16c when
-  // blocked layouts are allowed, since oneDNN's other AVX-512 kernels (binary, pooling) run nChw8c
-  // on their reference implementations, which costs far more than the reorder.
+  // A dst format that is no gpuhive layout (nChw4c for 4 channels per group, nhwc), or the blocked
+  // layout this CPU does not prefer (nChw8c on AVX-512, nChw16c on AVX2), is written to the
+  // workspace and reordered in Run: oneDNN's other kernels (binary, pooling, eltwise) run the
+  // non-preferred block on their reference implementations, which costs far more than the reorder.
   Layout out_layout = Layout::kPlain;
   prim_dst_md_ = pd.dst_desc();
   dst_md_ = prim_dst_md_;
   const bool expressible = LayoutOf(prim_dst_md_, &out_layout);
-  reorder_dst_ = !expressible || (out_layout == Layout::kBlocked8 && blocked_ok);
+  reorder_dst_ = !expressible || (out_layout != Layout::kPlain && out_layout != PreferredBlockedLayout() && blocked_ok);
   if (reorder_dst_) {
-    out_layout = blocked_ok ? Layout::kBlocked16 : Layout::kPlain;
+    out_layout = blocked_ok ? PreferredBlockedLayout() : Layout::kPlain;
     ASSIGN_OR_RETURN(dst_md_, MdFor(out_shape, out_layout));
   }
   src_md_ = pd.src_desc();

@@ -65,7 +65,7 @@ class ReorderKernel final : public Kernel {
   dnnl::reorder prim_;
 };
 
-class ElementwiseKernel final : public Kernel {
+class ElementwiseKernel final : public Kernel, public ImplementationInfo {
  public:
   explicit ElementwiseKernel(const ir::Node& node) {
     auto texts = node.GetStrings("post_ops", std::vector<std::string>{});
@@ -84,6 +84,9 @@ class ElementwiseKernel final : public Kernel {
     return i == 0 || std::find(sum_inputs_.begin(), sum_inputs_.end(), i) != sum_inputs_.end();
   }
 
+  // The first primitive's implementation, then those of the standalone post-ops, ';'-separated.
+  const std::string& implementation() const override { return implementation_; }
+
   Status Prepare(PrepareContext& ctx) override {
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
   }
@@ -92,6 +95,7 @@ class ElementwiseKernel final : public Kernel {
     SetThreads(ctx.num_threads());
     return Guard("Elementwise run", [&]() -> Status {
       dnnl::stream& s = ThreadStream();
+      chain_.StageExtras(ctx);
       memory src(md_, Engine(), ctx.input(0).data);
       memory dst(md_, Engine(), ctx.output(0).data);
       void* scratch = ctx.workspace();
@@ -162,7 +166,10 @@ class ElementwiseKernel final : public Kernel {
         src1_md_ = PlainMd(b);
         bool spatial_one = b.size() >= 3;
         for (size_t i = 2; i < b.size(); ++i) spatial_one = spatial_one && b[i] == 1;
-        if (ctx.input_layout(0) != Layout::kPlain && spatial_one && b[1] == shape[1]) {
+        // Per-channel ([N,C,1,1]) and full-size operands of a blocked X go in X's format: oneDNN's
+        // binary JIT needs equal formats (a plain full-size operand took ref:any).
+        const bool full_size = Shape(b.begin(), b.end()) == shape;
+        if (ctx.input_layout(0) != Layout::kPlain && ((spatial_one && b[1] == shape[1]) || full_size)) {
           src1_exec_md_ = memory::desc(b, memory::data_type::f32,
                                        BlockedTag(b.size(), ctx.input_layout(0) == Layout::kBlocked16 ? 16 : 8));
           src1_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src1_md_, Engine(), src1_exec_md_));
@@ -171,6 +178,7 @@ class ElementwiseKernel final : public Kernel {
       first_extra = 2;
     }
     RETURN_IF_ERROR(chain_.Init(ctx, first_extra, shape, 1, /*fuse_sum=*/false));
+    const size_t staging = chain_.StageFullSizeExtras(ctx.input_layout(0));
 
     auto make = [&](bool with_post_ops) -> dnnl::primitive_desc {
       dnnl::primitive_attr attr = ScratchAttr();
@@ -196,10 +204,20 @@ class ElementwiseKernel final : public Kernel {
       clip.beta = 1.f;
       chain_.PrependUnary(clip);
     }
+    // Fused when oneDNN has a JIT kernel for the whole chain; a fused chain it could only run on
+    // its reference implementation (binary post-ops whose operand is in another format than a
+    // blocked src, some eltwise chains on AVX2) runs as separate JIT primitives instead.
     dnnl::primitive_desc pd;
     fused_ = chain_.fusable();
     try {
       pd = make(fused_);
+      if (fused_ && !chain_.empty() && IsReferenceImpl(pd)) {
+        dnnl::primitive_desc plain = make(false);
+        if (!IsReferenceImpl(plain)) {
+          pd = plain;
+          fused_ = false;
+        }
+      }
     } catch (const dnnl::error&) {
       if (chain_.empty() || !fused_) throw;
       fused_ = false;
@@ -207,14 +225,20 @@ class ElementwiseKernel final : public Kernel {
     }
     scratch_md_ = pd.scratchpad_desc();
     size_t scratch = scratch_md_.get_size();
-    if (!fused_) scratch = std::max(scratch, chain_.PrepareStandalone(md_));
+    implementation_ = pd.impl_info_str();
+    if (!fused_) {
+      scratch = std::max(scratch, chain_.PrepareStandalone(md_));
+      for (const std::string& impl : chain_.standalone_implementations()) implementation_ += ";" + impl;
+    }
     if (first_.is_binary()) {
       prim_ = dnnl::binary(dnnl::binary::primitive_desc(pd.get()));
     } else {
       prim_ = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(pd.get()));
     }
     ws_src1_ = (scratch + 63) / 64 * 64;
-    ctx.RequestWorkspace(ws_src1_ + (src1_reorder_ ? src1_exec_md_.get_size() : 0));
+    const size_t src1_bytes = src1_reorder_ ? (src1_exec_md_.get_size() + 63) / 64 * 64 : 0;
+    chain_.SetStagingBase(ws_src1_ + src1_bytes);
+    ctx.RequestWorkspace(ws_src1_ + src1_bytes + staging);
     Layout layout = ctx.input_layout(0);
     ctx.SetOutput(0, DataType::kFloat32, shape, layout, layout == Layout::kPlain ? 0 : md_.get_size());
     ctx.AllowInPlace(0, 0);
@@ -228,6 +252,7 @@ class ElementwiseKernel final : public Kernel {
   size_t ws_src1_ = 0;
   PostOpChain chain_;
   bool fused_ = true;
+  std::string implementation_;
   dnnl::primitive prim_;
 };
 

@@ -139,15 +139,19 @@ class MatMulKernel final : public Kernel {
       return dnnl::matmul::primitive_desc(d, attr, Engine());
     };
     // The primitive for weights in `b_req`, fusing post-ops when possible.
+    // A fused configuration oneDNN can only run on its reference implementation (a broadcast
+    // binary post-op plus sum on AVX2, measured: BERT's FFN output 1.6 ms -> ref) is dropped for
+    // the plain matmul with the post-ops run standalone.
     auto make_pd = [&](const memory::desc& b_req, bool* fused) {
       *fused = can_fuse;
       try {
-        return make(b_req, *fused);
+        auto pd = make(b_req, *fused);
+        if (!*fused || chain_.empty() || !IsReferenceImpl(pd)) return pd;
       } catch (const dnnl::error&) {
         if (!*fused || chain_.empty()) throw;
-        *fused = false;
-        return make(b_req, false);
       }
+      *fused = false;
+      return make(b_req, false);
     };
     const ir::Value* b_value = ctx.node().inputs.size() > 1 ? ctx.node().inputs[1] : nullptr;
     dnnl::matmul::primitive_desc pd;
