@@ -83,5 +83,24 @@ TEST(MathSoftmax, LargeMultiThreaded) {
                          Make(DataType::kFloat32, shape, RefSoftmax(ToDoubles(x), 512, 200, 1, "Softmax")), 1e-7, 1e-5));
 }
 
+// The vectorized float path for contiguous rows (BERT's attention: 128 and more columns), wide
+// inputs included, against a double reference; rows with -inf, +inf or NaN take the general path
+// and keep ONNX's results (masked columns 0, NaN rows NaN).
+TEST(MathSoftmax, ContiguousFloatRowsAndNonFiniteValues) {
+  for (int64_t d : {7, 128, 1000}) {
+    Tensor x = Make(DataType::kFloat32, {3, d}, Random(3 * d, 5, -40, 40));
+    EXPECT_TRUE(TensorNear(Run1(Node("Softmax"), {&x}), Make(DataType::kFloat32, {3, d}, RefSoftmax(ToDoubles(x), 3, d, 1, "Softmax")),
+                           1e-7, 1e-5)) << d;
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor masked = Make(DataType::kFloat32, {1, 4}, std::vector<double>{1.0, -inf, 2.0, -inf});
+  auto out = ToDoubles(Run1(Node("Softmax"), {&masked}));
+  EXPECT_NEAR(out[0], 1 / (1 + std::exp(1.0)), 1e-6);
+  EXPECT_EQ(out[1], 0.0);
+  EXPECT_EQ(out[3], 0.0);
+  Tensor nan = Make(DataType::kFloat32, {1, 3}, std::vector<double>{1.0, std::nan(""), 2.0});
+  for (double v : ToDoubles(Run1(Node("Softmax"), {&nan}))) EXPECT_TRUE(std::isnan(v));
+}
+
 }  // namespace
 }  // namespace gpuhive::testing::math
