@@ -6,6 +6,7 @@
 // Shutdown: SIGTERM or SIGINT stops admitting requests (readiness turns false, new requests get
 // 503), waits up to --exit-timeout-secs for every admitted request to be answered, then closes
 // the frontends and exits 0 (1 when requests were still unanswered at the deadline).
+#include <algorithm>
 #include <signal.h>
 
 #include <cstdio>
@@ -34,6 +35,8 @@ struct Options {
   bool allow_grpc = true;
   int http_threads = 2;
   std::string max_body = "64MiB";
+  std::string max_buffered_bodies = "512MiB";
+  int max_connections = 1024;
   int64_t idle_timeout_ms = 30000;
   std::string model_control_mode = "none";
   std::vector<std::string> load_models;
@@ -110,6 +113,8 @@ int RunServe(const Options& o) {
   if (!o.allow_http && !o.allow_grpc) return Fail(InvalidArgument("both --allow-http and --allow-grpc are off"));
   auto max_body = ParseBytes(o.max_body);
   if (!max_body.ok()) return Fail(max_body.status().WithContext("--max-body-size"));
+  auto max_buffered = ParseBytes(o.max_buffered_bodies);
+  if (!max_buffered.ok()) return Fail(max_buffered.status().WithContext("--max-buffered-bodies"));
 
   // Signals are taken synchronously by this thread; every thread started from here inherits the
   // blocked mask.
@@ -130,6 +135,8 @@ int RunServe(const Options& o) {
     ho.port = static_cast<uint16_t>(o.http_port);
     ho.threads = o.http_threads;
     ho.max_body_bytes = *max_body;
+    ho.max_buffered_body_bytes = std::max<uint64_t>(*max_buffered, *max_body);
+    ho.max_connections = o.max_connections;
     ho.idle_timeout_ms = o.idle_timeout_ms;
     ho.auth_token = o.auth_token;
     ho.metrics = &(*core)->metrics();
@@ -190,6 +197,9 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--allow-grpc", o->allow_grpc, "Serve gRPC")->capture_default_str();
   app.add_option("--http-thread-count", o->http_threads, "HTTP frontend threads")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--max-body-size", o->max_body, "Largest request body / gRPC message")->capture_default_str();
+  app.add_option("--max-buffered-bodies", o->max_buffered_bodies,
+                 "HTTP request bodies held at once, all connections together (503 beyond)")->capture_default_str();
+  app.add_option("--max-connections", o->max_connections, "Open HTTP connections (503 beyond)")->capture_default_str();
   app.add_option("--idle-timeout-ms", o->idle_timeout_ms, "Close HTTP connections idle this long")->capture_default_str();
   app.add_option("--model-control-mode", o->model_control_mode, "none | poll | explicit")->capture_default_str();
   app.add_option("--load-model", o->load_models, "Load this model at start-up (repeatable; '*' for all)");

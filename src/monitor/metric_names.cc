@@ -84,6 +84,9 @@ const std::vector<MetricDef>& AllMetricDefs() {
          {"method", "route", "code"}, {}},
         {"gpuhive_grpc_requests_total", C, "gRPC requests by method and status code.",
          {"method", "code"}, {}},
+        {"gpuhive_http_refusals_total", C,
+         "HTTP requests or connections refused to bound memory (reason: body_bytes, connections).",
+         {"reason"}, {}},
     };
   }();
   return defs;
@@ -166,6 +169,7 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
   bind(m.host_memory_available_bytes, "gpuhive_host_memory_available_bytes");
   bind(m.http_requests_total, "gpuhive_http_requests_total");
   bind(m.grpc_requests_total, "gpuhive_grpc_requests_total");
+  bind(m.http_refusals_total, "gpuhive_http_refusals_total");
   RETURN_IF_ERROR(st);
   return m;
 }

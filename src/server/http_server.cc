@@ -32,6 +32,23 @@ struct Shared {
   HttpServerOptions options;
   Router router;
   std::atomic<int64_t> in_flight{0};  // requests handed to the router and not answered
+  std::atomic<uint64_t> body_bytes{0};  // reserved by requests being received or answered
+  std::atomic<int> connections{0};
+
+  // Reserves `n` bytes of the global body budget; false (nothing reserved) when they do not fit.
+  bool ReserveBody(uint64_t n) {
+    uint64_t cur = body_bytes.load(std::memory_order_relaxed);
+    do {
+      if (cur + n > options.max_buffered_body_bytes) return false;
+    } while (!body_bytes.compare_exchange_weak(cur, cur + n, std::memory_order_acq_rel));
+    return true;
+  }
+  void ReleaseBody(uint64_t n) { body_bytes.fetch_sub(n, std::memory_order_acq_rel); }
+  void CountRefusal(const char* reason) {
+    if (options.metrics != nullptr && options.metrics->http_refusals_total != nullptr) {
+      options.metrics->http_refusals_total->Labels({reason})->Inc();
+    }
+  }
   std::mutex mu;                      // only for waking Stop()
   std::condition_variable cv;
 
@@ -49,7 +66,13 @@ struct Shared {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+  Session(tcp::socket socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {
+    shared_->connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Session() {
+    ReleaseReservation();
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Read, shared_from_this()));
@@ -62,8 +85,44 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(shared_->options.max_header_bytes);
     // One deadline for the whole request: a slow or half-closed client cannot hold the connection.
     stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  // The body's bytes are reserved from the server-wide budget before they are read: the declared
+  // length, or the per-request limit for a chunked body (its length is unknown until the end).
+  void OnHeader(beast::error_code ec, size_t n) {
+    if (ec) {
+      OnRead(ec, n);
+      return;
+    }
+    const auto declared = parser_->content_length();
+    const bool chunked = parser_->chunked();
+    if (declared && *declared > shared_->options.max_body_bytes) {
+      OnRead(http::error::body_limit, n);
+      return;
+    }
+    const uint64_t want = declared ? *declared : (chunked ? shared_->options.max_body_bytes : 0);
+    if (want > 0) {
+      if (!shared_->ReserveBody(want)) {
+        shared_->CountRefusal("body_bytes");
+        HttpResponse r;
+        r.status = 503;
+        r.headers.emplace_back("Retry-After", std::to_string(shared_->options.retry_after_seconds));
+        r.body = ErrorJson(fmt::format("the server is receiving {} bytes of request bodies already (limit {}); retry",
+                                       shared_->body_bytes.load(), shared_->options.max_buffered_body_bytes));
+        version_ = 11;
+        Write(std::move(r), true);
+        return;
+      }
+      reserved_ = want;
+    }
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void ReleaseReservation() {
+    if (reserved_ > 0) shared_->ReleaseBody(reserved_);
+    reserved_ = 0;
   }
 
   void OnRead(beast::error_code ec, size_t) {
@@ -154,6 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const int64_t write_ns = read_ns_ != 0 ? NowNs() : 0;
     if (write_ns != 0 && reply_ns_ != 0) trace::Add(trace::kHandoff, write_ns - reply_ns_);
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep, write_ns](beast::error_code ec, size_t) {
+      self->ReleaseReservation();  // the request's body is answered (or was never read)
       if (write_ns != 0) {
         const int64_t now = NowNs();
         trace::Add(trace::kWrite, now - write_ns);
@@ -203,6 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;
   unsigned version_ = 11;
   std::array<char, 4096> drain_;
+  uint64_t reserved_ = 0;  // body bytes this connection holds of Shared::body_bytes
 };
 
 }  // namespace
@@ -225,7 +286,19 @@ struct HttpServer::Impl {
     net::io_context& target = *contexts[next++ % contexts.size()];
     acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      if (!ec) {
+      if (!ec && shared->connections.load(std::memory_order_relaxed) >= shared->options.max_connections) {
+        // Over the connection limit: a short answer written at once (it fits the socket buffer),
+        // then closed, so a client learns why instead of seeing a reset.
+        shared->CountRefusal("connections");
+        static constexpr char kBusy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            "Connection: close\r\nContent-Length: 40\r\n\r\n{\"error\":\"too many connections; retry\"}\n";
+        beast::error_code ignored;
+        socket.non_blocking(true, ignored);
+        socket.write_some(net::buffer(kBusy, sizeof(kBusy) - 1), ignored);
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
+        socket.close(ignored);
+      } else if (!ec) {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         std::make_shared<Session>(std::move(socket), shared.get())->Run();
@@ -244,6 +317,11 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(InferenceService* servic
     return InvalidArgument("HTTP threads must be between 1 and 256, got {}", options.threads);
   if (options.idle_timeout_ms <= 0) return InvalidArgument("HTTP idle timeout must be positive");
   if (options.max_body_bytes == 0) return InvalidArgument("HTTP max body bytes must be positive");
+  if (options.max_buffered_body_bytes < options.max_body_bytes) {
+    return InvalidArgument("HTTP max buffered body bytes ({}) must be at least the max body bytes ({})",
+                           options.max_buffered_body_bytes, options.max_body_bytes);
+  }
+  if (options.max_connections < 1) return InvalidArgument("HTTP max connections must be positive");
   auto impl = std::make_unique<Impl>();
   impl->shared = std::make_unique<Shared>(service, options);
   for (int i = 0; i < options.threads; ++i) {

@@ -77,6 +77,7 @@ struct GpuhiveMetrics {
   GaugeFamily* host_memory_available_bytes;
   // Frontends.
   CounterFamily* http_requests_total;           // {method, route, code}
+  CounterFamily* http_refusals_total;           // {reason}
   CounterFamily* grpc_requests_total;           // {method, code}
 };
 

@@ -2,6 +2,11 @@
 // Keep-alive; requests on one connection are answered in order (pipelining safe); limits on
 // header and body size (413 for a body over max_body_bytes); a connection that does not deliver a
 // complete request within idle_timeout_ms (slow or half-closed clients) is closed.
+// Memory is bounded across connections too: the bodies being received or waiting for their answer
+// may hold at most max_buffered_body_bytes together (a request whose declared length, or
+// max_body_bytes for a chunked one, does not fit is answered 503 with Retry-After before its body
+// is read), and at most max_connections connections are open (more are answered 503 and closed).
+// Each refusal counts in gpuhive_http_refusals_total{reason}.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +24,8 @@ struct HttpServerOptions {
   uint16_t port = 8000;  // 0: an ephemeral port (see HttpServer::port())
   int threads = 2;
   uint64_t max_body_bytes = 64 * MiB;
+  uint64_t max_buffered_body_bytes = 512 * MiB;
+  int max_connections = 1024;
   uint32_t max_header_bytes = 16 * 1024;
   int64_t idle_timeout_ms = 30000;
   std::string auth_token;  // non-empty: mutating management calls need a bearer token
