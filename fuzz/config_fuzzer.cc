@@ -1,0 +1,17 @@
+// libFuzzer target for config.pbtxt (Triton's model configuration text plus gpuhive's block):
+// any input must give a ModelConfig or a clean error, never a crash, hang or leak.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "gpuhive/residency/model_config.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto config = gpuhive::residency::ParseModelConfig(text, "fuzz/config.pbtxt");
+  if (config.ok()) {
+    // What a parsed config promises: names are non-empty only when given; batch sizes sane.
+    if (config->max_batch_size < 0) __builtin_trap();
+  }
+  return 0;
+}
