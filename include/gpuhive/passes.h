@@ -55,6 +55,10 @@ StatusOr<int> FoldBatchNorm(ir::Graph& graph);
 // Conv followed by Add of a constant [C,1,1] / [1,C,1,1] (or scalar) tensor: into the Conv bias.
 StatusOr<int> FuseConvAddBias(ir::Graph& graph);
 // Conv / MatMul / Gemm followed by activations and binary ops -> gpuhive.Fused{Conv,MatMul,Gemm}.
+// Scaled dot-product attention written as head transposes, MatMul, scaling, mask Add, Softmax,
+// MatMul and the transpose back becomes gpuhive.Attention(q, k, v [, mask]) {scale} over the
+// [batch, seq, heads, head_dim] tensors (when options.supports allows it).
+StatusOr<int> FuseAttention(ir::Model& model, const OptimizeOptions& options);
 StatusOr<int> FusePostOps(ir::Model& model, const OptimizeOptions& options);
 // Chains of float32 elementwise ops -> gpuhive.Elementwise.
 StatusOr<int> FuseElementwiseChains(ir::Model& model, const OptimizeOptions& options);

@@ -340,6 +340,7 @@ Status OptimizeModel(ir::Model& model, const OptimizeOptions& options) {
     RETURN_IF_ERROR(add(FoldBatchNorm(g), "FoldBatchNorm"));
     RETURN_IF_ERROR(add(FuseConvAddBias(g), "FuseConvAddBias"));
     if (options.fuse) {
+      RETURN_IF_ERROR(add(FuseAttention(model, options), "FuseAttention"));
       RETURN_IF_ERROR(add(FusePostOps(model, options), "FusePostOps"));
       RETURN_IF_ERROR(add(FuseElementwiseChains(model, options), "FuseElementwiseChains"));
     }

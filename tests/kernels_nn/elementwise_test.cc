@@ -12,6 +12,34 @@ struct EwCase {
   std::vector<Shape> extras;
 };
 
+// The layout name of the blocked layout this CPU prefers (the one gpuhive produces).
+const char* PreferredBlockedName() {
+  return cpu::onednn::PreferredBlockedLayout() == Layout::kBlocked16 ? "blocked16" : "blocked8";
+}
+
+// X in layout `to`, then the binary operands of `ops` in order: "sum" operands in `to` too (the
+// Elementwise kernel takes them blocked), the others plain.
+StatusOr<std::vector<BlockedValue>> BlockedInputs(const Tensor& x, const std::vector<Tensor>& extras,
+                                                  const std::vector<std::string>& ops, const char* to) {
+  std::vector<BlockedValue> vals;
+  ASSIGN_OR_RETURN(BlockedValue bx, ReorderTo(AsValue(x), to));
+  vals.push_back(std::move(bx));
+  size_t e = 0;
+  for (const auto& op : ops) {
+    ASSIGN_OR_RETURN(PostOp parsed, ParsePostOp(op));
+    if (!parsed.is_binary()) continue;
+    if (e >= extras.size()) return InvalidArgument("too few operands for the post-ops");
+    if (parsed.kind == PostOp::Kind::kSum) {
+      ASSIGN_OR_RETURN(BlockedValue b, ReorderTo(AsValue(extras[e]), to));
+      vals.push_back(std::move(b));
+    } else {
+      vals.push_back(AsValue(extras[e]));
+    }
+    ++e;
+  }
+  return vals;
+}
+
 class ElementwiseTest : public ::testing::TestWithParam<EwCase> {};
 
 TEST_P(ElementwiseTest, MatchesReferenceInBothLayouts) {
@@ -30,31 +58,13 @@ TEST_P(ElementwiseTest, MatchesReferenceInBothLayouts) {
   if (c.x.size() == 4) {
     // X blocked (in the block this CPU prefers, the one gpuhive produces): output keeps X's
     // layout; "sum" extras come blocked too.
-    const Layout blocked = cpu::onednn::PreferredBlockedLayout();
-    const char* to = blocked == Layout::kBlocked16 ? "blocked16" : "blocked8";
-    auto bx = ReorderTo(AsValue(x), to);
-    ASSERT_TRUE(bx.ok());
-    std::vector<BlockedValue> vals;
-    vals.reserve(extras.size());
-    size_t e = 0;
-    for (const auto& op : c.ops) {
-      auto parsed = ParsePostOp(op);
-      ASSERT_TRUE(parsed.ok());
-      if (!parsed->is_binary()) continue;
-      if (parsed->kind == PostOp::Kind::kSum) {
-        auto b = ReorderTo(AsValue(extras[e]), to);
-        ASSERT_TRUE(b.ok());
-        vals.push_back(std::move(*b));
-      } else {
-        vals.push_back(AsValue(extras[e]));
-      }
-      ++e;
-    }
-    std::vector<const BlockedValue*> vin = {&*bx};
-    for (const auto& v : vals) vin.push_back(&v);
+    auto vals = BlockedInputs(x, extras, c.ops, PreferredBlockedName());
+    ASSERT_TRUE(vals.ok()) << vals.status().ToString();
+    std::vector<const BlockedValue*> vin;
+    for (const auto& v : *vals) vin.push_back(&v);
     auto bout = RunNodeLayouts(spec, vin);
     ASSERT_TRUE(bout.ok()) << bout.status().ToString();
-    EXPECT_EQ((*bout)[0].layout, blocked);
+    EXPECT_EQ((*bout)[0].layout, cpu::onednn::PreferredBlockedLayout());
     auto plain = ToPlain((*bout)[0]);
     ASSERT_TRUE(plain.ok());
     EXPECT_TRUE(TensorNear(*plain, expected, 1e-5, 1e-5));
@@ -85,52 +95,23 @@ TEST(ElementwiseErrors, ExtraLargerThanXIsRejected) {
   EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
 }
 
-}  // namespace
-}  // namespace gpuhive::testing
-
-namespace gpuhive::testing {
-namespace {
-
 // Issue 15: chains on the blocked layout this CPU prefers must never run oneDNN's reference
 // implementation (a HardSigmoid + Mul chain with a full-size plain operand on aBcd16b took
 // eltwise ref:any, 90 % of MobileNetV3's time). Checked by implementation name, not by timing.
-struct ImplCase {
-  const char* name;
-  Shape x;
-  std::vector<std::string> ops;
-  std::vector<Shape> extras;  // plain operands of the binary ops ("sum" operands come blocked)
-};
-
-class ElementwiseImplementationTest : public ::testing::TestWithParam<ImplCase> {};
+// Binary operands are plain ("sum" operands come blocked).
+class ElementwiseImplementationTest : public ::testing::TestWithParam<EwCase> {};
 
 TEST_P(ElementwiseImplementationTest, BlockedChainsTakeJitKernels) {
   const auto& c = GetParam();
-  const Layout blocked = cpu::onednn::PreferredBlockedLayout();
-  const char* to = blocked == Layout::kBlocked16 ? "blocked16" : "blocked8";
   Tensor x = RandomFloat(c.x, 11, -4.f, 4.f);
   std::vector<Tensor> extras;
   for (size_t i = 0; i < c.extras.size(); ++i) extras.push_back(RandomFloat(c.extras[i], 21 + static_cast<uint32_t>(i), 0.5f, 1.5f));
   Tensor expected = MakeTensor(DataType::kFloat32, x.shape(), x.data());
   ref::ApplyPostOps(expected, c.ops, extras);
-  auto bx = ReorderTo(AsValue(x), to);
-  ASSERT_TRUE(bx.ok()) << bx.status().ToString();
-  std::vector<BlockedValue> vals;
-  size_t e = 0;
-  for (const auto& op : c.ops) {
-    auto parsed = ParsePostOp(op);
-    ASSERT_TRUE(parsed.ok());
-    if (!parsed->is_binary()) continue;
-    if (parsed->kind == PostOp::Kind::kSum) {
-      auto b = ReorderTo(AsValue(extras[e]), to);
-      ASSERT_TRUE(b.ok());
-      vals.push_back(std::move(*b));
-    } else {
-      vals.push_back(AsValue(extras[e]));
-    }
-    ++e;
-  }
-  std::vector<const BlockedValue*> vin = {&*bx};
-  for (const auto& v : vals) vin.push_back(&v);
+  auto vals = BlockedInputs(x, extras, c.ops, PreferredBlockedName());
+  ASSERT_TRUE(vals.ok()) << vals.status().ToString();
+  std::vector<const BlockedValue*> vin;
+  for (const auto& v : *vals) vin.push_back(&v);
   NodeSpec spec{"Elementwise", "gpuhive", 1, {{"post_ops", AttrStrings(c.ops)}}};
   std::string impl;
   auto out = RunNodeLayouts(spec, vin, {}, [&](const Kernel& k) {
@@ -149,16 +130,16 @@ TEST_P(ElementwiseImplementationTest, BlockedChainsTakeJitKernels) {
 
 INSTANTIATE_TEST_SUITE_P(
     Elementwise, ElementwiseImplementationTest,
-    ::testing::Values(ImplCase{"hardswish", {1, 480, 14, 14}, {"hardswish"}, {}},
-                      ImplCase{"hardsigmoid_mul_full", {1, 480, 14, 14}, {"hardsigmoid:0.1666667:0.5", "mul"}, {{1, 480, 14, 14}}},
-                      ImplCase{"hardsigmoid_mul_se", {2, 96, 7, 7}, {"hardsigmoid:0.1666667:0.5", "mul"}, {{2, 96, 1, 1}}},
-                      ImplCase{"mul_se", {8, 672, 7, 7}, {"mul"}, {{8, 672, 1, 1}}},
-                      ImplCase{"mul_full", {1, 40, 28, 28}, {"mul"}, {{1, 40, 28, 28}}},
-                      ImplCase{"swish", {1, 112, 14, 14}, {"swish"}, {}},
-                      ImplCase{"sum_relu", {1, 64, 8, 8}, {"sum", "relu"}, {{1, 64, 8, 8}}},
-                      ImplCase{"add_bias_clip", {1, 32, 5, 5}, {"add", "clip:0:6"}, {{32, 1, 1}}},
-                      ImplCase{"sigmoid_mul_full", {1, 48, 10, 10}, {"sigmoid", "mul"}, {{1, 48, 10, 10}}}),
-    [](const ::testing::TestParamInfo<ImplCase>& info) { return std::string(info.param.name); });
+    ::testing::Values(EwCase{"hardswish", {1, 480, 14, 14}, {"hardswish"}, {}},
+                      EwCase{"hardsigmoid_mul_full", {1, 480, 14, 14}, {"hardsigmoid:0.1666667:0.5", "mul"}, {{1, 480, 14, 14}}},
+                      EwCase{"hardsigmoid_mul_se", {2, 96, 7, 7}, {"hardsigmoid:0.1666667:0.5", "mul"}, {{2, 96, 1, 1}}},
+                      EwCase{"mul_se", {8, 672, 7, 7}, {"mul"}, {{8, 672, 1, 1}}},
+                      EwCase{"mul_full", {1, 40, 28, 28}, {"mul"}, {{1, 40, 28, 28}}},
+                      EwCase{"swish", {1, 112, 14, 14}, {"swish"}, {}},
+                      EwCase{"sum_relu", {1, 64, 8, 8}, {"sum", "relu"}, {{1, 64, 8, 8}}},
+                      EwCase{"add_bias_clip", {1, 32, 5, 5}, {"add", "clip:0:6"}, {{32, 1, 1}}},
+                      EwCase{"sigmoid_mul_full", {1, 48, 10, 10}, {"sigmoid", "mul"}, {{1, 48, 10, 10}}}),
+    [](const ::testing::TestParamInfo<EwCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace gpuhive::testing

@@ -66,6 +66,15 @@ std::string InferHeader(size_t body_bytes) {
          "Content-Length: " + std::to_string(body_bytes) + "\r\n\r\n";
 }
 
+std::unique_ptr<HttpServer> Start(FakeService& service, HttpServerOptions o) {
+  o.port = 0;
+  o.idle_timeout_ms = 3000;
+  o.metrics = &service.metrics();
+  auto server = HttpServer::Start(&service, o);
+  EXPECT_TRUE(server.ok()) << server.status().ToString();
+  return server.ok() ? std::move(*server) : nullptr;
+}
+
 double Refusals(const FakeService& s, const char* reason) {
   return s.metrics().http_refusals_total->Labels({reason})->Value();
 }
@@ -73,36 +82,33 @@ double Refusals(const FakeService& s, const char* reason) {
 TEST(HttpLimits, UnfinishedBodiesAreCappedAcrossConnections) {
   FakeService service;
   HttpServerOptions o;
-  o.port = 0;
   o.max_body_bytes = 1 * MiB;
   o.max_buffered_body_bytes = 2 * MiB;
-  o.idle_timeout_ms = 3000;
-  o.metrics = &service.metrics();
-  auto server = HttpServer::Start(&service, o);
-  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto server = Start(service, o);
+  ASSERT_NE(server, nullptr);
   const size_t body = 900 * 1024;  // two fit in 2 MiB, the third does not
   std::vector<std::unique_ptr<RawConnection>> holders;
   for (int i = 0; i < 2; ++i) {
-    holders.push_back(std::make_unique<RawConnection>((*server)->port()));
+    holders.push_back(std::make_unique<RawConnection>(server->port()));
     ASSERT_TRUE(holders.back()->connected());
     holders.back()->Send(InferHeader(body) + std::string(1000, ' '));  // a small part of the body
   }
   usleep(200 * 1000);  // both headers read and their bytes reserved
-  RawConnection third((*server)->port());
+  RawConnection third(server->port());
   third.Send(InferHeader(body));
   std::string answer = third.Receive();
   EXPECT_NE(answer.find(" 503 "), std::string::npos) << answer;
   EXPECT_NE(answer.find("Retry-After: 1"), std::string::npos) << answer;
   EXPECT_EQ(Refusals(service, "body_bytes"), 1.0);
   // A small request still fits beside them; once a holder goes away its bytes are free again.
-  testing::HttpClient small((*server)->port());
+  testing::HttpClient small(server->port());
   EXPECT_EQ(small.Request("GET", "/v2/health/ready").status, 200);
   holders.pop_back();
   usleep(200 * 1000);
-  RawConnection fourth((*server)->port());
+  RawConnection fourth(server->port());
   fourth.Send(InferHeader(body) + std::string(1000, ' '));
   usleep(200 * 1000);
-  RawConnection fifth((*server)->port());
+  RawConnection fifth(server->port());
   fifth.Send(InferHeader(body));
   EXPECT_NE(fifth.Receive().find(" 503 "), std::string::npos);
   EXPECT_EQ(Refusals(service, "body_bytes"), 2.0);
@@ -111,16 +117,13 @@ TEST(HttpLimits, UnfinishedBodiesAreCappedAcrossConnections) {
 TEST(HttpLimits, ConnectionsAboveTheLimitGet503) {
   FakeService service;
   HttpServerOptions o;
-  o.port = 0;
   o.max_connections = 2;
-  o.idle_timeout_ms = 3000;
-  o.metrics = &service.metrics();
-  auto server = HttpServer::Start(&service, o);
-  ASSERT_TRUE(server.ok()) << server.status().ToString();
-  testing::HttpClient a((*server)->port()), b((*server)->port());
+  auto server = Start(service, o);
+  ASSERT_NE(server, nullptr);
+  testing::HttpClient a(server->port()), b(server->port());
   ASSERT_EQ(a.Request("GET", "/v2/health/live").status, 200);
   ASSERT_EQ(b.Request("GET", "/v2/health/live").status, 200);
-  RawConnection c((*server)->port());
+  RawConnection c(server->port());
   std::string answer = c.Receive();
   EXPECT_NE(answer.find(" 503 "), std::string::npos) << answer;
   EXPECT_EQ(Refusals(service, "connections"), 1.0);

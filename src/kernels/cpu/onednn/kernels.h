@@ -29,5 +29,6 @@ Factory MakeReorder;      // gpuhive.Reorder
 Factory MakeLstm;
 Factory MakeGru;
 Factory MakeRnn;
+Factory MakeAttention;  // gpuhive.Attention
 
 }  // namespace gpuhive::cpu::onednn

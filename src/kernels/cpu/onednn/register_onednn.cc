@@ -28,6 +28,7 @@ void RegisterOnednnKernels(KernelRegistry& registry) {
   registry.Register("", "LSTM", MakeLstm);
   registry.Register("", "GRU", MakeGru);
   registry.Register("", "RNN", MakeRnn);
+  registry.Register("gpuhive", "Attention", MakeAttention);
 }
 
 }  // namespace gpuhive::cpu

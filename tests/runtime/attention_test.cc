@@ -1,0 +1,117 @@
+// Attention fusion end to end (issue 15): the scaled dot-product attention a transformer exporter
+// writes (head transposes, MatMul, scaling, mask Add, Softmax, MatMul, transpose back) becomes one
+// gpuhive.Attention node, and the optimized model computes what the graph as imported computes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "gpuhive/onnx_import.h"
+#include "gpuhive/passes.h"
+#include "gpuhive/runtime.h"
+#include "graph/onnx_test_util.h"
+#include "support/kernel_harness.h"
+
+namespace gpuhive {
+namespace {
+using namespace gpuhive::testing;  // NOLINT
+constexpr int kF = onnx::TensorProto::FLOAT;
+constexpr int64_t kB = 2, kS = 5, kH = 3, kD = 4;
+
+struct Variant {
+  const char* scaling;  // "Div", "Mul" or "" (none)
+  bool mask;
+  bool probs_also_output;  // the Softmax result is a graph output: must not fuse
+};
+
+onnx::ModelProto AttentionModel(const Variant& v) {
+  auto m = MakeModel(13);
+  auto* g = m.mutable_graph();
+  for (const char* n : {"q", "k", "v"}) AddInput(g, n, kF, {int64_t{kB}, int64_t{kS}, int64_t{kH}, int64_t{kD}});
+  AddIntsAttr(AddNode(g, "Transpose", {"q"}, {"qt"}), "perm", {0, 2, 1, 3});
+  AddIntsAttr(AddNode(g, "Transpose", {"k"}, {"kt"}), "perm", {0, 2, 3, 1});
+  AddIntsAttr(AddNode(g, "Transpose", {"v"}, {"vt"}), "perm", {0, 2, 1, 3});
+  AddNode(g, "MatMul", {"qt", "kt"}, {"s0"});
+  std::string s = "s0";
+  if (std::string(v.scaling) == "Div" || std::string(v.scaling) == "Mul") {
+    AddFloatInit(g, "c", {}, {std::string(v.scaling) == "Div" ? 2.f : 0.5f});
+    AddNode(g, v.scaling, {"s0", "c"}, {"s1"});
+    s = "s1";
+  }
+  if (v.mask) {
+    AddInput(g, "mask", kF, {int64_t{kB}, int64_t{1}, int64_t{1}, int64_t{kS}});
+    AddNode(g, "Add", {"mask", s}, {"s2"});  // mask first: the operand order must not matter
+    s = "s2";
+  }
+  AddIntAttr(AddNode(g, "Softmax", {s}, {"p"}), "axis", -1);
+  AddNode(g, "MatMul", {"p", "vt"}, {"o"});
+  AddIntsAttr(AddNode(g, "Transpose", {"o"}, {"y"}), "perm", {0, 2, 1, 3});
+  AddOutput(g, "y", kF, {int64_t{kB}, int64_t{kS}, int64_t{kH}, int64_t{kD}});
+  if (v.probs_also_output) AddOutput(g, "p", kF, {int64_t{kB}, int64_t{kH}, int64_t{kS}, int64_t{kS}});
+  return m;
+}
+
+int CountOp(const ir::Graph& g, const std::string& domain, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.nodes()) n += node->domain == domain && node->op_type == op;
+  return n;
+}
+
+class AttentionFusionTest : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(AttentionFusionTest, FusesAndMatchesTheUnfusedGraph) {
+  const Variant& v = GetParam();
+  const std::string bytes = Serialize(AttentionModel(v));
+  auto fused = ImportOnnxBytes(bytes);
+  ASSERT_TRUE(fused.ok()) << fused.status().ToString();
+  ASSERT_TRUE(OptimizeModel(**fused, {}).ok());
+  const int expect = v.probs_also_output ? 0 : 1;
+  EXPECT_EQ(CountOp(*(*fused)->graph, "gpuhive", "Attention"), expect);
+  if (expect == 1) {
+    EXPECT_EQ(CountOp(*(*fused)->graph, "", "Transpose"), 0);
+    EXPECT_EQ(CountOp(*(*fused)->graph, "", "Softmax"), 0);
+  }
+  // A backend without the fused op keeps the graph as it was.
+  auto cuda_like = ImportOnnxBytes(bytes);
+  ASSERT_TRUE(cuda_like.ok());
+  OptimizeOptions no_attention;
+  no_attention.supports = [](const std::string&, const std::string& op) { return op != "Attention"; };
+  ASSERT_TRUE(OptimizeModel(**cuda_like, no_attention).ok());
+  EXPECT_EQ(CountOp(*(*cuda_like)->graph, "gpuhive", "Attention"), 0);
+
+  std::vector<Tensor> inputs;
+  for (uint32_t i = 0; i < 3; ++i) inputs.push_back(RandomFloat({kB, kS, kH, kD}, 10 + i, -2.f, 2.f));
+  if (v.mask) {
+    Tensor m = RandomFloat({kB, 1, 1, kS}, 20, -1.f, 0.f);
+    m.as<float>()[1] = -std::numeric_limits<float>::infinity();  // a masked-out column
+    inputs.push_back(std::move(m));
+  }
+  std::vector<TensorView> views;
+  for (const Tensor& t : inputs) views.push_back(t.view());
+  std::vector<std::vector<Tensor>> results;
+  for (bool optimize : {false, true}) {
+    auto model = ImportOnnxBytes(bytes);
+    ASSERT_TRUE(model.ok());
+    CompileOptions co;
+    co.optimize = optimize;
+    co.num_threads = 2;
+    auto compiled = CompiledModel::Create(std::move(*model), co);
+    ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+    ExecutionContext ctx({});
+    auto out = (*compiled)->Run(ctx, views);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    results.push_back(std::move(*out));
+  }
+  EXPECT_TRUE(TensorNear(results[1][0], results[0][0], 1e-5, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Attention, AttentionFusionTest,
+                         ::testing::Values(Variant{"Div", true, false}, Variant{"Mul", false, false},
+                                           Variant{"", true, false}, Variant{"Div", true, true}),
+                         [](const ::testing::TestParamInfo<Variant>& info) {
+                           return std::string(info.param.scaling[0] ? info.param.scaling : "NoScale") +
+                                  (info.param.mask ? "_mask" : "") + (info.param.probs_also_output ? "_probs_used" : "");
+                         });
+
+}  // namespace
+}  // namespace gpuhive
