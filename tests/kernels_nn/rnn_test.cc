@@ -1,5 +1,8 @@
 #include <cmath>
+#include <string>
 
+#include "kernels/cpu/onednn/common.h"
+#include "kernels_nn/blocked_harness.h"
 #include "kernels_nn/reference.h"
 
 namespace gpuhive::testing {
@@ -9,12 +12,23 @@ float Sig(float x) { return 1.f / (1.f + std::exp(-x)); }
 
 enum class Cell { kLstm, kGru, kRnn };
 
+// Which implementation the kernel must report after Prepare (kAny: not checked).
+enum class Path { kAny, kOneDnn, kLoops };
+constexpr char kLoops[] = "gpuhive:rnn_loops";
+
 struct RnnSetup {
   Cell cell;
   int64_t seq = 4, batch = 3, input = 5, hidden = 4;
   int dirs = 1;
   bool reverse = false, bias = true, init = true, peephole = false, lens = false, lbr = false;
   int layout = 0;
+  bool full_lens = false;        // sequence_lens given, every entry the full length
+  bool no_c0 = false;            // with init: initial_h only (LSTM)
+  bool constant_weights = false;  // W, R, B, P visible while preparing, as initializers are
+  int outputs = 0;                // 0: all (3 for LSTM, 2 otherwise); 1: Y only
+  Path path = Path::kAny;
+  std::map<std::string, ir::Attribute> extra_attrs;  // attributes that do not change the result
+  int threads = 1;
 };
 
 // Plain per-step reference in layout 0 (x [seq, batch, input]); returns Y, Y_h, Y_c.
@@ -103,6 +117,21 @@ Tensor Swap01(const Tensor& t) {
   return MakeFloat(s, out);
 }
 
+// oneDNN 2.6's LSTM has an optimized (brgemm) implementation from AVX-512 on; below that it offers
+// only "ref" and the kernel rightly keeps its loops, so the path checks expect those there.
+bool OneDnnHasFastLstm() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return (isa & avx512) == avx512;
+}
+
+double RelativeL2(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = ToDoubles(a), y = ToDoubles(b);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) num += (x[i] - y[i]) * (x[i] - y[i]), den += y[i] * y[i];
+  return x.size() != y.size() ? 1.0 : den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
 void RunCase(const RnnSetup& s) {
   const int64_t G = s.cell == Cell::kLstm ? 4 : s.cell == Cell::kGru ? 3 : 1, H = s.hidden;
   Tensor x = RandomFloat({s.seq, s.batch, s.input}, 1);
@@ -113,10 +142,10 @@ void RunCase(const RnnSetup& s) {
   Tensor p = RandomFloat({s.dirs, 3 * H}, 7, -0.5f, 0.5f);
   std::vector<int> lens;
   if (s.lens) {
-    for (int64_t i = 0; i < s.batch; ++i) lens.push_back(static_cast<int>(s.seq - (i % s.seq)));
+    for (int64_t i = 0; i < s.batch; ++i) lens.push_back(static_cast<int>(s.full_lens ? s.seq : s.seq - (i % s.seq)));
   }
   auto expected = RefRnn(s, x, w, r, s.bias ? &b : nullptr, lens, s.init ? &h0 : nullptr,
-                         s.init && s.cell == Cell::kLstm ? &c0 : nullptr, s.peephole ? &p : nullptr);
+                         s.init && !s.no_c0 && s.cell == Cell::kLstm ? &c0 : nullptr, s.peephole ? &p : nullptr);
   std::vector<int> lens_data = lens.empty() ? std::vector<int>(static_cast<size_t>(s.batch), 0) : lens;
   Tensor lens_t = MakeTensor(DataType::kInt32, {s.batch}, lens_data.data());
   const char* op = s.cell == Cell::kLstm ? "LSTM" : s.cell == Cell::kGru ? "GRU" : "RNN";
@@ -124,19 +153,64 @@ void RunCase(const RnnSetup& s) {
                 {{"hidden_size", AttrInt(H)},
                  {"direction", AttrString(s.dirs == 2 ? "bidirectional" : s.reverse ? "reverse" : "forward")},
                  {"layout", AttrInt(s.layout)}},
-                s.cell == Cell::kLstm ? 3 : 2};
+                s.outputs > 0 ? s.outputs : s.cell == Cell::kLstm ? 3 : 2};
   if (s.cell == Cell::kGru) spec.attrs["linear_before_reset"] = AttrInt(s.lbr);
+  for (const auto& [name, value] : s.extra_attrs) spec.attrs[name] = value;
   Tensor xl = s.layout ? Swap01(x) : MakeTensor(DataType::kFloat32, x.shape(), x.data());
   Tensor h0l = s.layout ? Swap01(h0) : MakeTensor(DataType::kFloat32, h0.shape(), h0.data());
   Tensor c0l = s.layout ? Swap01(c0) : MakeTensor(DataType::kFloat32, c0.shape(), c0.data());
   std::vector<const Tensor*> in = {&xl, &w, &r, s.bias ? &b : nullptr, s.lens ? &lens_t : nullptr, s.init ? &h0l : nullptr};
   if (s.cell == Cell::kLstm) {
-    in.push_back(s.init ? &c0l : nullptr);
+    in.push_back(s.init && !s.no_c0 ? &c0l : nullptr);
     in.push_back(s.peephole ? &p : nullptr);
   }
   while (!in.empty() && in.back() == nullptr) in.pop_back();
-  auto out = RunNode(spec, in);
+  std::vector<int> constants;
+  if (s.constant_weights) constants = {1, 2, 3, 7};
+  StatusOr<std::vector<Tensor>> out = Internal("not run");
+  if (s.path == Path::kAny) {
+    RunOptions options;
+    options.constant_inputs = constants;
+    options.num_threads = s.threads;
+    out = RunNode(spec, in, options);
+  } else {
+    std::string impl;
+    std::vector<BlockedValue> values;
+    values.reserve(in.size());
+    std::vector<const BlockedValue*> value_ptrs;
+    for (const Tensor* t : in) {
+      if (t != nullptr) values.push_back(AsValue(*t));
+      value_ptrs.push_back(t != nullptr ? &values.back() : nullptr);
+    }
+    auto absent = [&](int c) { return c >= static_cast<int>(in.size()) || in[c] == nullptr; };
+    constants.erase(std::remove_if(constants.begin(), constants.end(), absent), constants.end());
+    auto blocked = RunNodeLayouts(spec, value_ptrs, constants, [&](const Kernel& k) {
+      const auto* info = dynamic_cast<const cpu::onednn::ImplementationInfo*>(&k);
+      ASSERT_NE(info, nullptr) << "the RNN kernels report their implementation";
+      impl = info->implementation();
+    });
+    ASSERT_TRUE(blocked.ok()) << blocked.status().ToString();
+    if (s.path == Path::kLoops || !OneDnnHasFastLstm()) {
+      EXPECT_EQ(impl, kLoops);
+    } else {
+      EXPECT_NE(impl, kLoops) << "this LSTM should run on oneDNN's LSTM primitive, not the per-step loops";
+      EXPECT_FALSE(impl.empty());
+      EXPECT_NE(impl.rfind("ref", 0), 0u) << "oneDNN reference implementation chosen: " << impl;
+    }
+    std::vector<Tensor> tensors;
+    for (const BlockedValue& v : *blocked) tensors.push_back(MakeTensor(v.dtype, v.shape, v.storage.data()));
+    out = std::move(tensors);
+  }
   ASSERT_TRUE(out.ok()) << out.status().ToString();
+  if (s.cell == Cell::kLstm && spec.attrs.count("clip") == 0) {
+    // The per-step loops (forced by a clip no value reaches) are what the primitive replaced for
+    // the common LSTM: both agree within 1e-5 relative L2 on every output.
+    NodeSpec loops = spec;
+    loops.attrs["clip"] = AttrFloat(1e30f);
+    auto looped = RunNode(loops, in);
+    ASSERT_TRUE(looped.ok()) << looped.status().ToString();
+    for (size_t i = 0; i < out->size(); ++i) EXPECT_LE(RelativeL2((*out)[i], (*looped)[i]), 1e-5) << "output " << i;
+  }
   Tensor y = MakeTensor(DataType::kFloat32, (*out)[0].shape(), (*out)[0].data());
   if (s.layout) {
     // [batch, seq, dirs, H] -> [seq, dirs, batch, H]
@@ -150,9 +224,10 @@ void RunCase(const RnnSetup& s) {
     y = MakeFloat({s.seq, s.dirs, s.batch, H}, v);
   }
   EXPECT_TRUE(TensorNear(y, expected[0], 1e-4, 1e-4)) << "Y";
+  if (out->size() < 2) return;
   Tensor yh = s.layout ? Swap01((*out)[1]) : MakeTensor(DataType::kFloat32, (*out)[1].shape(), (*out)[1].data());
   EXPECT_TRUE(TensorNear(yh, expected[1], 1e-4, 1e-4)) << "Y_h";
-  if (s.cell == Cell::kLstm) {
+  if (s.cell == Cell::kLstm && out->size() > 2) {
     Tensor yc = s.layout ? Swap01((*out)[2]) : MakeTensor(DataType::kFloat32, (*out)[2].shape(), (*out)[2].data());
     EXPECT_TRUE(TensorNear(yc, expected[2], 1e-4, 1e-4)) << "Y_c";
   }
@@ -174,9 +249,115 @@ TEST(Lstm, ReverseLayout1NoBiasNoInit) {
   s.init = false;
   RunCase(s);
 }
+// The common LSTM (default activations, no clip, input_forget 0) must run on oneDNN's LSTM primitive
+// in every direction, layout, batch size, with or without bias, initial states and peepholes, with
+// weights known while preparing or only at run time: the per-step loops are several times slower.
+TEST(LstmOneDnn, CommonCasesTakeThePrimitive) {
+  int n = 0;
+  for (int dirs : {1, 2}) {
+    for (bool reverse : {false, true}) {
+      if (dirs == 2 && reverse) continue;
+      for (int layout : {0, 1}) {
+        for (bool peephole : {false, true}) {
+          for (int64_t batch : {1, 3}) {
+            for (bool constant : {false, true}) {
+              RnnSetup s{Cell::kLstm};
+              s.dirs = dirs, s.reverse = reverse, s.layout = layout, s.peephole = peephole, s.batch = batch;
+              s.constant_weights = constant;
+              s.bias = n % 3 != 1;
+              s.init = n % 4 != 2;
+              s.outputs = n % 5 == 3 ? 1 : n % 5 == 4 ? 2 : 0;
+              s.no_c0 = n % 7 == 5;
+              s.path = Path::kOneDnn;
+              ++n;
+              SCOPED_TRACE(::testing::Message() << "dirs " << dirs << " reverse " << reverse << " layout " << layout
+                                                << " peephole " << peephole << " batch " << batch << " constant "
+                                                << constant << " bias " << s.bias << " init " << s.init
+                                                << " outputs " << s.outputs << " no_c0 " << s.no_c0);
+              RunCase(s);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// audio_lstm's layers: 49 steps, 40 and 128 inputs, 128 hidden, batch 1 and 8.
+TEST(LstmOneDnn, AudioLstmShapes) {
+  for (int64_t input : {40, 128}) {
+    for (int64_t batch : {1, 8}) {
+      RnnSetup s{Cell::kLstm};
+      s.seq = 49, s.batch = batch, s.input = input, s.hidden = 128;
+      s.constant_weights = true;
+      s.path = Path::kOneDnn;
+      SCOPED_TRACE(::testing::Message() << "input " << input << " batch " << batch);
+      RunCase(s);
+    }
+  }
+}
+
+// Explicitly given default activations are still the primitive's.
+TEST(LstmOneDnn, ExplicitDefaultActivations) {
+  RnnSetup s{Cell::kLstm};
+  s.dirs = 2;
+  s.extra_attrs["activations"] = AttrStrings({"Sigmoid", "Tanh", "Tanh", "sigmoid", "tanh", "tanh"});
+  s.path = Path::kOneDnn;
+  RunCase(s);
+}
+
+// sequence_lens all equal to the sequence length: the primitive; unequal lengths fall back to the
+// loops at run time (the prepared kernel still reports the primitive).
+TEST(LstmOneDnn, SequenceLens) {
+  RnnSetup s{Cell::kLstm};
+  s.dirs = 2, s.peephole = true, s.lens = true, s.full_lens = true;
+  s.path = Path::kOneDnn;
+  RunCase(s);
+  s.full_lens = false;
+  RunCase(s);
+  s.layout = 1;
+  RunCase(s);
+}
+
+// Large enough steps run the primitive on the run's threads.
+TEST(LstmOneDnn, LargeStepsOnTwoThreads) {
+  RnnSetup s{Cell::kLstm};
+  s.seq = 3, s.batch = 130, s.input = 8, s.hidden = 128, s.dirs = 2, s.layout = 1;
+  s.constant_weights = true;
+  s.threads = 2;
+  RunCase(s);
+}
+
+// What oneDNN's LSTM cannot compute stays on the loops.
+TEST(LstmOneDnn, OtherAttributesTakeTheLoops) {
+  RnnSetup s{Cell::kLstm};
+  s.path = Path::kLoops;
+  s.extra_attrs["clip"] = AttrFloat(100.f);  // large enough to leave the reference's values alone
+  RunCase(s);
+  using Attrs = std::map<std::string, ir::Attribute>;
+  Tensor x = RandomFloat({2, 1, 3}, 1), w = RandomFloat({1, 16, 3}, 2), r = RandomFloat({1, 16, 4}, 3);
+  for (const Attrs& attrs : {Attrs{{"input_forget", AttrInt(1)}},
+                             Attrs{{"activations", AttrStrings({"HardSigmoid", "Tanh", "Tanh"})}},
+                             Attrs{{"activations", AttrStrings({"Sigmoid", "Tanh", "Relu"})}}}) {
+    NodeSpec spec{"LSTM", "", 14, attrs, 3};
+    spec.attrs["hidden_size"] = AttrInt(4);
+    BlockedValue vx = AsValue(x), vw = AsValue(w), vr = AsValue(r);
+    std::string impl;
+    auto out = RunNodeLayouts(spec, {&vx, &vw, &vr}, {1, 2}, [&](const Kernel& k) {
+      const auto* info = dynamic_cast<const cpu::onednn::ImplementationInfo*>(&k);
+      ASSERT_NE(info, nullptr);
+      impl = info->implementation();
+    });
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(impl, kLoops) << attrs.begin()->first;
+  }
+}
+
 TEST(Gru, DefaultAndLinearBeforeReset) {
   RnnSetup s{Cell::kGru};
+  s.path = Path::kLoops;
   RunCase(s);
+  s.path = Path::kAny;
   s.lbr = true;
   s.dirs = 2;
   s.lens = true;
@@ -184,7 +365,9 @@ TEST(Gru, DefaultAndLinearBeforeReset) {
 }
 TEST(Rnn, ForwardReverseLayout1) {
   RnnSetup s{Cell::kRnn};
+  s.path = Path::kLoops;
   RunCase(s);
+  s.path = Path::kAny;
   s.reverse = true;
   s.layout = 1;
   RunCase(s);

@@ -21,6 +21,8 @@ void SetThreads(int num_threads) {
   if (omp_get_max_threads() != num_threads) omp_set_num_threads(num_threads);
 }
 
+ThreadScope::ThreadScope(int num_threads) : previous_(omp_get_max_threads()) { SetThreads(num_threads); }
+
 Dims ToDims(const Shape& shape) { return Dims(shape.begin(), shape.end()); }
 
 Tag PlainTag(size_t rank) {

@@ -30,6 +30,19 @@ dnnl::stream& ThreadStream();
 // Makes the calling thread's OpenMP team size match the run's thread budget (cheap when unchanged).
 void SetThreads(int num_threads);
 
+// Sets the calling thread's OpenMP team size for a scope and restores the previous one after it,
+// for kernels that run part of their work on fewer threads than the run's budget.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int num_threads);
+  ~ThreadScope() { SetThreads(previous_); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int previous_;
+};
+
 // Runs `f` (returning Status) and turns oneDNN and standard exceptions into a Status naming `what`.
 template <typename F>
 Status Guard(const std::string& what, F&& f) {
@@ -89,13 +102,15 @@ dnnl::primitive_attr ScratchAttr();
 // to three orders of magnitude slower than its JIT or GEMM implementations.
 bool IsReferenceImpl(const dnnl::primitive_desc_base& pd);
 
-// Implemented by kernels whose primary oneDNN primitive is chosen among several memory formats,
-// so tests and diagnostics can ask which implementation oneDNN picked.
+// Implemented by kernels whose primary oneDNN primitive is chosen among several memory formats or
+// that choose between a oneDNN primitive and their own loops, so tests and diagnostics can ask
+// which implementation runs.
 class ImplementationInfo {
  public:
   virtual ~ImplementationInfo() = default;
   // oneDNN's name of the primary primitive's implementation after Prepare ("jit:avx512_core",
-  // "x64:gemm:jit", "ref:any"); empty before Prepare.
+  // "x64:gemm:jit", "ref:any", "brgemm"), or "gpuhive:..." for a kernel's own loops; empty before
+  // Prepare.
   virtual const std::string& implementation() const = 0;
 };
 

@@ -1,16 +1,21 @@
 // LSTM, GRU and RNN (ONNX semantics, every attribute): the input projection of all time steps is one
 // oneDNN sgemm, each step's recurrent projection another, and the gates are plain loops. This keeps
 // ONNX gate orders, activations, clip, peepholes, sequence_lens and both layouts exact without
-// oneDNN's more restricted RNN primitive.
+// oneDNN's more restricted RNN primitive. LSTMs that the primitive computes exactly (the common
+// case, see rnn_onednn.h) run on it instead, several times faster: its gate math is JIT-compiled
+// and vectorized where these loops call libm per element.
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <string>
 
+#include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
 #include "kernels/cpu/onednn/kernels.h"
+#include "kernels/cpu/onednn/rnn_onednn.h"
 
 namespace gpuhive::cpu::onednn {
 namespace {
@@ -93,7 +98,10 @@ StatusOr<std::vector<Activation>> ParseActivations(const ir::Node& node, const s
   return out;
 }
 
-class RnnKernel final : public Kernel {
+// Reported by implementation() when the kernel runs its own per-step loops.
+constexpr char kLoopImplementation[] = "gpuhive:rnn_loops";
+
+class RnnKernel final : public Kernel, public ImplementationInfo {
  public:
   explicit RnnKernel(CellKind kind) : kind_(kind), gates_(kind == CellKind::kLstm ? 4 : kind == CellKind::kGru ? 3 : 1) {}
 
@@ -179,13 +187,77 @@ class RnnKernel final : public Kernel {
     nacts_ = defaults.size();
 
     WorkspacePlan ws;
+    implementation_ = kLoopImplementation;
+    primitive_.reset();
+    if (PrimitiveComputesExactly()) {
+      LstmPrimitive::Options o;
+      o.dirs = dirs_, o.reverse_only = reverse_only_, o.layout = layout_;
+      o.seq = seq_, o.batch = batch_, o.input = input_, o.hidden = hidden_;
+      o.has_b = has_b_, o.has_h0 = has_h0_, o.has_c0 = has_c0_, o.has_p = has_p_;
+      o.want_y = ctx.num_outputs() > 0 && ctx.has_output(0);
+      o.want_yh = ctx.num_outputs() > 1 && ctx.has_output(1);
+      o.want_yc = ctx.num_outputs() > 2 && ctx.has_output(2);
+      WorkspacePlan with_primitive = ws;
+      auto primitive = LstmPrimitive::Create(ctx, o, with_primitive);
+      if (primitive.ok()) {
+        ws = with_primitive;
+        primitive_ = std::move(primitive).value();
+        implementation_ = primitive_->implementation();
+      } else {
+        GH_LOG_DEBUG("kernels", "{}: per-step loops instead of oneDNN's LSTM: {}", node.Describe(),
+                     primitive.status().ToString());
+      }
+    }
+    // The loops' buffers are needed also with the primitive when sequence_lens may differ.
+    if (primitive_ != nullptr && !has_lens_) {
+      ctx.RequestWorkspace(ws.total());
+      return DeclareOutputs(ctx);
+    }
     ws_xw_ = ws.Add(sizeof(float) * static_cast<size_t>(seq_ * batch_ * gh));
     ws_hr_ = ws.Add(sizeof(float) * static_cast<size_t>(batch_ * gh));
     ws_h_ = ws.Add(sizeof(float) * static_cast<size_t>(batch_ * hidden_));
     ws_c_ = ws.Add(sizeof(float) * static_cast<size_t>(batch_ * hidden_));
     ws_tmp_ = ws.Add(sizeof(float) * static_cast<size_t>(batch_ * hidden_));
     ctx.RequestWorkspace(ws.total());
+    return DeclareOutputs(ctx);
+  }
 
+  Status Run(RunContext& ctx) const override {
+    if (primitive_ != nullptr) {
+      ASSIGN_OR_RETURN(bool full, AllSequencesFull(ctx));
+      if (full) return primitive_->Run(ctx);
+    }
+    SetThreads(ctx.num_threads());
+    for (int64_t d = 0; d < dirs_; ++d) RETURN_IF_ERROR(RunDirection(ctx, d, reverse_only_ || d == 1));
+    return Status::OK();
+  }
+
+  const std::string& implementation() const override { return implementation_; }
+
+ private:
+  // oneDNN's LSTM has no clip, no coupled input-forget gate and fixed activations.
+  bool PrimitiveComputesExactly() const {
+    if (kind_ != CellKind::kLstm || has_clip_ || input_forget_ != 0) return false;
+    for (size_t i = 0; i < acts_.size(); ++i) {
+      const Activation::Kind want = i % nacts_ == 0 ? Activation::kSigmoid : Activation::kTanh;
+      if (acts_[i].kind != want) return false;
+    }
+    return true;
+  }
+
+  // Whether every batch entry runs the whole sequence (sequence_lens absent or all seq_).
+  StatusOr<bool> AllSequencesFull(const RunContext& ctx) const {
+    if (!has_lens_) return true;
+    for (int64_t b = 0; b < batch_; ++b) {
+      int64_t v = lens_dtype_ == DataType::kInt32 ? ctx.input(4).as<int32_t>()[b] : ctx.input(4).as<int64_t>()[b];
+      if (v < 0 || v > seq_) return InvalidArgument("sequence_lens[{}] = {} outside [0, {}]", b, v, seq_);
+      if (v != seq_) return false;
+    }
+    return true;
+  }
+
+  Status DeclareOutputs(PrepareContext& ctx) const {
+    const Shape state_shape = layout_ == 0 ? Shape{dirs_, batch_, hidden_} : Shape{batch_, dirs_, hidden_};
     const Shape y_shape = layout_ == 0 ? Shape{seq_, dirs_, batch_, hidden_} : Shape{batch_, seq_, dirs_, hidden_};
     if (ctx.num_outputs() > 0 && ctx.has_output(0)) ctx.SetOutput(0, DataType::kFloat32, y_shape);
     if (ctx.num_outputs() > 1 && ctx.has_output(1)) ctx.SetOutput(1, DataType::kFloat32, state_shape);
@@ -195,13 +267,6 @@ class RnnKernel final : public Kernel {
     return Status::OK();
   }
 
-  Status Run(RunContext& ctx) const override {
-    SetThreads(ctx.num_threads());
-    for (int64_t d = 0; d < dirs_; ++d) RETURN_IF_ERROR(RunDirection(ctx, d, reverse_only_ || d == 1));
-    return Status::OK();
-  }
-
- private:
   // State offset of (dir, batch) in initial_h / Y_h / Y_c.
   int64_t StateIndex(int64_t d, int64_t b) const {
     return layout_ == 0 ? (d * batch_ + b) * hidden_ : (b * dirs_ + d) * hidden_;
@@ -245,6 +310,8 @@ class RnnKernel final : public Kernel {
       }
     }
     float* y = ctx.num_outputs() > 0 && ctx.has_output(0) ? ctx.output(0).as<float>() : nullptr;
+    // Small steps on this thread only (see kRnnParallelStepMacs); the projection above had the team.
+    ThreadScope step_threads(batch_ * gh * H >= kRnnParallelStepMacs ? ctx.num_threads() : 1);
     for (int64_t step = 0; step < seq_; ++step) {
       // Recurrent projection H_{t-1} R^T (for GRU without linear_before_reset the h gate is redone below).
       if (dnnl_sgemm('N', 'T', batch_, gh, H, 1.f, h, H, r, H, 0.f, hr, gh) != dnnl_success) {
@@ -345,6 +412,8 @@ class RnnKernel final : public Kernel {
   std::vector<Activation> acts_;
   size_t nacts_ = 1;
   size_t ws_xw_ = 0, ws_hr_ = 0, ws_h_ = 0, ws_c_ = 0, ws_tmp_ = 0;
+  std::unique_ptr<LstmPrimitive> primitive_;  // set when oneDNN's LSTM computes this node exactly
+  std::string implementation_;
 };
 
 }  // namespace
