@@ -25,7 +25,8 @@ struct ModelLease::Entry {
   ModelConfig config;
   std::string path;           // the .onnx file; empty for models added from memory
   bool from_repository = false;
-  int64_t mtime_ns = 0;
+  int64_t mtime_ns = 0;       // of the file registered (poll mode compares it)
+  uint64_t file_bytes = 0;
   ModelState state = ModelState::kOnDisk;
   Status last_error;
   // Host tier: the imported graph (constants in host memory), so a swap-in only clones the graph
@@ -358,6 +359,7 @@ Status ModelManager::RegisterLocked(RepositoryModel model) {
     e->path = f.path;
     e->from_repository = true;
     e->mtime_ns = f.mtime_ns;
+    e->file_bytes = f.file_bytes;
     e->estimated_bytes = f.file_bytes;
     e->state = ModelState::kOnDisk;
     if (e->config.memory_limit_bytes > 0) limits_->SetOwnerLimit(e->owner, e->config.memory_limit_bytes);
@@ -551,23 +553,23 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
     state = e.state;
   }
   if (state == ModelState::kLoadingHost) {
-    // Disk tier (memory-mapped) -> host tier (the imported graph, or the bytes for graphs with
-    // subgraphs).
-    auto mapped = MappedFile::Open(e.path);
-    if (!mapped.ok()) return fail(mapped.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+    // Disk tier -> host tier (the imported graph, or the bytes for graphs with subgraphs). Read,
+    // not mapped: the file may be truncated or rewritten meanwhile (ReadModelFile).
+    auto file = ReadModelFile(e.path);
+    if (!file.ok()) return fail(file.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
     ImportOptions io;
     io.base_dir = std::filesystem::path(e.path).parent_path().string();
-    auto imported = ImportOnnxBytes(std::string_view(mapped->data(), mapped->size()), io);
+    auto imported = ImportOnnxBytes(*file, io);
     if (!imported.ok()) return fail(imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
     Buffer host;
     size_t host_bytes = 0;
     std::unique_ptr<ir::Model> host_model;
     if (HasSubgraphs(*(*imported)->graph)) {
-      auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(mapped->size(), 1));
+      auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(file->size(), 1));
       if (!buf.ok()) return fail(buf.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
-      if (mapped->size() > 0) std::memcpy(buf->data(), mapped->data(), mapped->size());
+      if (!file->empty()) std::memcpy(buf->data(), file->data(), file->size());
       host = std::move(*buf);
-      host_bytes = mapped->size();
+      host_bytes = file->size();
     } else {
       host_model = std::move(*imported);
       if (options_.host_resource != DefaultHostResource()) {
@@ -581,7 +583,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
       e.host_copy = std::move(host);
       e.host_model = std::move(host_model);
       e.host_bytes = host_bytes;
-      if (e.estimated_bytes == 0) e.estimated_bytes = mapped->size();
+      if (e.estimated_bytes == 0) e.estimated_bytes = file->size();
       SetStateLocked(e, ModelState::kInHost);
       SetStateLocked(e, ModelState::kLoadingDevice);
     }
@@ -1018,11 +1020,10 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
         if (e.host_model != nullptr || e.host_copy.data() != nullptr) {
           model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
         } else if (!e.path.empty()) {
-          auto mapped = MappedFile::Open(e.path);
+          auto file = ReadModelFile(e.path);
           ImportOptions io;
           io.base_dir = std::filesystem::path(e.path).parent_path().string();
-          model = mapped.ok() ? ImportOnnxBytes(std::string_view(mapped->data(), mapped->size()), io)
-                              : StatusOr<std::unique_ptr<ir::Model>>(mapped.status());
+          model = file.ok() ? ImportOnnxBytes(*file, io) : StatusOr<std::unique_ptr<ir::Model>>(file.status());
         }
         if (model.ok()) {
           auto compiled = CompiledModel::Create(std::move(*model), co);
@@ -1232,6 +1233,16 @@ void ModelManager::PollRepository() {
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   std::lock_guard<std::mutex> lock(mu_);
+  // A new or changed file is taken only once two polls in a row saw the same size and mtime: one
+  // still being copied or written is left alone (a resident copy keeps serving) until it settled.
+  std::map<std::string, std::pair<uint64_t, int64_t>> seen;
+  for (const auto& [name, model] : scan.models) {
+    for (const auto& f : model.versions) seen[f.path] = {f.file_bytes, f.mtime_ns};
+  }
+  auto settled = [&](const ModelVersionFile& f) {
+    auto it = poll_seen_.find(f.path);
+    return it != poll_seen_.end() && it->second == std::make_pair(f.file_bytes, f.mtime_ns);
+  };
   // Removed models and versions (and changed files, which are reloaded from disk on next use).
   for (auto it = models_.begin(); it != models_.end();) {
     auto sit = scan.models.find(it->first);
@@ -1243,8 +1254,11 @@ void ModelManager::PollRepository() {
           if (f.version == e.version) file = &f;
         }
       }
-      bool gone = e.from_repository && file == nullptr;
-      bool changed = e.from_repository && file != nullptr && file->mtime_ns != e.mtime_ns;
+      // A model whose directory is there but cannot be scanned now (its file or config is being
+      // written) keeps what it has until the scan succeeds or the directory goes.
+      bool gone = e.from_repository && file == nullptr && scan.errors.count(it->first) == 0;
+      bool changed = e.from_repository && file != nullptr &&
+                     (file->mtime_ns != e.mtime_ns || file->file_bytes != e.file_bytes) && settled(*file);
       bool busy = e.leases > 0 || e.copy_in_flight || e.state == ModelState::kLoadingHost ||
                   e.state == ModelState::kLoadingDevice;
       if ((gone || changed) && !busy) {
@@ -1263,6 +1277,7 @@ void ModelManager::PollRepository() {
         }
         if (changed) {
           e.mtime_ns = file->mtime_ns;
+          e.file_bytes = file->file_bytes;
           e.estimated_bytes = file->file_bytes;
           e.device_bytes = 0;
           e.config = sit->second.config;
@@ -1278,9 +1293,12 @@ void ModelManager::PollRepository() {
     it = it->second.empty() ? models_.erase(it) : std::next(it);
   }
   for (auto& [name, model] : scan.models) {
+    std::erase_if(model.versions, [&](const ModelVersionFile& f) { return !settled(f); });
+    if (model.versions.empty()) continue;
     Status s = RegisterLocked(std::move(model));
     if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
   }
+  poll_seen_ = std::move(seen);
   // victims / hosts are freed after the lock is released (declared before the guard).
 }
 

@@ -1,11 +1,12 @@
 #include "gpuhive/residency/repository.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -118,41 +119,54 @@ StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) co
   return m;
 }
 
-StatusOr<MappedFile> MappedFile::Open(const std::string& path) {
+namespace {
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+// read(2) until `n` bytes or the end of the file; the count read, or -1 (errno set).
+ssize_t ReadFully(int fd, char* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, out + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+}  // namespace
+
+StatusOr<std::string> ReadModelFile(const std::string& path, uint64_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NotFound("cannot open '{}'", path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return Internal("cannot stat '{}'", path);
+  if (fd < 0) return NotFound("cannot open '{}': {}", path, std::strerror(errno));
+  FdCloser closer{fd};
+  struct stat before {};
+  if (::fstat(fd, &before) != 0) return DataLoss("cannot stat '{}': {}", path, std::strerror(errno));
+  if (!S_ISREG(before.st_mode)) return InvalidArgument("'{}' is not a regular file", path);
+  const uint64_t size = static_cast<uint64_t>(before.st_size);
+  if (size > max_bytes) return InvalidArgument("'{}' is {} bytes, more than the limit of {}", path, size, max_bytes);
+  std::string data(size, '\0');
+  ssize_t got = ReadFully(fd, data.data(), size);
+  if (got < 0) return DataLoss("reading '{}' failed: {}", path, std::strerror(errno));
+  if (static_cast<uint64_t>(got) != size) {
+    return DataLoss("'{}' shrank from {} to {} bytes while it was read (is it being written?)", path, size, got);
   }
-  MappedFile f;
-  f.size_ = static_cast<size_t>(st.st_size);
-  if (f.size_ > 0) {
-    void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      return Internal("mmap of '{}' failed", path);
-    }
-    f.data_ = static_cast<const char*>(p);
+  char extra = 0;
+  ssize_t more = ReadFully(fd, &extra, 1);
+  struct stat after {};
+  if (more != 0 || ::fstat(fd, &after) != 0 || !SameFile(before, after)) {
+    return DataLoss("'{}' changed while it was read (is it being written?); the next load retries", path);
   }
-  ::close(fd);
-  return f;
-}
-
-MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
-
-MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
-  if (this != &o) {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-    data_ = std::exchange(o.data_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-  }
-  return *this;
-}
-
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  return data;
 }
 
 }  // namespace gpuhive::residency

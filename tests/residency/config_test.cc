@@ -297,16 +297,19 @@ TEST_F(RepositoryTest, CorruptOnnxWithoutConfigIsDataLoss) {
   EXPECT_NE(m.status().message().find("bad"), std::string::npos);
 }
 
-TEST(MappedFile, MapsAndRefusesMissing) {
-  EXPECT_EQ(MappedFile::Open("/nonexistent/file").status().code(), StatusCode::kNotFound);
-  fs::path p = fs::temp_directory_path() / ("gh_mapped_" + std::to_string(::getpid()));
+TEST(ReadModelFile, ReadsWholeFilesAndRefusesOthers) {
+  EXPECT_EQ(ReadModelFile("/nonexistent/file").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadModelFile(fs::temp_directory_path().string()).status().code(), StatusCode::kInvalidArgument);
+  fs::path p = fs::temp_directory_path() / ("gh_read_" + std::to_string(::getpid()));
   std::ofstream(p, std::ios::binary) << "hello";
-  auto f = MappedFile::Open(p.string());
-  ASSERT_TRUE(f.ok());
-  ASSERT_EQ(f->size(), 5u);
-  EXPECT_EQ(std::string(f->data(), 5), "hello");
-  MappedFile moved = std::move(*f);
-  EXPECT_EQ(moved.size(), 5u);
+  auto f = ReadModelFile(p.string());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(*f, "hello");
+  EXPECT_EQ(ReadModelFile(p.string(), 4).status().code(), StatusCode::kInvalidArgument);
+  std::ofstream(p, std::ios::binary | std::ios::trunc);
+  auto empty = ReadModelFile(p.string());
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
   fs::remove(p);
 }
 

@@ -453,6 +453,7 @@ TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
   ASSERT_EQ(m->ListModels().size(), 1u);
   ASSERT_TRUE(m->Acquire("a").ok());
   AddModelDir("b");
+  m->Housekeep();  // a new file is taken once a second poll sees it unchanged (model_file_test)
   m->Housekeep();
   ASSERT_EQ(m->ListModels().size(), 2u);
   EXPECT_TRUE(m->Acquire("b").ok());

@@ -64,24 +64,12 @@ class ModelRepository {
   std::string root_;
 };
 
-// A read-only memory-mapped file: the disk tier. Move-only; unmaps on destruction.
-class MappedFile {
- public:
-  // Errors: kNotFound (cannot open), kInternal (mmap failed).
-  static StatusOr<MappedFile> Open(const std::string& path);
-  MappedFile() = default;
-  MappedFile(MappedFile&& o) noexcept;
-  MappedFile& operator=(MappedFile&& o) noexcept;
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile();
-
-  const char* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  const char* data_ = nullptr;
-  size_t size_ = 0;
-};
+// Reads a model file whole into memory: the disk tier's read. Plain read(2) calls, never a
+// memory mapping: another process may truncate or rewrite the file at any time (`cp new.onnx
+// model.onnx`), which turns a mapped page into SIGBUS but a read into a short count. A file whose
+// size or mtime changes while it is read is refused rather than returned half old, half new.
+// Errors: kNotFound (cannot open), kInvalidArgument (not a regular file, or larger than
+// `max_bytes`), kDataLoss (it shrank, grew or changed while read; a read error).
+StatusOr<std::string> ReadModelFile(const std::string& path, uint64_t max_bytes = 4ull << 30);
 
 }  // namespace gpuhive::residency
