@@ -14,6 +14,7 @@
 
 #include "gpuhive/logging.h"
 #include "gpuhive/onnx_import.h"
+#include "gpuhive/utf8.h"
 
 namespace gpuhive::residency {
 namespace fs = std::filesystem;
@@ -30,6 +31,20 @@ bool ParseVersionDir(const std::string& s, int64_t* v) {
 }
 
 }  // namespace
+
+Status ValidateModelName(std::string_view name) {
+  if (name.empty()) return InvalidArgument("a model name must not be empty");
+  if (name.size() > 255) return InvalidArgument("a model name is at most 255 bytes, got {}", name.size());
+  if (!IsValidUtf8(name)) return InvalidArgument("a model name must be UTF-8");
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgument("a model name must not contain control characters");
+    }
+    if (c == '/') return InvalidArgument("'{}' is not a model name: it contains '/'", name);
+  }
+  if (name[0] == '.') return InvalidArgument("'{}' is not a model name: it starts with '.'", name);
+  return Status::OK();
+}
 
 StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(const std::string& root) {
   std::error_code ec;
@@ -57,10 +72,16 @@ ScanResult ModelRepository::Scan() const {
   return result;
 }
 
+bool ModelRepository::HasModelDirectory(const std::string& name) const {
+  if (!ValidateModelName(name).ok()) return false;
+  std::error_code ec;
+  return fs::is_directory(fs::path(root_) / name, ec);
+}
+
 StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) const {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-    return InvalidArgument("'{}' is not a model name", name);
-  }
+  // Before any path is built from it: a NUL would cut the path short at another model's
+  // directory, a '/' or ".." would leave the repository.
+  RETURN_IF_ERROR(ValidateModelName(name));
   RepositoryModel m;
   m.name = name;
   m.dir = (fs::path(root_) / name).string();

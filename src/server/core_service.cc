@@ -670,6 +670,14 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
 
 Status CoreService::LoadModel(const std::string& name) {
   Impl& c = *impl_;
+  RETURN_IF_ERROR(residency::ValidateModelName(name));
+  // Only a model the repository has a directory for is remembered as unavailable: a load of a
+  // name with nothing behind it must leave no trace (each one used to stay in the index).
+  auto remember_failure = [&c, &name](const Status& s) {
+    if (s.code() == StatusCode::kNotFound || !c.repository->HasModelDirectory(name)) return;
+    std::unique_lock lock(c.mu);
+    c.unavailable[name] = s.ToString();
+  };
   std::lock_guard<std::mutex> control(c.control_mu);
   {
     std::unique_lock lock(c.mu);
@@ -681,16 +689,12 @@ Status CoreService::LoadModel(const std::string& name) {
       if (c.models.count(name)) return Status::OK();
     }
     Status s = c.LoadNaiveLocked(name);
-    if (!s.ok()) {
-      std::unique_lock lock(c.mu);
-      if (s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
-    }
+    if (!s.ok()) remember_failure(s);
     return s;
   }
   Status s = c.manager->Load(name);
   if (!s.ok()) {
-    std::unique_lock lock(c.mu);
-    if (s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
+    remember_failure(s);
     return s;
   }
   c.SyncLocked();

@@ -288,6 +288,26 @@ TEST_F(RepositoryTest, MissingRootAndModel) {
   EXPECT_EQ((*repo)->ScanModel("../x").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(RepositoryTest, ModelNamesAreValidatedBeforeAnyPathIsBuilt) {
+  EXPECT_TRUE(ValidateModelName("resnet50").ok());
+  EXPECT_TRUE(ValidateModelName("mod\xC3\xA8le-v2_1").ok());
+  for (const std::string& bad : {std::string(), std::string("."), std::string(".."), std::string(".hidden"),
+                                 std::string("a/b"), std::string("../x"), std::string("a\0b", 3), std::string("x\ny"),
+                                 std::string("bad\xFF\xFE"), std::string(256, 'a')}) {
+    EXPECT_EQ(ValidateModelName(bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
+  // A NUL ends the C path early: "b\0x" must not scan as the config-less model "b".
+  Write("b/1/model.onnx", MakeMatMulChainOnnx({.dim = 16, .layers = 1}));
+  auto repo = ModelRepository::Open(root_.string());
+  ASSERT_TRUE(repo.ok());
+  EXPECT_TRUE((*repo)->ScanModel("b").ok());
+  EXPECT_EQ((*repo)->ScanModel(std::string("b\0x", 3)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*repo)->HasModelDirectory("b"));
+  EXPECT_FALSE((*repo)->HasModelDirectory(std::string("b\0x", 3)));
+  EXPECT_FALSE((*repo)->HasModelDirectory("ghost"));
+  EXPECT_FALSE((*repo)->HasModelDirectory(".."));
+}
+
 TEST_F(RepositoryTest, CorruptOnnxWithoutConfigIsDataLoss) {
   Write("bad/1/model.onnx", "this is not a protobuf");
   auto repo = ModelRepository::Open(root_.string());

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gpuhive/residency/model_config.h"
@@ -45,6 +46,12 @@ struct ScanResult {
   std::map<std::string, Status> errors;
 };
 
+// Whether `name` can name a model: the name of a directory directly under the root that every
+// frontend can carry. 1..255 bytes of UTF-8 without control characters or '/', not
+// starting with '.' (hidden directories are not models), so never "." or "..".
+// Errors: kInvalidArgument saying what is wrong.
+Status ValidateModelName(std::string_view name);
+
 class ModelRepository {
  public:
   // Errors: kNotFound when `root` is not a directory.
@@ -58,6 +65,8 @@ class ModelRepository {
   // (bad config.pbtxt, or its name differs from the directory name), kDataLoss (unreadable ONNX
   // file when the config must be derived).
   StatusOr<RepositoryModel> ScanModel(const std::string& name) const;
+  // Whether `name` is a valid model name (ValidateModelName) with a directory under the root.
+  bool HasModelDirectory(const std::string& name) const;
 
  private:
   explicit ModelRepository(std::string root) : root_(std::move(root)) {}
