@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <climits>
 
 #include "gpuhive/units.h"
 #include "server/kserve_json.h"
@@ -105,7 +106,11 @@ StatusOr<ModelSettings> ParseSettings(const std::string& body) {
     const std::string& k = it.key();
     const json& v = it.value();
     if (k == "priority") {
+      // Checked before narrowing: get<int>() would wrap 4294967297 to 1.
       if (!v.is_number_integer()) return InvalidArgument("'priority' must be an integer");
+      const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= INT_MAX
+                                                   : v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX;
+      if (!in_range) return InvalidArgument("'priority' {} is out of range", v.dump());
       s.priority = v.get<int>();
     } else if (k == "tenant") {
       if (!v.is_string()) return InvalidArgument("'tenant' must be a string");

@@ -227,6 +227,21 @@ TEST_F(HttpServerTest, ManagementApi) {
   EXPECT_NE(bad.body.find("colour"), std::string::npos);
 }
 
+// Issue 16: 4294967297 was read as an int and stored as priority 1.
+TEST_F(HttpServerTest, SettingsRefuseIntegersOutOfRange) {
+  HttpClient c(port());
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer s3cret"}};
+  const int before = json::parse(c.Request("GET", "/v2/gpuhive/models/add_sub").body)["priority"].get<int>();
+  for (const char* body : {R"({"priority":4294967297})", R"({"priority":-4294967295})",
+                           R"({"priority":18446744073709551615})", R"({"priority":2147483648})"}) {
+    auto r = c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", body, auth);
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find("priority"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/add_sub").body)["priority"].get<int>(), before);
+  EXPECT_EQ(c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", R"({"priority":1})", auth).status, 200);
+}
+
 TEST_F(HttpServerTest, MetricsEndpoint) {
   HttpClient c(port());
   ASSERT_EQ(c.Request("POST", "/v2/models/add_sub/infer", AddSubJson(Iota(0), Iota(1))).status, 200);
