@@ -60,6 +60,12 @@ ScanResult ModelRepository::Scan() const {
     if (!entry.is_directory(ec2)) continue;
     std::string name = entry.path().filename().string();
     if (name.empty() || name[0] == '.') continue;
+    // A directory no request could name (not UTF-8, control characters) is not a model: listing
+    // it would put raw bytes into JSON, protobuf strings and metric labels.
+    if (Status valid = ValidateModelName(name); !valid.ok()) {
+      GH_LOG_WARN("residency", "directory '{}' skipped: {}", ToValidUtf8(name), valid.message());
+      continue;
+    }
     auto m = ScanModel(name);
     if (m.ok()) {
       result.models.emplace(name, std::move(*m));

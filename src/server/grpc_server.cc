@@ -8,6 +8,7 @@
 #include <set>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/utf8.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/binary_tensor.h"
 #include "server/request_validation.h"
@@ -204,10 +205,12 @@ class ServiceImpl final : public inference::GRPCInferenceService::CallbackServic
     if (idx.ok()) {
       for (const auto& e : *idx) {
         auto* m = resp->add_models();
-        m->set_name(e.name);
+        // proto3 strings must be UTF-8 or the client cannot parse the response; a reason may
+        // quote file contents.
+        m->set_name(ToValidUtf8(e.name));
         m->set_version(e.version);
         m->set_state(e.state);
-        m->set_reason(e.reason);
+        m->set_reason(ToValidUtf8(e.reason));
       }
     }
     return Done(ctx, "RepositoryIndex", idx.status());

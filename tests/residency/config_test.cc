@@ -308,6 +308,19 @@ TEST_F(RepositoryTest, ModelNamesAreValidatedBeforeAnyPathIsBuilt) {
   EXPECT_FALSE((*repo)->HasModelDirectory(".."));
 }
 
+TEST_F(RepositoryTest, ScanSkipsDirectoriesNoRequestCouldName) {
+  const std::string onnx = MakeMatMulChainOnnx({.dim = 16, .layers = 1});
+  Write("ok/1/model.onnx", onnx);
+  Write("bad\xFF\xFE/1/model.onnx", onnx);
+  Write("tab\there/1/model.onnx", onnx);
+  auto repo = ModelRepository::Open(root_.string());
+  ASSERT_TRUE(repo.ok());
+  ScanResult r = (*repo)->Scan();
+  ASSERT_EQ(r.models.size(), 1u);
+  EXPECT_EQ(r.models.begin()->first, "ok");
+  EXPECT_TRUE(r.errors.empty());
+}
+
 TEST_F(RepositoryTest, CorruptOnnxWithoutConfigIsDataLoss) {
   Write("bad/1/model.onnx", "this is not a protobuf");
   auto repo = ModelRepository::Open(root_.string());

@@ -195,6 +195,11 @@ TEST(KServeCodecTest, RepositoryIndexRequest) {
 TEST(KServeCodecTest, JsonEscape) {
   EXPECT_EQ(ErrorJson("a\"b\\c\n\x01"), "{\"error\":\"a\\\"b\\\\c\\n\\u0001\"}");
   EXPECT_TRUE(nlohmann::json::parse(ErrorJson("x\"\n\t")).is_object());
+  // Issue 16: bytes that are not UTF-8 (a directory name, a percent-decoded path) are replaced,
+  // well-formed sequences kept.
+  EXPECT_EQ(JsonEscape("mod\xC3\xA8le"), "mod\xC3\xA8le");
+  EXPECT_EQ(JsonEscape("bad\xFF\xFE!"), "bad\\ufffd\\ufffd!");
+  EXPECT_EQ(nlohmann::json::parse(ErrorJson("unknown model 'a\xC3\x28'"))["error"], "unknown model 'a\xEF\xBF\xBD('");
 }
 
 }  // namespace

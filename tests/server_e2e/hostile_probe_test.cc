@@ -5,9 +5,13 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
 
 #include "e2e_support.h"
 #include "gpuhive/residency/synthetic_models.h"
+#include "grpc_service.grpc.pb.h"
 
 namespace gpuhive::server::testing {
 namespace {
@@ -130,6 +134,39 @@ TEST(HostileProbe, AModelFoundNotToFitByItsFirstLoadIsNotReady) {
     }
   }
   EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body)["state"], "UNAVAILABLE");
+}
+
+// Issue 16: a model directory whose name is not UTF-8 made the repository index invalid JSON
+// (and an invalid gRPC string), and 404 bodies echoed the raw bytes of the requested name.
+TEST(HostileProbe, NamesThatAreNotUtf8NeverReachJsonRaw) {
+  CoreOptions o;
+  o.control_mode = residency::ControlMode::kPoll;
+  o.poll_interval_us = 20'000;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  fs::copy(fs::path(s->repo) / "identity_fp32", fs::path(s->repo) / "bad\xff\xfe", fs::copy_options::recursive);
+  HttpClient c(s->http->port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // several polls
+  auto idx = c.Request("POST", "/v2/repository/index");
+  ASSERT_EQ(idx.status, 200);
+  ASSERT_TRUE(json::accept(idx.body)) << idx.body;
+  EXPECT_EQ(Names(json::parse(idx.body)).count("identity_fp32"), 1u);
+  for (const char* target : {"/v2/models/bad%FF%FE", "/v2/models/bad%FF%FE/ready", "/v2/models/%C3%28/infer",
+                             "/v2/gpuhive/models/bad%FF%FE", "/v2/%FF"}) {
+    auto r = c.Request(std::string(target).ends_with("infer") ? "POST" : "GET", target, "{}");
+    EXPECT_TRUE(r.status == 404 || r.status == 400) << target << " -> " << r.status;
+    EXPECT_TRUE(json::accept(r.body)) << target << ": " << r.body;
+  }
+  EXPECT_TRUE(json::accept(c.Request("GET", "/v2/gpuhive/models").body));
+  std::string metrics = c.Request("GET", "/metrics").body;
+  EXPECT_EQ(metrics.find("bad\xff"), std::string::npos);
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(s->grpc->port()), grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  grpc::ClientContext ctx;
+  inference::RepositoryIndexResponse gidx;
+  grpc::Status st = stub->RepositoryIndex(&ctx, {}, &gidx);
+  EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
 }  // namespace
