@@ -128,6 +128,10 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
     RETURN_IF_ERROR(ValidateInput(meta, t.name(), dtype, shape));
     ASSIGN_OR_RETURN(int64_t count, CheckedElementCount(t.name(), shape));
     Tensor tensor;
+    if (raw && t.has_contents() && t.contents().ByteSizeLong() > 0) {
+      // Two tensors for one input: which is meant is a guess, so refuse (as Triton does).
+      return InvalidArgument("input '{}' has both raw_input_contents and typed contents; send one of them", t.name());
+    }
     if (raw) {
       const std::string& bytes = in.raw_input_contents(i);
       ASSIGN_OR_RETURN(tensor, TensorFromBinary(t.name(), dtype, shape, bytes.data(), bytes.size()));

@@ -202,6 +202,19 @@ TEST_F(GrpcServerTest, BadInputsAndStatusCodes) {
   EXPECT_EQ(stub_->ModelInfer(&ctx, f, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
+// Issue 16: an input carrying both raw_input_contents and typed contents is ambiguous (which
+// one is the tensor?): refused, as Triton does, instead of silently taking the raw bytes.
+TEST_F(GrpcServerTest, RawAndTypedContentsTogetherAreRefused) {
+  auto a = Seq(1);
+  auto r = AddSubRequest(a, a, true);
+  for (int32_t v : a) r.mutable_inputs(0)->mutable_contents()->add_int_contents(v + 100);
+  grpc::ClientContext ctx;
+  inference::ModelInferResponse resp;
+  grpc::Status st = stub_->ModelInfer(&ctx, r, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("INPUT0"), std::string::npos) << st.error_message();
+}
+
 TEST_F(GrpcServerTest, RepositoryCallsNeedToken) {
   inference::RepositoryModelLoadRequest load;
   load.set_model_name("unloaded");
