@@ -273,7 +273,7 @@ class ServiceImpl final : public inference::GRPCInferenceService::CallbackServic
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
     return it != md.end() &&
-           std::string(it->second.data(), it->second.size()) == "Bearer " + options_.auth_token;
+           BearerTokenMatches(std::string_view(it->second.data(), it->second.size()), options_.auth_token);
   }
   grpc::ServerUnaryReactor* Unauthenticated(grpc::CallbackServerContext* ctx, const char* method) {
     if (options_.metrics) options_.metrics->grpc_requests_total->Labels({method, "UNAUTHENTICATED"})->Inc();

@@ -8,6 +8,7 @@
 #include "gpuhive/units.h"
 #include "server/kserve_json.h"
 #include "server/latency_trace.h"
+#include "server/request_validation.h"
 
 namespace gpuhive::server {
 
@@ -140,7 +141,7 @@ HttpResponse Router::Error(const Status& status) const {
 bool Router::Authorized(const HttpRequest& req) const {
   if (options_.auth_token.empty()) return true;
   auto it = req.headers.find("authorization");
-  return it != req.headers.end() && it->second == "Bearer " + options_.auth_token;
+  return it != req.headers.end() && BearerTokenMatches(it->second, options_.auth_token);
 }
 
 void Router::Handle(HttpRequest req, HttpReply reply) {

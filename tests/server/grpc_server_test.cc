@@ -215,6 +215,24 @@ TEST_F(GrpcServerTest, RawAndTypedContentsTogetherAreRefused) {
   EXPECT_NE(st.error_message().find("INPUT0"), std::string::npos) << st.error_message();
 }
 
+// RFC 7235: the auth scheme is case-insensitive.
+TEST_F(GrpcServerTest, BearerSchemeIsCaseInsensitive) {
+  inference::RepositoryModelLoadRequest load;
+  load.set_model_name("unloaded");
+  inference::RepositoryModelLoadResponse resp;
+  for (const char* value : {"bearer tok", "BEARER tok", "Bearer tok"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", value);
+    grpc::Status st = stub_->RepositoryModelLoad(&ctx, load, &resp);
+    EXPECT_TRUE(st.ok()) << value << ": " << st.error_message();
+  }
+  for (const char* value : {"bearer TOK", "bearertok", "Basic tok"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", value);
+    EXPECT_EQ(stub_->RepositoryModelLoad(&ctx, load, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED) << value;
+  }
+}
+
 TEST_F(GrpcServerTest, RepositoryCallsNeedToken) {
   inference::RepositoryModelLoadRequest load;
   load.set_model_name("unloaded");

@@ -242,6 +242,19 @@ TEST_F(HttpServerTest, SettingsRefuseIntegersOutOfRange) {
   EXPECT_EQ(c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", R"({"priority":1})", auth).status, 200);
 }
 
+// RFC 7235: the auth scheme is case-insensitive ("bearer", "BEARER"); the token is not.
+TEST_F(HttpServerTest, BearerSchemeIsCaseInsensitive) {
+  HttpClient c(port());
+  for (const char* value : {"Bearer s3cret", "bearer s3cret", "BEARER s3cret", "bEaReR s3cret"}) {
+    auto r = c.Request("POST", "/v2/repository/models/unloaded/load", "", {{"Authorization", value}});
+    EXPECT_EQ(r.status, 200) << value << " -> " << r.body;
+  }
+  for (const char* value : {"bearer S3CRET", "bearers3cret", "Basic s3cret", "bearer", "s3cret"}) {
+    auto r = c.Request("POST", "/v2/repository/models/unloaded/load", "", {{"Authorization", value}});
+    EXPECT_EQ(r.status, 401) << value;
+  }
+}
+
 TEST_F(HttpServerTest, MetricsEndpoint) {
   HttpClient c(port());
   ASSERT_EQ(c.Request("POST", "/v2/models/add_sub/infer", AddSubJson(Iota(0), Iota(1))).status, 200);
