@@ -18,6 +18,33 @@ namespace gpuhive::residency {
 // Set while a preload runs on this thread: allocation failures must not evict for a prediction.
 thread_local bool t_no_evict = false;
 
+namespace {
+
+// The last allocation through the budget that failed on this thread (OnAllocationFailure): its
+// owner and size. A load or run that failed for memory compares it with the budget to tell "can
+// never fit" from "not now" (FailedAllocationCanNeverFit), whoever else held memory.
+struct FailedAllocation {
+  uint32_t owner = 0;
+  uint64_t bytes = 0;
+};
+thread_local FailedAllocation t_failed;
+
+// Why `needed` bytes can never be resident under `budget` and `limit` (0: none); OK when they may.
+Status SizeFits(const std::string& name, uint64_t needed, uint64_t budget, uint64_t limit) {
+  if (needed > budget) {
+    return ResourceExhausted("model '{}' needs about {} on the device but the whole budget is {}: it can never be made "
+                             "resident",
+                             name, FormatBytes(needed), FormatBytes(budget));
+  }
+  if (limit > 0 && needed > limit) {
+    return ResourceExhausted("model '{}' needs about {} but its memory_limit is {}", name, FormatBytes(needed),
+                             FormatBytes(limit));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 struct ModelLease::Entry {
   std::string name;
   int64_t version = 0;
@@ -25,7 +52,8 @@ struct ModelLease::Entry {
   ModelConfig config;
   std::string path;           // the .onnx file; empty for models added from memory
   bool from_repository = false;
-  int64_t mtime_ns = 0;
+  int64_t mtime_ns = 0;       // of the file registered (poll mode compares it)
+  uint64_t file_bytes = 0;
   ModelState state = ModelState::kOnDisk;
   Status last_error;
   // Host tier: the imported graph (constants in host memory), so a swap-in only clones the graph
@@ -54,6 +82,12 @@ struct ModelLease::Entry {
   bool copy_in_flight = false;
   Status copy_error;
   bool preloaded_unused = false;
+  // A load, or a one-row request, failed for memory that this budget or this memory limit (0:
+  // unlimited) can never give it (FailedAllocationCanNeverFit); never_fits_budget 0: no such
+  // failure. `never_fits` mirrors never_fits_budget != 0 for Run's lock-free check.
+  uint64_t never_fits_budget = 0;
+  uint64_t never_fits_limit = 0;
+  std::atomic<bool> never_fits{false};
   bool unload_requested = false;
   bool removed = false;
 };
@@ -358,6 +392,7 @@ Status ModelManager::RegisterLocked(RepositoryModel model) {
     e->path = f.path;
     e->from_repository = true;
     e->mtime_ns = f.mtime_ns;
+    e->file_bytes = f.file_bytes;
     e->estimated_bytes = f.file_bytes;
     e->state = ModelState::kOnDisk;
     if (e->config.memory_limit_bytes > 0) limits_->SetOwnerLimit(e->owner, e->config.memory_limit_bytes);
@@ -551,23 +586,23 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
     state = e.state;
   }
   if (state == ModelState::kLoadingHost) {
-    // Disk tier (memory-mapped) -> host tier (the imported graph, or the bytes for graphs with
-    // subgraphs).
-    auto mapped = MappedFile::Open(e.path);
-    if (!mapped.ok()) return fail(mapped.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+    // Disk tier -> host tier (the imported graph, or the bytes for graphs with subgraphs). Read,
+    // not mapped: the file may be truncated or rewritten meanwhile (ReadModelFile).
+    auto file = ReadModelFile(e.path);
+    if (!file.ok()) return fail(file.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
     ImportOptions io;
     io.base_dir = std::filesystem::path(e.path).parent_path().string();
-    auto imported = ImportOnnxBytes(std::string_view(mapped->data(), mapped->size()), io);
+    auto imported = ImportOnnxBytes(*file, io);
     if (!imported.ok()) return fail(imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
     Buffer host;
     size_t host_bytes = 0;
     std::unique_ptr<ir::Model> host_model;
     if (HasSubgraphs(*(*imported)->graph)) {
-      auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(mapped->size(), 1));
+      auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(file->size(), 1));
       if (!buf.ok()) return fail(buf.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
-      if (mapped->size() > 0) std::memcpy(buf->data(), mapped->data(), mapped->size());
+      if (!file->empty()) std::memcpy(buf->data(), file->data(), file->size());
       host = std::move(*buf);
-      host_bytes = mapped->size();
+      host_bytes = file->size();
     } else {
       host_model = std::move(*imported);
       if (options_.host_resource != DefaultHostResource()) {
@@ -581,7 +616,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
       e.host_copy = std::move(host);
       e.host_model = std::move(host_model);
       e.host_bytes = host_bytes;
-      if (e.estimated_bytes == 0) e.estimated_bytes = mapped->size();
+      if (e.estimated_bytes == 0) e.estimated_bytes = file->size();
       SetStateLocked(e, ModelState::kInHost);
       SetStateLocked(e, ModelState::kLoadingDevice);
     }
@@ -606,18 +641,8 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
 
   // The weights need about as many bytes as the file; refuse what can never fit.
   const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
-  const uint64_t budget = budget_->budget.load();
-  if (needed > budget) {
-    return fail(ResourceExhausted("model '{}' needs about {} on the device but the whole budget is {}: it can never "
-                                  "be made resident",
-                                  e.name, FormatBytes(needed), FormatBytes(budget)),
-                ModelState::kInHost);
-  }
-  if (e.config.memory_limit_bytes > 0 && needed > e.config.memory_limit_bytes) {
-    return fail(ResourceExhausted("model '{}' needs about {} but its memory_limit is {}", e.name, FormatBytes(needed),
-                                  FormatBytes(e.config.memory_limit_bytes)),
-                ModelState::kInHost);
-  }
+  Status fits = SizeFits(e.name, needed, budget_->budget.load(), e.config.memory_limit_bytes);
+  if (!fits.ok()) return fail(fits, ModelState::kInHost);
   if (!EvictFor(needed, &e, preload ? preload_probability : 2.0) && preload) {
     return fail(Unavailable("no spare budget for preloading '{}'", e.name), ModelState::kInHost);
   }
@@ -631,6 +656,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   co.owner_tag = e.owner;
   co.defer_weight_copies = true;  // the copy engine copies them (below)
   int64_t t0 = NowNs();
+  t_failed = {};
   auto model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
   StatusOr<std::unique_ptr<CompiledModel>> compiled =
       model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
@@ -638,6 +664,20 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   t_no_evict = false;
   if (!compiled.ok()) {
     bool pressure = compiled.status().code() == StatusCode::kResourceExhausted;
+    // A failed load holds nothing: only an allocation larger than the whole budget is proof.
+    if (pressure && FailedAllocationCanNeverFit(e, 0)) {
+      // Only more budget or a higher limit can make it resident: not ready, nobody should wait.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        SetNeverFitsLocked(e, true);
+      }
+      return fail(ResourceExhausted("model '{}' can never be made resident: {} (the whole budget is {}{})",
+                                    e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
+                                    e.config.memory_limit_bytes > 0
+                                        ? ", its memory_limit " + FormatBytes(e.config.memory_limit_bytes)
+                                        : std::string()),
+                  ModelState::kInHost);
+    }
     if (pressure) {
       return fail(ResourceExhausted("model '{}' cannot be made resident now: {} (budget {}, {} in use by leased or "
                                     "loading models)",
@@ -689,6 +729,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   e.last_swap_ns = swap_ns;
   if (!pipelined) e.last_copy_ns = copy_ns;
   e.last_error = Status::OK();
+  SetNeverFitsLocked(e, false);
   e.preloaded_unused = preload;
   if (e.last_use_ns == 0 || preload) e.last_use_ns = Now();
   ++stats_.loads;
@@ -801,7 +842,16 @@ bool ModelManager::EvictFor(uint64_t needed, const Entry* except, double below_p
   }
 }
 
-bool ModelManager::OnAllocationFailure(size_t, AllocTag tag, int) {
+bool ModelManager::FailedAllocationCanNeverFit(const Entry& e, uint64_t held_bytes) const {
+  const FailedAllocation f = t_failed;
+  if (f.bytes == 0) return false;
+  const uint64_t needed = held_bytes + f.bytes;
+  if (needed > budget_->budget.load()) return true;
+  return f.owner == e.owner && e.config.memory_limit_bytes > 0 && needed > e.config.memory_limit_bytes;
+}
+
+bool ModelManager::OnAllocationFailure(size_t bytes, AllocTag tag, int) {
+  t_failed = {tag.owner, bytes};
   if (t_no_evict) return false;
   const Entry* except = nullptr;
   {
@@ -989,11 +1039,17 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
   if (!lease) return FailedPrecondition("Run: empty lease");
   const auto& cfg = lease.config();
   uint64_t splits = 0;
+  t_failed = {};
   auto out = RunSplitting(lease.model(), ctx, inputs, cfg.max_batch_size > 0, 6, &splits, io_.get(),
                           AllocTag{lease.owner_tag(), MemoryKind::kIO});
   if (splits > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batch_splits += splits;
+  }
+  Entry& entry = *lease.entry_;
+  if (out.ok() && entry.never_fits.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> lock(mu_);  // it ran after all (a smaller input): it fits
+    SetNeverFitsLocked(entry, false);
   }
   if (out.ok() || out.status().code() != StatusCode::kResourceExhausted) return out;
   Status first = out.status();
@@ -1018,11 +1074,10 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
         if (e.host_model != nullptr || e.host_copy.data() != nullptr) {
           model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
         } else if (!e.path.empty()) {
-          auto mapped = MappedFile::Open(e.path);
+          auto file = ReadModelFile(e.path);
           ImportOptions io;
           io.base_dir = std::filesystem::path(e.path).parent_path().string();
-          model = mapped.ok() ? ImportOnnxBytes(std::string_view(mapped->data(), mapped->size()), io)
-                              : StatusOr<std::unique_ptr<ir::Model>>(mapped.status());
+          model = file.ok() ? ImportOnnxBytes(*file, io) : StatusOr<std::unique_ptr<ir::Model>>(file.status());
         }
         if (model.ok()) {
           auto compiled = CompiledModel::Create(std::move(*model), co);
@@ -1044,6 +1099,28 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
       auto r = cpu->Run(*fallback, inputs);
       if (r.ok() || r.status().code() != StatusCode::kResourceExhausted) return r;
     }
+  }
+  // A single row (the smallest request) that can never fit: no request of this model can run
+  // under this budget and limit, so it is not ready (ModelStatus::fits) and nobody should wait.
+  // The proof: what the model held after its load (held whenever it runs) plus the allocation
+  // that failed exceed the budget. What it holds now is none: other runs of it add their
+  // transient bytes, and a run may free bytes when it fails.
+  const bool one_row =
+      cfg.max_batch_size == 0 || inputs.empty() || inputs[0].shape.empty() || inputs[0].shape[0] <= 1;
+  uint64_t loaded_bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    loaded_bytes = entry.device_bytes;
+  }
+  if (one_row && FailedAllocationCanNeverFit(entry, loaded_bytes)) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SetNeverFitsLocked(entry, true);
+    }
+    return ResourceExhausted("model '{}' can never run: one request needs more than the whole device budget of {}{}: "
+                             "{}",
+                             lease.name(), FormatBytes(budget_->budget.load()),
+                             options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
   }
   return ResourceExhausted("model '{}': the request does not fit the device budget ({} of {} in use) after evicting "
                            "every idle model{}{}: {}",
@@ -1232,6 +1309,16 @@ void ModelManager::PollRepository() {
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   std::lock_guard<std::mutex> lock(mu_);
+  // A new or changed file is taken only once two polls in a row saw the same size and mtime: one
+  // still being copied or written is left alone (a resident copy keeps serving) until it settled.
+  std::map<std::string, std::pair<uint64_t, int64_t>> seen;
+  for (const auto& [name, model] : scan.models) {
+    for (const auto& f : model.versions) seen[f.path] = {f.file_bytes, f.mtime_ns};
+  }
+  auto settled = [&](const ModelVersionFile& f) {
+    auto it = poll_seen_.find(f.path);
+    return it != poll_seen_.end() && it->second == std::make_pair(f.file_bytes, f.mtime_ns);
+  };
   // Removed models and versions (and changed files, which are reloaded from disk on next use).
   for (auto it = models_.begin(); it != models_.end();) {
     auto sit = scan.models.find(it->first);
@@ -1243,8 +1330,11 @@ void ModelManager::PollRepository() {
           if (f.version == e.version) file = &f;
         }
       }
-      bool gone = e.from_repository && file == nullptr;
-      bool changed = e.from_repository && file != nullptr && file->mtime_ns != e.mtime_ns;
+      // A model whose directory is there but cannot be scanned now (its file or config is being
+      // written) keeps what it has until the scan succeeds or the directory goes.
+      bool gone = e.from_repository && file == nullptr && scan.errors.count(it->first) == 0;
+      bool changed = e.from_repository && file != nullptr &&
+                     (file->mtime_ns != e.mtime_ns || file->file_bytes != e.file_bytes) && settled(*file);
       bool busy = e.leases > 0 || e.copy_in_flight || e.state == ModelState::kLoadingHost ||
                   e.state == ModelState::kLoadingDevice;
       if ((gone || changed) && !busy) {
@@ -1263,8 +1353,10 @@ void ModelManager::PollRepository() {
         }
         if (changed) {
           e.mtime_ns = file->mtime_ns;
+          e.file_bytes = file->file_bytes;
           e.estimated_bytes = file->file_bytes;
           e.device_bytes = 0;
+          SetNeverFitsLocked(e, false);
           e.config = sit->second.config;
         }
       }
@@ -1278,9 +1370,12 @@ void ModelManager::PollRepository() {
     it = it->second.empty() ? models_.erase(it) : std::next(it);
   }
   for (auto& [name, model] : scan.models) {
+    std::erase_if(model.versions, [&](const ModelVersionFile& f) { return !settled(f); });
+    if (model.versions.empty()) continue;
     Status s = RegisterLocked(std::move(model));
     if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
   }
+  poll_seen_ = std::move(seen);
   // victims / hosts are freed after the lock is released (declared before the guard).
 }
 
@@ -1296,6 +1391,26 @@ void ModelManager::HousekeepingLoop() {
     Housekeep();
     lock.lock();
   }
+}
+
+void ModelManager::SetNeverFitsLocked(Entry& e, bool failed) {
+  e.never_fits_budget = failed ? budget_->budget.load() : 0;
+  e.never_fits_limit = failed ? e.config.memory_limit_bytes : 0;
+  e.never_fits.store(failed, std::memory_order_relaxed);
+}
+
+Status ModelManager::FitsLocked(const Entry& e) const {
+  const uint64_t budget = budget_->budget.load();
+  const uint64_t limit = e.config.memory_limit_bytes;
+  const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
+  RETURN_IF_ERROR(SizeFits(e.name, needed, budget, limit));
+  auto unlimited = [](uint64_t l) { return l == 0 ? UINT64_MAX : l; };
+  if (e.never_fits_budget > 0 && budget <= e.never_fits_budget &&
+      unlimited(limit) <= unlimited(e.never_fits_limit)) {
+    return ResourceExhausted("model '{}' does not fit the whole budget of {}: its last load or request needed more",
+                             e.name, FormatBytes(e.never_fits_budget));
+  }
+  return Status::OK();
 }
 
 std::vector<ModelStatus> ModelManager::ListModels() const {
@@ -1316,6 +1431,7 @@ std::vector<ModelStatus> ModelManager::ListModels() const {
       s.last_swap_ns = e->last_swap_ns;
       s.last_copy_ns = e->last_copy_ns;
       s.copy_in_flight = e->copy_in_flight;
+      s.fits = FitsLocked(*e);
       out.push_back(std::move(s));
     }
   }

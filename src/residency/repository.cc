@@ -1,11 +1,12 @@
 #include "gpuhive/residency/repository.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,7 @@
 
 #include "gpuhive/logging.h"
 #include "gpuhive/onnx_import.h"
+#include "gpuhive/utf8.h"
 
 namespace gpuhive::residency {
 namespace fs = std::filesystem;
@@ -30,6 +32,20 @@ bool ParseVersionDir(const std::string& s, int64_t* v) {
 
 }  // namespace
 
+Status ValidateModelName(std::string_view name) {
+  if (name.empty()) return InvalidArgument("a model name must not be empty");
+  if (name.size() > 255) return InvalidArgument("a model name is at most 255 bytes, got {}", name.size());
+  if (!IsValidUtf8(name)) return InvalidArgument("a model name must be UTF-8");
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgument("a model name must not contain control characters");
+    }
+    if (c == '/') return InvalidArgument("'{}' is not a model name: it contains '/'", name);
+  }
+  if (name[0] == '.') return InvalidArgument("'{}' is not a model name: it starts with '.'", name);
+  return Status::OK();
+}
+
 StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return NotFound("model repository '{}' is not a directory", root);
@@ -44,6 +60,12 @@ ScanResult ModelRepository::Scan() const {
     if (!entry.is_directory(ec2)) continue;
     std::string name = entry.path().filename().string();
     if (name.empty() || name[0] == '.') continue;
+    // A directory no request could name (not UTF-8, control characters) is not a model: listing
+    // it would put raw bytes into JSON, protobuf strings and metric labels.
+    if (Status valid = ValidateModelName(name); !valid.ok()) {
+      GH_LOG_WARN("residency", "directory '{}' skipped: {}", ToValidUtf8(name), valid.message());
+      continue;
+    }
     auto m = ScanModel(name);
     if (m.ok()) {
       result.models.emplace(name, std::move(*m));
@@ -56,10 +78,16 @@ ScanResult ModelRepository::Scan() const {
   return result;
 }
 
+bool ModelRepository::HasModelDirectory(const std::string& name) const {
+  if (!ValidateModelName(name).ok()) return false;
+  std::error_code ec;
+  return fs::is_directory(fs::path(root_) / name, ec);
+}
+
 StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) const {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-    return InvalidArgument("'{}' is not a model name", name);
-  }
+  // Before any path is built from it: a NUL would cut the path short at another model's
+  // directory, a '/' or ".." would leave the repository.
+  RETURN_IF_ERROR(ValidateModelName(name));
   RepositoryModel m;
   m.name = name;
   m.dir = (fs::path(root_) / name).string();
@@ -118,41 +146,54 @@ StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) co
   return m;
 }
 
-StatusOr<MappedFile> MappedFile::Open(const std::string& path) {
+namespace {
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+// read(2) until `n` bytes or the end of the file; the count read, or -1 (errno set).
+ssize_t ReadFully(int fd, char* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, out + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+}  // namespace
+
+StatusOr<std::string> ReadModelFile(const std::string& path, uint64_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NotFound("cannot open '{}'", path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return Internal("cannot stat '{}'", path);
+  if (fd < 0) return NotFound("cannot open '{}': {}", path, std::strerror(errno));
+  FdCloser closer{fd};
+  struct stat before {};
+  if (::fstat(fd, &before) != 0) return DataLoss("cannot stat '{}': {}", path, std::strerror(errno));
+  if (!S_ISREG(before.st_mode)) return InvalidArgument("'{}' is not a regular file", path);
+  const uint64_t size = static_cast<uint64_t>(before.st_size);
+  if (size > max_bytes) return InvalidArgument("'{}' is {} bytes, more than the limit of {}", path, size, max_bytes);
+  std::string data(size, '\0');
+  ssize_t got = ReadFully(fd, data.data(), size);
+  if (got < 0) return DataLoss("reading '{}' failed: {}", path, std::strerror(errno));
+  if (static_cast<uint64_t>(got) != size) {
+    return DataLoss("'{}' shrank from {} to {} bytes while it was read (is it being written?)", path, size, got);
   }
-  MappedFile f;
-  f.size_ = static_cast<size_t>(st.st_size);
-  if (f.size_ > 0) {
-    void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      return Internal("mmap of '{}' failed", path);
-    }
-    f.data_ = static_cast<const char*>(p);
+  char extra = 0;
+  ssize_t more = ReadFully(fd, &extra, 1);
+  struct stat after {};
+  if (more != 0 || ::fstat(fd, &after) != 0 || !SameFile(before, after)) {
+    return DataLoss("'{}' changed while it was read (is it being written?); the next load retries", path);
   }
-  ::close(fd);
-  return f;
-}
-
-MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
-
-MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
-  if (this != &o) {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-    data_ = std::exchange(o.data_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-  }
-  return *this;
-}
-
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  return data;
 }
 
 }  // namespace gpuhive::residency

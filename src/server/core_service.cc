@@ -648,7 +648,16 @@ ServerMetadata CoreService::GetServerMetadata() {
 
 StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::string& version) {
   auto v = impl_->Resolve(name, version, nullptr, nullptr);
-  if (v.ok()) return !impl_->draining.load();
+  if (v.ok()) {
+    if (impl_->draining.load()) return false;
+    if (impl_->naive()) return true;
+    // What the repository index says: a version that failed to load or can never fit the budget
+    // is served (its requests get a clear 503) but not ready.
+    for (const auto& st : impl_->manager->ListModels()) {
+      if (st.name == (*v)->name && st.version == (*v)->version) return ServedState(st) != "UNAVAILABLE";
+    }
+    return true;
+  }
   if (v.status().code() == StatusCode::kUnavailable) return false;
   return v.status();
 }
@@ -670,6 +679,14 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
 
 Status CoreService::LoadModel(const std::string& name) {
   Impl& c = *impl_;
+  RETURN_IF_ERROR(residency::ValidateModelName(name));
+  // Only a model the repository has a directory for is remembered as unavailable: a load of a
+  // name with nothing behind it must leave no trace (each one used to stay in the index).
+  auto remember_failure = [&c, &name](const Status& s) {
+    if (s.code() == StatusCode::kNotFound || !c.repository->HasModelDirectory(name)) return;
+    std::unique_lock lock(c.mu);
+    c.unavailable[name] = s.ToString();
+  };
   std::lock_guard<std::mutex> control(c.control_mu);
   {
     std::unique_lock lock(c.mu);
@@ -681,16 +698,12 @@ Status CoreService::LoadModel(const std::string& name) {
       if (c.models.count(name)) return Status::OK();
     }
     Status s = c.LoadNaiveLocked(name);
-    if (!s.ok()) {
-      std::unique_lock lock(c.mu);
-      if (s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
-    }
+    if (!s.ok()) remember_failure(s);
     return s;
   }
   Status s = c.manager->Load(name);
   if (!s.ok()) {
-    std::unique_lock lock(c.mu);
-    if (s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
+    remember_failure(s);
     return s;
   }
   c.SyncLocked();

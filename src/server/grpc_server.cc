@@ -8,6 +8,7 @@
 #include <set>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/utf8.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/binary_tensor.h"
 #include "server/request_validation.h"
@@ -127,6 +128,10 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
     RETURN_IF_ERROR(ValidateInput(meta, t.name(), dtype, shape));
     ASSIGN_OR_RETURN(int64_t count, CheckedElementCount(t.name(), shape));
     Tensor tensor;
+    if (raw && t.has_contents() && t.contents().ByteSizeLong() > 0) {
+      // Two tensors for one input: which is meant is a guess, so refuse (as Triton does).
+      return InvalidArgument("input '{}' has both raw_input_contents and typed contents; send one of them", t.name());
+    }
     if (raw) {
       const std::string& bytes = in.raw_input_contents(i);
       ASSIGN_OR_RETURN(tensor, TensorFromBinary(t.name(), dtype, shape, bytes.data(), bytes.size()));
@@ -155,80 +160,128 @@ void FillTensorMetadata(const std::vector<TensorInfo>& infos,
   }
 }
 
-class ServiceImpl final : public inference::GRPCInferenceService::CallbackService {
+// Every method takes its request as bytes and parses it here. When gRPC parses, a message that
+// does not parse is answered UNIMPLEMENTED with an empty message (the callback handler's default),
+// which tells the client nothing; here it is INVALID_ARGUMENT naming the message type.
+using G = inference::GRPCInferenceService;
+using RawService = G::WithRawCallbackMethod_ServerLive<G::WithRawCallbackMethod_ServerReady<
+    G::WithRawCallbackMethod_ModelReady<G::WithRawCallbackMethod_ServerMetadata<G::WithRawCallbackMethod_ModelMetadata<
+        G::WithRawCallbackMethod_ModelInfer<G::WithRawCallbackMethod_RepositoryIndex<
+            G::WithRawCallbackMethod_RepositoryModelLoad<G::WithRawCallbackMethod_RepositoryModelUnload<G::Service>>>>>>>>>;
+
+template <typename Message>
+Status Parse(const grpc::ByteBuffer* in, Message* message) {
+  if (in == nullptr || !in->Valid()) return Status::OK();  // no bytes: the empty message
+  grpc::ByteBuffer copy(*in);  // deserializing consumes its buffer; the copy shares the slices
+  grpc::Status st = grpc::SerializationTraits<Message>::Deserialize(&copy, message);
+  if (!st.ok()) {
+    return InvalidArgument("the request is not a valid {} message: {}", message->GetTypeName(), st.error_message());
+  }
+  return Status::OK();
+}
+
+template <typename Message>
+Status Serialize(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  grpc::Status st = grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (!st.ok()) return Internal("cannot serialize the {}: {}", message.GetTypeName(), st.error_message());
+  return Status::OK();
+}
+
+class ServiceImpl final : public RawService {
  public:
   ServiceImpl(InferenceService* s, const GrpcServerOptions& o) : service_(s), options_(o) {}
 
-  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest*,
-                                       inference::ServerLiveResponse* resp) override {
-    resp->set_live(service_->IsLive());
-    return Done(ctx, "ServerLive", Status::OK());
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                       grpc::ByteBuffer* out) override {
+    return Unary<inference::ServerLiveRequest, inference::ServerLiveResponse>(
+        ctx, in, out, "ServerLive", [&](const auto&, auto* resp) {
+          resp->set_live(service_->IsLive());
+          return Status::OK();
+        });
   }
-  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* ctx, const inference::ServerReadyRequest*,
-                                        inference::ServerReadyResponse* resp) override {
-    resp->set_ready(service_->IsReady());
-    return Done(ctx, "ServerReady", Status::OK());
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                        grpc::ByteBuffer* out) override {
+    return Unary<inference::ServerReadyRequest, inference::ServerReadyResponse>(
+        ctx, in, out, "ServerReady", [&](const auto&, auto* resp) {
+          resp->set_ready(service_->IsReady());
+          return Status::OK();
+        });
   }
-  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const inference::ModelReadyRequest* req,
-                                       inference::ModelReadyResponse* resp) override {
-    auto r = service_->ModelReady(req->name(), req->version());
-    if (r.ok()) resp->set_ready(*r);
-    return Done(ctx, "ModelReady", r.status());
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                       grpc::ByteBuffer* out) override {
+    return Unary<inference::ModelReadyRequest, inference::ModelReadyResponse>(
+        ctx, in, out, "ModelReady", [&](const auto& req, auto* resp) {
+          auto r = service_->ModelReady(req.name(), req.version());
+          if (r.ok()) resp->set_ready(*r);
+          return r.status();
+        });
   }
-  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* ctx,
-                                           const inference::ServerMetadataRequest*,
-                                           inference::ServerMetadataResponse* resp) override {
-    auto m = service_->GetServerMetadata();
-    resp->set_name(m.name);
-    resp->set_version(m.version);
-    for (const auto& e : m.extensions) resp->add_extensions(e);
-    return Done(ctx, "ServerMetadata", Status::OK());
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                           grpc::ByteBuffer* out) override {
+    return Unary<inference::ServerMetadataRequest, inference::ServerMetadataResponse>(
+        ctx, in, out, "ServerMetadata", [&](const auto&, auto* resp) {
+          auto m = service_->GetServerMetadata();
+          resp->set_name(m.name);
+          resp->set_version(m.version);
+          for (const auto& e : m.extensions) resp->add_extensions(e);
+          return Status::OK();
+        });
   }
-  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx,
-                                          const inference::ModelMetadataRequest* req,
-                                          inference::ModelMetadataResponse* resp) override {
-    auto m = service_->GetModelMetadata(req->name(), req->version());
-    if (m.ok()) {
-      resp->set_name(m->name);
-      for (const auto& v : m->versions) resp->add_versions(v);
-      resp->set_platform(m->platform);
-      FillTensorMetadata(m->inputs, resp->mutable_inputs());
-      FillTensorMetadata(m->outputs, resp->mutable_outputs());
-    }
-    return Done(ctx, "ModelMetadata", m.status());
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                          grpc::ByteBuffer* out) override {
+    return Unary<inference::ModelMetadataRequest, inference::ModelMetadataResponse>(
+        ctx, in, out, "ModelMetadata", [&](const auto& req, auto* resp) {
+          auto m = service_->GetModelMetadata(req.name(), req.version());
+          if (m.ok()) {
+            resp->set_name(m->name);
+            for (const auto& v : m->versions) resp->add_versions(v);
+            resp->set_platform(m->platform);
+            FillTensorMetadata(m->inputs, resp->mutable_inputs());
+            FillTensorMetadata(m->outputs, resp->mutable_outputs());
+          }
+          return m.status();
+        });
   }
-  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
-                                            const inference::RepositoryIndexRequest* req,
-                                            inference::RepositoryIndexResponse* resp) override {
-    auto idx = service_->RepositoryIndex(req->ready());
-    if (idx.ok()) {
-      for (const auto& e : *idx) {
-        auto* m = resp->add_models();
-        m->set_name(e.name);
-        m->set_version(e.version);
-        m->set_state(e.state);
-        m->set_reason(e.reason);
-      }
-    }
-    return Done(ctx, "RepositoryIndex", idx.status());
+  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                            grpc::ByteBuffer* out) override {
+    return Unary<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>(
+        ctx, in, out, "RepositoryIndex", [&](const auto& req, auto* resp) {
+          auto idx = service_->RepositoryIndex(req.ready());
+          if (idx.ok()) {
+            for (const auto& e : *idx) {
+              auto* m = resp->add_models();
+              // proto3 strings must be UTF-8 or the client cannot parse the response; a reason may
+              // quote file contents.
+              m->set_name(ToValidUtf8(e.name));
+              m->set_version(e.version);
+              m->set_state(e.state);
+              m->set_reason(ToValidUtf8(e.reason));
+            }
+          }
+          return idx.status();
+        });
   }
-  grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
-                                                const inference::RepositoryModelLoadRequest* req,
-                                                inference::RepositoryModelLoadResponse*) override {
+  grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                grpc::ByteBuffer* out) override {
     if (!Authorized(ctx)) return Unauthenticated(ctx, "RepositoryModelLoad");
-    return Done(ctx, "RepositoryModelLoad", service_->LoadModel(req->model_name()));
+    return Unary<inference::RepositoryModelLoadRequest, inference::RepositoryModelLoadResponse>(
+        ctx, in, out, "RepositoryModelLoad",
+        [&](const auto& req, auto*) { return service_->LoadModel(req.model_name()); });
   }
-  grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx,
-                                                  const inference::RepositoryModelUnloadRequest* req,
-                                                  inference::RepositoryModelUnloadResponse*) override {
+  grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                  grpc::ByteBuffer* out) override {
     if (!Authorized(ctx)) return Unauthenticated(ctx, "RepositoryModelUnload");
-    return Done(ctx, "RepositoryModelUnload", service_->UnloadModel(req->model_name()));
+    return Unary<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>(
+        ctx, in, out, "RepositoryModelUnload",
+        [&](const auto& req, auto*) { return service_->UnloadModel(req.model_name()); });
   }
 
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
-                                       const inference::ModelInferRequest* req,
-                                       inference::ModelInferResponse* resp) override {
-    auto meta = service_->GetModelMetadata(req->model_name(), req->model_version());
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                       grpc::ByteBuffer* out) override {
+    inference::ModelInferRequest req;
+    if (Status s = Parse(in, &req); !s.ok()) return Done(ctx, "ModelInfer", s);
+    auto meta = service_->GetModelMetadata(req.model_name(), req.model_version());
     if (!meta.ok()) return Done(ctx, "ModelInfer", meta.status());
     int64_t ctx_deadline = 0;
     auto dl = ctx->deadline();
@@ -236,37 +289,55 @@ class ServiceImpl final : public inference::GRPCInferenceService::CallbackServic
       auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(dl - std::chrono::system_clock::now());
       ctx_deadline = NowNs() + std::max<int64_t>(left.count(), 1);
     }
-    auto built = BuildRequest(*req, *meta, ctx_deadline);
+    auto built = BuildRequest(req, *meta, ctx_deadline);  // copies the tensors out of `req`
     if (!built.ok()) return Done(ctx, "ModelInfer", built.status());
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::unique_ptr<InferenceRequest> r = std::move(*built);
-    r->on_complete = [this, reactor, resp](InferenceResponse out) {
-      if (out.status.ok()) {
-        resp->set_model_name(out.model_name);
-        resp->set_model_version(out.model_version);
-        resp->set_id(out.request_id);
-        for (const auto& o : out.outputs) {
-          auto* t = resp->add_outputs();
+    // `out` lives until the reactor finishes.
+    r->on_complete = [this, reactor, out](InferenceResponse result) {
+      Status status = result.status;
+      if (status.ok()) {
+        inference::ModelInferResponse resp;
+        resp.set_model_name(result.model_name);
+        resp.set_model_version(result.model_version);
+        resp.set_id(result.request_id);
+        for (const auto& o : result.outputs) {
+          auto* t = resp.add_outputs();
           t->set_name(o.name);
           t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
           for (int64_t d : o.tensor.shape()) t->add_shape(d);
-          resp->add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
+          resp.add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
         }
+        status = Serialize(resp, out);
       }
-      Count("ModelInfer", out.status);
-      reactor->Finish(ToGrpc(out.status));
+      Count("ModelInfer", status);
+      reactor->Finish(ToGrpc(status));
     };
     service_->Infer(std::move(r));
     return reactor;
   }
 
  private:
+  // Parses the request, lets `handle` fill the response (it returns the call's Status) and
+  // answers; the response bytes are sent only with OK.
+  template <typename Request, typename Response, typename Handle>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
+                                  const char* method, Handle&& handle) {
+    Request req;
+    Status s = Parse(in, &req);
+    if (s.ok()) {
+      Response resp;
+      s = handle(req, &resp);
+      if (s.ok()) s = Serialize(resp, out);
+    }
+    return Done(ctx, method, s);
+  }
   bool Authorized(grpc::CallbackServerContext* ctx) const {
     if (options_.auth_token.empty()) return true;
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
     return it != md.end() &&
-           std::string(it->second.data(), it->second.size()) == "Bearer " + options_.auth_token;
+           BearerTokenMatches(std::string_view(it->second.data(), it->second.size()), options_.auth_token);
   }
   grpc::ServerUnaryReactor* Unauthenticated(grpc::CallbackServerContext* ctx, const char* method) {
     if (options_.metrics) options_.metrics->grpc_requests_total->Labels({method, "UNAUTHENTICATED"})->Inc();

@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "gpuhive/utf8.h"
 #include "server/binary_tensor.h"
 #include "server/request_validation.h"
 
@@ -296,7 +297,20 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
 std::string JsonEscape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // JSON is UTF-8: a byte that is not part of a well-formed sequence (a file name, a
+      // percent-decoded path echoed in an error) becomes U+FFFD instead of breaking the document.
+      size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(s.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

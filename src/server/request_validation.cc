@@ -1,5 +1,6 @@
 #include "server/request_validation.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -8,6 +9,22 @@
 #include "gpuhive/units.h"
 
 namespace gpuhive::server {
+
+bool BearerTokenMatches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view kScheme = "bearer";
+  if (authorization.size() <= kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return false;
+  }
+  std::string_view rest = authorization.substr(kScheme.size());
+  const size_t spaces = rest.find_first_not_of(' ');
+  if (spaces == 0 || spaces == std::string_view::npos) return false;
+  rest.remove_prefix(spaces);
+  if (rest.size() != token.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < token.size(); ++i) diff |= static_cast<unsigned char>(rest[i] ^ token[i]);
+  return diff == 0;
+}
 
 StatusOr<DataType> ParseKServeDatatype(std::string_view name) {
   if (name == "BYTES")

@@ -1,5 +1,6 @@
 // Checks shared by the HTTP/JSON and gRPC frontends: a request's inputs and outputs against the
-// model's metadata, KServe datatype names, Triton's per-request priority / timeout parameters.
+// model's metadata, KServe datatype names, Triton's per-request priority / timeout parameters,
+// the bearer token of mutating calls.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,11 @@ Status ValidateRequestedOutput(const ModelMetadata& meta, const std::string& nam
 StatusOr<int> PriorityFromTriton(int64_t priority);
 // Triton's "timeout" in microseconds to an absolute NowNs() deadline (0 stays "none").
 StatusOr<int64_t> DeadlineFromTimeoutUs(int64_t timeout_us);
+
+// Whether an Authorization value carries `token` with the Bearer scheme: "Bearer <token>", the
+// scheme in any case (RFC 7235: auth-scheme is case-insensitive) and one or more spaces before the
+// token, which must match exactly. The comparison takes the same time wherever the token differs.
+bool BearerTokenMatches(std::string_view authorization, std::string_view token);
 
 // Half precision conversions (round to nearest even).
 uint16_t FloatToHalf(float f);

@@ -3,10 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <climits>
 
 #include "gpuhive/units.h"
 #include "server/kserve_json.h"
 #include "server/latency_trace.h"
+#include "server/request_validation.h"
 
 namespace gpuhive::server {
 
@@ -105,7 +107,11 @@ StatusOr<ModelSettings> ParseSettings(const std::string& body) {
     const std::string& k = it.key();
     const json& v = it.value();
     if (k == "priority") {
+      // Checked before narrowing: get<int>() would wrap 4294967297 to 1.
       if (!v.is_number_integer()) return InvalidArgument("'priority' must be an integer");
+      const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= INT_MAX
+                                                   : v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX;
+      if (!in_range) return InvalidArgument("'priority' {} is out of range", v.dump());
       s.priority = v.get<int>();
     } else if (k == "tenant") {
       if (!v.is_string()) return InvalidArgument("'tenant' must be a string");
@@ -135,7 +141,7 @@ HttpResponse Router::Error(const Status& status) const {
 bool Router::Authorized(const HttpRequest& req) const {
   if (options_.auth_token.empty()) return true;
   auto it = req.headers.find("authorization");
-  return it != req.headers.end() && it->second == "Bearer " + options_.auth_token;
+  return it != req.headers.end() && BearerTokenMatches(it->second, options_.auth_token);
 }
 
 void Router::Handle(HttpRequest req, HttpReply reply) {

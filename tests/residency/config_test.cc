@@ -288,6 +288,39 @@ TEST_F(RepositoryTest, MissingRootAndModel) {
   EXPECT_EQ((*repo)->ScanModel("../x").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(RepositoryTest, ModelNamesAreValidatedBeforeAnyPathIsBuilt) {
+  EXPECT_TRUE(ValidateModelName("resnet50").ok());
+  EXPECT_TRUE(ValidateModelName("mod\xC3\xA8le-v2_1").ok());
+  for (const std::string& bad : {std::string(), std::string("."), std::string(".."), std::string(".hidden"),
+                                 std::string("a/b"), std::string("../x"), std::string("a\0b", 3), std::string("x\ny"),
+                                 std::string("bad\xFF\xFE"), std::string(256, 'a')}) {
+    EXPECT_EQ(ValidateModelName(bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
+  // A NUL ends the C path early: "b\0x" must not scan as the config-less model "b".
+  Write("b/1/model.onnx", MakeMatMulChainOnnx({.dim = 16, .layers = 1}));
+  auto repo = ModelRepository::Open(root_.string());
+  ASSERT_TRUE(repo.ok());
+  EXPECT_TRUE((*repo)->ScanModel("b").ok());
+  EXPECT_EQ((*repo)->ScanModel(std::string("b\0x", 3)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*repo)->HasModelDirectory("b"));
+  EXPECT_FALSE((*repo)->HasModelDirectory(std::string("b\0x", 3)));
+  EXPECT_FALSE((*repo)->HasModelDirectory("ghost"));
+  EXPECT_FALSE((*repo)->HasModelDirectory(".."));
+}
+
+TEST_F(RepositoryTest, ScanSkipsDirectoriesNoRequestCouldName) {
+  const std::string onnx = MakeMatMulChainOnnx({.dim = 16, .layers = 1});
+  Write("ok/1/model.onnx", onnx);
+  Write("bad\xFF\xFE/1/model.onnx", onnx);
+  Write("tab\there/1/model.onnx", onnx);
+  auto repo = ModelRepository::Open(root_.string());
+  ASSERT_TRUE(repo.ok());
+  ScanResult r = (*repo)->Scan();
+  ASSERT_EQ(r.models.size(), 1u);
+  EXPECT_EQ(r.models.begin()->first, "ok");
+  EXPECT_TRUE(r.errors.empty());
+}
+
 TEST_F(RepositoryTest, CorruptOnnxWithoutConfigIsDataLoss) {
   Write("bad/1/model.onnx", "this is not a protobuf");
   auto repo = ModelRepository::Open(root_.string());
@@ -297,16 +330,19 @@ TEST_F(RepositoryTest, CorruptOnnxWithoutConfigIsDataLoss) {
   EXPECT_NE(m.status().message().find("bad"), std::string::npos);
 }
 
-TEST(MappedFile, MapsAndRefusesMissing) {
-  EXPECT_EQ(MappedFile::Open("/nonexistent/file").status().code(), StatusCode::kNotFound);
-  fs::path p = fs::temp_directory_path() / ("gh_mapped_" + std::to_string(::getpid()));
+TEST(ReadModelFile, ReadsWholeFilesAndRefusesOthers) {
+  EXPECT_EQ(ReadModelFile("/nonexistent/file").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadModelFile(fs::temp_directory_path().string()).status().code(), StatusCode::kInvalidArgument);
+  fs::path p = fs::temp_directory_path() / ("gh_read_" + std::to_string(::getpid()));
   std::ofstream(p, std::ios::binary) << "hello";
-  auto f = MappedFile::Open(p.string());
-  ASSERT_TRUE(f.ok());
-  ASSERT_EQ(f->size(), 5u);
-  EXPECT_EQ(std::string(f->data(), 5), "hello");
-  MappedFile moved = std::move(*f);
-  EXPECT_EQ(moved.size(), 5u);
+  auto f = ReadModelFile(p.string());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(*f, "hello");
+  EXPECT_EQ(ReadModelFile(p.string(), 4).status().code(), StatusCode::kInvalidArgument);
+  std::ofstream(p, std::ios::binary | std::ios::trunc);
+  auto empty = ReadModelFile(p.string());
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
   fs::remove(p);
 }
 

@@ -453,6 +453,7 @@ TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
   ASSERT_EQ(m->ListModels().size(), 1u);
   ASSERT_TRUE(m->Acquire("a").ok());
   AddModelDir("b");
+  m->Housekeep();  // a new file is taken once a second poll sees it unchanged (model_file_test)
   m->Housekeep();
   ASSERT_EQ(m->ListModels().size(), 2u);
   EXPECT_TRUE(m->Acquire("b").ok());
@@ -462,6 +463,24 @@ TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].name, "b");
   EXPECT_EQ(m->Acquire("a").status().code(), StatusCode::kNotFound);
+}
+
+// Issue 16: a model that can never fit says so in ListModels (the server reports it not ready).
+TEST(Manager, AModelThatCanNeverFitIsReportedSo) {
+  auto m = *ModelManager::Create(SmallOptions(16 << 10));
+  ASSERT_TRUE(m->AddModel(ChainConfig("big", kDim), Chain(2, 1)).ok());  // 128 KiB of weights
+  auto fits = [&] {
+    auto all = m->ListModels();
+    return FindStatus(all, "big")->fits;
+  };
+  EXPECT_EQ(fits().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(fits().message().find("budget"), std::string::npos) << fits().ToString();
+  EXPECT_EQ(m->Acquire("big").status().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(m->SetBudget(8 << 20).ok());
+  EXPECT_TRUE(fits().ok()) << fits().ToString();
+  EXPECT_TRUE(m->Acquire("big").ok());
+  ASSERT_TRUE(m->SetMemoryLimit("big", 16 << 10).ok());
+  EXPECT_EQ(fits().code(), StatusCode::kResourceExhausted);
 }
 
 TEST(Manager, SwappedInModelComputesTheSameResults) {

@@ -1,10 +1,13 @@
 // The gRPC frontend through the generated stub, against FakeService.
 #include "gpuhive/server/grpc_server.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 #include "gpuhive/server/fake_service.h"
 #include "grpc_service.grpc.pb.h"
@@ -200,6 +203,74 @@ TEST_F(GrpcServerTest, BadInputsAndStatusCodes) {
   grpc::ClientContext ctx;
   inference::ModelInferResponse resp;
   EXPECT_EQ(stub_->ModelInfer(&ctx, f, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+// Issue 16: an input carrying both raw_input_contents and typed contents is ambiguous (which
+// one is the tensor?): refused, as Triton does, instead of silently taking the raw bytes.
+TEST_F(GrpcServerTest, RawAndTypedContentsTogetherAreRefused) {
+  auto a = Seq(1);
+  auto r = AddSubRequest(a, a, true);
+  for (int32_t v : a) r.mutable_inputs(0)->mutable_contents()->add_int_contents(v + 100);
+  grpc::ClientContext ctx;
+  inference::ModelInferResponse resp;
+  grpc::Status st = stub_->ModelInfer(&ctx, r, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("INPUT0"), std::string::npos) << st.error_message();
+}
+
+// Issue 16: bytes that do not parse as the method's request message were answered UNIMPLEMENTED
+// with an empty message (gRPC's default when deserialization fails).
+TEST_F(GrpcServerTest, UnparseableMessageIsInvalidArgumentWithAMessage) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  // Field 1 (model_name) as a length-delimited field whose length runs past the end; then a
+  // field with the reserved wire type 7.
+  for (const std::string& garbage : {std::string("\x0a\xff\x01" "abc", 6), std::string("\x0f\x01\x02", 3)}) {
+    for (const char* method : {"/inference.GRPCInferenceService/ModelInfer",
+                               "/inference.GRPCInferenceService/ModelMetadata",
+                               "/inference.GRPCInferenceService/RepositoryModelLoad"}) {
+      grpc::Slice slice(garbage);
+      grpc::ByteBuffer request(&slice, 1), response;
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", "Bearer tok");
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      grpc::Status st;
+      generic.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+        std::lock_guard<std::mutex> lock(mu);
+        st = std::move(s);
+        done = true;
+        cv.notify_all();
+      });
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return done; });
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method << ": " << st.error_message();
+      EXPECT_FALSE(st.error_message().empty()) << method;
+    }
+  }
+  // The server still answers well-formed calls.
+  grpc::ClientContext ctx;
+  inference::ServerLiveResponse live;
+  EXPECT_TRUE(stub_->ServerLive(&ctx, {}, &live).ok());
+}
+
+// RFC 7235: the auth scheme is case-insensitive.
+TEST_F(GrpcServerTest, BearerSchemeIsCaseInsensitive) {
+  inference::RepositoryModelLoadRequest load;
+  load.set_model_name("unloaded");
+  inference::RepositoryModelLoadResponse resp;
+  for (const char* value : {"bearer tok", "BEARER tok", "Bearer tok"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", value);
+    grpc::Status st = stub_->RepositoryModelLoad(&ctx, load, &resp);
+    EXPECT_TRUE(st.ok()) << value << ": " << st.error_message();
+  }
+  for (const char* value : {"bearer TOK", "bearertok", "Basic tok"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", value);
+    EXPECT_EQ(stub_->RepositoryModelLoad(&ctx, load, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED) << value;
+  }
 }
 
 TEST_F(GrpcServerTest, RepositoryCallsNeedToken) {

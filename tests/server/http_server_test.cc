@@ -227,6 +227,34 @@ TEST_F(HttpServerTest, ManagementApi) {
   EXPECT_NE(bad.body.find("colour"), std::string::npos);
 }
 
+// Issue 16: 4294967297 was read as an int and stored as priority 1.
+TEST_F(HttpServerTest, SettingsRefuseIntegersOutOfRange) {
+  HttpClient c(port());
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer s3cret"}};
+  const int before = json::parse(c.Request("GET", "/v2/gpuhive/models/add_sub").body)["priority"].get<int>();
+  for (const char* body : {R"({"priority":4294967297})", R"({"priority":-4294967295})",
+                           R"({"priority":18446744073709551615})", R"({"priority":2147483648})"}) {
+    auto r = c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", body, auth);
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.body;
+    EXPECT_NE(r.body.find("priority"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/add_sub").body)["priority"].get<int>(), before);
+  EXPECT_EQ(c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", R"({"priority":1})", auth).status, 200);
+}
+
+// RFC 7235: the auth scheme is case-insensitive ("bearer", "BEARER"); the token is not.
+TEST_F(HttpServerTest, BearerSchemeIsCaseInsensitive) {
+  HttpClient c(port());
+  for (const char* value : {"Bearer s3cret", "bearer s3cret", "BEARER s3cret", "bEaReR s3cret"}) {
+    auto r = c.Request("POST", "/v2/repository/models/unloaded/load", "", {{"Authorization", value}});
+    EXPECT_EQ(r.status, 200) << value << " -> " << r.body;
+  }
+  for (const char* value : {"bearer S3CRET", "bearers3cret", "Basic s3cret", "bearer", "s3cret"}) {
+    auto r = c.Request("POST", "/v2/repository/models/unloaded/load", "", {{"Authorization", value}});
+    EXPECT_EQ(r.status, 401) << value;
+  }
+}
+
 TEST_F(HttpServerTest, MetricsEndpoint) {
   HttpClient c(port());
   ASSERT_EQ(c.Request("POST", "/v2/models/add_sub/infer", AddSubJson(Iota(0), Iota(1))).status, 200);

@@ -192,9 +192,28 @@ TEST(KServeCodecTest, RepositoryIndexRequest) {
   EXPECT_FALSE(ParseRepositoryIndexRequest("{").ok());
 }
 
+TEST(KServeCodecTest, BearerTokenMatches) {
+  EXPECT_TRUE(BearerTokenMatches("Bearer s3cret", "s3cret"));
+  EXPECT_TRUE(BearerTokenMatches("bearer s3cret", "s3cret"));  // RFC 7235: scheme case-insensitive
+  EXPECT_TRUE(BearerTokenMatches("BEARER   s3cret", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Bearer S3CRET", "s3cret"));  // the token is not
+  EXPECT_FALSE(BearerTokenMatches("Bearers3cret", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Bearer s3cre", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Bearer s3crett", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Bearer ", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("Basic s3cret", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("s3cret", "s3cret"));
+  EXPECT_FALSE(BearerTokenMatches("", "s3cret"));
+}
+
 TEST(KServeCodecTest, JsonEscape) {
   EXPECT_EQ(ErrorJson("a\"b\\c\n\x01"), "{\"error\":\"a\\\"b\\\\c\\n\\u0001\"}");
   EXPECT_TRUE(nlohmann::json::parse(ErrorJson("x\"\n\t")).is_object());
+  // Issue 16: bytes that are not UTF-8 (a directory name, a percent-decoded path) are replaced,
+  // well-formed sequences kept.
+  EXPECT_EQ(JsonEscape("mod\xC3\xA8le"), "mod\xC3\xA8le");
+  EXPECT_EQ(JsonEscape("bad\xFF\xFE!"), "bad\\ufffd\\ufffd!");
+  EXPECT_EQ(nlohmann::json::parse(ErrorJson("unknown model 'a\xC3\x28'"))["error"], "unknown model 'a\xEF\xBF\xBD('");
 }
 
 }  // namespace

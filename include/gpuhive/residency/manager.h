@@ -1,7 +1,7 @@
 // ModelManager: keeps as many models resident on a device as its byte budget allows and swaps the
 // rest in on demand (DESIGN.md "Residency and swapping", "Memory model").
 //
-// Tiers per model version: disk (the .onnx file, memory-mapped) -> host (a copy in host memory,
+// Tiers per model version: disk (the .onnx file, read whole when needed) -> host (a copy in host memory,
 // pinned where CUDA exists) -> device (a CompiledModel whose weights, arenas and workspaces are
 // allocated through the manager's budgeted memory stack). State machine per version:
 //
@@ -23,7 +23,7 @@
 // host tier when its last lease ends (the next Acquire loads it again).
 //
 // Host tier budget: with host_budget_bytes set, host copies beyond it are dropped (the eviction
-// policy picks which) and those models come from disk (memory-mapped) again. Models added from
+// policy picks which) and those models come from disk again. Models added from
 // memory (AddModel) have no disk copy and are never dropped.
 //
 // Acquire returns a ModelLease (RAII); a leased model is never evicted. Loads run concurrently up
@@ -99,6 +99,8 @@ struct ManagerOptions {
   // No CPU fallback under memory pressure: a request that cannot get device memory is refused.
   bool strict_device = false;
   ControlMode control_mode = ControlMode::kNone;
+  // Poll mode rescans the repository this often. A new or changed model file is taken once two
+  // polls in a row saw the same size and mtime (a file still being written is never loaded).
   int64_t poll_interval_us = 1'000'000;
   // Background housekeeping (keep-alive unloads, repository polling). 0: no thread; call
   // Housekeep() yourself.
@@ -134,6 +136,11 @@ struct ModelStatus {
   int64_t last_swap_ns = 0;  // duration of the last host -> device load
   int64_t last_copy_ns = 0;  // its weight copy (pipelined: overlapped with the first request)
   bool copy_in_flight = false;
+  // OK, or why the model cannot be used under the current budget and memory limit: its size (the
+  // file's before the first load) exceeds them, or its load or a one-row request failed for
+  // memory while nothing else held any. Such a model is not ready; a larger budget or limit, a
+  // successful run or a changed file clears it.
+  Status fits;
 };
 
 struct ResidencyStats {
@@ -302,6 +309,14 @@ class ModelManager {
   int64_t Now() const { return options_.clock(); }
 
   Status RegisterLocked(RepositoryModel model);
+  // ModelStatus::fits of `e`.
+  Status FitsLocked(const Entry& e) const;
+  // Records (or clears) that `e` failed for memory it can never have (ModelStatus::fits).
+  void SetNeverFitsLocked(Entry& e, bool failed);
+  // Whether the allocation that last failed on this thread, made for `e`, exceeds the whole
+  // budget or e's memory limit together with `held_bytes` that e must hold at the same time:
+  // then no eviction can ever make room.
+  bool FailedAllocationCanNeverFit(const Entry& e, uint64_t held_bytes) const;
   std::shared_ptr<Entry> FindLocked(const std::string& name, int64_t version) const;
   void SetStateLocked(Entry& e, ModelState to);
   StatusOr<ModelLease> AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability);
@@ -354,6 +369,8 @@ class ModelManager {
   std::deque<std::pair<std::string, double>> preload_queue_;
   int preloads_running_ = 0;
   int64_t last_poll_ns_ = 0;
+  // Poll mode: size and mtime of every model file at the last poll, by path.
+  std::map<std::string, std::pair<uint64_t, int64_t>> poll_seen_;
   bool stopping_ = false;
   std::thread preload_thread_;
   std::thread housekeeping_thread_;

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gpuhive/residency/model_config.h"
@@ -45,6 +46,12 @@ struct ScanResult {
   std::map<std::string, Status> errors;
 };
 
+// Whether `name` can name a model: the name of a directory directly under the root that every
+// frontend can carry. 1..255 bytes of UTF-8 without control characters or '/', not
+// starting with '.' (hidden directories are not models), so never "." or "..".
+// Errors: kInvalidArgument saying what is wrong.
+Status ValidateModelName(std::string_view name);
+
 class ModelRepository {
  public:
   // Errors: kNotFound when `root` is not a directory.
@@ -58,30 +65,20 @@ class ModelRepository {
   // (bad config.pbtxt, or its name differs from the directory name), kDataLoss (unreadable ONNX
   // file when the config must be derived).
   StatusOr<RepositoryModel> ScanModel(const std::string& name) const;
+  // Whether `name` is a valid model name (ValidateModelName) with a directory under the root.
+  bool HasModelDirectory(const std::string& name) const;
 
  private:
   explicit ModelRepository(std::string root) : root_(std::move(root)) {}
   std::string root_;
 };
 
-// A read-only memory-mapped file: the disk tier. Move-only; unmaps on destruction.
-class MappedFile {
- public:
-  // Errors: kNotFound (cannot open), kInternal (mmap failed).
-  static StatusOr<MappedFile> Open(const std::string& path);
-  MappedFile() = default;
-  MappedFile(MappedFile&& o) noexcept;
-  MappedFile& operator=(MappedFile&& o) noexcept;
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile();
-
-  const char* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  const char* data_ = nullptr;
-  size_t size_ = 0;
-};
+// Reads a model file whole into memory: the disk tier's read. Plain read(2) calls, never a
+// memory mapping: another process may truncate or rewrite the file at any time (`cp new.onnx
+// model.onnx`), which turns a mapped page into SIGBUS but a read into a short count. A file whose
+// size or mtime changes while it is read is refused rather than returned half old, half new.
+// Errors: kNotFound (cannot open), kInvalidArgument (not a regular file, or larger than
+// `max_bytes`), kDataLoss (it shrank, grew or changed while read; a read error).
+StatusOr<std::string> ReadModelFile(const std::string& path, uint64_t max_bytes = 4ull << 30);
 
 }  // namespace gpuhive::residency
