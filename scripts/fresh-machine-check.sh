@@ -49,9 +49,23 @@ for m in proc sys dev dev/pts; do
   mounts+=("$ROOT/$m")
 done
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The network path of this machine, not its software: certificate authorities it trusts locally
+# (e.g. a TLS-inspecting egress proxy's) are trusted in the root too, as npm and apt need them on
+# any machine behind that proxy. Nothing else is taken from the host.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  chroot "$ROOT" update-ca-certificates >> "$LOG" 2>&1 || true
+fi
+extra_ca=""
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  mkdir -p "$ROOT$(dirname "$NODE_EXTRA_CA_CERTS")"
+  cp "$NODE_EXTRA_CA_CERTS" "$ROOT$NODE_EXTRA_CA_CERTS"
+  extra_ca="NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"
+fi
 
 inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive bash -c "cd /src/gpuhive && $1"; }
+  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive $extra_ca bash -c "cd /src/gpuhive && $1"; }
 
 say "make run (the README's first command) until the server answers ready"
 inside "make run HTTP_PORT=18600 GRPC_PORT=18601 > /tmp/make-run.log 2>&1 & echo \$! > /tmp/make-run.pid" >> "$LOG" 2>&1
