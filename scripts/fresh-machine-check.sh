@@ -68,7 +68,9 @@ inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/l
   LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive $extra_ca bash -c "cd /src/gpuhive && $1"; }
 
 say "make run (the README's first command) until the server answers ready"
-inside "make run HTTP_PORT=18600 GRPC_PORT=18601 > /tmp/make-run.log 2>&1 & echo \$! > /tmp/make-run.pid" >> "$LOG" 2>&1
+# In its own session, so that stopping it later signals its process group only (a pkill by name
+# would also reach matching processes outside the root).
+inside "setsid make run HTTP_PORT=18600 GRPC_PORT=18601 > /tmp/make-run.log 2>&1 < /dev/null & echo \$! > /tmp/make-run.pid" >> "$LOG" 2>&1
 ready=0
 for _ in $(seq 1 2400); do  # up to 2 h: the first build of everything on 2 cores
   if inside "test -f /tmp/make-run.log && grep -q 'gpuhive ready' /tmp/make-run.log" 2>/dev/null; then
@@ -86,7 +88,7 @@ if [ "$ready" != 1 ]; then
   exit 1
 fi
 say "make run: the server answered 200 on /v2/health/ready"
-inside "pkill -TERM -f 'gpuhive serve' || true; sleep 2"
+inside "kill -TERM -- -\$(cat /tmp/make-run.pid) 2>/dev/null || true; sleep 2"
 
 say "make test-fast (the README's second command, unit tests)"
 if inside "make test-fast" >> "$LOG" 2>&1; then
