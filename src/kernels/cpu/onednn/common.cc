@@ -323,6 +323,9 @@ size_t PostOpChain::StageFullSizeExtras(Layout dst_layout) {
     if (!md.ok()) continue;
     s.extra_layout = dst_layout;
     s.staged_at = bytes;
+    s.staged_src = PlainMd(Dims(s.extra_shape.begin(), s.extra_shape.end()));
+    s.staged_dst = *md;
+    s.stage = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), s.staged_src, Engine(), s.staged_dst));
     bytes += (md->get_size() + 63) / 64 * 64;
   }
   return bytes;
@@ -331,16 +334,14 @@ size_t PostOpChain::StageFullSizeExtras(Layout dst_layout) {
 void PostOpChain::StageExtras(const RunContext& ctx) const {
   for (const Step& s : steps_) {
     if (s.staged_at == SIZE_MAX) continue;
-    memory::desc plain = PlainMd(Dims(s.extra_shape.begin(), s.extra_shape.end()));
-    memory::desc blocked = MdFor(s.extra_shape, s.extra_layout).value();
-    memory src(plain, Engine(), const_cast<void*>(ctx.input(s.input).data));
-    memory dst(blocked, Engine(), const_cast<void*>(ExtraData(ctx, s)));
-    dnnl::reorder(src, dst).execute(ThreadStream(), src, dst);
+    memory src(s.staged_src, Engine(), const_cast<void*>(ctx.input(s.input).data));
+    memory dst(s.staged_dst, Engine(), const_cast<void*>(ExtraData(ctx, s)));
+    s.stage.execute(ThreadStream(), src, dst);
   }
 }
 
 memory::desc PostOpChain::ExtraMd(const Step& s, const Dims& dst_dims) const {
-  if (s.staged_at != SIZE_MAX) return MdFor(s.extra_shape, s.extra_layout).value();
+  if (s.staged_at != SIZE_MAX) return s.staged_dst;
   if (s.op.kind == PostOp::Kind::kSum) {
     auto md = MdFor(s.extra_shape, s.extra_layout);
     memory::desc m = md.ok() ? *md : PlainMd(dst_dims);

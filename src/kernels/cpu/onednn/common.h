@@ -177,6 +177,8 @@ class PostOpChain {
     // A full-size plain operand of a blocked dst, reordered into the dst's layout at this
     // workspace offset before the chain runs (SIZE_MAX: read in place).
     size_t staged_at = SIZE_MAX;
+    memory::desc staged_src, staged_dst;  // plain operand -> dst layout, built with `stage`
+    dnnl::reorder stage;
   };
   const void* ExtraData(const RunContext& ctx, const Step& s) const {
     if (s.staged_at != SIZE_MAX) return static_cast<const char*>(ctx.workspace()) + staging_base_ + s.staged_at;
