@@ -18,6 +18,33 @@ namespace gpuhive::residency {
 // Set while a preload runs on this thread: allocation failures must not evict for a prediction.
 thread_local bool t_no_evict = false;
 
+namespace {
+
+// The last allocation through the budget that failed on this thread (OnAllocationFailure): its
+// owner and size. A load or run that failed for memory compares it with the budget to tell "can
+// never fit" from "not now" (FailedAllocationCanNeverFit), whoever else held memory.
+struct FailedAllocation {
+  uint32_t owner = 0;
+  uint64_t bytes = 0;
+};
+thread_local FailedAllocation t_failed;
+
+// Why `needed` bytes can never be resident under `budget` and `limit` (0: none); OK when they may.
+Status SizeFits(const std::string& name, uint64_t needed, uint64_t budget, uint64_t limit) {
+  if (needed > budget) {
+    return ResourceExhausted("model '{}' needs about {} on the device but the whole budget is {}: it can never be made "
+                             "resident",
+                             name, FormatBytes(needed), FormatBytes(budget));
+  }
+  if (limit > 0 && needed > limit) {
+    return ResourceExhausted("model '{}' needs about {} but its memory_limit is {}", name, FormatBytes(needed),
+                             FormatBytes(limit));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 struct ModelLease::Entry {
   std::string name;
   int64_t version = 0;
@@ -55,6 +82,12 @@ struct ModelLease::Entry {
   bool copy_in_flight = false;
   Status copy_error;
   bool preloaded_unused = false;
+  // A load, or a one-row request, failed for memory that this budget or this memory limit (0:
+  // unlimited) can never give it (FailedAllocationCanNeverFit); never_fits_budget 0: no such
+  // failure. `never_fits` mirrors never_fits_budget != 0 for Run's lock-free check.
+  uint64_t never_fits_budget = 0;
+  uint64_t never_fits_limit = 0;
+  std::atomic<bool> never_fits{false};
   bool unload_requested = false;
   bool removed = false;
 };
@@ -608,18 +641,8 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
 
   // The weights need about as many bytes as the file; refuse what can never fit.
   const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
-  const uint64_t budget = budget_->budget.load();
-  if (needed > budget) {
-    return fail(ResourceExhausted("model '{}' needs about {} on the device but the whole budget is {}: it can never "
-                                  "be made resident",
-                                  e.name, FormatBytes(needed), FormatBytes(budget)),
-                ModelState::kInHost);
-  }
-  if (e.config.memory_limit_bytes > 0 && needed > e.config.memory_limit_bytes) {
-    return fail(ResourceExhausted("model '{}' needs about {} but its memory_limit is {}", e.name, FormatBytes(needed),
-                                  FormatBytes(e.config.memory_limit_bytes)),
-                ModelState::kInHost);
-  }
+  Status fits = SizeFits(e.name, needed, budget_->budget.load(), e.config.memory_limit_bytes);
+  if (!fits.ok()) return fail(fits, ModelState::kInHost);
   if (!EvictFor(needed, &e, preload ? preload_probability : 2.0) && preload) {
     return fail(Unavailable("no spare budget for preloading '{}'", e.name), ModelState::kInHost);
   }
@@ -633,6 +656,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   co.owner_tag = e.owner;
   co.defer_weight_copies = true;  // the copy engine copies them (below)
   int64_t t0 = NowNs();
+  t_failed = {};
   auto model = HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
   StatusOr<std::unique_ptr<CompiledModel>> compiled =
       model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
@@ -640,6 +664,20 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   t_no_evict = false;
   if (!compiled.ok()) {
     bool pressure = compiled.status().code() == StatusCode::kResourceExhausted;
+    // A failed load holds nothing: only an allocation larger than the whole budget is proof.
+    if (pressure && FailedAllocationCanNeverFit(e, 0)) {
+      // Only more budget or a higher limit can make it resident: not ready, nobody should wait.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        SetNeverFitsLocked(e, true);
+      }
+      return fail(ResourceExhausted("model '{}' can never be made resident: {} (the whole budget is {}{})",
+                                    e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
+                                    e.config.memory_limit_bytes > 0
+                                        ? ", its memory_limit " + FormatBytes(e.config.memory_limit_bytes)
+                                        : std::string()),
+                  ModelState::kInHost);
+    }
     if (pressure) {
       return fail(ResourceExhausted("model '{}' cannot be made resident now: {} (budget {}, {} in use by leased or "
                                     "loading models)",
@@ -691,6 +729,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   e.last_swap_ns = swap_ns;
   if (!pipelined) e.last_copy_ns = copy_ns;
   e.last_error = Status::OK();
+  SetNeverFitsLocked(e, false);
   e.preloaded_unused = preload;
   if (e.last_use_ns == 0 || preload) e.last_use_ns = Now();
   ++stats_.loads;
@@ -803,7 +842,16 @@ bool ModelManager::EvictFor(uint64_t needed, const Entry* except, double below_p
   }
 }
 
-bool ModelManager::OnAllocationFailure(size_t, AllocTag tag, int) {
+bool ModelManager::FailedAllocationCanNeverFit(const Entry& e, uint64_t held_bytes) const {
+  const FailedAllocation f = t_failed;
+  if (f.bytes == 0) return false;
+  const uint64_t needed = held_bytes + f.bytes;
+  if (needed > budget_->budget.load()) return true;
+  return f.owner == e.owner && e.config.memory_limit_bytes > 0 && needed > e.config.memory_limit_bytes;
+}
+
+bool ModelManager::OnAllocationFailure(size_t bytes, AllocTag tag, int) {
+  t_failed = {tag.owner, bytes};
   if (t_no_evict) return false;
   const Entry* except = nullptr;
   {
@@ -991,11 +1039,17 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
   if (!lease) return FailedPrecondition("Run: empty lease");
   const auto& cfg = lease.config();
   uint64_t splits = 0;
+  t_failed = {};
   auto out = RunSplitting(lease.model(), ctx, inputs, cfg.max_batch_size > 0, 6, &splits, io_.get(),
                           AllocTag{lease.owner_tag(), MemoryKind::kIO});
   if (splits > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.batch_splits += splits;
+  }
+  Entry& entry = *lease.entry_;
+  if (out.ok() && entry.never_fits.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> lock(mu_);  // it ran after all (a smaller input): it fits
+    SetNeverFitsLocked(entry, false);
   }
   if (out.ok() || out.status().code() != StatusCode::kResourceExhausted) return out;
   Status first = out.status();
@@ -1045,6 +1099,28 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
       auto r = cpu->Run(*fallback, inputs);
       if (r.ok() || r.status().code() != StatusCode::kResourceExhausted) return r;
     }
+  }
+  // A single row (the smallest request) that can never fit: no request of this model can run
+  // under this budget and limit, so it is not ready (ModelStatus::fits) and nobody should wait.
+  // The proof: what the model held after its load (held whenever it runs) plus the allocation
+  // that failed exceed the budget. What it holds now is none: other runs of it add their
+  // transient bytes, and a run may free bytes when it fails.
+  const bool one_row =
+      cfg.max_batch_size == 0 || inputs.empty() || inputs[0].shape.empty() || inputs[0].shape[0] <= 1;
+  uint64_t loaded_bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    loaded_bytes = entry.device_bytes;
+  }
+  if (one_row && FailedAllocationCanNeverFit(entry, loaded_bytes)) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SetNeverFitsLocked(entry, true);
+    }
+    return ResourceExhausted("model '{}' can never run: one request needs more than the whole device budget of {}{}: "
+                             "{}",
+                             lease.name(), FormatBytes(budget_->budget.load()),
+                             options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
   }
   return ResourceExhausted("model '{}': the request does not fit the device budget ({} of {} in use) after evicting "
                            "every idle model{}{}: {}",
@@ -1280,6 +1356,7 @@ void ModelManager::PollRepository() {
           e.file_bytes = file->file_bytes;
           e.estimated_bytes = file->file_bytes;
           e.device_bytes = 0;
+          SetNeverFitsLocked(e, false);
           e.config = sit->second.config;
         }
       }
@@ -1316,6 +1393,26 @@ void ModelManager::HousekeepingLoop() {
   }
 }
 
+void ModelManager::SetNeverFitsLocked(Entry& e, bool failed) {
+  e.never_fits_budget = failed ? budget_->budget.load() : 0;
+  e.never_fits_limit = failed ? e.config.memory_limit_bytes : 0;
+  e.never_fits.store(failed, std::memory_order_relaxed);
+}
+
+Status ModelManager::FitsLocked(const Entry& e) const {
+  const uint64_t budget = budget_->budget.load();
+  const uint64_t limit = e.config.memory_limit_bytes;
+  const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
+  RETURN_IF_ERROR(SizeFits(e.name, needed, budget, limit));
+  auto unlimited = [](uint64_t l) { return l == 0 ? UINT64_MAX : l; };
+  if (e.never_fits_budget > 0 && budget <= e.never_fits_budget &&
+      unlimited(limit) <= unlimited(e.never_fits_limit)) {
+    return ResourceExhausted("model '{}' does not fit the whole budget of {}: its last load or request needed more",
+                             e.name, FormatBytes(e.never_fits_budget));
+  }
+  return Status::OK();
+}
+
 std::vector<ModelStatus> ModelManager::ListModels() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ModelStatus> out;
@@ -1334,6 +1431,7 @@ std::vector<ModelStatus> ModelManager::ListModels() const {
       s.last_swap_ns = e->last_swap_ns;
       s.last_copy_ns = e->last_copy_ns;
       s.copy_in_flight = e->copy_in_flight;
+      s.fits = FitsLocked(*e);
       out.push_back(std::move(s));
     }
   }

@@ -134,6 +134,12 @@ class CoreRunner final : public sched::ModelRunner {
   const std::shared_ptr<ServedVersion> v_;
 };
 
+// The repository-index state of a managed version ("READY", "LOADING" or "UNAVAILABLE") and,
+// when unavailable, why: its last load failed, or it can never fit the budget (a model no load
+// can make resident is not ready, though it stays served so its requests get a clear 503).
+std::string ServedState(const residency::ModelStatus& st);
+std::string UnavailableReason(const residency::ModelStatus& st);
+
 // Metadata of a version from its config (the batch dim first, as -1, when it batches).
 ModelMetadata MetadataFromConfig(const residency::ModelConfig& config, const std::vector<int64_t>& versions);
 // The scheduler's config for a served version in the given mode.

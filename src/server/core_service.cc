@@ -648,7 +648,16 @@ ServerMetadata CoreService::GetServerMetadata() {
 
 StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::string& version) {
   auto v = impl_->Resolve(name, version, nullptr, nullptr);
-  if (v.ok()) return !impl_->draining.load();
+  if (v.ok()) {
+    if (impl_->draining.load()) return false;
+    if (impl_->naive()) return true;
+    // What the repository index says: a version that failed to load or can never fit the budget
+    // is served (its requests get a clear 503) but not ready.
+    for (const auto& st : impl_->manager->ListModels()) {
+      if (st.name == (*v)->name && st.version == (*v)->version) return ServedState(st) != "UNAVAILABLE";
+    }
+    return true;
+  }
   if (v.status().code() == StatusCode::kUnavailable) return false;
   return v.status();
 }

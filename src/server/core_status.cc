@@ -21,15 +21,6 @@ std::string TierOf(ModelState s) {
   }
 }
 
-std::string StateOf(ModelState s) {
-  switch (s) {
-    case ModelState::kFailed: return "UNAVAILABLE";
-    case ModelState::kLoadingHost:
-    case ModelState::kLoadingDevice: return "LOADING";
-    default: return "READY";  // served; made resident on demand
-  }
-}
-
 // Bytes in use per memory kind, by kind name.
 std::map<std::string, uint64_t> BytesByKind(const StatisticsResource& stats) {
   std::map<std::string, uint64_t> out;
@@ -41,6 +32,22 @@ std::map<std::string, uint64_t> BytesByKind(const StatisticsResource& stats) {
 }
 
 }  // namespace
+
+std::string ServedState(const residency::ModelStatus& st) {
+  if (!st.fits.ok()) return "UNAVAILABLE";
+  switch (st.state) {
+    case ModelState::kFailed: return "UNAVAILABLE";
+    case ModelState::kLoadingHost:
+    case ModelState::kLoadingDevice: return "LOADING";
+    default: return "READY";  // served; made resident on demand
+  }
+}
+
+std::string UnavailableReason(const residency::ModelStatus& st) {
+  if (!st.fits.ok()) return st.fits.ToString();
+  if (st.state == ModelState::kFailed) return st.last_error.ToString();
+  return "";
+}
 
 uint64_t CoreService::Impl::NaiveModelBytes(const ServedModel& m) const {
   uint64_t bytes = 0;
@@ -169,8 +176,8 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
       if (it != listed.end()) {
         auto vit = it->second.find(v->version);
         if (vit != it->second.end()) {
-          e.state = StateOf(vit->second.state);
-          if (vit->second.state == ModelState::kFailed) e.reason = vit->second.last_error.ToString();
+          e.state = ServedState(vit->second);
+          e.reason = UnavailableReason(vit->second);
         }
       }
       entries[name] = e;
@@ -246,7 +253,7 @@ std::vector<ModelStatus> CoreService::Models() {
         auto it = listed.find(name);
         if (it != listed.end() && it->second.count(ver)) {
           const auto& st = it->second.at(ver);
-          s.state = StateOf(st.state);
+          s.state = ServedState(st);
           s.tier = TierOf(st.state);
           s.bytes = st.state == ModelState::kResident ? st.device_bytes : 0;
           s.leases = st.leases;

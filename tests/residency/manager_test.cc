@@ -465,6 +465,24 @@ TEST_F(RepoManagerTest, PollModeSeesNewAndRemovedModels) {
   EXPECT_EQ(m->Acquire("a").status().code(), StatusCode::kNotFound);
 }
 
+// Issue 16: a model that can never fit says so in ListModels (the server reports it not ready).
+TEST(Manager, AModelThatCanNeverFitIsReportedSo) {
+  auto m = *ModelManager::Create(SmallOptions(16 << 10));
+  ASSERT_TRUE(m->AddModel(ChainConfig("big", kDim), Chain(2, 1)).ok());  // 128 KiB of weights
+  auto fits = [&] {
+    auto all = m->ListModels();
+    return FindStatus(all, "big")->fits;
+  };
+  EXPECT_EQ(fits().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(fits().message().find("budget"), std::string::npos) << fits().ToString();
+  EXPECT_EQ(m->Acquire("big").status().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(m->SetBudget(8 << 20).ok());
+  EXPECT_TRUE(fits().ok()) << fits().ToString();
+  EXPECT_TRUE(m->Acquire("big").ok());
+  ASSERT_TRUE(m->SetMemoryLimit("big", 16 << 10).ok());
+  EXPECT_EQ(fits().code(), StatusCode::kResourceExhausted);
+}
+
 TEST(Manager, SwappedInModelComputesTheSameResults) {
   auto m = *ModelManager::Create(SmallOptions(8 << 20));
   ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 8), Chain(4, 5)).ok());

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -72,6 +73,67 @@ TEST(HostileProbe, FailedLoadsDoNotGrowTheIndexInNoneMode) {
 
 TEST(HostileProbe, FailedLoadsDoNotGrowTheIndexInNaiveMode) {
   ExpectFailedLoadsLeaveNoTrace(ServeMode::kNaive, residency::ControlMode::kExplicit);
+}
+
+// Issue 16: a model that can never fit the budget was listed READY (index, ready endpoint,
+// management API) while every request to it was answered 503.
+TEST(HostileProbe, AModelThatCanNeverFitIsNotReady) {
+  // Known before any load: the file alone is larger than the whole budget.
+  std::random_device rd;
+  fs::path repo = fs::temp_directory_path() / ("gpuhive_nofit_" + std::to_string(rd()));
+  fs::create_directories(repo / "big" / "1");
+  std::ofstream(repo / "big" / "1" / "model.onnx", std::ios::binary)
+      << residency::MakeMatMulChainOnnx({.dim = 256, .layers = 4, .seed = 1, .scale = 0.05f});  // 1 MiB
+  fs::copy(SourceRepository() + "/tiny_mlp", repo / "tiny_mlp", fs::copy_options::recursive);
+  {
+    CoreOptions o;
+    o.model_repository = repo.string();
+    o.memory_budget_bytes = 256 << 10;
+    o.cpu_workers = 1;
+    o.threads_per_worker = 1;
+    auto core = CoreService::Create(o);
+    ASSERT_TRUE(core.ok()) << core.status().ToString();
+    HttpServerOptions ho;
+    ho.port = 0;
+    auto http = HttpServer::Start(core->get(), ho);
+    ASSERT_TRUE(http.ok());
+    HttpClient c((*http)->port());
+    EXPECT_EQ(c.Request("GET", "/v2/models/big/ready").status, 503);
+    EXPECT_EQ(c.Request("GET", "/v2/models/tiny_mlp/ready").status, 200);
+    for (const auto& e : Index(c)) {
+      if (e["name"] == "big") {
+        EXPECT_EQ(e["state"], "UNAVAILABLE");
+        EXPECT_NE(e.value("reason", "").find("budget"), std::string::npos) << e.dump();
+      }
+      if (e["name"] == "tiny_mlp") {
+        EXPECT_EQ(e["state"], "READY");
+      }
+    }
+    auto ready_only = json::parse(c.Request("POST", "/v2/repository/index", R"({"ready":true})").body);
+    EXPECT_EQ(Names(ready_only), std::set<std::string>{"tiny_mlp"});
+    EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/big").body)["state"], "UNAVAILABLE");
+    // Metadata stays available (clients read it to build requests); inference is refused.
+    EXPECT_EQ(c.Request("GET", "/v2/models/big").status, 200);
+  }
+  std::error_code ec;
+  fs::remove_all(repo, ec);
+}
+
+TEST(HostileProbe, AModelFoundNotToFitByItsFirstLoadIsNotReady) {
+  // Only a load shows it: tiny_mlp's file is smaller than the budget, its compiled form is not.
+  CoreOptions o;
+  o.memory_budget_bytes = 4096;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  EXPECT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 503);
+  EXPECT_EQ(c.Request("GET", "/v2/models/tiny_mlp/ready").status, 503);
+  for (const auto& e : Index(c)) {
+    if (e["name"] == "tiny_mlp") {
+      EXPECT_EQ(e["state"], "UNAVAILABLE") << e.dump();
+    }
+  }
+  EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body)["state"], "UNAVAILABLE");
 }
 
 // Issue 16: a model directory whose name is not UTF-8 made the repository index invalid JSON

@@ -136,6 +136,11 @@ struct ModelStatus {
   int64_t last_swap_ns = 0;  // duration of the last host -> device load
   int64_t last_copy_ns = 0;  // its weight copy (pipelined: overlapped with the first request)
   bool copy_in_flight = false;
+  // OK, or why the model cannot be used under the current budget and memory limit: its size (the
+  // file's before the first load) exceeds them, or its load or a one-row request failed for
+  // memory while nothing else held any. Such a model is not ready; a larger budget or limit, a
+  // successful run or a changed file clears it.
+  Status fits;
 };
 
 struct ResidencyStats {
@@ -304,6 +309,14 @@ class ModelManager {
   int64_t Now() const { return options_.clock(); }
 
   Status RegisterLocked(RepositoryModel model);
+  // ModelStatus::fits of `e`.
+  Status FitsLocked(const Entry& e) const;
+  // Records (or clears) that `e` failed for memory it can never have (ModelStatus::fits).
+  void SetNeverFitsLocked(Entry& e, bool failed);
+  // Whether the allocation that last failed on this thread, made for `e`, exceeds the whole
+  // budget or e's memory limit together with `held_bytes` that e must hold at the same time:
+  // then no eviction can ever make room.
+  bool FailedAllocationCanNeverFit(const Entry& e, uint64_t held_bytes) const;
   std::shared_ptr<Entry> FindLocked(const std::string& name, int64_t version) const;
   void SetStateLocked(Entry& e, ModelState to);
   StatusOr<ModelLease> AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability);
