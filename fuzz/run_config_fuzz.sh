@@ -12,7 +12,7 @@ CXX="${CXX_FUZZ:-clang++}"
 FLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$ROOT/include" -I"$ROOT/src" -I"$OUT/proto" -Wno-unused-command-line-argument)
 SRCS=("$ROOT/fuzz/config_fuzzer.cc" "$ROOT/src/residency/model_config.cc" "$OUT/proto/model_config.pb.cc"
-      "$ROOT/src/common/status.cc" "$ROOT/src/common/units.cc" "$ROOT/src/common/logging.cc")
+      "$ROOT/src/common/status.cc" "$ROOT/src/common/units.cc" "$ROOT/src/common/logging.cc" "$ROOT/src/common/utf8.cc")
 BIN="$OUT/config_fuzzer"
 if [[ ! -f "$OUT/proto/model_config.pb.cc" || "$ROOT/proto/model_config.proto" -nt "$OUT/proto/model_config.pb.cc" ]]; then
   protoc --proto_path="$ROOT/proto" --cpp_out="$OUT/proto" "$ROOT/proto/model_config.proto"

@@ -4,6 +4,8 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <set>
 
 #include "gpuhive/logging.h"
@@ -66,7 +68,13 @@ StatusOr<std::optional<int64_t>> ParseKeepAlive(const std::string& text) {
   if (text == "0") return std::optional<int64_t>(0);
   // Ollama accepts a bare number of seconds.
   if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::optional<int64_t>(std::stoll(text) * 1'000'000);
+    // Up to ~292,000 years in microseconds; a larger number is an error, not an exception.
+    int64_t seconds = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+    if (ec != std::errc() || end != text.data() + text.size() || seconds > INT64_MAX / 1'000'000) {
+      return InvalidArgument("gpuhive.keep_alive: {} seconds is out of range", text);
+    }
+    return std::optional<int64_t>(seconds * 1'000'000);
   }
   auto us = ParseDurationUs(text);
   if (!us.ok()) return InvalidArgument("gpuhive.keep_alive: {}", us.status().message());

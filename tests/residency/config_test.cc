@@ -348,3 +348,23 @@ TEST(ReadModelFile, ReadsWholeFilesAndRefusesOthers) {
 
 }  // namespace
 }  // namespace gpuhive::residency
+
+namespace gpuhive::residency {
+namespace {
+
+// Found by the config.pbtxt fuzzer: a keep_alive of more digits than int64 holds threw
+// std::out_of_range out of the parser (a crash on a bad config file); it is a clear error now.
+TEST(ModelConfig, KeepAliveSecondsOutOfRangeIsAnError) {
+  auto ok = ParseModelConfig("name: \"m\"\ngpuhive { keep_alive: \"120\" }\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok->keep_alive_us, 120'000'000);
+  for (const char* big : {"99999999999999999999999", "9223372036855"}) {
+    auto c = ParseModelConfig(std::string("name: \"m\"\ngpuhive { keep_alive: \"") + big + "\" }\n");
+    ASSERT_FALSE(c.ok()) << big;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find("out of range"), std::string::npos) << c.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace gpuhive::residency
