@@ -48,7 +48,10 @@ HTTP_PORT  ?= 8000
 GRPC_PORT  ?= 8001
 SERVE_ARGS ?=
 
+# The benchmark models (models/generated, which the executor guard and `make bench` run) are exported
+# first; the repository takes the ones it shares from that cache.
 models: deps-bench
+	$(PYTHON) bench/export_models.py --out models/generated
 	$(PYTHON) scripts/make-repository.py --out $(REPOSITORY)
 
 # The main job: set up, build, prepare the repository, serve it (Ctrl-C / SIGTERM drains and exits).

@@ -1102,23 +1102,28 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
   }
   // A single row (the smallest request) that can never fit: no request of this model can run
   // under this budget and limit, so it is not ready (ModelStatus::fits) and nobody should wait.
-  // The proof: what the model held after its load (held whenever it runs) plus the allocation
-  // that failed exceed the budget. What it holds now is none: other runs of it add their
-  // transient bytes, and a run may free bytes when it fails.
+  // The proof: the model's own weights (held whenever it runs) plus the allocation that failed
+  // exceed the budget. Only that lower bound: what the model holds in all also counts its other
+  // batches' activations and the packed weight copies of its other batch plans, which are
+  // transient or droppable (counting them marked a model that merely waited for its own sibling
+  // batch "never fits").
   const bool one_row =
       cfg.max_batch_size == 0 || inputs.empty() || inputs[0].shape.empty() || inputs[0].shape[0] <= 1;
-  uint64_t loaded_bytes = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    loaded_bytes = entry.device_bytes;
-  }
-  if (one_row && FailedAllocationCanNeverFit(entry, loaded_bytes)) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      SetNeverFitsLocked(entry, true);
+  if (FailedAllocationCanNeverFit(entry, lease.model().weight_bytes())) {
+    if (one_row) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        SetNeverFitsLocked(entry, true);
+      }
+      return ResourceExhausted("model '{}' can never run: one request needs more than the whole device budget of {}{}: "
+                               "{}",
+                               lease.name(), FormatBytes(budget_->budget.load()),
+                               options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
     }
-    return ResourceExhausted("model '{}' can never run: one request needs more than the whole device budget of {}{}: "
-                             "{}",
+    // A batch whose smallest split failed the same proof: this request can never run (a smaller
+    // one might, so the model stays ready); nobody should wait for memory on its behalf.
+    return ResourceExhausted("model '{}': this request can never run: its smallest split needs more than the whole "
+                             "device budget of {}{}: {}",
                              lease.name(), FormatBytes(budget_->budget.load()),
                              options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
   }

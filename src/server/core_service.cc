@@ -201,8 +201,11 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
   // nothing ourselves, so two waiting batches can never block each other) instead of failing.
   const int64_t give_up = NowNs() + core_->options.pressure_wait_ms * 1'000'000;
   int64_t backoff_us = 500;
-  // Failures seen while no other model held memory: the other batch may have just finished (retry
-  // once), but twice means this request alone does not fit and waiting cannot help.
+  // Lease failures seen while nothing at all was resident: the other batch may have just finished
+  // (retry once), but twice means the model alone cannot be loaded and waiting cannot help. A run
+  // that fails is not judged by such a snapshot (another model may be evicted and reloaded between
+  // the failure and the look, which made a contended request look alone): the manager proves "can
+  // never run" from the failed allocation itself, and anything else waits up to pressure_wait_ms.
   int alone_failures = 0;
   for (;;) {
     Status failure;
@@ -213,9 +216,7 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
         // Activations go back to the pool after every batch (a pool allocation is ~0.2 us), so
         // idle workers hold no budget and the bytes are there for whichever model runs next.
         w.device_ctx->ReleaseArena();
-        uint64_t own = m.statistics().OwnerStats(lease->owner_tag()).current_bytes;
-        if (!out.ok() && m.Stats().used_bytes <= own) ++alone_failures;
-        if (out.ok() || !TransientShortage(out.status()) || alone_failures >= 2) {
+        if (out.ok() || !TransientShortage(out.status())) {
           if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
             return Unavailable("{}", out.status().message());  // "cannot fit", not "queue full"
           }

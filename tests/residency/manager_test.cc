@@ -483,6 +483,38 @@ TEST(Manager, AModelThatCanNeverFitIsReportedSo) {
   EXPECT_EQ(fits().code(), StatusCode::kResourceExhausted);
 }
 
+// A batch whose smallest split cannot fit beside the model's weights fails at once with "can never
+// run" (the server answers 503 without waiting for memory), and the model stays ready: the proof
+// is the failed allocation itself, not a look at what other models hold at some later moment.
+TEST(Manager, ARunThatCanNeverFitSaysSoWithoutMarkingABatchTheModel) {
+  ManagerOptions o = SmallOptions(8 << 20);
+  o.strict_device = true;  // no CPU fallback to hide the failure
+  auto m = *ModelManager::Create(o);
+  ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 8), Chain(2, 1)).ok());
+  uint64_t weights = 0;
+  {
+    auto lease = m->Acquire("a");
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    weights = FindStatus(m->ListModels(), "a")->device_bytes;
+  }
+  ASSERT_GT(weights, 0u);
+  ASSERT_TRUE(m->SetBudget(weights + 64).ok());  // the weights fit; no activation row does
+  ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+  auto lease = m->Acquire("a");
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  Tensor x = MakeInput(4, kDim);
+  auto out = m->Run(*lease, ctx, {x.view()});
+  ASSERT_EQ(out.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(out.status().message().find("this request can never run"), std::string::npos) << out.status().ToString();
+  EXPECT_TRUE(FindStatus(m->ListModels(), "a")->fits.ok());  // a batch proves nothing about one row
+  ctx.ReleaseArena();
+  Tensor one = MakeInput(1, kDim);
+  out = m->Run(*lease, ctx, {one.view()});
+  ASSERT_EQ(out.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(out.status().message().find("can never run: one request"), std::string::npos) << out.status().ToString();
+  EXPECT_EQ(FindStatus(m->ListModels(), "a")->fits.code(), StatusCode::kResourceExhausted);
+}
+
 TEST(Manager, SwappedInModelComputesTheSameResults) {
   auto m = *ModelManager::Create(SmallOptions(8 << 20));
   ASSERT_TRUE(m->AddModel(ChainConfig("a", kDim, 8), Chain(4, 5)).ok());
