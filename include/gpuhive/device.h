@@ -8,14 +8,22 @@
 
 namespace gpuhive {
 
-enum class DeviceType : uint8_t { kCpu = 0, kCuda = 1 };
+// kSim: the simulated device (sim_device.h), a testing aid that behaves like a GPU.
+enum class DeviceType : uint8_t { kCpu = 0, kCuda = 1, kSim = 2 };
 
 struct DeviceId {
   DeviceType type = DeviceType::kCpu;
   int index = 0;
 
   bool is_cpu() const { return type == DeviceType::kCpu; }
-  std::string ToString() const { return type == DeviceType::kCpu ? "cpu" : "cuda:" + std::to_string(index); }
+  std::string ToString() const {
+    switch (type) {
+      case DeviceType::kCpu: return "cpu";
+      case DeviceType::kSim: return "sim:" + std::to_string(index);
+      case DeviceType::kCuda: break;
+    }
+    return "cuda:" + std::to_string(index);
+  }
   friend bool operator==(const DeviceId&, const DeviceId&) = default;
 };
 
