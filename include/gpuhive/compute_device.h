@@ -54,6 +54,8 @@ class KernelAccess {
   virtual ~KernelAccess() = default;
   virtual void* Map(void* device_ptr) const = 0;
   const void* Map(const void* device_ptr) const { return Map(const_cast<void*>(device_ptr)); }
+  // The inverse: the device pointer a mapped pointer stands for (others are returned as given).
+  virtual void* Unmap(void* mapped_ptr) const = 0;
 };
 
 class ComputeDevice {
@@ -68,6 +70,11 @@ class ComputeDevice {
   // The device's raw memory: the upstream of its pool. Not thread safe across devices' pools
   // sharing it unless the implementation says so (all of ours are thread safe).
   virtual MemoryResource* memory() = 0;
+  // For devices whose kernels the host runs (the CPU, the simulated device): the view through which
+  // a host-run backend (the CPU executor standing in for the device's kernels) reaches device
+  // memory. Null where the host cannot run kernels on the device's memory (CUDA). Layers above
+  // the backend never use it.
+  virtual const KernelAccess* host_kernel_access() const = 0;
 
   virtual StatusOr<std::unique_ptr<DeviceStream>> CreateStream(int priority_level) = 0;
 

@@ -42,6 +42,7 @@ class DoneEvent : public DeviceEvent {
 class IdentityAccess : public KernelAccess {
  public:
   void* Map(void* device_ptr) const override { return device_ptr; }
+  void* Unmap(void* mapped_ptr) const override { return mapped_ptr; }
 };
 
 class HostDevice : public ComputeDevice {
@@ -51,6 +52,7 @@ class HostDevice : public ComputeDevice {
   uint64_t memory_capacity_bytes() const override { return 0; }
   bool host_accessible() const override { return true; }
   MemoryResource* memory() override { return DefaultHostResource(); }
+  const KernelAccess* host_kernel_access() const override { return &access_; }
 
   StatusOr<std::unique_ptr<DeviceStream>> CreateStream(int priority_level) override {
     return std::unique_ptr<DeviceStream>(std::make_unique<HostStream>(priority_level));
@@ -78,7 +80,7 @@ class HostDevice : public ComputeDevice {
     RETURN_IF_ERROR(Own(stream));
     auto& s = static_cast<HostStream&>(stream);
     if (s.Failed() || !kernel) return Status::OK();
-    Status st = kernel(IdentityAccess());
+    Status st = kernel(access_);
     if (!st.ok()) s.Fail(std::move(st));
     return Status::OK();
   }
@@ -98,6 +100,7 @@ class HostDevice : public ComputeDevice {
     if (!s.Failed()) std::memmove(dst, src, bytes);
     return Status::OK();
   }
+  IdentityAccess access_;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "gpuhive/memory/upstreams.h"
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/units.h"
+#include "residency/kernel_view.h"
 
 namespace gpuhive::residency {
 
@@ -263,7 +264,9 @@ void ModelLease::Release() {
 // ---- ModelManager ----
 
 ModelManager::ModelManager(ManagerOptions options, ModelRepository* repository)
-    : options_(std::move(options)), repository_(repository) {}
+    : options_(std::move(options)),
+      device_(options_.device != nullptr ? options_.device : HostComputeDevice()),
+      repository_(repository) {}
 
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(ManagerOptions options, ModelRepository* repository) {
   if (options.budget_bytes == 0) return InvalidArgument("residency: budget_bytes must be > 0");
@@ -275,7 +278,7 @@ StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(ManagerOptions opti
   }
   if (!options.policy) options.policy = MakeCostPolicy();
   if (!options.clock) options.clock = [] { return NowNs(); };
-  if (options.device_upstream == nullptr) options.device_upstream = DefaultHostResource();
+  if (options.device_upstream == nullptr && options.device == nullptr) options.device_upstream = DefaultHostResource();
   std::unique_ptr<MemoryResource> pinned;
   if (options.host_resource == nullptr && CudaDeviceCount() > 0) {
     // The host tier in pinned memory, so swap-in copies run at full PCIe speed.
@@ -291,7 +294,7 @@ StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(ManagerOptions opti
 
 Status ModelManager::Init() {
   PoolResource::Options po;
-  po.upstream = options_.device_upstream;
+  po.upstream = options_.device_upstream != nullptr ? options_.device_upstream : device_->memory();
   po.label = "residency-pool";
   ASSIGN_OR_RETURN(pool_, PoolResource::Create(std::move(po)));
   tracking_ = std::make_unique<TrackingResource>(pool_.get());
@@ -302,26 +305,41 @@ Status ModelManager::Init() {
       budget_.get(),
       [this](size_t bytes, AllocTag tag, const Status&, int attempt) { return OnAllocationFailure(bytes, tag, attempt); },
       64);
+  exec_memory_ = top_.get();
+  if (!device_->host_accessible() && options_.device_upstream == nullptr) {
+    // The CPU executor stands in for the device's kernels and reaches its memory through the
+    // device's kernel view; everything else (copies, the probe) goes through the copy API.
+    const KernelAccess* access = device_->host_kernel_access();
+    if (access == nullptr) {
+      return FailedPrecondition("{}: this build has no executor for it", device_->id().ToString());
+    }
+    kernel_view_ = std::make_unique<KernelViewResource>(top_.get(), access);
+    exec_memory_ = kernel_view_.get();
+  }
   stats_.budget_bytes = options_.budget_bytes;
   io_ = std::make_unique<StatisticsResource>(DefaultHostResource());
-  copy_engine_ = std::make_unique<CopyEngine>(options_.copy_engine);
+  CopyEngineOptions ce = options_.copy_engine;
+  ce.device = device_;
+  copy_engine_ = std::make_unique<CopyEngine>(std::move(ce));
 
   if (options_.bandwidth_probe_bytes > 0) {
-    // Host tier -> device memory, through the pool (outside the budget: a transient probe).
+    // Host tier -> device memory through the device's copy path and the pool (outside the budget:
+    // a transient probe). The best of four copies.
     size_t n = static_cast<size_t>(options_.bandwidth_probe_bytes);
     auto src = Buffer::Allocate(options_.host_resource, n);
     auto dst = Buffer::Allocate(pool_.get(), n);
-    if (src.ok() && dst.ok()) {
+    auto stream = device_->CreateStream(options_.copy_engine.stream_priority_level);
+    if (src.ok() && dst.ok() && stream.ok()) {
       std::memset(src->data(), 1, n);
-      std::memset(dst->data(), 0, n);
       double best = 1e30;
       for (int i = 0; i < 4; ++i) {
         int64_t t0 = NowNs();
-        std::memcpy(dst->data(), src->data(), n);
+        if (!device_->CopyToDeviceSync(dst->data(), src->data(), n, **stream).ok()) break;
         best = std::min(best, static_cast<double>(NowNs() - t0));
       }
-      h2d_bytes_per_s_ = static_cast<double>(n) / (std::max(best, 1.0) * 1e-9);
+      if (best < 1e30) h2d_bytes_per_s_ = static_cast<double>(n) / (std::max(best, 1.0) * 1e-9);
     }
+    dst = Buffer();
     pool_->Trim();
   }
   stats_.h2d_bytes_per_s = h2d_bytes_per_s_;
@@ -651,7 +669,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   CompileOptions co;
   co.num_threads = options_.compile_threads;
   co.optimize = options_.optimize;
-  co.memory = top_.get();
+  co.memory = exec_memory_;
   co.output_memory = io_.get();
   co.owner_tag = e.owner;
   co.defer_weight_copies = true;  // the copy engine copies them (below)
@@ -689,6 +707,10 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   }
   std::shared_ptr<WeightGate> gate = (*compiled)->weight_gate();
   std::vector<WeightCopy> copies = (*compiled)->TakePendingWeightCopies();
+  if (kernel_view_) {
+    // The copy engine writes through the device's copy API: device pointers, not the kernel view.
+    for (WeightCopy& c : copies) c.destination = device_->host_kernel_access()->Unmap(c.destination);
+  }
   const bool pipelined = options_.pipelined_swap && !copies.empty();
   int64_t copy_ns = 0;
   if (!pipelined && !copies.empty()) {

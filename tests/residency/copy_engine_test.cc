@@ -2,6 +2,9 @@
 // of background ones, cancellation when it stops.
 #include "gpuhive/residency/copy_engine.h"
 
+#include "gpuhive/sim_device.h"
+#include "gpuhive/units.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -177,6 +180,77 @@ TEST(CopyEngine, StoppingCancelsQueuedJobs) {
   EXPECT_EQ(queued_result.status.code(), StatusCode::kCancelled) << queued_result.status.ToString();
   EXPECT_TRUE(queued.gate->failed());
   EXPECT_FALSE(queued.Arrived(0));
+}
+
+
+// The device copy path: destinations in the simulated device's memory (the host cannot touch
+// them: a memcpy there would fault), weights arrive through its copy API on the copy stream, and
+// the gate advances in stream order while the copy is still going on.
+TEST(CopyEngine, CopiesThroughTheDeviceApiIntoDeviceMemory) {
+  SimDeviceOptions so;
+  so.memory_bytes = 16 << 20;
+  so.copy_bytes_per_s = 200e6;  // 4 x 256 KiB: ~5 ms in all
+  auto dev = SimDevice::Create(so);
+  ASSERT_TRUE(dev.ok());
+  Weights w({256 << 10, 256 << 10, 256 << 10, 256 << 10});
+  std::vector<Buffer> device_bufs;
+  for (size_t i = 0; i < w.copies.size(); ++i) {
+    auto b = Buffer::Allocate((*dev)->memory(), w.copies[i].bytes);
+    ASSERT_TRUE(b.ok());
+    w.copies[i].destination = b->data();
+    device_bufs.push_back(std::move(*b));
+  }
+  CopyEngineOptions o;
+  o.chunk_bytes = 64 << 10;
+  o.device = dev->get();
+  CopyEngine engine(o);
+  CopyJobResult result;
+  std::vector<size_t> gate_seen;
+  engine.Submit(w.copies, w.gate, [&](const CopyJobResult& r) { result = r; });
+  // Sample the gate while the copy runs: it advances one weight at a time.
+  for (int i = 0; i < 2000 && !w.gate->complete(); ++i) {
+    size_t a = w.gate->arrived();
+    if (gate_seen.empty() || gate_seen.back() != a) gate_seen.push_back(a);
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  engine.Drain();
+  ASSERT_TRUE(result.status.ok()) << result.status.ToString();
+  EXPECT_EQ(result.bytes, 4u * (256 << 10));
+  EXPECT_TRUE(w.gate->complete());
+  EXPECT_GE(gate_seen.size(), 2u);  // seen part-way, not only before and after
+  SimDeviceStats st = (*dev)->stats();
+  EXPECT_EQ(st.host_to_device_bytes, 4u * (256 << 10));
+  EXPECT_EQ(st.copies, 16u);  // 4 chunks per weight
+  auto stream = (*dev)->CreateStream(0);
+  for (size_t i = 0; i < w.copies.size(); ++i) {
+    std::vector<uint8_t> back(w.copies[i].bytes);
+    ASSERT_TRUE((*dev)->CopyToHostSync(back.data(), device_bufs[i].data(), back.size(), **stream).ok());
+    EXPECT_EQ(0, std::memcmp(back.data(), w.sources[i]->data(), back.size())) << i;
+  }
+}
+
+// A destination outside the device's allocations is refused by the device at the call: the job
+// fails with the weight named and the gate fails, nothing is written.
+TEST(CopyEngine, ADestinationOutsideDeviceMemoryFailsTheJob) {
+  SimDeviceOptions so;
+  so.memory_bytes = 1 << 20;
+  auto dev = SimDevice::Create(so);
+  ASSERT_TRUE(dev.ok());
+  Weights w({1024, 1024});
+  auto b = Buffer::Allocate((*dev)->memory(), 1024);
+  ASSERT_TRUE(b.ok());
+  w.copies[0].destination = b->data();  // the second stays a host vector: not device memory
+  CopyEngineOptions o;
+  o.device = dev->get();
+  CopyEngine engine(o);
+  CopyJobResult result;
+  engine.Submit(w.copies, w.gate, [&](const CopyJobResult& r) { result = r; });
+  engine.Drain();
+  EXPECT_EQ(result.status.code(), StatusCode::kInvalidArgument) << result.status.ToString();
+  EXPECT_NE(result.status.message().find("weight group 1"), std::string::npos) << result.status.ToString();
+  EXPECT_TRUE(w.gate->failed());
+  EXPECT_EQ(w.gate->arrived(), 1u);
+  EXPECT_FALSE(w.Arrived(1));
 }
 
 }  // namespace

@@ -3,9 +3,12 @@
 // in chunks, while the request that caused the swap-in already runs: each completed weight
 // advances the model's WeightGate, on which execution steps wait.
 //
-// On the CPU the stream is one dedicated thread that runs jobs in submission order; on a GPU the
-// same interface is served by a copy stream (cudaMemcpyAsync per chunk) and one event per weight
-// whose completion advances the gate. The chunk copy is replaceable (ChunkCopy) so tests can delay
+// Every byte moves through the device's copy API (ComputeDevice): one dedicated thread takes jobs in
+// submission order and queues each weight's chunks on a low-priority copy stream of the device,
+// followed by a host callback that advances the gate once the stream has reached it (the weight is
+// in device memory then); the job ends when the stream has drained. On the host device the copies
+// happen at once; on the simulated device and a GPU they overlap with execution.
+// A chunk hook (ChunkCopy) runs on the copy thread before each chunk is queued so tests can delay
 // or fail chunks.
 //
 // Thread safety: Submit may be called from any thread. Callbacks run on the copy thread with no
@@ -21,17 +24,21 @@
 #include <thread>
 #include <vector>
 
+#include "gpuhive/compute_device.h"
 #include "gpuhive/runtime.h"
 #include "gpuhive/status.h"
 
 namespace gpuhive::residency {
 
-// Copies `bytes` from `src` to `dst` (one chunk). An error fails the job it belongs to.
+// Called before the chunk of `bytes` from host `src` to device `dst` is queued (never dereference
+// `dst`: it is device memory). An error fails the job it belongs to; the chunk is not copied.
 using ChunkCopy = std::function<Status(void* dst, const void* src, size_t bytes)>;
 
 struct CopyEngineOptions {
   size_t chunk_bytes = 4u << 20;  // weights larger than this are copied in several chunks
-  ChunkCopy copy;                 // null: memcpy
+  ComputeDevice* device = nullptr;  // whose memory the destinations are; null: the host
+  int stream_priority_level = 7;    // the copy stream's level (higher = less urgent than execution)
+  ChunkCopy copy;                   // the test hook above; null: none
 };
 
 // What one job did: the bytes copied and the time from its first chunk to its last.
@@ -74,6 +81,9 @@ class CopyEngine {
   CopyJobResult RunJob(Job& job);
 
   const CopyEngineOptions options_;
+  ComputeDevice* const device_;
+  std::unique_ptr<DeviceStream> stream_;  // used by the copy thread only
+  Status stream_error_;                   // why the stream could not be created
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;     // guarded by mu_

@@ -76,7 +76,12 @@ struct ModelTransition {
 struct ManagerOptions {
   // Device byte budget: weights + activation arenas + workspace + I/O of every model.
   uint64_t budget_bytes = 1ull << 30;
-  // Where device memory comes from (DefaultHostResource() on the CPU). Not owned.
+  // The device models run on: its copy API moves every weight byte and the bandwidth probe, and
+  // its memory is the pool's upstream unless device_upstream says otherwise. Null: the host.
+  // Not owned.
+  ComputeDevice* device = nullptr;
+  // Where device memory comes from (null: device->memory(); DefaultHostResource() on the CPU).
+  // Not owned.
   MemoryResource* device_upstream = nullptr;
   // Host tier memory. Null: pinned host memory when a CUDA device is present, else
   // DefaultHostResource(). Not owned.
@@ -282,7 +287,8 @@ class ModelManager {
   StatusOr<ModelConfig> GetConfig(const std::string& name, int64_t version = 0) const;
 
   // The budgeted resource: give it to ExecutionContexts so arenas count against the budget.
-  MemoryResource* memory() { return top_.get(); }
+  // On a device the host runs kernels for (simulated), this is the executor's view of that memory.
+  MemoryResource* memory() { return exec_memory_; }
   std::vector<ModelStatus> ListModels() const;
   ResidencyStats Stats() const;
   double h2d_bytes_per_s() const { return h2d_bytes_per_s_; }
@@ -346,6 +352,7 @@ class ModelManager {
 
   std::unique_ptr<MemoryResource> owned_host_;  // pinned host tier when CUDA is present
   ManagerOptions options_;
+  ComputeDevice* const device_;  // options_.device or the host
   ModelRepository* const repository_;
   double h2d_bytes_per_s_ = 10e9;
 
@@ -355,6 +362,8 @@ class ModelManager {
   std::unique_ptr<LimitResource> limits_;
   std::unique_ptr<BudgetResource> budget_;
   std::unique_ptr<FailureCallbackResource> top_;
+  std::unique_ptr<MemoryResource> kernel_view_;  // set when device memory is not host-accessible
+  MemoryResource* exec_memory_ = nullptr;        // what the executor allocates from: top_ or kernel_view_
   std::unique_ptr<StatisticsResource> io_;  // outputs handed back (host memory, kIO)
   std::unique_ptr<CopyEngine> copy_engine_;
 

@@ -47,6 +47,11 @@ class SimMemory : public MemoryResource {
     return c >= dev_ && c < dev_ + size_;
   }
   char* Translate(const void* p) const { return rw_ + (static_cast<const char*>(p) - dev_); }
+  bool ContainsMapped(const void* p) const {
+    auto* c = static_cast<const char*>(p);
+    return c >= rw_ && c < rw_ + size_;
+  }
+  char* Untranslate(const void* p) const { return dev_ + (static_cast<const char*>(p) - rw_); }
   // kInvalidArgument unless [p, p + bytes) lies inside one live allocation.
   Status CheckRange(const void* p, size_t bytes, const char* what) const {
     if (!Contains(p)) return InvalidArgument("{} {} is not memory of {}", what, p, id_.ToString());
@@ -123,6 +128,7 @@ class RangeAccess : public KernelAccess {
  public:
   explicit RangeAccess(const SimMemory* memory) : memory_(memory) {}
   void* Map(void* p) const override { return memory_->Contains(p) ? memory_->Translate(p) : p; }
+  void* Unmap(void* p) const override { return memory_->ContainsMapped(p) ? memory_->Untranslate(p) : p; }
 
  private:
   const SimMemory* memory_;
@@ -210,6 +216,7 @@ class SimDeviceImpl : public SimDevice {
   uint64_t memory_capacity_bytes() const override { return options_.memory_bytes; }
   bool host_accessible() const override { return !options_.protect; }
   MemoryResource* memory() override { return &memory_; }
+  const KernelAccess* host_kernel_access() const override { return &access_; }
   bool Contains(const void* p) const override { return memory_.Contains(p); }
 
   SimDeviceStats stats() const override {
