@@ -44,6 +44,9 @@ struct Options {
   std::string mode = "gpuhive";
   std::string memory_budget;  // empty: automatic
   bool strict_gpu = false;
+  std::string device = "auto";
+  std::string sim_device_memory = "4GiB";
+  std::string sim_copy_bandwidth = "16GB";  // per second
   int cpu_workers = 0;
   int threads_per_worker = 0;
   int priority_levels = 4;
@@ -87,6 +90,15 @@ int RunServe(const Options& o) {
     co.memory_budget_bytes = *b;
   }
   co.strict_gpu = o.strict_gpu;
+  co.device = o.device;
+  {
+    auto m = ParseBytes(o.sim_device_memory);
+    if (!m.ok() || *m == 0) return Fail(InvalidArgument("--sim-device-memory '{}': expected a size such as 4GiB", o.sim_device_memory));
+    co.sim_memory_bytes = *m;
+    auto bw = ParseBytes(o.sim_copy_bandwidth);
+    if (!bw.ok()) return Fail(InvalidArgument("--sim-copy-bandwidth '{}': expected bytes per second such as 16GB", o.sim_copy_bandwidth));
+    co.sim_copy_bytes_per_s = static_cast<double>(*bw);
+  }
   co.cpu_workers = o.cpu_workers;
   co.threads_per_worker = o.threads_per_worker;
   co.priority_levels = o.priority_levels;
@@ -207,6 +219,12 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--mode", o->mode, "gpuhive | naive (the before-baseline: no batching, no budget, FIFO)")->capture_default_str();
   app.add_option("--memory-budget", o->memory_budget, "Device byte budget, e.g. 6GiB (default: 90% of the GPU, or half the free host memory)");
   app.add_flag("--strict-gpu", o->strict_gpu, "Refuse to start without a GPU; never fall back to the CPU under pressure");
+  app.add_option("--device", o->device,
+                 "Where models run: auto (a GPU when usable, else the CPU), cpu, gpu, or sim (the simulated "
+                 "device: a testing aid that behaves like a GPU, never a default)");
+  app.add_option("--sim-device-memory", o->sim_device_memory, "Memory of the simulated device (default 4GiB)");
+  app.add_option("--sim-copy-bandwidth", o->sim_copy_bandwidth,
+                 "Host<->device copy bandwidth of the simulated device per second, each way (default 16GB; 0: unthrottled)");
   app.add_option("--cpu-workers", o->cpu_workers, "Worker threads executing batches (0: from the core count)")->capture_default_str();
   app.add_option("--threads-per-worker", o->threads_per_worker, "Compute threads per worker (0: cores / workers)")->capture_default_str();
   app.add_option("--priority-levels", o->priority_levels, "Priority levels (0 is the most urgent)")->capture_default_str()->check(CLI::Range(1, 16));

@@ -17,6 +17,7 @@
 #include "gpuhive/memory/adaptors.h"
 #include "gpuhive/monitor/nvml.h"
 #include "gpuhive/residency/manager.h"
+#include "gpuhive/sim_device.h"
 #include "gpuhive/runtime.h"
 #include "gpuhive/scheduler.h"
 #include "gpuhive/server/core_service.h"
@@ -69,6 +70,8 @@ struct CoreService::Impl {
   int64_t start_ns = 0;
 
   std::unique_ptr<residency::ModelRepository> repository;
+  // --device sim: the simulated device the manager runs on (declared first: outlives the manager).
+  std::unique_ptr<SimDevice> sim_device;
   std::unique_ptr<residency::ModelManager> manager;  // kGpuhive
   std::unique_ptr<StatisticsResource> naive_memory;  // kNaive: plain host memory, counted
   uint32_t next_naive_owner = 1;

@@ -410,7 +410,30 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
   monitor::InstallHostMetrics(&impl->registry, impl->metrics);
 
   impl->discovery = DiscoverDevices();
-  if (impl->discovery.gpus.empty()) {
+  if (!options.device.empty() && options.device != "auto") {
+    ASSIGN_OR_RETURN(DeviceSpec spec, ParseDeviceSpec(options.device));
+    if (spec.kind == DeviceSpec::Kind::kSim) {
+      if (spec.count != 1) {
+        return Unimplemented("--device {}: one simulated device is supported so far (sim or sim:1)", options.device);
+      }
+      if (options.mode == ServeMode::kNaive) return InvalidArgument("--device sim needs the gpuhive mode, not naive");
+      SimDeviceOptions so;
+      so.memory_bytes = options.sim_memory_bytes;
+      so.copy_bytes_per_s = options.sim_copy_bytes_per_s;
+      ASSIGN_OR_RETURN(impl->sim_device, SimDevice::Create(so));
+      impl->device_id = impl->sim_device->id().ToString();
+      GH_LOG_WARN("core", "models run on {} ({}, copies at {}/s): a testing aid, not a GPU", impl->device_id,
+                  FormatBytes(so.memory_bytes), FormatBytes(static_cast<uint64_t>(so.copy_bytes_per_s)));
+    } else if (spec.kind == DeviceSpec::Kind::kCpu) {
+      if (options.strict_gpu) return InvalidArgument("--strict-gpu contradicts --device cpu");
+    } else if (impl->discovery.gpus.empty() && options.strict_gpu) {
+      return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
+                                impl->discovery.gpu_unavailable_reason);
+    }
+  }
+  if (impl->sim_device) {
+    // The simulated device stands in for the GPU.
+  } else if (impl->discovery.gpus.empty()) {
     if (options.strict_gpu) {
       return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
                                 impl->discovery.gpu_unavailable_reason);
@@ -456,7 +479,9 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
 
   uint64_t budget = options.memory_budget_bytes;
   if (budget == 0) {
-    if (!impl->discovery.gpus.empty()) {
+    if (impl->sim_device) {
+      budget = impl->sim_device->memory_capacity_bytes() / 10 * 9;
+    } else if (!impl->discovery.gpus.empty()) {
       budget = impl->discovery.gpus[0].total_memory_bytes / 10 * 9;
     } else {
       budget = std::max<uint64_t>(impl->discovery.cpu.free_memory_bytes / 2, 1ull << 30);
@@ -491,6 +516,13 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     // The CPU fallback runs a model outside the device budget in host memory. When models execute
     // on the CPU anyway, that would only break the budget: refuse instead.
     mo.strict_device = options.strict_gpu || impl->discovery.gpus.empty() || !BuiltWithCuda();
+    if (impl->sim_device) {
+      if (budget > impl->sim_device->memory_capacity_bytes()) {
+        return InvalidArgument("memory budget {} exceeds the simulated device's {}", FormatBytes(budget),
+                               FormatBytes(impl->sim_device->memory_capacity_bytes()));
+      }
+      mo.device = impl->sim_device.get();
+    }
     mo.control_mode = options.control_mode;
     mo.poll_interval_us = options.poll_interval_us;
     mo.pipelined_swap = options.pipelined_swap;

@@ -44,10 +44,14 @@ std::vector<float> Floats(const json& j) {
   return v;
 }
 
-class CoreE2E : public ::testing::Test {
+// Every test runs on the CPU and on the simulated device (--device sim), whose memory only the
+// device's copy API may touch: the device path end to end without a GPU.
+class CoreE2E : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     CoreOptions o;
+    o.device = GetParam();
+    o.sim_memory_bytes = 1ull << 30;
     server_ = StartServer(o, "secret");
     ASSERT_NE(server_, nullptr);
   }
@@ -55,7 +59,7 @@ class CoreE2E : public ::testing::Test {
   std::unique_ptr<RunningServer> server_;
 };
 
-TEST_F(CoreE2E, HealthMetadataAndIndex) {
+TEST_P(CoreE2E, HealthMetadataAndIndex) {
   HttpClient c(port());
   EXPECT_EQ(c.Request("GET", "/v2/health/live").status, 200);
   EXPECT_EQ(c.Request("GET", "/v2/health/ready").status, 200);
@@ -79,7 +83,7 @@ TEST_F(CoreE2E, HealthMetadataAndIndex) {
   EXPECT_EQ(names, (std::set<std::string>{"add_sub", "broken_model", "identity_fp32", "no_batch", "tiny_mlp", "two_versions"}));
 }
 
-TEST_F(CoreE2E, InferComputesTheModel) {
+TEST_P(CoreE2E, InferComputesTheModel) {
   HttpClient c(port());
   json req = TinyMlpJson(3);
   auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump());
@@ -116,7 +120,7 @@ TEST_F(CoreE2E, InferComputesTheModel) {
   EXPECT_EQ(asr["outputs"][0]["data"], json(std::vector<int>(16, 3)));
 }
 
-TEST_F(CoreE2E, JsonBinaryAndGrpcAgreeBitForBit) {
+TEST_P(CoreE2E, JsonBinaryAndGrpcAgreeBitForBit) {
   HttpClient c(port());
   json req = TinyMlpJson(5);
   auto jr = c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump());
@@ -159,7 +163,7 @@ TEST_F(CoreE2E, JsonBinaryAndGrpcAgreeBitForBit) {
   EXPECT_EQ(std::memcmp(gr.raw_output_contents(0).data(), json_out.data(), json_out.size() * 4), 0);
 }
 
-TEST_F(CoreE2E, BrokenModelFailsAloneWithAClearError) {
+TEST_P(CoreE2E, BrokenModelFailsAloneWithAClearError) {
   HttpClient c(port());
   json b = {{"inputs", {{{"name", "INPUT0"}, {"shape", {1, 4}}, {"datatype", "FP32"}, {"data", {1, 2, 3, 4}}}}}};
   auto r = c.Request("POST", "/v2/models/broken_model/infer", b.dump());
@@ -175,7 +179,7 @@ TEST_F(CoreE2E, BrokenModelFailsAloneWithAClearError) {
   EXPECT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump()).status, 200);
 }
 
-TEST_F(CoreE2E, BadInputIsRefusedWhileGoodLoadKeepsSucceeding) {
+TEST_P(CoreE2E, BadInputIsRefusedWhileGoodLoadKeepsSucceeding) {
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, bad{0};
   std::thread load([&] {
@@ -213,7 +217,7 @@ TEST_F(CoreE2E, BadInputIsRefusedWhileGoodLoadKeepsSucceeding) {
   EXPECT_EQ(bad.load(), 0);
 }
 
-TEST_F(CoreE2E, LoadAndUnloadWhileRequestsAreInFlight) {
+TEST_P(CoreE2E, LoadAndUnloadWhileRequestsAreInFlight) {
   std::atomic<bool> stop{false};
   std::atomic<int> tiny_ok{0}, tiny_bad{0}, add_ok{0}, add_refused{0}, add_other{0};
   std::vector<std::thread> threads;
@@ -267,12 +271,13 @@ TEST_F(CoreE2E, LoadAndUnloadWhileRequestsAreInFlight) {
   EXPECT_EQ(c.Request("GET", "/v2/models/add_sub/ready").status, 200);
 }
 
-TEST_F(CoreE2E, ManagementApiAndMetrics) {
+TEST_P(CoreE2E, ManagementApiAndMetrics) {
   HttpClient c(port());
   for (int i = 0; i < 4; ++i) ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump()).status, 200);
   auto devices = json::parse(c.Request("GET", "/v2/gpuhive/devices").body);
   ASSERT_EQ(devices.size(), 1u);
-  EXPECT_EQ(devices[0]["id"], "cpu");
+  const std::string device_id = GetParam() == "sim" ? "sim:0" : "cpu";
+  EXPECT_EQ(devices[0]["id"], device_id);
   EXPECT_GT(devices[0]["budget_bytes"].get<uint64_t>(), 0u);
   EXPECT_GT(devices[0]["used_by_model"]["tiny_mlp"].get<uint64_t>(), 0u);
   auto model = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
@@ -304,7 +309,7 @@ TEST_F(CoreE2E, ManagementApiAndMetrics) {
             std::string::npos) << text;
   EXPECT_NE(text.find("gpuhive_model_loads_total{model=\"tiny_mlp\"} 1"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_inference_count_total{model=\"tiny_mlp\",version=\"1\"} 10"), std::string::npos);
-  EXPECT_NE(text.find("gpuhive_device_memory_bytes{device=\"cpu\",kind=\"weights\"}"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_device_memory_bytes{device=\"" + device_id + "\",kind=\"weights\"}"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_tenant_device_seconds_total{tenant=\"batch\"}"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_queue_duration_seconds_bucket{model=\"tiny_mlp\""), std::string::npos);
   // An unknown model's request is not a model metric; a refused infer counts by outcome.
@@ -315,7 +320,7 @@ TEST_F(CoreE2E, ManagementApiAndMetrics) {
             std::string::npos);
 }
 
-TEST_F(CoreE2E, CoreMetricsPassPromtool) {
+TEST_P(CoreE2E, CoreMetricsPassPromtool) {
   if (std::system("which promtool > /dev/null 2>&1") != 0) GTEST_SKIP() << "promtool not installed";
   HttpClient c(port());
   ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump()).status, 200);
@@ -333,6 +338,9 @@ TEST_F(CoreE2E, CoreMetricsPassPromtool) {
   EXPECT_EQ(pclose(p), 0) << out;
   EXPECT_EQ(out, "") << out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, CoreE2E, ::testing::Values("cpu", "sim"),
+                         [](const auto& info) { return info.param; });
 
 TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
   CoreOptions g;
@@ -390,8 +398,12 @@ TEST(CoreE2EModes, ModelsThatDoNotFitTogetherTakeTurns) {
     std::ofstream(repo / ("m" + std::to_string(i)) / "1" / "model.onnx", std::ios::binary)
         << residency::MakeMatMulChainOnnx(spec);
   }
+  for (const char* device : {"cpu", "sim"}) {
+  SCOPED_TRACE(device);
   auto footprint = [&](uint64_t budget, int threads_per_model, int seconds, std::atomic<int>* ok, std::atomic<int>* bad) {
     CoreOptions o;
+    o.device = device;
+    o.sim_memory_bytes = 1ull << 30;
     o.model_repository = repo.string();
     o.memory_budget_bytes = budget;
     o.cpu_workers = 2;
@@ -438,6 +450,7 @@ TEST(CoreE2EModes, ModelsThatDoNotFitTogetherTakeTurns) {
   EXPECT_LE(used, both * 6 / 10);
   EXPECT_EQ(text.find("outcome=\"Unavailable\""), std::string::npos);
   EXPECT_NE(text.find("gpuhive_model_evictions_total{model=\"m0\"}"), std::string::npos);
+  }
   std::error_code ec;
   fs::remove_all(repo, ec);
 }

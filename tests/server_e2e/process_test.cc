@@ -31,6 +31,7 @@ class Process {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);  // errors too: tests read their message
     posix_spawn_file_actions_addclose(&fa, fds[0]);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -57,6 +58,13 @@ class Process {
     }
     return "";
   }
+  // Everything left on stdout and stderr, until the process closes them.
+  std::string ReadAll() {
+    std::string all;
+    char buf[4096];
+    while (out_ && fgets(buf, sizeof buf, out_)) all += buf;
+    return all;
+  }
   void Signal(int sig) { kill(pid_, sig); }
   // Exit code, or -1 when killed by a signal.
   int Wait() {
@@ -77,9 +85,13 @@ int ParsePort(const std::string& line, const std::string& key) {
   return p == std::string::npos ? 0 : std::atoi(line.c_str() + p + key.size() + 1);
 }
 
-TEST(ServeProcess, SigtermDrainsAdmittedRequestsAndExitsCleanly) {
+// On the CPU and on the simulated device (the device path end to end).
+class ServeProcessOn : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ServeProcessOn, SigtermDrainsAdmittedRequestsAndExitsCleanly) {
   Process p({GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port", "0", "--grpc-port",
-             "0", "--exit-timeout-secs", "20", "--log-level", "warning"});
+             "0", "--exit-timeout-secs", "20", "--log-level", "error", "--device", GetParam(), "--sim-device-memory",
+             "512MiB"});
   ASSERT_TRUE(p.ok());
   std::string ready = p.ReadLineStartingWith("gpuhive ready");
   ASSERT_FALSE(ready.empty());
@@ -118,6 +130,50 @@ TEST(ServeProcess, SigtermDrainsAdmittedRequestsAndExitsCleanly) {
   EXPECT_GE(ok.load(), 200);
   EXPECT_EQ(broken.load(), 0);
   EXPECT_EQ(other.load(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, ServeProcessOn, ::testing::Values("cpu", "sim"),
+                         [](const auto& info) { return info.param; });
+
+TEST(ServeProcess, DeviceChoicesAreClearErrors) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {{"--device", "tpu"}, "expected cpu, gpu (or cuda), sim or sim:N"},
+      {{"--device", "sim:0"}, "sim:N takes N from 1 to 16"},
+      {{"--device", "sim", "--sim-device-memory", "64MiB", "--memory-budget", "1GiB"}, "exceeds the simulated device"},
+      {{"--device", "cpu", "--strict-gpu"}, "--strict-gpu contradicts --device cpu"},
+  };
+  // Without a GPU, --strict-gpu refuses to start on the CPU.
+  if (access("/dev/nvidia0", F_OK) != 0) cases.push_back({{"--strict-gpu"}, "--strict-gpu: no usable GPU"});
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port",
+                                     "0", "--grpc-port", "0"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    Process p(args);
+    ASSERT_TRUE(p.ok());
+    std::string out = p.ReadAll();
+    EXPECT_EQ(p.Wait(), 1) << c.says;
+    EXPECT_NE(out.find(c.says), std::string::npos) << out;
+  }
+}
+
+// The binary starts without any CUDA library on the machine: none is a load-time dependency
+// (cudart is linked statically, the driver and NVML are opened at run time when present).
+TEST(ServeProcess, NeedsNoCudaLibraryToStart) {
+  std::string cmd = std::string("readelf -d '") + GPUHIVE_BINARY + "' 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, f)) out += buf;
+  ASSERT_EQ(pclose(f), 0) << out;
+  ASSERT_NE(out.find("NEEDED"), std::string::npos) << out;
+  for (const char* lib : {"libcuda.", "libcudart", "libcublas", "libcudnn", "libnvidia-ml"}) {
+    EXPECT_EQ(out.find(lib), std::string::npos) << lib << " is a load-time dependency:\n" << out;
+  }
 }
 
 TEST(ServeProcess, BadFlagsAreClearErrors) {

@@ -42,6 +42,12 @@ struct CoreOptions {
   uint64_t memory_budget_bytes = 0;
   // Refuse to start without a usable GPU, and never fall back to the CPU under memory pressure.
   bool strict_gpu = false;
+  // Where models run: "" or "auto" (the GPU when this build can use one, else the CPU), "cpu",
+  // "sim" (the simulated device: a testing aid that behaves like a GPU, see sim_device.h).
+  std::string device;
+  // The simulated device's memory and its host<->device copy bandwidth (each direction).
+  uint64_t sim_memory_bytes = 4ull << 30;
+  double sim_copy_bytes_per_s = 16e9;
   // CPU workers (each with its own execution context) and OpenMP threads per worker. 0: derived
   // from the core count. With several priority levels one extra worker is kept free for level 0.
   int cpu_workers = 0;
