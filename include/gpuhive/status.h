@@ -29,6 +29,15 @@ enum class StatusCode : int {
 
 std::string_view StatusCodeName(StatusCode code);
 
+// Why memory ran short, carried by kResourceExhausted / kUnavailable statuses so that callers decide
+// whether waiting can help by type, not by matching message text.
+enum class MemoryShortage : uint8_t {
+  kNone = 0,
+  kContended,   // other models or batches hold the bytes: may pass once they release them
+  kNeverFits,   // more than the whole budget: only a larger budget helps
+  kOverLimit,   // more than the model's own memory_limit
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
@@ -42,8 +51,12 @@ class [[nodiscard]] Status {
   // "InvalidArgument: message" or "OK".
   std::string ToString() const;
 
-  // Returns a copy whose message is "prefix: message"; OK stays OK.
+  // Returns a copy whose message is "prefix: message" (the shortage is kept); OK stays OK.
   Status WithContext(std::string_view prefix) const;
+
+  MemoryShortage shortage() const { return rep_ ? rep_->shortage : MemoryShortage::kNone; }
+  // A copy that says why memory ran short; OK stays OK.
+  Status WithShortage(MemoryShortage shortage) const;
 
   friend bool operator==(const Status& a, const Status& b) {
     return a.code() == b.code() && a.message() == b.message();
@@ -53,6 +66,7 @@ class [[nodiscard]] Status {
   struct Rep {
     StatusCode code;
     std::string message;
+    MemoryShortage shortage = MemoryShortage::kNone;
   };
   std::shared_ptr<const Rep> rep_;
 };

@@ -36,7 +36,14 @@ std::string Status::ToString() const {
 
 Status Status::WithContext(std::string_view prefix) const {
   if (ok()) return *this;
-  return Status(code(), fmt::format("{}: {}", prefix, message()));
+  return Status(code(), fmt::format("{}: {}", prefix, message())).WithShortage(shortage());
+}
+
+Status Status::WithShortage(MemoryShortage shortage) const {
+  if (ok() || shortage == this->shortage()) return *this;
+  Status s;
+  s.rep_ = std::make_shared<const Rep>(Rep{code(), message(), shortage});
+  return s;
 }
 
 }  // namespace gpuhive

@@ -35,11 +35,11 @@ Status SizeFits(const std::string& name, uint64_t needed, uint64_t budget, uint6
   if (needed > budget) {
     return ResourceExhausted("model '{}' needs about {} on the device but the whole budget is {}: it can never be made "
                              "resident",
-                             name, FormatBytes(needed), FormatBytes(budget));
+                             name, FormatBytes(needed), FormatBytes(budget)).WithShortage(MemoryShortage::kNeverFits);
   }
   if (limit > 0 && needed > limit) {
     return ResourceExhausted("model '{}' needs about {} but its memory_limit is {}", name, FormatBytes(needed),
-                             FormatBytes(limit));
+                             FormatBytes(limit)).WithShortage(MemoryShortage::kOverLimit);
   }
   return Status::OK();
 }
@@ -557,7 +557,7 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
       // Loaded by us and evicted again before we could lease it, repeatedly: give up for now.
       if (!preload) ++stats_.refused;
       return Unavailable("model '{}' was evicted again before it could be leased; the budget is too contended",
-                         e->name);
+                         e->name).WithShortage(MemoryShortage::kContended);
     }
     // kOnDisk / kInHost / kFailed: this thread loads it.
     SetStateLocked(*e, e->state == ModelState::kOnDisk ? ModelState::kLoadingHost
@@ -693,14 +693,14 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
                                     e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
                                     e.config.memory_limit_bytes > 0
                                         ? ", its memory_limit " + FormatBytes(e.config.memory_limit_bytes)
-                                        : std::string()),
+                                        : std::string()).WithShortage(MemoryShortage::kNeverFits),
                   ModelState::kInHost);
     }
     if (pressure) {
       return fail(ResourceExhausted("model '{}' cannot be made resident now: {} (budget {}, {} in use by leased or "
                                     "loading models)",
                                     e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
-                                    FormatBytes(UsedBytes())),
+                                    FormatBytes(UsedBytes())).WithShortage(MemoryShortage::kContended),
                   ModelState::kInHost);
     }
     return fail(compiled.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
@@ -1140,20 +1140,20 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
       return ResourceExhausted("model '{}' can never run: one request needs more than the whole device budget of {}{}: "
                                "{}",
                                lease.name(), FormatBytes(budget_->budget.load()),
-                               options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
+                               options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message()).WithShortage(MemoryShortage::kNeverFits);
     }
     // A batch whose smallest split failed the same proof: this request can never run (a smaller
     // one might, so the model stays ready); nobody should wait for memory on its behalf.
     return ResourceExhausted("model '{}': this request can never run: its smallest split needs more than the whole "
                              "device budget of {}{}: {}",
                              lease.name(), FormatBytes(budget_->budget.load()),
-                             options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
+                             options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message()).WithShortage(MemoryShortage::kNeverFits);
   }
   return ResourceExhausted("model '{}': the request does not fit the device budget ({} of {} in use) after evicting "
                            "every idle model{}{}: {}",
                            lease.name(), FormatBytes(UsedBytes()), FormatBytes(budget_->budget.load()),
                            cfg.max_batch_size > 0 ? " and splitting the batch" : "",
-                           options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message());
+                           options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message()).WithShortage(MemoryShortage::kContended);
 }
 
 Status ModelManager::SetBudget(uint64_t budget_bytes) {
@@ -1435,7 +1435,7 @@ Status ModelManager::FitsLocked(const Entry& e) const {
   if (e.never_fits_budget > 0 && budget <= e.never_fits_budget &&
       unlimited(limit) <= unlimited(e.never_fits_limit)) {
     return ResourceExhausted("model '{}' does not fit the whole budget of {}: its last load or request needed more",
-                             e.name, FormatBytes(e.never_fits_budget));
+                             e.name, FormatBytes(e.never_fits_budget)).WithShortage(MemoryShortage::kNeverFits);
   }
   return Status::OK();
 }

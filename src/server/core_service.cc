@@ -176,11 +176,13 @@ namespace {
 
 // A memory shortage that may pass once running batches release their models: everything else was
 // leased, or the request did not fit next to them. Not: a model larger than the budget or its limit.
+// Decided by the shortage the manager attached, never by message text.
 bool TransientShortage(const Status& s) {
-  const std::string& m = s.message();
-  if (s.code() == StatusCode::kUnavailable) return m.find("evicted again") != std::string::npos;
+  if (s.code() == StatusCode::kUnavailable) return s.shortage() == MemoryShortage::kContended;
   if (s.code() != StatusCode::kResourceExhausted) return false;
-  return m.find("can never") == std::string::npos && m.find("memory_limit") == std::string::npos;
+  // An untyped allocation failure (the budget or a per-owner limit refused one allocation) is
+  // contention too: the manager proves "never" itself and says so.
+  return s.shortage() != MemoryShortage::kNeverFits && s.shortage() != MemoryShortage::kOverLimit;
 }
 
 }  // namespace
@@ -218,7 +220,8 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
         w.device_ctx->ReleaseArena();
         if (out.ok() || !TransientShortage(out.status())) {
           if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
-            return Unavailable("{}", out.status().message());  // "cannot fit", not "queue full"
+            // "cannot fit", not "queue full"
+            return Unavailable("{}", out.status().message()).WithShortage(out.status().shortage());
           }
           return out;
         }

@@ -26,6 +26,19 @@ TEST(StatusTest, OkAndErrors) {
   EXPECT_EQ(s.WithContext("load").message(), "load: model 'resnet'");
 }
 
+TEST(StatusTest, ShortageIsKeptThroughContext) {
+  Status s = ResourceExhausted("no room").WithShortage(MemoryShortage::kNeverFits);
+  EXPECT_EQ(s.shortage(), MemoryShortage::kNeverFits);
+  Status c = s.WithContext("model 'm'");
+  EXPECT_EQ(c.shortage(), MemoryShortage::kNeverFits);
+  EXPECT_EQ(c.message(), "model 'm': no room");
+  EXPECT_EQ(c.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(ResourceExhausted("x").shortage(), MemoryShortage::kNone);
+  EXPECT_TRUE(Status::OK().WithShortage(MemoryShortage::kContended).ok());
+  EXPECT_EQ(s.WithShortage(MemoryShortage::kContended).shortage(), MemoryShortage::kContended);
+  EXPECT_EQ(s.shortage(), MemoryShortage::kNeverFits);  // copies: the original is unchanged
+}
+
 TEST(StatusTest, StatusOrPropagates) {
   int out = 0;
   EXPECT_TRUE(Chain(8, &out).ok());

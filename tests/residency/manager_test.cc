@@ -201,6 +201,7 @@ TEST(Manager, PerModelMemoryLimit) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(r.status().message().find("memory_limit"), std::string::npos) << r.status().message();
+  EXPECT_EQ(r.status().shortage(), MemoryShortage::kOverLimit);  // typed: callers never parse text
 }
 
 TEST(Manager, FailedLoadIsReportedForThatModelOnly) {
@@ -476,6 +477,7 @@ TEST(Manager, AModelThatCanNeverFitIsReportedSo) {
   EXPECT_EQ(fits().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(fits().message().find("budget"), std::string::npos) << fits().ToString();
   EXPECT_EQ(m->Acquire("big").status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(m->Acquire("big").status().shortage(), MemoryShortage::kNeverFits);
   ASSERT_TRUE(m->SetBudget(8 << 20).ok());
   EXPECT_TRUE(fits().ok()) << fits().ToString();
   EXPECT_TRUE(m->Acquire("big").ok());
@@ -506,6 +508,7 @@ TEST(Manager, ARunThatCanNeverFitSaysSoWithoutMarkingABatchTheModel) {
   auto out = m->Run(*lease, ctx, {x.view()});
   ASSERT_EQ(out.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(out.status().message().find("this request can never run"), std::string::npos) << out.status().ToString();
+  EXPECT_EQ(out.status().shortage(), MemoryShortage::kNeverFits);
   EXPECT_TRUE(FindStatus(m->ListModels(), "a")->fits.ok());  // a batch proves nothing about one row
   ctx.ReleaseArena();
   Tensor one = MakeInput(1, kDim);
