@@ -20,6 +20,7 @@ namespace {
 constexpr const char* kMarkerFile = ".modelmesh-id";
 constexpr size_t kMaxIdBytes = 4096;
 constexpr size_t kMaxPlainNameBytes = 200;
+constexpr uint64_t kMinModelSizeBytes = 4096;
 
 uint64_t Fnv1a64(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
@@ -42,8 +43,13 @@ bool IsUnder(const fs::path& path, const fs::path& root) {
   return first == rel.end() || (*first != ".." && first->string() != "..");
 }
 
-// Finds the ONNX file a ModelMesh modelPath names (see the header), canonical.
-StatusOr<fs::path> ResolveModelFile(const std::string& model_path, const std::string& model_root) {
+struct ModelFiles {
+  fs::path onnx;    // canonical
+  fs::path config;  // the directory's config.pbtxt; empty when none
+};
+
+// Finds the ONNX file (and config) a ModelMesh modelPath names (see the header).
+StatusOr<ModelFiles> ResolveModelFiles(const std::string& model_path, const std::string& model_root) {
   if (model_path.empty()) return InvalidArgument("modelPath is empty");
   if (model_path.size() > 4096 || !IsValidUtf8(model_path) || model_path.find('\0') != std::string::npos)
     return InvalidArgument("modelPath is not a valid path");
@@ -62,7 +68,13 @@ StatusOr<fs::path> ResolveModelFile(const std::string& model_path, const std::st
     if (!IsUnder(target, root))
       return InvalidArgument("modelPath '{}' is outside the model root '{}'", model_path, model_root);
   }
+  ModelFiles files;
   if (fs::is_directory(target, ec)) {
+    if (fs::is_regular_file(target / "config.pbtxt", ec)) {
+      files.config = fs::canonical(target / "config.pbtxt", ec);
+      if (ec || (!root.empty() && !IsUnder(files.config, root)))
+        return InvalidArgument("the config.pbtxt of modelPath '{}' leads outside the model root", model_path);
+    }
     fs::path found;
     if (fs::is_regular_file(target / "model.onnx", ec)) {
       found = target / "model.onnx";
@@ -95,7 +107,8 @@ StatusOr<fs::path> ResolveModelFile(const std::string& model_path, const std::st
       return InvalidArgument("modelPath '{}' leads outside the model root '{}'", model_path, model_root);
   }
   if (!fs::is_regular_file(target, ec)) return InvalidArgument("modelPath '{}' is not a regular file", model_path);
-  return target;
+  files.onnx = target;
+  return files;
 }
 
 std::string ReadMarker(const fs::path& dir) {
@@ -207,7 +220,16 @@ StatusOr<ModelMeshLoadResult> ModelMeshRuntime::LoadModel(const ModelMeshModelRe
   Impl& m = *impl_;
   ASSIGN_OR_RETURN(std::string name, ModelNameForModelMeshId(request.model_id));
   Impl::IdGuard guard(&m, request.model_id);
-  ASSIGN_OR_RETURN(fs::path file, ResolveModelFile(request.model_path, m.options.model_root));
+  ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(request.model_path, m.options.model_root));
+  const fs::path& file = files.onnx;
+  std::string config_text;
+  if (!files.config.empty()) {
+    std::ifstream in(files.config, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in) return InvalidArgument("cannot read '{}'", files.config.string());
+    ASSIGN_OR_RETURN(config_text, residency::RenameModelConfigText(ss.str(), name, files.config.string()));
+  }
   {
     std::lock_guard<std::mutex> lock(m.mu);
     auto it = m.loaded.find(request.model_id);
@@ -245,13 +267,20 @@ StatusOr<ModelMeshLoadResult> ModelMeshRuntime::LoadModel(const ModelMeshModelRe
     marker << request.model_id;
     if (!marker.flush()) ec = std::make_error_code(std::errc::io_error);
   }
+  if (!ec && !config_text.empty()) {
+    std::ofstream config(dir / "config.pbtxt", std::ios::binary | std::ios::trunc);
+    config << config_text;
+    if (!config.flush()) ec = std::make_error_code(std::errc::io_error);
+  }
   if (ec) return fail(Internal("cannot link model '{}' into the repository: {}", request.model_id, ec.message()));
 
   const int64_t start = NowNs();
   if (Status s = m.core->LoadModel(name); !s.ok()) return fail(s.WithContext("loading model '" + request.model_id + "'"));
   auto footprint = m.core->MeasureModel(name);
   if (!footprint.ok()) return fail(footprint.status().WithContext("sizing model '" + request.model_id + "'"));
-  ModelMeshLoadResult result{footprint->total(), 0};
+  // 0 would tell ModelMesh "ask modelSize later"; a model without weights or intermediates
+  // (an identity) still costs its I/O buffers and bookkeeping.
+  ModelMeshLoadResult result{std::max<uint64_t>(footprint->total(), kMinModelSizeBytes), 0};
   {
     std::lock_guard<std::mutex> lock(m.mu);
     m.loaded[request.model_id] = LoadedModel{name, file.string(), result.size_bytes};
@@ -282,10 +311,10 @@ Status ModelMeshRuntime::UnloadModel(const std::string& model_id) {
 
 StatusOr<uint64_t> ModelMeshRuntime::PredictModelSize(const ModelMeshModelRequest& request) {
   RETURN_IF_ERROR(ModelNameForModelMeshId(request.model_id).status());
-  ASSIGN_OR_RETURN(fs::path file, ResolveModelFile(request.model_path, impl_->options.model_root));
+  ASSIGN_OR_RETURN(ModelFiles files, ResolveModelFiles(request.model_path, impl_->options.model_root));
   std::error_code ec;
-  uint64_t file_bytes = fs::file_size(file, ec);
-  if (ec) return InvalidArgument("cannot read the size of '{}': {}", file.string(), ec.message());
+  uint64_t file_bytes = fs::file_size(files.onnx, ec);
+  if (ec) return InvalidArgument("cannot read the size of '{}': {}", files.onnx.string(), ec.message());
   // Weights are about the file's bytes; as much again covers packed copies and activations of
   // most models. The measured size from loadModel replaces this estimate.
   return 2 * file_bytes + 1 * MiB;

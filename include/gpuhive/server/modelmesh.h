@@ -17,8 +17,9 @@
 // single .onnx file, or Triton's <version>/model.onnx (the highest version). Paths with ".."
 // components are refused, and with `model_root` set the resolved path (symlinks followed) must
 // lie under it. The file is linked (not copied) into the core's repository as
-// <repository>/<name>/1/model.onnx with a ".modelmesh-id" marker holding the id; its config is
-// derived from the ONNX file.
+// <repository>/<name>/1/model.onnx with a ".modelmesh-id" marker holding the id. A directory's
+// config.pbtxt is used (renamed to the served name); without one the config is derived from the
+// ONNX file (max_batch_size 0: shapes as the graph has them).
 //
 // Thread safety: every method may be called concurrently. Calls for one id are serialized, so
 // an unloadModel sent right after a cancelled loadModel waits for that load and then frees it.
