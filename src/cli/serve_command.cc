@@ -20,6 +20,7 @@
 #include "gpuhive/server/core_service.h"
 #include "gpuhive/server/grpc_server.h"
 #include "gpuhive/server/http_server.h"
+#include "gpuhive/server/modelmesh.h"
 #include "gpuhive/units.h"
 
 namespace gpuhive::cli {
@@ -61,6 +62,13 @@ struct Options {
   double exit_timeout_secs = 30;
   std::string log_format = "text";
   std::string log_level = "info";
+  // ModelMesh model-runtime service (off unless a port or a socket is given).
+  int modelmesh_port = -1;
+  std::string modelmesh_socket;
+  std::string modelmesh_address = "127.0.0.1";
+  double modelmesh_load_timeout_secs = 90;
+  std::string modelmesh_default_model_size = "256MiB";
+  std::string modelmesh_model_root;
 };
 
 int Fail(const Status& s) {
@@ -82,6 +90,26 @@ int RunServe(const Options& o) {
   auto mode = server::ParseServeMode(o.mode);
   if (!mode.ok()) return Fail(mode.status());
   co.mode = *mode;
+  const bool modelmesh = o.modelmesh_port >= 0 || !o.modelmesh_socket.empty();
+  server::ModelMeshOptions mo;
+  if (modelmesh) {
+    // ModelMesh decides which models this pod holds: the repository is its scratch directory,
+    // filled only through loadModel.
+    if (co.control_mode == residency::ControlMode::kPoll)
+      return Fail(InvalidArgument("--modelmesh-port/--modelmesh-socket need --model-control-mode explicit (or none)"));
+    co.control_mode = residency::ControlMode::kExplicit;
+    if (co.mode != server::ServeMode::kGpuhive) return Fail(InvalidArgument("ModelMesh serving needs --mode gpuhive"));
+    if (!o.load_models.empty())
+      GH_LOG_WARN("serve", "--load-model with ModelMesh: ModelMesh's first runtimeStatus unloads every model");
+    if (!(o.modelmesh_load_timeout_secs > 0) || o.modelmesh_load_timeout_secs > 4'000'000)
+      return Fail(InvalidArgument("--modelmesh-load-timeout-secs must be in (0, 4000000]"));
+    auto size = ParseBytes(o.modelmesh_default_model_size);
+    if (!size.ok()) return Fail(size.status().WithContext("--modelmesh-default-model-size"));
+    mo.repository_root = o.model_repository;
+    mo.model_root = o.modelmesh_model_root;
+    mo.load_timeout_ms = static_cast<int64_t>(o.modelmesh_load_timeout_secs * 1000);
+    mo.default_model_size_bytes = *size;
+  }
   co.load_models = o.load_models;
   if (!o.memory_budget.empty()) {
     auto b = ParseBytes(o.memory_budget);
@@ -141,6 +169,13 @@ int RunServe(const Options& o) {
 
   std::unique_ptr<server::HttpServer> http;
   std::unique_ptr<server::GrpcServer> grpc;
+  std::unique_ptr<server::ModelMeshRuntime> mm_runtime;
+  std::unique_ptr<server::ModelMeshServer> mm_server;
+  if (modelmesh) {
+    auto r = server::ModelMeshRuntime::Create(core->get(), mo);
+    if (!r.ok()) return Fail(r.status().WithContext("ModelMesh"));
+    mm_runtime = std::move(*r);
+  }
   if (o.allow_http) {
     server::HttpServerOptions ho;
     ho.address = o.http_address;
@@ -163,9 +198,22 @@ int RunServe(const Options& o) {
     go.max_message_bytes = *max_body;
     go.auth_token = o.auth_token;
     go.metrics = &(*core)->metrics();
+    if (mm_runtime) {
+      server::ModelMeshRuntime* runtime = mm_runtime.get();
+      go.model_name_for_id = [runtime](const std::string& id) { return runtime->ResolveModelName(id); };
+    }
     auto g = server::GrpcServer::Start(core->get(), go);
     if (!g.ok()) return Fail(g.status().WithContext("gRPC"));
     grpc = std::move(*g);
+  }
+  if (mm_runtime) {
+    server::ModelMeshServerOptions mso;
+    mso.address = o.modelmesh_address;
+    mso.port = o.modelmesh_port;
+    mso.unix_socket = o.modelmesh_socket;
+    auto m = server::ModelMeshServer::Start(mm_runtime.get(), mso);
+    if (!m.ok()) return Fail(m.status().WithContext("ModelMesh"));
+    mm_server = std::move(*m);
   }
   if (http) {
     std::string base = fmt::format("http://{}:{}", o.http_address, http->port());
@@ -175,7 +223,8 @@ int RunServe(const Options& o) {
   }
   if (grpc) GH_LOG_INFO("serve", "KServe v2 gRPC    {}:{}", o.grpc_address, grpc->port());
   // One machine-readable line on stdout for scripts and tests (ports may have been ephemeral).
-  std::printf("gpuhive ready http_port=%d grpc_port=%d\n", http ? http->port() : 0, grpc ? grpc->port() : 0);
+  std::printf("gpuhive ready http_port=%d grpc_port=%d modelmesh_port=%d\n", http ? http->port() : 0,
+              grpc ? grpc->port() : 0, mm_server ? mm_server->port() : 0);
   std::fflush(stdout);
 
   int sig = 0;
@@ -184,8 +233,11 @@ int RunServe(const Options& o) {
   int64_t left = (*core)->Drain(static_cast<int64_t>(o.exit_timeout_secs * 1000));
   if (left > 0) GH_LOG_WARN("serve", "exit deadline: answering {} queued request(s) with 503", left);
   (*core)->CancelQueued();  // whatever is still queued is answered now; running batches finish
+  if (mm_server) mm_server->Stop();
   if (http) http->Stop();
   if (grpc) grpc->Stop();
+  mm_server.reset();
+  mm_runtime.reset();
   core->reset();
   if (left > 0) {
     GH_LOG_WARN("serve", "{} request(s) still unanswered at the exit deadline", left);
@@ -239,6 +291,17 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--exit-timeout-secs", o->exit_timeout_secs, "Drain deadline after SIGTERM")->capture_default_str();
   app.add_option("--log-format", o->log_format, "text | json")->capture_default_str()->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", o->log_level, "debug | info | warning | error")->capture_default_str();
+  app.add_option("--modelmesh-port", o->modelmesh_port,
+                 "Serve ModelMesh's model-runtime API (mmesh.ModelRuntime) on this port (ModelMesh's default: 8085; "
+                 "0: ephemeral; implies --model-control-mode explicit)")->check(CLI::Range(0, 65535));
+  app.add_option("--modelmesh-socket", o->modelmesh_socket, "Serve the ModelMesh runtime API on this unix socket too");
+  app.add_option("--modelmesh-address", o->modelmesh_address, "Address the ModelMesh runtime API binds")->capture_default_str();
+  app.add_option("--modelmesh-load-timeout-secs", o->modelmesh_load_timeout_secs,
+                 "Model load timeout reported to ModelMesh")->capture_default_str();
+  app.add_option("--modelmesh-default-model-size", o->modelmesh_default_model_size,
+                 "Size ModelMesh assumes for a model before it is loaded")->capture_default_str();
+  app.add_option("--modelmesh-model-root", o->modelmesh_model_root,
+                 "Refuse ModelMesh model paths outside this directory (default: any absolute path)");
   return [o] { return RunServe(*o); };
 });
 

@@ -345,6 +345,24 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
   return c;
 }
 
+StatusOr<std::string> RenameModelConfigText(std::string_view text, std::string_view name, std::string_view source) {
+  pb::ModelConfig m;
+  UnknownFieldStripper stripper{std::string(text)};
+  std::string cleaned(text);
+  if (stripper.Run(pb::ModelConfig::descriptor())) cleaned = std::move(stripper.text());
+  google::protobuf::TextFormat::Parser parser;
+  Collector collector;
+  parser.RecordErrorsTo(&collector);
+  parser.AllowUnknownField(true);
+  if (!parser.ParseFromString(cleaned, &m)) {
+    return InvalidArgument("{}: {}", source, collector.first_error.empty() ? "parse error" : collector.first_error);
+  }
+  m.set_name(std::string(name));
+  std::string out;
+  if (!google::protobuf::TextFormat::PrintToString(m, &out)) return Internal("{}: cannot print the config", source);
+  return out;
+}
+
 Status ValidateModelConfig(const ModelConfig& c) {
   if (c.name.empty()) return InvalidArgument("model config has no name");
   if (c.name.find('/') != std::string::npos || c.name == "." || c.name == "..") {

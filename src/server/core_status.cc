@@ -324,4 +324,60 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
   return Status::OK();
 }
 
+// ---- ModelMesh support ------------------------------------------------------------------------------
+
+Status CoreService::ForgetModel(const std::string& name) {
+  Impl& c = *impl_;
+  Status s = UnloadModel(name);
+  if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  std::lock_guard<std::mutex> control(c.control_mu);
+  if (!c.naive()) {
+    // A failed load is not served, so UnloadModel left its registration (and host copy) alone.
+    Status m = c.manager->Unload(name);
+    if (!m.ok() && m.code() != StatusCode::kNotFound) return m;
+  }
+  std::unique_lock lock(c.mu);
+  c.unloaded.erase(name);
+  c.unavailable.erase(name);
+  return Status::OK();
+}
+
+StatusOr<CoreService::Footprint> CoreService::MeasureModel(const std::string& name) {
+  Impl& c = *impl_;
+  if (c.naive()) return FailedPrecondition("model sizes are measured in gpuhive mode only");
+  Footprint f;
+  {
+    ASSIGN_OR_RETURN(residency::ModelLease lease, c.manager->Acquire(name));
+    const int max_batch = lease.config().max_batch_size;
+    std::vector<Shape> shapes;
+    for (const auto& in : lease.model().inputs()) {
+      Shape shape(in.shape.begin(), in.shape.end());
+      for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] < 0) shape[i] = (i == 0 && max_batch > 0) ? max_batch : 1;
+      }
+      shapes.push_back(std::move(shape));
+    }
+    // A plan that cannot be prepared ahead (data-dependent shapes) is sized when it first runs.
+    auto plan = lease.model().Prepare(shapes);
+    if (plan.ok()) {
+      f.activation_bytes = plan->arena_bytes;
+    } else {
+      GH_LOG_INFO("core", "model '{}': no activation plan ahead of the first request ({})", name,
+                  plan.status().ToString());
+    }
+  }
+  bool found = false;
+  for (const auto& st : c.manager->ListModels()) {
+    if (st.name != name) continue;
+    found = true;
+    f.device_bytes += st.device_bytes;
+  }
+  if (!found) return NotFound("unknown model '{}'", name);
+  return f;
+}
+
+uint64_t CoreService::budget_bytes() const {
+  return impl_->naive() ? 0 : impl_->manager->Stats().budget_bytes;
+}
+
 }  // namespace gpuhive::server

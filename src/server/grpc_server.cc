@@ -212,7 +212,7 @@ class ServiceImpl final : public RawService {
                                        grpc::ByteBuffer* out) override {
     return Unary<inference::ModelReadyRequest, inference::ModelReadyResponse>(
         ctx, in, out, "ModelReady", [&](const auto& req, auto* resp) {
-          auto r = service_->ModelReady(req.name(), req.version());
+          auto r = service_->ModelReady(ModelName(ctx, req.name()), req.version());
           if (r.ok()) resp->set_ready(*r);
           return r.status();
         });
@@ -232,7 +232,7 @@ class ServiceImpl final : public RawService {
                                           grpc::ByteBuffer* out) override {
     return Unary<inference::ModelMetadataRequest, inference::ModelMetadataResponse>(
         ctx, in, out, "ModelMetadata", [&](const auto& req, auto* resp) {
-          auto m = service_->GetModelMetadata(req.name(), req.version());
+          auto m = service_->GetModelMetadata(ModelName(ctx, req.name()), req.version());
           if (m.ok()) {
             resp->set_name(m->name);
             for (const auto& v : m->versions) resp->add_versions(v);
@@ -281,6 +281,7 @@ class ServiceImpl final : public RawService {
                                        grpc::ByteBuffer* out) override {
     inference::ModelInferRequest req;
     if (Status s = Parse(in, &req); !s.ok()) return Done(ctx, "ModelInfer", s);
+    req.set_model_name(ModelName(ctx, req.model_name()));
     auto meta = service_->GetModelMetadata(req.model_name(), req.model_version());
     if (!meta.ok()) return Done(ctx, "ModelInfer", meta.status());
     int64_t ctx_deadline = 0;
@@ -318,6 +319,14 @@ class ServiceImpl final : public RawService {
   }
 
  private:
+  // The model a request is for: ModelMesh's `mm-model-id` header wins over the message's name.
+  std::string ModelName(grpc::CallbackServerContext* ctx, const std::string& name) const {
+    std::string model = name;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("mm-model-id");
+    if (it != md.end()) model.assign(it->second.data(), it->second.size());
+    return options_.model_name_for_id ? options_.model_name_for_id(model) : model;
+  }
   // Parses the request, lets `handle` fill the response (it returns the call's Status) and
   // answers; the response bytes are sent only with OK.
   template <typename Request, typename Response, typename Handle>

@@ -304,5 +304,57 @@ TEST_F(GrpcServerTest, RepositoryCallsNeedToken) {
   EXPECT_FALSE(*service_.ModelReady("unloaded", ""));
 }
 
+// ModelMesh routing: the mm-model-id header names the model, and model_name_for_id maps ids.
+TEST(GrpcServerModelMesh, ModelIdHeaderAndIdMappingRouteRequests) {
+  FakeService service;
+  GrpcServerOptions o;
+  o.port = 0;
+  o.model_name_for_id = [](const std::string& id) { return id == "mesh/add-sub" ? std::string("add_sub") : id; };
+  auto s = GrpcServer::Start(&service, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*s)->port()), grpc::InsecureChannelCredentials()));
+
+  // The id injected as the model name (ModelMesh's idInjectionPath).
+  auto req = AddSubRequest(Seq(1), Seq(2), true);
+  req.set_model_name("mesh/add-sub");
+  {
+    grpc::ClientContext ctx;
+    inference::ModelInferResponse resp;
+    grpc::Status st = stub->ModelInfer(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.model_name(), "add_sub");
+  }
+  // The header wins over the name.
+  req.set_model_name("no_such_model");
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("mm-model-id", "mesh/add-sub");
+    inference::ModelInferResponse resp;
+    grpc::Status st = stub->ModelInfer(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(resp.raw_output_contents_size(), 2);
+    int32_t first = 0;
+    std::memcpy(&first, resp.raw_output_contents(0).data(), 4);
+    EXPECT_EQ(first, 3);  // 1 + 2
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("mm-model-id", "mesh/add-sub");
+    inference::ModelMetadataRequest mreq;
+    inference::ModelMetadataResponse mresp;
+    ASSERT_TRUE(stub->ModelMetadata(&ctx, mreq, &mresp).ok());
+    EXPECT_EQ(mresp.name(), "add_sub");
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("mm-model-id", "mesh/unknown");
+    inference::ModelReadyRequest rreq;
+    rreq.set_name("add_sub");
+    inference::ModelReadyResponse rresp;
+    EXPECT_EQ(stub->ModelReady(&ctx, rreq, &rresp).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+}
+
 }  // namespace
 }  // namespace gpuhive::server

@@ -93,6 +93,11 @@ struct ModelConfig {
 // (see ValidateModelConfig).
 StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view source = "config.pbtxt");
 
+// The config text with its name set to `name` (fields outside gpuhive's schema dropped): how a
+// config.pbtxt is placed under another model name. Errors: kInvalidArgument (does not parse).
+StatusOr<std::string> RenameModelConfigText(std::string_view text, std::string_view name,
+                                            std::string_view source = "config.pbtxt");
+
 // Checks a config: a name, a supported platform/backend for ONNX, max_batch_size >= 0, tensor
 // names unique and non-empty with known data types, dims >= -1, preferred batch sizes within
 // 1..max_batch_size, priority levels consistent, version policy sane, precision known.

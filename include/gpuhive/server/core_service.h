@@ -99,6 +99,28 @@ class CoreService final : public InferenceService {
   Status UpdateModelSettings(const std::string& name, const ModelSettings& settings) override;
   std::string MetricsText() override;
 
+  // Unloads `name` (if served) and drops every trace of it: its device and host copies (also
+  // those a failed load left behind), its repository-index entry and its "unloaded" mark, so a
+  // runtime that loads and unloads many short-lived models (ModelMesh) does not grow the index.
+  // OK when nothing of `name` is known. Returns after the memory is freed (a running batch
+  // finishes first).
+  Status ForgetModel(const std::string& name);
+
+  // What a loaded model takes on its device: the bytes the residency manager holds for it
+  // (weights, packed weights, plans' workspaces) and the planned activation peak of its largest
+  // batch (max_batch_size, or 1). Makes the model resident first if needed. gpuhive mode only.
+  // Errors: kNotFound, kFailedPrecondition (naive mode), the load's errors.
+  struct Footprint {
+    uint64_t device_bytes = 0;
+    uint64_t activation_bytes = 0;
+    uint64_t total() const { return device_bytes + activation_bytes; }
+  };
+  StatusOr<Footprint> MeasureModel(const std::string& name);
+  // The device byte budget (0 in naive mode: none).
+  uint64_t budget_bytes() const;
+  // Model loads that run at once (loads are serialized: 1).
+  int max_concurrent_loads() const { return 1; }
+
   // Graceful shutdown, first half: readiness turns false and new requests are refused with
   // kUnavailable; waits until every admitted request has been answered or `timeout_ms` passed.
   // Returns the number of requests still unanswered (0 on a clean drain).

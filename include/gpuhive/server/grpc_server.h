@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,10 @@ struct GrpcServerOptions {
   uint64_t max_message_bytes = 64 * MiB;
   std::string auth_token;  // non-empty: RepositoryModelLoad/Unload need "authorization: Bearer <t>"
   const monitor::GpuhiveMetrics* metrics = nullptr;  // gpuhive_grpc_requests_total when set
+  // ModelMesh routing: ModelInfer, ModelMetadata and ModelReady take the model from the
+  // `mm-model-id` header when a request carries one, and, when this is set, pass the name
+  // through it (a ModelMesh id -> the name it is served under). Must be thread safe.
+  std::function<std::string(const std::string&)> model_name_for_id;
 };
 
 // gRPC status code number for a Status code (INVALID_ARGUMENT=3, NOT_FOUND=5, ...).
