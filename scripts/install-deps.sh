@@ -13,6 +13,8 @@ pkgs=(
   prometheus wrk
   python3-grpcio python3-grpc-tools python3-yaml
 )
+# kubectl checks the deploy/ manifests (tests/deploy): Debian's unless one is installed already.
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 if [[ "${1:-}" == "--with-bench" ]]; then
   pkgs+=(python3-torch python3-torchvision python3-numpy gnuplot-nox)
   # Node.js may come from elsewhere (a newer build); Debian's is only the fallback.
