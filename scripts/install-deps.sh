@@ -11,6 +11,7 @@ pkgs=(
   libboost-dev libsimdjson-dev nlohmann-json3-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   prometheus wrk
+  python3-grpcio python3-grpc-tools python3-protobuf
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
   pkgs+=(python3-torch python3-torchvision python3-numpy gnuplot-nox)

@@ -23,6 +23,22 @@
 
 namespace gpuhive::server {
 
+// Triton's statistics of one served version (the statistics extension); reset when the version is
+// served anew (a load after an unload), as Triton's are.
+class VersionStatistics {
+ public:
+  // One request answered: its end-to-end time and, when it succeeded, its phases.
+  void RecordRequest(const InferenceResponse& r, int64_t request_ns);
+  // One batch executed successfully: its rows and phases.
+  void RecordExecution(uint64_t rows, int64_t input_ns, int64_t infer_ns, int64_t output_ns);
+  ModelStatistics Snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  ModelStatistics s_;                          // GUARDED_BY(mu_)
+  std::map<uint64_t, BatchStat> batches_;      // GUARDED_BY(mu_)
+};
+
 // One served version of a model: its config, its scheduler name and (naive mode) its compiled
 // model. Shared with the runner, so it outlives its removal while a batch still runs.
 struct ServedVersion {
@@ -42,6 +58,7 @@ struct ServedVersion {
   monitor::Histogram* compute_seconds = nullptr;
   monitor::Histogram* request_seconds = nullptr;
   monitor::Histogram* batch_size = nullptr;
+  VersionStatistics stats;
 };
 
 struct ServedModel {

@@ -144,6 +144,8 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
   const bool batched = v_->config.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty();
   if (batched) rows = inputs[0].shape[0];
   StatusOr<std::vector<Tensor>> out = Internal("not run");
+  const int64_t run_start = NowNs();
+  int64_t pad_ns = 0, slice_ns = 0;  // padding rows in, dropping them out (compute input/output)
   int64_t bucket = batched && !core_->naive() ? BucketFor(rows, v_->config) : rows;
   if (bucket != rows) {
     std::vector<Tensor> padded;
@@ -154,17 +156,21 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
       padded.push_back(std::move(t));
     }
     for (const Tensor& t : padded) views.push_back(t.view());
+    pad_ns = NowNs() - run_start;
     out = RunManaged(views, worker);
     if (out.ok()) {
+      const int64_t slice_start = NowNs();
       for (Tensor& t : *out) {
         if (t.shape().empty() || t.shape()[0] != bucket) continue;
         ASSIGN_OR_RETURN(t, FirstRows(t, rows));
       }
+      slice_ns = NowNs() - slice_start;
     }
   } else {
     out = core_->naive() ? RunNaive(inputs, worker) : RunManaged(inputs, worker);
   }
   if (out.ok()) {
+    v_->stats.RecordExecution(static_cast<uint64_t>(rows), pad_ns, NowNs() - run_start - pad_ns - slice_ns, slice_ns);
     v_->executions->Inc();
     v_->inferences->Inc(static_cast<double>(rows));
     v_->batch_size->Observe(static_cast<double>(rows));
@@ -602,7 +608,9 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
           ->Labels({sv->name, r.model_version, std::string(StatusCodeName(r.status.code()))})
           ->Inc();
     }
-    sv->request_seconds->Observe(static_cast<double>(NowNs() - start) * 1e-9);
+    const int64_t request_ns = NowNs() - start;
+    sv->request_seconds->Observe(static_cast<double>(request_ns) * 1e-9);
+    sv->stats.RecordRequest(r, request_ns);
     if (user_cb) user_cb(std::move(r));
     core->FinishRequest();
   };

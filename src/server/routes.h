@@ -4,6 +4,8 @@
 //   GET  /v2                                          server metadata
 //   GET  /v2/models/{m}[/versions/{v}]                model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready          200 or 503
+//   GET  /v2/models[/{m}[/versions/{v}]]/stats        Triton's statistics extension
+//   GET  /v2/models/{m}[/versions/{v}]/config         Triton's model configuration (JSON)
 //   POST /v2/models/{m}[/versions/{v}]/infer          JSON or binary tensor extension
 //   POST /v2/repository/index                         {"ready": bool}
 //   POST /v2/repository/models/{m}/load | unload      bearer token when configured

@@ -92,6 +92,9 @@ class CoreService final : public InferenceService {
   StatusOr<ModelStatus> GetModelStatus(const std::string& name) override;
   Status UpdateModelSettings(const std::string& name, const ModelSettings& settings) override;
   std::string MetricsText() override;
+  StatusOr<std::vector<ModelStatistics>> GetModelStatistics(const std::string& name,
+                                                            const std::string& version) override;
+  StatusOr<ModelConfigDocument> GetModelConfig(const std::string& name, const std::string& version) override;
 
   // Graceful shutdown, first half: readiness turns false and new requests are refused with
   // kUnavailable; waits until every admitted request has been answered or `timeout_ms` passed.
