@@ -58,6 +58,15 @@ struct ServedVersion {
   monitor::Histogram* compute_seconds = nullptr;
   monitor::Histogram* request_seconds = nullptr;
   monitor::Histogram* batch_size = nullptr;
+  // Triton's nv_* children.
+  monitor::Counter* nv_success = nullptr;
+  monitor::Counter* nv_count = nullptr;
+  monitor::Counter* nv_exec = nullptr;
+  monitor::Counter* nv_request_us = nullptr;
+  monitor::Counter* nv_queue_us = nullptr;
+  monitor::Counter* nv_input_us = nullptr;
+  monitor::Counter* nv_infer_us = nullptr;
+  monitor::Counter* nv_output_us = nullptr;
   VersionStatistics stats;
 };
 

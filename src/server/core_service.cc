@@ -173,6 +173,8 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
     v_->stats.RecordExecution(static_cast<uint64_t>(rows), pad_ns, NowNs() - run_start - pad_ns - slice_ns, slice_ns);
     v_->executions->Inc();
     v_->inferences->Inc(static_cast<double>(rows));
+    v_->nv_exec->Inc();
+    v_->nv_count->Inc(static_cast<double>(rows));
     v_->batch_size->Observe(static_cast<double>(rows));
   }
   return out;
@@ -270,6 +272,17 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   v->compute_seconds = metrics.compute_duration_seconds->Labels({v->name});
   v->request_seconds = metrics.request_duration_seconds->Labels({v->name});
   v->batch_size = metrics.batch_size->Labels({v->name});
+  v->nv_success = metrics.nv_inference_request_success->Labels({v->name, vs});
+  for (const char* reason : {"REJECTED", "CANCELED", "BACKEND", "OTHER"}) {
+    metrics.nv_inference_request_failure->Labels({v->name, reason, vs});  // Triton shows each at 0
+  }
+  v->nv_count = metrics.nv_inference_count->Labels({v->name, vs});
+  v->nv_exec = metrics.nv_inference_exec_count->Labels({v->name, vs});
+  v->nv_request_us = metrics.nv_inference_request_duration_us->Labels({v->name, vs});
+  v->nv_queue_us = metrics.nv_inference_queue_duration_us->Labels({v->name, vs});
+  v->nv_input_us = metrics.nv_inference_compute_input_duration_us->Labels({v->name, vs});
+  v->nv_infer_us = metrics.nv_inference_compute_infer_duration_us->Labels({v->name, vs});
+  v->nv_output_us = metrics.nv_inference_compute_output_duration_us->Labels({v->name, vs});
   RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
   std::unique_lock lock(mu);
   ServedModel& m = models[v->name];
@@ -599,16 +612,25 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
   request->on_complete = [core, sv, start, user_cb = std::move(user_cb)](InferenceResponse r) {
     r.model_name = sv->name;
     r.model_version = std::to_string(sv->version);
+    const int64_t request_ns = NowNs() - start;
     if (r.status.ok()) {
       sv->success->Inc();
       sv->queue_seconds->Observe(static_cast<double>(r.queue_ns) * 1e-9);
       sv->compute_seconds->Observe(static_cast<double>(r.compute_ns) * 1e-9);
+      sv->nv_success->Inc();
+      sv->nv_request_us->Inc(static_cast<double>(request_ns) * 1e-3);
+      sv->nv_queue_us->Inc(static_cast<double>(r.queue_ns) * 1e-3);
+      sv->nv_input_us->Inc(static_cast<double>(r.compute_input_ns) * 1e-3);
+      sv->nv_infer_us->Inc(static_cast<double>(r.compute_ns) * 1e-3);
+      sv->nv_output_us->Inc(static_cast<double>(r.compute_output_ns) * 1e-3);
     } else {
       core->metrics.inference_requests_total
           ->Labels({sv->name, r.model_version, std::string(StatusCodeName(r.status.code()))})
           ->Inc();
+      core->metrics.nv_inference_request_failure
+          ->Labels({sv->name, monitor::TritonFailureReason(r.status.code()), r.model_version})
+          ->Inc();
     }
-    const int64_t request_ns = NowNs() - start;
     sv->request_seconds->Observe(static_cast<double>(request_ns) * 1e-9);
     sv->stats.RecordRequest(r, request_ns);
     if (user_cb) user_cb(std::move(r));

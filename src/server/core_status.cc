@@ -83,7 +83,9 @@ void CoreService::Impl::Collect() {
       int d = 0;
       for (const auto& [ver, v] : m.versions) {
         auto it = ss.models.find(v->key);
-        if (it != ss.models.end()) d += it->second.queued;
+        const int queued = it != ss.models.end() ? it->second.queued : 0;
+        d += queued;
+        metrics.nv_inference_pending_request_count->Labels({name, std::to_string(ver)})->Set(queued);
       }
       depth[name] = d;
     }

@@ -166,5 +166,51 @@ TEST_F(TritonExt, ModelConfigInTritonsJsonAndProtoForms) {
   EXPECT_EQ(stub_->ModelConfig(&ctx2, missing, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Every nv_* family Triton documents for what gpuhive has (per-model counts and latencies, CPU) is
+// on /metrics with Triton's type and labels, and counts what Triton counts (GPU families: see
+// NvmlTest.TritonGpuMetricsByUuid, which needs NVML).
+TEST_F(TritonExt, TritonMetricsScrape) {
+  HttpClient c(port());
+  ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(3).dump()).status, 200);
+  ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump()).status, 200);
+  json late = TinyMlpJson(1);
+  late["parameters"] = {{"timeout", 1}};
+  ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", late.dump()).status, 504);
+  auto r = c.Request("GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  const std::string& text = r.body;
+  const std::string mv = "{model=\"tiny_mlp\",version=\"1\"}";
+  auto value = [&](const std::string& series) -> double {
+    size_t pos = text.find("\n" + series + " ");
+    if (pos == std::string::npos) return -1;
+    return std::stod(text.substr(pos + series.size() + 2));
+  };
+  for (const char* counter : {"nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count",
+                              "nv_inference_request_duration_us", "nv_inference_queue_duration_us",
+                              "nv_inference_compute_input_duration_us", "nv_inference_compute_infer_duration_us",
+                              "nv_inference_compute_output_duration_us"}) {
+    EXPECT_NE(text.find(std::string("# TYPE ") + counter + " counter\n"), std::string::npos) << counter;
+    EXPECT_GE(value(counter + mv), 0) << counter << " has no {model, version} series";
+  }
+  EXPECT_EQ(value("nv_inference_request_success" + mv), 2);
+  EXPECT_EQ(value("nv_inference_count" + mv), 5);  // inferences: batch items, not requests
+  EXPECT_GE(value("nv_inference_exec_count" + mv), 1);
+  EXPECT_LE(value("nv_inference_exec_count" + mv), 2);
+  EXPECT_GT(value("nv_inference_request_duration_us" + mv), 0);
+  EXPECT_GT(value("nv_inference_compute_infer_duration_us" + mv), 0);
+  EXPECT_NE(text.find("# TYPE nv_inference_request_failure counter\n"), std::string::npos);
+  EXPECT_EQ(value("nv_inference_request_failure{model=\"tiny_mlp\",reason=\"REJECTED\",version=\"1\"}"), 1);
+  EXPECT_EQ(value("nv_inference_request_failure{model=\"tiny_mlp\",reason=\"BACKEND\",version=\"1\"}"), 0);
+  EXPECT_NE(text.find("# TYPE nv_inference_pending_request_count gauge\n"), std::string::npos);
+  EXPECT_EQ(value("nv_inference_pending_request_count" + mv), 0);
+  for (const char* gauge : {"nv_cpu_utilization", "nv_cpu_memory_total_bytes", "nv_cpu_memory_used_bytes"}) {
+    EXPECT_NE(text.find(std::string("# TYPE ") + gauge + " gauge\n"), std::string::npos) << gauge;
+    EXPECT_GE(value(gauge), 0) << gauge;
+  }
+  EXPECT_GT(value("nv_cpu_memory_total_bytes"), 0);
+  // gpuhive's own families are still there.
+  EXPECT_NE(text.find("gpuhive_inference_count_total" + mv), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gpuhive::server::testing
