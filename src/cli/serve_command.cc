@@ -49,6 +49,7 @@ struct Options {
   int priority_levels = 4;
   int max_queue_size = 1024;
   std::vector<std::string> tenant_weights;  // name=weight
+  std::vector<std::string> tenants;         // declared tenants
   double keep_alive_secs = 300;
   bool no_preload = false;
   bool no_optimize = false;
@@ -103,6 +104,7 @@ int RunServe(const Options& o) {
     if (!(w > 0)) return Fail(InvalidArgument("--tenant-weight '{}': weight must be > 0", tw));
     co.tenant_weights[tw.substr(0, eq)] = w;
   }
+  co.tenants = o.tenants;
   co.default_keep_alive_us = o.keep_alive_secs < 0 ? residency::kKeepAliveForever
                                                    : static_cast<int64_t>(o.keep_alive_secs * 1e6);
   co.enable_preloading = !o.no_preload;
@@ -212,6 +214,8 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--priority-levels", o->priority_levels, "Priority levels (0 is the most urgent)")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--max-queue-size", o->max_queue_size, "Queued requests per model and level before 429")->capture_default_str();
   app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
+  app.add_option("--tenant", o->tenants,
+                 "Declare a tenant a request may name (repeatable); undeclared ones count as 'other'");
   app.add_option("--keep-alive-secs", o->keep_alive_secs, "Idle time before a model is unloaded (-1: never)")->capture_default_str();
   app.add_flag("--no-preload", o->no_preload, "Disable predictive preloading");
   app.add_flag("--no-optimize", o->no_optimize, "Run graphs as imported (no folding or fusion)");

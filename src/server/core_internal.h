@@ -106,6 +106,7 @@ struct CoreService::Impl {
   std::map<std::string, ServedModel> models;          // GUARDED_BY(mu)
   std::map<std::string, std::string> unavailable;     // name -> reason (bad, failed, unloaded)
   std::set<std::string> unloaded;                     // explicitly unloaded: not re-registered
+  std::set<std::string> declared_tenants;             // GUARDED_BY(mu); see CoreOptions::tenants
   std::mutex control_mu;                              // serializes Sync / Load / Unload
 
   std::atomic<int64_t> in_flight{0};

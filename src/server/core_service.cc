@@ -285,6 +285,7 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   v->nv_output_us = metrics.nv_inference_compute_output_duration_us->Labels({v->name, vs});
   RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
   std::unique_lock lock(mu);
+  declared_tenants.insert(sc.tenant);
   ServedModel& m = models[v->name];
   m.versions[v->version] = v;
   std::vector<int64_t> versions;
@@ -471,7 +472,16 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
   so.devices = {dev};
   ASSIGN_OR_RETURN(impl->scheduler, sched::Scheduler::Create(so));
   impl->workers.resize(static_cast<size_t>(impl->scheduler->num_workers()));
-  for (const auto& [tenant, weight] : options.tenant_weights) impl->scheduler->SetTenantWeight(tenant, weight);
+  for (const auto& [tenant, weight] : options.tenant_weights) {
+    impl->scheduler->SetTenantWeight(tenant, weight);
+    impl->declared_tenants.insert(tenant);
+  }
+  for (const auto& tenant : options.tenants) {
+    if (tenant.empty() || tenant.size() > 128) return InvalidArgument("tenant names are 1..128 bytes, got '{}'", tenant);
+    impl->declared_tenants.insert(tenant);
+  }
+  impl->declared_tenants.insert("default");
+  impl->declared_tenants.insert(kUndeclaredTenant);
 
   uint64_t budget = options.memory_budget_bytes;
   if (budget == 0) {
@@ -603,6 +613,9 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
     request->tenant.clear();
   } else if (request->tenant.empty() && !tenant_override.empty()) {
     request->tenant = tenant_override;
+  } else if (!request->tenant.empty()) {
+    std::shared_lock lock(c.mu);
+    if (!c.declared_tenants.count(request->tenant)) request->tenant = kUndeclaredTenant;
   }
   request->model_name = sv->key;
   request->model_version = std::to_string(sv->version);

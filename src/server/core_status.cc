@@ -317,7 +317,10 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
   if (it == c.models.end()) return NotFound("unknown model '{}'", name);
   ServedModel& m = it->second;
   if (settings.priority) m.priority_override = *settings.priority;
-  if (settings.tenant) m.tenant_override = *settings.tenant;
+  if (settings.tenant) {
+    m.tenant_override = *settings.tenant;
+    c.declared_tenants.insert(*settings.tenant);  // an operator's choice declares it
+  }
   if (settings.memory_limit_bytes) {
     m.memory_limit_override = *settings.memory_limit_bytes;
     m.has_memory_limit_override = true;

@@ -214,3 +214,55 @@ TEST_F(TritonExt, TritonMetricsScrape) {
 
 }  // namespace
 }  // namespace gpuhive::server::testing
+
+namespace gpuhive::server::testing {
+namespace {
+
+// A client naming 1,000 different tenants does not grow the label set: undeclared tenants are
+// scheduled and counted as "other"; declared ones (flag, weight, model config) keep their name.
+TEST(TenantLabels, UndeclaredTenantsShareOneLabel) {
+  CoreOptions o;
+  o.tenants = {"team-a"};
+  o.tenant_weights = {{"team-b", 2.0}};
+  auto server = StartServer(o);
+  ASSERT_NE(server, nullptr);
+  HttpClient c(server->http->port());
+  auto tenant_labels = [&] {
+    std::set<std::string> labels;
+    std::string text = c.Request("GET", "/metrics").body;
+    const std::string prefix = "gpuhive_tenant_device_seconds_total{tenant=\"";
+    for (size_t pos = text.find(prefix); pos != std::string::npos; pos = text.find(prefix, pos + 1)) {
+      size_t start = pos + prefix.size();
+      labels.insert(text.substr(start, text.find('"', start) - start));
+    }
+    return labels;
+  };
+  for (const char* declared : {"team-a", "team-b"}) {
+    json req = TinyMlpJson(1);
+    req["parameters"] = {{"tenant", declared}};
+    ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump()).status, 200);
+  }
+  for (int i = 0; i < 1000; ++i) {
+    json req = TinyMlpJson(1);
+    req["parameters"] = {{"tenant", "client-" + std::to_string(i)}};
+    auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  std::set<std::string> labels = tenant_labels();
+  EXPECT_TRUE(labels.count("team-a")) << ::testing::PrintToString(labels);
+  EXPECT_TRUE(labels.count("team-b")) << ::testing::PrintToString(labels);
+  EXPECT_TRUE(labels.count("other")) << ::testing::PrintToString(labels);
+  EXPECT_FALSE(labels.count("client-7"));
+  // team-a, team-b, other, and the configured tenants of the repository's models at most.
+  EXPECT_LE(labels.size(), 6u) << ::testing::PrintToString(labels);
+  const size_t after_first = labels.size();
+  for (int i = 1000; i < 1100; ++i) {
+    json req = TinyMlpJson(1);
+    req["parameters"] = {{"tenant", "client-" + std::to_string(i)}};
+    ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump()).status, 200);
+  }
+  EXPECT_EQ(tenant_labels().size(), after_first);
+}
+
+}  // namespace
+}  // namespace gpuhive::server::testing

@@ -30,6 +30,9 @@ namespace gpuhive::server {
 
 enum class ServeMode { kGpuhive, kNaive };
 
+// The one tenant every undeclared request tenant is counted under.
+inline constexpr const char* kUndeclaredTenant = "other";
+
 struct CoreOptions {
   std::string model_repository;  // required: a Triton-layout directory
   residency::ControlMode control_mode = residency::ControlMode::kNone;
@@ -51,6 +54,11 @@ struct CoreOptions {
   int max_queue_size = 1024;
   double tenant_weight_default = 1.0;
   std::map<std::string, double> tenant_weights;
+  // Declared tenants. A request's `tenant` parameter is kept only when it names a declared tenant:
+  // one listed here, one with a weight, one a model's config names, or one set through the
+  // management API; any other is scheduled and counted as kUndeclaredTenant, so clients cannot
+  // grow the metrics' label set (or the scheduler's tenant table) without bound.
+  std::vector<std::string> tenants;
   int64_t default_keep_alive_us = 5 * 60 * 1'000'000ll;
   bool enable_preloading = true;
   int64_t poll_interval_us = 1'000'000;
