@@ -451,7 +451,9 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     GH_LOG_INFO("core", "GPU metrics unavailable: {}", nvml.status().message());
   }
 
-  ASSIGN_OR_RETURN(impl->repository, residency::ModelRepository::Open(options.model_repository));
+  ASSIGN_OR_RETURN(impl->repository, residency::ModelRepository::Open(
+                                       options.model_repository,
+                                       residency::RepositoryOptions{.strict_model_config = options.strict_model_config}));
 
   // Workers: on the CPU a share of the cores each; one more kept free for level 0 when there are
   // several levels, so critical work never waits behind a background batch.

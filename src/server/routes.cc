@@ -196,7 +196,7 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
     send(std::move(r), "/metrics");
     return;
   }
-  if (p.empty() || p[0] != "v2") {
+  if (options_.metrics_only || p.empty() || p[0] != "v2") {
     send(Error(NotFound("no route for {} {}", m, req.target)), "other");
     return;
   }

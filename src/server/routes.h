@@ -53,6 +53,7 @@ struct RouterOptions {
   std::string auth_token;        // non-empty: mutating calls need "Authorization: Bearer <token>"
   int retry_after_seconds = 1;   // Retry-After on 429
   const monitor::GpuhiveMetrics* metrics = nullptr;  // http_requests_total when set
+  bool metrics_only = false;     // only GET /metrics is served (a separate metrics port)
 };
 
 // HTTP status for a Status code (see service.h for the convention).

@@ -35,6 +35,7 @@ inline constexpr const char* kUndeclaredTenant = "other";
 
 struct CoreOptions {
   std::string model_repository;  // required: a Triton-layout directory
+  bool strict_model_config = false;  // Triton's flag: every model needs a complete config.pbtxt
   residency::ControlMode control_mode = residency::ControlMode::kNone;
   // Loaded (made resident) at start-up. In explicit mode these are the only models served until
   // LoadModel; "*" loads every model of the repository.
