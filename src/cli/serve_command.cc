@@ -307,7 +307,7 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_flag("--strict-gpu", o->strict_gpu, "Refuse to start without a GPU; never fall back to the CPU under pressure");
   app.add_option("--cpu-workers", o->cpu_workers, "Worker threads executing batches (0: from the core count)")->capture_default_str();
   app.add_option("--threads-per-worker", o->threads_per_worker, "Compute threads per worker (0: cores / workers)")->capture_default_str();
-  app.add_option("--priority-levels", o->priority_levels, "Priority levels (0 is the most urgent)")->capture_default_str()->check(CLI::Range(1, 16));
+  app.add_option("--priority-levels", o->priority_levels, "Priority levels: 1..N, 1 the most urgent (Triton's numbering)")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--max-queue-size", o->max_queue_size, "Queued requests per model and level before 429")->capture_default_str();
   app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
   app.add_option("--tenant", o->tenants,

@@ -807,7 +807,7 @@ bool ModelManager::EvictOne(const Entry* except, double below_probability) {
         }
         EvictionCandidate c;
         c.name = e->name;
-        c.priority = e->config.priority;
+        c.priority = std::max(0, e->config.priority - 1);  // Triton numbering: 0 and 1 most important
         c.last_use_ns = e->last_use_ns;
         c.bytes = e->device_bytes;
         c.reload_ns = e->last_swap_ns > 0 ? e->last_swap_ns
@@ -949,7 +949,7 @@ void ModelManager::EnforceHostBudget(const Entry* except) {
         if (e.get() == except || !e->from_repository || busy) continue;
         EvictionCandidate c;
         c.name = e->name;
-        c.priority = e->config.priority;
+        c.priority = std::max(0, e->config.priority - 1);  // Triton numbering: 0 and 1 most important
         c.last_use_ns = e->last_use_ns;
         c.bytes = e->host_bytes;
         c.reload_ns = e->last_swap_ns;

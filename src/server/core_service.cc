@@ -78,13 +78,15 @@ sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions&
   s.dynamic_batching = c.dynamic_batching;
   s.preferred_batch_sizes = c.preferred_batch_sizes;
   s.max_queue_delay_us = c.max_queue_delay_us;
-  // Triton's levels are 1-based (1 highest) with default_priority_level among them; gpuhive's
-  // `priority` (0 most important) applies when the config defines no levels of its own.
+  // Priorities are Triton's everywhere: 1 is the highest level, 0 means the default. The
+  // scheduler's levels are 0-based (Triton level - 1). A config's own dynamic_batching levels and
+  // default_priority_level take precedence; otherwise gpuhive.priority (0 or out of range: the
+  // default level, which is the highest, 1) sets the model's default level.
   s.priority_levels = c.priority_levels > 0 ? c.priority_levels : options.priority_levels;
   if (c.priority_levels > 0 && c.default_priority_level > 0) {
     s.default_priority_level = std::min(c.default_priority_level, c.priority_levels) - 1;
   } else {
-    s.default_priority_level = std::clamp(c.priority, 0, s.priority_levels - 1);
+    s.default_priority_level = c.priority >= 1 && c.priority <= s.priority_levels ? c.priority - 1 : 0;
   }
   s.default_queue_policy = ToQueuePolicy(c.default_queue_policy);
   for (const auto& [level, q] : c.priority_queue_policy) {
@@ -609,6 +611,8 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
     return;
   }
   std::shared_ptr<ServedVersion> sv = std::move(*v);
+  // Triton: a priority of 0 or beyond the model's levels means the model's default level.
+  if (request->priority >= sv->priority_levels) request->priority = -1;
   if (request->priority < 0 && priority_override >= 0) request->priority = std::min(priority_override, sv->priority_levels - 1);
   if (c.naive()) {
     request->priority = -1;  // one FIFO level

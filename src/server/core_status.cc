@@ -244,7 +244,7 @@ std::vector<ModelStatus> CoreService::Models() {
       s.version = std::to_string(ver);
       s.device = c.device_id;
       sched::ModelConfig sc = SchedulerConfigFor(*v, c.options);
-      s.priority = m.priority_override >= 0 ? m.priority_override : sc.default_priority_level;
+      s.priority = (m.priority_override >= 0 ? m.priority_override : sc.default_priority_level) + 1;  // Triton's
       s.tenant = !m.tenant_override.empty() ? m.tenant_override : sc.tenant;
       s.memory_limit_bytes = m.has_memory_limit_override ? m.memory_limit_override : v->config.memory_limit_bytes;
       if (c.naive()) {
@@ -304,8 +304,9 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
     if (it == c.models.end() || it->second.versions.empty()) return NotFound("unknown model '{}'", name);
     levels = it->second.versions.rbegin()->second->priority_levels;
   }
-  if (settings.priority && (*settings.priority < 0 || *settings.priority >= levels)) {
-    return InvalidArgument("priority {} outside 0..{} for model '{}'", *settings.priority, levels - 1, name);
+  if (settings.priority && (*settings.priority < 0 || *settings.priority > levels)) {
+    return InvalidArgument("priority {} outside 1..{} for model '{}' (1 is the highest; 0: its configured default)",
+                           *settings.priority, levels, name);
   }
   if (settings.tenant && settings.tenant->empty()) return InvalidArgument("tenant must not be empty");
   if (c.naive() && (settings.priority || settings.tenant || settings.memory_limit_bytes)) {
@@ -316,7 +317,7 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
   auto it = c.models.find(name);
   if (it == c.models.end()) return NotFound("unknown model '{}'", name);
   ServedModel& m = it->second;
-  if (settings.priority) m.priority_override = *settings.priority;
+  if (settings.priority) m.priority_override = *settings.priority - 1;  // 0 -> -1: the config's default
   if (settings.tenant) {
     m.tenant_override = *settings.tenant;
     c.declared_tenants.insert(*settings.tenant);  // an operator's choice declares it

@@ -266,3 +266,58 @@ TEST(TenantLabels, UndeclaredTenantsShareOneLabel) {
 
 }  // namespace
 }  // namespace gpuhive::server::testing
+
+namespace gpuhive::server::testing {
+namespace {
+
+// Priorities are Triton's everywhere: 1 is the highest level, 0 the model's default level, and a
+// request priority beyond the model's levels runs at its default level (Triton's rule), not a 400.
+TEST(TritonPriorities, RequestsConfigAndManagementCountFromOne) {
+  auto server = StartServer(CoreOptions{}, "tok");  // 4 levels
+  ASSERT_NE(server, nullptr);
+  HttpClient c(server->http->port());
+  for (int p : {0, 1, 4, 5, 1000, 2000000000}) {
+    json req = TinyMlpJson(1);
+    req["parameters"] = {{"priority", p}};
+    auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", req.dump());
+    EXPECT_EQ(r.status, 200) << "priority " << p << ": " << r.body;
+  }
+  json neg = TinyMlpJson(1);
+  neg["parameters"] = {{"priority", -1}};
+  auto nr = c.Request("POST", "/v2/models/tiny_mlp/infer", neg.dump());
+  EXPECT_EQ(nr.status, 400);
+  EXPECT_NE(nr.body.find("1 is the highest"), std::string::npos) << nr.body;
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->grpc->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  inference::ModelInferRequest g;
+  g.set_model_name("tiny_mlp");
+  auto* gi = g.add_inputs();
+  gi->set_name("INPUT0");
+  gi->set_datatype("FP32");
+  gi->add_shape(1);
+  gi->add_shape(16);
+  for (int i = 0; i < 16; ++i) gi->mutable_contents()->add_fp32_contents(0.5f);
+  (*g.mutable_parameters())["priority"].set_int64_param(99);
+  inference::ModelInferResponse gr;
+  grpc::ClientContext ctx;
+  EXPECT_TRUE(stub->ModelInfer(&ctx, g, &gr).ok());
+
+  // The config's gpuhive.priority in Triton's numbering: tiny_mlp 1, add_sub 3.
+  EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body)["priority"], 1);
+  EXPECT_EQ(json::parse(c.Request("GET", "/v2/gpuhive/models/add_sub").body)["priority"], 3);
+  std::map<std::string, std::string> auth = {{"Authorization", "Bearer tok"}};
+  auto set = c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", R"({"priority":1})", auth);
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(json::parse(set.body)["priority"], 1);
+  auto reset = c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", R"({"priority":0})", auth);
+  ASSERT_EQ(reset.status, 200) << reset.body;
+  EXPECT_EQ(json::parse(reset.body)["priority"], 3);  // back to the config's
+  auto bad = c.Request("PUT", "/v2/gpuhive/models/add_sub/settings", R"({"priority":5})", auth);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("outside 1..4"), std::string::npos) << bad.body;
+}
+
+}  // namespace
+}  // namespace gpuhive::server::testing

@@ -94,7 +94,7 @@ struct ModelConfig {
   // gpuhive's own fields.
   uint64_t memory_limit_bytes = 0;  // 0: no per-model limit
   std::string tenant = "default";
-  int priority = 0;                 // 0 most important
+  int priority = 0;                 // Triton's numbering: 1 most important, 0 the default level (1)
   std::string precision = "fp32";
   bool preload = false;
   std::optional<int64_t> keep_alive_us;  // nullopt: the manager's default; kKeepAliveForever

@@ -77,7 +77,7 @@ struct ModelStatus {
   uint64_t bytes = 0;
   int leases = 0;
   int queue_depth = 0;
-  int priority = 0;
+  int priority = 0;  // Triton's numbering: 1 is the highest level
   std::string tenant;
   uint64_t memory_limit_bytes = 0;  // 0: none
   std::vector<LatencyPoint> latency_profile;
@@ -86,7 +86,7 @@ struct ModelStatus {
 // A partial update: only the set fields change.
 struct ModelSettings {
   std::optional<uint64_t> memory_limit_bytes;
-  std::optional<int> priority;
+  std::optional<int> priority;  // Triton's numbering: 1 highest; 0: back to the config's default
   std::optional<std::string> tenant;
 };
 
