@@ -65,9 +65,11 @@ def graph_io(model, batched):
 
 
 def config_text(name, io, max_batch_size, batching=None, gpuhive=None, version_policy=None, instance_group=None,
-                comment=None):
+                comment=None, warmup=False):
     """Triton-style config.pbtxt text. batching: (preferred sizes, max queue delay us).
-    gpuhive: dict of the gpuhive block's fields, written in a fixed order."""
+    gpuhive: dict of the gpuhive block's fields, written in a fixed order.
+    warmup: a Triton model_warmup sample (batch 1, zeros) when every input dim is fixed, so the
+    model is compiled and resident before it reports READY."""
     ins, outs = io
     lines = []
     if comment:
@@ -97,6 +99,16 @@ def config_text(name, io, max_batch_size, batching=None, gpuhive=None, version_p
         lines.append("}")
     if instance_group:
         lines.append(f"instance_group [ {instance_group} ]")
+    if warmup and all(d >= 0 for _, _, dims in ins for d in dims):
+        lines.append("model_warmup [")
+        lines.append("  {")
+        lines.append('    name: "zeros"')
+        lines.append(f"    batch_size: {1 if max_batch_size > 0 else 0}")
+        for n, t, dims in ins:
+            lines.append(f'    inputs {{ key: "{n}" value {{ data_type: {t} dims: [ {", ".join(str(d) for d in dims)} ] '
+                         "zero_data: true } }")
+        lines.append("  }")
+        lines.append("]")
     if gpuhive:
         lines.append("gpuhive {")
         for key in ("memory_limit", "tenant", "priority", "precision", "preload", "keep_alive"):
@@ -412,7 +424,10 @@ def materialize(repo, spec, tools):
         io = graph_io(onnx.load(onnx_path), spec.max_batch_size > 0)
         with open(os.path.join(model_dir, STAMP), "w") as f:
             json.dump({"params": params, "io": io}, f, indent=1)
+    # Real-time models (priority 1) are warmed up before they report READY: their first requests
+    # must not pay for compiling the model.
     text = config_text(spec.name, io, spec.max_batch_size, batching=spec.batching, gpuhive=spec.gpuhive,
+                       warmup=(spec.gpuhive or {}).get("priority") == 1,
                        comment=spec.note)
     write_if_changed(os.path.join(model_dir, "config.pbtxt"), text, "config written")
     return os.path.getsize(onnx_path)

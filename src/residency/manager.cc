@@ -336,6 +336,7 @@ Status ModelManager::Init() {
         Status s = RegisterLocked(std::move(model));
         if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
       }
+      scan_errors_ = scan.errors;
       last_poll_ns_ = Now();
     }
     for (const auto& name : preload) {
@@ -1314,6 +1315,7 @@ void ModelManager::PollRepository() {
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   std::lock_guard<std::mutex> lock(mu_);
+  scan_errors_ = scan.errors;
   // A new or changed file is taken only once two polls in a row saw the same size and mtime: one
   // still being copied or written is left alone (a resident copy keeps serving) until it settled.
   std::map<std::string, std::pair<uint64_t, int64_t>> seen;
@@ -1416,6 +1418,11 @@ Status ModelManager::FitsLocked(const Entry& e) const {
                              e.name, FormatBytes(e.never_fits_budget));
   }
   return Status::OK();
+}
+
+std::map<std::string, Status> ModelManager::ScanErrors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return scan_errors_;
 }
 
 std::vector<ModelStatus> ModelManager::ListModels() const {

@@ -250,7 +250,8 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
   ModelConfig c;
   for (auto& w : collector.warnings) skipped.push_back(std::move(w));
   for (auto& w : skipped) {
-    GH_LOG_INFO("residency", "{}: {} (not in gpuhive's schema, skipped)", source, w);
+    // Listed, not logged: configs are parsed on every scan; the core warns once per model at load.
+    GH_LOG_DEBUG("residency", "{}: {} (not in gpuhive's schema, skipped)", source, w);
     c.skipped_fields.push_back(std::move(w));
   }
   c.name = m.name();

@@ -68,6 +68,7 @@ struct ServedVersion {
   monitor::Counter* nv_infer_us = nullptr;
   monitor::Counter* nv_output_us = nullptr;
   VersionStatistics stats;
+  std::vector<std::string> warnings;  // see ModelStatus::warnings
 };
 
 struct ServedModel {
@@ -107,6 +108,10 @@ struct CoreService::Impl {
   std::map<std::string, std::string> unavailable;     // name -> reason (bad, failed, unloaded)
   std::set<std::string> unloaded;                     // explicitly unloaded: not re-registered
   std::set<std::string> declared_tenants;             // GUARDED_BY(mu); see CoreOptions::tenants
+  // Models whose directory is there but whose config (or versions) cannot be served now: answered
+  // 503 with the reason until the repository is fixed. GUARDED_BY(mu).
+  std::map<std::string, std::string> config_errors;
+  std::map<std::string, std::string> warned;          // GUARDED_BY(control_mu): what was warned per model
   std::mutex control_mu;                              // serializes Sync / Load / Unload
 
   std::atomic<int64_t> in_flight{0};
@@ -136,6 +141,14 @@ struct CoreService::Impl {
   // finish) and from the served set. Caller holds control_mu, not mu.
   void Unserve(const std::string& name, const std::vector<int64_t>& versions);
   void SyncLoop();
+  // Runs the version's model_warmup samples through the scheduler and waits for them (Triton: before
+  // the model reports READY). Caller holds control_mu. Errors: the first failing sample's.
+  Status WarmUp(const ServedVersion& v);
+  // The warnings of a version about to be served; logs each new one at warning level once per
+  // model. Caller holds control_mu.
+  std::vector<std::string> LoadWarnings(const ServedVersion& v);
+  // Refreshes config_errors from the manager's last scan, logging changes. Caller holds control_mu.
+  void RefreshConfigErrors();
 
   StatusOr<std::shared_ptr<ServedVersion>> Resolve(const std::string& name, const std::string& version,
                                                    int* priority_override, std::string* tenant_override) const;

@@ -285,7 +285,21 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   v->nv_input_us = metrics.nv_inference_compute_input_duration_us->Labels({v->name, vs});
   v->nv_infer_us = metrics.nv_inference_compute_infer_duration_us->Labels({v->name, vs});
   v->nv_output_us = metrics.nv_inference_compute_output_duration_us->Labels({v->name, vs});
+  v->warnings = LoadWarnings(*v);
   RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
+  if (!v->config.warmups.empty()) {
+    {
+      std::unique_lock lock(mu);
+      if (!models.count(v->name)) unavailable[v->name] = "warming up (model_warmup)";
+    }
+    Status warm = WarmUp(*v);
+    if (!warm.ok()) {
+      (void)scheduler->RemoveModel(v->key);
+      std::unique_lock lock(mu);
+      if (!models.count(v->name)) unavailable[v->name] = warm.ToString();
+      return warm;
+    }
+  }
   std::unique_lock lock(mu);
   declared_tenants.insert(sc.tenant);
   ServedModel& m = models[v->name];
@@ -311,6 +325,7 @@ void CoreService::Impl::Unserve(const std::string& name, const std::vector<int64
 
 void CoreService::Impl::SyncLocked() {
   if (naive()) return;
+  RefreshConfigErrors();
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
   for (auto& st : manager->ListModels()) listed[st.name][st.version] = st;
 
@@ -566,6 +581,9 @@ StatusOr<std::shared_ptr<ServedVersion>> CoreService::Impl::Resolve(const std::s
                                                                     int* priority_override,
                                                                     std::string* tenant_override) const {
   std::shared_lock lock(mu);
+  if (auto e = config_errors.find(name); e != config_errors.end()) {
+    return Unavailable("model '{}' is not available: {}", name, e->second);
+  }
   auto it = models.find(name);
   if (it == models.end() || it->second.versions.empty()) {
     auto u = unavailable.find(name);
@@ -718,7 +736,13 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
   if (impl_->draining.load()) return Unavailable("the server is shutting down");
   auto v = impl_->Resolve(name, version, nullptr, nullptr);
   if (!v.ok()) {
-    if (v.status().code() == StatusCode::kUnavailable) return NotFound("{}", v.status().message());
+    if (v.status().code() == StatusCode::kUnavailable) {
+      // A model the repository has but cannot serve (invalid config, failed load or warm-up) is
+      // there and broken: 503 with the reason. An unloaded one is not served: 404.
+      std::shared_lock lock(impl_->mu);
+      if (impl_->config_errors.count(name) || impl_->unavailable.count(name)) return v.status();
+      return NotFound("{}", v.status().message());
+    }
     return v.status();
   }
   std::shared_lock lock(impl_->mu);

@@ -164,6 +164,12 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
       e.state = "UNAVAILABLE";
       e.reason = reason;
     }
+    for (const auto& [name, reason] : c.config_errors) {
+      auto& e = entries[name];
+      e.name = name;
+      e.state = "UNAVAILABLE";
+      e.reason = reason;
+    }
     for (const auto& name : c.unloaded) {
       auto& e = entries[name];
       e.name = name;
@@ -181,6 +187,10 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
           e.state = ServedState(vit->second);
           e.reason = UnavailableReason(vit->second);
         }
+      }
+      if (c.config_errors.count(name)) {
+        e.state = "UNAVAILABLE";
+        e.reason = c.config_errors.at(name);
       }
       entries[name] = e;
     }
@@ -247,6 +257,7 @@ std::vector<ModelStatus> CoreService::Models() {
       s.priority = (m.priority_override >= 0 ? m.priority_override : sc.default_priority_level) + 1;  // Triton's
       s.tenant = !m.tenant_override.empty() ? m.tenant_override : sc.tenant;
       s.memory_limit_bytes = m.has_memory_limit_override ? m.memory_limit_override : v->config.memory_limit_bytes;
+      s.warnings = v->warnings;
       if (c.naive()) {
         s.state = "READY";
         s.tier = "device";

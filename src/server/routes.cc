@@ -96,7 +96,8 @@ json ModelJson(const ModelStatus& m) {
               {"priority", m.priority},
               {"tenant", m.tenant},
               {"memory_limit_bytes", m.memory_limit_bytes},
-              {"latency_profile", profile}};
+              {"latency_profile", profile},
+              {"warnings", m.warnings}};
 }
 
 json DurationJson(const DurationStat& d) { return json{{"count", d.count}, {"ns", d.ns}}; }

@@ -99,7 +99,8 @@ struct ModelConfig {
   bool preload = false;
   std::optional<int64_t> keep_alive_us;  // nullopt: the manager's default; kKeepAliveForever
 
-  // Fields of the text that gpuhive's schema does not know (skipped, logged): "line:col: name".
+  // Fields of the text that gpuhive's schema does not know (skipped; the server warns once per
+  // model when it loads it): "line:col: name".
   std::vector<std::string> skipped_fields;
   bool derived = false;  // built from the ONNX file because config.pbtxt was missing
 };

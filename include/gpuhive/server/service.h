@@ -81,6 +81,9 @@ struct ModelStatus {
   std::string tenant;
   uint64_t memory_limit_bytes = 0;  // 0: none
   std::vector<LatencyPoint> latency_profile;
+  // What the server noticed when it loaded the version and went on anyway (config fields it does
+  // not use, an instance kind it cannot honour).
+  std::vector<std::string> warnings;
 };
 
 // A partial update: only the set fields change.
