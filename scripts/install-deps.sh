@@ -11,7 +11,7 @@ pkgs=(
   libboost-dev libsimdjson-dev nlohmann-json3-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   prometheus wrk
-  python3-grpcio python3-grpc-tools python3-yaml
+  python3-grpcio python3-grpc-tools python3-yaml python3-protobuf
 )
 # kubectl checks the deploy/ manifests (tests/deploy): Debian's unless one is installed already.
 command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)

@@ -65,9 +65,11 @@ def graph_io(model, batched):
 
 
 def config_text(name, io, max_batch_size, batching=None, gpuhive=None, version_policy=None, instance_group=None,
-                comment=None):
+                comment=None, warmup=False):
     """Triton-style config.pbtxt text. batching: (preferred sizes, max queue delay us).
-    gpuhive: dict of the gpuhive block's fields, written in a fixed order."""
+    gpuhive: dict of the gpuhive block's fields, written in a fixed order.
+    warmup: a Triton model_warmup sample (batch 1, zeros) when every input dim is fixed, so the
+    model is compiled and resident before it reports READY."""
     ins, outs = io
     lines = []
     if comment:
@@ -97,6 +99,16 @@ def config_text(name, io, max_batch_size, batching=None, gpuhive=None, version_p
         lines.append("}")
     if instance_group:
         lines.append(f"instance_group [ {instance_group} ]")
+    if warmup and all(d >= 0 for _, _, dims in ins for d in dims):
+        lines.append("model_warmup [")
+        lines.append("  {")
+        lines.append('    name: "zeros"')
+        lines.append(f"    batch_size: {1 if max_batch_size > 0 else 0}")
+        for n, t, dims in ins:
+            lines.append(f'    inputs {{ key: "{n}" value {{ data_type: {t} dims: [ {", ".join(str(d) for d in dims)} ] '
+                         "zero_data: true } }")
+        lines.append("  }")
+        lines.append("]")
     if gpuhive:
         lines.append("gpuhive {")
         for key in ("memory_limit", "tenant", "priority", "precision", "preload", "keep_alive"):
@@ -211,8 +223,8 @@ written here, and that regenerating gives the same bytes. Do not edit the files 
 
 | model | config | inputs -> outputs | computes |
 |---|---|---|---|
-| `tiny_mlp` | max_batch_size 8, dynamic batching, tenant interactive, priority 0 | INPUT0 FP32 [-1,16] -> OUTPUT0 FP32 [-1,4] | relu(x W1 + b1) W2 + b2 |
-| `add_sub` | max_batch_size 8, dynamic batching, tenant batch, priority 2 | INPUT0, INPUT1 INT32 [-1,16] -> OUTPUT0, OUTPUT1 INT32 [-1,16] | OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1 (Triton's "simple") |
+| `tiny_mlp` | max_batch_size 8, dynamic batching, tenant interactive, priority 1 | INPUT0 FP32 [-1,16] -> OUTPUT0 FP32 [-1,4] | relu(x W1 + b1) W2 + b2 |
+| `add_sub` | max_batch_size 8, dynamic batching, tenant batch, priority 3 | INPUT0, INPUT1 INT32 [-1,16] -> OUTPUT0, OUTPUT1 INT32 [-1,16] | OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1 (Triton's "simple") |
 | `identity_fp32` | no config.pbtxt: derived (max_batch_size 0) | INPUT0 FP32 [-1,8] -> OUTPUT0 FP32 [-1,8] | OUTPUT0 = INPUT0 |
 | `no_batch` | max_batch_size 0 | INPUT0 FP32 [3,4] -> OUTPUT0 FP32 [3] | row sums of INPUT0 |
 | `two_versions` | max_batch_size 8, version_policy all, versions 1 and 2 | INPUT0 FP32 [-1,4] -> OUTPUT0 FP32 [-1,4] | version 1: INPUT0 + 1, version 2: INPUT0 + 2 |
@@ -234,10 +246,10 @@ def tiny_models():
     broken = broken_src[: len(broken_src) * 2 // 3]
     return [
         ("tiny_mlp", {1: mlp}, config_text("tiny_mlp", graph_io(mlp, True), 8, batching=([4, 8], 500),
-                                           gpuhive={"tenant": "interactive", "priority": 0, "keep_alive": "-1"})),
+                                           gpuhive={"tenant": "interactive", "priority": 1, "keep_alive": "-1"})),
         ("add_sub", {1: add_sub}, config_text("add_sub", graph_io(add_sub, True), 8, batching=([8], 1000),
                                               instance_group="{ count: 1 kind: KIND_CPU }",
-                                              gpuhive={"tenant": "batch", "priority": 2, "keep_alive": "30s"})),
+                                              gpuhive={"tenant": "batch", "priority": 3, "keep_alive": "30s"})),
         ("identity_fp32", {1: make_identity()}, None),
         ("no_batch", {1: no_batch}, config_text("no_batch", graph_io(no_batch, False), 0)),
         ("two_versions", {1: v1, 2: v2}, config_text("two_versions", graph_io(v2, True), 8, batching=([4], 100),
@@ -412,7 +424,10 @@ def materialize(repo, spec, tools):
         io = graph_io(onnx.load(onnx_path), spec.max_batch_size > 0)
         with open(os.path.join(model_dir, STAMP), "w") as f:
             json.dump({"params": params, "io": io}, f, indent=1)
+    # Real-time models (priority 1) are warmed up before they report READY: their first requests
+    # must not pay for compiling the model.
     text = config_text(spec.name, io, spec.max_batch_size, batching=spec.batching, gpuhive=spec.gpuhive,
+                       warmup=(spec.gpuhive or {}).get("priority") == 1,
                        comment=spec.note)
     write_if_changed(os.path.join(model_dir, "config.pbtxt"), text, "config written")
     return os.path.getsize(onnx_path)
@@ -423,22 +438,22 @@ def builtin_specs(tools):
     img = lambda size=224: torch.randn(1, 3, size, size)  # noqa: E731
     return [
         Spec("resnet50", "generated:resnet50", None, 32, ([8, 16, 32], 10000),
-             {"tenant": "batch", "priority": 2, "keep_alive": "10m"},
+             {"tenant": "batch", "priority": 3, "keep_alive": "10m"},
              "ResNet-50 image classifier (torchvision, random weights): background batch work"),
         Spec("mobilenet_v3", "generated:mobilenet_v3_large", None, 16, ([1, 4, 8], 500),
-             {"tenant": "interactive", "priority": 0, "keep_alive": "-1"},
+             {"tenant": "interactive", "priority": 1, "keep_alive": "-1"},
              "MobileNetV3-Large classifier: real-time, never unloaded for being idle"),
         Spec("text_detector", "text_detector_dbnet_mbv3_320_v1",
              lambda: (TextDetector(), (img(320),), ["image"], ["probability_map"]), 8, ([2, 4, 8], 5000),
-             {"tenant": "vision", "priority": 1, "keep_alive": "10m"},
+             {"tenant": "vision", "priority": 2, "keep_alive": "10m"},
              "DBNet-shaped text detector: MobileNetV3-Large backbone, FPN with Resize, ConvTranspose head;\n"
              "320x320 RGB in, per-pixel text probability out"),
         Spec("bert_encoder", "generated:bert_base", None, 16, ([4, 8, 16], 20000),
-             {"memory_limit": "2GiB", "tenant": "batch", "priority": 3, "keep_alive": "5m"},
+             {"memory_limit": "2GiB", "tenant": "batch", "priority": 4, "keep_alive": "5m"},
              "BERT-base-shaped encoder for embeddings (12 layers, hidden 768); dynamic sequence length\n"
              "(requests batch together when their sequence lengths match)"),
         Spec("audio_lstm", "generated:audio_lstm", None, 32, ([8, 16, 32], 1000),
-             {"tenant": "interactive", "priority": 0, "keep_alive": "-1"},
+             {"tenant": "interactive", "priority": 1, "keep_alive": "-1"},
              "keyword spotting shaped: 49 frames x 40 mel features, 2-layer LSTM, 12 classes"),
     ]
 
@@ -453,7 +468,7 @@ def make_builtin(out, tools):
     data = mlp.SerializeToString()
     write_if_changed(os.path.join(out, "tiny_mlp", "1", "model.onnx"), data, f"written ({len(data)} B)")
     text = config_text("tiny_mlp", graph_io(mlp, True), 64, batching=([16, 32, 64], 200),
-                       gpuhive={"tenant": "interactive", "priority": 0, "keep_alive": "-1"},
+                       gpuhive={"tenant": "interactive", "priority": 1, "keep_alive": "-1"},
                        comment="16 -> 8 -> 4 MLP, a few KB: per-request overhead and throughput tests")
     write_if_changed(os.path.join(out, "tiny_mlp", "config.pbtxt"), text, "config written")
     sizes["tiny_mlp"] = len(data)
@@ -500,7 +515,7 @@ def zoo_specs(tools):
     specs = []
     for i, (arch, build) in enumerate(archs):
         # Three popularity classes so the scenario has priorities to weigh when it evicts.
-        priority = 1 if i % 3 == 0 else 2 if i % 3 == 1 else 3
+        priority = 2 if i % 3 == 0 else 3 if i % 3 == 1 else 4
         specs.append(Spec(f"zoo_{i:02d}", "zoo:" + arch, build, 8, ([4, 8], 2000),
                           {"tenant": "zoo", "priority": priority, "keep_alive": "5m"},
                           f"{arch} (random weights), one of the 20 \"many models, small card\" models"))

@@ -27,7 +27,9 @@ struct InferenceResponse {
   std::vector<NamedTensor> outputs;  // requested outputs (all when none were named)
   // Timings for metrics and clients, nanoseconds.
   int64_t queue_ns = 0;
-  int64_t compute_ns = 0;
+  int64_t compute_ns = 0;          // the batch's execution (RunBatch)
+  int64_t compute_input_ns = 0;    // gathering the batch's inputs (concatenation)
+  int64_t compute_output_ns = 0;   // scattering the batch's outputs to its requests
   int batch_size = 0;  // size of the batch this request ran in
   // Set with kResourceExhausted when a full queue refused the request: seconds after which a retry
   // is likely to be admitted (a frontend's Retry-After). 0 otherwise.

@@ -53,6 +53,7 @@ struct Options {
   int priority_levels = 4;
   int max_queue_size = 1024;
   std::vector<std::string> tenant_weights;  // name=weight
+  std::vector<std::string> tenants;         // declared tenants
   double keep_alive_secs = 300;
   bool no_preload = false;
   bool no_optimize = false;
@@ -69,7 +70,81 @@ struct Options {
   double modelmesh_load_timeout_secs = 90;
   std::string modelmesh_default_model_size = "256MiB";
   std::string modelmesh_model_root;
+  // Triton's flags.
+  int metrics_port = -1;  // -1: /metrics on the HTTP port only
+  std::string metrics_address;  // empty: the HTTP address
+  int log_verbose = 0;    // > 0: debug logging
+  bool strict_model_config = false;
+  std::string config_file;
 };
+
+// The effective options, one line of JSON (logged at start: what a --config file or flag set).
+std::string Describe(const Options& o) {
+  auto str = [](const std::string& v) {
+    std::string out = "\"";
+    for (char c : v) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20) out += c;
+    }
+    return out + "\"";
+  };
+  auto list = [&](const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + str(v[i]);
+    return out + "]";
+  };
+  auto b = [](bool v) { return v ? "true" : "false"; };
+  return fmt::format(
+      "{{\"model-repository\":{},\"http-address\":{},\"http-port\":{},\"grpc-address\":{},\"grpc-port\":{},"
+      "\"allow-http\":{},\"allow-grpc\":{},\"http-thread-count\":{},\"max-body-size\":{},"
+      "\"max-buffered-bodies\":{},\"max-connections\":{},\"idle-timeout-ms\":{},\"model-control-mode\":{},"
+      "\"load-model\":{},\"repository-poll-secs\":{},\"mode\":{},\"memory-budget\":{},\"strict-gpu\":{},"
+      "\"cpu-workers\":{},\"threads-per-worker\":{},\"priority-levels\":{},\"max-queue-size\":{},"
+      "\"tenant-weight\":{},\"tenant\":{},\"keep-alive-secs\":{},\"no-preload\":{},\"no-optimize\":{},"
+      "\"no-pipelined-swap\":{},\"max-concurrent-loads\":{},\"auth-token-set\":{},\"exit-timeout-secs\":{},"
+      "\"log-format\":{},\"log-level\":{},\"metrics-port\":{},\"metrics-address\":{},\"log-verbose\":{},"
+      "\"strict-model-config\":{}}}",
+      str(o.model_repository), str(o.http_address), o.http_port, str(o.grpc_address), o.grpc_port, b(o.allow_http),
+      b(o.allow_grpc), o.http_threads, str(o.max_body), str(o.max_buffered_bodies), o.max_connections,
+      o.idle_timeout_ms, str(o.model_control_mode), list(o.load_models), o.repository_poll_secs, str(o.mode),
+      str(o.memory_budget), b(o.strict_gpu), o.cpu_workers, o.threads_per_worker, o.priority_levels,
+      o.max_queue_size, list(o.tenant_weights), list(o.tenants), o.keep_alive_secs, b(o.no_preload),
+      b(o.no_optimize), b(o.no_pipelined_swap), o.max_concurrent_loads, b(!o.auth_token.empty()),
+      o.exit_timeout_secs, str(o.log_format), str(o.log_level), o.metrics_port, str(o.metrics_address),
+      o.log_verbose, b(o.strict_model_config));
+}
+
+// Applies a --config file (TOML or INI; keys are the long flag names, '-' or '_', optionally under a
+// [serve] section) to every option the command line did not set: the command line wins. Each value
+// goes through the same conversion and checks as on the command line.
+Status ApplyConfigFile(CLI::App& app, const std::string& path) {
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    return InvalidArgument("--config {}: {}", path, e.what());
+  }
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "serve")) {
+      return InvalidArgument("--config {}: section [{}] is not known (use top-level keys or [serve])", path,
+                             item.parents[0]);
+    }
+    std::string key = item.name;
+    std::replace(key.begin(), key.end(), '_', '-');
+    if (key == "config") return InvalidArgument("--config {}: a config file cannot name another", path);
+    CLI::Option* opt = app.get_option_no_throw("--" + key);
+    if (opt == nullptr) return InvalidArgument("--config {}: unknown key '{}' (keys are serve's long flag names)", path, item.name);
+    if (opt->count() > 0) continue;  // given on the command line
+    try {
+      opt->add_result(item.inputs);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      return InvalidArgument("--config {}: key '{}': {}", path, item.name, e.what());
+    }
+  }
+  return Status::OK();
+}
 
 int Fail(const Status& s) {
   std::fprintf(stderr, "gpuhive serve: %s\n", s.ToString().c_str());
@@ -80,10 +155,16 @@ int RunServe(const Options& o) {
   SetLogJson(o.log_format == "json");
   LogLevel level;
   if (!ParseLogLevel(o.log_level, &level)) return Fail(InvalidArgument("--log-level '{}'", o.log_level));
+  if (o.log_verbose > 0) level = LogLevel::kDebug;  // Triton's --log-verbose N
   SetLogLevel(level);
+  if (o.model_repository.empty()) {
+    return Fail(InvalidArgument("--model-repository (or --model-store, or model-repository in --config) is required"));
+  }
+  GH_LOG_INFO("serve", "options: {}", Describe(o));
 
   server::CoreOptions co;
   co.model_repository = o.model_repository;
+  co.strict_model_config = o.strict_model_config;
   auto control = server::ParseControlMode(o.model_control_mode);
   if (!control.ok()) return Fail(control.status());
   co.control_mode = *control;
@@ -143,6 +224,7 @@ int RunServe(const Options& o) {
     if (!(w > 0)) return Fail(InvalidArgument("--tenant-weight '{}': weight must be > 0", tw));
     co.tenant_weights[tw.substr(0, eq)] = w;
   }
+  co.tenants = o.tenants;
   co.default_keep_alive_us = o.keep_alive_secs < 0 ? residency::kKeepAliveForever
                                                    : static_cast<int64_t>(o.keep_alive_secs * 1e6);
   co.enable_preloading = !o.no_preload;
@@ -222,9 +304,22 @@ int RunServe(const Options& o) {
     GH_LOG_INFO("serve", "management        {}/v2/gpuhive/devices, {}/v2/gpuhive/models", base, base);
   }
   if (grpc) GH_LOG_INFO("serve", "KServe v2 gRPC    {}:{}", o.grpc_address, grpc->port());
+  std::unique_ptr<server::HttpServer> metrics_http;  // Triton's --metrics-port: /metrics only
+  if (o.metrics_port >= 0 && !(http && o.metrics_port == http->port())) {
+    server::HttpServerOptions mo;
+    mo.address = o.metrics_address.empty() ? o.http_address : o.metrics_address;
+    mo.port = static_cast<uint16_t>(o.metrics_port);
+    mo.threads = 1;
+    mo.metrics_only = true;
+    auto m = server::HttpServer::Start(core->get(), mo);
+    if (!m.ok()) return Fail(m.status().WithContext("metrics"));
+    metrics_http = std::move(*m);
+    GH_LOG_INFO("serve", "metrics           http://{}:{}/metrics", mo.address, metrics_http->port());
+  }
   // One machine-readable line on stdout for scripts and tests (ports may have been ephemeral).
-  std::printf("gpuhive ready http_port=%d grpc_port=%d modelmesh_port=%d\n", http ? http->port() : 0,
-              grpc ? grpc->port() : 0, mm_server ? mm_server->port() : 0);
+  std::printf("gpuhive ready http_port=%d grpc_port=%d metrics_port=%d modelmesh_port=%d\n", http ? http->port() : 0,
+              grpc ? grpc->port() : 0, metrics_http ? metrics_http->port() : (http ? http->port() : 0),
+              mm_server ? mm_server->port() : 0);
   std::fflush(stdout);
 
   int sig = 0;
@@ -238,6 +333,7 @@ int RunServe(const Options& o) {
   if (grpc) grpc->Stop();
   mm_server.reset();
   mm_runtime.reset();
+  if (metrics_http) metrics_http->Stop();
   core->reset();
   if (left > 0) {
     GH_LOG_WARN("serve", "{} request(s) still unanswered at the exit deadline", left);
@@ -249,9 +345,11 @@ int RunServe(const Options& o) {
 
 CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2 HTTP and gRPC", [](CLI::App& app) {
   auto o = std::make_shared<Options>();
-  app.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
-  app.add_option("--model-repository", o->model_repository, "Model repository directory (Triton layout)")
-      ->required()
+  app.add_option("--config", o->config_file,
+                 "Read options from a TOML/INI file (keys are the long flag names; the command line wins)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--model-repository,--model-store", o->model_repository,
+                 "Model repository directory (Triton layout); required here or in --config")
       ->check(CLI::ExistingDirectory);
   app.add_option("--http-address", o->http_address, "Address the HTTP frontend binds")->capture_default_str();
   app.add_option("--http-port", o->http_port, "HTTP port (0: an ephemeral port)")->capture_default_str()->check(CLI::Range(0, 65535));
@@ -279,9 +377,11 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
                  "Host<->device copy bandwidth of the simulated device per second, each way (default 16GB; 0: unthrottled)");
   app.add_option("--cpu-workers", o->cpu_workers, "Worker threads executing batches (0: from the core count)")->capture_default_str();
   app.add_option("--threads-per-worker", o->threads_per_worker, "Compute threads per worker (0: cores / workers)")->capture_default_str();
-  app.add_option("--priority-levels", o->priority_levels, "Priority levels (0 is the most urgent)")->capture_default_str()->check(CLI::Range(1, 16));
+  app.add_option("--priority-levels", o->priority_levels, "Priority levels: 1..N, 1 the most urgent (Triton's numbering)")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--max-queue-size", o->max_queue_size, "Queued requests per model and level before 429")->capture_default_str();
   app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
+  app.add_option("--tenant", o->tenants,
+                 "Declare a tenant a request may name (repeatable); undeclared ones count as 'other'");
   app.add_option("--keep-alive-secs", o->keep_alive_secs, "Idle time before a model is unloaded (-1: never)")->capture_default_str();
   app.add_flag("--no-preload", o->no_preload, "Disable predictive preloading");
   app.add_flag("--no-optimize", o->no_optimize, "Run graphs as imported (no folding or fusion)");
@@ -302,7 +402,25 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
                  "Size ModelMesh assumes for a model before it is loaded")->capture_default_str();
   app.add_option("--modelmesh-model-root", o->modelmesh_model_root,
                  "Refuse ModelMesh model paths outside this directory (default: any absolute path)");
-  return [o] { return RunServe(*o); };
+  app.add_option("--metrics-port", o->metrics_port,
+                 "Also serve /metrics alone on this port, as Triton does (-1: only on the HTTP port)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
+  app.add_option("--metrics-address", o->metrics_address, "Address of the --metrics-port listener (default: the HTTP address)");
+  app.add_option("--log-verbose", o->log_verbose, "Triton's verbose logging level (> 0: debug)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--strict-model-config", o->strict_model_config,
+                 "true: every model needs a complete config.pbtxt (Triton's flag); false: derived from the ONNX file")
+      ->capture_default_str();
+  CLI::App* self = &app;
+  return [o, self] {
+    if (!o->config_file.empty()) {
+      Status s = ApplyConfigFile(*self, o->config_file);
+      if (!s.ok()) return Fail(s);
+    }
+    return RunServe(*o);
+  };
 });
 
 }  // namespace

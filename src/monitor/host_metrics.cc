@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <mutex>
+#include <utility>
 #include <string>
 
 namespace gpuhive::monitor {
@@ -46,7 +49,44 @@ HostSample ReadHostSample() {
   return s;
 }
 
+// Busy and total jiffies of all CPUs together, from the first line of /proc/stat.
+std::optional<std::pair<uint64_t, uint64_t>> ReadCpuJiffies() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {};
+  if (!(stat >> cpu) || cpu != "cpu") return std::nullopt;
+  for (uint64_t& x : v) {
+    if (!(stat >> x)) return std::nullopt;
+  }
+  // user nice system idle iowait irq softirq steal
+  const uint64_t idle = v[3] + v[4];
+  uint64_t total = 0;
+  for (uint64_t x : v) total += x;
+  return std::make_pair(total - idle, total);
+}
+
 void InstallHostMetrics(Registry* registry, const GpuhiveMetrics& m) {
+  if (m.nv_cpu_utilization != nullptr) {
+    // Triton's CPU figures: utilization since the previous scrape, memory used = total - available.
+    Gauge* util = m.nv_cpu_utilization->Labels({});
+    Gauge* nv_total = m.nv_cpu_memory_total_bytes->Labels({});
+    Gauge* nv_used = m.nv_cpu_memory_used_bytes->Labels({});
+    auto last = std::make_shared<std::pair<uint64_t, uint64_t>>(ReadCpuJiffies().value_or(std::make_pair(0, 0)));
+    auto last_mu = std::make_shared<std::mutex>();
+    registry->AddCollectHook([util, nv_total, nv_used, last, last_mu] {
+      if (auto now = ReadCpuJiffies()) {
+        std::lock_guard lock(*last_mu);
+        const uint64_t dt = now->second - last->second;
+        if (now->second > last->second) util->Set(static_cast<double>(now->first - last->first) / static_cast<double>(dt));
+        *last = *now;
+      }
+      HostSample s = ReadHostSample();
+      if (s.host_memory_total_bytes) nv_total->Set(static_cast<double>(*s.host_memory_total_bytes));
+      if (s.host_memory_total_bytes && s.host_memory_available_bytes) {
+        nv_used->Set(static_cast<double>(*s.host_memory_total_bytes - *s.host_memory_available_bytes));
+      }
+    });
+  }
   Gauge* rss = m.process_resident_memory_bytes->Labels({});
   Counter* cpu = m.process_cpu_seconds_total->Labels({});
   Gauge* total = m.host_memory_total_bytes->Labels({});

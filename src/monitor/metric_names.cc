@@ -87,9 +87,51 @@ const std::vector<MetricDef>& AllMetricDefs() {
         {"gpuhive_http_refusals_total", C,
          "HTTP requests or connections refused to bound memory (reason: body_bytes, connections).",
          {"reason"}, {}},
+        {"nv_inference_request_success", C, "Number of successful inference requests, all batch sizes",
+         {"model", "version"}, {}},
+        {"nv_inference_request_failure", C, "Number of failed inference requests, all batch sizes",
+         {"model", "reason", "version"}, {}},
+        {"nv_inference_count", C, "Number of inferences performed (does not include cached requests)",
+         {"model", "version"}, {}},
+        {"nv_inference_exec_count", C,
+         "Number of model executions performed (does not include cached requests)", {"model", "version"}, {}},
+        {"nv_inference_request_duration_us", C, "Cumulative inference request duration in microseconds",
+         {"model", "version"}, {}},
+        {"nv_inference_queue_duration_us", C, "Cumulative inference queuing duration in microseconds",
+         {"model", "version"}, {}},
+        {"nv_inference_compute_input_duration_us", C,
+         "Cumulative compute input duration in microseconds", {"model", "version"}, {}},
+        {"nv_inference_compute_infer_duration_us", C,
+         "Cumulative compute inference duration in microseconds", {"model", "version"}, {}},
+        {"nv_inference_compute_output_duration_us", C,
+         "Cumulative inference compute output duration in microseconds", {"model", "version"}, {}},
+        {"nv_inference_pending_request_count", G,
+         "Instantaneous number of pending requests awaiting execution per-model.", {"model", "version"}, {}},
+        {"nv_gpu_utilization", G, "GPU utilization rate [0.0 - 1.0)", {"gpu_uuid"}, {}},
+        {"nv_gpu_memory_total_bytes", G, "GPU total memory, in bytes", {"gpu_uuid"}, {}},
+        {"nv_gpu_memory_used_bytes", G, "GPU used memory, in bytes", {"gpu_uuid"}, {}},
+        {"nv_gpu_power_usage", G, "GPU power usage in watts", {"gpu_uuid"}, {}},
+        {"nv_gpu_power_limit", G, "GPU power management limit in watts", {"gpu_uuid"}, {}},
+        {"nv_energy_consumption", C, "GPU energy consumption in joules since the Triton Server started",
+         {"gpu_uuid"}, {}},
+        {"nv_cpu_utilization", G, "CPU utilization rate [0.0 - 1.0]", {}, {}},
+        {"nv_cpu_memory_total_bytes", G, "CPU total memory (RAM), in bytes", {}, {}},
+        {"nv_cpu_memory_used_bytes", G, "CPU used memory (RAM), in bytes", {}, {}},
     };
   }();
   return defs;
+}
+
+const char* TritonFailureReason(StatusCode code) {
+  switch (code) {
+    case StatusCode::kResourceExhausted:  // queue full
+    case StatusCode::kUnavailable:        // not ready, shutting down, cannot be made resident
+    case StatusCode::kDeadlineExceeded:   // its timeout passed in the queue
+      return "REJECTED";
+    case StatusCode::kCancelled: return "CANCELED";
+    case StatusCode::kInternal: return "BACKEND";  // the model's execution failed
+    default: return "OTHER";
+  }
 }
 
 StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
@@ -125,6 +167,25 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
     field = static_cast<F*>(it->second);
   };
   bind(m.inference_requests_total, "gpuhive_inference_requests_total");
+  bind(m.nv_inference_request_success, "nv_inference_request_success");
+  bind(m.nv_inference_request_failure, "nv_inference_request_failure");
+  bind(m.nv_inference_count, "nv_inference_count");
+  bind(m.nv_inference_exec_count, "nv_inference_exec_count");
+  bind(m.nv_inference_request_duration_us, "nv_inference_request_duration_us");
+  bind(m.nv_inference_queue_duration_us, "nv_inference_queue_duration_us");
+  bind(m.nv_inference_compute_input_duration_us, "nv_inference_compute_input_duration_us");
+  bind(m.nv_inference_compute_infer_duration_us, "nv_inference_compute_infer_duration_us");
+  bind(m.nv_inference_compute_output_duration_us, "nv_inference_compute_output_duration_us");
+  bind(m.nv_inference_pending_request_count, "nv_inference_pending_request_count");
+  bind(m.nv_gpu_utilization, "nv_gpu_utilization");
+  bind(m.nv_gpu_memory_total_bytes, "nv_gpu_memory_total_bytes");
+  bind(m.nv_gpu_memory_used_bytes, "nv_gpu_memory_used_bytes");
+  bind(m.nv_gpu_power_usage, "nv_gpu_power_usage");
+  bind(m.nv_gpu_power_limit, "nv_gpu_power_limit");
+  bind(m.nv_energy_consumption, "nv_energy_consumption");
+  bind(m.nv_cpu_utilization, "nv_cpu_utilization");
+  bind(m.nv_cpu_memory_total_bytes, "nv_cpu_memory_total_bytes");
+  bind(m.nv_cpu_memory_used_bytes, "nv_cpu_memory_used_bytes");
   bind(m.inference_executions_total, "gpuhive_inference_executions_total");
   bind(m.inference_count_total, "gpuhive_inference_count_total");
   bind(m.queue_duration_seconds, "gpuhive_queue_duration_seconds");

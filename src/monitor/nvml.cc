@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -68,6 +69,7 @@ struct NvmlMonitor::State {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<GpuSample> latest;  // GUARDED_BY(mu)
+  std::map<unsigned, unsigned long long> energy_start_mj;  // GUARDED_BY(mu): first reading per GPU
   bool stop = false;              // GUARDED_BY(mu)
   std::thread poller;
 };
@@ -120,6 +122,14 @@ GpuSample NvmlMonitor::SampleDevice(unsigned index) {
   };
   char name[96] = {};
   if (ok(lib_->Name(d, name, sizeof(name)))) s.name = std::string(name, strnlen(name, sizeof(name)));
+  char uuid[96] = {};
+  if (ok(lib_->Uuid(d, uuid, sizeof(uuid)))) s.uuid = std::string(uuid, strnlen(uuid, sizeof(uuid)));
+  unsigned long long energy_mj = 0;
+  if (ok(lib_->TotalEnergy(d, &energy_mj))) {
+    std::lock_guard lock(state_->mu);
+    auto [it, first] = state_->energy_start_mj.emplace(index, energy_mj);
+    s.energy_joules = static_cast<double>(energy_mj - std::min(energy_mj, it->second)) / 1000.0;
+  }
   detail::NvmlUtilization u{};
   if (ok(lib_->Utilization(d, &u))) {
     s.utilization_ratio = u.gpu / 100.0;
@@ -197,6 +207,14 @@ void NvmlMonitor::Export(const GpuSample& s) {
     m->gpu_health->Labels({gpu, std::string(GpuHealthName(h))})->Set(h == s.health ? 1 : 0);
   }
   if (s.name) m->gpu_info->Labels({gpu, *s.name})->Set(1);
+  // Triton's names, labelled by UUID (the index when the driver gives none).
+  const std::vector<std::string> u = {s.uuid.value_or("GPU-" + gpu)};
+  SetOrRemove(m->nv_gpu_utilization, u, s.utilization_ratio);
+  SetOrRemove(m->nv_gpu_memory_total_bytes, u, s.memory_total_bytes);
+  SetOrRemove(m->nv_gpu_memory_used_bytes, u, s.memory_used_bytes);
+  SetOrRemove(m->nv_gpu_power_usage, u, s.power_watts);
+  SetOrRemove(m->nv_gpu_power_limit, u, s.power_limit_watts);
+  SetOrRemove(m->nv_energy_consumption, u, s.energy_joules);
 }
 
 std::vector<GpuSample> NvmlMonitor::Poll() {

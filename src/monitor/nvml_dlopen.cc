@@ -61,6 +61,8 @@ class DlopenNvml final : public NvmlLibrary {
     if (!reasons_) reasons_ = Sym<ReasonsFn>("nvmlDeviceGetCurrentClocksThrottleReasons");
     ecc_ = Sym<EccFn>("nvmlDeviceGetTotalEccErrors");
     pcie_ = Sym<ClockFn>("nvmlDeviceGetPcieThroughput");
+    uuid_ = Sym<NameFn>("nvmlDeviceGetUUID");
+    energy_ = Sym<ReasonsFn>("nvmlDeviceGetTotalEnergyConsumption");
     return init_ && shutdown_ && count_ && handle_by_index_;
   }
 
@@ -100,6 +102,8 @@ class DlopenNvml final : public NvmlLibrary {
   int PcieThroughput(Device d, int counter, unsigned* v) override {
     return Call(pcie_, d, counter, v);
   }
+  int Uuid(Device d, char* uuid, unsigned length) override { return Call(uuid_, d, uuid, length); }
+  int TotalEnergy(Device d, unsigned long long* mj) override { return Call(energy_, d, mj); }
 
  private:
   template <typename F, typename... A>
@@ -112,14 +116,14 @@ class DlopenNvml final : public NvmlLibrary {
   ErrorStringFn error_string_ = nullptr;
   CountFn count_ = nullptr;
   HandleFn handle_by_index_ = nullptr;
-  NameFn name_ = nullptr;
+  NameFn name_ = nullptr, uuid_ = nullptr;
   UtilFn util_ = nullptr;
   MemFn mem_ = nullptr;
   Mem2Fn mem2_ = nullptr;
   TempFn temp_ = nullptr, temp_threshold_ = nullptr;
   UintFn power_ = nullptr, power_limit_ = nullptr;
   ClockFn clock_ = nullptr, pcie_ = nullptr;
-  ReasonsFn reasons_ = nullptr;
+  ReasonsFn reasons_ = nullptr, energy_ = nullptr;
   EccFn ecc_ = nullptr;
 };
 

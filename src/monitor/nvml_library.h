@@ -58,6 +58,9 @@ class NvmlLibrary {
   virtual int ThrottleReasons(Device d, unsigned long long* reasons) = 0;
   virtual int EccErrors(Device d, int error_type, int counter_type, unsigned long long* count) = 0;
   virtual int PcieThroughput(Device d, int counter, unsigned* kib_per_second) = 0;
+  // Optional (older libraries and fakes): kNvmlErrorFunctionNotFound unless overridden.
+  virtual int Uuid(Device d, char* uuid, unsigned length) { return kNvmlErrorFunctionNotFound; }
+  virtual int TotalEnergy(Device d, unsigned long long* millijoules) { return kNvmlErrorFunctionNotFound; }
 };
 
 // dlopen()s the system NVML. Errors: kUnavailable when the library or a required symbol is missing.

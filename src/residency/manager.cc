@@ -354,6 +354,7 @@ Status ModelManager::Init() {
         Status s = RegisterLocked(std::move(model));
         if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
       }
+      scan_errors_ = scan.errors;
       last_poll_ns_ = Now();
     }
     for (const auto& name : preload) {
@@ -829,7 +830,7 @@ bool ModelManager::EvictOne(const Entry* except, double below_probability) {
         }
         EvictionCandidate c;
         c.name = e->name;
-        c.priority = e->config.priority;
+        c.priority = std::max(0, e->config.priority - 1);  // Triton numbering: 0 and 1 most important
         c.last_use_ns = e->last_use_ns;
         c.bytes = e->device_bytes;
         c.reload_ns = e->last_swap_ns > 0 ? e->last_swap_ns
@@ -971,7 +972,7 @@ void ModelManager::EnforceHostBudget(const Entry* except) {
         if (e.get() == except || !e->from_repository || busy) continue;
         EvictionCandidate c;
         c.name = e->name;
-        c.priority = e->config.priority;
+        c.priority = std::max(0, e->config.priority - 1);  // Triton numbering: 0 and 1 most important
         c.last_use_ns = e->last_use_ns;
         c.bytes = e->host_bytes;
         c.reload_ns = e->last_swap_ns;
@@ -1336,6 +1337,7 @@ void ModelManager::PollRepository() {
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   std::lock_guard<std::mutex> lock(mu_);
+  scan_errors_ = scan.errors;
   // A new or changed file is taken only once two polls in a row saw the same size and mtime: one
   // still being copied or written is left alone (a resident copy keeps serving) until it settled.
   std::map<std::string, std::pair<uint64_t, int64_t>> seen;
@@ -1438,6 +1440,11 @@ Status ModelManager::FitsLocked(const Entry& e) const {
                              e.name, FormatBytes(e.never_fits_budget)).WithShortage(MemoryShortage::kNeverFits);
   }
   return Status::OK();
+}
+
+std::map<std::string, Status> ModelManager::ScanErrors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return scan_errors_;
 }
 
 std::vector<ModelStatus> ModelManager::ListModels() const {

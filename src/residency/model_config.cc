@@ -250,7 +250,8 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
   ModelConfig c;
   for (auto& w : collector.warnings) skipped.push_back(std::move(w));
   for (auto& w : skipped) {
-    GH_LOG_INFO("residency", "{}: {} (not in gpuhive's schema, skipped)", source, w);
+    // Listed, not logged: configs are parsed on every scan; the core warns once per model at load.
+    GH_LOG_DEBUG("residency", "{}: {} (not in gpuhive's schema, skipped)", source, w);
     c.skipped_fields.push_back(std::move(w));
   }
   c.name = m.name();
@@ -319,6 +320,24 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
   }
   if (!m.default_model_filename().empty()) c.default_model_filename = m.default_model_filename();
   for (const auto& [k, v] : m.parameters()) c.parameters[k] = v.string_value();
+  for (const auto& w : m.model_warmup()) {
+    WarmupConfig wc;
+    wc.name = w.name();
+    wc.batch_size = static_cast<int>(std::min<uint32_t>(w.batch_size(), 1'000'000));
+    wc.count = static_cast<int>(std::min<uint32_t>(std::max<uint32_t>(w.count(), 1), 1'000));
+    for (const auto& [name, in] : w.inputs()) {
+      WarmupInputConfig wi;
+      wi.name = name;
+      auto dt = FromPbType(in.data_type(), "model_warmup '" + w.name() + "' input '" + name + "'");
+      if (!dt.ok()) return dt.status().WithContext(source);
+      wi.dtype = *dt;
+      wi.dims.assign(in.dims().begin(), in.dims().end());
+      wi.random_data = in.random_data();
+      wi.input_data_file = in.input_data_file();
+      wc.inputs.push_back(std::move(wi));
+    }
+    c.warmups.push_back(std::move(wc));
+  }
   if (m.has_gpuhive()) {
     const auto& g = m.gpuhive();
     if (!g.memory_limit().empty()) {

@@ -46,10 +46,10 @@ Status ValidateModelName(std::string_view name) {
   return Status::OK();
 }
 
-StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(const std::string& root) {
+StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(const std::string& root, RepositoryOptions options) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return NotFound("model repository '{}' is not a directory", root);
-  return std::unique_ptr<ModelRepository>(new ModelRepository(root));
+  return std::unique_ptr<ModelRepository>(new ModelRepository(root, options));
 }
 
 ScanResult ModelRepository::Scan() const {
@@ -112,6 +112,12 @@ StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) co
       return InvalidArgument("{}: name '{}' differs from the directory name '{}'", config_path, parsed->name, name);
     }
     m.config = std::move(*parsed);
+    if (options_.strict_model_config && (m.config.inputs.empty() || m.config.outputs.empty())) {
+      return InvalidArgument("{}: --strict-model-config=true needs every input and output in the config", config_path);
+    }
+  } else if (options_.strict_model_config) {
+    return InvalidArgument("model '{}' has no config.pbtxt (--strict-model-config=true requires one; with false it "
+                           "is derived from the ONNX file)", name);
   } else {
     m.config.name = name;
   }

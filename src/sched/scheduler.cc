@@ -480,6 +480,7 @@ Scheduler::Impl::ExecResult Scheduler::Impl::Execute(Worker& self, Batch& batch)
   std::vector<Tensor> concat;
   std::vector<TensorView> inputs;
   Status status;
+  const int64_t input_start = NowNs();
   if (run.size() == 1) {
     inputs = run[0].inputs;
   } else {
@@ -495,9 +496,11 @@ Scheduler::Impl::ExecResult Scheduler::Impl::Execute(Worker& self, Batch& batch)
   }
   std::vector<std::vector<Tensor>> outputs(run.size());
   int64_t start = NowNs();
+  int64_t output_start = start;
   if (status.ok()) {
     auto out = batch.runner->RunBatch(inputs, self.ctx);
     res.compute_ns = NowNs() - start;
+    output_start = NowNs();
     if (!out.ok()) {
       status = out.status();
     } else if (run.size() == 1) {
@@ -513,14 +516,17 @@ Scheduler::Impl::ExecResult Scheduler::Impl::Execute(Worker& self, Batch& batch)
   }
   res.ok = status.ok();
   res.executed = run.size();
+  const int64_t output_ns = NowNs() - output_start;
   for (size_t i = 0; i < run.size(); ++i) {
     InferenceRequest& r = *run[i].req;
     InferenceResponse resp;
     resp.model_name = r.model_name;
     resp.model_version = r.model_version;
     resp.request_id = r.id;
-    resp.queue_ns = start - run[i].enqueue_ns;
+    resp.queue_ns = input_start - run[i].enqueue_ns;
+    resp.compute_input_ns = start - input_start;
     resp.compute_ns = res.compute_ns;
+    resp.compute_output_ns = output_ns;
     resp.batch_size = static_cast<int>(rows);
     if (!status.ok()) {
       resp.status = status.WithContext(fmt::format("model '{}'", m.config.name));

@@ -24,6 +24,22 @@
 
 namespace gpuhive::server {
 
+// Triton's statistics of one served version (the statistics extension); reset when the version is
+// served anew (a load after an unload), as Triton's are.
+class VersionStatistics {
+ public:
+  // One request answered: its end-to-end time and, when it succeeded, its phases.
+  void RecordRequest(const InferenceResponse& r, int64_t request_ns);
+  // One batch executed successfully: its rows and phases.
+  void RecordExecution(uint64_t rows, int64_t input_ns, int64_t infer_ns, int64_t output_ns);
+  ModelStatistics Snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  ModelStatistics s_;                          // GUARDED_BY(mu_)
+  std::map<uint64_t, BatchStat> batches_;      // GUARDED_BY(mu_)
+};
+
 // One served version of a model: its config, its scheduler name and (naive mode) its compiled
 // model. Shared with the runner, so it outlives its removal while a batch still runs.
 struct ServedVersion {
@@ -43,6 +59,17 @@ struct ServedVersion {
   monitor::Histogram* compute_seconds = nullptr;
   monitor::Histogram* request_seconds = nullptr;
   monitor::Histogram* batch_size = nullptr;
+  // Triton's nv_* children.
+  monitor::Counter* nv_success = nullptr;
+  monitor::Counter* nv_count = nullptr;
+  monitor::Counter* nv_exec = nullptr;
+  monitor::Counter* nv_request_us = nullptr;
+  monitor::Counter* nv_queue_us = nullptr;
+  monitor::Counter* nv_input_us = nullptr;
+  monitor::Counter* nv_infer_us = nullptr;
+  monitor::Counter* nv_output_us = nullptr;
+  VersionStatistics stats;
+  std::vector<std::string> warnings;  // see ModelStatus::warnings
 };
 
 struct ServedModel {
@@ -83,6 +110,11 @@ struct CoreService::Impl {
   std::map<std::string, ServedModel> models;          // GUARDED_BY(mu)
   std::map<std::string, std::string> unavailable;     // name -> reason (bad, failed, unloaded)
   std::set<std::string> unloaded;                     // explicitly unloaded: not re-registered
+  std::set<std::string> declared_tenants;             // GUARDED_BY(mu); see CoreOptions::tenants
+  // Models whose directory is there but whose config (or versions) cannot be served now: answered
+  // 503 with the reason until the repository is fixed. GUARDED_BY(mu).
+  std::map<std::string, std::string> config_errors;
+  std::map<std::string, std::string> warned;          // GUARDED_BY(control_mu): what was warned per model
   std::mutex control_mu;                              // serializes Sync / Load / Unload
 
   std::atomic<int64_t> in_flight{0};
@@ -112,6 +144,14 @@ struct CoreService::Impl {
   // finish) and from the served set. Caller holds control_mu, not mu.
   void Unserve(const std::string& name, const std::vector<int64_t>& versions);
   void SyncLoop();
+  // Runs the version's model_warmup samples through the scheduler and waits for them (Triton: before
+  // the model reports READY). Caller holds control_mu. Errors: the first failing sample's.
+  Status WarmUp(const ServedVersion& v);
+  // The warnings of a version about to be served; logs each new one at warning level once per
+  // model. Caller holds control_mu.
+  std::vector<std::string> LoadWarnings(const ServedVersion& v);
+  // Refreshes config_errors from the manager's last scan, logging changes. Caller holds control_mu.
+  void RefreshConfigErrors();
 
   StatusOr<std::shared_ptr<ServedVersion>> Resolve(const std::string& name, const std::string& version,
                                                    int* priority_override, std::string* tenant_override) const;

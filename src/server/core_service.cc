@@ -78,13 +78,15 @@ sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions&
   s.dynamic_batching = c.dynamic_batching;
   s.preferred_batch_sizes = c.preferred_batch_sizes;
   s.max_queue_delay_us = c.max_queue_delay_us;
-  // Triton's levels are 1-based (1 highest) with default_priority_level among them; gpuhive's
-  // `priority` (0 most important) applies when the config defines no levels of its own.
+  // Priorities are Triton's everywhere: 1 is the highest level, 0 means the default. The
+  // scheduler's levels are 0-based (Triton level - 1). A config's own dynamic_batching levels and
+  // default_priority_level take precedence; otherwise gpuhive.priority (0 or out of range: the
+  // default level, which is the highest, 1) sets the model's default level.
   s.priority_levels = c.priority_levels > 0 ? c.priority_levels : options.priority_levels;
   if (c.priority_levels > 0 && c.default_priority_level > 0) {
     s.default_priority_level = std::min(c.default_priority_level, c.priority_levels) - 1;
   } else {
-    s.default_priority_level = std::clamp(c.priority, 0, s.priority_levels - 1);
+    s.default_priority_level = c.priority >= 1 && c.priority <= s.priority_levels ? c.priority - 1 : 0;
   }
   s.default_queue_policy = ToQueuePolicy(c.default_queue_policy);
   for (const auto& [level, q] : c.priority_queue_policy) {
@@ -144,6 +146,8 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
   const bool batched = v_->config.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty();
   if (batched) rows = inputs[0].shape[0];
   StatusOr<std::vector<Tensor>> out = Internal("not run");
+  const int64_t run_start = NowNs();
+  int64_t pad_ns = 0, slice_ns = 0;  // padding rows in, dropping them out (compute input/output)
   int64_t bucket = batched && !core_->naive() ? BucketFor(rows, v_->config) : rows;
   if (bucket != rows) {
     std::vector<Tensor> padded;
@@ -154,19 +158,25 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
       padded.push_back(std::move(t));
     }
     for (const Tensor& t : padded) views.push_back(t.view());
+    pad_ns = NowNs() - run_start;
     out = RunManaged(views, worker);
     if (out.ok()) {
+      const int64_t slice_start = NowNs();
       for (Tensor& t : *out) {
         if (t.shape().empty() || t.shape()[0] != bucket) continue;
         ASSIGN_OR_RETURN(t, FirstRows(t, rows));
       }
+      slice_ns = NowNs() - slice_start;
     }
   } else {
     out = core_->naive() ? RunNaive(inputs, worker) : RunManaged(inputs, worker);
   }
   if (out.ok()) {
+    v_->stats.RecordExecution(static_cast<uint64_t>(rows), pad_ns, NowNs() - run_start - pad_ns - slice_ns, slice_ns);
     v_->executions->Inc();
     v_->inferences->Inc(static_cast<double>(rows));
+    v_->nv_exec->Inc();
+    v_->nv_count->Inc(static_cast<double>(rows));
     v_->batch_size->Observe(static_cast<double>(rows));
   }
   return out;
@@ -267,8 +277,34 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   v->compute_seconds = metrics.compute_duration_seconds->Labels({v->name});
   v->request_seconds = metrics.request_duration_seconds->Labels({v->name});
   v->batch_size = metrics.batch_size->Labels({v->name});
+  v->nv_success = metrics.nv_inference_request_success->Labels({v->name, vs});
+  for (const char* reason : {"REJECTED", "CANCELED", "BACKEND", "OTHER"}) {
+    metrics.nv_inference_request_failure->Labels({v->name, reason, vs});  // Triton shows each at 0
+  }
+  v->nv_count = metrics.nv_inference_count->Labels({v->name, vs});
+  v->nv_exec = metrics.nv_inference_exec_count->Labels({v->name, vs});
+  v->nv_request_us = metrics.nv_inference_request_duration_us->Labels({v->name, vs});
+  v->nv_queue_us = metrics.nv_inference_queue_duration_us->Labels({v->name, vs});
+  v->nv_input_us = metrics.nv_inference_compute_input_duration_us->Labels({v->name, vs});
+  v->nv_infer_us = metrics.nv_inference_compute_infer_duration_us->Labels({v->name, vs});
+  v->nv_output_us = metrics.nv_inference_compute_output_duration_us->Labels({v->name, vs});
+  v->warnings = LoadWarnings(*v);
   RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
+  if (!v->config.warmups.empty()) {
+    {
+      std::unique_lock lock(mu);
+      if (!models.count(v->name)) unavailable[v->name] = "warming up (model_warmup)";
+    }
+    Status warm = WarmUp(*v);
+    if (!warm.ok()) {
+      (void)scheduler->RemoveModel(v->key);
+      std::unique_lock lock(mu);
+      if (!models.count(v->name)) unavailable[v->name] = warm.ToString();
+      return warm;
+    }
+  }
   std::unique_lock lock(mu);
+  declared_tenants.insert(sc.tenant);
   ServedModel& m = models[v->name];
   m.versions[v->version] = v;
   std::vector<int64_t> versions;
@@ -292,6 +328,7 @@ void CoreService::Impl::Unserve(const std::string& name, const std::vector<int64
 
 void CoreService::Impl::SyncLocked() {
   if (naive()) return;
+  RefreshConfigErrors();
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
   for (auto& st : manager->ListModels()) listed[st.name][st.version] = st;
 
@@ -457,7 +494,9 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     GH_LOG_INFO("core", "GPU metrics unavailable: {}", nvml.status().message());
   }
 
-  ASSIGN_OR_RETURN(impl->repository, residency::ModelRepository::Open(options.model_repository));
+  ASSIGN_OR_RETURN(impl->repository, residency::ModelRepository::Open(
+                                       options.model_repository,
+                                       residency::RepositoryOptions{.strict_model_config = options.strict_model_config}));
 
   // Workers: on the CPU a share of the cores each; one more kept free for level 0 when there are
   // several levels, so critical work never waits behind a background batch.
@@ -478,7 +517,16 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
   so.devices = {dev};
   ASSIGN_OR_RETURN(impl->scheduler, sched::Scheduler::Create(so));
   impl->workers.resize(static_cast<size_t>(impl->scheduler->num_workers()));
-  for (const auto& [tenant, weight] : options.tenant_weights) impl->scheduler->SetTenantWeight(tenant, weight);
+  for (const auto& [tenant, weight] : options.tenant_weights) {
+    impl->scheduler->SetTenantWeight(tenant, weight);
+    impl->declared_tenants.insert(tenant);
+  }
+  for (const auto& tenant : options.tenants) {
+    if (tenant.empty() || tenant.size() > 128) return InvalidArgument("tenant names are 1..128 bytes, got '{}'", tenant);
+    impl->declared_tenants.insert(tenant);
+  }
+  impl->declared_tenants.insert("default");
+  impl->declared_tenants.insert(kUndeclaredTenant);
 
   uint64_t budget = options.memory_budget_bytes;
   if (budget == 0) {
@@ -568,6 +616,9 @@ StatusOr<std::shared_ptr<ServedVersion>> CoreService::Impl::Resolve(const std::s
                                                                     int* priority_override,
                                                                     std::string* tenant_override) const {
   std::shared_lock lock(mu);
+  if (auto e = config_errors.find(name); e != config_errors.end()) {
+    return Unavailable("model '{}' is not available: {}", name, e->second);
+  }
   auto it = models.find(name);
   if (it == models.end() || it->second.versions.empty()) {
     auto u = unavailable.find(name);
@@ -613,12 +664,17 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
     return;
   }
   std::shared_ptr<ServedVersion> sv = std::move(*v);
+  // Triton: a priority of 0 or beyond the model's levels means the model's default level.
+  if (request->priority >= sv->priority_levels) request->priority = -1;
   if (request->priority < 0 && priority_override >= 0) request->priority = std::min(priority_override, sv->priority_levels - 1);
   if (c.naive()) {
     request->priority = -1;  // one FIFO level
     request->tenant.clear();
   } else if (request->tenant.empty() && !tenant_override.empty()) {
     request->tenant = tenant_override;
+  } else if (!request->tenant.empty()) {
+    std::shared_lock lock(c.mu);
+    if (!c.declared_tenants.count(request->tenant)) request->tenant = kUndeclaredTenant;
   }
   request->model_name = sv->key;
   request->model_version = std::to_string(sv->version);
@@ -628,16 +684,27 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
   request->on_complete = [core, sv, start, user_cb = std::move(user_cb)](InferenceResponse r) {
     r.model_name = sv->name;
     r.model_version = std::to_string(sv->version);
+    const int64_t request_ns = NowNs() - start;
     if (r.status.ok()) {
       sv->success->Inc();
       sv->queue_seconds->Observe(static_cast<double>(r.queue_ns) * 1e-9);
       sv->compute_seconds->Observe(static_cast<double>(r.compute_ns) * 1e-9);
+      sv->nv_success->Inc();
+      sv->nv_request_us->Inc(static_cast<double>(request_ns) * 1e-3);
+      sv->nv_queue_us->Inc(static_cast<double>(r.queue_ns) * 1e-3);
+      sv->nv_input_us->Inc(static_cast<double>(r.compute_input_ns) * 1e-3);
+      sv->nv_infer_us->Inc(static_cast<double>(r.compute_ns) * 1e-3);
+      sv->nv_output_us->Inc(static_cast<double>(r.compute_output_ns) * 1e-3);
     } else {
       core->metrics.inference_requests_total
           ->Labels({sv->name, r.model_version, std::string(StatusCodeName(r.status.code()))})
           ->Inc();
+      core->metrics.nv_inference_request_failure
+          ->Labels({sv->name, monitor::TritonFailureReason(r.status.code()), r.model_version})
+          ->Inc();
     }
-    sv->request_seconds->Observe(static_cast<double>(NowNs() - start) * 1e-9);
+    sv->request_seconds->Observe(static_cast<double>(request_ns) * 1e-9);
+    sv->stats.RecordRequest(r, request_ns);
     if (user_cb) user_cb(std::move(r));
     core->FinishRequest();
   };
@@ -704,7 +771,13 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
   if (impl_->draining.load()) return Unavailable("the server is shutting down");
   auto v = impl_->Resolve(name, version, nullptr, nullptr);
   if (!v.ok()) {
-    if (v.status().code() == StatusCode::kUnavailable) return NotFound("{}", v.status().message());
+    if (v.status().code() == StatusCode::kUnavailable) {
+      // A model the repository has but cannot serve (invalid config, failed load or warm-up) is
+      // there and broken: 503 with the reason. An unloaded one is not served: 404.
+      std::shared_lock lock(impl_->mu);
+      if (impl_->config_errors.count(name) || impl_->unavailable.count(name)) return v.status();
+      return NotFound("{}", v.status().message());
+    }
     return v.status();
   }
   std::shared_lock lock(impl_->mu);

@@ -83,7 +83,9 @@ void CoreService::Impl::Collect() {
       int d = 0;
       for (const auto& [ver, v] : m.versions) {
         auto it = ss.models.find(v->key);
-        if (it != ss.models.end()) d += it->second.queued;
+        const int queued = it != ss.models.end() ? it->second.queued : 0;
+        d += queued;
+        metrics.nv_inference_pending_request_count->Labels({name, std::to_string(ver)})->Set(queued);
       }
       depth[name] = d;
     }
@@ -162,6 +164,12 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
       e.state = "UNAVAILABLE";
       e.reason = reason;
     }
+    for (const auto& [name, reason] : c.config_errors) {
+      auto& e = entries[name];
+      e.name = name;
+      e.state = "UNAVAILABLE";
+      e.reason = reason;
+    }
     for (const auto& name : c.unloaded) {
       auto& e = entries[name];
       e.name = name;
@@ -179,6 +187,10 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
           e.state = ServedState(vit->second);
           e.reason = UnavailableReason(vit->second);
         }
+      }
+      if (c.config_errors.count(name)) {
+        e.state = "UNAVAILABLE";
+        e.reason = c.config_errors.at(name);
       }
       entries[name] = e;
     }
@@ -242,9 +254,10 @@ std::vector<ModelStatus> CoreService::Models() {
       s.version = std::to_string(ver);
       s.device = c.device_id;
       sched::ModelConfig sc = SchedulerConfigFor(*v, c.options);
-      s.priority = m.priority_override >= 0 ? m.priority_override : sc.default_priority_level;
+      s.priority = (m.priority_override >= 0 ? m.priority_override : sc.default_priority_level) + 1;  // Triton's
       s.tenant = !m.tenant_override.empty() ? m.tenant_override : sc.tenant;
       s.memory_limit_bytes = m.has_memory_limit_override ? m.memory_limit_override : v->config.memory_limit_bytes;
+      s.warnings = v->warnings;
       if (c.naive()) {
         s.state = "READY";
         s.tier = "device";
@@ -302,8 +315,9 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
     if (it == c.models.end() || it->second.versions.empty()) return NotFound("unknown model '{}'", name);
     levels = it->second.versions.rbegin()->second->priority_levels;
   }
-  if (settings.priority && (*settings.priority < 0 || *settings.priority >= levels)) {
-    return InvalidArgument("priority {} outside 0..{} for model '{}'", *settings.priority, levels - 1, name);
+  if (settings.priority && (*settings.priority < 0 || *settings.priority > levels)) {
+    return InvalidArgument("priority {} outside 1..{} for model '{}' (1 is the highest; 0: its configured default)",
+                           *settings.priority, levels, name);
   }
   if (settings.tenant && settings.tenant->empty()) return InvalidArgument("tenant must not be empty");
   if (c.naive() && (settings.priority || settings.tenant || settings.memory_limit_bytes)) {
@@ -314,8 +328,11 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
   auto it = c.models.find(name);
   if (it == c.models.end()) return NotFound("unknown model '{}'", name);
   ServedModel& m = it->second;
-  if (settings.priority) m.priority_override = *settings.priority;
-  if (settings.tenant) m.tenant_override = *settings.tenant;
+  if (settings.priority) m.priority_override = *settings.priority - 1;  // 0 -> -1: the config's default
+  if (settings.tenant) {
+    m.tenant_override = *settings.tenant;
+    c.declared_tenants.insert(*settings.tenant);  // an operator's choice declares it
+  }
   if (settings.memory_limit_bytes) {
     m.memory_limit_override = *settings.memory_limit_bytes;
     m.has_memory_limit_override = true;

@@ -150,6 +150,38 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
   return req;
 }
 
+void FillDuration(const DurationStat& d, inference::StatisticDuration* out) {
+  out->set_count(d.count);
+  out->set_ns(d.ns);
+}
+
+void FillStatistics(const std::vector<server::ModelStatistics>& stats, inference::ModelStatisticsResponse* resp) {
+  for (const auto& s : stats) {
+    auto* m = resp->add_model_stats();
+    m->set_name(ToValidUtf8(s.name));
+    m->set_version(s.version);
+    m->set_last_inference(s.last_inference_ms);
+    m->set_inference_count(s.inference_count);
+    m->set_execution_count(s.execution_count);
+    auto* is = m->mutable_inference_stats();
+    FillDuration(s.success, is->mutable_success());
+    FillDuration(s.fail, is->mutable_fail());
+    FillDuration(s.queue, is->mutable_queue());
+    FillDuration(s.compute_input, is->mutable_compute_input());
+    FillDuration(s.compute_infer, is->mutable_compute_infer());
+    FillDuration(s.compute_output, is->mutable_compute_output());
+    is->mutable_cache_hit();
+    is->mutable_cache_miss();
+    for (const auto& b : s.batch_stats) {
+      auto* bs = m->add_batch_stats();
+      bs->set_batch_size(b.batch_size);
+      FillDuration(b.compute_input, bs->mutable_compute_input());
+      FillDuration(b.compute_infer, bs->mutable_compute_infer());
+      FillDuration(b.compute_output, bs->mutable_compute_output());
+    }
+  }
+}
+
 void FillTensorMetadata(const std::vector<TensorInfo>& infos,
                         google::protobuf::RepeatedPtrField<inference::ModelMetadataResponse::TensorMetadata>* out) {
   for (const auto& i : infos) {
@@ -167,7 +199,8 @@ using G = inference::GRPCInferenceService;
 using RawService = G::WithRawCallbackMethod_ServerLive<G::WithRawCallbackMethod_ServerReady<
     G::WithRawCallbackMethod_ModelReady<G::WithRawCallbackMethod_ServerMetadata<G::WithRawCallbackMethod_ModelMetadata<
         G::WithRawCallbackMethod_ModelInfer<G::WithRawCallbackMethod_RepositoryIndex<
-            G::WithRawCallbackMethod_RepositoryModelLoad<G::WithRawCallbackMethod_RepositoryModelUnload<G::Service>>>>>>>>>;
+            G::WithRawCallbackMethod_RepositoryModelLoad<G::WithRawCallbackMethod_RepositoryModelUnload<
+                G::WithRawCallbackMethod_ModelStatistics<G::WithRawCallbackMethod_ModelConfig<G::Service>>>>>>>>>>>;
 
 template <typename Message>
 Status Parse(const grpc::ByteBuffer* in, Message* message) {
@@ -275,6 +308,27 @@ class ServiceImpl final : public RawService {
     return Unary<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>(
         ctx, in, out, "RepositoryModelUnload",
         [&](const auto& req, auto*) { return service_->UnloadModel(req.model_name()); });
+  }
+
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                            grpc::ByteBuffer* out) override {
+    return Unary<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>(
+        ctx, in, out, "ModelStatistics", [&](const auto& req, auto* resp) {
+          auto stats = service_->GetModelStatistics(req.name(), req.version());
+          if (stats.ok()) FillStatistics(*stats, resp);
+          return stats.status();
+        });
+  }
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                        grpc::ByteBuffer* out) override {
+    return Unary<inference::ModelConfigRequest, inference::ModelConfigResponse>(
+        ctx, in, out, "ModelConfig", [&](const auto& req, auto* resp) -> Status {
+          if (req.name().empty()) return InvalidArgument("ModelConfig needs a model name");
+          auto config = service_->GetModelConfig(req.name(), req.version());
+          if (!config.ok()) return config.status();
+          if (!resp->mutable_config()->ParseFromString(config->proto)) return Internal("cannot encode the model config");
+          return Status::OK();
+        });
   }
 
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,

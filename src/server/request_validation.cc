@@ -1,5 +1,8 @@
 #include "server/request_validation.h"
 
+#include <algorithm>
+#include <climits>
+
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -93,9 +96,9 @@ Status ValidateRequestedOutput(const ModelMetadata& meta, const std::string& nam
 }
 
 StatusOr<int> PriorityFromTriton(int64_t priority) {
-  if (priority < 0 || priority > 1000000)
-    return InvalidArgument("priority must be between 0 and 1000000, got {}", priority);
-  return priority == 0 ? -1 : static_cast<int>(priority - 1);
+  if (priority < 0) return InvalidArgument("priority must be >= 0 (1 is the highest; 0: the model's default), got {}", priority);
+  // A level beyond the model's levels is its default level, as in Triton (the core knows the levels).
+  return priority == 0 ? -1 : static_cast<int>(std::min<int64_t>(priority - 1, INT_MAX));
 }
 
 StatusOr<int64_t> DeadlineFromTimeoutUs(int64_t timeout_us) {

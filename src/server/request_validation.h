@@ -27,8 +27,9 @@ StatusOr<int64_t> CheckedElementCount(const std::string& name, const Shape& shap
 Status CheckAllInputsPresent(const ModelMetadata& meta, const std::vector<NamedTensor>& inputs);
 Status ValidateRequestedOutput(const ModelMetadata& meta, const std::string& name);
 
-// Triton's "priority" (0: the model's default, 1: highest) to gpuhive's level (-1: default,
-// 0: most urgent). Errors: kInvalidArgument for a negative value.
+// Triton's "priority" (0: the model's default, 1: highest) to the scheduler's 0-based level (-1:
+// default, 0: most urgent). A value beyond the model's levels comes back as a level the core then
+// treats as the default (Triton's rule). Errors: kInvalidArgument for a negative value.
 StatusOr<int> PriorityFromTriton(int64_t priority);
 // Triton's "timeout" in microseconds to an absolute NowNs() deadline (0 stays "none").
 StatusOr<int64_t> DeadlineFromTimeoutUs(int64_t timeout_us);

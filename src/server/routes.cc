@@ -96,7 +96,40 @@ json ModelJson(const ModelStatus& m) {
               {"priority", m.priority},
               {"tenant", m.tenant},
               {"memory_limit_bytes", m.memory_limit_bytes},
-              {"latency_profile", profile}};
+              {"latency_profile", profile},
+              {"warnings", m.warnings}};
+}
+
+json DurationJson(const DurationStat& d) { return json{{"count", d.count}, {"ns", d.ns}}; }
+
+// Triton's statistics extension response.
+std::string StatisticsJson(const std::vector<ModelStatistics>& stats) {
+  json arr = json::array();
+  for (const auto& s : stats) {
+    json batches = json::array();
+    for (const auto& b : s.batch_stats) {
+      batches.push_back({{"batch_size", b.batch_size},
+                         {"compute_input", DurationJson(b.compute_input)},
+                         {"compute_infer", DurationJson(b.compute_infer)},
+                         {"compute_output", DurationJson(b.compute_output)}});
+    }
+    arr.push_back({{"name", s.name},
+                   {"version", s.version},
+                   {"last_inference", s.last_inference_ms},
+                   {"inference_count", s.inference_count},
+                   {"execution_count", s.execution_count},
+                   {"inference_stats",
+                    {{"success", DurationJson(s.success)},
+                     {"fail", DurationJson(s.fail)},
+                     {"queue", DurationJson(s.queue)},
+                     {"compute_input", DurationJson(s.compute_input)},
+                     {"compute_infer", DurationJson(s.compute_infer)},
+                     {"compute_output", DurationJson(s.compute_output)},
+                     {"cache_hit", DurationJson({})},
+                     {"cache_miss", DurationJson({})}}},
+                   {"batch_stats", batches}});
+  }
+  return Dump(json{{"model_stats", arr}});
 }
 
 StatusOr<ModelSettings> ParseSettings(const std::string& body) {
@@ -164,7 +197,7 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
     send(std::move(r), "/metrics");
     return;
   }
-  if (p.empty() || p[0] != "v2") {
+  if (options_.metrics_only || p.empty() || p[0] != "v2") {
     send(Error(NotFound("no route for {} {}", m, req.target)), "other");
     return;
   }
@@ -182,6 +215,11 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
     // Kubernetes probes read the status code; the body is for people.
     send(Json(ok ? 200 : 503, ok ? "{}" : ErrorJson(p[2] == "live" ? "not live" : "not ready")),
          "/v2/health/" + p[2]);
+    return;
+  }
+  if (p.size() == 3 && p[1] == "models" && p[2] == "stats" && get) {
+    auto stats = service_->GetModelStatistics("", "");
+    send(stats.ok() ? Json(200, StatisticsJson(*stats)) : Error(stats.status()), "/v2/models/stats");
     return;
   }
   if (p.size() >= 3 && p[1] == "models") {
@@ -210,6 +248,16 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
       }
       return;
     }
+    if (action == "stats" && get) {
+      auto stats = service_->GetModelStatistics(model, version);
+      send(stats.ok() ? Json(200, StatisticsJson(*stats)) : Error(stats.status()), route_name);
+      return;
+    }
+    if (action == "config" && get) {
+      auto config = service_->GetModelConfig(model, version);
+      send(config.ok() ? Json(200, config->json) : Error(config.status()), route_name);
+      return;
+    }
     if (action == "infer" && m == "POST") {
       auto counted = [this, reply, method = req.method, route_name](HttpResponse r) {
         if (options_.metrics)
@@ -219,7 +267,7 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
       HandleInfer(req, model, version, std::move(counted));
       return;
     }
-    if (action == "infer" || action.empty() || action == "ready") {
+    if (action == "infer" || action.empty() || action == "ready" || action == "stats" || action == "config") {
       HttpResponse r = Json(405, ErrorJson("method " + m + " not allowed on " + req.target));
       r.headers.emplace_back("Allow", action == "infer" ? "POST" : "GET, HEAD");
       send(std::move(r), route_name);

@@ -4,6 +4,8 @@
 //   GET  /v2                                          server metadata
 //   GET  /v2/models/{m}[/versions/{v}]                model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready          200 or 503
+//   GET  /v2/models[/{m}[/versions/{v}]]/stats        Triton's statistics extension
+//   GET  /v2/models/{m}[/versions/{v}]/config         Triton's model configuration (JSON)
 //   POST /v2/models/{m}[/versions/{v}]/infer          JSON or binary tensor extension
 //   POST /v2/repository/index                         {"ready": bool}
 //   POST /v2/repository/models/{m}/load | unload      bearer token when configured
@@ -51,6 +53,7 @@ struct RouterOptions {
   std::string auth_token;        // non-empty: mutating calls need "Authorization: Bearer <token>"
   int retry_after_seconds = 1;   // Retry-After on 429
   const monitor::GpuhiveMetrics* metrics = nullptr;  // http_requests_total when set
+  bool metrics_only = false;     // only GET /metrics is served (a separate metrics port)
 };
 
 // HTTP status for a Status code (see service.h for the convention).

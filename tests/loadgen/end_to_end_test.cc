@@ -29,7 +29,7 @@ std::string ScenarioText(uint16_t http_port, uint16_t grpc_port, const char* pro
     "name": "e2e", "protocol": "{}", "url": "http://127.0.0.1:{}", "grpc_target": "127.0.0.1:{}",
     "duration_s": 2.0, "warmup_s": 0.5, "client_timeout_ms": 3000, "seed": 3,
     "streams": [
-      {{"name": "open", "model": "add_sub_fp32", "rate": 300, "priority": 0, "tenant": "interactive"}},
+      {{"name": "open", "model": "add_sub_fp32", "rate": 300, "priority": 1, "tenant": "interactive"}},
       {{"name": "closed", "model": "identity_any", "mode": "closed", "concurrency": 4,
         "inputs": [{{"shape": [2, 8]}}]}},
       {{"name": "unknown", "model": "no_such_model", "rate": 40}},
@@ -145,8 +145,8 @@ TEST_F(LoadgenEndToEnd, HttpCountsAddUpAndErrorsAreCountedByKind) {
   // Only the measured window is in the per-model figures: fewer than all sent.
   EXPECT_LT(m["sent"].get<int64_t>(), Stream(r, "open").sent);
   EXPECT_FALSE(report.contains("comparison"));
-  // The priority-0 stream is its own level; the rest are "default".
-  EXPECT_EQ(run["priorities"]["0"]["sent"].get<int64_t>(), m["sent"].get<int64_t>());
+  // The priority-1 stream is its own level; the rest are "default".
+  EXPECT_EQ(run["priorities"]["1"]["sent"].get<int64_t>(), m["sent"].get<int64_t>());
   EXPECT_EQ(run["priorities"]["default"]["streams"].get<int>(), 3);
 
   // Two "modes" make a comparison section; the report directory gets its files.
@@ -157,7 +157,7 @@ TEST_F(LoadgenEndToEnd, HttpCountsAddUpAndErrorsAreCountedByKind) {
   EXPECT_EQ(both["comparison"]["baseline"], "http");
   EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["models"]["add_sub_fp32"]["throughput_ratio"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["models"]["add_sub_fp32"]["p99_ratio"].get<double>(), 1.0);
-  EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["priorities"]["0"]["p99_ratio"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(both["comparison"]["modes"][0]["priorities"]["1"]["p99_ratio"].get<double>(), 1.0);
   std::string dir = ::testing::TempDir() + "/loadgen_report_" + std::to_string(getpid());
   Status st = WriteReportDir(*sc, {r, r2}, both, dir);
   ASSERT_TRUE(st.ok()) << st.ToString();

@@ -199,12 +199,12 @@ TEST(RequestTemplateTest, FillsBatchDimAndNamesFromMetadata) {
     EXPECT_GE(f, 0.f);
     EXPECT_LE(f, 1.f);
   }
-  EXPECT_EQ(r->triton_priority, 3);  // gpuhive level 2 -> Triton priority 3
+  EXPECT_EQ(r->triton_priority, 2);  // Triton's numbering, sent as is
   EXPECT_EQ(r->tenant, "t");
   EXPECT_EQ(r->timeout_us, 5000);
   std::string header = InferHeaderJson(*r);
   EXPECT_NE(header.find("\"binary_data_size\":48"), std::string::npos) << header;
-  EXPECT_NE(header.find("\"priority\":3"), std::string::npos) << header;
+  EXPECT_NE(header.find("\"priority\":2"), std::string::npos) << header;
   EXPECT_NE(header.find("\"tenant\":\"t\""), std::string::npos) << header;
   EXPECT_NE(header.find("\"timeout\":5000"), std::string::npos) << header;
 }

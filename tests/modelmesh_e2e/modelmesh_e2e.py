@@ -2,7 +2,7 @@
 """Drives the real `gpuhive serve --modelmesh-port` process as ModelMesh does (issue 19).
 
 The gRPC clients are generated here, at test time, with grpc_tools.protoc from
-proto/modelmesh.proto and proto/grpc_service.proto: nothing of gpuhive's own C++ types is used.
+proto/modelmesh.proto and proto/grpc_service.proto (with the model_config.proto it imports): nothing of gpuhive's own C++ types is used.
 ModelMesh's sequence: runtimeStatus (READY, capacity = budget), predictModelSize, loadModel of
 three models (sizes against what /v2/gpuhive/devices reports), inference over KServe v2 gRPC by
 injected model id and by the mm-model-id header, a cancelled load followed by unloadModel (no
@@ -52,7 +52,7 @@ def check(cond, what):
 def generate_stubs(source_dir, out):
     proto_dir = os.path.join(source_dir, "proto")
     os.makedirs(out, exist_ok=True)
-    for name in ("modelmesh.proto", "grpc_service.proto"):
+    for name in ("modelmesh.proto", "model_config.proto", "grpc_service.proto"):
         rc = protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}",
                           os.path.join(proto_dir, name)])
         if rc != 0:

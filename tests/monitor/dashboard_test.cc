@@ -36,7 +36,7 @@ TEST(DashboardTest, EveryQueriedMetricIsExported) {
   std::vector<std::string> names = r.SampleNames();
   std::set<std::string> exported(names.begin(), names.end());
 
-  std::regex metric(R"(\bgpuhive_[a-zA-Z0-9_:]*)");
+  std::regex metric(R"(\b(gpuhive|nv)_[a-zA-Z0-9_:]*)");
   std::set<std::string> used;
   for (const auto& e : exprs) {
     for (auto it = std::sregex_iterator(e.begin(), e.end(), metric); it != std::sregex_iterator(); ++it) {
@@ -49,6 +49,32 @@ TEST(DashboardTest, EveryQueriedMetricIsExported) {
   bool quantile = false;
   for (const auto& e : exprs) quantile |= e.find("histogram_quantile") != std::string::npos;
   EXPECT_TRUE(quantile);
+}
+
+// A panel that says it counts inferences counts batch items (inference counts), not requests: a
+// batch of 8 is 8 inferences and 1 request.
+TEST(DashboardTest, InferencePanelsUseInferenceCounts) {
+  std::ifstream f(GPUHIVE_SOURCE_DIR "/monitoring/gpu-dashboard.json");
+  auto dash = nlohmann::json::parse(f, nullptr, false);
+  ASSERT_FALSE(dash.is_discarded());
+  int inference_panels = 0;
+  for (const auto& panel : dash["panels"]) {
+    std::string title = panel.value("title", "");
+    for (char& c : title) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (title.find("inference") == std::string::npos) continue;
+    ++inference_panels;
+    std::vector<std::string> exprs;
+    CollectExprs(panel, &exprs);
+    ASSERT_FALSE(exprs.empty()) << title;
+    for (const auto& e : exprs) {
+      EXPECT_TRUE(e.find("gpuhive_inference_count_total") != std::string::npos ||
+                  e.find("nv_inference_count") != std::string::npos)
+          << "panel '" << title << "' counts inferences with " << e;
+      EXPECT_EQ(e.find("requests_total"), std::string::npos) << title << ": " << e;
+      EXPECT_EQ(e.find("nv_inference_request_success"), std::string::npos) << title << ": " << e;
+    }
+  }
+  EXPECT_GE(inference_panels, 1);
 }
 
 }  // namespace

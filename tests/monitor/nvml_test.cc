@@ -31,6 +31,8 @@ struct FakeGpu {
   std::optional<unsigned long long> ecc_uncorr = 0;
   std::optional<unsigned> tx_kbps = 1000;
   std::optional<unsigned> rx_kbps = 2000;
+  std::optional<std::string> uuid = "GPU-5a1c0de0-0000-4000-8000-000000000001";
+  std::optional<unsigned long long> energy_mj = 1'000'000;
   bool lost = false;
 };
 
@@ -87,6 +89,13 @@ class FakeNvml : public detail::NvmlLibrary {
   int PcieThroughput(Device d, int counter, unsigned* v) override {
     return counter == detail::kNvmlPcieTxBytes ? Get(d, &FakeGpu::tx_kbps, v) : Get(d, &FakeGpu::rx_kbps, v);
   }
+  int Uuid(Device d, char* u, unsigned len) override {
+    std::string s;
+    int rc = Get(d, &FakeGpu::uuid, &s);
+    if (rc == kNvmlSuccess) std::snprintf(u, len, "%s", s.c_str());
+    return rc;
+  }
+  int TotalEnergy(Device d, unsigned long long* mj) override { return Get(d, &FakeGpu::energy_mj, mj); }
 
  private:
   FakeState* st_;
@@ -155,6 +164,35 @@ TEST(NvmlTest, FieldMappingAndUnits) {
   }
   EXPECT_EQ(st.inits, 1);
   EXPECT_EQ(st.shutdowns, 1);
+}
+
+// Triton's GPU families: names, types and the gpu_uuid label as Triton exports them; energy counts
+// from the monitor's start, in joules.
+TEST(NvmlTest, TritonGpuMetricsByUuid) {
+  FakeState st;
+  st.gpus.resize(1);
+  Registry reg;
+  auto metrics = RegisterGpuhiveMetrics(&reg);
+  ASSERT_TRUE(metrics.ok());
+  NvmlOptions o;
+  o.metrics = &*metrics;
+  auto m = NvmlMonitor::CreateWithLibrary(std::make_unique<FakeNvml>(&st), o);
+  ASSERT_TRUE(m.ok());
+  (*m)->Poll();
+  st.gpus[0].energy_mj = 1'250'000;  // 250 J later
+  (*m)->Poll();
+  const std::string text = reg.Expose();
+  const std::string l = "{gpu_uuid=\"GPU-5a1c0de0-0000-4000-8000-000000000001\"}";
+  for (const char* gauge : {"nv_gpu_utilization", "nv_gpu_memory_total_bytes", "nv_gpu_memory_used_bytes",
+                            "nv_gpu_power_usage", "nv_gpu_power_limit"}) {
+    EXPECT_NE(text.find(std::string("# TYPE ") + gauge + " gauge\n"), std::string::npos) << gauge;
+    EXPECT_NE(text.find(std::string(gauge) + l + " "), std::string::npos) << gauge << "\n" << text;
+  }
+  EXPECT_NE(text.find("# TYPE nv_energy_consumption counter\n"), std::string::npos);
+  EXPECT_NE(text.find("nv_energy_consumption" + l + " 250\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("nv_gpu_utilization" + l + " 0.75\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("nv_gpu_power_usage" + l + " 250.5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("nv_gpu_memory_used_bytes" + l + " 21474836480\n"), std::string::npos) << text;
 }
 
 TEST(NvmlTest, AbsentFieldsAreNotReportedAsZero) {

@@ -169,12 +169,12 @@ TEST(RepositoryDataTest, ScanFindsEveryModelWithItsSettings) {
   EXPECT_EQ(mlp.preferred_batch_sizes, (std::vector<int>{4, 8}));
   EXPECT_EQ(mlp.max_queue_delay_us, 500);
   EXPECT_EQ(mlp.tenant, "interactive");
-  EXPECT_EQ(mlp.priority, 0);
+  EXPECT_EQ(mlp.priority, 1);  // Triton numbering: 1 is the highest
   EXPECT_EQ(mlp.keep_alive_us, std::optional<int64_t>(kKeepAliveForever));
 
   const ModelConfig& add_sub = scan.models.at("add_sub").config;
   EXPECT_EQ(add_sub.tenant, "batch");
-  EXPECT_EQ(add_sub.priority, 2);
+  EXPECT_EQ(add_sub.priority, 3);
   EXPECT_EQ(add_sub.keep_alive_us, std::optional<int64_t>(30'000'000));
   ASSERT_EQ(add_sub.instance_groups.size(), 1u);
   EXPECT_EQ(add_sub.instance_groups[0].kind, InstanceKind::kCpu);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -44,9 +45,12 @@ struct RunningServer {
   }
 };
 
-inline std::unique_ptr<RunningServer> StartServer(CoreOptions options, const std::string& token = "") {
+// `prepare` may change the repository copy before the server opens it.
+inline std::unique_ptr<RunningServer> StartServer(CoreOptions options, const std::string& token = "",
+                                                  const std::function<void(const std::string&)>& prepare = {}) {
   auto s = std::make_unique<RunningServer>();
   s->repo = CopyRepository();
+  if (prepare) prepare(s->repo);
   options.model_repository = s->repo;
   if (options.cpu_workers == 0) options.cpu_workers = 2;
   if (options.threads_per_worker == 0) options.threads_per_worker = 1;

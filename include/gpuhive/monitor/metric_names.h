@@ -79,7 +79,32 @@ struct GpuhiveMetrics {
   CounterFamily* http_requests_total;           // {method, route, code}
   CounterFamily* http_refusals_total;           // {reason}
   CounterFamily* grpc_requests_total;           // {method, code}
+  // Triton's families (nv_*), with Triton's names, types, labels and meanings, next to gpuhive's own
+  // so that Triton dashboards and alerts carry over. Durations are cumulative microseconds of
+  // successful requests; failure reasons are Triton's: REJECTED, CANCELED, BACKEND, OTHER.
+  CounterFamily* nv_inference_request_success;             // {model, version}
+  CounterFamily* nv_inference_request_failure;             // {model, reason, version}
+  CounterFamily* nv_inference_count;                       // {model, version}: batch items
+  CounterFamily* nv_inference_exec_count;                  // {model, version}: batches
+  CounterFamily* nv_inference_request_duration_us;         // {model, version}
+  CounterFamily* nv_inference_queue_duration_us;           // {model, version}
+  CounterFamily* nv_inference_compute_input_duration_us;   // {model, version}
+  CounterFamily* nv_inference_compute_infer_duration_us;   // {model, version}
+  CounterFamily* nv_inference_compute_output_duration_us;  // {model, version}
+  GaugeFamily* nv_inference_pending_request_count;         // {model, version}
+  GaugeFamily* nv_gpu_utilization;                         // {gpu_uuid}: 0..1
+  GaugeFamily* nv_gpu_memory_total_bytes;                  // {gpu_uuid}
+  GaugeFamily* nv_gpu_memory_used_bytes;                   // {gpu_uuid}
+  GaugeFamily* nv_gpu_power_usage;                         // {gpu_uuid}: watts
+  GaugeFamily* nv_gpu_power_limit;                         // {gpu_uuid}: watts
+  CounterFamily* nv_energy_consumption;                    // {gpu_uuid}: joules since start
+  GaugeFamily* nv_cpu_utilization;                         // 0..1 since the previous scrape
+  GaugeFamily* nv_cpu_memory_total_bytes;
+  GaugeFamily* nv_cpu_memory_used_bytes;
 };
+
+// Triton's failure reason (nv_inference_request_failure{reason}) for a request's error code.
+const char* TritonFailureReason(StatusCode code);
 
 // Registers every family (idempotent for one registry).
 StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* registry);

@@ -47,6 +47,8 @@ struct GpuSample {
   unsigned index = 0;
   bool lost = false;  // NVML said the GPU fell off the bus; other fields are then empty
   std::optional<std::string> name;
+  std::optional<std::string> uuid;                 // "GPU-..." (Triton's gpu_uuid label)
+  std::optional<double> energy_joules;             // consumed since the monitor started
   std::optional<double> utilization_ratio;         // 0..1
   std::optional<double> memory_utilization_ratio;  // 0..1
   std::optional<uint64_t> memory_total_bytes;

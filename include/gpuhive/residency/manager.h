@@ -290,6 +290,9 @@ class ModelManager {
   // On a device the host runs kernels for (simulated), this is the executor's view of that memory.
   MemoryResource* memory() { return exec_memory_; }
   std::vector<ModelStatus> ListModels() const;
+  // Models of the repository whose directory is there but cannot be served (an invalid config,
+  // no usable version), with why, as of the last scan (start-up or poll; none in explicit mode).
+  std::map<std::string, Status> ScanErrors() const;
   ResidencyStats Stats() const;
   double h2d_bytes_per_s() const { return h2d_bytes_per_s_; }
   const EvictionPolicy& policy() const { return *options_.policy; }
@@ -380,6 +383,7 @@ class ModelManager {
   int64_t last_poll_ns_ = 0;
   // Poll mode: size and mtime of every model file at the last poll, by path.
   std::map<std::string, std::pair<uint64_t, int64_t>> poll_seen_;
+  std::map<std::string, Status> scan_errors_;  // GUARDED_BY(mu_): the last scan's
   bool stopping_ = false;
   std::thread preload_thread_;
   std::thread housekeeping_thread_;

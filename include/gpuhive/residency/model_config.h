@@ -44,6 +44,22 @@ struct InstanceGroupConfig {
   std::vector<int> gpus;
 };
 
+// Triton's model_warmup: samples run before the model reports READY.
+struct WarmupInputConfig {
+  std::string name;
+  DataType dtype = DataType::kUndefined;
+  std::vector<int64_t> dims;  // without the batch dim
+  bool random_data = false;   // else zeros, unless input_data_file is set
+  std::string input_data_file;  // relative to the model's warmup/ directory
+};
+
+struct WarmupConfig {
+  std::string name;
+  int batch_size = 1;
+  int count = 1;
+  std::vector<WarmupInputConfig> inputs;
+};
+
 enum class VersionPolicyKind { kLatest, kAll, kSpecific };
 
 // Keep-alive sentinel: an idle model is never unloaded for being idle.
@@ -73,16 +89,18 @@ struct ModelConfig {
 
   std::string default_model_filename = "model.onnx";
   std::map<std::string, std::string> parameters;
+  std::vector<WarmupConfig> warmups;
 
   // gpuhive's own fields.
   uint64_t memory_limit_bytes = 0;  // 0: no per-model limit
   std::string tenant = "default";
-  int priority = 0;                 // 0 most important
+  int priority = 0;                 // Triton's numbering: 1 most important, 0 the default level (1)
   std::string precision = "fp32";
   bool preload = false;
   std::optional<int64_t> keep_alive_us;  // nullopt: the manager's default; kKeepAliveForever
 
-  // Fields of the text that gpuhive's schema does not know (skipped, logged): "line:col: name".
+  // Fields of the text that gpuhive's schema does not know (skipped; the server warns once per
+  // model when it loads it): "line:col: name".
   std::vector<std::string> skipped_fields;
   bool derived = false;  // built from the ONNX file because config.pbtxt was missing
 };
@@ -107,6 +125,13 @@ Status ValidateModelConfig(const ModelConfig& config);
 // Builds the config of a model that has no config.pbtxt from its graph: inputs and outputs with
 // their dtypes and shapes; max_batch_size 0 (shapes taken as they are, batch dim included).
 ModelConfig DeriveModelConfig(const std::string& name, const ir::Model& model);
+
+// The config as Triton's ModelConfig message (proto/model_config.proto), serialized: what gRPC
+// ModelConfig returns. Fields the config left out carry what gpuhive uses (Triton fills them in too).
+std::string ModelConfigToProtoBytes(const ModelConfig& config);
+// The same message as Triton's config JSON: proto field names, every field printed, enums by name,
+// 64-bit integers as numbers.
+std::string ModelConfigToJson(const ModelConfig& config);
 
 // The versions of `available` (any order) that the config's version policy selects, ascending.
 std::vector<int64_t> SelectVersions(const ModelConfig& config, std::vector<int64_t> available);

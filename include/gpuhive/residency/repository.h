@@ -52,10 +52,16 @@ struct ScanResult {
 // Errors: kInvalidArgument saying what is wrong.
 Status ValidateModelName(std::string_view name);
 
+struct RepositoryOptions {
+  // Triton's --strict-model-config=true: every model needs a complete config.pbtxt (name, inputs
+  // and outputs); nothing is derived from the ONNX file.
+  bool strict_model_config = false;
+};
+
 class ModelRepository {
  public:
   // Errors: kNotFound when `root` is not a directory.
-  static StatusOr<std::unique_ptr<ModelRepository>> Open(const std::string& root);
+  static StatusOr<std::unique_ptr<ModelRepository>> Open(const std::string& root, RepositoryOptions options = {});
 
   const std::string& root() const { return root_; }
 
@@ -69,8 +75,9 @@ class ModelRepository {
   bool HasModelDirectory(const std::string& name) const;
 
  private:
-  explicit ModelRepository(std::string root) : root_(std::move(root)) {}
+  ModelRepository(std::string root, RepositoryOptions options) : root_(std::move(root)), options_(options) {}
   std::string root_;
+  RepositoryOptions options_;
 };
 
 // Reads a model file whole into memory: the disk tier's read. Plain read(2) calls, never a

@@ -30,8 +30,12 @@ namespace gpuhive::server {
 
 enum class ServeMode { kGpuhive, kNaive };
 
+// The one tenant every undeclared request tenant is counted under.
+inline constexpr const char* kUndeclaredTenant = "other";
+
 struct CoreOptions {
   std::string model_repository;  // required: a Triton-layout directory
+  bool strict_model_config = false;  // Triton's flag: every model needs a complete config.pbtxt
   residency::ControlMode control_mode = residency::ControlMode::kNone;
   // Loaded (made resident) at start-up. In explicit mode these are the only models served until
   // LoadModel; "*" loads every model of the repository.
@@ -57,6 +61,11 @@ struct CoreOptions {
   int max_queue_size = 1024;
   double tenant_weight_default = 1.0;
   std::map<std::string, double> tenant_weights;
+  // Declared tenants. A request's `tenant` parameter is kept only when it names a declared tenant:
+  // one listed here, one with a weight, one a model's config names, or one set through the
+  // management API; any other is scheduled and counted as kUndeclaredTenant, so clients cannot
+  // grow the metrics' label set (or the scheduler's tenant table) without bound.
+  std::vector<std::string> tenants;
   int64_t default_keep_alive_us = 5 * 60 * 1'000'000ll;
   bool enable_preloading = true;
   int64_t poll_interval_us = 1'000'000;
@@ -98,6 +107,9 @@ class CoreService final : public InferenceService {
   StatusOr<ModelStatus> GetModelStatus(const std::string& name) override;
   Status UpdateModelSettings(const std::string& name, const ModelSettings& settings) override;
   std::string MetricsText() override;
+  StatusOr<std::vector<ModelStatistics>> GetModelStatistics(const std::string& name,
+                                                            const std::string& version) override;
+  StatusOr<ModelConfigDocument> GetModelConfig(const std::string& name, const std::string& version) override;
 
   // Unloads `name` (if served) and drops every trace of it: its device and host copies (also
   // those a failed load left behind), its repository-index entry and its "unloaded" mark, so a

@@ -31,6 +31,8 @@ struct HttpServerOptions {
   std::string auth_token;  // non-empty: mutating management calls need a bearer token
   int retry_after_seconds = 1;
   const monitor::GpuhiveMetrics* metrics = nullptr;  // gpuhive_http_requests_total when set
+  // Serve only GET /metrics (Triton's --metrics-port listener); every other path is 404.
+  bool metrics_only = false;
 };
 
 class HttpServer {

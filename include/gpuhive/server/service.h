@@ -77,17 +77,50 @@ struct ModelStatus {
   uint64_t bytes = 0;
   int leases = 0;
   int queue_depth = 0;
-  int priority = 0;
+  int priority = 0;  // Triton's numbering: 1 is the highest level
   std::string tenant;
   uint64_t memory_limit_bytes = 0;  // 0: none
   std::vector<LatencyPoint> latency_profile;
+  // What the server noticed when it loaded the version and went on anyway (config fields it does
+  // not use, an instance kind it cannot honour).
+  std::vector<std::string> warnings;
 };
 
 // A partial update: only the set fields change.
 struct ModelSettings {
   std::optional<uint64_t> memory_limit_bytes;
-  std::optional<int> priority;
+  std::optional<int> priority;  // Triton's numbering: 1 highest; 0: back to the config's default
   std::optional<std::string> tenant;
+};
+
+// Triton's statistics extension: cumulative figures per model version since it was loaded.
+struct DurationStat {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+struct BatchStat {
+  uint64_t batch_size = 0;
+  DurationStat compute_input, compute_infer, compute_output;  // count: executions of that size
+};
+
+struct ModelStatistics {
+  std::string name;
+  std::string version;
+  uint64_t last_inference_ms = 0;  // since the epoch; 0: never
+  uint64_t inference_count = 0;    // batch items of successful requests
+  uint64_t execution_count = 0;    // batches executed
+  // Per request: success/fail (end to end in the server), queue, and the compute phases of the
+  // batch the request ran in (input gathering, execution, output scattering).
+  DurationStat success, fail, queue, compute_input, compute_infer, compute_output;
+  std::vector<BatchStat> batch_stats;  // ascending batch size
+};
+
+// A model's configuration in Triton's two forms: the JSON of GET /v2/models/M/config and the
+// serialized ModelConfig message of gRPC ModelConfig (proto/model_config.proto).
+struct ModelConfigDocument {
+  std::string json;
+  std::string proto;
 };
 
 class InferenceService {
@@ -116,6 +149,21 @@ class InferenceService {
 
   // Prometheus text format 0.0.4 for /metrics.
   virtual std::string MetricsText() = 0;
+
+  // Statistics of every version of `name` (or of one version; or of every model when `name` is
+  // empty). Errors: kNotFound for an unknown model or version.
+  virtual StatusOr<std::vector<ModelStatistics>> GetModelStatistics(const std::string& name,
+                                                                    const std::string& version) {
+    (void)name;
+    (void)version;
+    return Unimplemented("statistics are not available from this service");
+  }
+  // The configuration a version is served with. Errors: kNotFound.
+  virtual StatusOr<ModelConfigDocument> GetModelConfig(const std::string& name, const std::string& version) {
+    (void)name;
+    (void)version;
+    return Unimplemented("model configuration is not available from this service");
+  }
 };
 
 }  // namespace gpuhive::server

@@ -115,7 +115,7 @@ StatusOr<RequestTemplate> BuildRequestTemplate(const StreamSpec& stream, const s
   RequestTemplate r;
   r.model = stream.model;
   r.version = stream.version;
-  if (stream.priority) r.triton_priority = *stream.priority + 1;
+  if (stream.priority) r.triton_priority = *stream.priority;  // Triton numbering, sent as is
   r.tenant = stream.tenant;
   r.timeout_us = stream.timeout_us;
   std::mt19937_64 rng(seed);

@@ -21,8 +21,8 @@
 //       "name": "camera0", "model": "resnet50", "version": "1",
 //       "mode": "open", "rate": 15,             // Poisson arrivals, requests/s
 //       "mode": "closed", "concurrency": 4,     // N requests in flight, back to back
-//       "priority": 0,                          // gpuhive level (0 most urgent); sent as Triton's
-//                                               // "priority" parameter = level + 1
+//       "priority": 1,                          // Triton's request "priority" parameter, sent as
+//                                               // is: 1 is the highest level, 0 the model's default
 //       "tenant": "interactive",                // request parameter "tenant"
 //       "timeout_us": 100000,                   // Triton's "timeout" request parameter
 //       "start_s": 10, "stop_s": 20,            // active window inside the run (default: all of it)
@@ -62,7 +62,7 @@ struct StreamSpec {
   LoadMode mode = LoadMode::kOpen;
   double rate_rps = 0;  // open loop
   int concurrency = 0;  // closed loop
-  std::optional<int> priority;  // gpuhive level; unset: not sent
+  std::optional<int> priority;  // Triton's priority (1 highest, 0 default); unset: not sent
   std::string tenant;
   int64_t timeout_us = 0;  // 0: not sent
   double start_s = 0;

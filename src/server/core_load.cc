@@ -1,0 +1,167 @@
+// CoreService: what happens when a version is loaded beyond registering it — Triton's model_warmup
+// (run before the model reports READY), load-time warnings (config fields gpuhive does not use, an
+// instance kind this machine cannot honour), and the repository's invalid configs (503 with why).
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <cstring>
+#include <random>
+
+#include "gpuhive/logging.h"
+#include "gpuhive/units.h"
+#include "server/core_internal.h"
+
+namespace gpuhive::server {
+
+namespace {
+
+// A warm-up input file lives in the model's warmup/ directory and is named by a plain file name.
+StatusOr<std::string> ReadWarmupFile(const std::string& model_dir, const std::string& file, size_t want_bytes) {
+  if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") {
+    return InvalidArgument("input_data_file '{}' must be a file name in the model's warmup/ directory", file);
+  }
+  const std::string path = (std::filesystem::path(model_dir) / "warmup" / file).string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read warm-up data '{}'", path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() != want_bytes) {
+    return InvalidArgument("warm-up data '{}' has {} bytes, the input needs {}", path, bytes.size(), want_bytes);
+  }
+  return bytes;
+}
+
+// Values every model accepts: floats in [0, 1), integers 0 or 1 (valid indices and flags).
+void FillRandom(Tensor* t, std::mt19937* rng) {
+  const int64_t n = NumElements(t->shape());
+  auto fill = [&](auto* p, auto draw) {
+    for (int64_t i = 0; i < n; ++i) p[i] = draw();
+  };
+  std::uniform_real_distribution<float> unit(0.f, 1.f);
+  std::uniform_int_distribution<int> bit(0, 1);
+  switch (t->dtype()) {
+    case DataType::kFloat32: fill(t->as<float>(), [&] { return unit(*rng); }); break;
+    case DataType::kFloat64: fill(t->as<double>(), [&] { return static_cast<double>(unit(*rng)); }); break;
+    case DataType::kInt64: fill(t->as<int64_t>(), [&] { return static_cast<int64_t>(bit(*rng)); }); break;
+    case DataType::kInt32: fill(t->as<int32_t>(), [&] { return static_cast<int32_t>(bit(*rng)); }); break;
+    case DataType::kUint8:
+    case DataType::kBool: fill(t->as<uint8_t>(), [&] { return static_cast<uint8_t>(bit(*rng)); }); break;
+    default: break;  // zeros (Allocate's)
+  }
+}
+
+}  // namespace
+
+Status CoreService::Impl::WarmUp(const ServedVersion& v) {
+  const residency::ModelConfig& c = v.config;
+  const std::string model_dir = (std::filesystem::path(repository->root()) / v.name).string();
+  std::mt19937 rng(7);
+  const int64_t start = NowNs();
+  int runs = 0;
+  for (const auto& w : c.warmups) {
+    const std::string what = fmt::format("model '{}' v{}: model_warmup '{}'", v.name, v.version, w.name);
+    if (c.max_batch_size > 0 && (w.batch_size < 1 || w.batch_size > c.max_batch_size)) {
+      return InvalidArgument("{}: batch_size {} outside 1..max_batch_size {}", what, w.batch_size, c.max_batch_size);
+    }
+    for (int i = 0; i < w.count; ++i) {
+      auto req = std::make_unique<InferenceRequest>();
+      req->model_name = v.key;
+      req->id = "warmup:" + w.name;
+      for (const auto& in : c.inputs) {
+        const residency::WarmupInputConfig* wi = nullptr;
+        for (const auto& x : w.inputs) {
+          if (x.name == in.name) wi = &x;
+        }
+        if (wi == nullptr) {
+          if (in.optional) continue;
+          return InvalidArgument("{}: no sample for input '{}'", what, in.name);
+        }
+        if (wi->dtype != in.dtype) {
+          return InvalidArgument("{}: input '{}' is {}, the model takes {}", what, in.name,
+                                 DataTypeKServeName(wi->dtype), DataTypeKServeName(in.dtype));
+        }
+        Shape shape;
+        if (c.max_batch_size > 0) shape.push_back(w.batch_size);
+        const std::vector<int64_t>& dims = wi->dims.empty() ? in.dims : wi->dims;
+        for (int64_t d : dims) {
+          if (d < 0) return InvalidArgument("{}: input '{}' needs fixed dims, got {}", what, in.name, ShapeToString(dims));
+          shape.push_back(d);
+        }
+        ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(wi->dtype, shape));
+        std::memset(t.data(), 0, t.bytes());
+        if (!wi->input_data_file.empty()) {
+          auto bytes = ReadWarmupFile(model_dir, wi->input_data_file, t.bytes());
+          if (!bytes.ok()) return bytes.status().WithContext(what);
+          std::memcpy(t.data(), bytes->data(), t.bytes());
+        } else if (wi->random_data) {
+          FillRandom(&t, &rng);
+        }
+        req->inputs.push_back({in.name, std::move(t)});
+      }
+      std::promise<Status> done;
+      std::future<Status> result = done.get_future();
+      req->on_complete = [&done](InferenceResponse r) { done.set_value(r.status); };
+      (void)scheduler->Enqueue(std::move(req));  // a refusal is answered through the callback
+      Status s = result.get();
+      if (!s.ok()) return s.WithContext(what);
+      ++runs;
+    }
+  }
+  GH_LOG_INFO("core", "model '{}' v{}: {} warm-up run(s) in {:.1f} ms", v.name, v.version, runs,
+              static_cast<double>(NowNs() - start) * 1e-6);
+  return Status::OK();
+}
+
+std::vector<std::string> CoreService::Impl::LoadWarnings(const ServedVersion& v) {
+  std::vector<std::string> out;
+  const residency::ModelConfig& c = v.config;
+  if (!c.skipped_fields.empty()) {
+    std::string fields;
+    for (const auto& f : c.skipped_fields) fields += (fields.empty() ? "" : ", ") + f;
+    out.push_back(fmt::format("config.pbtxt fields gpuhive does not use (skipped): {}", fields));
+  }
+  for (const auto& g : c.instance_groups) {
+    if (g.kind != residency::InstanceKind::kGpu) continue;
+    if (discovery.gpus.empty()) {
+      out.push_back(fmt::format("instance_group{} asks for KIND_GPU, but this machine has no usable GPU ({}): the "
+                                "model runs on the CPU",
+                                g.name.empty() ? "" : " '" + g.name + "'", discovery.gpu_unavailable_reason));
+    } else if (!BuiltWithCuda()) {
+      out.push_back("instance_group asks for KIND_GPU, but this build executes models on the CPU");
+    }
+    break;
+  }
+  // Once per model and distinct text: configs are rescanned often, versions load one by one.
+  std::string key;
+  for (const auto& w : out) key += w + "\n";
+  auto& seen = warned[v.name];
+  if (seen != key) {
+    seen = key;
+    for (const auto& w : out) GH_LOG_WARN("core", "model '{}': {}", v.name, w);
+  }
+  return out;
+}
+
+void CoreService::Impl::RefreshConfigErrors() {
+  std::map<std::string, std::string> now;
+  for (const auto& [name, status] : manager->ScanErrors()) now[name] = status.ToString();
+  std::vector<std::pair<std::string, std::string>> appeared;
+  std::vector<std::string> cleared;
+  {
+    std::unique_lock lock(mu);
+    for (const auto& [name, reason] : now) {
+      auto it = config_errors.find(name);
+      if (it == config_errors.end() || it->second != reason) appeared.emplace_back(name, reason);
+    }
+    for (const auto& [name, reason] : config_errors) {
+      if (!now.count(name)) cleared.push_back(name);
+    }
+    config_errors = std::move(now);
+  }
+  for (const auto& [name, reason] : appeared) {
+    GH_LOG_WARN("core", "model '{}' cannot be served from the repository (its requests get 503 until it is fixed): {}",
+                name, reason);
+  }
+  for (const auto& name : cleared) GH_LOG_INFO("core", "model '{}': the repository serves it again", name);
+}
+
+}  // namespace gpuhive::server

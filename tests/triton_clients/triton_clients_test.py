@@ -1,0 +1,480 @@
+#!/usr/bin/python3
+"""Triton-style clients against the gpuhive binary (issue 18).
+
+gRPC stubs are generated at test time from proto/grpc_service.proto and proto/model_config.proto
+with grpc_tools.protoc (Debian's python3-grpc-tools), as a Triton user would generate KServe v2
+stubs; HTTP requests are plain urllib. Usage:
+  triton_clients_test.py --binary build/src/cli/gpuhive --source-dir . [unittest args]
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+ARGS = None
+pb = None        # grpc_service_pb2
+pb_grpc = None   # grpc_service_pb2_grpc
+grpc = None
+
+
+def generate_stubs(out_dir):
+    global pb, pb_grpc, grpc
+    from grpc_tools import protoc
+    proto_dir = os.path.join(ARGS.source_dir, "proto")
+    rc = protoc.main(["protoc", "-I" + proto_dir, "--python_out=" + out_dir, "--grpc_python_out=" + out_dir,
+                      os.path.join(proto_dir, "grpc_service.proto"), os.path.join(proto_dir, "model_config.proto")])
+    if rc != 0:
+        raise RuntimeError("grpc_tools.protoc failed")
+    sys.path.insert(0, out_dir)
+    import grpc as grpc_module
+    import grpc_service_pb2
+    import grpc_service_pb2_grpc
+    grpc, pb, pb_grpc = grpc_module, grpc_service_pb2, grpc_service_pb2_grpc
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(v)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """The gpuhive binary serving a private copy of tests/data/repository.
+
+    With `config` (a dict), the server is started as `serve --config FILE` alone, the file holding
+    the repository, the ports and every key of `config`; otherwise with flags (and `extra_args`).
+    `expect_exit` starts it and waits for it to exit (a refused start)."""
+
+    def __init__(self, extra_args=(), config=None, expect_exit=False, copy_repository=True):
+        self.tmp = tempfile.mkdtemp(prefix="gpuhive_triton_")
+        self.repo = os.path.join(self.tmp, "repository")
+        if copy_repository:
+            shutil.copytree(os.path.join(ARGS.source_dir, "tests", "data", "repository"), self.repo)
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self.log = open(os.path.join(self.tmp, "server.log"), "w+")
+        self.channel = None
+        if config is None:
+            self.args = [ARGS.binary, "serve", "--http-port", str(self.http_port),
+                         "--grpc-port", str(self.grpc_port), "--cpu-workers", "2", "--threads-per-worker", "1"]
+            if copy_repository:
+                self.args += ["--model-repository", self.repo]
+            self.args += list(extra_args)
+        else:
+            values = {"model-repository": self.repo, "http-port": self.http_port, "grpc-port": self.grpc_port,
+                      "cpu-workers": 2, "threads-per-worker": 1}
+            values.update(config)
+            path = os.path.join(self.tmp, "gpuhive.toml")
+            with open(path, "w") as f:
+                for k, v in values.items():
+                    f.write("%s = %s\n" % (k, toml_value(v)))
+            self.args = [ARGS.binary, "serve", "--config", path] + list(extra_args)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        if expect_exit:
+            self.returncode = self.proc.wait(timeout=60)
+            return
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("gpuhive exited: " + self.output())
+            ready = [l for l in self.output().splitlines() if l.startswith("gpuhive ready ")]
+            if ready:
+                fields = dict(kv.split("=") for kv in ready[0].split()[2:])
+                self.http_port, self.grpc_port = int(fields["http_port"]), int(fields["grpc_port"])
+                self.metrics_port = int(fields.get("metrics_port", 0))
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("gpuhive did not become ready: " + self.output())
+        self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc_port)
+        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+
+    def options(self):
+        """The effective options the server logged at start."""
+        for line in self.output().splitlines():
+            if "serve: options: " in line:
+                return json.loads(line.split("serve: options: ", 1)[1])
+            if '"options: ' in line:  # JSON log format
+                return json.loads(json.loads(line)["msg"].split("options: ", 1)[1])
+        raise AssertionError("no options line in the log:\n" + self.output())
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def http(self, method, path, body=None, headers=None):
+        data = body.encode() if isinstance(body, str) else body
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path), data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def http_json(self, method, path, body=None):
+        status, data = self.http(method, path, json.dumps(body) if body is not None else None)
+        return status, json.loads(data) if data else None
+
+    def close(self):
+        if self.channel is not None:
+            self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def tiny_mlp_request(rows=1, model="tiny_mlp"):
+    req = pb.ModelInferRequest(model_name=model)
+    t = req.inputs.add(name="INPUT0", datatype="FP32", shape=[rows, 16])
+    t.contents.fp32_contents.extend([i * 0.25 - r for r in range(rows) for i in range(16)])
+    return req
+
+
+class StatisticsAndConfig(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def test_grpc_statistics_follow_inferences(self):
+        s = self.server
+        before = s.stub.ModelStatistics(pb.ModelStatisticsRequest(name="tiny_mlp"))
+        base = before.model_stats[0].inference_stats.success.count
+        for _ in range(4):
+            s.stub.ModelInfer(tiny_mlp_request(rows=2))
+        after = s.stub.ModelStatistics(pb.ModelStatisticsRequest(name="tiny_mlp", version="1"))
+        self.assertEqual(len(after.model_stats), 1)
+        st = after.model_stats[0]
+        self.assertEqual(st.name, "tiny_mlp")
+        self.assertEqual(st.version, "1")
+        self.assertEqual(st.inference_stats.success.count, base + 4)
+        self.assertGreater(st.inference_stats.compute_infer.ns, 0)
+        self.assertGreaterEqual(st.inference_count, 8)
+        self.assertGreater(st.last_inference, 0)
+        self.assertEqual(sum(b.compute_infer.count for b in st.batch_stats), st.execution_count)
+        # HTTP says the same.
+        status, j = s.http_json("GET", "/v2/models/tiny_mlp/versions/1/stats")
+        self.assertEqual(status, 200)
+        self.assertEqual(j["model_stats"][0]["inference_count"], st.inference_count)
+        self.assertEqual(j["model_stats"][0]["inference_stats"]["success"]["count"], base + 4)
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.ModelStatistics(pb.ModelStatisticsRequest(name="no_such_model"))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_model_config_over_grpc_and_http(self):
+        s = self.server
+        c = s.stub.ModelConfig(pb.ModelConfigRequest(name="tiny_mlp")).config
+        self.assertEqual(c.name, "tiny_mlp")
+        self.assertEqual(c.max_batch_size, 8)
+        self.assertEqual(list(c.input[0].dims), [16])
+        self.assertEqual(list(c.dynamic_batching.preferred_batch_size), [4, 8])
+        status, j = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        self.assertEqual(status, 200)
+        # What perf_analyzer reads.
+        self.assertEqual(j["max_batch_size"], 8)
+        self.assertEqual(j["input"][0]["dims"], [16])
+        self.assertEqual(j["input"][0]["data_type"], "TYPE_FP32")
+        self.assertIn("dynamic_batching", j)
+        status, _ = s.http_json("GET", "/v2/models/no_such_model/config")
+        self.assertEqual(status, 404)
+
+
+# ---- serve --config FILE alone: every documented key applied (one test per key) -------------------
+
+def _infer_status(server, model="tiny_mlp", params=None):
+    body = {"inputs": [{"name": "INPUT0", "shape": [1, 16], "datatype": "FP32", "data": [0.5] * 16}]}
+    if params:
+        body["parameters"] = params
+    return server.http_json("POST", "/v2/models/%s/infer" % model, body)[0]
+
+
+def _check_options(key, want):
+    def check(test, server):
+        test.assertEqual(server.options()[key], want, key)
+    return check
+
+
+def _check_budget(test, server):
+    _check_options("memory-budget", "1GiB")(test, server)
+    status, devices = server.http_json("GET", "/v2/gpuhive/devices")
+    test.assertEqual(devices[0]["budget_bytes"], 1 << 30)
+
+
+def _check_explicit(test, server):
+    test.assertEqual(server.options()["model-control-mode"], "explicit")
+    test.assertEqual(server.http("GET", "/v2/models/tiny_mlp")[0], 404)
+
+
+def _check_load_model(test, server):
+    test.assertEqual(_infer_status(server), 200)
+    test.assertEqual(server.http("GET", "/v2/models/add_sub")[0], 404)
+
+
+def _check_grpc_off(test, server):
+    test.assertEqual(server.options()["allow-grpc"], False)
+    test.assertEqual(server.grpc_port, 0)
+
+
+def _check_http_off(test, server):
+    test.assertEqual(server.http_port, 0)
+    test.assertTrue(server.stub.ServerReady(pb.ServerReadyRequest()).ready)
+
+
+def _check_max_body(test, server):
+    body = json.dumps({"inputs": [{"name": "INPUT0", "shape": [1, 16], "datatype": "FP32", "data": [0.5] * 400}]})
+    test.assertEqual(server.http("POST", "/v2/models/tiny_mlp/infer", body)[0], 413)
+
+
+def _check_workers(test, server):
+    test.assertEqual(server.options()["cpu-workers"], 3)
+    test.assertIn("4 worker(s) x 1 thread(s)", server.output())  # one more kept for priority 1
+
+
+def _check_tenant(test, server):
+    test.assertEqual(_infer_status(server, params={"tenant": "team-x"}), 200)
+    metrics = server.http("GET", "/metrics")[1].decode()
+    test.assertIn('gpuhive_tenant_device_seconds_total{tenant="team-x"}', metrics)
+
+
+def _check_token(test, server):
+    test.assertEqual(server.http("POST", "/v2/repository/models/tiny_mlp/unload")[0], 401)
+    test.assertEqual(server.http("POST", "/v2/repository/models/tiny_mlp/unload",
+                                 headers={"Authorization": "Bearer s3cret"})[0], 200)
+
+
+def _check_json_logs(test, server):
+    lines = [l for l in server.output().splitlines() if l.startswith("{")]
+    test.assertTrue(lines, server.output())
+    test.assertEqual(json.loads(lines[0])["level"], "info")
+
+
+def _check_warning_level(test, server):
+    test.assertNotIn(" info ", server.output())
+    test.assertIn("gpuhive ready", server.output())
+
+
+def _check_metrics_port(test, server):
+    test.assertNotEqual(server.metrics_port, server.http_port)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port, timeout=10) as r:
+        test.assertIn("nv_inference_count", r.read().decode())
+    with test.assertRaises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen("http://127.0.0.1:%d/v2" % server.metrics_port, timeout=10)
+    test.assertEqual(e.exception.code, 404)
+
+
+def _check_strict_config(test, server):
+    test.assertEqual(_infer_status(server), 200)
+    # identity_fp32 has no config.pbtxt: refused under --strict-model-config=true.
+    test.assertNotEqual(_infer_status(server, "identity_fp32"), 200)
+    index = server.http_json("POST", "/v2/repository/index", {})[1]
+    entry = [e for e in index if e["name"] == "identity_fp32"][0]
+    test.assertEqual(entry["state"], "UNAVAILABLE")
+    test.assertIn("strict-model-config", entry["reason"])
+
+
+def _check_naive(test, server):
+    test.assertEqual(server.options()["mode"], "naive")
+    test.assertIn("in naive mode", server.output())
+
+
+# key -> (value, check(test, server)). The keys are serve's long flag names (docs/server.md).
+CONFIG_KEYS = {
+    "http-address": ("127.0.0.1", _check_options("http-address", "127.0.0.1")),
+    "grpc-address": ("127.0.0.1", _check_options("grpc-address", "127.0.0.1")),
+    "allow-http": (False, _check_http_off),
+    "allow-grpc": (False, _check_grpc_off),
+    "http-thread-count": (3, _check_options("http-thread-count", 3)),
+    "max-body-size": ("1KiB", _check_max_body),
+    "max-buffered-bodies": ("256MiB", _check_options("max-buffered-bodies", "256MiB")),
+    "max-connections": (77, _check_options("max-connections", 77)),
+    "idle-timeout-ms": (12345, _check_options("idle-timeout-ms", 12345)),
+    "model-control-mode": ("explicit", _check_explicit),
+    "repository-poll-secs": (2.5, _check_options("repository-poll-secs", 2.5)),
+    "mode": ("naive", _check_naive),
+    "memory-budget": ("1GiB", _check_budget),
+    "cpu-workers": (3, _check_workers),
+    "threads-per-worker": (1, _check_options("threads-per-worker", 1)),
+    "priority-levels": (3, _check_options("priority-levels", 3)),
+    "max-queue-size": (55, _check_options("max-queue-size", 55)),
+    "tenant-weight": (["a=7", "b=3"], _check_options("tenant-weight", ["a=7", "b=3"])),
+    "tenant": (["team-x"], _check_tenant),
+    "keep-alive-secs": (42, _check_options("keep-alive-secs", 42)),
+    "no-preload": (True, _check_options("no-preload", True)),
+    "no-optimize": (True, _check_options("no-optimize", True)),
+    "no-pipelined-swap": (True, _check_options("no-pipelined-swap", True)),
+    "max-concurrent-loads": (3, _check_options("max-concurrent-loads", 3)),
+    "auth-token": ("s3cret", _check_token),
+    "exit-timeout-secs": (7, _check_options("exit-timeout-secs", 7)),
+    "log-format": ("json", _check_json_logs),
+    "log-level": ("warning", _check_warning_level),
+    "metrics-port": (0, _check_metrics_port),
+    "metrics-address": ("127.0.0.1", _check_options("metrics-address", "127.0.0.1")),
+    "log-verbose": (1, _check_options("log-verbose", 1)),
+    "strict-model-config": (True, _check_strict_config),
+}
+# Keys that need a companion key to be observable.
+CONFIG_COMPANIONS = {
+    "allow-http": {"allow-grpc": True},
+    "load-model": {},
+}
+
+
+class ConfigFile(unittest.TestCase):
+    """`gpuhive serve --config FILE` with nothing else on the command line."""
+
+    def run_key(self, key, value, check, extra=None):
+        config = {key: value}
+        config.update(CONFIG_COMPANIONS.get(key, {}))
+        config.update(extra or {})
+        server = Server(config=config)
+        try:
+            check(self, server)
+        finally:
+            server.close()
+
+    def test_base_keys_alone_start_the_server(self):
+        # model-repository, http-port, grpc-port, cpu-workers, threads-per-worker: the base file.
+        server = Server(config={})
+        try:
+            self.assertEqual(server.options()["model-repository"], server.repo)
+            self.assertEqual(_infer_status(server), 200)
+            self.assertTrue(server.stub.ServerLive(pb.ServerLiveRequest()).live)
+        finally:
+            server.close()
+
+    def test_key_load_model(self):
+        self.run_key("load-model", ["tiny_mlp"], _check_load_model, {"model-control-mode": "explicit"})
+
+    def test_model_store_alias_and_underscores(self):
+        server = Server(config={"model_control_mode": "explicit"}, extra_args=())
+        server.close()
+        # model_store (Triton's name, '_' spelling) instead of model-repository.
+        tmp = tempfile.mkdtemp(prefix="gpuhive_cfg_")
+        try:
+            repo = os.path.join(tmp, "repo")
+            shutil.copytree(os.path.join(ARGS.source_dir, "tests", "data", "repository"), repo)
+            path = os.path.join(tmp, "c.toml")
+            with open(path, "w") as f:
+                f.write('model_store = "%s"\nhttp-port = 0\ngrpc-port = 0\n' % repo)
+            proc = subprocess.Popen([ARGS.binary, "serve", "--config", path], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            try:
+                for line in proc.stdout:
+                    if line.startswith("gpuhive ready"):
+                        break
+                self.assertIsNone(proc.poll())
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+                proc.stdout.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_triton_flags_on_the_command_line(self):
+        # tritonserver's spelling: --model-store, --log-verbose N, --strict-model-config=B, --metrics-port.
+        tmp = tempfile.mkdtemp(prefix="gpuhive_flags_")
+        try:
+            repo = os.path.join(tmp, "repo")
+            shutil.copytree(os.path.join(ARGS.source_dir, "tests", "data", "repository"), repo)
+            server = Server(extra_args=["--model-store", repo, "--log-verbose", "1", "--strict-model-config=false",
+                                        "--metrics-port", "0"], copy_repository=False)
+            try:
+                opts = server.options()
+                self.assertEqual(opts["log-verbose"], 1)
+                self.assertFalse(opts["strict-model-config"])
+                self.assertEqual(_infer_status(server), 200)
+                # A model without config.pbtxt is derived (strict off); its metadata is there.
+                self.assertEqual(server.http("GET", "/v2/models/identity_fp32")[0], 200)
+                _check_metrics_port(self, server)
+            finally:
+                server.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_command_line_wins_and_bad_files_are_refused(self):
+        server = Server(config={"max-queue-size": 5}, extra_args=["--max-queue-size", "9"])
+        try:
+            self.assertEqual(server.options()["max-queue-size"], 9)
+        finally:
+            server.close()
+        for bad, message in (({"no-such-key": 1}, "unknown key"), ({"http-port": 99999}, "http-port"),
+                             ({"memory-budget": "lots"}, "memory-budget")):
+            server = Server(config=bad, expect_exit=True)
+            try:
+                self.assertNotEqual(server.returncode, 0)
+                self.assertIn(message, server.output())
+            finally:
+                server.close()
+
+    def test_key_strict_gpu(self):
+        server = Server(config={"strict-gpu": True}, expect_exit=False) if _has_gpu() else \
+            Server(config={"strict-gpu": True}, expect_exit=True)
+        try:
+            if _has_gpu():
+                self.assertTrue(server.options()["strict-gpu"])
+            else:
+                self.assertNotEqual(server.returncode, 0)
+                self.assertIn("strict-gpu", server.output())
+        finally:
+            server.close()
+
+
+def _has_gpu():
+    return os.path.exists("/dev/nvidia0") and shutil.which("nvidia-smi") is not None and \
+        subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+
+
+def _add_key_tests():
+    for key, (value, check) in CONFIG_KEYS.items():
+        def test(self, key=key, value=value, check=check):
+            self.run_key(key, value, check)
+        setattr(ConfigFile, "test_key_" + key.replace("-", "_"), test)
+
+
+_add_key_tests()
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--source-dir", required=True)
+    ARGS, rest = parser.parse_known_args()
+    stub_dir = tempfile.mkdtemp(prefix="gpuhive_stubs_")
+    try:
+        generate_stubs(stub_dir)
+        unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    finally:
+        shutil.rmtree(stub_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
