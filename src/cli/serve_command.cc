@@ -48,6 +48,7 @@ struct Options {
   std::string device = "auto";
   std::string sim_device_memory = "4GiB";
   std::string sim_copy_bandwidth = "16GB";  // per second
+  double inject_alloc_failures = 0;
   int cpu_workers = 0;
   int threads_per_worker = 0;
   int priority_levels = 4;
@@ -200,6 +201,10 @@ int RunServe(const Options& o) {
   }
   co.strict_gpu = o.strict_gpu;
   co.device = o.device;
+  if (o.inject_alloc_failures < 0 || o.inject_alloc_failures > 1) {
+    return Fail(InvalidArgument("--inject-alloc-failures {}: expected a probability in [0, 1]", o.inject_alloc_failures));
+  }
+  co.inject_alloc_failure_probability = o.inject_alloc_failures;
   {
     auto m = ParseBytes(o.sim_device_memory);
     if (!m.ok() || *m == 0) return Fail(InvalidArgument("--sim-device-memory '{}': expected a size such as 4GiB", o.sim_device_memory));
@@ -372,6 +377,8 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--device", o->device,
                  "Where models run: auto (a GPU when usable, else the CPU), cpu, gpu, or sim (the simulated "
                  "device: a testing aid that behaves like a GPU, never a default)");
+  app.add_option("--inject-alloc-failures", o->inject_alloc_failures,
+                 "Testing aid: fail each device memory allocation with this probability (default 0)");
   app.add_option("--sim-device-memory", o->sim_device_memory, "Memory of the simulated device (default 4GiB)");
   app.add_option("--sim-copy-bandwidth", o->sim_copy_bandwidth,
                  "Host<->device copy bandwidth of the simulated device per second, each way (default 16GB; 0: unthrottled)");

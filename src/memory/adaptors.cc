@@ -221,4 +221,17 @@ StatusOr<void*> FailureCallbackResource::DoAllocate(size_t bytes, AllocTag tag, 
   }
 }
 
+StatusOr<void*> FaultInjectionResource::DoAllocate(size_t bytes, AllocTag tag, StreamView stream) {
+  // splitmix64 over an atomic counter: a lock-free, reproducible draw per call.
+  uint64_t z = state_.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  if (static_cast<double>(z >> 11) * 0x1.0p-53 < probability_) {
+    injected_.fetch_add(1, std::memory_order_relaxed);
+    return ResourceExhausted("injected allocation failure ({} bytes) in {}", bytes, upstream_->name());
+  }
+  return upstream_->Allocate(bytes, tag, stream);
+}
+
 }  // namespace gpuhive

@@ -306,7 +306,7 @@ Status ModelManager::Init() {
       [this](size_t bytes, AllocTag tag, const Status&, int attempt) { return OnAllocationFailure(bytes, tag, attempt); },
       64);
   exec_memory_ = top_.get();
-  if (!device_->host_accessible() && options_.device_upstream == nullptr) {
+  if (!device_->host_accessible()) {
     // The CPU executor stands in for the device's kernels and reaches its memory through the
     // device's kernel view; everything else (copies, the probe) goes through the copy API.
     const KernelAccess* access = device_->host_kernel_access();

@@ -574,6 +574,14 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
       }
       mo.device = impl->sim_device.get();
     }
+    if (options.inject_alloc_failure_probability > 0) {
+      MemoryResource* raw = impl->sim_device ? impl->sim_device->memory() : DefaultHostResource();
+      impl->fault_upstream =
+          std::make_unique<FaultInjectionResource>(raw, std::min(options.inject_alloc_failure_probability, 1.0));
+      mo.device_upstream = impl->fault_upstream.get();
+      GH_LOG_WARN("core", "injecting device allocation failures with probability {} (a testing aid)",
+                  options.inject_alloc_failure_probability);
+    }
     mo.control_mode = options.control_mode;
     mo.poll_interval_us = options.poll_interval_us;
     mo.pipelined_swap = options.pipelined_swap;

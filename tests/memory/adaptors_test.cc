@@ -168,4 +168,29 @@ TEST(FailureCallbackResourceTest, GivesUpWhenCallbackDeclinesOrRetriesRunOut) {
 }
 
 }  // namespace
+TEST(FaultInjectionResourceTest, FailsAtTheGivenRateAndReproducibly) {
+  auto run = [](double p, uint64_t seed, std::vector<bool>* pattern) {
+    FaultInjectionResource r(DefaultHostResource(), p, seed);
+    int failed = 0;
+    for (int i = 0; i < 2000; ++i) {
+      auto b = Buffer::Allocate(&r, 64);
+      if (!b.ok()) {
+        EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted);
+        ++failed;
+      }
+      if (pattern) pattern->push_back(b.ok());
+    }
+    EXPECT_EQ(r.injected(), static_cast<uint64_t>(failed));
+    return failed;
+  };
+  EXPECT_EQ(run(0.0, 1, nullptr), 0);
+  EXPECT_EQ(run(1.0, 1, nullptr), 2000);
+  std::vector<bool> a, b;
+  int n = run(0.1, 7, &a);
+  EXPECT_GT(n, 120);  // 200 expected; a fixed seed makes the count exact and the bounds safe
+  EXPECT_LT(n, 280);
+  run(0.1, 7, &b);
+  EXPECT_EQ(a, b);  // same seed, same failures
+}
+
 }  // namespace gpuhive

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -136,6 +137,31 @@ class FailureCallbackResource final : public MemoryResource {
   MemoryResource* const upstream_;
   const Callback callback_;
   const int max_retries_;
+};
+
+// Fault injection (a testing aid: `gpuhive serve --inject-alloc-failures P` and the soak test):
+// each allocation fails with kResourceExhausted with probability `probability`, as a device that
+// ran out of memory would, so the layers above prove they turn it into eviction or a clear refusal.
+// Deterministic for a given seed and call sequence. Thread safe.
+class FaultInjectionResource final : public MemoryResource {
+ public:
+  FaultInjectionResource(MemoryResource* upstream, double probability, uint64_t seed = 1)
+      : upstream_(upstream), probability_(probability), state_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+
+  DeviceId device() const override { return upstream_->device(); }
+  std::string name() const override { return "fault-injection(" + upstream_->name() + ")"; }
+  uint64_t injected() const { return injected_.load(std::memory_order_relaxed); }
+
+ private:
+  StatusOr<void*> DoAllocate(size_t bytes, AllocTag tag, StreamView stream) override;
+  void DoDeallocate(void* ptr, size_t bytes, AllocTag tag, StreamView stream) noexcept override {
+    upstream_->Deallocate(ptr, bytes, tag, stream);
+  }
+
+  MemoryResource* const upstream_;
+  const double probability_;
+  std::atomic<uint64_t> state_;
+  std::atomic<uint64_t> injected_{0};
 };
 
 }  // namespace gpuhive

@@ -52,6 +52,9 @@ struct CoreOptions {
   // The simulated device's memory and its host<->device copy bandwidth (each direction).
   uint64_t sim_memory_bytes = 4ull << 30;
   double sim_copy_bytes_per_s = 16e9;
+  // A testing aid (the soak test): each device memory allocation from the upstream fails with this
+  // probability, as an out-of-memory device would. 0: none.
+  double inject_alloc_failure_probability = 0;
   // CPU workers (each with its own execution context) and OpenMP threads per worker. 0: derived
   // from the core count. With several priority levels one extra worker is kept free for level 0.
   int cpu_workers = 0;
