@@ -44,6 +44,7 @@ struct Options {
   double repository_poll_secs = 1.0;
   std::string mode = "gpuhive";
   std::string memory_budget;  // empty: automatic
+  std::string host_memory_budget;  // empty: as large as the device budget; "0": unlimited
   bool strict_gpu = false;
   std::string device = "auto";
   std::string sim_device_memory = "4GiB";
@@ -198,6 +199,11 @@ int RunServe(const Options& o) {
     if (!b.ok()) return Fail(b.status().WithContext("--memory-budget"));
     if (*b == 0) return Fail(InvalidArgument("--memory-budget must be > 0"));
     co.memory_budget_bytes = *b;
+  }
+  if (!o.host_memory_budget.empty()) {
+    auto b = ParseBytes(o.host_memory_budget);
+    if (!b.ok()) return Fail(b.status().WithContext("--host-memory-budget"));
+    co.host_memory_budget_bytes = static_cast<int64_t>(*b);
   }
   co.strict_gpu = o.strict_gpu;
   co.device = o.device;
@@ -372,6 +378,9 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--load-model", o->load_models, "Load this model at start-up (repeatable; '*' for all)");
   app.add_option("--repository-poll-secs", o->repository_poll_secs, "Rescan interval in poll mode")->capture_default_str();
   app.add_option("--mode", o->mode, "gpuhive | naive (the before-baseline: no batching, no budget, FIFO)")->capture_default_str();
+  app.add_option("--host-memory-budget", o->host_memory_budget,
+                 "Host tier budget for models kept in host memory for fast swap-in (default: as large as the device "
+                 "budget; 0: unlimited)");
   app.add_option("--memory-budget", o->memory_budget, "Device byte budget, e.g. 6GiB (default: 90% of the GPU, or half the free host memory)");
   app.add_flag("--strict-gpu", o->strict_gpu, "Refuse to start without a GPU; never fall back to the CPU under pressure");
   app.add_option("--device", o->device,

@@ -1,3 +1,5 @@
+#include <sys/mman.h>
+
 #include <cstdlib>
 
 #include "gpuhive/memory_resource.h"
@@ -24,12 +26,28 @@ class AlignedHostResource final : public MemoryResource {
   std::string name() const override { return "host"; }
 
  private:
+  // Large blocks (weights, host-tier copies, pool segments) are mapped and unmapped directly: their
+  // pages go back to the system the moment they are freed. From malloc's heaps, freed weights of
+  // evicted models stayed in the process (fragmented arenas): a server swapping sixteen 8 MiB models
+  // through a 40 MiB budget grew to 449 MiB resident.
+  static constexpr size_t kMapThreshold = 1u << 20;
   StatusOr<void*> DoAllocate(size_t bytes, AllocTag, StreamView) override {
+    if (bytes >= kMapThreshold) {
+      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return ResourceExhausted("host allocation of {} bytes failed", bytes);
+      return p;  // page aligned
+    }
     void* p = std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
     if (p == nullptr) return ResourceExhausted("host allocation of {} bytes failed", bytes);
     return p;
   }
-  void DoDeallocate(void* ptr, size_t, AllocTag, StreamView) noexcept override { std::free(ptr); }
+  void DoDeallocate(void* ptr, size_t bytes, AllocTag, StreamView) noexcept override {
+    if (bytes >= kMapThreshold) {
+      munmap(ptr, bytes);
+    } else {
+      std::free(ptr);
+    }
+  }
 };
 }  // namespace
 

@@ -560,6 +560,8 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     residency::ManagerOptions mo;
     mo.budget_bytes = budget;
     mo.max_concurrent_loads = options.max_concurrent_loads;
+    mo.host_budget_bytes = options.host_memory_budget_bytes < 0 ? budget
+                                                                 : static_cast<uint64_t>(options.host_memory_budget_bytes);
     mo.compile_threads = threads;
     mo.optimize = options.optimize;
     mo.default_keep_alive_us = options.default_keep_alive_us;

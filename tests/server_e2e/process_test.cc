@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "e2e_support.h"
+#include "gpuhive/residency/synthetic_models.h"
 
 extern char** environ;
 
@@ -49,6 +50,7 @@ class Process {
     if (out_) fclose(out_);
   }
   bool ok() const { return pid_ > 0 && out_ != nullptr; }
+  pid_t pid() const { return pid_; }
   // Reads stdout lines until one starts with `prefix` (or EOF).
   std::string ReadLineStartingWith(const std::string& prefix) {
     char buf[4096];
@@ -174,6 +176,76 @@ TEST(ServeProcess, NeedsNoCudaLibraryToStart) {
   for (const char* lib : {"libcuda.", "libcudart", "libcublas", "libcudnn", "libnvidia-ml"}) {
     EXPECT_EQ(out.find(lib), std::string::npos) << lib << " is a load-time dependency:\n" << out;
   }
+}
+
+int64_t RssBytes(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+  }
+  return -1;
+}
+
+// Issue 16: resident memory stays within device budget + host tier budget + the fixed overhead
+// docs/server.md states (96 MiB: libraries, threads, connection buffers), while sixteen 8 MiB models
+// take turns in a 40 MiB device budget. Before the host tier had a default budget every model's
+// host copy stayed (16 x 8 MiB on top of the device's), which broke the bound.
+TEST(ServeProcess, ResidentMemoryStaysWithinTheBudgetsPlusTheOverhead) {
+  namespace fs = std::filesystem;
+  fs::path repo = fs::temp_directory_path() / ("gpuhive_rss_" + std::to_string(getpid()));
+  fs::remove_all(repo);
+  const int kModels = 16, kDim = 1024;
+  for (int i = 0; i < kModels; ++i) {
+    fs::create_directories(repo / ("m" + std::to_string(i)) / "1");
+    residency::SyntheticModelSpec spec;
+    spec.dim = kDim;
+    spec.layers = 2;  // 2 x 4 MiB
+    spec.seed = static_cast<uint32_t>(i + 1);
+    std::ofstream(repo / ("m" + std::to_string(i)) / "1" / "model.onnx", std::ios::binary)
+        << residency::MakeMatMulChainOnnx(spec);
+  }
+  const int64_t MiB = 1 << 20, device = 40 * MiB, host = 40 * MiB, overhead = 96 * MiB;
+  Process p({GPUHIVE_BINARY, "serve", "--model-repository", repo.string(), "--http-port", "0", "--grpc-port", "0",
+             "--memory-budget", "40MiB", "--cpu-workers", "1", "--threads-per-worker", "1", "--no-preload",
+             "--log-level", "error"});
+  ASSERT_TRUE(p.ok());
+  std::string ready = p.ReadLineStartingWith("gpuhive ready");
+  ASSERT_FALSE(ready.empty());
+  uint16_t port = static_cast<uint16_t>(ParsePort(ready, "http_port"));
+  json body = {{"inputs", {{{"name", "x"}, {"shape", {2, kDim}}, {"datatype", "FP32"},
+                            {"data", std::vector<float>(2 * kDim, 0.25f)}}}}};
+  const std::string b = body.dump();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> clients;
+  for (int first = 0; first < 4; ++first) {
+    clients.emplace_back([&, first] {
+      int m = first;
+      HttpClient c(port);
+      while (!stop.load()) {
+        auto r = c.Request("POST", "/v2/models/m" + std::to_string(m) + "/infer", b);
+        (r.status == 200 ? ok : refused)++;
+        if (r.status != 200 && refused.load() < 3) std::printf("%d %s\n", r.status, r.body.c_str());
+        m = (m + 4) % kModels;
+      }
+    });
+  }
+  int64_t peak = 0;
+  for (int i = 0; i < 80; ++i) {  // 4 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    peak = std::max(peak, RssBytes(p.pid()));
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(), 0);
+  fs::remove_all(repo);
+  EXPECT_GT(ok.load(), kModels * 2);  // the models took turns
+  EXPECT_EQ(refused.load(), 0);
+  EXPECT_LE(peak, device + host + overhead) << "peak RSS " << peak / MiB << " MiB";
+  std::printf("peak RSS %lld MiB (bound %lld MiB), %d ok, %d refused\n", static_cast<long long>(peak / MiB),
+              static_cast<long long>((device + host + overhead) / MiB), ok.load(), refused.load());
 }
 
 TEST(ServeProcess, BadFlagsAreClearErrors) {

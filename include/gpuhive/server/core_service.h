@@ -44,6 +44,11 @@ struct CoreOptions {
   // Device byte budget for weights, activations, workspace and I/O. 0: 90 % of the GPU's memory,
   // or on the CPU half of the host's available memory.
   uint64_t memory_budget_bytes = 0;
+  // Host tier budget: imported models kept in host memory for fast swap-in (beyond it the least
+  // valuable host copies are dropped and read from disk again). -1: as large as the device budget,
+  // so that resident memory stays within device budget + host budget + a fixed overhead
+  // (docs/server.md); 0: unlimited.
+  int64_t host_memory_budget_bytes = -1;
   // Refuse to start without a usable GPU, and never fall back to the CPU under memory pressure.
   bool strict_gpu = false;
   // Where models run: "" or "auto" (the GPU when this build can use one, else the CPU), "cpu",
