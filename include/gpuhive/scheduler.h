@@ -176,6 +176,10 @@ class Scheduler {
   // Stops accepting requests for the model, answers its queued requests with kUnavailable and
   // waits for its running batches. Errors: kNotFound.
   Status RemoveModel(const std::string& name);
+  // Unloading as Triton does: stops accepting requests for the model, lets every request already
+  // admitted (queued or running) finish, then removes it. Requests still queued after `timeout_ms`
+  // (workers stuck, say) are answered with kUnavailable as RemoveModel does. Errors: kNotFound.
+  Status DrainAndRemoveModel(const std::string& name, int64_t timeout_ms);
 
   // Admits a request or refuses it. Either way the request's callback is called exactly once:
   // refusals call it on this thread before Enqueue returns, with the same status Enqueue returns.

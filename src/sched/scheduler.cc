@@ -798,6 +798,24 @@ Status Scheduler::AddModel(const ModelConfig& config, std::shared_ptr<ModelRunne
   return Status::OK();
 }
 
+Status Scheduler::DrainAndRemoveModel(const std::string& name, int64_t timeout_ms) {
+  {
+    std::unique_lock<std::mutex> lk(impl_->mu);
+    auto it = impl_->models.find(name);
+    if (it == impl_->models.end()) return NotFound("model '{}' is not scheduled", name);
+    Model& m = *it->second;
+    m.accepting = false;  // admitted requests stay queued and run
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0));
+    impl_->work_cv.notify_all();
+    // Finished batches notify idle_cv; requests that expire in the queue do not, hence the polling.
+    while (m.stats.queued > 0 || m.running > 0) {
+      if (std::chrono::steady_clock::now() >= until) break;
+      impl_->idle_cv.wait_for(lk, std::chrono::milliseconds(20));
+    }
+  }
+  return RemoveModel(name);  // whatever is left (after the timeout) is answered; running batches end
+}
+
 Status Scheduler::RemoveModel(const std::string& name) {
   std::vector<Pending> dropped;
   {

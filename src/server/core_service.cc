@@ -316,7 +316,9 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
 
 void CoreService::Impl::Unserve(const std::string& name, const std::vector<int64_t>& versions) {
   for (int64_t ver : versions) {
-    Status s = scheduler->RemoveModel(Key(name, ver));
+    // Admitted requests finish (Triton's unload); only what is still queued after the drain
+    // deadline is answered 503.
+    Status s = scheduler->DrainAndRemoveModel(Key(name, ver), options.unload_drain_ms);
     if (!s.ok() && s.code() != StatusCode::kNotFound) GH_LOG_WARN("core", "removing {}: {}", Key(name, ver), s.ToString());
   }
   std::unique_lock lock(mu);
@@ -846,7 +848,7 @@ Status CoreService::UnloadModel(const std::string& name) {
     for (const auto& [ver, v] : it->second.versions) versions.push_back(ver);
     c.unloaded.insert(name);
   }
-  c.Unserve(name, versions);  // queued requests are answered, running batches finish first
+  c.Unserve(name, versions);  // admitted requests finish first
   if (!c.naive()) {
     Status s = c.manager->Unload(name);
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;

@@ -475,6 +475,46 @@ TEST(SchedulerTest, RemoveModelAnswersQueuedRequests) {
   EXPECT_TRUE(runner->order().empty());
 }
 
+// Issue 16: unloading answered admitted requests 503; Triton finishes them. DrainAndRemoveModel
+// runs what was queued, refuses new requests meanwhile, and returns once the model is gone.
+TEST(SchedulerTest, DrainAndRemoveModelFinishesAdmittedRequests) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", static_cast<float>(i), 1, 1, c.Callback())).ok());
+  std::atomic<bool> returned{false};
+  std::thread unloader([&] {
+    EXPECT_TRUE(s->DrainAndRemoveModel("m", 30'000).ok());
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(returned.load());  // its requests are still queued behind the blocker
+  Collector late;
+  EXPECT_FALSE(s->Enqueue(MakeRequest("m", 9, 1, 1, late.Callback())).ok());  // no new admissions
+  block.Release();
+  unloader.join();
+  ASSERT_TRUE(c.WaitFor(3));
+  for (const char* id : {"1.000000", "2.000000", "3.000000"}) EXPECT_TRUE(c.Get(id).status.ok()) << id;
+  EXPECT_EQ(runner->order().size(), 3u);
+  EXPECT_EQ(s->RemoveModel("m").code(), StatusCode::kNotFound);
+}
+
+TEST(SchedulerTest, DrainAndRemoveModelAnswersWhatIsStillQueuedAtItsDeadline) {
+  auto s = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
+  ASSERT_TRUE(s->AddModel(Config("m"), runner).ok());
+  Blocker block(*s);
+  Collector c;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("m", 1, 1, 1, c.Callback())).ok());
+  ASSERT_TRUE(s->DrainAndRemoveModel("m", 100).ok());  // the worker stays blocked: give up
+  ASSERT_TRUE(c.WaitFor(1));
+  EXPECT_EQ(c.Get("1.000000").status.code(), StatusCode::kUnavailable);
+  block.Release();
+  EXPECT_TRUE(runner->order().empty());
+}
+
 TEST(SchedulerTest, DestructionDrainsQueuedRequests) {
   Collector c;
   auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});

@@ -85,6 +85,9 @@ struct CoreOptions {
   int64_t pressure_wait_ms = 10'000;
   // Swap-in copies weights in first-use order while the first request already runs.
   bool pipelined_swap = true;
+  // Unloading a model lets its admitted requests finish; what is still queued after this long is
+  // answered 503.
+  int64_t unload_drain_ms = 30'000;
 };
 
 // Parses "none" | "poll" | "explicit". Errors: kInvalidArgument.
