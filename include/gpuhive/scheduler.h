@@ -174,8 +174,9 @@ class Scheduler {
     return AddModel(config, std::move(runner), AddModelOptions{});
   }
   // Stops accepting requests for the model, answers its queued requests with kUnavailable and
-  // waits for its running batches. Errors: kNotFound.
-  Status RemoveModel(const std::string& name);
+  // waits for its running batches. `answered` (may be null) gets how many queued requests were
+  // answered so. Errors: kNotFound.
+  Status RemoveModel(const std::string& name, size_t* answered = nullptr);
   // Unloading as Triton does: stops accepting requests for the model, lets every request already
   // admitted (queued or running) finish, then removes it. Requests still queued after `timeout_ms`
   // (workers stuck, say) are answered with kUnavailable as RemoveModel does. Errors: kNotFound.

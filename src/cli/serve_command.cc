@@ -5,7 +5,7 @@
 //
 // Shutdown: SIGTERM or SIGINT stops admitting requests (readiness turns false, new requests get
 // 503), waits up to --exit-timeout-secs for every admitted request to be answered, then closes
-// the frontends and exits 0 (1 when requests were still unanswered at the deadline).
+// the frontends and exits 0 (1 when admitted requests had to be refused at the deadline).
 #include <algorithm>
 #include <signal.h>
 
@@ -337,8 +337,10 @@ int RunServe(const Options& o) {
   sigwait(&signals, &sig);
   GH_LOG_INFO("serve", "{} received: draining (up to {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", o.exit_timeout_secs);
   int64_t left = (*core)->Drain(static_cast<int64_t>(o.exit_timeout_secs * 1000));
-  if (left > 0) GH_LOG_WARN("serve", "exit deadline: answering {} queued request(s) with 503", left);
-  (*core)->CancelQueued();  // whatever is still queued is answered now; running batches finish
+  // Whatever is still queued is answered 503 now; running batches finish and are answered normally,
+  // so only the queued ones count as unanswered (the log once counted running ones too).
+  const size_t refused = left > 0 ? (*core)->CancelQueued() : 0;
+  if (refused > 0) GH_LOG_WARN("serve", "exit deadline: answered {} queued request(s) with 503", refused);
   if (mm_server) mm_server->Stop();
   if (http) http->Stop();
   if (grpc) grpc->Stop();
@@ -346,8 +348,8 @@ int RunServe(const Options& o) {
   mm_runtime.reset();
   if (metrics_http) metrics_http->Stop();
   core->reset();
-  if (left > 0) {
-    GH_LOG_WARN("serve", "{} request(s) still unanswered at the exit deadline", left);
+  if (refused > 0) {
+    GH_LOG_WARN("serve", "{} admitted request(s) were refused at the exit deadline", refused);
     return 1;
   }
   GH_LOG_INFO("serve", "drained; exiting");

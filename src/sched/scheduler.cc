@@ -816,7 +816,7 @@ Status Scheduler::DrainAndRemoveModel(const std::string& name, int64_t timeout_m
   return RemoveModel(name);  // whatever is left (after the timeout) is answered; running batches end
 }
 
-Status Scheduler::RemoveModel(const std::string& name) {
+Status Scheduler::RemoveModel(const std::string& name, size_t* answered) {
   std::vector<Pending> dropped;
   {
     std::unique_lock<std::mutex> lk(impl_->mu);
@@ -842,6 +842,7 @@ Status Scheduler::RemoveModel(const std::string& name) {
     impl_->models.erase(it);
   }
   for (auto& p : dropped) Answer(p, Unavailable("model '{}' was removed from the scheduler", name));
+  if (answered != nullptr) *answered = dropped.size();
   impl_->work_cv.notify_all();
   return Status::OK();
 }

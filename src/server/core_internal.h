@@ -144,7 +144,9 @@ struct CoreService::Impl {
   Status Serve(std::shared_ptr<ServedVersion> v);
   // Removes versions from the scheduler (queued requests answered kUnavailable, running batches
   // finish) and from the served set. Caller holds control_mu, not mu.
-  void Unserve(const std::string& name, const std::vector<int64_t>& versions);
+  // Stops serving these versions. drain: admitted requests finish first (an unload); otherwise
+  // queued requests are answered 503 at once (shutdown). Returns how many were answered so.
+  size_t Unserve(const std::string& name, const std::vector<int64_t>& versions, bool drain = true);
   void SyncLoop();
   // Runs the version's model_warmup samples through the scheduler and waits for them (Triton: before
   // the model reports READY). Caller holds control_mu. Errors: the first failing sample's.

@@ -314,18 +314,23 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   return Status::OK();
 }
 
-void CoreService::Impl::Unserve(const std::string& name, const std::vector<int64_t>& versions) {
+size_t CoreService::Impl::Unserve(const std::string& name, const std::vector<int64_t>& versions, bool drain) {
+  size_t answered = 0;
   for (int64_t ver : versions) {
-    // Admitted requests finish (Triton's unload); only what is still queued after the drain
-    // deadline is answered 503.
-    Status s = scheduler->DrainAndRemoveModel(Key(name, ver), options.unload_drain_ms);
+    // An unload lets admitted requests finish (Triton's behaviour); only what is still queued
+    // after the drain deadline is answered 503. At shutdown the exit deadline has passed already.
+    size_t n = 0;
+    Status s = drain ? scheduler->DrainAndRemoveModel(Key(name, ver), options.unload_drain_ms)
+                     : scheduler->RemoveModel(Key(name, ver), &n);
+    answered += n;
     if (!s.ok() && s.code() != StatusCode::kNotFound) GH_LOG_WARN("core", "removing {}: {}", Key(name, ver), s.ToString());
   }
   std::unique_lock lock(mu);
   auto it = models.find(name);
-  if (it == models.end()) return;
+  if (it == models.end()) return answered;
   for (int64_t ver : versions) it->second.versions.erase(ver);
   if (it->second.versions.empty()) models.erase(it);
+  return answered;
 }
 
 void CoreService::Impl::SyncLocked() {
@@ -734,7 +739,7 @@ int64_t CoreService::Drain(int64_t timeout_ms) {
 
 int64_t CoreService::in_flight() const { return impl_->in_flight.load(); }
 
-void CoreService::CancelQueued() {
+size_t CoreService::CancelQueued() {
   Impl& c = *impl_;
   c.draining.store(true);
   std::lock_guard<std::mutex> control(c.control_mu);
@@ -747,7 +752,9 @@ void CoreService::CancelQueued() {
       all.emplace_back(name, std::move(vs));
     }
   }
-  for (const auto& [name, vs] : all) c.Unserve(name, vs);
+  size_t answered = 0;
+  for (const auto& [name, vs] : all) answered += c.Unserve(name, vs, /*drain=*/false);
+  return answered;
 }
 
 bool CoreService::IsLive() { return true; }

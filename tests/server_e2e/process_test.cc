@@ -248,6 +248,69 @@ TEST(ServeProcess, ResidentMemoryStaysWithinTheBudgetsPlusTheOverhead) {
               static_cast<long long>((device + host + overhead) / MiB), ok.load(), refused.load());
 }
 
+// Issue 16: with a short --exit-timeout-secs the log said 16 requests were answered 503 and the
+// exit code was 1 while every client got 200 (running batches were counted as refused). Now the
+// log, the exit code and what the clients saw agree.
+TEST(ServeProcess, ExitDeadlineReportsWhatClientsSaw) {
+  namespace fs = std::filesystem;
+  fs::path repo = fs::temp_directory_path() / ("gpuhive_exit_" + std::to_string(getpid()));
+  fs::remove_all(repo);
+  fs::create_directories(repo / "slow" / "1");
+  residency::SyntheticModelSpec spec;
+  spec.dim = 2048;
+  spec.layers = 8;  // ~4 GFLOP per request: 32 of them outlast a 1 s deadline on one thread
+  std::ofstream(repo / "slow" / "1" / "model.onnx", std::ios::binary) << residency::MakeMatMulChainOnnx(spec);
+  Process p({GPUHIVE_BINARY, "serve", "--model-repository", repo.string(), "--http-port", "0", "--grpc-port", "0",
+             "--cpu-workers", "1", "--threads-per-worker", "1", "--exit-timeout-secs", "1", "--log-level",
+             "warning"});
+  ASSERT_TRUE(p.ok());
+  std::string ready = p.ReadLineStartingWith("gpuhive ready");
+  ASSERT_FALSE(ready.empty());
+  uint16_t port = static_cast<uint16_t>(ParsePort(ready, "http_port"));
+  json body = {{"inputs", {{{"name", "x"}, {"shape", {64, 2048}}, {"datatype", "FP32"},
+                            {"data", std::vector<float>(64 * 2048, 0.5f)}}}}};
+  const std::string b = body.dump();
+  {
+    HttpClient warm(port);
+    ASSERT_EQ(warm.Request("POST", "/v2/models/slow/infer", b).status, 200);
+  }
+  // refused: admitted, then answered 503 at the deadline; not_admitted: arrived after SIGTERM.
+  std::atomic<int> ok{0}, refused{0}, not_admitted{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 32; ++i) {
+    clients.emplace_back([&] {
+      HttpClient c(port);
+      auto r = c.Request("POST", "/v2/models/slow/infer", b);
+      if (r.status == 200) {
+        ok++;
+      } else if (r.status == 503 && r.body.find("shutting down") != std::string::npos) {
+        not_admitted++;
+      } else if (r.status == 503) {
+        refused++;
+      } else {
+        other++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  p.Signal(SIGTERM);
+  for (auto& t : clients) t.join();
+  std::string log = p.ReadAll();
+  int code = p.Wait();
+  fs::remove_all(repo);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load() + refused.load() + not_admitted.load(), 32);
+  EXPECT_EQ(code, refused.load() > 0 ? 1 : 0) << log;
+  if (refused.load() > 0) {
+    EXPECT_NE(log.find("answered " + std::to_string(refused.load()) + " queued request(s) with 503"), std::string::npos)
+        << refused.load() << " refused; log:\n" << log;
+  } else {
+    EXPECT_EQ(log.find("with 503"), std::string::npos) << log;
+  }
+  std::printf("%d ok, %d refused at the deadline, %d not admitted, exit %d\n", ok.load(), refused.load(),
+              not_admitted.load(), code);
+}
+
 TEST(ServeProcess, BadFlagsAreClearErrors) {
   Process p({GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--model-control-mode", "sometimes"});
   ASSERT_TRUE(p.ok());

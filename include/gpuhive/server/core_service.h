@@ -149,8 +149,9 @@ class CoreService final : public InferenceService {
   // Returns the number of requests still unanswered (0 on a clean drain).
   int64_t Drain(int64_t timeout_ms);
   // Graceful shutdown, second half: answers every request still queued with kUnavailable and waits
-  // for the batches already running. Idempotent; the destructor calls it too.
-  void CancelQueued();
+  // for the batches already running (they finish and are answered normally). Returns how many
+  // requests were answered kUnavailable. Idempotent; the destructor calls it too.
+  size_t CancelQueued();
   int64_t in_flight() const;
 
   monitor::Registry* registry();
