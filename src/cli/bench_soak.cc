@@ -45,7 +45,7 @@ struct Options {
   std::string device = "cpu";
   std::string budget = "32MiB";
   int concurrency = 16;
-  double alloc_failures = 0.002;
+  double alloc_failures = 0.01;
   std::string fake_nvml;  // path to a fake libnvidia-ml (tests/monitor's fake_nvml_v1)
   int nvml_fail_every = 5;
   int chaos_interval_ms = 20;
@@ -191,7 +191,7 @@ int RunSoak(const Options& o) {
   spec.memory_budget = o.budget;
   spec.model_control_mode = "explicit";
   spec.load_models = {"*"};
-  spec.args = {"--device", o.device, "--log-level", "error", "--exit-timeout-secs", "30",
+  spec.args = {"--device", o.device, "--log-level", "warning", "--exit-timeout-secs", "30",
                "--inject-alloc-failures", std::to_string(o.alloc_failures), "--sim-device-memory", "1GiB"};
   if (!o.fake_nvml.empty()) {
     fs::create_directories(root / "nvml");
@@ -367,6 +367,19 @@ int RunSoak(const Options& o) {
   grpc->Close();
   const int64_t answered = done.load();
   std::string ended = (*server)->Stop(60);
+  // The server says at exit how many allocation failures it injected.
+  int64_t injected = -1;
+  {
+    std::ifstream log(root / "server.log");
+    std::string line;
+    const std::string key = "injected ";
+    while (std::getline(log, line)) {
+      auto p = line.find(key);
+      if (p != std::string::npos && line.find("allocation failure") != std::string::npos) {
+        injected = std::atoll(line.c_str() + p + key.size());
+      }
+    }
+  }
 
   // After warm-up (the first 10% of requests) the RSS must be flat.
   std::vector<std::pair<double, double>> steady;
@@ -394,6 +407,7 @@ int RunSoak(const Options& o) {
   report["chaos_actions"] = counters.chaos;
   report["malformed_by_status"] = counters.malformed_by_status;
   report["malformed_bad"] = counters.malformed_bad;
+  report["injected_alloc_failures"] = injected;
   report["crashes"] = crashed;
   report["lost"] = lost;
   report["budget_samples"] = samples;

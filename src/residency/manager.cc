@@ -297,7 +297,12 @@ Status ModelManager::Init() {
   po.upstream = options_.device_upstream != nullptr ? options_.device_upstream : device_->memory();
   po.label = "residency-pool";
   ASSIGN_OR_RETURN(pool_, PoolResource::Create(std::move(po)));
-  tracking_ = std::make_unique<TrackingResource>(pool_.get());
+  MemoryResource* pool_top = pool_.get();
+  if (options_.inject_alloc_failure_probability > 0) {
+    faults_ = std::make_unique<FaultInjectionResource>(pool_.get(), std::min(options_.inject_alloc_failure_probability, 1.0));
+    pool_top = faults_.get();
+  }
+  tracking_ = std::make_unique<TrackingResource>(pool_top);
   statistics_ = std::make_unique<StatisticsResource>(tracking_.get());
   limits_ = std::make_unique<LimitResource>(statistics_.get(), LimitResource::Options{});
   budget_ = std::make_unique<BudgetResource>(limits_.get(), options_.budget_bytes);
@@ -368,6 +373,7 @@ Status ModelManager::Init() {
 }
 
 ModelManager::~ModelManager() {
+  if (faults_) GH_LOG_WARN("residency", "injected {} device allocation failure(s)", faults_->injected());
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

@@ -99,8 +99,6 @@ struct CoreService::Impl {
   std::unique_ptr<residency::ModelRepository> repository;
   // --device sim: the simulated device the manager runs on (declared first: outlives the manager).
   std::unique_ptr<SimDevice> sim_device;
-  // --inject-alloc-failures: between the device memory and the manager's pool.
-  std::unique_ptr<FaultInjectionResource> fault_upstream;
   std::unique_ptr<residency::ModelManager> manager;  // kGpuhive
   std::unique_ptr<StatisticsResource> naive_memory;  // kNaive: plain host memory, counted
   uint32_t next_naive_owner = 1;

@@ -584,10 +584,7 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
       mo.device = impl->sim_device.get();
     }
     if (options.inject_alloc_failure_probability > 0) {
-      MemoryResource* raw = impl->sim_device ? impl->sim_device->memory() : DefaultHostResource();
-      impl->fault_upstream =
-          std::make_unique<FaultInjectionResource>(raw, std::min(options.inject_alloc_failure_probability, 1.0));
-      mo.device_upstream = impl->fault_upstream.get();
+      mo.inject_alloc_failure_probability = options.inject_alloc_failure_probability;
       GH_LOG_WARN("core", "injecting device allocation failures with probability {} (a testing aid)",
                   options.inject_alloc_failure_probability);
     }

@@ -112,6 +112,9 @@ struct ManagerOptions {
   int64_t housekeeping_interval_us = 100'000;
   // Bytes copied host -> device at start-up to measure the bandwidth (0: skip, assume 10 GB/s).
   uint64_t bandwidth_probe_bytes = 32ull << 20;
+  // A testing aid (the soak): every allocation from the pool fails with this probability, as an
+  // out-of-memory device would, so eviction and refusals run often. 0: none.
+  double inject_alloc_failure_probability = 0;
   // Steady clock in ns (tests substitute their own).
   std::function<int64_t()> clock;
   // Called on every state change (loads, evictions, failures) with the manager's lock held: it
@@ -360,6 +363,7 @@ class ModelManager {
   double h2d_bytes_per_s_ = 10e9;
 
   std::unique_ptr<PoolResource> pool_;
+  std::unique_ptr<FaultInjectionResource> faults_;  // only with inject_alloc_failure_probability
   std::unique_ptr<TrackingResource> tracking_;
   std::unique_ptr<StatisticsResource> statistics_;
   std::unique_ptr<LimitResource> limits_;
