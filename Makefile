@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 # ccache keeps its default directory (~/.cache/ccache) so fresh clones on one machine share it.
 export CCACHE_MAXSIZE ?= 5G
 
-.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench clean
+.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench soak clean
 
 all: build
 
@@ -77,6 +77,18 @@ perf: build models
 # gpuhive vs ONNX Runtime 1.30 side by side (docs/benchmarks.md records the figures).
 bench: build models
 	mkdir -p bench/out && node bench/compare_ort.js --models models/generated --repository $(REPOSITORY) --threads $(JOBS) --batches 1,8 --json bench/out/executor.json
+
+# The soak (issue 16): a million requests over HTTP and gRPC on the CPU and on the simulated device,
+# with load/unload, limit changes, malformed requests and injected faults (not part of `make test`:
+# about 2 + 3 minutes on 2 cores). SOAK_REQUESTS=50000 for a quick one.
+SOAK_REQUESTS ?= 1000000
+soak: build
+	@mkdir -p bench/out
+	@for d in cpu sim; do \
+	  echo "== soak on $$d"; \
+	  $(BUILD_DIR)/bin/gpuhive bench soak --requests $(SOAK_REQUESTS) --device $$d --model-repository tests/data/repository \
+	    --fake-nvml $(BUILD_DIR)/tests/monitor/libfake_nvml_v1.so --quiet --json bench/out/soak-$$d.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan
