@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -90,6 +91,28 @@ Status CopyHostToDeviceAsync(void* device_dst, const void* host_src, size_t byte
 Status CopyDeviceToHostAsync(void* host_dst, const void* device_src, size_t bytes, StreamView stream);
 Status CopyDeviceToDeviceAsync(void* dst, const void* src, size_t bytes, StreamView stream);
 Status MemsetDeviceAsync(void* dst, int value, size_t bytes, StreamView stream);
+
+// Makes `device_index` the calling thread's current device. Errors: kUnavailable.
+Status SetCurrentDevice(int device_index);
+// The number of CUDA devices; kUnavailable with the runtime's reason when there is none.
+StatusOr<int> DeviceCountOrError();
+
+// A captured CUDA graph, instantiated and ready to replay (RAII: destroyed with the object).
+class GraphExec {
+ public:
+  // Captures what `body` enqueues on `stream` (thread-local capture mode) and instantiates it.
+  // Errors: the body's own error, or kInternal naming the failed capture / instantiation (the
+  // sticky runtime error is cleared, so the stream can run the work uncaptured).
+  static StatusOr<std::unique_ptr<GraphExec>> Capture(StreamView stream, const std::function<Status()>& body);
+  ~GraphExec();
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+  Status Launch(StreamView stream) const;
+
+ private:
+  explicit GraphExec(void* exec) : exec_(exec) {}
+  void* exec_;
+};
 
 // Host-to-device bandwidth from pinned memory, in bytes per second: copies `bytes` `repeats` times
 // (after one warm-up copy) on a fresh stream and times them with events. Errors: kUnavailable

@@ -1,6 +1,6 @@
 // Internal: the events a pool records when a block is freed on a device stream, so that another
 // stream reuses the block only after the freeing stream's earlier work is complete. The CUDA
-// implementation lives in src/memory/cuda/; CPU builds have none (streams are synchronous there).
+// implementation lives in src/device/cuda/memory/; CPU builds have none (streams are synchronous there).
 #pragma once
 
 #include "gpuhive/device.h"

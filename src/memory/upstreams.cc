@@ -1,4 +1,4 @@
-// Upstream factories: CPU implementations here, CUDA ones in src/memory/cuda/ when built with CUDA.
+// Upstream factories: CPU implementations here, CUDA ones in src/device/cuda/memory/ when built with CUDA.
 #include "gpuhive/memory/upstreams.h"
 
 #include <sys/mman.h>
@@ -10,7 +10,7 @@
 #include "gpuhive/units.h"
 #include "memory/stream_events.h"
 #if GPUHIVE_HAVE_CUDA
-#include "memory/cuda/cuda_upstreams.h"
+#include "device/cuda/memory/cuda_upstreams.h"
 #endif
 
 namespace gpuhive {

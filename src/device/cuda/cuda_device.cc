@@ -121,4 +121,44 @@ StatusOr<double> MeasureHostToDeviceBandwidth(int device_index, size_t bytes, in
   return static_cast<double>(bytes) * repeats / (static_cast<double>(*ms) * 1e-3);
 }
 
+Status SetCurrentDevice(int device_index) { return GH_CUDA_STATUS(cudaSetDevice(device_index)); }
+
+StatusOr<int> DeviceCountOrError() {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return Unavailable("no CUDA device: {}", err != cudaSuccess ? cudaGetErrorString(err) : "none found");
+  }
+  return count;
+}
+
+StatusOr<std::unique_ptr<GraphExec>> GraphExec::Capture(StreamView stream, const std::function<Status()>& body) {
+  auto s = static_cast<cudaStream_t>(stream.native);
+  GH_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  Status st = body();
+  cudaGraph_t graph = nullptr;
+  cudaError_t end = cudaStreamEndCapture(s, &graph);
+  cudaGraphExec_t exec = nullptr;
+  if (st.ok() && end == cudaSuccess && graph != nullptr) end = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  if (st.ok() && (end != cudaSuccess || exec == nullptr)) {
+    st = Internal("CUDA graph capture failed: {}", cudaGetErrorString(end));
+  }
+  if (!st.ok()) {
+    cudaGetLastError();
+    if (exec != nullptr) cudaGraphExecDestroy(exec);
+    return st;
+  }
+  return std::unique_ptr<GraphExec>(new GraphExec(exec));
+}
+
+GraphExec::~GraphExec() {
+  if (exec_ != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+}
+
+Status GraphExec::Launch(StreamView stream) const {
+  return GH_CUDA_STATUS(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), static_cast<cudaStream_t>(stream.native)));
+}
+
 }  // namespace gpuhive::cuda

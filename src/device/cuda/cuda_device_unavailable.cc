@@ -22,5 +22,10 @@ Status CopyDeviceToHostAsync(void*, const void*, size_t, StreamView) { return No
 Status CopyDeviceToDeviceAsync(void*, const void*, size_t, StreamView) { return NoCuda(); }
 Status MemsetDeviceAsync(void*, int, size_t, StreamView) { return NoCuda(); }
 StatusOr<double> MeasureHostToDeviceBandwidth(int, size_t, int) { return NoCuda(); }
+Status SetCurrentDevice(int) { return NoCuda(); }
+StatusOr<int> DeviceCountOrError() { return NoCuda(); }
+StatusOr<std::unique_ptr<GraphExec>> GraphExec::Capture(StreamView, const std::function<Status()>&) { return NoCuda(); }
+GraphExec::~GraphExec() = default;
+Status GraphExec::Launch(StreamView) const { return NoCuda(); }
 
 }  // namespace gpuhive::cuda

@@ -1,14 +1,11 @@
 // CUDA executor (include/gpuhive/cuda_executor.h): plans per input-shape signature, a statically
 // planned device arena per plan, optional CUDA Graph capture and replay.
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
 
-#include "device/cuda/cuda_status.h"
 #include "gpuhive/arena_planner.h"
 #include "gpuhive/cuda_device.h"
 #include "gpuhive/cuda_executor.h"
@@ -37,11 +34,8 @@ struct Plan {
   std::vector<std::string> step_ops;  // "domain.op_type" (op_type alone for ONNX), for profiles
   Buffer staging;  // pinned host: inputs, outputs, error flag
   int runs = 0;
-  cudaGraphExec_t graph = nullptr;
+  std::unique_ptr<GraphExec> graph;
   bool capture_failed = false;
-  ~Plan() {
-    if (graph != nullptr) cudaGraphExecDestroy(graph);
-  }
 };
 
 class ExecutorImpl;
@@ -83,7 +77,7 @@ class ExecutorImpl final : public CudaExecutor {
   }
 
   Status Init() {
-    GH_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device_index));
+    RETURN_IF_ERROR(SetCurrentDevice(options_.device_index));
     if (options_.math != MathMode::kFloat32 && options_.math != MathMode::kTF32) {
       return InvalidArgument("the CUDA executor runs float32 graphs with FP32 or TF32 math");
     }
@@ -101,7 +95,7 @@ class ExecutorImpl final : public CudaExecutor {
 
   StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) override {
     std::lock_guard<std::mutex> lock(mu_);
-    GH_CUDA_RETURN_IF_ERROR(cudaSetDevice(options_.device_index));
+    RETURN_IF_ERROR(SetCurrentDevice(options_.device_index));
     const auto& gin = graph_->inputs();
     if (inputs.size() != gin.size()) {
       return InvalidArgument("model expects {} input(s), got {}", gin.size(), inputs.size());
@@ -261,34 +255,24 @@ class ExecutorImpl final : public CudaExecutor {
 
   // Runs the steps, through a CUDA graph from the second run on when enabled.
   Status Compute(Plan& plan) {
-    cudaStream_t s = static_cast<cudaStream_t>(stream_->native());
+    const StreamView s = stream_->view();
     if (plan.graph != nullptr) {
       ++stats_.graph_replays;
-      return GH_CUDA_STATUS(cudaGraphLaunch(plan.graph, s));
+      return plan.graph->Launch(s);
     }
     if (!options_.use_cuda_graphs || plan.capture_failed || plan.runs == 0) return RunSteps(plan);
     // Capture once (the first run did the lazy library initialization outside the capture).
-    GH_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    Status st = RunSteps(plan);
-    cudaGraph_t graph = nullptr;
-    cudaError_t end = cudaStreamEndCapture(s, &graph);
-    cudaGraphExec_t exec = nullptr;
-    if (st.ok() && end == cudaSuccess && graph != nullptr) {
-      end = cudaGraphInstantiate(&exec, graph, 0);
-    }
-    if (graph != nullptr) cudaGraphDestroy(graph);
-    if (!st.ok() || end != cudaSuccess || exec == nullptr) {
-      cudaGetLastError();
+    auto captured = GraphExec::Capture(s, [&] { return RunSteps(plan); });
+    if (!captured.ok()) {
       plan.capture_failed = true;
       ++stats_.graph_capture_failures;
-      GH_LOG_WARN("cuda", "CUDA graph capture failed ({}); running the plan step by step",
-                  st.ok() ? cudaGetErrorString(end) : st.ToString());
+      GH_LOG_WARN("cuda", "CUDA graph capture failed ({}); running the plan step by step", captured.status().ToString());
       return RunSteps(plan);
     }
-    plan.graph = exec;
+    plan.graph = std::move(*captured);
     ++stats_.graph_captures;
     ++stats_.graph_replays;
-    return GH_CUDA_STATUS(cudaGraphLaunch(plan.graph, s));
+    return plan.graph->Launch(s);
   }
 
   StatusOr<std::vector<Tensor>> Execute(Plan& plan, const std::vector<TensorView>& inputs) {
@@ -373,13 +357,8 @@ StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(std::shared_ptr<con
                                                              const ExecutorOptions& options) {
   if (graph == nullptr) return InvalidArgument("CudaExecutor::Create: null graph");
   RETURN_IF_ERROR(CheckCudaSupport(*graph));
-  int count = 0;
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    cudaGetLastError();
-    return Unavailable("no CUDA device for the CUDA executor: {}",
-                       err != cudaSuccess ? cudaGetErrorString(err) : "no device");
-  }
+  auto count = DeviceCountOrError();
+  if (!count.ok()) return Unavailable("no CUDA device for the CUDA executor: {}", count.status().message());
   auto ex = std::make_unique<ExecutorImpl>(std::move(graph), options);
   RETURN_IF_ERROR(ex->Init());
   return std::unique_ptr<CudaExecutor>(std::move(ex));

@@ -1,9 +1,9 @@
 // CUDA upstreams: device memory (cudaMalloc), stream-ordered memory (cudaMallocAsync), pinned host
 // memory (cudaHostAlloc) and the events the pool records for stream-ordered frees.
-#include "memory/cuda/cuda_upstreams.h"
+#include "device/cuda/memory/cuda_upstreams.h"
 
 #include "gpuhive/logging.h"
-#include "memory/cuda/cuda_check.h"
+#include "device/cuda/memory/cuda_check.h"
 
 namespace gpuhive::memory_detail {
 

@@ -1,4 +1,4 @@
-// Internal: entry points of the CUDA upstreams (src/memory/cuda/*.cc). This header includes no
+// Internal: entry points of the CUDA upstreams (src/device/cuda/memory/*.cc). This header includes no
 // CUDA header; only builds with GPUHIVE_HAVE_CUDA compile and call these.
 #pragma once
 

@@ -6,8 +6,8 @@
 
 #include "gpuhive/logging.h"
 #include "gpuhive/units.h"
-#include "memory/cuda/cuda_check.h"
-#include "memory/cuda/cuda_upstreams.h"
+#include "device/cuda/memory/cuda_check.h"
+#include "device/cuda/memory/cuda_upstreams.h"
 
 namespace gpuhive::memory_detail {
 
