@@ -76,6 +76,9 @@ class MemoryResource {
 };
 
 // Process-wide aligned host allocator (never null, never destroyed). The default upstream on CPU.
+// Blocks of 1 MiB and more are mapped and unmapped directly, so long-lived large blocks (weights,
+// host-tier models) leave the process when freed; per-request buffers belong in
+// TransientHostResource() (gpuhive/memory/upstreams.h).
 MemoryResource* DefaultHostResource();
 
 // RAII owner of one allocation. Move-only. The resource must outlive the buffer.

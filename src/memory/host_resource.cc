@@ -22,17 +22,14 @@ namespace {
 // resource when no pool is configured.
 class AlignedHostResource final : public MemoryResource {
  public:
+  explicit AlignedHostResource(bool map_large) : map_large_(map_large) {}
   DeviceId device() const override { return CpuDevice(); }
-  std::string name() const override { return "host"; }
+  std::string name() const override { return map_large_ ? "host" : "host-transient"; }
 
  private:
-  // Large blocks (weights, host-tier copies, pool segments) are mapped and unmapped directly: their
-  // pages go back to the system the moment they are freed. From malloc's heaps, freed weights of
-  // evicted models stayed in the process (fragmented arenas): a server swapping sixteen 8 MiB models
-  // through a 40 MiB budget grew to 449 MiB resident.
   static constexpr size_t kMapThreshold = 1u << 20;
   StatusOr<void*> DoAllocate(size_t bytes, AllocTag, StreamView) override {
-    if (bytes >= kMapThreshold) {
+    if (map_large_ && bytes >= kMapThreshold) {
       void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) return ResourceExhausted("host allocation of {} bytes failed", bytes);
       return p;  // page aligned
@@ -42,17 +39,24 @@ class AlignedHostResource final : public MemoryResource {
     return p;
   }
   void DoDeallocate(void* ptr, size_t bytes, AllocTag, StreamView) noexcept override {
-    if (bytes >= kMapThreshold) {
+    if (map_large_ && bytes >= kMapThreshold) {
       munmap(ptr, bytes);
     } else {
       std::free(ptr);
     }
   }
+
+  const bool map_large_;
 };
 }  // namespace
 
 MemoryResource* DefaultHostResource() {
-  static auto* resource = new AlignedHostResource();  // intentionally never destroyed
+  static auto* resource = new AlignedHostResource(true);  // intentionally never destroyed
+  return resource;
+}
+
+MemoryResource* TransientHostResource() {
+  static auto* resource = new AlignedHostResource(false);  // intentionally never destroyed
   return resource;
 }
 

@@ -322,7 +322,7 @@ Status ModelManager::Init() {
     exec_memory_ = kernel_view_.get();
   }
   stats_.budget_bytes = options_.budget_bytes;
-  io_ = std::make_unique<StatisticsResource>(DefaultHostResource());
+  io_ = std::make_unique<StatisticsResource>(TransientHostResource());  // outputs: per request
   CopyEngineOptions ce = options_.copy_engine;
   ce.device = device_;
   copy_engine_ = std::make_unique<CopyEngine>(std::move(ce));

@@ -9,6 +9,7 @@
 #include "gpuhive/monitor/host_metrics.h"
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/units.h"
+#include "gpuhive/memory/upstreams.h"
 #include "server/core_internal.h"
 
 namespace gpuhive::server {
@@ -548,7 +549,8 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
 
   Impl* core = impl.get();
   if (options.mode == ServeMode::kNaive) {
-    impl->naive_memory = std::make_unique<StatisticsResource>(DefaultHostResource());
+    // What a naive server does: malloc per request (per-request arenas reuse malloc's pages).
+    impl->naive_memory = std::make_unique<StatisticsResource>(TransientHostResource());
     auto scan = impl->repository->Scan();
     for (const auto& [name, err] : scan.errors) impl->unavailable[name] = err.ToString();
     bool all = options.control_mode != ControlMode::kExplicit ||

@@ -27,6 +27,13 @@ namespace gpuhive {
 // Number of CUDA devices visible to this process; 0 in a CPU-only build or without a driver.
 int CudaDeviceCount();
 
+// Host memory for short-lived per-request buffers (outputs, the naive mode's arenas): plain
+// aligned_alloc whatever the size, so a buffer freed and allocated again per request reuses
+// malloc's pages instead of faulting fresh ones in. DefaultHostResource() instead maps blocks of
+// 1 MiB and more directly, so that long-lived large blocks (weights, host-tier models, pool
+// segments) leave the process the moment they are freed. Never null; thread safe.
+MemoryResource* TransientHostResource();
+
 // Pinned host memory (see above). Never null.
 std::unique_ptr<MemoryResource> CreatePinnedHostResource();
 
