@@ -33,6 +33,7 @@ ModelMetadata MetadataFromConfig(const ModelConfig& config, const std::vector<in
   ModelMetadata md;
   md.name = config.name;
   md.platform = "onnxruntime_onnx";
+  md.max_batch_size = config.max_batch_size;
   for (int64_t v : versions) md.versions.push_back(std::to_string(v));
   auto convert = [&](const std::vector<residency::TensorConfig>& in, std::vector<TensorInfo>* out) {
     for (const auto& t : in) {
@@ -710,7 +711,8 @@ ServerMetadata CoreService::GetServerMetadata() {
   ServerMetadata md;
   md.name = "gpuhive";
   md.version = "0.1.0";
-  md.extensions = {"binary_tensor_data", "model_repository", "statistics", "gpuhive_management"};
+  md.extensions = {"binary_tensor_data", "classification", "model_configuration", "model_repository",
+                   "statistics",         "gpuhive_management"};
   return md;
 }
 

@@ -4,13 +4,19 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <map>
 #include <set>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/units.h"
 #include "gpuhive/utf8.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/binary_tensor.h"
+#include "server/classification.h"
 #include "server/request_validation.h"
 
 namespace gpuhive::server {
@@ -90,10 +96,18 @@ StatusOr<Tensor> DecodeTyped(const inference::InferTensorContents& c, const std:
   }
 }
 
+// What the response needs to know about a request: the classification asked per output.
+struct ResponseOptions {
+  std::map<std::string, int64_t> class_count;  // output -> count (Triton's classification)
+  bool batched = false;
+};
+
 // Builds a validated InferenceRequest from the proto.
 StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelInferRequest& in,
                                                          const ModelMetadata& meta,
-                                                         int64_t context_deadline_ns) {
+                                                         int64_t context_deadline_ns,
+                                                         ResponseOptions* response) {
+  response->batched = meta.max_batch_size > 0;
   auto req = std::make_unique<InferenceRequest>();
   req->model_name = in.model_name();
   req->model_version = in.model_version();
@@ -145,9 +159,46 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
   for (const auto& o : in.outputs()) {
     RETURN_IF_ERROR(ValidateRequestedOutput(meta, o.name()));
     if (!seen_out.insert(o.name()).second) return InvalidArgument("duplicate output '{}'", o.name());
+    for (const auto& [key, p] : o.parameters()) {
+      if (key != "classification" && key != "class_count") continue;
+      ASSIGN_OR_RETURN(int64_t count, IntParam(p, key));
+      if (count < 1 || count > 1'000'000) {
+        return InvalidArgument("output '{}': parameter '{}' must be between 1 and 1000000", o.name(), key);
+      }
+      for (const auto& info : meta.outputs) {
+        if (info.name == o.name() && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
+          return InvalidArgument("output '{}': classification needs a numeric output", o.name());
+        }
+      }
+      response->class_count[o.name()] = count;
+    }
     req->requested_outputs.push_back(o.name());
   }
   return req;
+}
+
+// A successful response in its proto form, classification applied.
+void FillInferResponse(const InferenceResponse& result, const ResponseOptions& options,
+                       inference::ModelInferResponse* resp) {
+  resp->set_model_name(result.model_name);
+  resp->set_model_version(result.model_version);
+  resp->set_id(result.request_id);
+  for (const auto& o : result.outputs) {
+    auto* t = resp->add_outputs();
+    t->set_name(o.name);
+    auto cls = options.class_count.find(o.name);
+    if (cls != options.class_count.end()) {
+      auto classified = Classify(o.tensor, cls->second, options.batched);
+      t->set_datatype("BYTES");
+      const Shape shape = classified.ok() ? classified->shape : Shape{0};
+      for (int64_t d : shape) t->add_shape(d);
+      resp->add_raw_output_contents(classified.ok() ? EncodeBytesElements(classified->entries) : std::string());
+      continue;
+    }
+    t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
+    for (int64_t d : o.tensor.shape()) t->add_shape(d);
+    resp->add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
+  }
 }
 
 void FillDuration(const DurationStat& d, inference::StatisticDuration* out) {
@@ -200,7 +251,8 @@ using RawService = G::WithRawCallbackMethod_ServerLive<G::WithRawCallbackMethod_
     G::WithRawCallbackMethod_ModelReady<G::WithRawCallbackMethod_ServerMetadata<G::WithRawCallbackMethod_ModelMetadata<
         G::WithRawCallbackMethod_ModelInfer<G::WithRawCallbackMethod_RepositoryIndex<
             G::WithRawCallbackMethod_RepositoryModelLoad<G::WithRawCallbackMethod_RepositoryModelUnload<
-                G::WithRawCallbackMethod_ModelStatistics<G::WithRawCallbackMethod_ModelConfig<G::Service>>>>>>>>>>>;
+                G::WithRawCallbackMethod_ModelStatistics<G::WithRawCallbackMethod_ModelConfig<
+                    G::WithRawCallbackMethod_ModelStreamInfer<G::Service>>>>>>>>>>>>;
 
 template <typename Message>
 Status Parse(const grpc::ByteBuffer* in, Message* message) {
@@ -331,6 +383,30 @@ class ServiceImpl final : public RawService {
         });
   }
 
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* ctx) override;
+
+  // Parses and submits one inference; `done` gets its outcome (OK with the response filled, or
+  // the error) exactly once, possibly before this returns.
+  void SubmitInfer(const grpc::ByteBuffer* in, int64_t ctx_deadline,
+                   std::function<void(Status, inference::ModelInferResponse)> done) {
+    inference::ModelInferRequest req;
+    if (Status s = Parse(in, &req); !s.ok()) return done(s, {});
+    auto meta = service_->GetModelMetadata(req.model_name(), req.model_version());
+    if (!meta.ok()) return done(meta.status(), {});
+    ResponseOptions options;
+    auto built = BuildRequest(req, *meta, ctx_deadline, &options);
+    if (!built.ok()) return done(built.status(), {});
+    std::unique_ptr<InferenceRequest> r = std::move(*built);
+    r->on_complete = [done = std::move(done), options = std::move(options)](InferenceResponse result) {
+      inference::ModelInferResponse resp;
+      if (result.status.ok()) FillInferResponse(result, options, &resp);
+      done(result.status, std::move(resp));
+    };
+    service_->Infer(std::move(r));
+  }
+  void CountCall(const char* method, const Status& s) { Count(method, s); }
+
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
                                        grpc::ByteBuffer* out) override {
     inference::ModelInferRequest req;
@@ -343,25 +419,17 @@ class ServiceImpl final : public RawService {
       auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(dl - std::chrono::system_clock::now());
       ctx_deadline = NowNs() + std::max<int64_t>(left.count(), 1);
     }
-    auto built = BuildRequest(req, *meta, ctx_deadline);  // copies the tensors out of `req`
+    ResponseOptions options;
+    auto built = BuildRequest(req, *meta, ctx_deadline, &options);  // copies the tensors out of `req`
     if (!built.ok()) return Done(ctx, "ModelInfer", built.status());
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::unique_ptr<InferenceRequest> r = std::move(*built);
     // `out` lives until the reactor finishes.
-    r->on_complete = [this, reactor, out](InferenceResponse result) {
+    r->on_complete = [this, reactor, out, options = std::move(options)](InferenceResponse result) {
       Status status = result.status;
       if (status.ok()) {
         inference::ModelInferResponse resp;
-        resp.set_model_name(result.model_name);
-        resp.set_model_version(result.model_version);
-        resp.set_id(result.request_id);
-        for (const auto& o : result.outputs) {
-          auto* t = resp.add_outputs();
-          t->set_name(o.name);
-          t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
-          for (int64_t d : o.tensor.shape()) t->add_shape(d);
-          resp.add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
-        }
+        FillInferResponse(result, options, &resp);
         status = Serialize(resp, out);
       }
       Count("ModelInfer", status);
@@ -413,6 +481,110 @@ class ServiceImpl final : public RawService {
   InferenceService* service_;
   GrpcServerOptions options_;
 };
+
+// ModelStreamInfer: every request read from the stream is answered by one response on it, in
+// completion order, as Triton's streaming API does for non-decoupled models; a request that fails
+// (cannot be parsed, invalid, refused, failed) is answered with its error in error_message and the
+// stream goes on. The stream ends OK once the client has closed its side and every response is
+// written. State is guarded by mu_; gRPC operations are started outside it.
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamReactor(ServiceImpl* service, grpc::CallbackServerContext* ctx) : service_(service) {
+    auto dl = ctx->deadline();
+    if (dl != std::chrono::system_clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(dl - std::chrono::system_clock::now());
+      deadline_ns_ = NowNs() + std::max<int64_t>(left.count(), 1);
+    }
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      {
+        std::lock_guard lock(mu_);
+        reads_done_ = true;
+      }
+      Pump();
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++in_flight_;
+    }
+    grpc::ByteBuffer request = std::move(in_);
+    in_.Clear();
+    service_->SubmitInfer(&request, deadline_ns_, [this](Status s, inference::ModelInferResponse resp) {
+      service_->CountCall("ModelStreamInfer", s);
+      inference::ModelStreamInferResponse out;
+      if (s.ok()) {
+        *out.mutable_infer_response() = std::move(resp);
+      } else {
+        out.set_error_message(ToValidUtf8(s.ToString()));
+      }
+      Push(out);
+    });
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) failed_ = true;  // the client went away: drop what is left, finish when idle
+    }
+    Pump();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Push(const inference::ModelStreamInferResponse& response) {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    const bool serialized =
+        grpc::SerializationTraits<inference::ModelStreamInferResponse>::Serialize(response, &bytes, &own).ok();
+    {
+      std::lock_guard lock(mu_);
+      --in_flight_;
+      if (serialized && !failed_) queue_.push_back(std::move(bytes));
+    }
+    Pump();
+  }
+
+  // Starts the next write, or finishes once the client is done and nothing is left.
+  void Pump() {
+    bool write = false, finish = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!writing_ && !failed_ && !queue_.empty()) {
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = write = true;
+      } else if (!writing_ && reads_done_ && in_flight_ == 0 && (queue_.empty() || failed_) && !finished_) {
+        finished_ = finish = true;
+      }
+    }
+    if (write) {
+      StartWrite(&current_);
+    } else if (finish) {
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  ServiceImpl* const service_;
+  int64_t deadline_ns_ = 0;
+  grpc::ByteBuffer in_;       // only the reading side touches it (one read at a time)
+  grpc::ByteBuffer current_;  // the write in progress
+  std::mutex mu_;
+  std::deque<grpc::ByteBuffer> queue_;  // GUARDED_BY(mu_)
+  int64_t in_flight_ = 0;               // GUARDED_BY(mu_): requests read and not yet answered
+  bool writing_ = false, reads_done_ = false, failed_ = false, finished_ = false;  // GUARDED_BY(mu_)
+};
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ServiceImpl::ModelStreamInfer(
+    grpc::CallbackServerContext* ctx) {
+  return new StreamReactor(this, ctx);
+}
 
 }  // namespace
 

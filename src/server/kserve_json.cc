@@ -1,5 +1,7 @@
 #include "server/kserve_json.h"
 
+#include "server/classification.h"
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -39,7 +41,7 @@ std::string_view TypeName(dom::element_type t) {
 
 // Request-level and tensor-level parameters we understand.
 struct Params {
-  std::optional<int64_t> priority, timeout, binary_data_size;
+  std::optional<int64_t> priority, timeout, binary_data_size, classification;
   std::optional<bool> binary_data, binary_data_output;
   std::optional<std::string> tenant;
 };
@@ -79,8 +81,11 @@ Status ParseParams(dom::element e, std::string_view where, Params* p) {
       RETURN_IF_ERROR(need_bool(&p->binary_data));
     } else if (key == "binary_data_output") {
       RETURN_IF_ERROR(need_bool(&p->binary_data_output));
-    } else if (key == "classification") {
-      return Unimplemented("{}: the classification extension is not supported", where);
+    } else if (key == "classification" || key == "class_count") {
+      RETURN_IF_ERROR(need_int(&p->classification));
+      if (*p->classification < 1 || *p->classification > 1'000'000) {
+        return InvalidArgument("{}: parameter '{}' must be between 1 and 1000000", where, key);
+      }
     }
     // Other parameters (e.g. sequence ids, headers forwarded by proxies) are ignored, as Triton does.
   }
@@ -281,12 +286,21 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
       dom::object obj;
       if (o.get_object().get(obj)) return InvalidArgument("each output must be an object");
       if (obj["name"].get(e) || e.get_string().get(sv)) return InvalidArgument("output without a 'name'");
-      OutputRequest r{std::string(sv), std::nullopt};
+      OutputRequest r{std::string(sv), std::nullopt, 0, meta.max_batch_size > 0};
       RETURN_IF_ERROR(ValidateRequestedOutput(meta, r.name));
       if (!seen_out.insert(r.name).second) return InvalidArgument("duplicate output '{}'", r.name);
       Params op;
       if (!obj["parameters"].get(e)) RETURN_IF_ERROR(ParseParams(e, "output '" + r.name + "'", &op));
       r.binary = op.binary_data;
+      if (op.classification) {
+        for (const auto& info : meta.outputs) {
+          if (info.name == r.name && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
+            return InvalidArgument("output '{}': classification needs a numeric output, it is {}", r.name,
+                                   DataTypeKServeName(info.dtype));
+          }
+        }
+        r.class_count = *op.classification;
+      }
       req.requested_outputs.push_back(r.name);
       out.outputs.push_back(std::move(r));
     }
@@ -392,12 +406,35 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
   if (!r.request_id.empty()) s += ",\"id\":\"" + JsonEscape(r.request_id) + "\"";
   s += ",\"outputs\":[";
   std::vector<const Tensor*> binary;
+  std::vector<std::string> binary_bytes;  // classification outputs' BYTES, in the order of `binary`
+  std::vector<size_t> bytes_at;           // index into `binary` of each such output
   for (size_t i = 0; i < r.outputs.size(); ++i) {
     const NamedTensor& o = r.outputs[i];
     bool as_binary = binary_default;
-    for (const auto& req : outputs)
+    const OutputRequest* asked = nullptr;
+    for (const auto& req : outputs) {
+      if (req.name == o.name) asked = &req;
       if (req.name == o.name && req.binary) as_binary = *req.binary;
+    }
     if (i) s += ',';
+    if (asked != nullptr && asked->class_count > 0) {
+      // Validated when parsed; a tensor that still cannot be ranked is reported in its place.
+      auto classified = Classify(o.tensor, asked->class_count, asked->batched);
+      s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"BYTES\",\"shape\":";
+      AppendShape(classified.ok() ? classified->shape : Shape{0}, &s);
+      const std::vector<std::string> entries = classified.ok() ? classified->entries : std::vector<std::string>{};
+      if (as_binary) {
+        binary_bytes.push_back(EncodeBytesElements(entries));
+        s += fmt::format(",\"parameters\":{{\"binary_data_size\":{}}}}}", binary_bytes.back().size());
+        bytes_at.push_back(binary.size());
+        binary.push_back(nullptr);
+      } else {
+        s += ",\"data\":[";
+        for (size_t e = 0; e < entries.size(); ++e) s += (e ? ",\"" : "\"") + JsonEscape(entries[e]) + "\"";
+        s += "]}";
+      }
+      continue;
+    }
     s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"";
     s += DataTypeKServeName(o.tensor.dtype());
     s += "\",\"shape\":";
@@ -415,9 +452,17 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
   if (!binary.empty()) {
     enc.header_length = s.size();
     size_t total = s.size();
-    for (const Tensor* t : binary) total += t->bytes();
+    for (const Tensor* t : binary) total += t != nullptr ? t->bytes() : 0;
+    for (const auto& b : binary_bytes) total += b.size();
     s.reserve(total);
-    for (const Tensor* t : binary) s.append(static_cast<const char*>(t->data()), t->bytes());
+    size_t next_bytes = 0;
+    for (size_t i = 0; i < binary.size(); ++i) {
+      if (binary[i] != nullptr) {
+        s.append(static_cast<const char*>(binary[i]->data()), binary[i]->bytes());
+      } else if (next_bytes < binary_bytes.size() && bytes_at[next_bytes] == i) {
+        s += binary_bytes[next_bytes++];
+      }
+    }
   }
   return enc;
 }

@@ -16,6 +16,8 @@ namespace gpuhive::server {
 struct OutputRequest {
   std::string name;
   std::optional<bool> binary;  // parameters.binary_data; unset: the request-level default
+  int64_t class_count = 0;     // parameters.classification (Triton's class_count); 0: the tensor
+  bool batched = false;        // the model batches: classification ranks each row of dim 0
 };
 
 struct ParsedInferRequest {

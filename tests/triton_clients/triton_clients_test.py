@@ -207,6 +207,95 @@ class StatisticsAndConfig(unittest.TestCase):
         self.assertEqual(status, 404)
 
 
+def decode_bytes(raw):
+    """KServe BYTES contents: 4-byte little-endian length, then the bytes, per element."""
+    out, i = [], 0
+    while i < len(raw):
+        n = int.from_bytes(raw[i:i + 4], "little")
+        out.append(raw[i + 4:i + 4 + n].decode())
+        i += 4 + n
+    return out
+
+
+def floats(raw):
+    import struct
+    return list(struct.unpack("<%df" % (len(raw) // 4), raw))
+
+
+class StreamingAndClassification(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def test_stream_answers_every_request_with_errors_in_place(self):
+        s = self.server
+        good = [tiny_mlp_request(rows=r + 1) for r in range(3)]
+        for i, g in enumerate(good):
+            g.id = "good-%d" % i
+        bad_input = tiny_mlp_request()
+        bad_input.id = "bad-input"
+        bad_input.inputs[0].name = "NOPE"
+        unknown = tiny_mlp_request(model="no_such_model")
+        unknown.id = "unknown"
+        requests = [good[0], bad_input, good[1], unknown, good[2]]
+        responses = list(s.stub.ModelStreamInfer(iter(requests), timeout=60))
+        self.assertEqual(len(responses), 5)
+        errors = [r.error_message for r in responses if r.error_message]
+        self.assertEqual(len(errors), 2, errors)
+        self.assertTrue(any("NOPE" in e for e in errors), errors)
+        self.assertTrue(any("no_such_model" in e for e in errors), errors)
+        by_id = {r.infer_response.id: r.infer_response for r in responses if not r.error_message}
+        self.assertEqual(sorted(by_id), ["good-0", "good-1", "good-2"])
+        for i, g in enumerate(good):
+            unary = s.stub.ModelInfer(g)
+            self.assertEqual(by_id["good-%d" % i].raw_output_contents, unary.raw_output_contents)
+            self.assertEqual(list(by_id["good-%d" % i].outputs[0].shape), [i + 1, 4])
+        # An empty stream ends cleanly, and the server still serves.
+        self.assertEqual(list(s.stub.ModelStreamInfer(iter([]), timeout=30)), [])
+        self.assertEqual(len(s.stub.ModelInfer(tiny_mlp_request()).outputs), 1)
+
+    def test_classification_over_grpc_and_http(self):
+        s = self.server
+        full = s.stub.ModelInfer(tiny_mlp_request(rows=2))
+        values = floats(full.raw_output_contents[0])
+        req = tiny_mlp_request(rows=2)
+        out = req.outputs.add(name="OUTPUT0")
+        out.parameters["classification"].int64_param = 2
+        resp = s.stub.ModelInfer(req)
+        self.assertEqual(resp.outputs[0].datatype, "BYTES")
+        self.assertEqual(list(resp.outputs[0].shape), [2, 2])
+        got = decode_bytes(resp.raw_output_contents[0])
+        for row in range(2):
+            rv = values[row * 4:(row + 1) * 4]
+            want = sorted(range(4), key=lambda i: (-rv[i], i))[:2]
+            entries = got[row * 2:(row + 1) * 2]
+            self.assertEqual([int(e.split(":")[1]) for e in entries], want, entries)
+            for e in entries:
+                value, index = e.split(":")[:2]
+                self.assertAlmostEqual(float(value), rv[int(index)], places=5)
+        # HTTP: Triton's "classification" output parameter, JSON data as strings.
+        body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                            "data": list(req.inputs[0].contents.fp32_contents)}],
+                "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 2}}]}
+        status, j = s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+        self.assertEqual(status, 200, j)
+        self.assertEqual(j["outputs"][0]["datatype"], "BYTES")
+        self.assertEqual(j["outputs"][0]["shape"], [2, 2])
+        self.assertEqual([e.split(":")[1] for e in j["outputs"][0]["data"]], [g.split(":")[1] for g in got])
+        # A count below 1 is the client's mistake.
+        bad = tiny_mlp_request()
+        bad.outputs.add(name="OUTPUT0").parameters["classification"].int64_param = 0
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.ModelInfer(bad)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        body["outputs"][0]["parameters"]["classification"] = 0
+        self.assertEqual(s.http_json("POST", "/v2/models/tiny_mlp/infer", body)[0], 400)
+
+
 # ---- serve --config FILE alone: every documented key applied (one test per key) -------------------
 
 def _infer_status(server, model="tiny_mlp", params=None):

@@ -37,6 +37,7 @@ struct ModelMetadata {
   std::string platform;  // "onnxruntime_onnx" for ONNX models, as Triton reports it
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
+  int max_batch_size = 0;  // > 0: dim 0 of every tensor is the batch (not part of the JSON form)
 };
 
 struct ServerMetadata {
