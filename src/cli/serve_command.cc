@@ -20,6 +20,7 @@
 #include "gpuhive/server/core_service.h"
 #include "gpuhive/server/grpc_server.h"
 #include "gpuhive/server/http_server.h"
+#include "gpuhive/server/shared_memory.h"
 #include "gpuhive/units.h"
 
 namespace gpuhive::cli {
@@ -209,6 +210,7 @@ int RunServe(const Options& o) {
   auto core = server::CoreService::Create(co);
   if (!core.ok()) return Fail(core.status());
 
+  server::SharedMemoryRegistry shm;  // Triton's system shared memory extension, both frontends
   std::unique_ptr<server::HttpServer> http;
   std::unique_ptr<server::GrpcServer> grpc;
   if (o.allow_http) {
@@ -222,6 +224,7 @@ int RunServe(const Options& o) {
     ho.idle_timeout_ms = o.idle_timeout_ms;
     ho.auth_token = o.auth_token;
     ho.metrics = &(*core)->metrics();
+    ho.shm = &shm;
     auto h = server::HttpServer::Start(core->get(), ho);
     if (!h.ok()) return Fail(h.status().WithContext("HTTP"));
     http = std::move(*h);
@@ -233,6 +236,7 @@ int RunServe(const Options& o) {
     go.max_message_bytes = *max_body;
     go.auth_token = o.auth_token;
     go.metrics = &(*core)->metrics();
+    go.shm = &shm;
     auto g = server::GrpcServer::Start(core->get(), go);
     if (!g.ok()) return Fail(g.status().WithContext("gRPC"));
     grpc = std::move(*g);

@@ -712,7 +712,7 @@ ServerMetadata CoreService::GetServerMetadata() {
   md.name = "gpuhive";
   md.version = "0.1.0";
   md.extensions = {"binary_tensor_data", "classification", "model_configuration", "model_repository",
-                   "statistics",         "gpuhive_management"};
+                   "statistics",         "system_shared_memory", "gpuhive_management"};
   return md;
 }
 

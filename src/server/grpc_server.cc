@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <map>
 #include <set>
 
@@ -16,6 +17,7 @@
 #include "gpuhive/utf8.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/binary_tensor.h"
+#include "gpuhive/server/shared_memory.h"
 #include "server/classification.h"
 #include "server/request_validation.h"
 
@@ -97,16 +99,49 @@ StatusOr<Tensor> DecodeTyped(const inference::InferTensorContents& c, const std:
 }
 
 // What the response needs to know about a request: the classification asked per output.
+struct ShmWindow {
+  std::shared_ptr<SharedMemoryRegion> region;
+  uint64_t offset = 0;
+  uint64_t byte_size = 0;
+};
+
 struct ResponseOptions {
   std::map<std::string, int64_t> class_count;  // output -> count (Triton's classification)
+  std::map<std::string, ShmWindow> shm;        // output -> where to write it (shared memory)
   bool batched = false;
 };
+
+// Triton's shared_memory_region / _offset / _byte_size parameters, when present.
+StatusOr<std::optional<ShmWindow>> ShmParams(const google::protobuf::Map<std::string, inference::InferParameter>& params,
+                                             const std::string& what, const SharedMemoryRegistry* shm) {
+  auto r = params.find("shared_memory_region");
+  if (r == params.end()) return std::optional<ShmWindow>();
+  if (r->second.parameter_choice_case() != inference::InferParameter::kStringParam || r->second.string_param().empty()) {
+    return InvalidArgument("{}: parameter 'shared_memory_region' must be a non-empty string", what);
+  }
+  if (shm == nullptr) return InvalidArgument("{}: shared memory is not enabled on this endpoint", what);
+  ShmWindow w;
+  ASSIGN_OR_RETURN(w.region, shm->Find(r->second.string_param()));
+  auto size = params.find("shared_memory_byte_size");
+  if (size == params.end()) return InvalidArgument("{}: shared_memory_byte_size is required", what);
+  ASSIGN_OR_RETURN(int64_t bytes, IntParam(size->second, "shared_memory_byte_size"));
+  int64_t offset = 0;
+  if (auto o = params.find("shared_memory_offset"); o != params.end()) {
+    ASSIGN_OR_RETURN(offset, IntParam(o->second, "shared_memory_offset"));
+  }
+  if (bytes < 0 || offset < 0) return InvalidArgument("{}: shared memory offset and size must be >= 0", what);
+  w.offset = static_cast<uint64_t>(offset);
+  w.byte_size = static_cast<uint64_t>(bytes);
+  RETURN_IF_ERROR(w.region->Window(w.offset, w.byte_size).status());
+  return std::optional<ShmWindow>(std::move(w));
+}
 
 // Builds a validated InferenceRequest from the proto.
 StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelInferRequest& in,
                                                          const ModelMetadata& meta,
                                                          int64_t context_deadline_ns,
-                                                         ResponseOptions* response) {
+                                                         ResponseOptions* response,
+                                                         const SharedMemoryRegistry* shm) {
   response->batched = meta.max_batch_size > 0;
   auto req = std::make_unique<InferenceRequest>();
   req->model_name = in.model_name();
@@ -142,6 +177,18 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
     RETURN_IF_ERROR(ValidateInput(meta, t.name(), dtype, shape));
     ASSIGN_OR_RETURN(int64_t count, CheckedElementCount(t.name(), shape));
     Tensor tensor;
+    ASSIGN_OR_RETURN(std::optional<ShmWindow> window, ShmParams(t.parameters(), "input '" + t.name() + "'", shm));
+    if (window) {
+      const uint64_t want = static_cast<uint64_t>(count) * DataTypeSize(dtype);
+      if (window->byte_size != want) {
+        return InvalidArgument("input '{}': shared_memory_byte_size must be {} for shape {} of {}", t.name(), want,
+                               ShapeToString(shape), DataTypeKServeName(dtype));
+      }
+      ASSIGN_OR_RETURN(char* src, window->region->Window(window->offset, want));
+      ASSIGN_OR_RETURN(tensor, TensorFromBinary(t.name(), dtype, shape, src, want));
+      req->inputs.push_back({t.name(), std::move(tensor)});
+      continue;
+    }
     if (raw && t.has_contents() && t.contents().ByteSizeLong() > 0) {
       // Two tensors for one input: which is meant is a guess, so refuse (as Triton does).
       return InvalidArgument("input '{}' has both raw_input_contents and typed contents; send one of them", t.name());
@@ -159,6 +206,8 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
   for (const auto& o : in.outputs()) {
     RETURN_IF_ERROR(ValidateRequestedOutput(meta, o.name()));
     if (!seen_out.insert(o.name()).second) return InvalidArgument("duplicate output '{}'", o.name());
+    ASSIGN_OR_RETURN(std::optional<ShmWindow> out_window, ShmParams(o.parameters(), "output '" + o.name() + "'", shm));
+    if (out_window) response->shm[o.name()] = std::move(*out_window);
     for (const auto& [key, p] : o.parameters()) {
       if (key != "classification" && key != "class_count") continue;
       ASSIGN_OR_RETURN(int64_t count, IntParam(p, key));
@@ -177,28 +226,45 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
   return req;
 }
 
-// A successful response in its proto form, classification applied.
-void FillInferResponse(const InferenceResponse& result, const ResponseOptions& options,
-                       inference::ModelInferResponse* resp) {
+// A successful response in its proto form, classification applied and shared memory outputs
+// written. Errors: kInvalidArgument when an output does not fit its shared memory window.
+Status FillInferResponse(const InferenceResponse& result, const ResponseOptions& options,
+                         inference::ModelInferResponse* resp) {
   resp->set_model_name(result.model_name);
   resp->set_model_version(result.model_version);
   resp->set_id(result.request_id);
   for (const auto& o : result.outputs) {
     auto* t = resp->add_outputs();
     t->set_name(o.name);
+    std::string bytes;
+    Shape shape = o.tensor.shape();
     auto cls = options.class_count.find(o.name);
     if (cls != options.class_count.end()) {
       auto classified = Classify(o.tensor, cls->second, options.batched);
       t->set_datatype("BYTES");
-      const Shape shape = classified.ok() ? classified->shape : Shape{0};
-      for (int64_t d : shape) t->add_shape(d);
-      resp->add_raw_output_contents(classified.ok() ? EncodeBytesElements(classified->entries) : std::string());
+      shape = classified.ok() ? classified->shape : Shape{0};
+      if (classified.ok()) bytes = EncodeBytesElements(classified->entries);
+    } else {
+      t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
+      bytes.assign(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
+    }
+    for (int64_t d : shape) t->add_shape(d);
+    auto window = options.shm.find(o.name);
+    if (window != options.shm.end()) {
+      if (bytes.size() > window->second.byte_size) {
+        return InvalidArgument("output '{}' has {} bytes, its shared memory window holds {}", o.name, bytes.size(),
+                               window->second.byte_size);
+      }
+      ASSIGN_OR_RETURN(char* dst, window->second.region->Window(window->second.offset, bytes.size()));
+      std::memcpy(dst, bytes.data(), bytes.size());
+      (*t->mutable_parameters())["shared_memory_region"].set_string_param(window->second.region->info().name);
+      (*t->mutable_parameters())["shared_memory_byte_size"].set_int64_param(static_cast<int64_t>(bytes.size()));
+      resp->add_raw_output_contents();  // keeps raw_output_contents aligned with outputs
       continue;
     }
-    t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
-    for (int64_t d : o.tensor.shape()) t->add_shape(d);
-    resp->add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
+    resp->add_raw_output_contents(std::move(bytes));
   }
+  return Status::OK();
 }
 
 void FillDuration(const DurationStat& d, inference::StatisticDuration* out) {
@@ -252,7 +318,9 @@ using RawService = G::WithRawCallbackMethod_ServerLive<G::WithRawCallbackMethod_
         G::WithRawCallbackMethod_ModelInfer<G::WithRawCallbackMethod_RepositoryIndex<
             G::WithRawCallbackMethod_RepositoryModelLoad<G::WithRawCallbackMethod_RepositoryModelUnload<
                 G::WithRawCallbackMethod_ModelStatistics<G::WithRawCallbackMethod_ModelConfig<
-                    G::WithRawCallbackMethod_ModelStreamInfer<G::Service>>>>>>>>>>>>;
+                    G::WithRawCallbackMethod_ModelStreamInfer<G::WithRawCallbackMethod_SystemSharedMemoryStatus<
+                        G::WithRawCallbackMethod_SystemSharedMemoryRegister<
+                            G::WithRawCallbackMethod_SystemSharedMemoryUnregister<G::Service>>>>>>>>>>>>>>>;
 
 template <typename Message>
 Status Parse(const grpc::ByteBuffer* in, Message* message) {
@@ -386,6 +454,41 @@ class ServiceImpl final : public RawService {
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
       grpc::CallbackServerContext* ctx) override;
 
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                     grpc::ByteBuffer* out) override {
+    return Unary<inference::SystemSharedMemoryStatusRequest, inference::SystemSharedMemoryStatusResponse>(
+        ctx, in, out, "SystemSharedMemoryStatus", [&](const auto& req, auto* resp) -> Status {
+          if (options_.shm == nullptr) return Unimplemented("the system shared memory extension is not enabled");
+          ASSIGN_OR_RETURN(auto list, options_.shm->List(req.name()));
+          for (const auto& r : list) {
+            auto& s = (*resp->mutable_regions())[ToValidUtf8(r.name)];
+            s.set_name(ToValidUtf8(r.name));
+            s.set_key(ToValidUtf8(r.key));
+            s.set_offset(r.offset);
+            s.set_byte_size(r.byte_size);
+          }
+          return Status::OK();
+        });
+  }
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                       grpc::ByteBuffer* out) override {
+    if (!Authorized(ctx)) return Unauthenticated(ctx, "SystemSharedMemoryRegister");
+    return Unary<inference::SystemSharedMemoryRegisterRequest, inference::SystemSharedMemoryRegisterResponse>(
+        ctx, in, out, "SystemSharedMemoryRegister", [&](const auto& req, auto*) -> Status {
+          if (options_.shm == nullptr) return Unimplemented("the system shared memory extension is not enabled");
+          return options_.shm->Register(SharedMemoryRegionInfo{req.name(), req.key(), req.offset(), req.byte_size()});
+        });
+  }
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                         grpc::ByteBuffer* out) override {
+    if (!Authorized(ctx)) return Unauthenticated(ctx, "SystemSharedMemoryUnregister");
+    return Unary<inference::SystemSharedMemoryUnregisterRequest, inference::SystemSharedMemoryUnregisterResponse>(
+        ctx, in, out, "SystemSharedMemoryUnregister", [&](const auto& req, auto*) -> Status {
+          if (options_.shm == nullptr) return Unimplemented("the system shared memory extension is not enabled");
+          return options_.shm->Unregister(req.name());
+        });
+  }
+
   // Parses and submits one inference; `done` gets its outcome (OK with the response filled, or
   // the error) exactly once, possibly before this returns.
   void SubmitInfer(const grpc::ByteBuffer* in, int64_t ctx_deadline,
@@ -395,13 +498,14 @@ class ServiceImpl final : public RawService {
     auto meta = service_->GetModelMetadata(req.model_name(), req.model_version());
     if (!meta.ok()) return done(meta.status(), {});
     ResponseOptions options;
-    auto built = BuildRequest(req, *meta, ctx_deadline, &options);
+    auto built = BuildRequest(req, *meta, ctx_deadline, &options, options_.shm);
     if (!built.ok()) return done(built.status(), {});
     std::unique_ptr<InferenceRequest> r = std::move(*built);
     r->on_complete = [done = std::move(done), options = std::move(options)](InferenceResponse result) {
       inference::ModelInferResponse resp;
-      if (result.status.ok()) FillInferResponse(result, options, &resp);
-      done(result.status, std::move(resp));
+      Status status = result.status;
+      if (status.ok()) status = FillInferResponse(result, options, &resp);
+      done(status, std::move(resp));
     };
     service_->Infer(std::move(r));
   }
@@ -420,7 +524,7 @@ class ServiceImpl final : public RawService {
       ctx_deadline = NowNs() + std::max<int64_t>(left.count(), 1);
     }
     ResponseOptions options;
-    auto built = BuildRequest(req, *meta, ctx_deadline, &options);  // copies the tensors out of `req`
+    auto built = BuildRequest(req, *meta, ctx_deadline, &options, options_.shm);  // copies the tensors out
     if (!built.ok()) return Done(ctx, "ModelInfer", built.status());
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::unique_ptr<InferenceRequest> r = std::move(*built);
@@ -429,8 +533,8 @@ class ServiceImpl final : public RawService {
       Status status = result.status;
       if (status.ok()) {
         inference::ModelInferResponse resp;
-        FillInferResponse(result, options, &resp);
-        status = Serialize(resp, out);
+        status = FillInferResponse(result, options, &resp);
+        if (status.ok()) status = Serialize(resp, out);
       }
       Count("ModelInfer", status);
       reactor->Finish(ToGrpc(status));

@@ -44,6 +44,8 @@ struct Params {
   std::optional<int64_t> priority, timeout, binary_data_size, classification;
   std::optional<bool> binary_data, binary_data_output;
   std::optional<std::string> tenant;
+  std::optional<std::string> shm_region;
+  std::optional<int64_t> shm_offset, shm_byte_size;
 };
 
 Status ParseParams(dom::element e, std::string_view where, Params* p) {
@@ -81,6 +83,16 @@ Status ParseParams(dom::element e, std::string_view where, Params* p) {
       RETURN_IF_ERROR(need_bool(&p->binary_data));
     } else if (key == "binary_data_output") {
       RETURN_IF_ERROR(need_bool(&p->binary_data_output));
+    } else if (key == "shared_memory_region") {
+      std::string_view region;
+      if (value.get_string().get(region) || region.empty()) {
+        return InvalidArgument("{}: parameter 'shared_memory_region' must be a non-empty string", where);
+      }
+      p->shm_region = std::string(region);
+    } else if (key == "shared_memory_offset" || key == "shared_memory_byte_size") {
+      std::optional<int64_t>& field = key == "shared_memory_offset" ? p->shm_offset : p->shm_byte_size;
+      RETURN_IF_ERROR(need_int(&field));
+      if (*field < 0) return InvalidArgument("{}: parameter '{}' must be >= 0", where, key);
     } else if (key == "classification" || key == "class_count") {
       RETURN_IF_ERROR(need_int(&p->classification));
       if (*p->classification < 1 || *p->classification > 1'000'000) {
@@ -201,7 +213,8 @@ StatusOr<Shape> ParseShape(dom::element e, const std::string& name) {
 
 StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
                                                std::optional<size_t> header_length,
-                                               const ModelMetadata& meta) {
+                                               const ModelMetadata& meta,
+                                               const SharedMemoryRegistry* shm) {
   size_t json_len = body.size();
   if (header_length) {
     if (*header_length > body.size())
@@ -255,6 +268,22 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
     dom::element data;
     bool has_data = !obj["data"].get(data);
     Tensor t;
+    if (ip.shm_region) {
+      if (has_data || ip.binary_data_size) {
+        return InvalidArgument("input '{}': shared memory and 'data' or binary_data_size together", name);
+      }
+      if (shm == nullptr) return InvalidArgument("input '{}': shared memory is not enabled on this endpoint", name);
+      ASSIGN_OR_RETURN(auto region, shm->Find(*ip.shm_region));
+      const uint64_t want = static_cast<uint64_t>(count) * DataTypeSize(dtype);
+      if (!ip.shm_byte_size || static_cast<uint64_t>(*ip.shm_byte_size) != want) {
+        return InvalidArgument("input '{}': shared_memory_byte_size must be {} for shape {} of {}", name, want,
+                               ShapeToString(shape), DataTypeKServeName(dtype));
+      }
+      ASSIGN_OR_RETURN(char* src, region->Window(static_cast<uint64_t>(ip.shm_offset.value_or(0)), want));
+      ASSIGN_OR_RETURN(t, TensorFromBinary(name, dtype, shape, src, want));
+      req.inputs.push_back({name, std::move(t)});
+      continue;
+    }
     if (ip.binary_data_size) {
       if (has_data) return InvalidArgument("input '{}': both 'data' and binary_data_size", name);
       if (!header_length)
@@ -292,6 +321,14 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
       Params op;
       if (!obj["parameters"].get(e)) RETURN_IF_ERROR(ParseParams(e, "output '" + r.name + "'", &op));
       r.binary = op.binary_data;
+      if (op.shm_region) {
+        if (shm == nullptr) return InvalidArgument("output '{}': shared memory is not enabled on this endpoint", r.name);
+        if (!op.shm_byte_size) return InvalidArgument("output '{}': shared_memory_byte_size is required", r.name);
+        ASSIGN_OR_RETURN(r.shm, shm->Find(*op.shm_region));
+        r.shm_offset = static_cast<uint64_t>(op.shm_offset.value_or(0));
+        r.shm_byte_size = static_cast<uint64_t>(*op.shm_byte_size);
+        RETURN_IF_ERROR(r.shm->Window(r.shm_offset, r.shm_byte_size).status());
+      }
       if (op.classification) {
         for (const auto& info : meta.outputs) {
           if (info.name == r.name && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
@@ -417,6 +454,39 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
       if (req.name == o.name && req.binary) as_binary = *req.binary;
     }
     if (i) s += ',';
+    if (asked != nullptr && asked->shm != nullptr) {
+      std::string bytes;
+      const char* src = static_cast<const char*>(o.tensor.data());
+      size_t n = o.tensor.bytes();
+      std::string dtype(DataTypeKServeName(o.tensor.dtype()));
+      Shape shape = o.tensor.shape();
+      if (asked->class_count > 0) {
+        auto classified = Classify(o.tensor, asked->class_count, asked->batched);
+        if (classified.ok()) {
+          bytes = EncodeBytesElements(classified->entries);
+          shape = classified->shape;
+        }
+        src = bytes.data();
+        n = bytes.size();
+        dtype = "BYTES";
+      }
+      if (n > asked->shm_byte_size) {
+        enc.status = InvalidArgument("output '{}' has {} bytes, its shared memory window holds {}", o.name, n,
+                                     asked->shm_byte_size);
+        return enc;
+      }
+      auto dst = asked->shm->Window(asked->shm_offset, n);
+      if (!dst.ok()) {
+        enc.status = dst.status();
+        return enc;
+      }
+      std::memcpy(*dst, src, n);
+      s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"" + dtype + "\",\"shape\":";
+      AppendShape(shape, &s);
+      s += fmt::format(",\"parameters\":{{\"shared_memory_region\":\"{}\",\"shared_memory_byte_size\":{}}}}}",
+                       JsonEscape(asked->shm->info().name), n);
+      continue;
+    }
     if (asked != nullptr && asked->class_count > 0) {
       // Validated when parsed; a tensor that still cannot be ranked is reported in its place.
       auto classified = Classify(o.tensor, asked->class_count, asked->batched);

@@ -296,11 +296,77 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
       return;
     }
   }
+  if (p.size() >= 3 && p[1] == "systemsharedmemory") {
+    HandleSharedMemory(req, p, [&](HttpResponse r) { send(std::move(r), "/v2/systemsharedmemory"); });
+    return;
+  }
   if (p.size() >= 3 && p[1] == "gpuhive") {
     HandleManagement(req, p, [&](HttpResponse r) { send(std::move(r), "/v2/gpuhive/" + p[2]); });
     return;
   }
   send(Error(NotFound("no route for {} {}", m, req.target)), "other");
+}
+
+// Triton's system shared memory extension:
+//   GET  /v2/systemsharedmemory[/region/{name}]/status
+//   POST /v2/systemsharedmemory/region/{name}/register   {"key": "/shm_key", "offset": 0, "byte_size": N}
+//   POST /v2/systemsharedmemory[/region/{name}]/unregister
+void Router::HandleSharedMemory(const HttpRequest& req, const std::vector<std::string>& p, HttpReply reply) {
+  if (options_.shm == nullptr) {
+    reply(Error(Unimplemented("the system shared memory extension is not enabled")));
+    return;
+  }
+  std::string region;
+  std::string action = p.back();
+  if (p.size() == 5 && p[2] == "region") {
+    region = p[3];
+  } else if (p.size() != 3) {
+    reply(Error(NotFound("no route for {} {}", req.method, req.target)));
+    return;
+  }
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  if (action == "status" && get) {
+    auto list = options_.shm->List(region);
+    if (!list.ok()) {
+      reply(Error(list.status()));
+      return;
+    }
+    json arr = json::array();
+    for (const auto& r : *list) {
+      arr.push_back({{"name", r.name}, {"key", r.key}, {"offset", r.offset}, {"byte_size", r.byte_size}});
+    }
+    reply(Json(200, Dump(arr)));
+    return;
+  }
+  if ((action == "register" && !region.empty()) || action == "unregister") {
+    if (req.method != "POST") {
+      reply(Json(405, ErrorJson("method " + req.method + " not allowed on " + req.target)));
+      return;
+    }
+    if (!Authorized(req)) {
+      reply(Json(401, ErrorJson("missing or wrong bearer token")));
+      return;
+    }
+    if (action == "unregister") {
+      Status s = options_.shm->Unregister(region);
+      reply(s.ok() ? Json(200, "{}") : Error(s));
+      return;
+    }
+    json j = json::parse(req.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("key") || !j["key"].is_string() ||
+        !j.contains("byte_size") || !j["byte_size"].is_number_unsigned() ||
+        (j.contains("offset") && !j["offset"].is_number_unsigned())) {
+      reply(Error(InvalidArgument("register needs a JSON object with 'key' (string), 'byte_size' and optionally "
+                                  "'offset' (unsigned integers)")));
+      return;
+    }
+    SharedMemoryRegionInfo info{region, j["key"].get<std::string>(), j.value("offset", uint64_t{0}),
+                                j["byte_size"].get<uint64_t>()};
+    Status s = options_.shm->Register(info);
+    reply(s.ok() ? Json(200, "{}") : Error(s));
+    return;
+  }
+  reply(Error(NotFound("no route for {} {}", req.method, req.target)));
 }
 
 void Router::HandleManagement(const HttpRequest& req, const std::vector<std::string>& p,
@@ -366,7 +432,7 @@ void Router::HandleInfer(const HttpRequest& req, const std::string& model,
     }
     header_length = v;
   }
-  auto parsed = ParseInferRequest(req.body, header_length, *md);
+  auto parsed = ParseInferRequest(req.body, header_length, *md, options_.shm);
   if (!parsed.ok()) {
     reply(Error(parsed.status()));
     return;
@@ -388,6 +454,10 @@ void Router::HandleInfer(const HttpRequest& req, const std::string& model,
       trace::Add(trace::kCompute, r.compute_ns);
     }
     EncodedInferResponse enc = EncodeInferResponse(r, outputs, binary_default);
+    if (!enc.status.ok()) {
+      reply(Error(enc.status));
+      return;
+    }
     if (submit != 0) trace::Add(trace::kEncode, NowNs() - encode_start);
     HttpResponse resp;
     resp.write_on_caller = r.batch_size <= 1;

@@ -296,6 +296,114 @@ class StreamingAndClassification(unittest.TestCase):
         self.assertEqual(s.http_json("POST", "/v2/models/tiny_mlp/infer", body)[0], 400)
 
 
+class SystemSharedMemory(unittest.TestCase):
+    """Triton's system shared memory extension over HTTP and gRPC, with a POSIX region made here."""
+
+    @classmethod
+    def setUpClass(cls):
+        from multiprocessing import shared_memory
+        cls.server = Server()
+        cls.shm = shared_memory.SharedMemory(create=True, size=256)
+        cls.key = "/" + cls.shm.name
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        cls.shm.close()
+        cls.shm.unlink()
+
+    def register(self, name, offset, size, key=None):
+        return self.server.http_json("POST", "/v2/systemsharedmemory/region/%s/register" % name,
+                                     {"key": key or self.key, "offset": offset, "byte_size": size})
+
+    def test_inputs_and_outputs_through_shared_memory(self):
+        import struct
+        s = self.server
+        s.http("POST", "/v2/systemsharedmemory/unregister")
+        self.assertEqual(self.register("inputs", 0, 128)[0], 200)
+        s.stub.SystemSharedMemoryRegister(pb.SystemSharedMemoryRegisterRequest(
+            name="outputs", key=self.key, offset=128, byte_size=128))
+        status, regions = s.http_json("GET", "/v2/systemsharedmemory/status")
+        self.assertEqual(status, 200)
+        self.assertEqual(sorted(r["name"] for r in regions), ["inputs", "outputs"])
+        g = s.stub.SystemSharedMemoryStatus(pb.SystemSharedMemoryStatusRequest())
+        self.assertEqual(g.regions["outputs"].offset, 128)
+        self.assertEqual(g.regions["inputs"].byte_size, 128)
+
+        plain = tiny_mlp_request(rows=2)
+        values = list(plain.inputs[0].contents.fp32_contents)
+        want = s.stub.ModelInfer(plain).raw_output_contents[0]
+        self.shm.buf[0:128] = struct.pack("<32f", *values)
+
+        # gRPC: the input read from "inputs", the output written to "outputs".
+        req = pb.ModelInferRequest(model_name="tiny_mlp")
+        t = req.inputs.add(name="INPUT0", datatype="FP32", shape=[2, 16])
+        t.parameters["shared_memory_region"].string_param = "inputs"
+        t.parameters["shared_memory_byte_size"].int64_param = 128
+        o = req.outputs.add(name="OUTPUT0")
+        o.parameters["shared_memory_region"].string_param = "outputs"
+        o.parameters["shared_memory_byte_size"].int64_param = 128
+        resp = s.stub.ModelInfer(req)
+        self.assertEqual(resp.outputs[0].parameters["shared_memory_region"].string_param, "outputs")
+        self.assertEqual(resp.raw_output_contents[0], b"")
+        self.assertEqual(bytes(self.shm.buf[128:160]), want)
+
+        # HTTP: the same through JSON parameters; the output lands at an offset inside the region.
+        self.shm.buf[128:256] = bytes(128)
+        body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                            "parameters": {"shared_memory_region": "inputs", "shared_memory_byte_size": 128}}],
+                "outputs": [{"name": "OUTPUT0", "parameters": {"shared_memory_region": "outputs",
+                                                               "shared_memory_offset": 64,
+                                                               "shared_memory_byte_size": 64}}]}
+        status, j = s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+        self.assertEqual(status, 200, j)
+        self.assertNotIn("data", j["outputs"][0])
+        self.assertEqual(j["outputs"][0]["parameters"]["shared_memory_byte_size"], 32)
+        self.assertEqual(bytes(self.shm.buf[192:224]), want)
+
+    def test_bad_regions_and_windows_are_client_errors(self):
+        s = self.server
+        s.http("POST", "/v2/systemsharedmemory/unregister")
+        self.assertEqual(self.register("r", 0, 128)[0], 200)
+        self.assertEqual(self.register("r", 0, 128)[0], 409)                  # the name is taken
+        self.assertEqual(self.register("big", 0, 4096)[0], 400)               # beyond the object
+        self.assertEqual(self.register("off", 250, 16)[0], 400)               # offset + size beyond it
+        self.assertEqual(self.register("nokey", 0, 16, key="/gpuhive_no_such_key")[0], 404)
+        self.assertEqual(s.http_json("POST", "/v2/systemsharedmemory/region/x/register", {"key": 3})[0], 400)
+        self.assertEqual(s.http("POST", "/v2/systemsharedmemory/region/x/register", "not json")[0], 400)
+        self.assertEqual(s.http("GET", "/v2/systemsharedmemory/region/nope/status")[0], 404)
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.SystemSharedMemoryRegister(pb.SystemSharedMemoryRegisterRequest(name="r", key=self.key, byte_size=8))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+
+        def infer(in_size, in_offset=0, out_size=128, region="r"):
+            body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                                "parameters": {"shared_memory_region": region, "shared_memory_byte_size": in_size,
+                                               "shared_memory_offset": in_offset}}],
+                    "outputs": [{"name": "OUTPUT0", "parameters": {"shared_memory_region": "r",
+                                                                   "shared_memory_byte_size": out_size}}]}
+            return s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+
+        self.assertEqual(infer(128)[0], 200)
+        self.assertEqual(infer(64)[0], 400)                # not the input's size
+        self.assertEqual(infer(128, in_offset=64)[0], 400)  # past the region's end
+        self.assertEqual(infer(128, out_size=16)[0], 400)   # the output does not fit its window
+        self.assertEqual(infer(128, region="gone")[0], 400)
+        req = tiny_mlp_request()
+        req.inputs[0].ClearField("contents")
+        req.inputs[0].parameters["shared_memory_region"].string_param = "r"
+        req.inputs[0].parameters["shared_memory_byte_size"].int64_param = 1 << 40
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.ModelInfer(req)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Unregistering one, then all; the server keeps serving.
+        s.stub.SystemSharedMemoryUnregister(pb.SystemSharedMemoryUnregisterRequest(name="r"))
+        self.assertEqual(s.http_json("GET", "/v2/systemsharedmemory/status")[1], [])
+        self.assertEqual(infer(128)[0], 400)
+        self.assertEqual(s.http("POST", "/v2/systemsharedmemory/unregister")[0], 200)
+        self.assertEqual(len(s.stub.ModelInfer(tiny_mlp_request()).outputs), 1)
+
+
 # ---- serve --config FILE alone: every documented key applied (one test per key) -------------------
 
 def _infer_status(server, model="tiny_mlp", params=None):

@@ -14,12 +14,17 @@
 
 namespace gpuhive::server {
 
+class SharedMemoryRegistry;
+
 struct GrpcServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8001;  // 0: an ephemeral port
   uint64_t max_message_bytes = 64 * MiB;
   std::string auth_token;  // non-empty: RepositoryModelLoad/Unload need "authorization: Bearer <t>"
   const monitor::GpuhiveMetrics* metrics = nullptr;  // gpuhive_grpc_requests_total when set
+  // Triton's system shared memory extension; nullptr: its RPCs answer UNIMPLEMENTED. Must outlive
+  // the server.
+  SharedMemoryRegistry* shm = nullptr;
 };
 
 // gRPC status code number for a Status code (INVALID_ARGUMENT=3, NOT_FOUND=5, ...).
