@@ -751,67 +751,6 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
   return (*v)->metadata;
 }
 
-// ---- repository extension --------------------------------------------------------------------------
-
-Status CoreService::LoadModel(const std::string& name) {
-  Impl& c = *impl_;
-  RETURN_IF_ERROR(residency::ValidateModelName(name));
-  // Only a model the repository has a directory for is remembered as unavailable: a load of a
-  // name with nothing behind it must leave no trace (each one used to stay in the index).
-  auto remember_failure = [&c, &name](const Status& s) {
-    if (s.code() == StatusCode::kNotFound || !c.repository->HasModelDirectory(name)) return;
-    std::unique_lock lock(c.mu);
-    c.unavailable[name] = s.ToString();
-  };
-  std::lock_guard<std::mutex> control(c.control_mu);
-  {
-    std::unique_lock lock(c.mu);
-    c.unloaded.erase(name);
-  }
-  if (c.naive()) {
-    {
-      std::shared_lock lock(c.mu);
-      if (c.models.count(name)) return Status::OK();
-    }
-    Status s = c.LoadNaiveLocked(name);
-    if (!s.ok()) remember_failure(s);
-    return s;
-  }
-  Status s = c.manager->Load(name);
-  if (!s.ok()) {
-    remember_failure(s);
-    return s;
-  }
-  c.SyncLocked();
-  return Status::OK();
-}
-
-Status CoreService::UnloadModel(const std::string& name) {
-  Impl& c = *impl_;
-  std::lock_guard<std::mutex> control(c.control_mu);
-  std::vector<int64_t> versions;
-  {
-    std::unique_lock lock(c.mu);
-    auto it = c.models.find(name);
-    if (it == c.models.end()) {
-      if (c.unavailable.erase(name) > 0 || c.unloaded.count(name)) {
-        c.unloaded.insert(name);
-        return Status::OK();
-      }
-      return NotFound("unknown model '{}'", name);
-    }
-    for (const auto& [ver, v] : it->second.versions) versions.push_back(ver);
-    c.unloaded.insert(name);
-  }
-  c.Unserve(name, versions);  // queued requests are answered, running batches finish first
-  if (!c.naive()) {
-    Status s = c.manager->Unload(name);
-    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
-  }
-  GH_LOG_INFO("core", "model '{}' unloaded", name);
-  return Status::OK();
-}
-
 monitor::Registry* CoreService::registry() { return &impl_->registry; }
 const monitor::GpuhiveMetrics& CoreService::metrics() const { return impl_->metrics; }
 

@@ -420,7 +420,21 @@ class ServiceImpl final : public RawService {
     if (!Authorized(ctx)) return Unauthenticated(ctx, "RepositoryModelLoad");
     return Unary<inference::RepositoryModelLoadRequest, inference::RepositoryModelLoadResponse>(
         ctx, in, out, "RepositoryModelLoad",
-        [&](const auto& req, auto*) { return service_->LoadModel(req.model_name()); });
+        [&](const auto& req, auto*) -> Status {
+          std::string config;
+          for (const auto& [key, p] : req.parameters()) {
+            if (key != "config") {
+              return InvalidArgument("load parameter '{}' is not supported (only 'config', the model config as JSON)",
+                                     key);
+            }
+            if (p.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam ||
+                p.string_param().empty()) {
+              return InvalidArgument("parameter 'config' must be a non-empty string holding JSON");
+            }
+            config = p.string_param();
+          }
+          return service_->LoadModelWithConfig(req.model_name(), config);
+        });
   }
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
                                                   grpc::ByteBuffer* out) override {

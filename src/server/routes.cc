@@ -132,6 +132,28 @@ std::string StatisticsJson(const std::vector<ModelStatistics>& stats) {
   return Dump(json{{"model_stats", arr}});
 }
 
+// The body of a repository load: empty, or {"parameters": {"config": "<the config as JSON>"}}
+// (Triton's override). Returns the config JSON, empty when there is none.
+StatusOr<std::string> ParseLoadConfig(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::string();
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("the load request body must be a JSON object");
+  if (!j.contains("parameters")) return std::string();
+  const json& params = j["parameters"];
+  if (!params.is_object()) return InvalidArgument("'parameters' must be an object");
+  std::string config;
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    if (it.key() != "config") {
+      return InvalidArgument("load parameter '{}' is not supported (only 'config', the model config as JSON)",
+                             it.key());
+    }
+    if (!it.value().is_string()) return InvalidArgument("parameter 'config' must be a string holding JSON");
+    config = it.value().get<std::string>();
+    if (config.empty()) return InvalidArgument("parameter 'config' is empty");
+  }
+  return config;
+}
+
 StatusOr<ModelSettings> ParseSettings(const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("settings must be a JSON object");
@@ -291,7 +313,13 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
         send(Json(401, ErrorJson("missing or wrong bearer token")), route_name);
         return;
       }
-      Status st = p[4] == "load" ? service_->LoadModel(p[3]) : service_->UnloadModel(p[3]);
+      Status st;
+      if (p[4] == "load") {
+        auto config = ParseLoadConfig(req.body);
+        st = config.ok() ? service_->LoadModelWithConfig(p[3], *config) : config.status();
+      } else {
+        st = service_->UnloadModel(p[3]);
+      }
       send(st.ok() ? Json(200, "{}") : Error(st), route_name);
       return;
     }

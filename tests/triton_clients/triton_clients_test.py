@@ -404,6 +404,72 @@ class SystemSharedMemory(unittest.TestCase):
         self.assertEqual(len(s.stub.ModelInfer(tiny_mlp_request()).outputs), 1)
 
 
+class LoadWithConfigOverride(unittest.TestCase):
+    """Triton's load with parameters.config: the given config replaces the model's config.pbtxt."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def infer_rows(self, rows):
+        body = {"inputs": [{"name": "INPUT0", "shape": [rows, 16], "datatype": "FP32", "data": [0.25] * (16 * rows)}]}
+        return self.server.http_json("POST", "/v2/models/tiny_mlp/infer", body)[0]
+
+    def test_override_over_http_and_grpc_then_back_to_the_file(self):
+        s = self.server
+        status, config = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        self.assertEqual(config["max_batch_size"], 8)
+        self.assertEqual(self.infer_rows(8), 200)
+        config["max_batch_size"] = 4
+        config["dynamic_batching"]["preferred_batch_size"] = [2, 4]
+        status, body = s.http_json("POST", "/v2/repository/models/tiny_mlp/load",
+                                   {"parameters": {"config": json.dumps(config)}})
+        self.assertEqual(status, 200, body)
+        status, now = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        self.assertEqual(now["max_batch_size"], 4)
+        self.assertEqual(now["dynamic_batching"]["preferred_batch_size"], [2, 4])
+        self.assertEqual(self.infer_rows(8), 400)   # beyond the new max_batch_size
+        self.assertEqual(self.infer_rows(4), 200)
+        # gRPC, Triton's client form: parameters["config"].string_param.
+        grpc_config = {"name": "tiny_mlp", "platform": "onnxruntime_onnx", "max_batch_size": 2,
+                       "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [16]}],
+                       "output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [4]}]}
+        req = pb.RepositoryModelLoadRequest(model_name="tiny_mlp")
+        req.parameters["config"].string_param = json.dumps(grpc_config)
+        s.stub.RepositoryModelLoad(req)
+        self.assertEqual(s.stub.ModelConfig(pb.ModelConfigRequest(name="tiny_mlp")).config.max_batch_size, 2)
+        self.assertEqual(self.infer_rows(4), 400)
+        self.assertEqual(self.infer_rows(2), 200)
+        # A plain load reads config.pbtxt again.
+        self.assertEqual(s.http("POST", "/v2/repository/models/tiny_mlp/load")[0], 200)
+        self.assertEqual(s.http_json("GET", "/v2/models/tiny_mlp/config")[1]["max_batch_size"], 8)
+        self.assertEqual(self.infer_rows(8), 200)
+
+    def test_bad_overrides_are_client_errors(self):
+        s = self.server
+        load = "/v2/repository/models/tiny_mlp/load"
+        for body, fragment in (({"parameters": {"config": "{not json"}}, "JSON"),
+                               ({"parameters": {"config": json.dumps({"name": "other"})}}, "other"),
+                               ({"parameters": {"config": json.dumps({"name": "tiny_mlp", "max_batch_size": -1})}},
+                                "max_batch_size"),
+                               ({"parameters": {"file:1/model.onnx": "AAAA"}}, "not supported"),
+                               ({"parameters": {"config": 7}}, "string")):
+            status, j = s.http_json("POST", load, body)
+            self.assertEqual(status, 400, (body, j))
+            self.assertIn(fragment, j["error"])
+        self.assertEqual(s.http("POST", load, "[1]")[0], 400)
+        req = pb.RepositoryModelLoadRequest(model_name="tiny_mlp")
+        req.parameters["config"].string_param = "{"
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.RepositoryModelLoad(req)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(self.infer_rows(1), 200)
+
+
 # ---- serve --config FILE alone: every documented key applied (one test per key) -------------------
 
 def _infer_status(server, model="tiny_mlp", params=None):

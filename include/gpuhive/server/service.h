@@ -142,6 +142,13 @@ class InferenceService {
   virtual StatusOr<std::vector<RepositoryEntry>> RepositoryIndex(bool ready_only) = 0;
   virtual Status LoadModel(const std::string& name) = 0;
   virtual Status UnloadModel(const std::string& name) = 0;
+  // Triton's load with parameters.config: `config_json` (the config's JSON form) replaces the
+  // model's config.pbtxt; empty: LoadModel. Errors: as LoadModel; kInvalidArgument for a config
+  // that does not parse or validate.
+  virtual Status LoadModelWithConfig(const std::string& name, const std::string& config_json) {
+    if (config_json.empty()) return LoadModel(name);
+    return Unimplemented("this service takes no config override on load");
+  }
 
   virtual std::vector<DeviceStatus> Devices() = 0;
   virtual std::vector<ModelStatus> Models() = 0;
