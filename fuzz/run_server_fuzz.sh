@@ -13,7 +13,7 @@ SRCS=("$ROOT/fuzz/server_fuzz_request.cc" "$ROOT/src/server/kserve_json.cc"
       "$ROOT/src/server/binary_tensor.cc" "$ROOT/src/server/request_validation.cc"
       "$ROOT/src/common/status.cc" "$ROOT/src/common/tensor.cc" "$ROOT/src/common/units.cc"
       "$ROOT/src/common/logging.cc" "$ROOT/src/common/utf8.cc" "$ROOT/src/memory/tensor_storage.cc"
-      "$ROOT/src/memory/host_resource.cc")
+      "$ROOT/src/memory/host_resource.cc" "$ROOT/src/server/classification.cc" "$ROOT/src/server/shared_memory.cc")
 BIN="$OUT/server_fuzz_request"
 # Rebuild only when a source is newer than the binary.
 NEED=1

@@ -21,6 +21,7 @@
 #include "gpuhive/server/grpc_server.h"
 #include "gpuhive/server/http_server.h"
 #include "gpuhive/server/modelmesh.h"
+#include "gpuhive/server/shared_memory.h"
 #include "gpuhive/units.h"
 
 namespace gpuhive::cli {
@@ -260,6 +261,7 @@ int RunServe(const Options& o) {
   auto core = server::CoreService::Create(co);
   if (!core.ok()) return Fail(core.status());
 
+  server::SharedMemoryRegistry shm;  // Triton's system shared memory extension, both frontends
   std::unique_ptr<server::HttpServer> http;
   std::unique_ptr<server::GrpcServer> grpc;
   std::unique_ptr<server::ModelMeshRuntime> mm_runtime;
@@ -280,6 +282,7 @@ int RunServe(const Options& o) {
     ho.idle_timeout_ms = o.idle_timeout_ms;
     ho.auth_token = o.auth_token;
     ho.metrics = &(*core)->metrics();
+    ho.shm = &shm;
     auto h = server::HttpServer::Start(core->get(), ho);
     if (!h.ok()) return Fail(h.status().WithContext("HTTP"));
     http = std::move(*h);
@@ -295,6 +298,7 @@ int RunServe(const Options& o) {
       server::ModelMeshRuntime* runtime = mm_runtime.get();
       go.model_name_for_id = [runtime](const std::string& id) { return runtime->ResolveModelName(id); };
     }
+    go.shm = &shm;
     auto g = server::GrpcServer::Start(core->get(), go);
     if (!g.ok()) return Fail(g.status().WithContext("gRPC"));
     grpc = std::move(*g);

@@ -1205,6 +1205,28 @@ Status ModelManager::Load(const std::string& name) {
   return Status::OK();
 }
 
+Status ModelManager::LoadWithConfig(const std::string& name, const ModelConfig* config) {
+  if (repository_ == nullptr) return FailedPrecondition("no repository to load '{}' from", name);
+  ASSIGN_OR_RETURN(RepositoryModel m, repository_->ScanModel(name, config));
+  Status unloaded = Unload(name);
+  if (!unloaded.ok() && unloaded.code() != StatusCode::kNotFound) return unloaded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it != models_.end()) {
+      for (const auto& [v, e] : it->second) {
+        if (e->leases > 0 || e->copy_in_flight || e->state == ModelState::kResident ||
+            e->state == ModelState::kLoadingHost || e->state == ModelState::kLoadingDevice) {
+          return Unavailable("model '{}' v{} is still in use; retry the load", name, v);
+        }
+      }
+      models_.erase(it);
+    }
+    RETURN_IF_ERROR(RegisterLocked(std::move(m)));
+  }
+  return Load(name);
+}
+
 Status ModelManager::Unload(const std::string& name) {
   std::vector<std::unique_ptr<CompiledModel>> victims;
   std::vector<Buffer> hosts;

@@ -1,5 +1,6 @@
 // The served configuration in Triton's two forms (the model configuration extension): the
 // ModelConfig message for gRPC ModelConfig and its JSON for GET /v2/models/M/config.
+#include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 
@@ -157,6 +158,17 @@ void NumbersFromStrings(nlohmann::json& j, bool numeric_context) {
 }
 
 }  // namespace
+
+StatusOr<ModelConfig> ParseModelConfigJson(std::string_view json, std::string_view source) {
+  pb::ModelConfig m;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto st = google::protobuf::util::JsonStringToMessage(std::string(json), &m, options);
+  if (!st.ok()) return InvalidArgument("{}: not a model config in JSON: {}", source, std::string(st.message()));
+  std::string text;
+  if (!google::protobuf::TextFormat::PrintToString(m, &text)) return InvalidArgument("{}: cannot convert", source);
+  return ParseModelConfig(text, source);
+}
 
 std::string ModelConfigToProtoBytes(const ModelConfig& config) { return ToProto(config).SerializeAsString(); }
 

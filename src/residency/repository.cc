@@ -84,7 +84,7 @@ bool ModelRepository::HasModelDirectory(const std::string& name) const {
   return fs::is_directory(fs::path(root_) / name, ec);
 }
 
-StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) const {
+StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name, const ModelConfig* override_config) const {
   // Before any path is built from it: a NUL would cut the path short at another model's
   // directory, a '/' or ".." would leave the repository.
   RETURN_IF_ERROR(ValidateModelName(name));
@@ -95,8 +95,13 @@ StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name) co
   if (!fs::is_directory(m.dir, ec)) return NotFound("model '{}' has no directory in '{}'", name, root_);
 
   const std::string config_path = (fs::path(m.dir) / "config.pbtxt").string();
-  const bool has_config = fs::exists(config_path, ec);
-  if (has_config) {
+  const bool has_config = override_config != nullptr || fs::exists(config_path, ec);
+  if (override_config != nullptr) {
+    if (override_config->name != name) {
+      return InvalidArgument("the config override names model '{}', not '{}'", override_config->name, name);
+    }
+    m.config = *override_config;
+  } else if (has_config) {
     std::ifstream in(config_path, std::ios::binary);
     if (!in) return NotFound("cannot read '{}'", config_path);
     std::stringstream ss;

@@ -115,6 +115,7 @@ struct CoreService::Impl {
   // 503 with the reason until the repository is fixed. GUARDED_BY(mu).
   std::map<std::string, std::string> config_errors;
   std::map<std::string, std::string> warned;          // GUARDED_BY(control_mu): what was warned per model
+  std::set<std::string> overridden;                   // GUARDED_BY(mu): loaded with parameters.config
   std::mutex control_mu;                              // serializes Sync / Load / Unload
 
   std::atomic<int64_t> in_flight{0};

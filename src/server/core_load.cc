@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <cstring>
 #include <random>
 
@@ -162,6 +163,115 @@ void CoreService::Impl::RefreshConfigErrors() {
                 name, reason);
   }
   for (const auto& name : cleared) GH_LOG_INFO("core", "model '{}': the repository serves it again", name);
+}
+
+// ---- repository extension --------------------------------------------------------------------------
+
+Status CoreService::LoadModel(const std::string& name) {
+  Impl& c = *impl_;
+  RETURN_IF_ERROR(residency::ValidateModelName(name));
+  // Only a model the repository has a directory for is remembered as unavailable: a load of a
+  // name with nothing behind it must leave no trace (each one used to stay in the index).
+  auto remember_failure = [&c, &name](const Status& s) {
+    if (s.code() == StatusCode::kNotFound || !c.repository->HasModelDirectory(name)) return;
+    std::unique_lock lock(c.mu);
+    c.unavailable[name] = s.ToString();
+  };
+  std::lock_guard<std::mutex> control(c.control_mu);
+  {
+    std::unique_lock lock(c.mu);
+    c.unloaded.erase(name);
+  }
+  if (c.naive()) {
+    {
+      std::shared_lock lock(c.mu);
+      if (c.models.count(name)) return Status::OK();
+    }
+    Status s = c.LoadNaiveLocked(name);
+    if (!s.ok()) remember_failure(s);
+    return s;
+  }
+  Status s = c.manager->Load(name);
+  if (!s.ok()) {
+    remember_failure(s);
+    return s;
+  }
+  c.SyncLocked();
+  return Status::OK();
+}
+
+Status CoreService::UnloadModel(const std::string& name) {
+  Impl& c = *impl_;
+  std::lock_guard<std::mutex> control(c.control_mu);
+  std::vector<int64_t> versions;
+  {
+    std::unique_lock lock(c.mu);
+    auto it = c.models.find(name);
+    if (it == c.models.end()) {
+      if (c.unavailable.erase(name) > 0 || c.unloaded.count(name)) {
+        c.unloaded.insert(name);
+        return Status::OK();
+      }
+      return NotFound("unknown model '{}'", name);
+    }
+    for (const auto& [ver, v] : it->second.versions) versions.push_back(ver);
+    c.unloaded.insert(name);
+  }
+  c.Unserve(name, versions);  // admitted requests finish first
+  if (!c.naive()) {
+    Status s = c.manager->Unload(name);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  }
+  GH_LOG_INFO("core", "model '{}' unloaded", name);
+  return Status::OK();
+}
+
+Status CoreService::LoadModelWithConfig(const std::string& name, const std::string& config_json) {
+  Impl& c = *impl_;
+  bool overridden;
+  {
+    std::shared_lock lock(c.mu);
+    overridden = c.overridden.count(name) > 0;
+  }
+  // A plain load of a model running with an override reads its config.pbtxt again (Triton).
+  if (config_json.empty() && !overridden) return LoadModel(name);
+  RETURN_IF_ERROR(residency::ValidateModelName(name));
+  if (c.naive()) return FailedPrecondition("naive mode compiles every model at start; it takes no config override");
+  std::optional<residency::ModelConfig> config;
+  if (!config_json.empty()) {
+    ASSIGN_OR_RETURN(config, residency::ParseModelConfigJson(config_json, "parameters.config"));
+    if (config->name.empty()) config->name = name;
+    if (config->name != name) {
+      return InvalidArgument("parameters.config names model '{}', the load is for '{}'", config->name, name);
+    }
+  }
+  std::lock_guard<std::mutex> control(c.control_mu);
+  std::vector<int64_t> served;
+  {
+    std::unique_lock lock(c.mu);
+    c.unloaded.erase(name);
+    auto it = c.models.find(name);
+    if (it != c.models.end()) {
+      for (const auto& [ver, v] : it->second.versions) served.push_back(ver);
+    }
+  }
+  // The versions served with the old config go (queued requests are answered, running batches
+  // finish); the sync below serves them with the new one.
+  c.Unserve(name, served);
+  Status s = c.manager->LoadWithConfig(name, config ? &*config : nullptr);
+  {
+    std::unique_lock lock(c.mu);
+    if (s.ok() && config) {
+      c.overridden.insert(name);
+    } else if (s.ok()) {
+      c.overridden.erase(name);
+    }
+    if (!s.ok() && s.code() != StatusCode::kNotFound) c.unavailable[name] = s.ToString();
+  }
+  if (!s.ok()) return s;
+  c.SyncLocked();
+  GH_LOG_INFO("core", "model '{}' loaded with {}", name, config ? "the config of the load request" : "its config.pbtxt");
+  return Status::OK();
 }
 
 }  // namespace gpuhive::server

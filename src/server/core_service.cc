@@ -34,6 +34,7 @@ ModelMetadata MetadataFromConfig(const ModelConfig& config, const std::vector<in
   ModelMetadata md;
   md.name = config.name;
   md.platform = "onnxruntime_onnx";
+  md.max_batch_size = config.max_batch_size;
   for (int64_t v : versions) md.versions.push_back(std::to_string(v));
   auto convert = [&](const std::vector<residency::TensorConfig>& in, std::vector<TensorInfo>* out) {
     for (const auto& t : in) {
@@ -763,7 +764,8 @@ ServerMetadata CoreService::GetServerMetadata() {
   ServerMetadata md;
   md.name = "gpuhive";
   md.version = "0.1.0";
-  md.extensions = {"binary_tensor_data", "model_repository", "statistics", "gpuhive_management"};
+  md.extensions = {"binary_tensor_data", "classification", "model_configuration", "model_repository",
+                   "statistics",         "system_shared_memory", "gpuhive_management"};
   return md;
 }
 
@@ -800,67 +802,6 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
   }
   std::shared_lock lock(impl_->mu);
   return (*v)->metadata;
-}
-
-// ---- repository extension --------------------------------------------------------------------------
-
-Status CoreService::LoadModel(const std::string& name) {
-  Impl& c = *impl_;
-  RETURN_IF_ERROR(residency::ValidateModelName(name));
-  // Only a model the repository has a directory for is remembered as unavailable: a load of a
-  // name with nothing behind it must leave no trace (each one used to stay in the index).
-  auto remember_failure = [&c, &name](const Status& s) {
-    if (s.code() == StatusCode::kNotFound || !c.repository->HasModelDirectory(name)) return;
-    std::unique_lock lock(c.mu);
-    c.unavailable[name] = s.ToString();
-  };
-  std::lock_guard<std::mutex> control(c.control_mu);
-  {
-    std::unique_lock lock(c.mu);
-    c.unloaded.erase(name);
-  }
-  if (c.naive()) {
-    {
-      std::shared_lock lock(c.mu);
-      if (c.models.count(name)) return Status::OK();
-    }
-    Status s = c.LoadNaiveLocked(name);
-    if (!s.ok()) remember_failure(s);
-    return s;
-  }
-  Status s = c.manager->Load(name);
-  if (!s.ok()) {
-    remember_failure(s);
-    return s;
-  }
-  c.SyncLocked();
-  return Status::OK();
-}
-
-Status CoreService::UnloadModel(const std::string& name) {
-  Impl& c = *impl_;
-  std::lock_guard<std::mutex> control(c.control_mu);
-  std::vector<int64_t> versions;
-  {
-    std::unique_lock lock(c.mu);
-    auto it = c.models.find(name);
-    if (it == c.models.end()) {
-      if (c.unavailable.erase(name) > 0 || c.unloaded.count(name)) {
-        c.unloaded.insert(name);
-        return Status::OK();
-      }
-      return NotFound("unknown model '{}'", name);
-    }
-    for (const auto& [ver, v] : it->second.versions) versions.push_back(ver);
-    c.unloaded.insert(name);
-  }
-  c.Unserve(name, versions);  // admitted requests finish first
-  if (!c.naive()) {
-    Status s = c.manager->Unload(name);
-    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
-  }
-  GH_LOG_INFO("core", "model '{}' unloaded", name);
-  return Status::OK();
 }
 
 monitor::Registry* CoreService::registry() { return &impl_->registry; }

@@ -4,13 +4,21 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <optional>
+#include <map>
 #include <set>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/units.h"
 #include "gpuhive/utf8.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/binary_tensor.h"
+#include "gpuhive/server/shared_memory.h"
+#include "server/classification.h"
 #include "server/request_validation.h"
 
 namespace gpuhive::server {
@@ -90,10 +98,51 @@ StatusOr<Tensor> DecodeTyped(const inference::InferTensorContents& c, const std:
   }
 }
 
+// What the response needs to know about a request: the classification asked per output.
+struct ShmWindow {
+  std::shared_ptr<SharedMemoryRegion> region;
+  uint64_t offset = 0;
+  uint64_t byte_size = 0;
+};
+
+struct ResponseOptions {
+  std::map<std::string, int64_t> class_count;  // output -> count (Triton's classification)
+  std::map<std::string, ShmWindow> shm;        // output -> where to write it (shared memory)
+  bool batched = false;
+};
+
+// Triton's shared_memory_region / _offset / _byte_size parameters, when present.
+StatusOr<std::optional<ShmWindow>> ShmParams(const google::protobuf::Map<std::string, inference::InferParameter>& params,
+                                             const std::string& what, const SharedMemoryRegistry* shm) {
+  auto r = params.find("shared_memory_region");
+  if (r == params.end()) return std::optional<ShmWindow>();
+  if (r->second.parameter_choice_case() != inference::InferParameter::kStringParam || r->second.string_param().empty()) {
+    return InvalidArgument("{}: parameter 'shared_memory_region' must be a non-empty string", what);
+  }
+  if (shm == nullptr) return InvalidArgument("{}: shared memory is not enabled on this endpoint", what);
+  ShmWindow w;
+  ASSIGN_OR_RETURN(w.region, shm->Find(r->second.string_param()));
+  auto size = params.find("shared_memory_byte_size");
+  if (size == params.end()) return InvalidArgument("{}: shared_memory_byte_size is required", what);
+  ASSIGN_OR_RETURN(int64_t bytes, IntParam(size->second, "shared_memory_byte_size"));
+  int64_t offset = 0;
+  if (auto o = params.find("shared_memory_offset"); o != params.end()) {
+    ASSIGN_OR_RETURN(offset, IntParam(o->second, "shared_memory_offset"));
+  }
+  if (bytes < 0 || offset < 0) return InvalidArgument("{}: shared memory offset and size must be >= 0", what);
+  w.offset = static_cast<uint64_t>(offset);
+  w.byte_size = static_cast<uint64_t>(bytes);
+  RETURN_IF_ERROR(w.region->Window(w.offset, w.byte_size).status());
+  return std::optional<ShmWindow>(std::move(w));
+}
+
 // Builds a validated InferenceRequest from the proto.
 StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelInferRequest& in,
                                                          const ModelMetadata& meta,
-                                                         int64_t context_deadline_ns) {
+                                                         int64_t context_deadline_ns,
+                                                         ResponseOptions* response,
+                                                         const SharedMemoryRegistry* shm) {
+  response->batched = meta.max_batch_size > 0;
   auto req = std::make_unique<InferenceRequest>();
   req->model_name = in.model_name();
   req->model_version = in.model_version();
@@ -128,6 +177,18 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
     RETURN_IF_ERROR(ValidateInput(meta, t.name(), dtype, shape));
     ASSIGN_OR_RETURN(int64_t count, CheckedElementCount(t.name(), shape));
     Tensor tensor;
+    ASSIGN_OR_RETURN(std::optional<ShmWindow> window, ShmParams(t.parameters(), "input '" + t.name() + "'", shm));
+    if (window) {
+      const uint64_t want = static_cast<uint64_t>(count) * DataTypeSize(dtype);
+      if (window->byte_size != want) {
+        return InvalidArgument("input '{}': shared_memory_byte_size must be {} for shape {} of {}", t.name(), want,
+                               ShapeToString(shape), DataTypeKServeName(dtype));
+      }
+      ASSIGN_OR_RETURN(char* src, window->region->Window(window->offset, want));
+      ASSIGN_OR_RETURN(tensor, TensorFromBinary(t.name(), dtype, shape, src, want));
+      req->inputs.push_back({t.name(), std::move(tensor)});
+      continue;
+    }
     if (raw && t.has_contents() && t.contents().ByteSizeLong() > 0) {
       // Two tensors for one input: which is meant is a guess, so refuse (as Triton does).
       return InvalidArgument("input '{}' has both raw_input_contents and typed contents; send one of them", t.name());
@@ -145,9 +206,65 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
   for (const auto& o : in.outputs()) {
     RETURN_IF_ERROR(ValidateRequestedOutput(meta, o.name()));
     if (!seen_out.insert(o.name()).second) return InvalidArgument("duplicate output '{}'", o.name());
+    ASSIGN_OR_RETURN(std::optional<ShmWindow> out_window, ShmParams(o.parameters(), "output '" + o.name() + "'", shm));
+    if (out_window) response->shm[o.name()] = std::move(*out_window);
+    for (const auto& [key, p] : o.parameters()) {
+      if (key != "classification" && key != "class_count") continue;
+      ASSIGN_OR_RETURN(int64_t count, IntParam(p, key));
+      if (count < 1 || count > 1'000'000) {
+        return InvalidArgument("output '{}': parameter '{}' must be between 1 and 1000000", o.name(), key);
+      }
+      for (const auto& info : meta.outputs) {
+        if (info.name == o.name() && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
+          return InvalidArgument("output '{}': classification needs a numeric output", o.name());
+        }
+      }
+      response->class_count[o.name()] = count;
+    }
     req->requested_outputs.push_back(o.name());
   }
   return req;
+}
+
+// A successful response in its proto form, classification applied and shared memory outputs
+// written. Errors: kInvalidArgument when an output does not fit its shared memory window.
+Status FillInferResponse(const InferenceResponse& result, const ResponseOptions& options,
+                         inference::ModelInferResponse* resp) {
+  resp->set_model_name(result.model_name);
+  resp->set_model_version(result.model_version);
+  resp->set_id(result.request_id);
+  for (const auto& o : result.outputs) {
+    auto* t = resp->add_outputs();
+    t->set_name(o.name);
+    std::string bytes;
+    Shape shape = o.tensor.shape();
+    auto cls = options.class_count.find(o.name);
+    if (cls != options.class_count.end()) {
+      auto classified = Classify(o.tensor, cls->second, options.batched);
+      t->set_datatype("BYTES");
+      shape = classified.ok() ? classified->shape : Shape{0};
+      if (classified.ok()) bytes = EncodeBytesElements(classified->entries);
+    } else {
+      t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
+      bytes.assign(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
+    }
+    for (int64_t d : shape) t->add_shape(d);
+    auto window = options.shm.find(o.name);
+    if (window != options.shm.end()) {
+      if (bytes.size() > window->second.byte_size) {
+        return InvalidArgument("output '{}' has {} bytes, its shared memory window holds {}", o.name, bytes.size(),
+                               window->second.byte_size);
+      }
+      ASSIGN_OR_RETURN(char* dst, window->second.region->Window(window->second.offset, bytes.size()));
+      std::memcpy(dst, bytes.data(), bytes.size());
+      (*t->mutable_parameters())["shared_memory_region"].set_string_param(window->second.region->info().name);
+      (*t->mutable_parameters())["shared_memory_byte_size"].set_int64_param(static_cast<int64_t>(bytes.size()));
+      resp->add_raw_output_contents();  // keeps raw_output_contents aligned with outputs
+      continue;
+    }
+    resp->add_raw_output_contents(std::move(bytes));
+  }
+  return Status::OK();
 }
 
 void FillDuration(const DurationStat& d, inference::StatisticDuration* out) {
@@ -200,7 +317,10 @@ using RawService = G::WithRawCallbackMethod_ServerLive<G::WithRawCallbackMethod_
     G::WithRawCallbackMethod_ModelReady<G::WithRawCallbackMethod_ServerMetadata<G::WithRawCallbackMethod_ModelMetadata<
         G::WithRawCallbackMethod_ModelInfer<G::WithRawCallbackMethod_RepositoryIndex<
             G::WithRawCallbackMethod_RepositoryModelLoad<G::WithRawCallbackMethod_RepositoryModelUnload<
-                G::WithRawCallbackMethod_ModelStatistics<G::WithRawCallbackMethod_ModelConfig<G::Service>>>>>>>>>>>;
+                G::WithRawCallbackMethod_ModelStatistics<G::WithRawCallbackMethod_ModelConfig<
+                    G::WithRawCallbackMethod_ModelStreamInfer<G::WithRawCallbackMethod_SystemSharedMemoryStatus<
+                        G::WithRawCallbackMethod_SystemSharedMemoryRegister<
+                            G::WithRawCallbackMethod_SystemSharedMemoryUnregister<G::Service>>>>>>>>>>>>>>>;
 
 template <typename Message>
 Status Parse(const grpc::ByteBuffer* in, Message* message) {
@@ -300,7 +420,21 @@ class ServiceImpl final : public RawService {
     if (!Authorized(ctx)) return Unauthenticated(ctx, "RepositoryModelLoad");
     return Unary<inference::RepositoryModelLoadRequest, inference::RepositoryModelLoadResponse>(
         ctx, in, out, "RepositoryModelLoad",
-        [&](const auto& req, auto*) { return service_->LoadModel(req.model_name()); });
+        [&](const auto& req, auto*) -> Status {
+          std::string config;
+          for (const auto& [key, p] : req.parameters()) {
+            if (key != "config") {
+              return InvalidArgument("load parameter '{}' is not supported (only 'config', the model config as JSON)",
+                                     key);
+            }
+            if (p.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam ||
+                p.string_param().empty()) {
+              return InvalidArgument("parameter 'config' must be a non-empty string holding JSON");
+            }
+            config = p.string_param();
+          }
+          return service_->LoadModelWithConfig(req.model_name(), config);
+        });
   }
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
                                                   grpc::ByteBuffer* out) override {
@@ -331,6 +465,66 @@ class ServiceImpl final : public RawService {
         });
   }
 
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* ctx) override;
+
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                     grpc::ByteBuffer* out) override {
+    return Unary<inference::SystemSharedMemoryStatusRequest, inference::SystemSharedMemoryStatusResponse>(
+        ctx, in, out, "SystemSharedMemoryStatus", [&](const auto& req, auto* resp) -> Status {
+          if (options_.shm == nullptr) return Unimplemented("the system shared memory extension is not enabled");
+          ASSIGN_OR_RETURN(auto list, options_.shm->List(req.name()));
+          for (const auto& r : list) {
+            auto& s = (*resp->mutable_regions())[ToValidUtf8(r.name)];
+            s.set_name(ToValidUtf8(r.name));
+            s.set_key(ToValidUtf8(r.key));
+            s.set_offset(r.offset);
+            s.set_byte_size(r.byte_size);
+          }
+          return Status::OK();
+        });
+  }
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                       grpc::ByteBuffer* out) override {
+    if (!Authorized(ctx)) return Unauthenticated(ctx, "SystemSharedMemoryRegister");
+    return Unary<inference::SystemSharedMemoryRegisterRequest, inference::SystemSharedMemoryRegisterResponse>(
+        ctx, in, out, "SystemSharedMemoryRegister", [&](const auto& req, auto*) -> Status {
+          if (options_.shm == nullptr) return Unimplemented("the system shared memory extension is not enabled");
+          return options_.shm->Register(SharedMemoryRegionInfo{req.name(), req.key(), req.offset(), req.byte_size()});
+        });
+  }
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                                         grpc::ByteBuffer* out) override {
+    if (!Authorized(ctx)) return Unauthenticated(ctx, "SystemSharedMemoryUnregister");
+    return Unary<inference::SystemSharedMemoryUnregisterRequest, inference::SystemSharedMemoryUnregisterResponse>(
+        ctx, in, out, "SystemSharedMemoryUnregister", [&](const auto& req, auto*) -> Status {
+          if (options_.shm == nullptr) return Unimplemented("the system shared memory extension is not enabled");
+          return options_.shm->Unregister(req.name());
+        });
+  }
+
+  // Parses and submits one inference; `done` gets its outcome (OK with the response filled, or
+  // the error) exactly once, possibly before this returns.
+  void SubmitInfer(const grpc::ByteBuffer* in, int64_t ctx_deadline,
+                   std::function<void(Status, inference::ModelInferResponse)> done) {
+    inference::ModelInferRequest req;
+    if (Status s = Parse(in, &req); !s.ok()) return done(s, {});
+    auto meta = service_->GetModelMetadata(req.model_name(), req.model_version());
+    if (!meta.ok()) return done(meta.status(), {});
+    ResponseOptions options;
+    auto built = BuildRequest(req, *meta, ctx_deadline, &options, options_.shm);
+    if (!built.ok()) return done(built.status(), {});
+    std::unique_ptr<InferenceRequest> r = std::move(*built);
+    r->on_complete = [done = std::move(done), options = std::move(options)](InferenceResponse result) {
+      inference::ModelInferResponse resp;
+      Status status = result.status;
+      if (status.ok()) status = FillInferResponse(result, options, &resp);
+      done(status, std::move(resp));
+    };
+    service_->Infer(std::move(r));
+  }
+  void CountCall(const char* method, const Status& s) { Count(method, s); }
+
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
                                        grpc::ByteBuffer* out) override {
     inference::ModelInferRequest req;
@@ -344,26 +538,18 @@ class ServiceImpl final : public RawService {
       auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(dl - std::chrono::system_clock::now());
       ctx_deadline = NowNs() + std::max<int64_t>(left.count(), 1);
     }
-    auto built = BuildRequest(req, *meta, ctx_deadline);  // copies the tensors out of `req`
+    ResponseOptions options;
+    auto built = BuildRequest(req, *meta, ctx_deadline, &options, options_.shm);  // copies the tensors out
     if (!built.ok()) return Done(ctx, "ModelInfer", built.status());
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::unique_ptr<InferenceRequest> r = std::move(*built);
     // `out` lives until the reactor finishes.
-    r->on_complete = [this, reactor, out](InferenceResponse result) {
+    r->on_complete = [this, reactor, out, options = std::move(options)](InferenceResponse result) {
       Status status = result.status;
       if (status.ok()) {
         inference::ModelInferResponse resp;
-        resp.set_model_name(result.model_name);
-        resp.set_model_version(result.model_version);
-        resp.set_id(result.request_id);
-        for (const auto& o : result.outputs) {
-          auto* t = resp.add_outputs();
-          t->set_name(o.name);
-          t->set_datatype(std::string(DataTypeKServeName(o.tensor.dtype())));
-          for (int64_t d : o.tensor.shape()) t->add_shape(d);
-          resp.add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.bytes());
-        }
-        status = Serialize(resp, out);
+        status = FillInferResponse(result, options, &resp);
+        if (status.ok()) status = Serialize(resp, out);
       }
       Count("ModelInfer", status);
       reactor->Finish(ToGrpc(status));
@@ -422,6 +608,110 @@ class ServiceImpl final : public RawService {
   InferenceService* service_;
   GrpcServerOptions options_;
 };
+
+// ModelStreamInfer: every request read from the stream is answered by one response on it, in
+// completion order, as Triton's streaming API does for non-decoupled models; a request that fails
+// (cannot be parsed, invalid, refused, failed) is answered with its error in error_message and the
+// stream goes on. The stream ends OK once the client has closed its side and every response is
+// written. State is guarded by mu_; gRPC operations are started outside it.
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamReactor(ServiceImpl* service, grpc::CallbackServerContext* ctx) : service_(service) {
+    auto dl = ctx->deadline();
+    if (dl != std::chrono::system_clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(dl - std::chrono::system_clock::now());
+      deadline_ns_ = NowNs() + std::max<int64_t>(left.count(), 1);
+    }
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      {
+        std::lock_guard lock(mu_);
+        reads_done_ = true;
+      }
+      Pump();
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++in_flight_;
+    }
+    grpc::ByteBuffer request = std::move(in_);
+    in_.Clear();
+    service_->SubmitInfer(&request, deadline_ns_, [this](Status s, inference::ModelInferResponse resp) {
+      service_->CountCall("ModelStreamInfer", s);
+      inference::ModelStreamInferResponse out;
+      if (s.ok()) {
+        *out.mutable_infer_response() = std::move(resp);
+      } else {
+        out.set_error_message(ToValidUtf8(s.ToString()));
+      }
+      Push(out);
+    });
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) failed_ = true;  // the client went away: drop what is left, finish when idle
+    }
+    Pump();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Push(const inference::ModelStreamInferResponse& response) {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    const bool serialized =
+        grpc::SerializationTraits<inference::ModelStreamInferResponse>::Serialize(response, &bytes, &own).ok();
+    {
+      std::lock_guard lock(mu_);
+      --in_flight_;
+      if (serialized && !failed_) queue_.push_back(std::move(bytes));
+    }
+    Pump();
+  }
+
+  // Starts the next write, or finishes once the client is done and nothing is left.
+  void Pump() {
+    bool write = false, finish = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!writing_ && !failed_ && !queue_.empty()) {
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = write = true;
+      } else if (!writing_ && reads_done_ && in_flight_ == 0 && (queue_.empty() || failed_) && !finished_) {
+        finished_ = finish = true;
+      }
+    }
+    if (write) {
+      StartWrite(&current_);
+    } else if (finish) {
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  ServiceImpl* const service_;
+  int64_t deadline_ns_ = 0;
+  grpc::ByteBuffer in_;       // only the reading side touches it (one read at a time)
+  grpc::ByteBuffer current_;  // the write in progress
+  std::mutex mu_;
+  std::deque<grpc::ByteBuffer> queue_;  // GUARDED_BY(mu_)
+  int64_t in_flight_ = 0;               // GUARDED_BY(mu_): requests read and not yet answered
+  bool writing_ = false, reads_done_ = false, failed_ = false, finished_ = false;  // GUARDED_BY(mu_)
+};
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ServiceImpl::ModelStreamInfer(
+    grpc::CallbackServerContext* ctx) {
+  return new StreamReactor(this, ctx);
+}
 
 }  // namespace
 

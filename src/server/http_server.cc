@@ -61,7 +61,7 @@ struct Shared {
 
   Shared(InferenceService* s, const HttpServerOptions& o)
       : options(o),
-        router(s, RouterOptions{o.auth_token, o.retry_after_seconds, o.metrics, o.metrics_only}) {}
+        router(s, RouterOptions{o.auth_token, o.retry_after_seconds, o.metrics, o.metrics_only, o.shm}) {}
 };
 
 class Session : public std::enable_shared_from_this<Session> {

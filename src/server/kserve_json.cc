@@ -1,5 +1,7 @@
 #include "server/kserve_json.h"
 
+#include "server/classification.h"
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -39,9 +41,11 @@ std::string_view TypeName(dom::element_type t) {
 
 // Request-level and tensor-level parameters we understand.
 struct Params {
-  std::optional<int64_t> priority, timeout, binary_data_size;
+  std::optional<int64_t> priority, timeout, binary_data_size, classification;
   std::optional<bool> binary_data, binary_data_output;
   std::optional<std::string> tenant;
+  std::optional<std::string> shm_region;
+  std::optional<int64_t> shm_offset, shm_byte_size;
 };
 
 Status ParseParams(dom::element e, std::string_view where, Params* p) {
@@ -79,8 +83,21 @@ Status ParseParams(dom::element e, std::string_view where, Params* p) {
       RETURN_IF_ERROR(need_bool(&p->binary_data));
     } else if (key == "binary_data_output") {
       RETURN_IF_ERROR(need_bool(&p->binary_data_output));
-    } else if (key == "classification") {
-      return Unimplemented("{}: the classification extension is not supported", where);
+    } else if (key == "shared_memory_region") {
+      std::string_view region;
+      if (value.get_string().get(region) || region.empty()) {
+        return InvalidArgument("{}: parameter 'shared_memory_region' must be a non-empty string", where);
+      }
+      p->shm_region = std::string(region);
+    } else if (key == "shared_memory_offset" || key == "shared_memory_byte_size") {
+      std::optional<int64_t>& field = key == "shared_memory_offset" ? p->shm_offset : p->shm_byte_size;
+      RETURN_IF_ERROR(need_int(&field));
+      if (*field < 0) return InvalidArgument("{}: parameter '{}' must be >= 0", where, key);
+    } else if (key == "classification" || key == "class_count") {
+      RETURN_IF_ERROR(need_int(&p->classification));
+      if (*p->classification < 1 || *p->classification > 1'000'000) {
+        return InvalidArgument("{}: parameter '{}' must be between 1 and 1000000", where, key);
+      }
     }
     // Other parameters (e.g. sequence ids, headers forwarded by proxies) are ignored, as Triton does.
   }
@@ -196,7 +213,8 @@ StatusOr<Shape> ParseShape(dom::element e, const std::string& name) {
 
 StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
                                                std::optional<size_t> header_length,
-                                               const ModelMetadata& meta) {
+                                               const ModelMetadata& meta,
+                                               const SharedMemoryRegistry* shm) {
   size_t json_len = body.size();
   if (header_length) {
     if (*header_length > body.size())
@@ -250,6 +268,22 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
     dom::element data;
     bool has_data = !obj["data"].get(data);
     Tensor t;
+    if (ip.shm_region) {
+      if (has_data || ip.binary_data_size) {
+        return InvalidArgument("input '{}': shared memory and 'data' or binary_data_size together", name);
+      }
+      if (shm == nullptr) return InvalidArgument("input '{}': shared memory is not enabled on this endpoint", name);
+      ASSIGN_OR_RETURN(auto region, shm->Find(*ip.shm_region));
+      const uint64_t want = static_cast<uint64_t>(count) * DataTypeSize(dtype);
+      if (!ip.shm_byte_size || static_cast<uint64_t>(*ip.shm_byte_size) != want) {
+        return InvalidArgument("input '{}': shared_memory_byte_size must be {} for shape {} of {}", name, want,
+                               ShapeToString(shape), DataTypeKServeName(dtype));
+      }
+      ASSIGN_OR_RETURN(char* src, region->Window(static_cast<uint64_t>(ip.shm_offset.value_or(0)), want));
+      ASSIGN_OR_RETURN(t, TensorFromBinary(name, dtype, shape, src, want));
+      req.inputs.push_back({name, std::move(t)});
+      continue;
+    }
     if (ip.binary_data_size) {
       if (has_data) return InvalidArgument("input '{}': both 'data' and binary_data_size", name);
       if (!header_length)
@@ -281,12 +315,29 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
       dom::object obj;
       if (o.get_object().get(obj)) return InvalidArgument("each output must be an object");
       if (obj["name"].get(e) || e.get_string().get(sv)) return InvalidArgument("output without a 'name'");
-      OutputRequest r{std::string(sv), std::nullopt};
+      OutputRequest r{std::string(sv), std::nullopt, 0, meta.max_batch_size > 0};
       RETURN_IF_ERROR(ValidateRequestedOutput(meta, r.name));
       if (!seen_out.insert(r.name).second) return InvalidArgument("duplicate output '{}'", r.name);
       Params op;
       if (!obj["parameters"].get(e)) RETURN_IF_ERROR(ParseParams(e, "output '" + r.name + "'", &op));
       r.binary = op.binary_data;
+      if (op.shm_region) {
+        if (shm == nullptr) return InvalidArgument("output '{}': shared memory is not enabled on this endpoint", r.name);
+        if (!op.shm_byte_size) return InvalidArgument("output '{}': shared_memory_byte_size is required", r.name);
+        ASSIGN_OR_RETURN(r.shm, shm->Find(*op.shm_region));
+        r.shm_offset = static_cast<uint64_t>(op.shm_offset.value_or(0));
+        r.shm_byte_size = static_cast<uint64_t>(*op.shm_byte_size);
+        RETURN_IF_ERROR(r.shm->Window(r.shm_offset, r.shm_byte_size).status());
+      }
+      if (op.classification) {
+        for (const auto& info : meta.outputs) {
+          if (info.name == r.name && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
+            return InvalidArgument("output '{}': classification needs a numeric output, it is {}", r.name,
+                                   DataTypeKServeName(info.dtype));
+          }
+        }
+        r.class_count = *op.classification;
+      }
       req.requested_outputs.push_back(r.name);
       out.outputs.push_back(std::move(r));
     }
@@ -392,12 +443,68 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
   if (!r.request_id.empty()) s += ",\"id\":\"" + JsonEscape(r.request_id) + "\"";
   s += ",\"outputs\":[";
   std::vector<const Tensor*> binary;
+  std::vector<std::string> binary_bytes;  // classification outputs' BYTES, in the order of `binary`
+  std::vector<size_t> bytes_at;           // index into `binary` of each such output
   for (size_t i = 0; i < r.outputs.size(); ++i) {
     const NamedTensor& o = r.outputs[i];
     bool as_binary = binary_default;
-    for (const auto& req : outputs)
+    const OutputRequest* asked = nullptr;
+    for (const auto& req : outputs) {
+      if (req.name == o.name) asked = &req;
       if (req.name == o.name && req.binary) as_binary = *req.binary;
+    }
     if (i) s += ',';
+    if (asked != nullptr && asked->shm != nullptr) {
+      std::string bytes;
+      const char* src = static_cast<const char*>(o.tensor.data());
+      size_t n = o.tensor.bytes();
+      std::string dtype(DataTypeKServeName(o.tensor.dtype()));
+      Shape shape = o.tensor.shape();
+      if (asked->class_count > 0) {
+        auto classified = Classify(o.tensor, asked->class_count, asked->batched);
+        if (classified.ok()) {
+          bytes = EncodeBytesElements(classified->entries);
+          shape = classified->shape;
+        }
+        src = bytes.data();
+        n = bytes.size();
+        dtype = "BYTES";
+      }
+      if (n > asked->shm_byte_size) {
+        enc.status = InvalidArgument("output '{}' has {} bytes, its shared memory window holds {}", o.name, n,
+                                     asked->shm_byte_size);
+        return enc;
+      }
+      auto dst = asked->shm->Window(asked->shm_offset, n);
+      if (!dst.ok()) {
+        enc.status = dst.status();
+        return enc;
+      }
+      std::memcpy(*dst, src, n);
+      s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"" + dtype + "\",\"shape\":";
+      AppendShape(shape, &s);
+      s += fmt::format(",\"parameters\":{{\"shared_memory_region\":\"{}\",\"shared_memory_byte_size\":{}}}}}",
+                       JsonEscape(asked->shm->info().name), n);
+      continue;
+    }
+    if (asked != nullptr && asked->class_count > 0) {
+      // Validated when parsed; a tensor that still cannot be ranked is reported in its place.
+      auto classified = Classify(o.tensor, asked->class_count, asked->batched);
+      s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"BYTES\",\"shape\":";
+      AppendShape(classified.ok() ? classified->shape : Shape{0}, &s);
+      const std::vector<std::string> entries = classified.ok() ? classified->entries : std::vector<std::string>{};
+      if (as_binary) {
+        binary_bytes.push_back(EncodeBytesElements(entries));
+        s += fmt::format(",\"parameters\":{{\"binary_data_size\":{}}}}}", binary_bytes.back().size());
+        bytes_at.push_back(binary.size());
+        binary.push_back(nullptr);
+      } else {
+        s += ",\"data\":[";
+        for (size_t e = 0; e < entries.size(); ++e) s += (e ? ",\"" : "\"") + JsonEscape(entries[e]) + "\"";
+        s += "]}";
+      }
+      continue;
+    }
     s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"";
     s += DataTypeKServeName(o.tensor.dtype());
     s += "\",\"shape\":";
@@ -415,9 +522,17 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
   if (!binary.empty()) {
     enc.header_length = s.size();
     size_t total = s.size();
-    for (const Tensor* t : binary) total += t->bytes();
+    for (const Tensor* t : binary) total += t != nullptr ? t->bytes() : 0;
+    for (const auto& b : binary_bytes) total += b.size();
     s.reserve(total);
-    for (const Tensor* t : binary) s.append(static_cast<const char*>(t->data()), t->bytes());
+    size_t next_bytes = 0;
+    for (size_t i = 0; i < binary.size(); ++i) {
+      if (binary[i] != nullptr) {
+        s.append(static_cast<const char*>(binary[i]->data()), binary[i]->bytes());
+      } else if (next_bytes < binary_bytes.size() && bytes_at[next_bytes] == i) {
+        s += binary_bytes[next_bytes++];
+      }
+    }
   }
   return enc;
 }

@@ -10,12 +10,19 @@
 
 #include "gpuhive/inference.h"
 #include "gpuhive/server/service.h"
+#include "gpuhive/server/shared_memory.h"
 
 namespace gpuhive::server {
 
 struct OutputRequest {
   std::string name;
   std::optional<bool> binary;  // parameters.binary_data; unset: the request-level default
+  int64_t class_count = 0;     // parameters.classification (Triton's class_count); 0: the tensor
+  bool batched = false;        // the model batches: classification ranks each row of dim 0
+  // Triton's shared_memory_region / _offset / _byte_size: the output is written there.
+  std::shared_ptr<SharedMemoryRegion> shm;
+  uint64_t shm_offset = 0;
+  uint64_t shm_byte_size = 0;
 };
 
 struct ParsedInferRequest {
@@ -29,11 +36,14 @@ struct ParsedInferRequest {
 // header_length bytes, binary input data follows in input order); nullopt: the whole body is JSON.
 // Errors: kInvalidArgument with a message that names the offending field, kUnimplemented for
 // BYTES tensors and unsupported parameters.
+// `shm`: the registered shared memory regions inputs and outputs may name (nullptr: none may).
 StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
                                                std::optional<size_t> header_length,
-                                               const ModelMetadata& meta);
+                                               const ModelMetadata& meta,
+                                               const SharedMemoryRegistry* shm = nullptr);
 
 struct EncodedInferResponse {
+  Status status;  // not OK: an output could not be delivered (its shared memory window is too small)
   std::string body;
   std::optional<size_t> header_length;  // set when binary output data follows the JSON
 };

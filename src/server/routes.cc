@@ -132,6 +132,28 @@ std::string StatisticsJson(const std::vector<ModelStatistics>& stats) {
   return Dump(json{{"model_stats", arr}});
 }
 
+// The body of a repository load: empty, or {"parameters": {"config": "<the config as JSON>"}}
+// (Triton's override). Returns the config JSON, empty when there is none.
+StatusOr<std::string> ParseLoadConfig(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::string();
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("the load request body must be a JSON object");
+  if (!j.contains("parameters")) return std::string();
+  const json& params = j["parameters"];
+  if (!params.is_object()) return InvalidArgument("'parameters' must be an object");
+  std::string config;
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    if (it.key() != "config") {
+      return InvalidArgument("load parameter '{}' is not supported (only 'config', the model config as JSON)",
+                             it.key());
+    }
+    if (!it.value().is_string()) return InvalidArgument("parameter 'config' must be a string holding JSON");
+    config = it.value().get<std::string>();
+    if (config.empty()) return InvalidArgument("parameter 'config' is empty");
+  }
+  return config;
+}
+
 StatusOr<ModelSettings> ParseSettings(const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("settings must be a JSON object");
@@ -291,16 +313,88 @@ void Router::Handle(HttpRequest req, HttpReply reply) {
         send(Json(401, ErrorJson("missing or wrong bearer token")), route_name);
         return;
       }
-      Status st = p[4] == "load" ? service_->LoadModel(p[3]) : service_->UnloadModel(p[3]);
+      Status st;
+      if (p[4] == "load") {
+        auto config = ParseLoadConfig(req.body);
+        st = config.ok() ? service_->LoadModelWithConfig(p[3], *config) : config.status();
+      } else {
+        st = service_->UnloadModel(p[3]);
+      }
       send(st.ok() ? Json(200, "{}") : Error(st), route_name);
       return;
     }
+  }
+  if (p.size() >= 3 && p[1] == "systemsharedmemory") {
+    HandleSharedMemory(req, p, [&](HttpResponse r) { send(std::move(r), "/v2/systemsharedmemory"); });
+    return;
   }
   if (p.size() >= 3 && p[1] == "gpuhive") {
     HandleManagement(req, p, [&](HttpResponse r) { send(std::move(r), "/v2/gpuhive/" + p[2]); });
     return;
   }
   send(Error(NotFound("no route for {} {}", m, req.target)), "other");
+}
+
+// Triton's system shared memory extension:
+//   GET  /v2/systemsharedmemory[/region/{name}]/status
+//   POST /v2/systemsharedmemory/region/{name}/register   {"key": "/shm_key", "offset": 0, "byte_size": N}
+//   POST /v2/systemsharedmemory[/region/{name}]/unregister
+void Router::HandleSharedMemory(const HttpRequest& req, const std::vector<std::string>& p, HttpReply reply) {
+  if (options_.shm == nullptr) {
+    reply(Error(Unimplemented("the system shared memory extension is not enabled")));
+    return;
+  }
+  std::string region;
+  std::string action = p.back();
+  if (p.size() == 5 && p[2] == "region") {
+    region = p[3];
+  } else if (p.size() != 3) {
+    reply(Error(NotFound("no route for {} {}", req.method, req.target)));
+    return;
+  }
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  if (action == "status" && get) {
+    auto list = options_.shm->List(region);
+    if (!list.ok()) {
+      reply(Error(list.status()));
+      return;
+    }
+    json arr = json::array();
+    for (const auto& r : *list) {
+      arr.push_back({{"name", r.name}, {"key", r.key}, {"offset", r.offset}, {"byte_size", r.byte_size}});
+    }
+    reply(Json(200, Dump(arr)));
+    return;
+  }
+  if ((action == "register" && !region.empty()) || action == "unregister") {
+    if (req.method != "POST") {
+      reply(Json(405, ErrorJson("method " + req.method + " not allowed on " + req.target)));
+      return;
+    }
+    if (!Authorized(req)) {
+      reply(Json(401, ErrorJson("missing or wrong bearer token")));
+      return;
+    }
+    if (action == "unregister") {
+      Status s = options_.shm->Unregister(region);
+      reply(s.ok() ? Json(200, "{}") : Error(s));
+      return;
+    }
+    json j = json::parse(req.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("key") || !j["key"].is_string() ||
+        !j.contains("byte_size") || !j["byte_size"].is_number_unsigned() ||
+        (j.contains("offset") && !j["offset"].is_number_unsigned())) {
+      reply(Error(InvalidArgument("register needs a JSON object with 'key' (string), 'byte_size' and optionally "
+                                  "'offset' (unsigned integers)")));
+      return;
+    }
+    SharedMemoryRegionInfo info{region, j["key"].get<std::string>(), j.value("offset", uint64_t{0}),
+                                j["byte_size"].get<uint64_t>()};
+    Status s = options_.shm->Register(info);
+    reply(s.ok() ? Json(200, "{}") : Error(s));
+    return;
+  }
+  reply(Error(NotFound("no route for {} {}", req.method, req.target)));
 }
 
 void Router::HandleManagement(const HttpRequest& req, const std::vector<std::string>& p,
@@ -366,7 +460,7 @@ void Router::HandleInfer(const HttpRequest& req, const std::string& model,
     }
     header_length = v;
   }
-  auto parsed = ParseInferRequest(req.body, header_length, *md);
+  auto parsed = ParseInferRequest(req.body, header_length, *md, options_.shm);
   if (!parsed.ok()) {
     reply(Error(parsed.status()));
     return;
@@ -388,6 +482,10 @@ void Router::HandleInfer(const HttpRequest& req, const std::string& model,
       trace::Add(trace::kCompute, r.compute_ns);
     }
     EncodedInferResponse enc = EncodeInferResponse(r, outputs, binary_default);
+    if (!enc.status.ok()) {
+      reply(Error(enc.status));
+      return;
+    }
     if (submit != 0) trace::Add(trace::kEncode, NowNs() - encode_start);
     HttpResponse resp;
     resp.write_on_caller = r.batch_size <= 1;

@@ -24,6 +24,7 @@
 
 #include "gpuhive/monitor/metric_names.h"
 #include "gpuhive/server/service.h"
+#include "gpuhive/server/shared_memory.h"
 
 namespace gpuhive::server {
 
@@ -54,6 +55,7 @@ struct RouterOptions {
   int retry_after_seconds = 1;   // Retry-After on 429
   const monitor::GpuhiveMetrics* metrics = nullptr;  // http_requests_total when set
   bool metrics_only = false;     // only GET /metrics is served (a separate metrics port)
+  SharedMemoryRegistry* shm = nullptr;  // Triton's system shared memory extension when set
 };
 
 // HTTP status for a Status code (see service.h for the convention).
@@ -69,6 +71,7 @@ class Router {
  private:
   void HandleInfer(const HttpRequest& req, const std::string& model, const std::string& version,
                    HttpReply reply);
+  void HandleSharedMemory(const HttpRequest& req, const std::vector<std::string>& parts, HttpReply reply);
   void HandleManagement(const HttpRequest& req, const std::vector<std::string>& parts,
                         HttpReply reply);
   bool Authorized(const HttpRequest& req) const;

@@ -15,6 +15,7 @@
 #include "gpuhive/server/core_service.h"
 #include "gpuhive/server/grpc_server.h"
 #include "gpuhive/server/http_server.h"
+#include "gpuhive/server/shared_memory.h"
 
 namespace gpuhive::server::testing {
 
@@ -32,6 +33,7 @@ inline std::string CopyRepository() {
 
 struct RunningServer {
   std::string repo;
+  SharedMemoryRegistry shm;
   std::unique_ptr<CoreService> core;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<GrpcServer> grpc;
@@ -62,6 +64,7 @@ inline std::unique_ptr<RunningServer> StartServer(CoreOptions options, const std
   ho.port = 0;
   ho.auth_token = token;
   ho.metrics = &s->core->metrics();
+  ho.shm = &s->shm;
   auto http = HttpServer::Start(s->core.get(), ho);
   EXPECT_TRUE(http.ok()) << http.status().ToString();
   if (!http.ok()) return nullptr;
@@ -70,6 +73,7 @@ inline std::unique_ptr<RunningServer> StartServer(CoreOptions options, const std
   go.port = 0;
   go.auth_token = token;
   go.metrics = &s->core->metrics();
+  go.shm = &s->shm;
   auto grpc = GrpcServer::Start(s->core.get(), go);
   EXPECT_TRUE(grpc.ok()) << grpc.status().ToString();
   if (!grpc.ok()) return nullptr;

@@ -207,6 +207,269 @@ class StatisticsAndConfig(unittest.TestCase):
         self.assertEqual(status, 404)
 
 
+def decode_bytes(raw):
+    """KServe BYTES contents: 4-byte little-endian length, then the bytes, per element."""
+    out, i = [], 0
+    while i < len(raw):
+        n = int.from_bytes(raw[i:i + 4], "little")
+        out.append(raw[i + 4:i + 4 + n].decode())
+        i += 4 + n
+    return out
+
+
+def floats(raw):
+    import struct
+    return list(struct.unpack("<%df" % (len(raw) // 4), raw))
+
+
+class StreamingAndClassification(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def test_stream_answers_every_request_with_errors_in_place(self):
+        s = self.server
+        good = [tiny_mlp_request(rows=r + 1) for r in range(3)]
+        for i, g in enumerate(good):
+            g.id = "good-%d" % i
+        bad_input = tiny_mlp_request()
+        bad_input.id = "bad-input"
+        bad_input.inputs[0].name = "NOPE"
+        unknown = tiny_mlp_request(model="no_such_model")
+        unknown.id = "unknown"
+        requests = [good[0], bad_input, good[1], unknown, good[2]]
+        responses = list(s.stub.ModelStreamInfer(iter(requests), timeout=60))
+        self.assertEqual(len(responses), 5)
+        errors = [r.error_message for r in responses if r.error_message]
+        self.assertEqual(len(errors), 2, errors)
+        self.assertTrue(any("NOPE" in e for e in errors), errors)
+        self.assertTrue(any("no_such_model" in e for e in errors), errors)
+        by_id = {r.infer_response.id: r.infer_response for r in responses if not r.error_message}
+        self.assertEqual(sorted(by_id), ["good-0", "good-1", "good-2"])
+        for i, g in enumerate(good):
+            unary = s.stub.ModelInfer(g)
+            self.assertEqual(by_id["good-%d" % i].raw_output_contents, unary.raw_output_contents)
+            self.assertEqual(list(by_id["good-%d" % i].outputs[0].shape), [i + 1, 4])
+        # An empty stream ends cleanly, and the server still serves.
+        self.assertEqual(list(s.stub.ModelStreamInfer(iter([]), timeout=30)), [])
+        self.assertEqual(len(s.stub.ModelInfer(tiny_mlp_request()).outputs), 1)
+
+    def test_classification_over_grpc_and_http(self):
+        s = self.server
+        full = s.stub.ModelInfer(tiny_mlp_request(rows=2))
+        values = floats(full.raw_output_contents[0])
+        req = tiny_mlp_request(rows=2)
+        out = req.outputs.add(name="OUTPUT0")
+        out.parameters["classification"].int64_param = 2
+        resp = s.stub.ModelInfer(req)
+        self.assertEqual(resp.outputs[0].datatype, "BYTES")
+        self.assertEqual(list(resp.outputs[0].shape), [2, 2])
+        got = decode_bytes(resp.raw_output_contents[0])
+        for row in range(2):
+            rv = values[row * 4:(row + 1) * 4]
+            want = sorted(range(4), key=lambda i: (-rv[i], i))[:2]
+            entries = got[row * 2:(row + 1) * 2]
+            self.assertEqual([int(e.split(":")[1]) for e in entries], want, entries)
+            for e in entries:
+                value, index = e.split(":")[:2]
+                self.assertAlmostEqual(float(value), rv[int(index)], places=5)
+        # HTTP: Triton's "classification" output parameter, JSON data as strings.
+        body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                            "data": list(req.inputs[0].contents.fp32_contents)}],
+                "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 2}}]}
+        status, j = s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+        self.assertEqual(status, 200, j)
+        self.assertEqual(j["outputs"][0]["datatype"], "BYTES")
+        self.assertEqual(j["outputs"][0]["shape"], [2, 2])
+        self.assertEqual([e.split(":")[1] for e in j["outputs"][0]["data"]], [g.split(":")[1] for g in got])
+        # A count below 1 is the client's mistake.
+        bad = tiny_mlp_request()
+        bad.outputs.add(name="OUTPUT0").parameters["classification"].int64_param = 0
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.ModelInfer(bad)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        body["outputs"][0]["parameters"]["classification"] = 0
+        self.assertEqual(s.http_json("POST", "/v2/models/tiny_mlp/infer", body)[0], 400)
+
+
+class SystemSharedMemory(unittest.TestCase):
+    """Triton's system shared memory extension over HTTP and gRPC, with a POSIX region made here."""
+
+    @classmethod
+    def setUpClass(cls):
+        from multiprocessing import shared_memory
+        cls.server = Server()
+        cls.shm = shared_memory.SharedMemory(create=True, size=256)
+        cls.key = "/" + cls.shm.name
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        cls.shm.close()
+        cls.shm.unlink()
+
+    def register(self, name, offset, size, key=None):
+        return self.server.http_json("POST", "/v2/systemsharedmemory/region/%s/register" % name,
+                                     {"key": key or self.key, "offset": offset, "byte_size": size})
+
+    def test_inputs_and_outputs_through_shared_memory(self):
+        import struct
+        s = self.server
+        s.http("POST", "/v2/systemsharedmemory/unregister")
+        self.assertEqual(self.register("inputs", 0, 128)[0], 200)
+        s.stub.SystemSharedMemoryRegister(pb.SystemSharedMemoryRegisterRequest(
+            name="outputs", key=self.key, offset=128, byte_size=128))
+        status, regions = s.http_json("GET", "/v2/systemsharedmemory/status")
+        self.assertEqual(status, 200)
+        self.assertEqual(sorted(r["name"] for r in regions), ["inputs", "outputs"])
+        g = s.stub.SystemSharedMemoryStatus(pb.SystemSharedMemoryStatusRequest())
+        self.assertEqual(g.regions["outputs"].offset, 128)
+        self.assertEqual(g.regions["inputs"].byte_size, 128)
+
+        plain = tiny_mlp_request(rows=2)
+        values = list(plain.inputs[0].contents.fp32_contents)
+        want = s.stub.ModelInfer(plain).raw_output_contents[0]
+        self.shm.buf[0:128] = struct.pack("<32f", *values)
+
+        # gRPC: the input read from "inputs", the output written to "outputs".
+        req = pb.ModelInferRequest(model_name="tiny_mlp")
+        t = req.inputs.add(name="INPUT0", datatype="FP32", shape=[2, 16])
+        t.parameters["shared_memory_region"].string_param = "inputs"
+        t.parameters["shared_memory_byte_size"].int64_param = 128
+        o = req.outputs.add(name="OUTPUT0")
+        o.parameters["shared_memory_region"].string_param = "outputs"
+        o.parameters["shared_memory_byte_size"].int64_param = 128
+        resp = s.stub.ModelInfer(req)
+        self.assertEqual(resp.outputs[0].parameters["shared_memory_region"].string_param, "outputs")
+        self.assertEqual(resp.raw_output_contents[0], b"")
+        self.assertEqual(bytes(self.shm.buf[128:160]), want)
+
+        # HTTP: the same through JSON parameters; the output lands at an offset inside the region.
+        self.shm.buf[128:256] = bytes(128)
+        body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                            "parameters": {"shared_memory_region": "inputs", "shared_memory_byte_size": 128}}],
+                "outputs": [{"name": "OUTPUT0", "parameters": {"shared_memory_region": "outputs",
+                                                               "shared_memory_offset": 64,
+                                                               "shared_memory_byte_size": 64}}]}
+        status, j = s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+        self.assertEqual(status, 200, j)
+        self.assertNotIn("data", j["outputs"][0])
+        self.assertEqual(j["outputs"][0]["parameters"]["shared_memory_byte_size"], 32)
+        self.assertEqual(bytes(self.shm.buf[192:224]), want)
+
+    def test_bad_regions_and_windows_are_client_errors(self):
+        s = self.server
+        s.http("POST", "/v2/systemsharedmemory/unregister")
+        self.assertEqual(self.register("r", 0, 128)[0], 200)
+        self.assertEqual(self.register("r", 0, 128)[0], 409)                  # the name is taken
+        self.assertEqual(self.register("big", 0, 4096)[0], 400)               # beyond the object
+        self.assertEqual(self.register("off", 250, 16)[0], 400)               # offset + size beyond it
+        self.assertEqual(self.register("nokey", 0, 16, key="/gpuhive_no_such_key")[0], 404)
+        self.assertEqual(s.http_json("POST", "/v2/systemsharedmemory/region/x/register", {"key": 3})[0], 400)
+        self.assertEqual(s.http("POST", "/v2/systemsharedmemory/region/x/register", "not json")[0], 400)
+        self.assertEqual(s.http("GET", "/v2/systemsharedmemory/region/nope/status")[0], 404)
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.SystemSharedMemoryRegister(pb.SystemSharedMemoryRegisterRequest(name="r", key=self.key, byte_size=8))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+
+        def infer(in_size, in_offset=0, out_size=128, region="r"):
+            body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                                "parameters": {"shared_memory_region": region, "shared_memory_byte_size": in_size,
+                                               "shared_memory_offset": in_offset}}],
+                    "outputs": [{"name": "OUTPUT0", "parameters": {"shared_memory_region": "r",
+                                                                   "shared_memory_byte_size": out_size}}]}
+            return s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+
+        self.assertEqual(infer(128)[0], 200)
+        self.assertEqual(infer(64)[0], 400)                # not the input's size
+        self.assertEqual(infer(128, in_offset=64)[0], 400)  # past the region's end
+        self.assertEqual(infer(128, out_size=16)[0], 400)   # the output does not fit its window
+        self.assertEqual(infer(128, region="gone")[0], 400)
+        req = tiny_mlp_request()
+        req.inputs[0].ClearField("contents")
+        req.inputs[0].parameters["shared_memory_region"].string_param = "r"
+        req.inputs[0].parameters["shared_memory_byte_size"].int64_param = 1 << 40
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.ModelInfer(req)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Unregistering one, then all; the server keeps serving.
+        s.stub.SystemSharedMemoryUnregister(pb.SystemSharedMemoryUnregisterRequest(name="r"))
+        self.assertEqual(s.http_json("GET", "/v2/systemsharedmemory/status")[1], [])
+        self.assertEqual(infer(128)[0], 400)
+        self.assertEqual(s.http("POST", "/v2/systemsharedmemory/unregister")[0], 200)
+        self.assertEqual(len(s.stub.ModelInfer(tiny_mlp_request()).outputs), 1)
+
+
+class LoadWithConfigOverride(unittest.TestCase):
+    """Triton's load with parameters.config: the given config replaces the model's config.pbtxt."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def infer_rows(self, rows):
+        body = {"inputs": [{"name": "INPUT0", "shape": [rows, 16], "datatype": "FP32", "data": [0.25] * (16 * rows)}]}
+        return self.server.http_json("POST", "/v2/models/tiny_mlp/infer", body)[0]
+
+    def test_override_over_http_and_grpc_then_back_to_the_file(self):
+        s = self.server
+        status, config = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        self.assertEqual(config["max_batch_size"], 8)
+        self.assertEqual(self.infer_rows(8), 200)
+        config["max_batch_size"] = 4
+        config["dynamic_batching"]["preferred_batch_size"] = [2, 4]
+        status, body = s.http_json("POST", "/v2/repository/models/tiny_mlp/load",
+                                   {"parameters": {"config": json.dumps(config)}})
+        self.assertEqual(status, 200, body)
+        status, now = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        self.assertEqual(now["max_batch_size"], 4)
+        self.assertEqual(now["dynamic_batching"]["preferred_batch_size"], [2, 4])
+        self.assertEqual(self.infer_rows(8), 400)   # beyond the new max_batch_size
+        self.assertEqual(self.infer_rows(4), 200)
+        # gRPC, Triton's client form: parameters["config"].string_param.
+        grpc_config = {"name": "tiny_mlp", "platform": "onnxruntime_onnx", "max_batch_size": 2,
+                       "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [16]}],
+                       "output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [4]}]}
+        req = pb.RepositoryModelLoadRequest(model_name="tiny_mlp")
+        req.parameters["config"].string_param = json.dumps(grpc_config)
+        s.stub.RepositoryModelLoad(req)
+        self.assertEqual(s.stub.ModelConfig(pb.ModelConfigRequest(name="tiny_mlp")).config.max_batch_size, 2)
+        self.assertEqual(self.infer_rows(4), 400)
+        self.assertEqual(self.infer_rows(2), 200)
+        # A plain load reads config.pbtxt again.
+        self.assertEqual(s.http("POST", "/v2/repository/models/tiny_mlp/load")[0], 200)
+        self.assertEqual(s.http_json("GET", "/v2/models/tiny_mlp/config")[1]["max_batch_size"], 8)
+        self.assertEqual(self.infer_rows(8), 200)
+
+    def test_bad_overrides_are_client_errors(self):
+        s = self.server
+        load = "/v2/repository/models/tiny_mlp/load"
+        for body, fragment in (({"parameters": {"config": "{not json"}}, "JSON"),
+                               ({"parameters": {"config": json.dumps({"name": "other"})}}, "other"),
+                               ({"parameters": {"config": json.dumps({"name": "tiny_mlp", "max_batch_size": -1})}},
+                                "max_batch_size"),
+                               ({"parameters": {"file:1/model.onnx": "AAAA"}}, "not supported"),
+                               ({"parameters": {"config": 7}}, "string")):
+            status, j = s.http_json("POST", load, body)
+            self.assertEqual(status, 400, (body, j))
+            self.assertIn(fragment, j["error"])
+        self.assertEqual(s.http("POST", load, "[1]")[0], 400)
+        req = pb.RepositoryModelLoadRequest(model_name="tiny_mlp")
+        req.parameters["config"].string_param = "{"
+        with self.assertRaises(grpc.RpcError) as e:
+            s.stub.RepositoryModelLoad(req)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(self.infer_rows(1), 200)
+
+
 # ---- serve --config FILE alone: every documented key applied (one test per key) -------------------
 
 def _infer_status(server, model="tiny_mlp", params=None):

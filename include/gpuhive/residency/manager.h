@@ -293,6 +293,10 @@ class ModelManager {
   // On a device the host runs kernels for (simulated), this is the executor's view of that memory.
   MemoryResource* memory() { return exec_memory_; }
   std::vector<ModelStatus> ListModels() const;
+  // Triton's load with a config override: `name`'s versions are registered anew with `config`
+  // (nullptr: its config.pbtxt, read again) — whatever was registered is unloaded first — and
+  // loaded as Load does. Errors: as Load; kUnavailable while a version is still leased or loading.
+  Status LoadWithConfig(const std::string& name, const ModelConfig* config);
   // Models of the repository whose directory is there but cannot be served (an invalid config,
   // no usable version), with why, as of the last scan (start-up or poll; none in explicit mode).
   std::map<std::string, Status> ScanErrors() const;

@@ -116,6 +116,11 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
 StatusOr<std::string> RenameModelConfigText(std::string_view text, std::string_view name,
                                             std::string_view source = "config.pbtxt");
 
+// Parses Triton's JSON form of a config (what GET /v2/models/M/config returns and what a load's
+// parameters.config carries), with the same checks as ParseModelConfig. Fields gpuhive's schema
+// does not know are ignored. Errors: kInvalidArgument naming the problem.
+StatusOr<ModelConfig> ParseModelConfigJson(std::string_view json, std::string_view source);
+
 // Checks a config: a name, a supported platform/backend for ONNX, max_batch_size >= 0, tensor
 // names unique and non-empty with known data types, dims >= -1, preferred batch sizes within
 // 1..max_batch_size, priority levels consistent, version policy sane, precision known.

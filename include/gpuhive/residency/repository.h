@@ -70,7 +70,10 @@ class ModelRepository {
   // Scans one model. Errors: kNotFound (no such directory or no usable version), kInvalidArgument
   // (bad config.pbtxt, or its name differs from the directory name), kDataLoss (unreadable ONNX
   // file when the config must be derived).
-  StatusOr<RepositoryModel> ScanModel(const std::string& name) const;
+  StatusOr<RepositoryModel> ScanModel(const std::string& name) const { return ScanModel(name, nullptr); }
+  // The same with `config` in place of the model's config.pbtxt (Triton's load with a config
+  // override); its name must be the directory's. Errors: as ScanModel.
+  StatusOr<RepositoryModel> ScanModel(const std::string& name, const ModelConfig* config) const;
   // Whether `name` is a valid model name (ValidateModelName) with a directory under the root.
   bool HasModelDirectory(const std::string& name) const;
 

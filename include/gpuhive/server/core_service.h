@@ -113,6 +113,7 @@ class CoreService final : public InferenceService {
   StatusOr<std::vector<RepositoryEntry>> RepositoryIndex(bool ready_only) override;
   Status LoadModel(const std::string& name) override;
   Status UnloadModel(const std::string& name) override;
+  Status LoadModelWithConfig(const std::string& name, const std::string& config_json) override;
   std::vector<DeviceStatus> Devices() override;
   std::vector<ModelStatus> Models() override;
   StatusOr<ModelStatus> GetModelStatus(const std::string& name) override;

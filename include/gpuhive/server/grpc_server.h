@@ -15,6 +15,8 @@
 
 namespace gpuhive::server {
 
+class SharedMemoryRegistry;
+
 struct GrpcServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8001;  // 0: an ephemeral port
@@ -25,6 +27,10 @@ struct GrpcServerOptions {
   // `mm-model-id` header when a request carries one, and, when this is set, pass the name
   // through it (a ModelMesh id -> the name it is served under). Must be thread safe.
   std::function<std::string(const std::string&)> model_name_for_id;
+
+  // Triton's system shared memory extension; nullptr: its RPCs answer UNIMPLEMENTED. Must outlive
+  // the server.
+  SharedMemoryRegistry* shm = nullptr;
 };
 
 // gRPC status code number for a Status code (INVALID_ARGUMENT=3, NOT_FOUND=5, ...).

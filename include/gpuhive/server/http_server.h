@@ -19,6 +19,8 @@
 
 namespace gpuhive::server {
 
+class SharedMemoryRegistry;
+
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;  // 0: an ephemeral port (see HttpServer::port())
@@ -33,6 +35,8 @@ struct HttpServerOptions {
   const monitor::GpuhiveMetrics* metrics = nullptr;  // gpuhive_http_requests_total when set
   // Serve only GET /metrics (Triton's --metrics-port listener); every other path is 404.
   bool metrics_only = false;
+  // Triton's system shared memory extension; nullptr: its endpoints answer 501. Must outlive the server.
+  SharedMemoryRegistry* shm = nullptr;
 };
 
 class HttpServer {

@@ -37,6 +37,7 @@ struct ModelMetadata {
   std::string platform;  // "onnxruntime_onnx" for ONNX models, as Triton reports it
   std::vector<TensorInfo> inputs;
   std::vector<TensorInfo> outputs;
+  int max_batch_size = 0;  // > 0: dim 0 of every tensor is the batch (not part of the JSON form)
 };
 
 struct ServerMetadata {
@@ -141,6 +142,13 @@ class InferenceService {
   virtual StatusOr<std::vector<RepositoryEntry>> RepositoryIndex(bool ready_only) = 0;
   virtual Status LoadModel(const std::string& name) = 0;
   virtual Status UnloadModel(const std::string& name) = 0;
+  // Triton's load with parameters.config: `config_json` (the config's JSON form) replaces the
+  // model's config.pbtxt; empty: LoadModel. Errors: as LoadModel; kInvalidArgument for a config
+  // that does not parse or validate.
+  virtual Status LoadModelWithConfig(const std::string& name, const std::string& config_json) {
+    if (config_json.empty()) return LoadModel(name);
+    return Unimplemented("this service takes no config override on load");
+  }
 
   virtual std::vector<DeviceStatus> Devices() = 0;
   virtual std::vector<ModelStatus> Models() = 0;
