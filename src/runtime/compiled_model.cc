@@ -280,6 +280,8 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
     for (const auto& u : unsupported) list += (list.empty() ? "" : ", ") + u;
     return Unimplemented("unsupported operator(s): {}", list);
   }
+  // FP16 models run in float32 with casts at their float16 inputs and outputs.
+  RETURN_IF_ERROR(ComputeFloat16InFloat32(*model).status().WithContext("float16 model"));
   RETURN_IF_ERROR(g.TopologicalSort());
   if (options.optimize) {
     OptimizeOptions oo;
