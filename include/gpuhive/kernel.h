@@ -101,6 +101,12 @@ class Kernel {
   // Whether input i may arrive in a channel-blocked layout (asked before Prepare). When false the
   // runtime converts a blocked value to plain first. Only oneDNN-backed kernels say yes.
   virtual bool AcceptsBlockedInput(size_t i) const { return false; }
+  // Non-null when Prepare gave the kernel its own (e.g. packed) copy of constant input i, so that
+  // Run never reads that input's storage; the handle keeps that copy alive. When every reader of a
+  // constant has one, the runtime frees the constant's plain storage (its Tensor keeps dtype and
+  // shape; data() becomes null) and holds the handles for the model's life; a later Prepare then
+  // sees input_value(i) with null data and must rebuild its copy from the kept ones.
+  virtual std::shared_ptr<const void> CopyOfInput(size_t i) const { return nullptr; }
 };
 
 using KernelFactory = std::function<StatusOr<std::unique_ptr<Kernel>>(const ir::Node& node)>;

@@ -60,6 +60,12 @@ StatusOr<int> FuseConvAddBias(ir::Graph& graph);
 // [batch, seq, heads, head_dim] tensors (when options.supports allows it).
 StatusOr<int> FuseAttention(ir::Model& model, const OptimizeOptions& options);
 StatusOr<int> FusePostOps(ir::Model& model, const OptimizeOptions& options);
+// FP16 models computed in FP32: float16 initializers and tensor attributes become float32, each
+// float16 graph input is cast to float32 where it enters and each float16 output is produced in
+// float32 and cast back, intermediate values are float32 and the model's own casts to float16 cast
+// to float32 instead. Inputs and outputs keep the model's types. Top-level graph only (subgraph
+// values keep their types). Returns the number of rewrites.
+StatusOr<int> ComputeFloat16InFloat32(ir::Model& model);
 // Chains of float32 elementwise ops -> gpuhive.Elementwise.
 StatusOr<int> FuseElementwiseChains(ir::Model& model, const OptimizeOptions& options);
 

@@ -361,10 +361,7 @@ StatusOr<std::unique_ptr<ir::Model>> ImportOnnxBytes(std::string_view bytes, con
 
 StatusOr<std::unique_ptr<ir::Model>> ImportOnnxFile(const std::string& path, const ImportOptions& options) {
   onnx::ModelProto m;
-  {
-    ASSIGN_OR_RETURN(std::string bytes, onnx_detail::ReadFileBytes(path, options.max_model_bytes));
-    RETURN_IF_ERROR(onnx_detail::ParseProto(bytes, &m, "ONNX model '" + path + "'"));
-  }  // the serialized bytes are released before conversion
+  RETURN_IF_ERROR(onnx_detail::ParseProtoFile(path, options.max_model_bytes, &m, "ONNX model '" + path + "'"));
   std::string base = options.base_dir;
   if (base.empty()) {
     base = std::filesystem::path(path).parent_path().string();

@@ -1,7 +1,10 @@
 // TensorProto conversion, external data and bounded protobuf parsing for the ONNX importer.
 #include "graph/onnx_tensor.h"
 
+#include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <climits>
@@ -233,6 +236,32 @@ StatusOr<std::string> ReadFileBytes(const std::string& path, uint64_t max_bytes)
     return DataLoss("short read from '{}'", path);
   }
   return data;
+}
+
+Status ParseProtoFile(const std::string& path, uint64_t max_bytes, google::protobuf::MessageLite* msg,
+                      std::string_view what) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return InvalidArgument("'{}' is a directory, not a file", path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound("cannot open '{}'", path);
+  google::protobuf::io::FileInputStream file(fd, 1 << 20);
+  file.SetCloseOnDelete(true);
+  uint64_t size = fs::file_size(path, ec);
+  if (ec) return NotFound("cannot stat '{}': {}", path, ec.message());
+  if (size > max_bytes) {
+    return InvalidArgument("'{}' is {} bytes, more than the limit of {}", path, size, max_bytes);
+  }
+  if (size > static_cast<uint64_t>(INT_MAX)) {
+    return Unimplemented("{} is {} bytes; protobuf cannot parse more than 2 GiB (use external data)", what, size);
+  }
+  google::protobuf::io::CodedInputStream in(&file);
+  in.SetTotalBytesLimit(INT_MAX);
+  if (!msg->ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+    if (file.GetErrno() != 0) return DataLoss("read error on '{}' (errno {})", path, file.GetErrno());
+    return DataLoss("{} is corrupt or truncated ({} bytes could not be parsed as {})", what, size,
+                    msg->GetTypeName());
+  }
+  return Status::OK();
 }
 
 }  // namespace gpuhive::onnx_detail

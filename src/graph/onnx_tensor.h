@@ -28,6 +28,11 @@ Status ParseProto(std::string_view bytes, google::protobuf::MessageLite* msg, st
 
 // Reads a whole file, refusing files larger than max_bytes. kNotFound when it cannot be opened.
 StatusOr<std::string> ReadFileBytes(const std::string& path, uint64_t max_bytes);
+// Parses the file at `path` (at most `max_bytes`) into `msg` while reading it, in chunks: the
+// serialized bytes are never held whole next to the parsed message (ONNX models: file size + their
+// weights' size at the peak otherwise). Errors as ReadFileBytes and ParseProto.
+Status ParseProtoFile(const std::string& path, uint64_t max_bytes, google::protobuf::MessageLite* msg,
+                      std::string_view what);
 
 // Maps an ONNX elem_type to DataType; kUndefined for types gpuhive does not know.
 DataType DataTypeFromOnnx(int32_t elem_type);

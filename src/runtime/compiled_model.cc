@@ -2,9 +2,11 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "gpuhive/logging.h"
+#include "gpuhive/memory/adaptors.h"
 #include "gpuhive/passes.h"
 #include "gpuhive/units.h"
 #include "gpuhive/runtime.h"
@@ -19,7 +21,21 @@ struct CompiledModel::Impl {
   runtime::PlanOptions plan_options;
   std::vector<TensorInfo> inputs, outputs;
   std::vector<const ir::Value*> input_values;
-  size_t weight_bytes = 0;
+  size_t weight_bytes = 0;  // plain (imported) weight bytes placed at Create
+  // Kernels' persistent (packed) copies come through this counter so weight_bytes() reports what
+  // is held; it must outlive the plans (declared before them).
+  std::unique_ptr<StatisticsResource> persistent;
+  std::atomic<size_t> freed_plain_bytes{0};  // plain storage freed once every reader had a copy
+  bool free_pending = false;                 // guarded by mu: a plan built while weights arrived
+  struct Readers {
+    size_t uses = 0;    // graph node inputs that read the constant
+    bool keep = false;  // read otherwise (graph output, subgraph): never freed
+  };
+  std::unordered_map<const Tensor*, Readers> readers;  // top-level constants; immutable after Create
+  std::vector<std::shared_ptr<const void>> kept_copies;  // guarded by mu: kernels' copies of freed ones
+  // Deferred weights: runs hold it shared while they read constants' storage, the delayed free
+  // (after the gate completes) takes it exclusively when no run is in flight.
+  std::shared_mutex run_mu;
   // Deferred weights (CompileOptions::defer_weight_copies). The maps are immutable after Create
   // (plan_options points at them); `sources` keeps the host-tier values prepare reads while the
   // copies run (kernels copy what they read in Prepare), released on the first Prepare after.
@@ -152,6 +168,97 @@ Status RehomeWeightsDeferred(ir::Graph& g, MemoryResource* mr, AllocTag tag, Com
   return Status::OK();
 }
 
+// Who reads each top-level constant: graph nodes (`uses`, counted per input slot) and whether
+// anything else does (`keep`: a graph output, a subgraph's implicit input).
+void CountConstantReaders(const ir::Graph& g, CompiledModel::Impl& impl) {
+  std::unordered_map<const ir::Value*, const Tensor*> tensor_of;
+  for (const auto& v : g.values()) {
+    if (!v->constant) continue;
+    tensor_of[v.get()] = v->constant.get();
+    impl.readers[v->constant.get()].keep = v->is_graph_output;
+  }
+  for (const auto& n : g.nodes()) {
+    for (const ir::Value* v : n->inputs) {
+      auto it = v != nullptr ? tensor_of.find(v) : tensor_of.end();
+      if (it != tensor_of.end()) impl.readers[it->second].uses++;
+    }
+    for (const ir::Value* v : n->implicit_inputs) {
+      auto it = v != nullptr ? tensor_of.find(v) : tensor_of.end();
+      if (it != tensor_of.end()) impl.readers[it->second].keep = true;
+    }
+  }
+}
+
+// Counts the copies `step` holds of constants (Kernel::CopyOfInput) into `owned` and frees the
+// plain storage of each constant whose every reader node now holds one: packed weights are then the
+// only copy (weights held once), and since this happens step by step while the first plan is
+// built, the plain and packed copies of all weights never coexist. The kept handles make the
+// copies live as long as the model, so a later plan can rebuild from them even if this one fails.
+// A constant also read by a node that is not a prepared step (evaluated while planning, prepared at
+// run time, a layout conversion) never reaches its count and keeps its storage. The freed Tensor
+// stays where plans' slots point, with dtype and shape and null data. Caller holds impl.mu.
+void FreeOwnedConstants(CompiledModel::Impl& impl, const runtime::Plan& plan, const runtime::Step& step,
+                        std::unordered_map<const Tensor*, std::vector<std::shared_ptr<const void>>>& owned) {
+  if (step.kernel == nullptr || step.owned_node != nullptr) return;
+  for (size_t j = 0; j < step.inputs.size(); ++j) {
+    if (step.inputs[j] < 0) continue;
+    const runtime::Slot& slot = plan.slots[static_cast<size_t>(step.inputs[j])];
+    if (slot.kind != runtime::Slot::Kind::kConstant) continue;
+    auto it = impl.readers.find(slot.value);
+    if (it == impl.readers.end() || it->second.keep || slot.value->data() == nullptr) continue;
+    std::shared_ptr<const void> copy = step.kernel->CopyOfInput(j);
+    if (copy == nullptr) continue;
+    auto& copies = owned[slot.value];
+    copies.push_back(std::move(copy));
+    if (copies.size() != it->second.uses) continue;
+    for (auto& c : copies) impl.kept_copies.push_back(std::move(c));
+    copies.clear();
+    impl.freed_plain_bytes += slot.value->bytes();
+    // The graph owns its constants (Create re-homed each into storage of its own).
+    const Tensor* t = slot.value;
+    const_cast<Tensor&>(*t) = Tensor::WrapExternal(t->dtype(), t->shape(), nullptr);
+  }
+}
+
+// Deferred weights: the plain storage is written by the copier until the gate completes and runs
+// may be in flight, so constants are freed only once both are over (try-locked: a later call
+// retries), and only those whose readers hold copies in every plan built so far. Caller holds mu.
+void TryFreeAfterCopies(CompiledModel::Impl& impl) {
+  std::unique_lock<std::shared_mutex> no_runs(impl.run_mu, std::defer_lock);
+  if (!impl.gate->complete() || !no_runs.try_lock()) {
+    impl.free_pending = true;
+    return;
+  }
+  impl.free_pending = false;
+  std::unordered_map<const Tensor*, size_t> complete_in;  // plans where every reader holds a copy
+  std::unordered_map<const Tensor*, std::vector<std::shared_ptr<const void>>> handles;
+  for (const auto& [shapes, plan] : impl.plans) {
+    std::unordered_map<const Tensor*, size_t> count;
+    for (const runtime::Step& step : plan->steps) {
+      if (step.kernel == nullptr || step.owned_node != nullptr) continue;
+      for (size_t j = 0; j < step.inputs.size(); ++j) {
+        if (step.inputs[j] < 0) continue;
+        const runtime::Slot& slot = plan->slots[static_cast<size_t>(step.inputs[j])];
+        if (slot.kind != runtime::Slot::Kind::kConstant || slot.value->data() == nullptr) continue;
+        if (auto copy = step.kernel->CopyOfInput(j)) {
+          count[slot.value]++;
+          handles[slot.value].push_back(std::move(copy));
+        }
+      }
+    }
+    for (const auto& [t, n] : count) {
+      auto it = impl.readers.find(t);
+      if (it != impl.readers.end() && !it->second.keep && n == it->second.uses) complete_in[t]++;
+    }
+  }
+  for (const auto& [t, n] : complete_in) {
+    if (n != impl.plans.size()) continue;
+    for (auto& c : handles[t]) impl.kept_copies.push_back(std::move(c));
+    impl.freed_plain_bytes += t->bytes();
+    const_cast<Tensor&>(*t) = Tensor::WrapExternal(t->dtype(), t->shape(), nullptr);
+  }
+}
+
 }  // namespace
 
 CompiledModel::CompiledModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -173,6 +280,8 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
     for (const auto& u : unsupported) list += (list.empty() ? "" : ", ") + u;
     return Unimplemented("unsupported operator(s): {}", list);
   }
+  // FP16 models run in float32 with casts at their float16 inputs and outputs.
+  RETURN_IF_ERROR(ComputeFloat16InFloat32(*model).status().WithContext("float16 model"));
   RETURN_IF_ERROR(g.TopologicalSort());
   if (options.optimize) {
     OptimizeOptions oo;
@@ -196,6 +305,8 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
     RETURN_IF_ERROR(RehomeWeights(g, impl->options.memory, weights_tag, &impl->weight_bytes));
   }
 
+  CountConstantReaders(g, *impl);
+
   for (const ir::Value* v : g.inputs()) {
     if (v->dtype == DataType::kString) return Unimplemented("input '{}' is a string tensor", v->name);
     impl->inputs.push_back(InfoOf(v));
@@ -204,7 +315,8 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
   for (const ir::Value* v : g.outputs()) impl->outputs.push_back(InfoOf(v));
   impl->plan_options.kernel.num_threads = options.num_threads;
   impl->plan_options.kernel.allow_blocked_layouts = options.allow_blocked_layouts;
-  impl->plan_options.memory = impl->options.memory;
+  impl->persistent = std::make_unique<StatisticsResource>(impl->options.memory);
+  impl->plan_options.memory = impl->persistent.get();
   impl->plan_options.owner_tag = options.owner_tag;
   impl->plan_options.output_memory = options.output_memory;
   impl->model = std::move(model);
@@ -213,7 +325,10 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
 
 const std::vector<TensorInfo>& CompiledModel::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& CompiledModel::outputs() const { return impl_->outputs; }
-size_t CompiledModel::weight_bytes() const { return impl_->weight_bytes; }
+size_t CompiledModel::weight_bytes() const {
+  return impl_->weight_bytes - impl_->freed_plain_bytes.load(std::memory_order_relaxed) +
+         impl_->persistent->KindStats(MemoryKind::kWeights).current_bytes;
+}
 const CompileOptions& CompiledModel::options() const { return impl_->options; }
 std::shared_ptr<WeightGate> CompiledModel::weight_gate() const { return impl_->gate; }
 
@@ -251,7 +366,10 @@ StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shape
   for (size_t i = 0; i < input_shapes.size(); ++i) RETURN_IF_ERROR(CheckShape(impl_->inputs[i], input_shapes[i]));
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->plans.find(input_shapes);
-  if (it != impl_->plans.end()) return it->second->stats;
+  if (it != impl_->plans.end()) {
+    if (impl_->free_pending) TryFreeAfterCopies(*impl_);
+    return it->second->stats;
+  }
   std::vector<DataType> dtypes;
   for (const auto& in : impl_->inputs) dtypes.push_back(in.dtype);
   runtime::PlanOptions po = impl_->plan_options;
@@ -264,9 +382,20 @@ StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shape
     }
     if (impl_->sources_released) po.prepare_values = nullptr;
   }
+  std::unordered_map<const Tensor*, std::vector<std::shared_ptr<const void>>> owned;
+  // Only while the first plan is built: no run can read a constant then, and a constant some
+  // reader of the first plan does not copy is never freed (kernels copy whatever the shapes, so
+  // later plans' readers hold copies of the same constants).
+  if (!impl_->gate && impl_->plans.empty()) {
+    Impl* impl = impl_.get();
+    po.on_step = [impl, &owned](const runtime::Plan& p, const runtime::Step& step) {
+      FreeOwnedConstants(*impl, p, step, owned);
+    };
+  }
   ASSIGN_OR_RETURN(auto plan, runtime::BuildPlan(*impl_->model->graph, input_shapes, dtypes, po));
   PlanStats stats = plan->stats;
   impl_->plans[input_shapes] = std::move(plan);
+  if (impl_->gate) TryFreeAfterCopies(*impl_);
   return stats;
 }
 
@@ -300,6 +429,8 @@ StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const st
     if (tag.owner == 0) tag.owner = impl_->options.owner_tag;
     ASSIGN_OR_RETURN(ctx.arena_, Buffer::Allocate(mr, need, tag));
   }
+  std::shared_lock<std::shared_mutex> reading_constants(impl_->run_mu, std::defer_lock);
+  if (impl_->gate) reading_constants.lock();
   return runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads, impl_->plan_options,
                               ctx.options_.profile ? &ctx.step_times_ : nullptr, impl_->gate.get());
 }

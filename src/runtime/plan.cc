@@ -289,6 +289,7 @@ class PlanBuilder {
     plan_->workspace_bytes = std::max(plan_->workspace_bytes, prep.workspace());
     step.kernel = std::move(kernel);
     plan_->steps.push_back(std::move(step));
+    if (opts_.on_step) opts_.on_step(*plan_, plan_->steps.back());
     return Status::OK();
   }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -61,6 +62,10 @@ struct PlanOptions {
   // its value from while preparing (the host-tier source). Null when the weights are in place.
   const std::unordered_map<const Tensor*, size_t>* weight_groups = nullptr;
   const std::unordered_map<const Tensor*, const Tensor*>* prepare_values = nullptr;
+  // Called after each node's prepared step is added to the plan (the compiled model frees the plain
+  // storage of constants as soon as all their readers hold copies). Not called for layout
+  // conversions or dynamic steps.
+  std::function<void(const Plan&, const Step&)> on_step;
 };
 
 // Builds the plan for `graph` (topologically sorted) with concrete input shapes/dtypes.

@@ -134,6 +134,90 @@ StatusOr<Buffer> ReorderToPersistent(const PrepareContext& ctx, const memory::de
   return buf;
 }
 
+PackedWeights& PackedWeights::Get() {
+  static PackedWeights* cache = new PackedWeights();  // never destroyed: kernels may outlive statics
+  return *cache;
+}
+
+std::vector<std::shared_ptr<const PackedWeights::Packed>> PackedWeights::Find(const ir::Value* value,
+                                                                              const memory::desc& src_md,
+                                                                              float scale) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<const Packed>> out;
+  auto it = entries_.find(value);
+  if (it == entries_.end()) return out;
+  for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
+    if (e->src_md != src_md || e->scale != scale) continue;
+    if (auto p = e->packed.lock()) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::shared_ptr<const PackedWeights::Packed> PackedWeights::FindAny(const ir::Value* value, const Dims& dims) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(value);
+  if (it == entries_.end()) return nullptr;
+  for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
+    if (e->scale != 1.f) continue;
+    auto p = e->packed.lock();
+    if (p && p->md.dims() == dims) return p;
+  }
+  return nullptr;
+}
+
+void PackedWeights::Publish(const ir::Value* value, const memory::desc& src_md,
+                            const std::shared_ptr<const Packed>& packed, float scale) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (++inserts_ % 256 == 0) Sweep();
+  auto& list = entries_[value];
+  std::erase_if(list, [](const Entry& e) { return e.packed.expired(); });
+  list.push_back(Entry{src_md, scale, packed});
+}
+
+void PackedWeights::Sweep() {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    std::erase_if(it->second, [](const Entry& e) { return e.packed.expired(); });
+    it = it->second.empty() ? entries_.erase(it) : std::next(it);
+  }
+}
+
+StatusOr<const void*> PlainConstant(const ir::Value* value, const Tensor& constant, const memory::desc& user_md,
+                                    Buffer* scratch) {
+  if (constant.data() != nullptr) return static_cast<const void*>(constant.data());
+  std::shared_ptr<const PackedWeights::Packed> packed =
+      value != nullptr ? PackedWeights::Get().FindAny(value, user_md.dims()) : nullptr;
+  if (packed == nullptr) {
+    return Internal("constant '{}' has neither plain storage nor a packed copy", value ? value->name : "?");
+  }
+  ASSIGN_OR_RETURN(*scratch, Buffer::Allocate(DefaultHostResource(), user_md.get_size()));
+  RETURN_IF_ERROR(Guard("weights unpack", [&]() -> Status {
+    memory s(packed->md, Engine(), const_cast<void*>(packed->buffer.data()));
+    memory d(user_md, Engine(), scratch->data());
+    dnnl::reorder(s, d).execute(ThreadStream(), s, d);
+    ThreadStream().wait();
+    return Status::OK();
+  }));
+  return static_cast<const void*>(scratch->data());
+}
+
+StatusOr<std::shared_ptr<const PackedWeights::Packed>> SharedPack(const PrepareContext& ctx, const ir::Value* value,
+                                                                  const Tensor& constant,
+                                                                  const memory::desc& user_md,
+                                                                  const memory::desc& packed_md) {
+  if (value != nullptr) {
+    for (auto& p : PackedWeights::Get().Find(value, user_md)) {
+      if (p->md == packed_md) return p;
+    }
+  }
+  Buffer scratch;
+  ASSIGN_OR_RETURN(const void* plain, PlainConstant(value, constant, user_md, &scratch));
+  auto packed = std::make_shared<PackedWeights::Packed>();
+  packed->md = packed_md;
+  ASSIGN_OR_RETURN(packed->buffer, ReorderToPersistent(ctx, user_md, plain, packed_md));
+  if (value != nullptr) PackedWeights::Get().Publish(value, user_md, packed);
+  return std::shared_ptr<const PackedWeights::Packed>(std::move(packed));
+}
+
 std::vector<int64_t> IntsOr(const ir::Node& node, const std::string& name, std::vector<int64_t> def) {
   auto v = node.GetInts(name, def);
   return v.ok() ? *v : def;

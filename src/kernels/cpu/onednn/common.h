@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -117,6 +119,53 @@ class ImplementationInfo {
 // Reorders constant host data (plain md `src_md`) into `dst_md` inside a new persistent buffer.
 StatusOr<Buffer> ReorderToPersistent(const PrepareContext& ctx, const memory::desc& src_md,
                                      const void* src, const memory::desc& dst_md);
+
+// Packed copies of constant weights, keyed by the graph value they were made from and the source
+// layout (e.g. Gemm's transB). One copy per weight, not per plan: every plan of a model (one per
+// batch size) prepares its own kernel; the first kernel for a weight packs it and publishes the
+// copy, later kernels whose primitive takes that format share it. Entries are weak: a copy lives as
+// long as a kernel uses it, and kernels die with their plans, before the graph whose values key
+// them, so an expired entry is never mistaken for a live value reusing the address. Thread safe.
+class PackedWeights {
+ public:
+  struct Packed {
+    memory::desc md;
+    Buffer buffer;
+  };
+  static PackedWeights& Get();
+  // Live copies of `value` made from `src_md` (with `scale`: Gemm's beta for C), newest first.
+  std::vector<std::shared_ptr<const Packed>> Find(const ir::Value* value, const memory::desc& src_md,
+                                                  float scale = 1.f);
+  void Publish(const ir::Value* value, const memory::desc& src_md, const std::shared_ptr<const Packed>& packed,
+               float scale = 1.f);
+  // Any live unscaled copy of `value` whose logical dims are `dims` (to rebuild the plain value).
+  std::shared_ptr<const Packed> FindAny(const ir::Value* value, const Dims& dims);
+
+ private:
+  struct Entry {
+    memory::desc src_md;
+    float scale = 1.f;
+    std::weak_ptr<const Packed> packed;
+  };
+  void Sweep();
+  std::mutex mu_;
+  std::unordered_map<const ir::Value*, std::vector<Entry>> entries_;
+  uint64_t inserts_ = 0;
+};
+
+// A constant input's plain value for packing. The runtime frees a constant's plain storage once
+// every reader holds its own copy (Kernel::CopyOfInput), so a later plan's kernel may see the
+// value with null data: the plain value (in `user_md`) is then rebuilt from a live packed copy into
+// `scratch` (a temporary host buffer). kInternal when neither exists.
+StatusOr<const void*> PlainConstant(const ir::Value* value, const Tensor& constant, const memory::desc& user_md,
+                                    Buffer* scratch);
+
+// Packs constant `constant` (graph value `value`, plain layout `user_md`) into `packed_md`, sharing
+// a live copy of another plan when one has that format.
+StatusOr<std::shared_ptr<const PackedWeights::Packed>> SharedPack(const PrepareContext& ctx, const ir::Value* value,
+                                                                  const Tensor& constant,
+                                                                  const memory::desc& user_md,
+                                                                  const memory::desc& packed_md);
 
 // Node attribute helpers with ONNX defaults.
 std::vector<int64_t> IntsOr(const ir::Node& node, const std::string& name, std::vector<int64_t> def);

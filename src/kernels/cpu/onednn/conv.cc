@@ -59,6 +59,7 @@ class ConvKernel final : public Kernel, public ImplementationInfo {
   bool AcceptsBlockedInput(size_t i) const override {
     return i == 0 || std::find(sum_inputs_.begin(), sum_inputs_.end(), i) != sum_inputs_.end();
   }
+  std::shared_ptr<const void> CopyOfInput(size_t i) const override { return i == 1 ? weights_ : nullptr; }
 
   Status Prepare(PrepareContext& ctx) override {
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
@@ -93,7 +94,7 @@ class ConvKernel final : public Kernel, public ImplementationInfo {
   bool reorder_src_ = false;
   bool reorder_weights_at_run_ = false;
   dnnl::reorder weights_reorder_;
-  Buffer weights_;  // reordered constant weights (persistent)
+  std::shared_ptr<const PackedWeights::Packed> weights_;  // packed constant weights (shared)
   bool has_bias_ = false;
   size_t ws_src_ = 0, ws_weights_ = 0, ws_scratch_ = 0;
 };
@@ -385,7 +386,9 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     src_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src_user_md_, Engine(), src_md_));
   }
   if (wval != nullptr) {
-    ASSIGN_OR_RETURN(weights_, ReorderToPersistent(ctx, weights_user_md_, wval->data(), weights_md_));
+    // Shared with the model's other plans (batch sizes) when their primitives chose this format.
+    const ir::Value* w_value = ctx.node().inputs.size() > 1 ? ctx.node().inputs[1] : nullptr;
+    ASSIGN_OR_RETURN(weights_, SharedPack(ctx, w_value, *wval, weights_user_md_, weights_md_));
     reorder_weights_at_run_ = false;
   } else {
     reorder_weights_at_run_ = weights_md_ != weights_user_md_;
@@ -416,8 +419,8 @@ Status ConvKernel::RunImpl(RunContext& ctx) const {
     src = tmp;
   }
   memory weights;
-  if (weights_.data() != nullptr) {
-    weights = memory(weights_md_, Engine(), weights_.data());
+  if (weights_ != nullptr) {
+    weights = memory(weights_md_, Engine(), const_cast<void*>(weights_->buffer.data()));
   } else {
     weights = memory(weights_user_md_, Engine(), ctx.input(1).data);
     if (reorder_weights_at_run_) {

@@ -8,8 +8,9 @@
 // its own kernel, and the packed format oneDNN prefers can differ with M. The first kernel for a
 // weight packs it and publishes the copy (PackedWeights below); later kernels build their
 // primitive for that same format and share the copy, and only when oneDNN cannot do so (or only
-// with its reference implementation) pack their own. A packed format equal to the weight's own
-// layout needs no copy at all: Run then reads the constant input in place.
+// with its reference implementation) pack their own. A constant B is always copied, even when the
+// packed format equals its own layout: the kernel then owns its copy (CopyOfInput) and the
+// runtime frees the imported one, so each weight is held once.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -23,65 +24,16 @@
 namespace gpuhive::cpu::onednn {
 namespace {
 
-// Packed copies of constant weights, keyed by the graph value they were made from and the source
-// layout (Gemm's transB). Entries are weak: a copy lives as long as a kernel uses it, and kernels
-// die with their plans, before the graph whose values key them, so an expired entry is never
-// mistaken for a live value reusing the address.
-class PackedWeights {
- public:
-  struct Packed {
-    memory::desc md;
-    Buffer buffer;
-  };
-  static PackedWeights& Get() {
-    static PackedWeights* cache = new PackedWeights();  // never destroyed: kernels may outlive statics
-    return *cache;
-  }
-  // Live copies of `value` made from `src_md` (with `scale`: Gemm's beta for C), newest first.
-  std::vector<std::shared_ptr<const Packed>> Find(const ir::Value* value, const memory::desc& src_md,
-                                                  float scale = 1.f) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::shared_ptr<const Packed>> out;
-    auto it = entries_.find(value);
-    if (it == entries_.end()) return out;
-    for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
-      if (e->src_md != src_md || e->scale != scale) continue;
-      if (auto p = e->packed.lock()) out.push_back(std::move(p));
-    }
-    return out;
-  }
-  void Publish(const ir::Value* value, const memory::desc& src_md, const std::shared_ptr<const Packed>& packed,
-               float scale = 1.f) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (++inserts_ % 256 == 0) Sweep();
-    auto& list = entries_[value];
-    std::erase_if(list, [](const Entry& e) { return e.packed.expired(); });
-    list.push_back(Entry{src_md, scale, packed});
-  }
-
- private:
-  struct Entry {
-    memory::desc src_md;
-    float scale = 1.f;
-    std::weak_ptr<const Packed> packed;
-  };
-  void Sweep() {
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      std::erase_if(it->second, [](const Entry& e) { return e.packed.expired(); });
-      it = it->second.empty() ? entries_.erase(it) : std::next(it);
-    }
-  }
-  std::mutex mu_;
-  std::unordered_map<const ir::Value*, std::vector<Entry>> entries_;
-  uint64_t inserts_ = 0;
-};
-
 class MatMulKernel final : public Kernel {
  public:
   explicit MatMulKernel(bool gemm) : gemm_(gemm) {}
 
   Status Prepare(PrepareContext& ctx) override {
     return Guard(ctx.node().Describe(), [&] { return gemm_ ? PrepareGemm(ctx) : PrepareMatMul(ctx); });
+  }
+
+  std::shared_ptr<const void> CopyOfInput(size_t i) const override {
+    return i == 1 ? packed_ : i == 2 ? c_scaled_ : nullptr;
   }
 
   Status Run(RunContext& ctx) const override {
@@ -122,7 +74,7 @@ class MatMulKernel final : public Kernel {
 
   // Builds the primitive for a_md x b_req -> dst (dims `dst_dims`), `post_md` = the md the
   // standalone post-ops run on, and packs constant weights (shared with the model's other plans).
-  Status Build(PrepareContext& ctx, const memory::desc& b_user, const void* b_const, const Shape& out_shape) {
+  Status Build(PrepareContext& ctx, const memory::desc& b_user, const Tensor* b_const, const Shape& out_shape) {
     const Dims dst_dims = dst_md_.dims();
     // Fused post-ops only when the chain's tensors can be viewed in the primitive's dst dims.
     bool can_fuse = chain_.fusable() &&
@@ -185,14 +137,9 @@ class MatMulKernel final : public Kernel {
     }
     if (b_const != nullptr) {
       b_md_ = pd.weights_desc();
-      if (!have_pd && b_md_ != b_user) {
-        auto packed = std::make_shared<Packed>();
-        packed->md = b_md_;
-        ASSIGN_OR_RETURN(packed->buffer, ReorderToPersistent(ctx, b_user, b_const, b_md_));
-        packed_ = packed;
-        if (b_value != nullptr) PackedWeights::Get().Publish(b_value, b_user, packed_);
+      if (!have_pd) {
+        ASSIGN_OR_RETURN(packed_, SharedPack(ctx, b_value, *b_const, b_user, b_md_));
       }
-      // b_md_ == b_user: the constant input is read in place (no packed_).
     } else {
       b_md_ = b_user;
     }
@@ -252,8 +199,7 @@ class MatMulKernel final : public Kernel {
       dd.push_back(n);
       dst_md_ = PlainMd(dd);
     }
-    const Tensor* bval = ctx.input_value(1);
-    return Build(ctx, b_user, bval != nullptr ? bval->data() : nullptr, out_shape);
+    return Build(ctx, b_user, ctx.input_value(1), out_shape);
   }
 
   Status PrepareGemm(PrepareContext& ctx) {
@@ -296,6 +242,8 @@ class MatMulKernel final : public Kernel {
         auto found = PackedWeights::Get().Find(c_value, c_md, beta);
         if (!found.empty()) {
           c_scaled_ = found.front();
+        } else if (cval->data() == nullptr) {
+          return Internal("{}: C was freed and no scaled copy of it is alive", node.Describe());
         } else {
           auto scaled = std::make_shared<Packed>();
           scaled->md = c_md;
@@ -323,8 +271,7 @@ class MatMulKernel final : public Kernel {
     a_md_ = memory::desc({m, k}, memory::data_type::f32, trans_a ? Dims{1, m} : Dims{k, 1});
     memory::desc b_user({k, n}, memory::data_type::f32, trans_b ? Dims{1, k} : Dims{n, 1});
     dst_md_ = PlainMd({m, n});
-    const Tensor* bval = ctx.input_value(1);
-    return Build(ctx, b_user, bval != nullptr ? bval->data() : nullptr, out_shape);
+    return Build(ctx, b_user, ctx.input_value(1), out_shape);
   }
 
   bool gemm_;
