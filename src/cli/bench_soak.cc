@@ -7,7 +7,6 @@
 // reports: requests answered by class, crashes, admitted requests lost, RSS over time (the slope
 // after warm-up, in MiB per 100,000 requests), budget violations. Exit status 0 only when every
 // criterion holds.
-#include <signal.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -124,9 +123,8 @@ struct Counters {
   std::map<std::string, int64_t> chaos;                   // action -> count
   std::map<std::string, int64_t> malformed_by_status;     // "404", ...
   int64_t malformed_bad = 0;                              // 5xx (not 503) or no answer
-  std::vector<std::string> notes;
-  void Note(std::string s) {
-    std::lock_guard<std::mutex> l(mu);
+  std::vector<std::string> notes;  // the first 20 problems, for the report
+  void NoteLocked(std::string s) {
     if (notes.size() < 20) notes.push_back(std::move(s));
   }
 };
@@ -297,7 +295,7 @@ int RunSoak(const Options& o) {
         std::lock_guard<std::mutex> l(counters.mu);
         if (!r.ok() || (r->status >= 500 && r->status != 503)) {
           ++counters.malformed_bad;
-          counters.notes.push_back("malformed " + target + " -> " +
+          counters.NoteLocked("malformed " + target + " -> " +
                                    (r.ok() ? std::to_string(r->status) + " " + r->body.substr(0, 200)
                                            : r.status().ToString()));
         } else {
@@ -318,9 +316,10 @@ int RunSoak(const Options& o) {
         name = "status";
         r = HttpExchange("127.0.0.1", o.http_port, "GET", "/v2/gpuhive/models", "", timeout);
       }
+      const bool unanswered = !r.ok() && Alive(pid);  // reads /proc: outside the lock
       std::lock_guard<std::mutex> l(counters.mu);
       ++counters.chaos[name];
-      if (!r.ok() && Alive(pid)) counters.notes.push_back(name + ": no answer: " + r.status().ToString());
+      if (unanswered) counters.NoteLocked(name + ": no answer: " + r.status().ToString());
     }
   });
 

@@ -106,7 +106,8 @@ std::string Describe(const Options& o) {
       "\"tenant-weight\":{},\"tenant\":{},\"keep-alive-secs\":{},\"no-preload\":{},\"no-optimize\":{},"
       "\"no-pipelined-swap\":{},\"max-concurrent-loads\":{},\"auth-token-set\":{},\"exit-timeout-secs\":{},"
       "\"log-format\":{},\"log-level\":{},\"metrics-port\":{},\"metrics-address\":{},\"log-verbose\":{},"
-      "\"strict-model-config\":{}}}",
+      "\"strict-model-config\":{},\"device\":{},\"sim-device-memory\":{},\"sim-copy-bandwidth\":{},"
+      "\"host-memory-budget\":{},\"inject-alloc-failures\":{},\"modelmesh-port\":{},\"modelmesh-socket\":{}}}",
       str(o.model_repository), str(o.http_address), o.http_port, str(o.grpc_address), o.grpc_port, b(o.allow_http),
       b(o.allow_grpc), o.http_threads, str(o.max_body), str(o.max_buffered_bodies), o.max_connections,
       o.idle_timeout_ms, str(o.model_control_mode), list(o.load_models), o.repository_poll_secs, str(o.mode),
@@ -114,7 +115,8 @@ std::string Describe(const Options& o) {
       o.max_queue_size, list(o.tenant_weights), list(o.tenants), o.keep_alive_secs, b(o.no_preload),
       b(o.no_optimize), b(o.no_pipelined_swap), o.max_concurrent_loads, b(!o.auth_token.empty()),
       o.exit_timeout_secs, str(o.log_format), str(o.log_level), o.metrics_port, str(o.metrics_address),
-      o.log_verbose, b(o.strict_model_config));
+      o.log_verbose, b(o.strict_model_config), str(o.device), str(o.sim_device_memory), str(o.sim_copy_bandwidth),
+      str(o.host_memory_budget), o.inject_alloc_failures, o.modelmesh_port, str(o.modelmesh_socket));
 }
 
 // Applies a --config file (TOML or INI; keys are the long flag names, '-' or '_', optionally under a

@@ -473,22 +473,18 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
       impl->device_id = impl->sim_device->id().ToString();
       GH_LOG_WARN("core", "models run on {} ({}, copies at {}/s): a testing aid, not a GPU", impl->device_id,
                   FormatBytes(so.memory_bytes), FormatBytes(static_cast<uint64_t>(so.copy_bytes_per_s)));
-    } else if (spec.kind == DeviceSpec::Kind::kCpu) {
-      if (options.strict_gpu) return InvalidArgument("--strict-gpu contradicts --device cpu");
-    } else if (impl->discovery.gpus.empty() && options.strict_gpu) {
-      return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
-                                impl->discovery.gpu_unavailable_reason);
+    } else if (spec.kind == DeviceSpec::Kind::kCpu && options.strict_gpu) {
+      return InvalidArgument("--strict-gpu contradicts --device cpu");
     }
   }
-  if (impl->sim_device) {
-    // The simulated device stands in for the GPU.
-  } else if (impl->discovery.gpus.empty()) {
+  // The simulated device stands in for the GPU; otherwise the GPU or the CPU, said once.
+  if (!impl->sim_device && impl->discovery.gpus.empty()) {
     if (options.strict_gpu) {
       return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
                                 impl->discovery.gpu_unavailable_reason);
     }
     GH_LOG_INFO("core", "no GPU ({}): models run on the CPU", impl->discovery.gpu_unavailable_reason);
-  } else {
+  } else if (!impl->sim_device) {
     GH_LOG_INFO("core", "{} GPU(s) found ({}); this build executes models on the CPU", impl->discovery.gpus.size(),
                 impl->discovery.gpus[0].name);
   }

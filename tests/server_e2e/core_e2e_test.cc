@@ -331,8 +331,10 @@ TEST_P(CoreE2E, CoreMetricsPassPromtool) {
   c.Request("POST", "/v2/models/broken_model/infer", b.dump());
   auto m = c.Request("GET", "/metrics");
   ASSERT_EQ(m.status, 200);
-  auto promtool = [](const std::string& text, int* rc) {
-    std::string path = ::testing::TempDir() + "/gpuhive_core_metrics.txt";
+  // One file per process and device: ctest runs the cpu and sim instances side by side.
+  const std::string path =
+      ::testing::TempDir() + "/gpuhive_core_metrics_" + GetParam() + "_" + std::to_string(getpid()) + ".txt";
+  auto promtool = [&path](const std::string& text, int* rc) {
     std::ofstream(path) << text;
     FILE* p = popen(("promtool check metrics < " + path + " 2>&1").c_str(), "r");
     std::string out;
