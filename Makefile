@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 # ccache keeps its default directory (~/.cache/ccache) so fresh clones on one machine share it.
 export CCACHE_MAXSIZE ?= 5G
 
-.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench soak clean
+.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench soak fuzz clean
 
 all: build
 
@@ -89,6 +89,12 @@ soak: build
 	  $(BUILD_DIR)/bin/gpuhive bench soak --requests $(SOAK_REQUESTS) --device $$d --model-repository tests/data/repository \
 	    --fake-nvml $(BUILD_DIR)/tests/monitor/libfake_nvml_v1.so --quiet --json bench/out/soak-$$d.json || exit 1; \
 	done
+
+# The libFuzzer targets (fuzz/): the ONNX importer, config.pbtxt, the KServe JSON/binary request
+# parser and the gRPC request conversion, FUZZ_SECONDS each under ASan + UBSan (clang++).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash fuzz/run_all.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan
