@@ -4,10 +4,12 @@
 #include <onnx/checker.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "gpuhive/logging.h"
@@ -290,6 +292,31 @@ StatusOr<std::shared_ptr<ir::Graph>> Importer::ConvertGraph(const onnx::GraphPro
   return graph;
 }
 
+// ONNX's shape inference divides by some attributes without checking them (a Conv with strides
+// [0, 2] is a SIGFPE inside libonnx, found by fuzz/onnx_import_fuzzer.cc), so these must be
+// positive before it runs; every ONNX operator that has them requires it. Subgraphs too: shape
+// inference walks If/Loop/Scan bodies.
+Status CheckAttributesShapeInferenceDividesBy(const onnx::GraphProto& g) {
+  static constexpr std::string_view kPositive[] = {"strides", "dilations", "kernel_shape", "blocksize",
+                                                   "group"};
+  for (const auto& n : g.node()) {
+    const bool onnx_domain = n.domain().empty() || n.domain() == "ai.onnx";
+    for (const auto& a : n.attribute()) {
+      if (onnx_domain && std::find(std::begin(kPositive), std::end(kPositive), a.name()) != std::end(kPositive)) {
+        bool positive = a.type() != onnx::AttributeProto::INT || a.i() > 0;
+        for (int64_t v : a.ints()) positive = positive && v > 0;
+        if (!positive) {
+          return InvalidArgument("node '{}' ({}): attribute '{}' must be positive", n.name(), n.op_type(),
+                                 a.name());
+        }
+      }
+      if (a.has_g()) RETURN_IF_ERROR(CheckAttributesShapeInferenceDividesBy(a.g()));
+      for (const auto& sub : a.graphs()) RETURN_IF_ERROR(CheckAttributesShapeInferenceDividesBy(sub));
+    }
+  }
+  return Status::OK();
+}
+
 // ONNX's shape inference adds value_info entries; its failures only cost us type information.
 void RunOnnxShapeInference(onnx::ModelProto& m, const std::string& base_dir) {
   try {
@@ -341,6 +368,7 @@ StatusOr<std::unique_ptr<ir::Model>> ImportModelProto(onnx::ModelProto& m, const
     return Unimplemented("ONNX opset {} is not supported (supported: {}..{})", def->second, kMinOpset,
                          kMaxOpset);
   }
+  RETURN_IF_ERROR(CheckAttributesShapeInferenceDividesBy(m.graph()));
   RunOnnxShapeInference(m, base_dir);
   Importer importer(base_dir, model->opsets);
   ASSIGN_OR_RETURN(model->graph, importer.ConvertGraph(m.graph(), nullptr, nullptr, m.mutable_graph()));

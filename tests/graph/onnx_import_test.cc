@@ -49,6 +49,59 @@ onnx::ModelProto AddModel() {
   return m;
 }
 
+// A Conv with strides [0, 2] killed the importer with SIGFPE inside libonnx's shape inference
+// (fuzz/onnx_import_fuzzer.cc found it): it is refused with the node and attribute named, in the
+// main graph and inside a subgraph, for every attribute shape inference divides by.
+onnx::ModelProto ConvModel(const std::string& attr, std::vector<int64_t> values) {
+  auto m = MakeModel(13);
+  auto* g = m.mutable_graph();
+  AddInput(g, "x", onnx::TensorProto::FLOAT, {int64_t{1}, int64_t{1}, int64_t{7}, int64_t{5}});
+  AddFloatInit(g, "W", {1, 1, 3, 3}, std::vector<float>(9, 1.f));
+  auto* n = AddNode(g, "Conv", {"x", "W"}, {"y"});
+  n->set_name("conv0");
+  AddIntsAttr(n, "kernel_shape", {3, 3});
+  if (attr == "group") {
+    AddIntAttr(n, attr, values[0]);
+  } else if (attr != "kernel_shape") {
+    AddIntsAttr(n, attr, values);
+  } else {
+    n->mutable_attribute(0)->clear_ints();
+    for (int64_t v : values) n->mutable_attribute(0)->add_ints(v);
+  }
+  AddOutput(g, "y", onnx::TensorProto::FLOAT, {});
+  return m;
+}
+
+TEST(OnnxImport, AttributesShapeInferenceDividesByMustBePositive) {
+  for (const auto& [attr, values] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"strides", {0, 2}}, {"strides", {1, -1}}, {"dilations", {0, 1}}, {"kernel_shape", {0, 3}},
+           {"group", {0}}}) {
+    auto r = ImportOnnxBytes(Serialize(ConvModel(attr, values)));
+    ASSERT_FALSE(r.ok()) << attr;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << attr;
+    EXPECT_NE(r.status().message().find("node 'conv0' (Conv): attribute '" + attr + "' must be positive"),
+              std::string::npos) << r.status().message();
+  }
+  EXPECT_TRUE(ImportOnnxBytes(Serialize(ConvModel("strides", {1, 2}))).ok());
+
+  // The same Conv inside an If's branch.
+  auto m = MakeModel(13);
+  auto* g = m.mutable_graph();
+  AddInput(g, "c", onnx::TensorProto::BOOL, {int64_t{1}});
+  auto* if_node = AddNode(g, "If", {"c"}, {"y"});
+  for (const char* branch : {"then_branch", "else_branch"}) {
+    auto inner = ConvModel("strides", {2, 0});
+    auto* sub = AddGraphAttr(if_node, branch);
+    *sub = inner.graph();
+    sub->clear_input();
+  }
+  AddOutput(g, "y", onnx::TensorProto::FLOAT, {});
+  auto r = ImportOnnxBytes(Serialize(m));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("attribute 'strides' must be positive"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(OnnxImport, SimpleGraphStructure) {
   auto model = ImportOnnxBytes(Serialize(AddModel()));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
