@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 # ccache keeps its default directory (~/.cache/ccache) so fresh clones on one machine share it.
 export CCACHE_MAXSIZE ?= 5G
 
-.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench soak fuzz clean
+.PHONY: all deps deps-bench configure build test test-fast test-sanitizers run demo perf models bench soak soak-asan fuzz clean
 
 all: build
 
@@ -88,6 +88,21 @@ soak: build
 	  echo "== soak on $$d"; \
 	  $(BUILD_DIR)/bin/gpuhive bench soak --requests $(SOAK_REQUESTS) --device $$d --model-repository tests/data/repository \
 	    --fake-nvml $(BUILD_DIR)/tests/monitor/libfake_nvml_v1.so --quiet --json bench/out/soak-$$d.json || exit 1; \
+	done
+
+# The soak's short form under ASan + UBSan: the server binary built in build-asan, 100,000 requests
+# on each device (the RSS slope is not judged: ASan's quarantine holds freed memory by design).
+SOAK_ASAN_REQUESTS ?= 100000
+soak-asan: build
+	scripts/configure-sanitizer.sh build-asan address
+	cmake --build build-asan -j $(JOBS) --target gpuhive
+	@mkdir -p bench/out
+	@for d in cpu sim; do \
+	  echo "== ASan soak on $$d"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(BUILD_DIR)/bin/gpuhive bench soak --requests $(SOAK_ASAN_REQUESTS) --device $$d \
+	    --server-binary build-asan/bin/gpuhive --max-slope 1000000 --model-repository tests/data/repository \
+	    --fake-nvml $(BUILD_DIR)/tests/monitor/libfake_nvml_v1.so --quiet --json bench/out/soak-asan-$$d.json || exit 1; \
 	done
 
 # The libFuzzer targets (fuzz/): the ONNX importer, config.pbtxt, the KServe JSON/binary request

@@ -4,19 +4,14 @@
 # shared. Only the test binaries of a group are built (tests/CMakeLists.txt writes their list), never
 # the CLI, the fuzzers or the server, and no CUDA code.
 #
-# Sanitizer builds use -O1 -g1 (SANITIZER_OPT_FLAGS overrides): instrumented template-heavy code
-# (the math kernels) compiles several times faster than at -O2 -g, reports keep file:line, and the
-# test binaries still run in seconds.
+# The trees are configured by scripts/configure-sanitizer.sh (-O1 -g1, see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-opt_flags=${SANITIZER_OPT_FLAGS:--O1 -g1 -DNDEBUG}
 
 run_group() {  # dir sanitizer label
   local dir=$1 san=$2 label=$3 t0=$SECONDS
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$opt_flags" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$opt_flags" \
-    -DGPUHIVE_SANITIZER="$san" -DGPUHIVE_WITH_CUDA=OFF >/dev/null
+  scripts/configure-sanitizer.sh "$dir" "$san"
   local targets
   targets=$(grep -v '^$' "$dir/test-targets-$label.txt" || true)
   if [[ -z "$targets" ]]; then
