@@ -275,6 +275,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
     if (!dt.ok()) return dt.status().WithContext(source);
     t.dtype = *dt;
     t.dims.assign(out.dims().begin(), out.dims().end());
+    t.label_filename = out.label_filename();
     c.outputs.push_back(std::move(t));
   }
   if (m.has_dynamic_batching()) {

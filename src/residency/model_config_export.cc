@@ -70,6 +70,7 @@ pb::ModelConfig ToProto(const ModelConfig& c) {
     out->set_name(t.name);
     out->set_data_type(ToPbType(t.dtype));
     for (int64_t d : t.dims) out->add_dims(d);
+    if (!t.label_filename.empty()) out->set_label_filename(t.label_filename);
   }
   if (c.dynamic_batching) {
     auto* db = m.mutable_dynamic_batching();

@@ -30,6 +30,45 @@ bool ParseVersionDir(const std::string& s, int64_t* v) {
   return *v > 0;
 }
 
+// Triton's label_filename: a file in the model's directory (or below it), one label per line,
+// read when the model is scanned. Errors name the model, the output and the file as the config
+// wrote it, never the server's own paths.
+constexpr uintmax_t kMaxLabelFileBytes = uintmax_t{16} << 20;
+
+Status ReadOutputLabels(const std::string& model, const fs::path& dir, ModelConfig* config) {
+  for (auto& t : config->outputs) {
+    if (t.label_filename.empty()) continue;
+    const std::string shown = ToValidUtf8(t.label_filename);
+    auto refuse = [&](std::string_view why) {
+      return InvalidArgument("model '{}': output '{}': label_filename '{}' {}", model, t.name, shown, why);
+    };
+    const fs::path rel(t.label_filename);
+    if (t.label_filename.find('\0') != std::string::npos || rel.is_absolute()) {
+      return refuse("must name a file in the model's directory");
+    }
+    std::error_code ec;
+    const fs::path base = fs::canonical(dir, ec);
+    const fs::path file = ec ? fs::path() : fs::weakly_canonical(base / rel, ec);
+    const auto [end, _] = std::mismatch(base.begin(), base.end(), file.begin(), file.end());
+    if (ec || end != base.end()) return refuse("must name a file in the model's directory");
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return refuse("is not a file in the model's directory");
+    if (static_cast<uintmax_t>(st.st_size) > kMaxLabelFileBytes) return refuse("is larger than 16 MiB");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return refuse("cannot be read");
+    auto labels = std::make_shared<std::vector<std::string>>();
+    std::string line;
+    uintmax_t read = 0;
+    while (std::getline(in, line) && read <= kMaxLabelFileBytes) {  // the file may grow meanwhile
+      read += line.size() + 1;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      labels->push_back(ToValidUtf8(line));
+    }
+    t.labels = std::move(labels);
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ValidateModelName(std::string_view name) {
@@ -154,6 +193,7 @@ StatusOr<RepositoryModel> ModelRepository::ScanModel(const std::string& name, co
     if (!model.ok()) return model.status().WithContext("model '" + name + "': deriving its config");
     m.config = DeriveModelConfig(name, **model);
   }
+  RETURN_IF_ERROR(ReadOutputLabels(name, m.dir, &m.config));
   return m;
 }
 

@@ -9,7 +9,8 @@ namespace gpuhive::server {
 namespace {
 
 template <typename T>
-void RankRows(const Tensor& t, int64_t rows, int64_t per_row, int64_t count, std::vector<std::string>* out) {
+void RankRows(const Tensor& t, int64_t rows, int64_t per_row, int64_t count, const std::vector<std::string>* labels,
+              std::vector<std::string>* out) {
   const T* data = t.as<T>();
   std::vector<int64_t> idx(static_cast<size_t>(per_row));
   for (int64_t r = 0; r < rows; ++r) {
@@ -26,14 +27,17 @@ void RankRows(const Tensor& t, int64_t rows, int64_t per_row, int64_t count, std
       } else {
         value = std::to_string(row[i]);
       }
-      out->push_back(value + ":" + std::to_string(i));
+      value += ":" + std::to_string(i);
+      if (labels != nullptr && i < static_cast<int64_t>(labels->size())) value += ":" + (*labels)[static_cast<size_t>(i)];
+      out->push_back(std::move(value));
     }
   }
 }
 
 }  // namespace
 
-StatusOr<ClassifiedOutput> Classify(const Tensor& t, int64_t count, bool batched) {
+StatusOr<ClassifiedOutput> Classify(const Tensor& t, int64_t count, bool batched,
+                                    const std::vector<std::string>* labels) {
   if (count < 1) return InvalidArgument("classification count must be >= 1, got {}", count);
   const Shape& shape = t.shape();
   const int64_t total = NumElements(shape);
@@ -45,16 +49,16 @@ StatusOr<ClassifiedOutput> Classify(const Tensor& t, int64_t count, bool batched
   if (k == 0) return out;
   out.entries.reserve(static_cast<size_t>(rows * k));
   switch (t.dtype()) {
-    case DataType::kFloat32: RankRows<float>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kFloat64: RankRows<double>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kInt8: RankRows<int8_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kInt16: RankRows<int16_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kInt32: RankRows<int32_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kInt64: RankRows<int64_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kUint8: RankRows<uint8_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kUint16: RankRows<uint16_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kUint32: RankRows<uint32_t>(t, rows, per_row, k, &out.entries); break;
-    case DataType::kUint64: RankRows<uint64_t>(t, rows, per_row, k, &out.entries); break;
+    case DataType::kFloat32: RankRows<float>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kFloat64: RankRows<double>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kInt8: RankRows<int8_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kInt16: RankRows<int16_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kInt32: RankRows<int32_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kInt64: RankRows<int64_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kUint8: RankRows<uint8_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kUint16: RankRows<uint16_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kUint32: RankRows<uint32_t>(t, rows, per_row, k, labels, &out.entries); break;
+    case DataType::kUint64: RankRows<uint64_t>(t, rows, per_row, k, labels, &out.entries); break;
     default:
       return InvalidArgument("classification of a {} output is not supported", DataTypeKServeName(t.dtype()));
   }

@@ -18,8 +18,11 @@ struct ClassifiedOutput {
 
 // Ranks each row of `t` (dim 0 is the batch when `batched`; otherwise the whole tensor is one row)
 // by value in the tensor's own type; ties keep the lower index first. `count` is capped at the
-// row's size. Errors: kInvalidArgument for count < 1 or a tensor whose type cannot be ranked.
-StatusOr<ClassifiedOutput> Classify(const Tensor& t, int64_t count, bool batched);
+// row's size. With `labels`, an entry whose index has a label is "<value>:<index>:<label>"
+// (Triton's form; indexes beyond the labels stay "<value>:<index>"). Errors: kInvalidArgument for
+// count < 1 or a tensor whose type cannot be ranked.
+StatusOr<ClassifiedOutput> Classify(const Tensor& t, int64_t count, bool batched,
+                                    const std::vector<std::string>* labels = nullptr);
 
 // The BYTES wire form (KServe binary data and gRPC raw contents): per element a 4-byte
 // little-endian length, then its bytes.

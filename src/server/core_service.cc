@@ -38,7 +38,7 @@ ModelMetadata MetadataFromConfig(const ModelConfig& config, const std::vector<in
   for (int64_t v : versions) md.versions.push_back(std::to_string(v));
   auto convert = [&](const std::vector<residency::TensorConfig>& in, std::vector<TensorInfo>* out) {
     for (const auto& t : in) {
-      TensorInfo info{t.name, t.dtype, {}};
+      TensorInfo info{t.name, t.dtype, {}, t.labels};
       if (config.max_batch_size > 0) info.shape.push_back(-1);
       info.shape.insert(info.shape.end(), t.dims.begin(), t.dims.end());
       out->push_back(std::move(info));

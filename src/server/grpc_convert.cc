@@ -169,12 +169,15 @@ StatusOr<std::unique_ptr<InferenceRequest>> BuildRequest(const inference::ModelI
       if (count < 1 || count > 1'000'000) {
         return InvalidArgument("output '{}': parameter '{}' must be between 1 and 1000000", o.name(), key);
       }
+      ClassificationRequest asked{count, nullptr};
       for (const auto& info : meta.outputs) {
-        if (info.name == o.name() && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
+        if (info.name != o.name()) continue;
+        if (info.dtype == DataType::kString || info.dtype == DataType::kBool) {
           return InvalidArgument("output '{}': classification needs a numeric output", o.name());
         }
+        asked.labels = info.labels;
       }
-      response->class_count[o.name()] = count;
+      response->classification[o.name()] = std::move(asked);
     }
     req->requested_outputs.push_back(o.name());
   }
@@ -191,9 +194,9 @@ Status FillInferResponse(const InferenceResponse& result, const ResponseOptions&
     t->set_name(o.name);
     std::string bytes;
     Shape shape = o.tensor.shape();
-    auto cls = options.class_count.find(o.name);
-    if (cls != options.class_count.end()) {
-      auto classified = Classify(o.tensor, cls->second, options.batched);
+    auto cls = options.classification.find(o.name);
+    if (cls != options.classification.end()) {
+      auto classified = Classify(o.tensor, cls->second.count, options.batched, cls->second.labels.get());
       t->set_datatype("BYTES");
       shape = classified.ok() ? classified->shape : Shape{0};
       if (classified.ok()) bytes = EncodeBytesElements(classified->entries);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gpuhive/inference.h"
 #include "gpuhive/server/service.h"
@@ -26,8 +27,13 @@ struct ShmWindow {
 };
 
 // What the response needs to know about its request.
+struct ClassificationRequest {
+  int64_t count = 0;
+  std::shared_ptr<const std::vector<std::string>> labels;  // the output's labels, when it has them
+};
+
 struct ResponseOptions {
-  std::map<std::string, int64_t> class_count;  // output -> count (Triton's classification)
+  std::map<std::string, ClassificationRequest> classification;  // output -> what Triton's classification asked
   std::map<std::string, ShmWindow> shm;        // output -> where to write it (shared memory)
   bool batched = false;
 };

@@ -331,10 +331,12 @@ StatusOr<ParsedInferRequest> ParseInferRequest(std::string_view body,
       }
       if (op.classification) {
         for (const auto& info : meta.outputs) {
-          if (info.name == r.name && (info.dtype == DataType::kString || info.dtype == DataType::kBool)) {
+          if (info.name != r.name) continue;
+          if (info.dtype == DataType::kString || info.dtype == DataType::kBool) {
             return InvalidArgument("output '{}': classification needs a numeric output, it is {}", r.name,
                                    DataTypeKServeName(info.dtype));
           }
+          r.labels = info.labels;
         }
         r.class_count = *op.classification;
       }
@@ -461,7 +463,7 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
       std::string dtype(DataTypeKServeName(o.tensor.dtype()));
       Shape shape = o.tensor.shape();
       if (asked->class_count > 0) {
-        auto classified = Classify(o.tensor, asked->class_count, asked->batched);
+        auto classified = Classify(o.tensor, asked->class_count, asked->batched, asked->labels.get());
         if (classified.ok()) {
           bytes = EncodeBytesElements(classified->entries);
           shape = classified->shape;
@@ -489,7 +491,7 @@ EncodedInferResponse EncodeInferResponse(const InferenceResponse& r,
     }
     if (asked != nullptr && asked->class_count > 0) {
       // Validated when parsed; a tensor that still cannot be ranked is reported in its place.
-      auto classified = Classify(o.tensor, asked->class_count, asked->batched);
+      auto classified = Classify(o.tensor, asked->class_count, asked->batched, asked->labels.get());
       s += "{\"name\":\"" + JsonEscape(o.name) + "\",\"datatype\":\"BYTES\",\"shape\":";
       AppendShape(classified.ok() ? classified->shape : Shape{0}, &s);
       const std::vector<std::string> entries = classified.ok() ? classified->entries : std::vector<std::string>{};

@@ -19,6 +19,7 @@ struct OutputRequest {
   std::optional<bool> binary;  // parameters.binary_data; unset: the request-level default
   int64_t class_count = 0;     // parameters.classification (Triton's class_count); 0: the tensor
   bool batched = false;        // the model batches: classification ranks each row of dim 0
+  std::shared_ptr<const std::vector<std::string>> labels;  // the output's labels, when it has them
   // Triton's shared_memory_region / _offset / _byte_size: the output is written there.
   std::shared_ptr<SharedMemoryRegion> shm;
   uint64_t shm_offset = 0;

@@ -23,6 +23,17 @@ TEST(Classification, TopValuesPerRowHighestFirstTiesByIndex) {
   EXPECT_EQ(all->entries.back(), "-1.000000:7");
 }
 
+TEST(Classification, LabelsAppendedWhereTheIndexHasOne) {
+  auto t = Tensor::Allocate(DataType::kFloat32, {1, 3});
+  ASSERT_TRUE(t.ok());
+  const float v[] = {0.1f, 0.7f, 0.2f};
+  std::memcpy(t->data(), v, sizeof(v));
+  const std::vector<std::string> labels = {"cat", "dog"};  // index 2 has none
+  auto c = Classify(*t, 3, /*batched=*/true, &labels);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->entries, (std::vector<std::string>{"0.700000:1:dog", "0.200000:2", "0.100000:0:cat"}));
+}
+
 TEST(Classification, IntegersBadCountsAndBytesEncoding) {
   auto t = Tensor::Allocate(DataType::kInt32, {3});
   ASSERT_TRUE(t.ok());

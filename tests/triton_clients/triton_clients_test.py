@@ -449,6 +449,47 @@ class LoadWithConfigOverride(unittest.TestCase):
         self.assertEqual(s.http_json("GET", "/v2/models/tiny_mlp/config")[1]["max_batch_size"], 8)
         self.assertEqual(self.infer_rows(8), 200)
 
+    def test_labels_from_label_filename(self):
+        """Triton's label_filename: classification entries become "<value>:<index>:<label>" (an index
+        beyond the file's lines keeps "<value>:<index>"); a file outside the model's directory or a
+        missing one fails the load with a 400 naming it; a plain load reads config.pbtxt again."""
+        s = self.server
+        with open(os.path.join(s.repo, "tiny_mlp", "labels.txt"), "w") as f:
+            f.write("cat\r\ndog\nbird\n")  # three labels for four classes; CRLF accepted
+        status, config = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        config["output"][0]["label_filename"] = "labels.txt"
+        load = "/v2/repository/models/tiny_mlp/load"
+        status, body = s.http_json("POST", load, {"parameters": {"config": json.dumps(config)}})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(s.http_json("GET", "/v2/models/tiny_mlp/config")[1]["output"][0]["label_filename"],
+                         "labels.txt")
+        labels = ["cat", "dog", "bird"]
+        req = tiny_mlp_request(rows=2)
+        req.outputs.add(name="OUTPUT0").parameters["classification"].int64_param = 4
+        got = decode_bytes(s.stub.ModelInfer(req).raw_output_contents[0])
+        self.assertEqual(len(got), 8)
+        for e in got:
+            parts = e.split(":")
+            index = int(parts[1])
+            self.assertEqual(parts[2:], [labels[index]] if index < 3 else [], e)
+        body = {"inputs": [{"name": "INPUT0", "shape": [2, 16], "datatype": "FP32",
+                            "data": list(req.inputs[0].contents.fp32_contents)}],
+                "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 4}}]}
+        status, j = s.http_json("POST", "/v2/models/tiny_mlp/infer", body)
+        self.assertEqual(status, 200, j)
+        self.assertEqual(j["outputs"][0]["data"], got)
+        for name, fragment in (("../identity_fp32/config.pbtxt", "model's directory"),
+                               ("/etc/passwd", "model's directory"), ("missing.txt", "is not a file")):
+            config["output"][0]["label_filename"] = name
+            status, body = s.http_json("POST", load, {"parameters": {"config": json.dumps(config)}})
+            self.assertEqual(status, 400, body)
+            self.assertIn("label_filename '%s' " % name, body["error"])
+            self.assertIn(fragment, body["error"])
+            self.assertNotIn(s.repo, body["error"])  # no server path in what any client reads
+        self.assertEqual(s.http("POST", load)[0], 200)
+        status, plain = s.http_json("GET", "/v2/models/tiny_mlp/config")
+        self.assertEqual(plain["output"][0].get("label_filename", ""), "")
+
     def test_bad_overrides_are_client_errors(self):
         s = self.server
         load = "/v2/repository/models/tiny_mlp/load"

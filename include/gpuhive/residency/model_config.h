@@ -13,6 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "gpuhive/ir.h"
 #include "gpuhive/status.h"
 #include "gpuhive/tensor.h"
@@ -25,6 +29,11 @@ struct TensorConfig {
   // Without the batch dim when max_batch_size > 0 (Triton's convention); -1 is a dynamic dim.
   std::vector<int64_t> dims;
   bool optional = false;
+  // Outputs: Triton's label_filename (a file in the model's directory, one label per line) and the
+  // labels the repository read from it when the model was scanned; classification appends
+  // ":<label>" to each entry whose index has one.
+  std::string label_filename;
+  std::shared_ptr<const std::vector<std::string>> labels;
 };
 
 // Triton's ModelQueuePolicy.

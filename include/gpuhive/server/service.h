@@ -29,6 +29,9 @@ struct TensorInfo {
   std::string name;
   DataType dtype = DataType::kUndefined;  // written as the KServe name ("FP32")
   Shape shape;                            // -1 for a variable dim (the batch dim first when batched)
+  // Outputs: classification labels (config label_filename), index -> label; null when none. Not
+  // part of the metadata's JSON form.
+  std::shared_ptr<const std::vector<std::string>> labels;
 };
 
 struct ModelMetadata {
