@@ -15,7 +15,7 @@ SOURCES=(
   "$ROOT/fuzz/onnx_import_fuzzer.cc"
   "$ROOT"/src/graph/*.cc
   "$ROOT/src/common/status.cc" "$ROOT/src/common/logging.cc" "$ROOT/src/common/units.cc"
-  "$ROOT/src/common/tensor.cc"
+  "$ROOT/src/common/dtype.cc"
   "$ROOT/src/memory/host_resource.cc" "$ROOT/src/memory/tensor_storage.cc"
 )
 FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined

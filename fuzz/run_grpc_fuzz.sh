@@ -16,7 +16,7 @@ SRCS=("$ROOT/fuzz/grpc_request_fuzzer.cc" "$ROOT/src/server/grpc_convert.cc"
       "$ROOT/src/server/binary_tensor.cc" "$ROOT/src/server/request_validation.cc"
       "$ROOT/src/server/classification.cc" "$ROOT/src/server/shared_memory.cc"
       "$OUT/proto/grpc_service.pb.cc" "$OUT/proto/model_config.pb.cc"
-      "$ROOT/src/common/status.cc" "$ROOT/src/common/tensor.cc" "$ROOT/src/common/units.cc"
+      "$ROOT/src/common/status.cc" "$ROOT/src/common/dtype.cc" "$ROOT/src/common/units.cc"
       "$ROOT/src/common/logging.cc" "$ROOT/src/common/utf8.cc" "$ROOT/src/memory/tensor_storage.cc"
       "$ROOT/src/memory/host_resource.cc")
 BIN="$OUT/grpc_request_fuzzer"

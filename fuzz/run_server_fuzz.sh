@@ -11,7 +11,7 @@ FLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -I"$ROOT/include" -I"$ROOT/src")
 SRCS=("$ROOT/fuzz/server_fuzz_request.cc" "$ROOT/src/server/kserve_json.cc"
       "$ROOT/src/server/binary_tensor.cc" "$ROOT/src/server/request_validation.cc"
-      "$ROOT/src/common/status.cc" "$ROOT/src/common/tensor.cc" "$ROOT/src/common/units.cc"
+      "$ROOT/src/common/status.cc" "$ROOT/src/common/dtype.cc" "$ROOT/src/common/units.cc"
       "$ROOT/src/common/logging.cc" "$ROOT/src/common/utf8.cc" "$ROOT/src/memory/tensor_storage.cc"
       "$ROOT/src/memory/host_resource.cc" "$ROOT/src/server/classification.cc" "$ROOT/src/server/shared_memory.cc")
 BIN="$OUT/server_fuzz_request"

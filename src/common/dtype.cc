@@ -1,4 +1,4 @@
-#include "gpuhive/tensor.h"
+#include "gpuhive/dtype.h"
 
 namespace gpuhive {
 
