@@ -42,6 +42,8 @@ const std::vector<MetricDef>& AllMetricDefs() {
          {"model", "direction"}, {}},
         {"gpuhive_swap_duration_seconds", H, "Duration of model swaps.", {"model", "direction"},
          lat},
+        {"gpuhive_cpu_fallback", G,
+         "1 when models run on the host CPU because no GPU, driver or GPU executor is usable.", {}, {}},
         {"gpuhive_model_resident", G, "1 when the model is resident on the device.",
          {"model", "device"}, {}},
         {"gpuhive_residency_acquires_total", C, "Model acquisitions by requests and preloads.",
@@ -204,6 +206,7 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
   bind(m.model_swaps_total, "gpuhive_model_swaps_total");
   bind(m.swap_duration_seconds, "gpuhive_swap_duration_seconds");
   bind(m.model_resident, "gpuhive_model_resident");
+  bind(m.cpu_fallback, "gpuhive_cpu_fallback");
   bind(m.residency_acquires_total, "gpuhive_residency_acquires_total");
   bind(m.residency_hits_total, "gpuhive_residency_hits_total");
   bind(m.residency_bytes_swapped_in_total, "gpuhive_residency_bytes_swapped_in_total");

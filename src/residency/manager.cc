@@ -355,7 +355,7 @@ Status ModelManager::Init() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [name, model] : scan.models) {
-        if (model.config.preload) preload.push_back(name);
+        if (model.config.preload && MayPreload(name)) preload.push_back(name);
         Status s = RegisterLocked(std::move(model));
         if (!s.ok()) GH_LOG_WARN("residency", "{}", s.ToString());
       }
@@ -1296,7 +1296,7 @@ void ModelManager::SchedulePreloads(const std::string& from) {
     if (p < options_.preload_min_probability) continue;
     auto e = FindLocked(name, 0);
     if (!e || e->state == ModelState::kResident || e->state == ModelState::kLoadingDevice ||
-        e->state == ModelState::kLoadingHost || e->state == ModelState::kFailed) {
+        e->state == ModelState::kLoadingHost || e->state == ModelState::kFailed || !MayPreload(name)) {
       continue;
     }
     bool queued = std::any_of(preload_queue_.begin(), preload_queue_.end(),

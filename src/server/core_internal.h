@@ -16,7 +16,7 @@
 #include "gpuhive/device_discovery.h"
 #include "gpuhive/memory/adaptors.h"
 #include "gpuhive/monitor/nvml.h"
-#include "gpuhive/residency/manager.h"
+#include "gpuhive/residency/device_set.h"
 #include "gpuhive/sim_device.h"
 #include "gpuhive/runtime.h"
 #include "gpuhive/scheduler.h"
@@ -82,9 +82,9 @@ struct ServedModel {
 };
 
 // Per scheduler worker: the execution contexts its batches run in (one worker runs one batch at a
-// time, so one arena per worker serves every model).
+// time, so one arena per worker and device serves every model placed there).
 struct WorkerState {
-  std::unique_ptr<ExecutionContext> device_ctx;
+  std::vector<std::unique_ptr<ExecutionContext>> device_ctx;  // by DeviceSet index
   std::unique_ptr<ExecutionContext> host_ctx;
 };
 
@@ -93,13 +93,15 @@ struct CoreService::Impl {
   monitor::Registry registry;
   monitor::GpuhiveMetrics metrics{};
   DiscoveryResult discovery;
-  std::string device_id = "cpu";
+  std::string device_id = "cpu";  // the scheduler's worker group: the device, or "sim:0+sim:1"
   int64_t start_ns = 0;
 
   std::unique_ptr<residency::ModelRepository> repository;
-  // --device sim: the simulated device the manager runs on (declared first: outlives the manager).
-  std::unique_ptr<SimDevice> sim_device;
-  std::unique_ptr<residency::ModelManager> manager;  // kGpuhive
+  // --device sim[:N]: the simulated devices the managers run on (declared first: they outlive them).
+  std::vector<std::unique_ptr<SimDevice>> sim_devices;
+  // kGpuhive: one ModelManager per device (the simulated ones, then the host CPU for KIND_CPU;
+  // otherwise the one device models run on) and where each model is placed.
+  std::unique_ptr<residency::DeviceSet> device_set;
   std::unique_ptr<StatisticsResource> naive_memory;  // kNaive: plain host memory, counted
   uint32_t next_naive_owner = 1;
   std::unique_ptr<sched::Scheduler> scheduler;
@@ -129,8 +131,16 @@ struct CoreService::Impl {
   std::thread sync_thread;
 
   bool naive() const { return options.mode == ServeMode::kNaive; }
-  // Where every model allocation is counted (by model and by kind) in the current mode.
-  const StatisticsResource& memory_stats() const;
+  // Where every model allocation on `device` (a DeviceSet index) is counted, by model and by
+  // kind, in the current mode.
+  const StatisticsResource& memory_stats(size_t device) const;
+  // The devices models are placed on and their budgets (`budget` each; `cpu_budget` for the host
+  // CPU next to simulated devices). Errors: kInvalidArgument (a budget larger than a device).
+  StatusOr<std::vector<residency::DeviceSetOptions::Device>> PlanDevices(uint64_t budget, uint64_t cpu_budget) const;
+  // Scrape-time gauges of each device and of the models placed on it.
+  void CollectDevices();
+  // The id of the device a model is reported on: where it is placed, else the first device.
+  const std::string& DeviceOf(const residency::ModelStatus& st) const;
   // Naive mode: bytes the model's versions hold.
   uint64_t NaiveModelBytes(const ServedModel& m) const;
 

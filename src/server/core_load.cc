@@ -122,6 +122,7 @@ std::vector<std::string> CoreService::Impl::LoadWarnings(const ServedVersion& v)
   }
   for (const auto& g : c.instance_groups) {
     if (g.kind != residency::InstanceKind::kGpu) continue;
+    if (!sim_devices.empty()) break;  // the simulated devices count as GPUs (placement checks them)
     if (discovery.gpus.empty()) {
       out.push_back(fmt::format("instance_group{} asks for KIND_GPU, but this machine has no usable GPU ({}): the "
                                 "model runs on the CPU",
@@ -144,7 +145,7 @@ std::vector<std::string> CoreService::Impl::LoadWarnings(const ServedVersion& v)
 
 void CoreService::Impl::RefreshConfigErrors() {
   std::map<std::string, std::string> now;
-  for (const auto& [name, status] : manager->ScanErrors()) now[name] = status.ToString();
+  for (const auto& [name, status] : device_set->ScanErrors()) now[name] = status.ToString();
   std::vector<std::pair<std::string, std::string>> appeared;
   std::vector<std::string> cleared;
   {
@@ -191,7 +192,7 @@ Status CoreService::LoadModel(const std::string& name) {
     if (!s.ok()) remember_failure(s);
     return s;
   }
-  Status s = c.manager->Load(name);
+  Status s = c.device_set->Load(name);
   if (!s.ok()) {
     remember_failure(s);
     return s;
@@ -219,7 +220,7 @@ Status CoreService::UnloadModel(const std::string& name) {
   }
   c.Unserve(name, versions);  // admitted requests finish first
   if (!c.naive()) {
-    Status s = c.manager->Unload(name);
+    Status s = c.device_set->Unload(name);
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   }
   GH_LOG_INFO("core", "model '{}' unloaded", name);
@@ -258,7 +259,7 @@ Status CoreService::LoadModelWithConfig(const std::string& name, const std::stri
   // The versions served with the old config go (queued requests are answered, running batches
   // finish); the sync below serves them with the new one.
   c.Unserve(name, served);
-  Status s = c.manager->LoadWithConfig(name, config ? &*config : nullptr);
+  Status s = c.device_set->LoadWithConfig(name, config ? &*config : nullptr);
   {
     std::unique_lock lock(c.mu);
     if (s.ok() && config) {

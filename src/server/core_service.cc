@@ -184,78 +184,6 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
   return out;
 }
 
-namespace {
-
-// A memory shortage that may pass once running batches release their models: everything else was
-// leased, or the request did not fit next to them. Not: a model larger than the budget or its limit.
-// Decided by the shortage the manager attached, never by message text.
-bool TransientShortage(const Status& s) {
-  if (s.code() == StatusCode::kUnavailable) return s.shortage() == MemoryShortage::kContended;
-  if (s.code() != StatusCode::kResourceExhausted) return false;
-  // An untyped allocation failure (the budget or a per-owner limit refused one allocation) is
-  // contention too: the manager proves "never" itself and says so.
-  return s.shortage() != MemoryShortage::kNeverFits && s.shortage() != MemoryShortage::kOverLimit;
-}
-
-}  // namespace
-
-StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorView>& inputs,
-                                                     const sched::WorkerContext& worker) {
-  residency::ModelManager& m = *core_->manager;
-  if (worker.worker_index < 0 || static_cast<size_t>(worker.worker_index) >= core_->workers.size()) {
-    return Internal("worker index {} out of range", worker.worker_index);
-  }
-  WorkerState& w = core_->workers[static_cast<size_t>(worker.worker_index)];
-  int threads = std::max(1, worker.num_threads);
-  if (!w.device_ctx || w.device_ctx->options().num_threads != threads) {
-    w.device_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
-    w.host_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads});
-  }
-  // When the shortage is only because other batches hold their models, wait for them (holding
-  // nothing ourselves, so two waiting batches can never block each other) instead of failing.
-  const int64_t give_up = NowNs() + core_->options.pressure_wait_ms * 1'000'000;
-  int64_t backoff_us = 500;
-  // Lease failures seen while nothing at all was resident: the other batch may have just finished
-  // (retry once), but twice means the model alone cannot be loaded and waiting cannot help. A run
-  // that fails is not judged by such a snapshot (another model may be evicted and reloaded between
-  // the failure and the look, which made a contended request look alone): the manager proves "can
-  // never run" from the failed allocation itself, and anything else waits up to pressure_wait_ms.
-  int alone_failures = 0;
-  for (;;) {
-    Status failure;
-    {
-      auto lease = m.Acquire(v_->name, v_->version);
-      if (lease.ok()) {
-        auto out = m.Run(*lease, *w.device_ctx, inputs, w.host_ctx.get());
-        // Activations go back to the pool after every batch (a pool allocation is ~0.2 us), so
-        // idle workers hold no budget and the bytes are there for whichever model runs next.
-        w.device_ctx->ReleaseArena();
-        if (out.ok() || !TransientShortage(out.status())) {
-          if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
-            // "cannot fit", not "queue full"
-            return Unavailable("{}", out.status().message()).WithShortage(out.status().shortage());
-          }
-          return out;
-        }
-        failure = out.status();
-      } else if (!TransientShortage(lease.status()) || (m.Stats().used_bytes == 0 && ++alone_failures >= 2)) {
-        // Nothing else holds memory: waiting cannot help.
-        // The request was fine; the model cannot be made resident (too large, or its load failed).
-        return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
-                           lease.status().message());
-      } else {
-        failure = lease.status();
-      }
-    }  // the lease (if any) is released before waiting
-    if (NowNs() + backoff_us * 1000 > give_up) {
-      return Unavailable("{} (waited {} ms for memory held by running batches)", failure.message(),
-                         core_->options.pressure_wait_ms);
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
-    backoff_us = std::min<int64_t>(backoff_us * 2, 50'000);
-  }
-}
-
 StatusOr<std::vector<Tensor>> CoreRunner::RunNaive(const std::vector<TensorView>& inputs,
                                                    const sched::WorkerContext& worker) {
   // No pool and no kept arena: every request allocates its activations and frees them after.
@@ -291,6 +219,9 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   v->nv_infer_us = metrics.nv_inference_compute_infer_duration_us->Labels({v->name, vs});
   v->nv_output_us = metrics.nv_inference_compute_output_duration_us->Labels({v->name, vs});
   v->warnings = LoadWarnings(*v);
+  // A config whose instance_group names devices this server does not have is refused now, with
+  // the reason, rather than on its first request.
+  if (!naive()) RETURN_IF_ERROR(device_set->CheckPlacement(v->name, v->config));
   RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
   if (!v->config.warmups.empty()) {
     {
@@ -339,7 +270,7 @@ void CoreService::Impl::SyncLocked() {
   if (naive()) return;
   RefreshConfigErrors();
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
-  for (auto& st : manager->ListModels()) listed[st.name][st.version] = st;
+  for (auto& st : device_set->ListModels()) listed[st.name][st.version] = st;
 
   // Register what the manager has and we do not serve yet.
   for (const auto& [name, versions] : listed) {
@@ -350,7 +281,7 @@ void CoreService::Impl::SyncLocked() {
         auto it = models.find(name);
         if (it != models.end() && it->second.versions.count(ver)) continue;
       }
-      auto config = manager->GetConfig(name, ver);
+      auto config = device_set->GetConfig(name, ver);
       if (!config.ok()) {
         std::unique_lock lock(mu);
         unavailable[name] = config.status().ToString();
@@ -443,8 +374,8 @@ CoreService::~CoreService() {
     std::unique_lock lock(impl_->mu);
     impl_->models.clear();
   }
-  impl_->workers.clear();  // their arenas came from the manager's memory
-  impl_->manager.reset();
+  impl_->workers.clear();  // their arenas came from the managers' memory
+  impl_->device_set.reset();
 }
 
 StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& options) {
@@ -459,35 +390,43 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
   monitor::InstallHostMetrics(&impl->registry, impl->metrics);
 
   impl->discovery = DiscoverDevices();
+  bool chose_cpu = false;
   if (!options.device.empty() && options.device != "auto") {
     ASSIGN_OR_RETURN(DeviceSpec spec, ParseDeviceSpec(options.device));
     if (spec.kind == DeviceSpec::Kind::kSim) {
-      if (spec.count != 1) {
-        return Unimplemented("--device {}: one simulated device is supported so far (sim or sim:1)", options.device);
-      }
       if (options.mode == ServeMode::kNaive) return InvalidArgument("--device sim needs the gpuhive mode, not naive");
-      SimDeviceOptions so;
-      so.memory_bytes = options.sim_memory_bytes;
-      so.copy_bytes_per_s = options.sim_copy_bytes_per_s;
-      ASSIGN_OR_RETURN(impl->sim_device, SimDevice::Create(so));
-      impl->device_id = impl->sim_device->id().ToString();
-      GH_LOG_WARN("core", "models run on {} ({}, copies at {}/s): a testing aid, not a GPU", impl->device_id,
-                  FormatBytes(so.memory_bytes), FormatBytes(static_cast<uint64_t>(so.copy_bytes_per_s)));
-    } else if (spec.kind == DeviceSpec::Kind::kCpu && options.strict_gpu) {
-      return InvalidArgument("--strict-gpu contradicts --device cpu");
+      for (int i = 0; i < spec.count; ++i) {
+        SimDeviceOptions so;
+        so.index = i;
+        so.memory_bytes = options.sim_memory_bytes;
+        so.copy_bytes_per_s = options.sim_copy_bytes_per_s;
+        ASSIGN_OR_RETURN(auto sim, SimDevice::Create(so));
+        impl->sim_devices.push_back(std::move(sim));
+      }
+      impl->device_id = impl->sim_devices[0]->id().ToString();
+      if (spec.count > 1) impl->device_id += "+" + impl->sim_devices.back()->id().ToString();
+      GH_LOG_WARN("core", "models run on {} simulated device(s) ({} each, copies at {}/s): a testing aid, not a GPU",
+                  spec.count, FormatBytes(options.sim_memory_bytes),
+                  FormatBytes(static_cast<uint64_t>(options.sim_copy_bytes_per_s)));
+    } else if (spec.kind == DeviceSpec::Kind::kCpu) {
+      if (options.strict_gpu) return InvalidArgument("--strict-gpu contradicts --device cpu");
+      chose_cpu = true;
     }
   }
-  // The simulated device stands in for the GPU; otherwise the GPU or the CPU, said once.
-  if (!impl->sim_device && impl->discovery.gpus.empty()) {
+  // The simulated devices stand in for GPUs; otherwise the GPU or the CPU, said once here (and
+  // exported as gpuhive_cpu_fallback) when the CPU was not asked for.
+  const bool on_cpu = impl->sim_devices.empty();
+  if (on_cpu && impl->discovery.gpus.empty()) {
     if (options.strict_gpu) {
       return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
                                 impl->discovery.gpu_unavailable_reason);
     }
     GH_LOG_INFO("core", "no GPU ({}): models run on the CPU", impl->discovery.gpu_unavailable_reason);
-  } else if (!impl->sim_device) {
+  } else if (on_cpu) {
     GH_LOG_INFO("core", "{} GPU(s) found ({}); this build executes models on the CPU", impl->discovery.gpus.size(),
                 impl->discovery.gpus[0].name);
   }
+  impl->metrics.cpu_fallback->Labels({})->Set(on_cpu && !chose_cpu ? 1 : 0);
   monitor::NvmlOptions nvml_options;
   nvml_options.metrics = &impl->metrics;
   nvml_options.poll_interval_ms = options.nvml_poll_interval_ms;
@@ -533,17 +472,17 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
   impl->declared_tenants.insert("default");
   impl->declared_tenants.insert(kUndeclaredTenant);
 
-  uint64_t budget = options.memory_budget_bytes;
-  if (budget == 0) {
-    if (impl->sim_device) {
-      budget = impl->sim_device->memory_capacity_bytes() / 10 * 9;
-    } else if (!impl->discovery.gpus.empty()) {
-      budget = impl->discovery.gpus[0].total_memory_bytes / 10 * 9;
-    } else {
-      budget = std::max<uint64_t>(impl->discovery.cpu.free_memory_bytes / 2, 1ull << 30);
-    }
+  // The budget of one device (--memory-budget applies to each): by default 90 % of a (simulated)
+  // GPU's memory, or half the host's free memory on the CPU.
+  const uint64_t cpu_budget = options.memory_budget_bytes > 0
+                                  ? options.memory_budget_bytes
+                                  : std::max<uint64_t>(impl->discovery.cpu.free_memory_bytes / 2, 1ull << 30);
+  uint64_t budget = cpu_budget;
+  if (options.memory_budget_bytes == 0 && !impl->sim_devices.empty()) {
+    budget = options.sim_memory_bytes / 10 * 9;
+  } else if (options.memory_budget_bytes == 0 && !impl->discovery.gpus.empty()) {
+    budget = impl->discovery.gpus[0].total_memory_bytes / 10 * 9;
   }
-
   Impl* core = impl.get();
   if (options.mode == ServeMode::kNaive) {
     // What a naive server does: malloc per request (per-request arenas reuse malloc's pages).
@@ -563,11 +502,10 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
       }
     }
   } else {
-    residency::ManagerOptions mo;
-    mo.budget_bytes = budget;
+    residency::DeviceSetOptions ds;
+    ASSIGN_OR_RETURN(ds.devices, impl->PlanDevices(budget, cpu_budget));
+    residency::ManagerOptions& mo = ds.manager;
     mo.max_concurrent_loads = options.max_concurrent_loads;
-    mo.host_budget_bytes = options.host_memory_budget_bytes < 0 ? budget
-                                                                 : static_cast<uint64_t>(options.host_memory_budget_bytes);
     mo.compile_threads = threads;
     mo.optimize = options.optimize;
     mo.default_keep_alive_us = options.default_keep_alive_us;
@@ -575,13 +513,6 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     // The CPU fallback runs a model outside the device budget in host memory. When models execute
     // on the CPU anyway, that would only break the budget: refuse instead.
     mo.strict_device = options.strict_gpu || impl->discovery.gpus.empty() || !BuiltWithCuda();
-    if (impl->sim_device) {
-      if (budget > impl->sim_device->memory_capacity_bytes()) {
-        return InvalidArgument("memory budget {} exceeds the simulated device's {}", FormatBytes(budget),
-                               FormatBytes(impl->sim_device->memory_capacity_bytes()));
-      }
-      mo.device = impl->sim_device.get();
-    }
     if (options.inject_alloc_failure_probability > 0) {
       mo.inject_alloc_failure_probability = options.inject_alloc_failure_probability;
       GH_LOG_WARN("core", "injecting device allocation failures with probability {} (a testing aid)",
@@ -591,7 +522,7 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
     mo.poll_interval_us = options.poll_interval_us;
     mo.pipelined_swap = options.pipelined_swap;
     mo.on_transition = [core](const residency::ModelTransition& t) { core->OnTransition(t); };
-    ASSIGN_OR_RETURN(impl->manager, residency::ModelManager::Create(mo, impl->repository.get()));
+    ASSIGN_OR_RETURN(impl->device_set, residency::DeviceSet::Create(std::move(ds), impl->repository.get()));
     auto scan = impl->repository->Scan();
     for (const auto& [name, err] : scan.errors) impl->unavailable[name] = err.ToString();
     std::lock_guard<std::mutex> c(impl->control_mu);
@@ -603,7 +534,7 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
         names.push_back(name);
       }
       for (const auto& n : names) {
-        Status s = impl->manager->Load(n);
+        Status s = impl->device_set->Load(n);
         if (!s.ok()) {
           GH_LOG_WARN("core", "--load-model {}: {}", n, s.ToString());
           impl->unavailable[n] = s.ToString();
@@ -772,7 +703,7 @@ StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::strin
     if (impl_->naive()) return true;
     // What the repository index says: a version that failed to load or can never fit the budget
     // is served (its requests get a clear 503) but not ready.
-    for (const auto& st : impl_->manager->ListModels()) {
+    for (const auto& st : impl_->device_set->ListModels()) {
       if (st.name == (*v)->name && st.version == (*v)->version) return ServedState(st) != "UNAVAILABLE";
     }
     return true;

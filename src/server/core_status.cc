@@ -21,16 +21,6 @@ std::string TierOf(ModelState s) {
   }
 }
 
-// Bytes in use per memory kind, by kind name.
-std::map<std::string, uint64_t> BytesByKind(const StatisticsResource& stats) {
-  std::map<std::string, uint64_t> out;
-  for (int k = 0; k < kNumMemoryKinds; ++k) {
-    MemoryKind kind = static_cast<MemoryKind>(k);
-    out[std::string(MemoryKindName(kind))] = stats.KindStats(kind).current_bytes;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string ServedState(const residency::ModelStatus& st) {
@@ -53,10 +43,6 @@ uint64_t CoreService::Impl::NaiveModelBytes(const ServedModel& m) const {
   uint64_t bytes = 0;
   for (const auto& [ver, v] : m.versions) bytes += naive_memory->OwnerStats(v->naive_owner).current_bytes;
   return bytes;
-}
-
-const StatisticsResource& CoreService::Impl::memory_stats() const {
-  return naive() ? *naive_memory : manager->statistics();
 }
 
 void CoreService::Impl::OnTransition(const residency::ModelTransition& t) {
@@ -98,47 +84,7 @@ void CoreService::Impl::Collect() {
   for (int64_t ns : ss.device_busy_ns) busy += ns;
   metrics.device_busy_seconds_total->Labels({dev})->Set(static_cast<double>(busy) * 1e-9);
 
-  for (const auto& [kind, bytes] : BytesByKind(memory_stats())) {
-    metrics.device_memory_bytes->Labels({dev, kind})->Set(static_cast<double>(bytes));
-  }
-  if (naive()) {
-    std::shared_lock lock(mu);
-    for (const auto& [name, m] : models) {
-      metrics.model_memory_bytes->Labels({name, dev})->Set(static_cast<double>(NaiveModelBytes(m)));
-      metrics.model_resident->Labels({name, dev})->Set(1);
-    }
-    return;
-  }
-
-  residency::ResidencyStats rs = manager->Stats();
-  metrics.device_memory_budget_bytes->Labels({dev})->Set(static_cast<double>(rs.budget_bytes));
-  PoolStats ps = manager->pool_stats();
-  metrics.pool_reserved_bytes->Labels({dev})->Set(static_cast<double>(ps.reserved_bytes));
-  metrics.pool_in_use_bytes->Labels({dev})->Set(static_cast<double>(ps.allocated_bytes));
-  metrics.pool_fragmentation_ratio->Labels({dev})->Set(ps.external_fragmentation());
-  std::map<std::string, std::pair<uint64_t, bool>> per_model;
-  for (const auto& st : manager->ListModels()) {
-    auto& [bytes, resident] = per_model[st.name];
-    if (st.state == ModelState::kResident) {
-      bytes += st.device_bytes;
-      resident = true;
-    }
-  }
-  for (const auto& [name, br] : per_model) {
-    metrics.model_memory_bytes->Labels({name, dev})->Set(static_cast<double>(br.first));
-    metrics.model_resident->Labels({name, dev})->Set(br.second ? 1 : 0);
-  }
-  metrics.residency_acquires_total->Labels({dev})->Set(static_cast<double>(rs.acquires));
-  metrics.residency_hits_total->Labels({dev})->Set(static_cast<double>(rs.hits));
-  metrics.residency_bytes_swapped_in_total->Labels({dev})->Set(static_cast<double>(rs.bytes_swapped_in));
-  metrics.preloads_total->Labels({dev, "done"})->Set(static_cast<double>(rs.preloads));
-  metrics.preloads_total->Labels({dev, "hit"})->Set(static_cast<double>(rs.preload_hits));
-  metrics.preloads_total->Labels({dev, "wasted"})->Set(static_cast<double>(rs.preload_wasted));
-  metrics.memory_pressure_events_total->Labels({dev, "evict_retry"})->Set(static_cast<double>(rs.pressure_retries));
-  metrics.memory_pressure_events_total->Labels({dev, "batch_split"})->Set(static_cast<double>(rs.batch_splits));
-  metrics.memory_pressure_events_total->Labels({dev, "cpu_fallback"})->Set(static_cast<double>(rs.cpu_fallbacks));
-  metrics.memory_pressure_events_total->Labels({dev, "refused"})->Set(static_cast<double>(rs.refused));
-  metrics.h2d_bandwidth_bytes_per_second->Labels({dev})->Set(rs.h2d_bytes_per_s);
+  CollectDevices();
 }
 
 std::string CoreService::MetricsText() { return impl_->registry.Expose(); }
@@ -154,7 +100,7 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
   for (const auto& [name, err] : scan.errors) entries[name] = RepositoryEntry{name, "", "UNAVAILABLE", err.ToString()};
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
   if (!c.naive()) {
-    for (auto& st : c.manager->ListModels()) listed[st.name][st.version] = st;
+    for (auto& st : c.device_set->ListModels()) listed[st.name][st.version] = st;
   }
   {
     std::shared_lock lock(c.mu);
@@ -203,44 +149,11 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
   return out;
 }
 
-std::vector<DeviceStatus> CoreService::Devices() {
-  Impl& c = *impl_;
-  DeviceStatus d;
-  d.id = c.device_id;
-  if (c.naive()) {
-    d.budget_bytes = 0;
-    d.used_bytes = c.naive_memory->Stats().value_or(MemoryStats{}).current_bytes;
-    std::shared_lock lock(c.mu);
-    for (const auto& [name, m] : c.models) {
-      d.used_by_model[name] = c.NaiveModelBytes(m);
-    }
-  } else {
-    residency::ResidencyStats rs = c.manager->Stats();
-    d.budget_bytes = rs.budget_bytes;
-    d.used_bytes = rs.used_bytes;
-    for (const auto& st : c.manager->ListModels()) {
-      if (st.state == ModelState::kResident) d.used_by_model[st.name] += st.device_bytes;
-    }
-    d.fragmentation_ratio = c.manager->pool_stats().external_fragmentation();
-  }
-  for (const auto& [kind, bytes] : BytesByKind(c.memory_stats())) {
-    if (bytes > 0) d.used_by_kind[kind] = bytes;
-  }
-  if (c.nvml) {
-    auto samples = c.nvml->Latest();
-    for (const auto& s : samples) {
-      std::string h(monitor::GpuHealthName(monitor::DeriveGpuHealth(s, monitor::HealthThresholds{})));
-      if (h != "ok") d.health = h;
-    }
-  }
-  return {d};
-}
-
 std::vector<ModelStatus> CoreService::Models() {
   Impl& c = *impl_;
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
   if (!c.naive()) {
-    for (auto& st : c.manager->ListModels()) listed[st.name][st.version] = st;
+    for (auto& st : c.device_set->ListModels()) listed[st.name][st.version] = st;
   }
   sched::SchedulerStats ss = c.scheduler->Stats();
   std::vector<ModelStatus> out;
@@ -252,7 +165,7 @@ std::vector<ModelStatus> CoreService::Models() {
       ModelStatus s;
       s.name = name;
       s.version = std::to_string(ver);
-      s.device = c.device_id;
+      s.device = c.naive() ? c.device_id : c.device_set->id(0);
       sched::ModelConfig sc = SchedulerConfigFor(*v, c.options);
       s.priority = (m.priority_override >= 0 ? m.priority_override : sc.default_priority_level) + 1;  // Triton's
       s.tenant = !m.tenant_override.empty() ? m.tenant_override : sc.tenant;
@@ -267,6 +180,7 @@ std::vector<ModelStatus> CoreService::Models() {
         if (it != listed.end() && it->second.count(ver)) {
           const auto& st = it->second.at(ver);
           s.state = ServedState(st);
+          s.device = c.DeviceOf(st);
           s.tier = TierOf(st.state);
           s.bytes = st.state == ModelState::kResident ? st.device_bytes : 0;
           s.leases = st.leases;
@@ -290,7 +204,7 @@ std::vector<ModelStatus> CoreService::Models() {
     s.name = name;
     s.state = "UNAVAILABLE";
     s.tier = "disk";
-    s.device = c.device_id;
+    s.device = c.naive() ? c.device_id : c.device_set->id(0);
     out.push_back(std::move(s));
   }
   return out;
@@ -323,7 +237,7 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
   if (c.naive() && (settings.priority || settings.tenant || settings.memory_limit_bytes)) {
     return FailedPrecondition("naive mode has one FIFO level, one tenant and no memory limits");
   }
-  if (settings.memory_limit_bytes) RETURN_IF_ERROR(c.manager->SetMemoryLimit(name, *settings.memory_limit_bytes));
+  if (settings.memory_limit_bytes) RETURN_IF_ERROR(c.device_set->SetMemoryLimit(name, *settings.memory_limit_bytes));
   std::unique_lock lock(c.mu);
   auto it = c.models.find(name);
   if (it == c.models.end()) return NotFound("unknown model '{}'", name);
@@ -350,7 +264,7 @@ Status CoreService::ForgetModel(const std::string& name) {
   std::lock_guard<std::mutex> control(c.control_mu);
   if (!c.naive()) {
     // A failed load is not served, so UnloadModel left its registration (and host copy) alone.
-    Status m = c.manager->Unload(name);
+    Status m = c.device_set->Unload(name);
     if (!m.ok() && m.code() != StatusCode::kNotFound) return m;
   }
   std::unique_lock lock(c.mu);
@@ -364,7 +278,7 @@ StatusOr<CoreService::Footprint> CoreService::MeasureModel(const std::string& na
   if (c.naive()) return FailedPrecondition("model sizes are measured in gpuhive mode only");
   Footprint f;
   {
-    ASSIGN_OR_RETURN(residency::ModelLease lease, c.manager->Acquire(name));
+    ASSIGN_OR_RETURN(residency::ModelLease lease, c.device_set->Acquire(name));
     const int max_batch = lease.config().max_batch_size;
     std::vector<Shape> shapes;
     for (const auto& in : lease.model().inputs()) {
@@ -384,7 +298,7 @@ StatusOr<CoreService::Footprint> CoreService::MeasureModel(const std::string& na
     }
   }
   bool found = false;
-  for (const auto& st : c.manager->ListModels()) {
+  for (const auto& st : c.device_set->ListModels()) {
     if (st.name != name) continue;
     found = true;
     f.device_bytes += st.device_bytes;
@@ -394,7 +308,7 @@ StatusOr<CoreService::Footprint> CoreService::MeasureModel(const std::string& na
 }
 
 uint64_t CoreService::budget_bytes() const {
-  return impl_->naive() ? 0 : impl_->manager->Stats().budget_bytes;
+  return impl_->naive() ? 0 : impl_->device_set->budget_bytes();
 }
 
 }  // namespace gpuhive::server

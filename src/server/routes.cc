@@ -77,6 +77,7 @@ json DeviceJson(const DeviceStatus& d) {
               {"used_bytes", d.used_bytes},
               {"used_by_kind", d.used_by_kind},
               {"used_by_model", d.used_by_model},
+              {"models", d.models},
               {"fragmentation_ratio", d.fragmentation_ratio},
               {"health", d.health}};
 }

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -134,8 +135,37 @@ TEST_P(ServeProcessOn, SigtermDrainsAdmittedRequestsAndExitsCleanly) {
   EXPECT_EQ(other.load(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, ServeProcessOn, ::testing::Values("cpu", "sim"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Devices, ServeProcessOn, ::testing::Values("cpu", "sim", "sim:2"), [](const auto& info) {
+  std::string name = info.param;
+  std::replace(name.begin(), name.end(), ':', '_');
+  return name;
+});
+
+// Without a GPU and without --device, the CPU fallback is said once at start-up (and exported as
+// gpuhive_cpu_fallback: Placement.CpuFallbackIsAMetric).
+TEST(ServeProcess, CpuFallbackIsSaidOnce) {
+  if (access("/dev/nvidia0", F_OK) == 0) GTEST_SKIP() << "a GPU is present";
+  Process p({GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port", "0", "--grpc-port",
+             "0", "--load-model", "*"});
+  ASSERT_TRUE(p.ok());
+  std::string log;
+  std::string ready;
+  while (ready.empty()) {
+    std::string line = p.ReadLineStartingWith("");
+    if (line.empty()) break;
+    if (line.rfind("gpuhive ready", 0) == 0) ready = line;
+    log += line;
+  }
+  ASSERT_FALSE(ready.empty()) << log;
+  size_t said = 0;
+  for (size_t at = log.find("models run on the CPU"); at != std::string::npos;
+       at = log.find("models run on the CPU", at + 1)) {
+    ++said;
+  }
+  EXPECT_EQ(said, 1u) << log;
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(), 0);
+}
 
 TEST(ServeProcess, DeviceChoicesAreClearErrors) {
   struct Case {

@@ -46,7 +46,8 @@ struct GpuhiveMetrics {
   CounterFamily* model_evictions_total;         // {model}
   CounterFamily* model_swaps_total;             // {model, direction}: in|out
   HistogramFamily* swap_duration_seconds;       // {model, direction}
-  GaugeFamily* model_resident;                  // {model, device}: 1 when resident
+  GaugeFamily* model_resident;                  // {model, device}: 1 when resident; device: where placed
+  GaugeFamily* cpu_fallback;                    // {}: 1 when no usable GPU made models run on the CPU
   // Residency aggregates (mirrors of ResidencyStats, set on scrape).
   CounterFamily* residency_acquires_total;      // {device}
   CounterFamily* residency_hits_total;          // {device}

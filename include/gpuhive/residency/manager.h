@@ -125,6 +125,11 @@ struct ManagerOptions {
   bool pipelined_swap = true;
   // The copy stream's chunking and chunk copy (tests delay or fail chunks through it).
   CopyEngineOptions copy_engine;
+  // Whether this manager may load `name` on its own initiative: `preload` in its config at Create,
+  // and predictive preloading. Null: every model. Several devices (DeviceSet) answer true only for
+  // the models placed on this manager's device, so no device preloads another's models. Called
+  // with the manager's lock held: it must not call the manager.
+  std::function<bool(const std::string& name)> may_preload;
   // Host tier byte budget (0: unlimited). Host copies beyond it are dropped by the eviction
   // policy; leased, loading and memory-only (AddModel) models keep theirs.
   uint64_t host_budget_bytes = 0;
@@ -149,6 +154,9 @@ struct ModelStatus {
   // memory while nothing else held any. Such a model is not ready; a larger budget or limit, a
   // successful run or a changed file clears it.
   Status fits;
+  // Set by DeviceSet::ListModels: the id of the device the model is placed on ("sim:1", "cpu");
+  // empty when it is not placed yet (or the manager stands alone).
+  std::string device;
 };
 
 struct ResidencyStats {
@@ -357,6 +365,7 @@ class ModelManager {
   void HousekeepingLoop();
   void PollRepository();
   uint64_t UsedBytes() const;
+  bool MayPreload(const std::string& name) const { return !options_.may_preload || options_.may_preload(name); }
   uint64_t KeepAliveUs(const Entry& e) const;
   double DecayedUses(const Entry& e, int64_t now_ns) const;
 

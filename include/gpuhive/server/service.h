@@ -63,6 +63,7 @@ struct DeviceStatus {
   uint64_t used_bytes = 0;
   std::map<std::string, uint64_t> used_by_kind;   // weights|activations|workspace|io
   std::map<std::string, uint64_t> used_by_model;
+  std::vector<std::string> models;  // placed on this device (resident or not), by name
   double fragmentation_ratio = 0;
   std::string health = "ok";  // GpuHealthName() values
 };

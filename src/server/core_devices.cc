@@ -1,0 +1,226 @@
+// CoreService: the devices models are placed on (`--device sim:N`: one budget, pool and copy
+// engine each, see residency/device_set.h): running a batch on the model's device, the devices'
+// management API entries and their metrics.
+#include <thread>
+
+#include "gpuhive/units.h"
+#include "server/core_internal.h"
+
+namespace gpuhive::server {
+
+using residency::ModelState;
+
+namespace {
+
+// Bytes in use per memory kind, by kind name.
+std::map<std::string, uint64_t> BytesByKind(const StatisticsResource& stats) {
+  std::map<std::string, uint64_t> out;
+  for (int k = 0; k < kNumMemoryKinds; ++k) {
+    MemoryKind kind = static_cast<MemoryKind>(k);
+    out[std::string(MemoryKindName(kind))] = stats.KindStats(kind).current_bytes;
+  }
+  return out;
+}
+
+// A memory shortage that may pass once running batches release their models: everything else was
+// leased, or the request did not fit next to them. Not: a model larger than the budget or its limit.
+// Decided by the shortage the manager attached, never by message text.
+bool TransientShortage(const Status& s) {
+  if (s.code() == StatusCode::kUnavailable) return s.shortage() == MemoryShortage::kContended;
+  if (s.code() != StatusCode::kResourceExhausted) return false;
+  // An untyped allocation failure (the budget or a per-owner limit refused one allocation) is
+  // contention too: the manager proves "never" itself and says so.
+  return s.shortage() != MemoryShortage::kNeverFits && s.shortage() != MemoryShortage::kOverLimit;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorView>& inputs,
+                                                     const sched::WorkerContext& worker) {
+  if (worker.worker_index < 0 || static_cast<size_t>(worker.worker_index) >= core_->workers.size()) {
+    return Internal("worker index {} out of range", worker.worker_index);
+  }
+  // The model runs on the device it is placed on (placed now if this is its first load).
+  auto device = core_->device_set->Place(v_->name);
+  if (!device.ok()) {
+    return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
+                       device.status().message())
+        .WithShortage(device.status().shortage());
+  }
+  residency::ModelManager& m = core_->device_set->manager(*device);
+  WorkerState& w = core_->workers[static_cast<size_t>(worker.worker_index)];
+  int threads = std::max(1, worker.num_threads);
+  w.device_ctx.resize(core_->device_set->size());
+  std::unique_ptr<ExecutionContext>& ctx = w.device_ctx[*device];
+  if (!ctx || ctx->options().num_threads != threads) {
+    ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
+  }
+  if (!w.host_ctx || w.host_ctx->options().num_threads != threads) {
+    w.host_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads});
+  }
+  // When the shortage is only because other batches hold their models, wait for them (holding
+  // nothing ourselves, so two waiting batches can never block each other) instead of failing.
+  const int64_t give_up = NowNs() + core_->options.pressure_wait_ms * 1'000'000;
+  int64_t backoff_us = 500;
+  // Lease failures seen while nothing at all was resident: the other batch may have just finished
+  // (retry once), but twice means the model alone cannot be loaded and waiting cannot help. A run
+  // that fails is not judged by such a snapshot (another model may be evicted and reloaded between
+  // the failure and the look, which made a contended request look alone): the manager proves "can
+  // never run" from the failed allocation itself, and anything else waits up to pressure_wait_ms.
+  int alone_failures = 0;
+  for (;;) {
+    Status failure;
+    {
+      auto lease = m.Acquire(v_->name, v_->version);
+      if (lease.ok()) {
+        auto out = m.Run(*lease, *ctx, inputs, w.host_ctx.get());
+        // Activations go back to the pool after every batch (a pool allocation is ~0.2 us), so
+        // idle workers hold no budget and the bytes are there for whichever model runs next.
+        ctx->ReleaseArena();
+        if (out.ok() || !TransientShortage(out.status())) {
+          if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
+            // "cannot fit", not "queue full"
+            return Unavailable("{}", out.status().message()).WithShortage(out.status().shortage());
+          }
+          return out;
+        }
+        failure = out.status();
+      } else if (!TransientShortage(lease.status()) || (m.Stats().used_bytes == 0 && ++alone_failures >= 2)) {
+        // Nothing else holds memory: waiting cannot help.
+        // The request was fine; the model cannot be made resident (too large, or its load failed).
+        return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
+                           lease.status().message());
+      } else {
+        failure = lease.status();
+      }
+    }  // the lease (if any) is released before waiting
+    if (NowNs() + backoff_us * 1000 > give_up) {
+      return Unavailable("{} (waited {} ms for memory held by running batches)", failure.message(),
+                         core_->options.pressure_wait_ms);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
+    backoff_us = std::min<int64_t>(backoff_us * 2, 50'000);
+  }
+}
+
+StatusOr<std::vector<residency::DeviceSetOptions::Device>> CoreService::Impl::PlanDevices(uint64_t budget,
+                                                                                          uint64_t cpu_budget) const {
+  std::vector<residency::DeviceSetOptions::Device> out;
+  for (size_t i = 0; i < sim_devices.size(); ++i) {
+    SimDevice* d = sim_devices[i].get();
+    if (budget > d->memory_capacity_bytes()) {
+      return InvalidArgument("memory budget {} exceeds the simulated device's {}", FormatBytes(budget),
+                             FormatBytes(d->memory_capacity_bytes()));
+    }
+    out.push_back({.device = d, .gpu_ordinal = static_cast<int>(i), .budget_bytes = budget});
+  }
+  // The host CPU: the one device without simulated ones; next to them, where KIND_CPU models run.
+  out.push_back({.device = nullptr, .gpu_ordinal = -1, .budget_bytes = sim_devices.empty() ? budget : cpu_budget});
+  // Host tier: by default as large as each device's budget; a given one is shared out evenly.
+  const int64_t host = options.host_memory_budget_bytes;
+  for (auto& d : out) d.host_budget_bytes = host < 0 ? d.budget_bytes : static_cast<uint64_t>(host) / out.size();
+  return out;
+}
+
+const StatisticsResource& CoreService::Impl::memory_stats(size_t device) const {
+  return naive() ? *naive_memory : device_set->manager(device).statistics();
+}
+
+const std::string& CoreService::Impl::DeviceOf(const residency::ModelStatus& st) const {
+  return st.device.empty() ? device_set->id(0) : st.device;
+}
+
+void CoreService::Impl::CollectDevices() {
+  if (naive()) {
+    for (const auto& [kind, bytes] : BytesByKind(*naive_memory)) {
+      metrics.device_memory_bytes->Labels({device_id, kind})->Set(static_cast<double>(bytes));
+    }
+    std::shared_lock lock(mu);
+    for (const auto& [name, m] : models) {
+      metrics.model_memory_bytes->Labels({name, device_id})->Set(static_cast<double>(NaiveModelBytes(m)));
+      metrics.model_resident->Labels({name, device_id})->Set(1);
+    }
+    return;
+  }
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, bool>> per_model;  // (model, device)
+  for (const auto& st : device_set->ListModels()) {
+    auto& [bytes, resident] = per_model[{st.name, DeviceOf(st)}];
+    if (st.state == ModelState::kResident) {
+      bytes += st.device_bytes;
+      resident = true;
+    }
+  }
+  for (const auto& [key, br] : per_model) {
+    metrics.model_memory_bytes->Labels({key.first, key.second})->Set(static_cast<double>(br.first));
+    metrics.model_resident->Labels({key.first, key.second})->Set(br.second ? 1 : 0);
+  }
+  for (size_t i = 0; i < device_set->size(); ++i) {
+    const std::string& dev = device_set->id(i);
+    residency::ModelManager& m = device_set->manager(i);
+    for (const auto& [kind, bytes] : BytesByKind(m.statistics())) {
+      metrics.device_memory_bytes->Labels({dev, kind})->Set(static_cast<double>(bytes));
+    }
+    residency::ResidencyStats rs = m.Stats();
+    metrics.device_memory_budget_bytes->Labels({dev})->Set(static_cast<double>(rs.budget_bytes));
+    PoolStats ps = m.pool_stats();
+    metrics.pool_reserved_bytes->Labels({dev})->Set(static_cast<double>(ps.reserved_bytes));
+    metrics.pool_in_use_bytes->Labels({dev})->Set(static_cast<double>(ps.allocated_bytes));
+    metrics.pool_fragmentation_ratio->Labels({dev})->Set(ps.external_fragmentation());
+    metrics.residency_acquires_total->Labels({dev})->Set(static_cast<double>(rs.acquires));
+    metrics.residency_hits_total->Labels({dev})->Set(static_cast<double>(rs.hits));
+    metrics.residency_bytes_swapped_in_total->Labels({dev})->Set(static_cast<double>(rs.bytes_swapped_in));
+    metrics.preloads_total->Labels({dev, "done"})->Set(static_cast<double>(rs.preloads));
+    metrics.preloads_total->Labels({dev, "hit"})->Set(static_cast<double>(rs.preload_hits));
+    metrics.preloads_total->Labels({dev, "wasted"})->Set(static_cast<double>(rs.preload_wasted));
+    auto pressure = metrics.memory_pressure_events_total;
+    pressure->Labels({dev, "evict_retry"})->Set(static_cast<double>(rs.pressure_retries));
+    pressure->Labels({dev, "batch_split"})->Set(static_cast<double>(rs.batch_splits));
+    pressure->Labels({dev, "cpu_fallback"})->Set(static_cast<double>(rs.cpu_fallbacks));
+    pressure->Labels({dev, "refused"})->Set(static_cast<double>(rs.refused));
+    metrics.h2d_bandwidth_bytes_per_second->Labels({dev})->Set(rs.h2d_bytes_per_s);
+  }
+}
+
+std::vector<DeviceStatus> CoreService::Devices() {
+  Impl& c = *impl_;
+  std::vector<DeviceStatus> out;
+  if (c.naive()) {
+    DeviceStatus d;
+    d.id = c.device_id;
+    d.used_bytes = c.naive_memory->Stats().value_or(MemoryStats{}).current_bytes;
+    std::shared_lock lock(c.mu);
+    for (const auto& [name, m] : c.models) d.used_by_model[name] = c.NaiveModelBytes(m);
+    out.push_back(std::move(d));
+  } else {
+    const auto listed = c.device_set->ListModels();
+    for (size_t i = 0; i < c.device_set->size(); ++i) {
+      DeviceStatus d;
+      d.id = c.device_set->id(i);
+      residency::ResidencyStats rs = c.device_set->manager(i).Stats();
+      d.budget_bytes = rs.budget_bytes;
+      d.used_bytes = rs.used_bytes;
+      for (const auto& st : listed) {
+        if (st.device == d.id && (d.models.empty() || d.models.back() != st.name)) d.models.push_back(st.name);
+        if (c.DeviceOf(st) == d.id && st.state == ModelState::kResident) d.used_by_model[st.name] += st.device_bytes;
+      }
+      d.fragmentation_ratio = c.device_set->manager(i).pool_stats().external_fragmentation();
+      out.push_back(std::move(d));
+    }
+  }
+  std::string health = "ok";
+  if (c.nvml) {
+    for (const auto& s : c.nvml->Latest()) {
+      std::string h(monitor::GpuHealthName(monitor::DeriveGpuHealth(s, monitor::HealthThresholds{})));
+      if (h != "ok") health = h;
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    for (const auto& [kind, bytes] : BytesByKind(c.memory_stats(i))) {
+      if (bytes > 0) out[i].used_by_kind[kind] = bytes;
+    }
+    out[i].health = health;
+  }
+  return out;
+}
+
+}  // namespace gpuhive::server

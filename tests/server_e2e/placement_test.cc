@@ -1,0 +1,157 @@
+// Several devices (`--device sim:2`): models are placed over both simulated devices, each device
+// keeps its own budget, instance_group pins or refuses, and the CPU fallback is exported.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "e2e_support.h"
+
+namespace gpuhive::server::testing {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// A copy of tiny_mlp named `name` whose config ends with `extra` (e.g. an instance_group).
+void AddTinyMlpCopy(const std::string& repo, const std::string& name, const std::string& extra) {
+  fs::copy(fs::path(repo) / "tiny_mlp", fs::path(repo) / name, fs::copy_options::recursive);
+  const std::string path = (fs::path(repo) / name / "config.pbtxt").string();
+  std::ifstream in(path);
+  std::string cfg((std::istreambuf_iterator<char>(in)), {});
+  cfg.replace(cfg.find("\"tiny_mlp\""), 10, "\"" + name + "\"");
+  std::ofstream(path) << cfg << extra;
+}
+
+json Get(HttpClient& c, const std::string& path) { return json::parse(c.Request("GET", path).body); }
+
+std::map<std::string, json> DevicesById(HttpClient& c) {
+  std::map<std::string, json> out;
+  for (const auto& d : Get(c, "/v2/gpuhive/devices")) out[d["id"]] = d;
+  return out;
+}
+
+std::unique_ptr<RunningServer> StartOnTwoSimDevices(uint64_t budget,
+                                                    const std::function<void(const std::string&)>& prepare = {}) {
+  CoreOptions o;
+  o.device = "sim:2";
+  o.sim_memory_bytes = 256ull << 20;
+  o.memory_budget_bytes = budget;
+  return StartServer(o, "", prepare);
+}
+
+TEST(Placement, ModelsSpreadOverBothDevicesEachWithinItsBudget) {
+  // Six copies of tiny_mlp (8 KiB resident each), taken in turn twice: by free budget they
+  // alternate between the devices. Each device's budget holds two of its three, so each device
+  // evicts within its own budget.
+  const uint64_t budget = 20ull << 10;
+  auto s = StartOnTwoSimDevices(budget, [](const std::string& repo) {
+    for (int i = 0; i < 6; ++i) AddTinyMlpCopy(repo, "tiny_" + std::to_string(i), "");
+  });
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  std::map<std::string, std::set<std::string>> on;  // device -> models
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 6; ++i) {
+      const std::string name = "tiny_" + std::to_string(i);
+      auto r = c.Request("POST", "/v2/models/" + name + "/infer", TinyMlpJson(2).dump());
+      ASSERT_EQ(r.status, 200) << r.body;
+      for (const auto& [id, d] : DevicesById(c)) {
+        EXPECT_LE(d["used_bytes"].get<uint64_t>(), d["budget_bytes"].get<uint64_t>()) << id;
+        EXPECT_EQ(d["budget_bytes"].get<uint64_t>(), budget) << id;  // --memory-budget is per device
+      }
+      auto st = Get(c, "/v2/gpuhive/models/" + name);
+      on[st["device"]].insert(name);
+    }
+  }
+  EXPECT_EQ(on.size(), 2u) << "placed on: " << json(on).dump();
+  EXPECT_GE(on["sim:0"].size(), 2u) << json(on).dump();
+  EXPECT_GE(on["sim:1"].size(), 2u) << json(on).dump();
+  // The devices endpoint lists what is placed where; a model stays on its device.
+  auto devices = DevicesById(c);
+  for (const std::string id : {"sim:0", "sim:1"}) {
+    std::set<std::string> listed;
+    for (const auto& m : devices[id]["models"]) listed.insert(m.get<std::string>());
+    EXPECT_EQ(listed, on[id]) << id;
+  }
+  // The placement is a metric label.
+  const std::string text = c.Request("GET", "/metrics").body;
+  for (const auto& [id, models] : on) {
+    for (const auto& m : models) {
+      EXPECT_NE(text.find("gpuhive_model_resident{model=\"" + m + "\",device=\"" + id + "\"}"), std::string::npos)
+          << m << " on " << id;
+    }
+  }
+  EXPECT_NE(text.find("gpuhive_device_memory_budget_bytes{device=\"sim:1\"}"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_model_evictions_total{model=\"tiny_"), std::string::npos) << "no device evicted";
+}
+
+TEST(Placement, InstanceGroupPinsAModelOrRefusesItClearly) {
+  auto s = StartOnTwoSimDevices(64ull << 20, [](const std::string& repo) {
+    AddTinyMlpCopy(repo, "on_gpu1", "instance_group [ { kind: KIND_GPU gpus: [ 1 ] } ]\n");
+    AddTinyMlpCopy(repo, "on_gpu5", "instance_group [ { kind: KIND_GPU gpus: [ 5 ] } ]\n");
+    AddTinyMlpCopy(repo, "on_cpu", "instance_group [ { kind: KIND_CPU } ]\n");
+  });
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  // on_gpu1 goes to device 1 though both are empty; tiny_mlp then to device 0 (more free budget).
+  for (const std::string name : {"on_gpu1", "on_cpu", "tiny_mlp"}) {
+    auto r = c.Request("POST", "/v2/models/" + name + "/infer", TinyMlpJson(1).dump());
+    ASSERT_EQ(r.status, 200) << name << ": " << r.body;
+  }
+  EXPECT_EQ(Get(c, "/v2/gpuhive/models/on_gpu1")["device"], "sim:1");
+  EXPECT_EQ(Get(c, "/v2/gpuhive/models/on_cpu")["device"], "cpu");
+  EXPECT_EQ(Get(c, "/v2/gpuhive/models/tiny_mlp")["device"], "sim:0");
+  EXPECT_GT(DevicesById(c)["sim:1"]["used_by_model"]["on_gpu1"].get<uint64_t>(), 0u);
+
+  // GPU 5 on a server with two: refused with the reason, alone; everything else keeps serving.
+  const std::string why = "instance_group asks for GPU 5, but this server has 2 GPU device(s)";
+  auto r = c.Request("POST", "/v2/models/on_gpu5/infer", TinyMlpJson(1).dump());
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find(why), std::string::npos) << r.body;
+  bool listed = false;
+  for (const auto& e : json::parse(c.Request("POST", "/v2/repository/index").body)) {
+    if (e["name"] != "on_gpu5") continue;
+    listed = true;
+    EXPECT_EQ(e["state"], "UNAVAILABLE");
+    EXPECT_NE(e["reason"].get<std::string>().find(why), std::string::npos) << e.dump();
+  }
+  EXPECT_TRUE(listed);
+  auto load = c.Request("POST", "/v2/repository/models/on_gpu5/load");
+  EXPECT_NE(load.status, 200);
+  EXPECT_NE(load.body.find(why), std::string::npos) << load.body;
+  EXPECT_EQ(c.Request("POST", "/v2/models/on_gpu1/infer", TinyMlpJson(1).dump()).status, 200);
+}
+
+TEST(Placement, AModelNoAllowedDeviceCanHoldIsRefused) {
+  // Every device's budget is smaller than tiny_mlp's file: the placement says so, by device.
+  auto s = StartOnTwoSimDevices(512);
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(1).dump());
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("fits on none of the devices it may use: sim:0 (budget 512 B), sim:1 (budget 512 B)"), std::string::npos)
+      << r.body;
+}
+
+// No GPU and no --device: the CPU fallback is exported (and said once at start-up: see
+// ServeProcess.CpuFallbackIsSaidOnce); the CPU chosen on purpose or a simulated device is none.
+TEST(Placement, CpuFallbackIsAMetric) {
+  if (access("/dev/nvidia0", F_OK) == 0) GTEST_SKIP() << "a GPU is present";
+  for (const auto& [device, want] : std::vector<std::pair<std::string, std::string>>{
+           {"", "gpuhive_cpu_fallback 1"}, {"cpu", "gpuhive_cpu_fallback 0"}, {"sim:2", "gpuhive_cpu_fallback 0"}}) {
+    CoreOptions o;
+    o.device = device;
+    o.sim_memory_bytes = 256ull << 20;
+    auto s = StartServer(o);
+    ASSERT_NE(s, nullptr);
+    HttpClient c(s->http->port());
+    const std::string text = c.Request("GET", "/metrics").body;
+    EXPECT_NE(text.find("\n" + want + "\n"), std::string::npos) << "--device '" << device << "'";
+  }
+}
+
+}  // namespace
+}  // namespace gpuhive::server::testing
