@@ -120,6 +120,11 @@ class CompiledModel {
   // them must copy each one and Advance the gate, or Fail it, before the model is destroyed.
   std::shared_ptr<WeightGate> weight_gate() const;
   std::vector<WeightCopy> TakePendingWeightCopies();
+  // Frees the plain copies of deferred weights whose readers all hold packed ones, if that waited
+  // for the copies or for runs in flight. Run does it as it ends; the copier calls it once the gate
+  // is complete, so the first run after a swap-in frees them whatever the copy's timing. Never
+  // blocks: a run in flight, or a plan being built, frees them as it ends.
+  void ReleaseSettledWeights();
 
   // Prepares (or finds) the plan for these input shapes. Called implicitly by Run; call it ahead of
   // time to move planning cost out of the request path.

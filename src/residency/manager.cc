@@ -776,6 +776,10 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
 
 void ModelManager::OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJobResult& r) {
   Entry& e = *entry;
+  // While copy_in_flight is set nothing replaces or evicts e.compiled, so it is read unlocked; the
+  // plain weights the copy made redundant are freed now if no run is in flight (one that is frees
+  // them as it ends), not at the next request.
+  if (r.status.ok() && e.compiled) e.compiled->ReleaseSettledWeights();
   std::unique_ptr<CompiledModel> victim;
   Buffer host;
   std::unique_ptr<ir::Model> host_model;

@@ -431,8 +431,25 @@ StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const st
   }
   std::shared_lock<std::shared_mutex> reading_constants(impl_->run_mu, std::defer_lock);
   if (impl_->gate) reading_constants.lock();
-  return runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads, impl_->plan_options,
-                              ctx.options_.profile ? &ctx.step_times_ : nullptr, impl_->gate.get());
+  auto outputs = runtime::ExecutePlan(*plan, inputs, ctx.arena_.data(), ctx.options_.num_threads,
+                                      impl_->plan_options, ctx.options_.profile ? &ctx.step_times_ : nullptr,
+                                      impl_->gate.get());
+  if (impl_->gate) {
+    // The copies may have finished during this run, which kept Prepare's try from freeing the
+    // plain weights: the last run to end frees them (a run still in flight retries as it ends).
+    reading_constants.unlock();
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->free_pending) TryFreeAfterCopies(*impl_);
+  }
+  return outputs;
+}
+
+void CompiledModel::ReleaseSettledWeights() {
+  if (!impl_->gate) return;
+  // Try-locked: a Prepare holding mu may be waiting (through an allocation failure that evicts)
+  // for the very copy whose end calls this; it retries the free itself as it ends.
+  std::unique_lock<std::mutex> lock(impl_->mu, std::try_to_lock);
+  if (lock.owns_lock() && impl_->free_pending) TryFreeAfterCopies(*impl_);
 }
 
 ExecutionContext::ExecutionContext(Options options) : options_(options) {}

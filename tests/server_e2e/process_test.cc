@@ -262,7 +262,9 @@ TEST(ServeProcess, ResidentMemoryStaysWithinTheBudgetsPlusTheOverhead) {
     });
   }
   int64_t peak = 0;
-  for (int i = 0; i < 80; ++i) {  // 4 s
+  // At least 4 s, and until every model has had its turn twice (a machine loaded by other tests
+  // may need longer: 22 turns in 4 s were seen beside a build), at most 60 s.
+  for (int i = 0; i < 1200 && (i < 80 || ok.load() <= kModels * 2); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     peak = std::max(peak, RssBytes(p.pid()));
   }
