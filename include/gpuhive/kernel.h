@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gpuhive/device.h"
@@ -107,6 +108,11 @@ class Kernel {
   // shape; data() becomes null) and holds the handles for the model's life; a later Prepare then
   // sees input_value(i) with null data and must rebuild its copy from the kept ones.
   virtual std::shared_ptr<const void> CopyOfInput(size_t i) const { return nullptr; }
+  // Which implementation Prepare chose, for tests and diagnostics that pin a fast path
+  // (deterministic, unlike a timing): oneDNN's name of the primary primitive's implementation
+  // ("jit:avx512_core", "brgemm", "ref:any"), "gpuhive:..." or a kernel's own name for its loops;
+  // empty for a kernel with one implementation, or before Prepare.
+  virtual std::string_view implementation() const { return {}; }
 };
 
 using KernelFactory = std::function<StatusOr<std::unique_ptr<Kernel>>(const ir::Node& node)>;

@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "gpuhive/logging.h"
+#include "gpuhive/openmp_env.h"
 
 namespace gpuhive::cli {
 
@@ -25,15 +26,13 @@ CommandRegistration::CommandRegistration(std::string parent, std::string name, s
 
 }  // namespace gpuhive::cli
 
-// libgomp reads OMP_WAIT_POLICY once, when it is loaded. Its default (spin before sleeping) makes a
-// waiting thread hold a core that the thread it waits for needs whenever cores are shared with other
-// workers or processes: measured 1644 ms vs 39 ms per batch-8 LSTM run on a loaded 2-core machine.
-// gpuhive runs several workers per device, so it defaults to passive waiting: if the user has not
-// chosen a policy, set it and re-execute once. Set OMP_WAIT_POLICY=active to opt out.
-void DefaultToPassiveOpenMpWaiting(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
-  execv("/proc/self/exe", argv);  // returns only on failure; then run with the default policy
+// libgomp reads its environment once, when it is loaded: set gpuhive's OpenMP waiting defaults
+// (gpuhive/openmp_env.h: passive with a bounded spin) unless the user chose, and re-execute once.
+void SetOpenMpWaitingDefaults(char** argv) {
+  auto set = gpuhive::OpenMpEnvironmentDefaults(std::getenv("OMP_WAIT_POLICY"), std::getenv("GOMP_SPINCOUNT"));
+  if (set.empty()) return;
+  for (const auto& a : set) setenv(a.name.c_str(), a.value.c_str(), 1);
+  execv("/proc/self/exe", argv);  // returns only on failure; then run with libgomp's defaults
 }
 
 // glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB), after
@@ -48,7 +47,7 @@ void ReturnLargeBuffersToTheSystem() {
 }
 
 int main(int argc, char** argv) {
-  DefaultToPassiveOpenMpWaiting(argv);
+  SetOpenMpWaitingDefaults(argv);
   ReturnLargeBuffersToTheSystem();
   using namespace gpuhive::cli;
   CLI::App app{"gpuhive: many models on one GPU, memory and GPU time managed"};

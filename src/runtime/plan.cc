@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "gpuhive/arena_planner.h"
+#include "gpuhive/memory/upstreams.h"
 #include "gpuhive/units.h"
 #include "runtime/contexts.h"
 
@@ -380,7 +381,7 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
   if (profile) profile->clear();
   MemoryResource* mr = options.memory ? options.memory : DefaultHostResource();
   // Outputs outlive the run (the caller keeps them): they do not come from the model's memory.
-  MemoryResource* out_mr = options.output_memory ? options.output_memory : DefaultHostResource();
+  MemoryResource* out_mr = options.output_memory ? options.output_memory : TransientHostResource();
   AllocTag io_tag{options.owner_tag, MemoryKind::kIO};
   const size_t n = plan.slots.size();
   std::vector<TensorView> views(n);

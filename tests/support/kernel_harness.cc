@@ -57,6 +57,7 @@ StatusOr<std::vector<Tensor>> RunNode(const NodeSpec& spec, const std::vector<co
     st = kernel->Prepare(*prep);
   }
   RETURN_IF_ERROR(st);
+  if (options.implementation != nullptr) *options.implementation = std::string(kernel->implementation());
 
   std::vector<Tensor> outputs;
   std::vector<TensorView> out_views;

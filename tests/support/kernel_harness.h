@@ -29,6 +29,8 @@ struct RunOptions {
   // value visible, as the runtime does.
   std::vector<int> constant_inputs;
   int num_threads = 1;
+  // When set, receives the prepared kernel's Kernel::implementation().
+  std::string* implementation = nullptr;
 };
 
 // Runs the node. `inputs[i] == nullptr` means the optional input i is omitted.

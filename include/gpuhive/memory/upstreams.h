@@ -27,9 +27,10 @@ namespace gpuhive {
 // Number of CUDA devices visible to this process; 0 in a CPU-only build or without a driver.
 int CudaDeviceCount();
 
-// Host memory for short-lived per-request buffers (outputs, the naive mode's arenas): plain
-// aligned_alloc whatever the size, so a buffer freed and allocated again per request reuses
-// malloc's pages instead of faulting fresh ones in. DefaultHostResource() instead maps blocks of
+// Host memory for short-lived per-request buffers (outputs, the naive mode's arenas): blocks of
+// 128 KiB and more are kept when freed (up to 256 MiB, each for up to 2 s) and handed to the next
+// allocation of the same page-rounded size, so a buffer freed and allocated again per request
+// keeps its pages instead of faulting fresh ones in. DefaultHostResource() instead maps blocks of
 // 1 MiB and more directly, so that long-lived large blocks (weights, host-tier models, pool
 // segments) leave the process the moment they are freed. Never null; thread safe.
 MemoryResource* TransientHostResource();

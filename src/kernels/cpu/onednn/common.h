@@ -104,18 +104,6 @@ dnnl::primitive_attr ScratchAttr();
 // to three orders of magnitude slower than its JIT or GEMM implementations.
 bool IsReferenceImpl(const dnnl::primitive_desc_base& pd);
 
-// Implemented by kernels whose primary oneDNN primitive is chosen among several memory formats or
-// that choose between a oneDNN primitive and their own loops, so tests and diagnostics can ask
-// which implementation runs.
-class ImplementationInfo {
- public:
-  virtual ~ImplementationInfo() = default;
-  // oneDNN's name of the primary primitive's implementation after Prepare ("jit:avx512_core",
-  // "x64:gemm:jit", "ref:any", "brgemm"), or "gpuhive:..." for a kernel's own loops; empty before
-  // Prepare.
-  virtual const std::string& implementation() const = 0;
-};
-
 // Reorders constant host data (plain md `src_md`) into `dst_md` inside a new persistent buffer.
 StatusOr<Buffer> ReorderToPersistent(const PrepareContext& ctx, const memory::desc& src_md,
                                      const void* src, const memory::desc& dst_md);

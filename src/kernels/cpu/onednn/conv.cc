@@ -38,7 +38,7 @@ Tag ConvTransposeWeightsTag(size_t spatial, bool grouped) {
   }
 }
 
-class ConvKernel final : public Kernel, public ImplementationInfo {
+class ConvKernel final : public Kernel {
  public:
   ConvKernel(const ir::Node& node, bool transposed) : transposed_(transposed) {
     // Which extra inputs are "sum" tensors (they may arrive blocked like X).
@@ -70,7 +70,7 @@ class ConvKernel final : public Kernel, public ImplementationInfo {
     return Guard("Conv run", [&] { return RunImpl(ctx); });
   }
 
-  const std::string& implementation() const override { return implementation_; }
+  std::string_view implementation() const override { return implementation_; }
 
  private:
   Status PrepareImpl(PrepareContext& ctx);

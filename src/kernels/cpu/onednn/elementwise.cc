@@ -65,7 +65,7 @@ class ReorderKernel final : public Kernel {
   dnnl::reorder prim_;
 };
 
-class ElementwiseKernel final : public Kernel, public ImplementationInfo {
+class ElementwiseKernel final : public Kernel {
  public:
   explicit ElementwiseKernel(const ir::Node& node) {
     auto texts = node.GetStrings("post_ops", std::vector<std::string>{});
@@ -85,7 +85,7 @@ class ElementwiseKernel final : public Kernel, public ImplementationInfo {
   }
 
   // The first primitive's implementation, then those of the standalone post-ops, ';'-separated.
-  const std::string& implementation() const override { return implementation_; }
+  std::string_view implementation() const override { return implementation_; }
 
   Status Prepare(PrepareContext& ctx) override {
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });

@@ -101,7 +101,7 @@ StatusOr<std::vector<Activation>> ParseActivations(const ir::Node& node, const s
 // Reported by implementation() when the kernel runs its own per-step loops.
 constexpr char kLoopImplementation[] = "gpuhive:rnn_loops";
 
-class RnnKernel final : public Kernel, public ImplementationInfo {
+class RnnKernel final : public Kernel {
  public:
   explicit RnnKernel(CellKind kind) : kind_(kind), gates_(kind == CellKind::kLstm ? 4 : kind == CellKind::kGru ? 3 : 1) {}
 
@@ -232,7 +232,7 @@ class RnnKernel final : public Kernel, public ImplementationInfo {
     return Status::OK();
   }
 
-  const std::string& implementation() const override { return implementation_; }
+  std::string_view implementation() const override { return implementation_; }
 
  private:
   // oneDNN's LSTM has no clip, no coupled input-forget gate and fixed activations.
