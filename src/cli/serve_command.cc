@@ -17,7 +17,7 @@
 
 #include "cli/command.h"
 #include "gpuhive/logging.h"
-#include "gpuhive/server/core_service.h"
+#include "gpuhive/engine/engine.h"
 #include "gpuhive/server/grpc_server.h"
 #include "gpuhive/server/http_server.h"
 #include "gpuhive/server/modelmesh.h"
@@ -167,13 +167,13 @@ int RunServe(const Options& o) {
   }
   GH_LOG_INFO("serve", "options: {}", Describe(o));
 
-  server::CoreOptions co;
+  engine::EngineOptions co;
   co.model_repository = o.model_repository;
   co.strict_model_config = o.strict_model_config;
-  auto control = server::ParseControlMode(o.model_control_mode);
+  auto control = engine::ParseControlMode(o.model_control_mode);
   if (!control.ok()) return Fail(control.status());
   co.control_mode = *control;
-  auto mode = server::ParseServeMode(o.mode);
+  auto mode = engine::ParseServeMode(o.mode);
   if (!mode.ok()) return Fail(mode.status());
   co.mode = *mode;
   const bool modelmesh = o.modelmesh_port >= 0 || !o.modelmesh_socket.empty();
@@ -184,7 +184,7 @@ int RunServe(const Options& o) {
     if (co.control_mode == residency::ControlMode::kPoll)
       return Fail(InvalidArgument("--modelmesh-port/--modelmesh-socket need --model-control-mode explicit (or none)"));
     co.control_mode = residency::ControlMode::kExplicit;
-    if (co.mode != server::ServeMode::kGpuhive) return Fail(InvalidArgument("ModelMesh serving needs --mode gpuhive"));
+    if (co.mode != engine::ServeMode::kGpuhive) return Fail(InvalidArgument("ModelMesh serving needs --mode gpuhive"));
     if (!o.load_models.empty())
       GH_LOG_WARN("serve", "--load-model with ModelMesh: ModelMesh's first runtimeStatus unloads every model");
     if (!(o.modelmesh_load_timeout_secs > 0) || o.modelmesh_load_timeout_secs > 4'000'000)
@@ -260,7 +260,7 @@ int RunServe(const Options& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto core = server::CoreService::Create(co);
+  auto core = engine::Engine::Create(co);
   if (!core.ok()) return Fail(core.status());
 
   server::SharedMemoryRegistry shm;  // Triton's system shared memory extension, both frontends

@@ -148,7 +148,7 @@ struct LoadedModel {
 };
 
 struct ModelMeshRuntime::Impl {
-  CoreService* core = nullptr;
+  engine::Engine* core = nullptr;
   ModelMeshOptions options;
 
   mutable std::mutex mu;
@@ -201,7 +201,7 @@ struct ModelMeshRuntime::Impl {
 ModelMeshRuntime::ModelMeshRuntime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ModelMeshRuntime::~ModelMeshRuntime() = default;
 
-StatusOr<std::unique_ptr<ModelMeshRuntime>> ModelMeshRuntime::Create(CoreService* core, ModelMeshOptions options) {
+StatusOr<std::unique_ptr<ModelMeshRuntime>> ModelMeshRuntime::Create(engine::Engine* core, ModelMeshOptions options) {
   if (core == nullptr) return InvalidArgument("the ModelMesh runtime needs a core service");
   if (options.repository_root.empty()) return InvalidArgument("the ModelMesh runtime needs a repository root");
   std::error_code ec;

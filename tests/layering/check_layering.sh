@@ -5,7 +5,10 @@
 #  2. the public headers (include/gpuhive) include none of them;
 #  3. common (src/common) reaches neither the memory layer nor the device layer: no header it
 #     includes, directly or through other gpuhive headers, is memory_resource.h, tensor.h,
-#     device.h or compute_device.h.
+#     device.h or compute_device.h;
+#  4. the engine (src/engine) includes no frontend code: of the server's headers only the service
+#     interface it implements (gpuhive/server/service.h); and no module outside src/engine includes
+#     the engine's private headers.
 # Exits 1 listing every offending line.
 set -euo pipefail
 ROOT="${1:-$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -44,4 +47,13 @@ if [[ -n "$bad" ]]; then
   printf '%s' "$bad"
   exit 1
 fi
-echo "layering: CUDA headers only under src/device/cuda and src/kernels/cuda; common reaches no memory or device header"
+# Rule 4.
+bad=$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"(server/|gpuhive/server/)' src/engine include/gpuhive/engine \
+        2>/dev/null | grep -v '"gpuhive/server/service.h"' || true)
+bad+=$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"engine/' src include tests 2>/dev/null | grep -vE '^src/engine/' || true)
+if [[ -n "$bad" ]]; then
+  echo "the engine reaches frontend code, or its private headers are used outside it:"
+  echo "$bad"
+  exit 1
+fi
+echo "layering: CUDA headers only under src/device/cuda and src/kernels/cuda; common reaches no memory or device header; the engine holds no frontend code"

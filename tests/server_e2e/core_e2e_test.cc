@@ -1,4 +1,4 @@
-// End to end against a running server: CoreService over the committed test repository, the real
+// End to end against a running server: Engine over the committed test repository, the real
 // HTTP and gRPC frontends on ephemeral ports, real models executed by the runtime.
 #include <grpcpp/grpcpp.h>
 
@@ -53,7 +53,7 @@ std::vector<float> Floats(const json& j) {
 class CoreE2E : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    CoreOptions o;
+    EngineOptions o;
     o.device = GetParam();
     o.sim_memory_bytes = 1ull << 30;
     o.tenants = {"video_team"};  // a request may name it (undeclared ones count as "other")
@@ -382,9 +382,9 @@ INSTANTIATE_TEST_SUITE_P(Devices, CoreE2E, ::testing::Values("cpu", "sim", "sim:
 });
 
 TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
-  CoreOptions g;
+  EngineOptions g;
   auto a = StartServer(g);
-  CoreOptions n;
+  EngineOptions n;
   n.mode = ServeMode::kNaive;
   auto b = StartServer(n);
   ASSERT_NE(a, nullptr);
@@ -411,7 +411,7 @@ TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
 }
 
 TEST(CoreE2EModes, AModelThatCannotFitIsRefusedWith503) {
-  CoreOptions o;
+  EngineOptions o;
   o.memory_budget_bytes = 4096;  // smaller than tiny_mlp's weights
   auto s = StartServer(o);
   ASSERT_NE(s, nullptr);
@@ -444,7 +444,7 @@ TEST(CoreE2EModes, ModelsThatDoNotFitTogetherTakeTurns) {
   // two of them: where three or more land they take turns.
   const int kModels = device == "sim:2" ? 6 : 3;
   auto footprint = [&](uint64_t budget, int threads_per_model, int seconds, std::atomic<int>* ok, std::atomic<int>* bad) {
-    CoreOptions o;
+    EngineOptions o;
     o.device = device;
     o.sim_memory_bytes = 1ull << 30;
     o.model_repository = repo.string();
@@ -452,7 +452,7 @@ TEST(CoreE2EModes, ModelsThatDoNotFitTogetherTakeTurns) {
     o.cpu_workers = 2;
     o.threads_per_worker = 1;
     o.enable_preloading = false;
-    auto core = CoreService::Create(o);
+    auto core = Engine::Create(o);
     EXPECT_TRUE(core.ok()) << core.status().ToString();
     HttpServerOptions ho;
     ho.port = 0;
@@ -508,7 +508,7 @@ TEST(CoreE2EModes, ModelsThatDoNotFitTogetherTakeTurns) {
 }
 
 TEST(CoreE2EModes, ExplicitModeServesOnlyLoadedModels) {
-  CoreOptions o;
+  EngineOptions o;
   o.control_mode = residency::ControlMode::kExplicit;
   o.load_models = {"tiny_mlp"};
   auto s = StartServer(o);
@@ -523,7 +523,7 @@ TEST(CoreE2EModes, ExplicitModeServesOnlyLoadedModels) {
 }
 
 TEST(CoreE2EModes, PollModePicksUpNewAndRemovedModels) {
-  CoreOptions o;
+  EngineOptions o;
   o.control_mode = residency::ControlMode::kPoll;
   o.poll_interval_us = 50'000;
   auto s = StartServer(o);

@@ -1,4 +1,4 @@
-// Shared pieces of the end-to-end tests: a running server (CoreService + HTTP + gRPC frontends on
+// Shared pieces of the end-to-end tests: a running server (Engine + HTTP + gRPC frontends on
 // ephemeral ports) over a copy of the committed test repository, and JSON helpers.
 #pragma once
 
@@ -12,12 +12,16 @@
 #include <string>
 
 #include "../server/http_client.h"
-#include "gpuhive/server/core_service.h"
+#include "gpuhive/engine/engine.h"
 #include "gpuhive/server/grpc_server.h"
 #include "gpuhive/server/http_server.h"
 #include "gpuhive/server/shared_memory.h"
 
 namespace gpuhive::server::testing {
+
+using engine::Engine;
+using engine::EngineOptions;
+using engine::ServeMode;
 
 inline std::string SourceRepository() { return std::string(GPUHIVE_SOURCE_DIR) + "/tests/data/repository"; }
 
@@ -34,7 +38,7 @@ inline std::string CopyRepository() {
 struct RunningServer {
   std::string repo;
   SharedMemoryRegistry shm;
-  std::unique_ptr<CoreService> core;
+  std::unique_ptr<Engine> core;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<GrpcServer> grpc;
 
@@ -48,7 +52,7 @@ struct RunningServer {
 };
 
 // `prepare` may change the repository copy before the server opens it.
-inline std::unique_ptr<RunningServer> StartServer(CoreOptions options, const std::string& token = "",
+inline std::unique_ptr<RunningServer> StartServer(EngineOptions options, const std::string& token = "",
                                                   const std::function<void(const std::string&)>& prepare = {}) {
   auto s = std::make_unique<RunningServer>();
   s->repo = CopyRepository();
@@ -56,7 +60,7 @@ inline std::unique_ptr<RunningServer> StartServer(CoreOptions options, const std
   options.model_repository = s->repo;
   if (options.cpu_workers == 0) options.cpu_workers = 2;
   if (options.threads_per_worker == 0) options.threads_per_worker = 1;
-  auto core = CoreService::Create(options);
+  auto core = Engine::Create(options);
   EXPECT_TRUE(core.ok()) << core.status().ToString();
   if (!core.ok()) return nullptr;
   s->core = std::move(*core);

@@ -35,7 +35,7 @@ std::set<std::string> Names(const json& index) {
 // Loads of names that are not models (path tricks, NUL bytes, nothing there) are refused and leave
 // nothing behind: before the fix each refused name stayed in the index (20,000 calls: 10 MB).
 void ExpectFailedLoadsLeaveNoTrace(ServeMode mode, residency::ControlMode control) {
-  CoreOptions o;
+  EngineOptions o;
   o.mode = mode;
   o.control_mode = control;
   auto s = StartServer(o);
@@ -86,12 +86,12 @@ TEST(HostileProbe, AModelThatCanNeverFitIsNotReady) {
       << residency::MakeMatMulChainOnnx({.dim = 256, .layers = 4, .seed = 1, .scale = 0.05f});  // 1 MiB
   fs::copy(SourceRepository() + "/tiny_mlp", repo / "tiny_mlp", fs::copy_options::recursive);
   {
-    CoreOptions o;
+    EngineOptions o;
     o.model_repository = repo.string();
     o.memory_budget_bytes = 256 << 10;
     o.cpu_workers = 1;
     o.threads_per_worker = 1;
-    auto core = CoreService::Create(o);
+    auto core = Engine::Create(o);
     ASSERT_TRUE(core.ok()) << core.status().ToString();
     HttpServerOptions ho;
     ho.port = 0;
@@ -121,7 +121,7 @@ TEST(HostileProbe, AModelThatCanNeverFitIsNotReady) {
 
 TEST(HostileProbe, AModelFoundNotToFitByItsFirstLoadIsNotReady) {
   // Only a load shows it: tiny_mlp's file is smaller than the budget, its compiled form is not.
-  CoreOptions o;
+  EngineOptions o;
   o.memory_budget_bytes = 4096;
   auto s = StartServer(o);
   ASSERT_NE(s, nullptr);
@@ -139,7 +139,7 @@ TEST(HostileProbe, AModelFoundNotToFitByItsFirstLoadIsNotReady) {
 // Issue 16: a model directory whose name is not UTF-8 made the repository index invalid JSON
 // (and an invalid gRPC string), and 404 bodies echoed the raw bytes of the requested name.
 TEST(HostileProbe, NamesThatAreNotUtf8NeverReachJsonRaw) {
-  CoreOptions o;
+  EngineOptions o;
   o.control_mode = residency::ControlMode::kPoll;
   o.poll_interval_us = 20'000;
   auto s = StartServer(o);

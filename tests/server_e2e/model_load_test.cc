@@ -26,7 +26,7 @@ int CountOf(const std::string& haystack, const std::string& needle) {
 }
 
 TEST(ModelLoad, WarmupRunsBeforeTheModelIsReady) {
-  auto server = StartServer(CoreOptions{}, "", [](const std::string& repo) {
+  auto server = StartServer(EngineOptions{}, "", [](const std::string& repo) {
     Append(repo, "tiny_mlp", R"(model_warmup [
   { name: "zeros" batch_size: 2 count: 3 inputs { key: "INPUT0" value { data_type: TYPE_FP32 dims: [ 16 ] zero_data: true } } },
   { name: "random" batch_size: 1 inputs { key: "INPUT0" value { data_type: TYPE_FP32 dims: [ 16 ] random_data: true } } }
@@ -50,7 +50,7 @@ TEST(ModelLoad, WarmupRunsBeforeTheModelIsReady) {
 }
 
 TEST(ModelLoad, AWarmupThatFailsLeavesTheModelUnavailableWithTheReason) {
-  auto server = StartServer(CoreOptions{}, "", [](const std::string& repo) {
+  auto server = StartServer(EngineOptions{}, "", [](const std::string& repo) {
     Append(repo, "tiny_mlp", R"(model_warmup [ { name: "wrong" batch_size: 1 inputs { key: "INPUT0" value { data_type: TYPE_INT32 dims: [ 16 ] zero_data: true } } } ])");
   });
   ASSERT_NE(server, nullptr);
@@ -73,7 +73,7 @@ TEST(ModelLoad, AWarmupThatFailsLeavesTheModelUnavailableWithTheReason) {
 TEST(ModelLoad, UnknownFieldsAndGpuKindAreWarnedOncePerModel) {
   const bool gpu_executes = BuiltWithCuda() && !DiscoverDevices().gpus.empty();
   ::testing::internal::CaptureStderr();
-  auto server = StartServer(CoreOptions{}, "", [](const std::string& repo) {
+  auto server = StartServer(EngineOptions{}, "", [](const std::string& repo) {
     Append(repo, "two_versions", "optimization { execution_accelerators { gpu_execution_accelerator [ { name: \"tensorrt\" } ] } }");
     Append(repo, "two_versions", "instance_group [ { count: 1 kind: KIND_GPU } ]");
   });
@@ -97,7 +97,7 @@ TEST(ModelLoad, UnknownFieldsAndGpuKindAreWarnedOncePerModel) {
 }
 
 TEST(ModelLoad, PollModeAnswersAnInvalidConfigWith503AndTheReason) {
-  CoreOptions o;
+  EngineOptions o;
   o.control_mode = residency::ControlMode::kPoll;
   o.poll_interval_us = 50'000;
   ::testing::internal::CaptureStderr();

@@ -1,4 +1,4 @@
-// ModelMeshRuntime over a real CoreService (explicit mode, an empty scratch repository) and the
+// ModelMeshRuntime over a real Engine (explicit mode, an empty scratch repository) and the
 // committed test models: loads, sizes, unloads, runtimeStatus, bad ids and paths, concurrency.
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <random>
 #include <thread>
 
+#include "gpuhive/engine/engine.h"
 #include "gpuhive/residency/synthetic_models.h"
-#include "gpuhive/server/core_service.h"
 #include "gpuhive/server/modelmesh.h"
 #include "gpuhive/units.h"
 
@@ -18,6 +18,8 @@ namespace gpuhive::server {
 namespace {
 
 namespace fs = std::filesystem;
+using engine::Engine;
+using engine::EngineOptions;
 
 std::string DataDir() { return std::string(GPUHIVE_SOURCE_DIR) + "/tests/data/repository"; }
 
@@ -51,14 +53,14 @@ class ModelMeshRuntimeTest : public ::testing::Test {
       repo_ = TempDir("repo");
       models_ = TempDir("models");
     }
-    CoreOptions co;
+    EngineOptions co;
     co.model_repository = repo_.string();
     co.control_mode = residency::ControlMode::kExplicit;
     co.memory_budget_bytes = budget;
     co.cpu_workers = 1;
     co.threads_per_worker = 1;
     co.enable_preloading = false;
-    auto core = CoreService::Create(co);
+    auto core = Engine::Create(co);
     ASSERT_TRUE(core.ok()) << core.status().ToString();
     core_ = std::move(*core);
     ModelMeshOptions mo;
@@ -102,7 +104,7 @@ class ModelMeshRuntimeTest : public ::testing::Test {
   }
 
   fs::path repo_, models_;
-  std::unique_ptr<CoreService> core_;
+  std::unique_ptr<Engine> core_;
   std::unique_ptr<ModelMeshRuntime> runtime_;
 };
 

@@ -35,7 +35,7 @@ std::map<std::string, json> DevicesById(HttpClient& c) {
 
 std::unique_ptr<RunningServer> StartOnTwoSimDevices(uint64_t budget,
                                                     const std::function<void(const std::string&)>& prepare = {}) {
-  CoreOptions o;
+  EngineOptions o;
   o.device = "sim:2";
   o.sim_memory_bytes = 256ull << 20;
   o.memory_budget_bytes = budget;
@@ -142,7 +142,7 @@ TEST(Placement, CpuFallbackIsAMetric) {
   if (access("/dev/nvidia0", F_OK) == 0) GTEST_SKIP() << "a GPU is present";
   for (const auto& [device, want] : std::vector<std::pair<std::string, std::string>>{
            {"", "gpuhive_cpu_fallback 1"}, {"cpu", "gpuhive_cpu_fallback 0"}, {"sim:2", "gpuhive_cpu_fallback 0"}}) {
-    CoreOptions o;
+    EngineOptions o;
     o.device = device;
     o.sim_memory_bytes = 256ull << 20;
     auto s = StartServer(o);

@@ -15,7 +15,7 @@ using json = nlohmann::json;
 class TritonExt : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = StartServer(CoreOptions{});
+    server_ = StartServer(EngineOptions{});
     ASSERT_NE(server_, nullptr);
     auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc->port()),
                                        grpc::InsecureChannelCredentials());
@@ -221,7 +221,7 @@ namespace {
 // A client naming 1,000 different tenants does not grow the label set: undeclared tenants are
 // scheduled and counted as "other"; declared ones (flag, weight, model config) keep their name.
 TEST(TenantLabels, UndeclaredTenantsShareOneLabel) {
-  CoreOptions o;
+  EngineOptions o;
   o.tenants = {"team-a"};
   o.tenant_weights = {{"team-b", 2.0}};
   auto server = StartServer(o);
@@ -273,7 +273,7 @@ namespace {
 // Priorities are Triton's everywhere: 1 is the highest level, 0 the model's default level, and a
 // request priority beyond the model's levels runs at its default level (Triton's rule), not a 400.
 TEST(TritonPriorities, RequestsConfigAndManagementCountFromOne) {
-  auto server = StartServer(CoreOptions{}, "tok");  // 4 levels
+  auto server = StartServer(EngineOptions{}, "tok");  // 4 levels
   ASSERT_NE(server, nullptr);
   HttpClient c(server->http->port());
   for (int p : {0, 1, 4, 5, 1000, 2000000000}) {

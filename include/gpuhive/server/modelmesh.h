@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "gpuhive/server/core_service.h"
+#include "gpuhive/engine/engine.h"
 #include "gpuhive/status.h"
 #include "gpuhive/units.h"
 
@@ -78,7 +78,7 @@ class ModelMeshRuntime {
  public:
   // `core` must outlive the runtime and serve `options.repository_root` in explicit mode.
   // Errors: kInvalidArgument (no repository root, naive mode core), kNotFound (no such root).
-  static StatusOr<std::unique_ptr<ModelMeshRuntime>> Create(CoreService* core, ModelMeshOptions options);
+  static StatusOr<std::unique_ptr<ModelMeshRuntime>> Create(engine::Engine* core, ModelMeshOptions options);
   ~ModelMeshRuntime();
 
   // Links the model in and makes it resident; returns its measured size. Errors:

@@ -1,5 +1,6 @@
-// Internals of CoreService shared by its translation units (core_service.cc: requests and
-// models; core_status.cc: management API and metrics). Not a public header.
+// Internals of the Engine shared by its translation units (engine.cc: requests and
+// models; engine_status.cc: management API and metrics; engine_devices.cc, engine_load.cc,
+// engine_triton.cc). Not a public header.
 #pragma once
 
 #include <atomic>
@@ -20,9 +21,9 @@
 #include "gpuhive/sim_device.h"
 #include "gpuhive/runtime.h"
 #include "gpuhive/scheduler.h"
-#include "gpuhive/server/core_service.h"
+#include "gpuhive/engine/engine.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
 
 // Triton's statistics of one served version (the statistics extension); reset when the version is
 // served anew (a load after an unload), as Triton's are.
@@ -88,8 +89,8 @@ struct WorkerState {
   std::unique_ptr<ExecutionContext> host_ctx;
 };
 
-struct CoreService::Impl {
-  CoreOptions options;
+struct Engine::Impl {
+  EngineOptions options;
   monitor::Registry registry;
   monitor::GpuhiveMetrics metrics{};
   DiscoveryResult discovery;
@@ -112,7 +113,7 @@ struct CoreService::Impl {
   std::map<std::string, ServedModel> models;          // GUARDED_BY(mu)
   std::map<std::string, std::string> unavailable;     // name -> reason (bad, failed, unloaded)
   std::set<std::string> unloaded;                     // explicitly unloaded: not re-registered
-  std::set<std::string> declared_tenants;             // GUARDED_BY(mu); see CoreOptions::tenants
+  std::set<std::string> declared_tenants;             // GUARDED_BY(mu); see EngineOptions::tenants
   // Models whose directory is there but whose config (or versions) cannot be served now: answered
   // 503 with the reason until the repository is fixed. GUARDED_BY(mu).
   std::map<std::string, std::string> config_errors;
@@ -174,9 +175,9 @@ struct CoreService::Impl {
 };
 
 // Runs one served version's batches for the scheduler.
-class CoreRunner final : public sched::ModelRunner {
+class EngineRunner final : public sched::ModelRunner {
  public:
-  CoreRunner(CoreService::Impl* core, std::shared_ptr<ServedVersion> v) : core_(core), v_(std::move(v)) {}
+  EngineRunner(Engine::Impl* core, std::shared_ptr<ServedVersion> v) : core_(core), v_(std::move(v)) {}
   StatusOr<std::vector<Tensor>> RunBatch(const std::vector<TensorView>& inputs,
                                          const sched::WorkerContext& worker) override;
   std::vector<std::string> input_names() const override;
@@ -186,7 +187,7 @@ class CoreRunner final : public sched::ModelRunner {
   StatusOr<std::vector<Tensor>> RunManaged(const std::vector<TensorView>& inputs, const sched::WorkerContext& worker);
   StatusOr<std::vector<Tensor>> RunNaive(const std::vector<TensorView>& inputs, const sched::WorkerContext& worker);
 
-  CoreService::Impl* const core_;
+  Engine::Impl* const core_;
   const std::shared_ptr<ServedVersion> v_;
 };
 
@@ -199,6 +200,6 @@ std::string UnavailableReason(const residency::ModelStatus& st);
 // Metadata of a version from its config (the batch dim first, as -1, when it batches).
 ModelMetadata MetadataFromConfig(const residency::ModelConfig& config, const std::vector<int64_t>& versions);
 // The scheduler's config for a served version in the given mode.
-sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions& options);
+sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const EngineOptions& options);
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine

@@ -1,4 +1,4 @@
-// CoreService: what happens when a version is loaded beyond registering it — Triton's model_warmup
+// Engine: what happens when a version is loaded beyond registering it — Triton's model_warmup
 // (run before the model reports READY), load-time warnings (config fields gpuhive does not use, an
 // instance kind this machine cannot honour), and the repository's invalid configs (503 with why).
 #include <filesystem>
@@ -10,9 +10,9 @@
 
 #include "gpuhive/logging.h"
 #include "gpuhive/units.h"
-#include "server/core_internal.h"
+#include "engine/engine_internal.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
 
 namespace {
 
@@ -52,7 +52,7 @@ void FillRandom(Tensor* t, std::mt19937* rng) {
 
 }  // namespace
 
-Status CoreService::Impl::WarmUp(const ServedVersion& v) {
+Status Engine::Impl::WarmUp(const ServedVersion& v) {
   const residency::ModelConfig& c = v.config;
   const std::string model_dir = (std::filesystem::path(repository->root()) / v.name).string();
   std::mt19937 rng(7);
@@ -112,7 +112,7 @@ Status CoreService::Impl::WarmUp(const ServedVersion& v) {
   return Status::OK();
 }
 
-std::vector<std::string> CoreService::Impl::LoadWarnings(const ServedVersion& v) {
+std::vector<std::string> Engine::Impl::LoadWarnings(const ServedVersion& v) {
   std::vector<std::string> out;
   const residency::ModelConfig& c = v.config;
   if (!c.skipped_fields.empty()) {
@@ -143,7 +143,7 @@ std::vector<std::string> CoreService::Impl::LoadWarnings(const ServedVersion& v)
   return out;
 }
 
-void CoreService::Impl::RefreshConfigErrors() {
+void Engine::Impl::RefreshConfigErrors() {
   std::map<std::string, std::string> now;
   for (const auto& [name, status] : device_set->ScanErrors()) now[name] = status.ToString();
   std::vector<std::pair<std::string, std::string>> appeared;
@@ -168,7 +168,7 @@ void CoreService::Impl::RefreshConfigErrors() {
 
 // ---- repository extension --------------------------------------------------------------------------
 
-Status CoreService::LoadModel(const std::string& name) {
+Status Engine::LoadModel(const std::string& name) {
   Impl& c = *impl_;
   RETURN_IF_ERROR(residency::ValidateModelName(name));
   // Only a model the repository has a directory for is remembered as unavailable: a load of a
@@ -201,7 +201,7 @@ Status CoreService::LoadModel(const std::string& name) {
   return Status::OK();
 }
 
-Status CoreService::UnloadModel(const std::string& name) {
+Status Engine::UnloadModel(const std::string& name) {
   Impl& c = *impl_;
   std::lock_guard<std::mutex> control(c.control_mu);
   std::vector<int64_t> versions;
@@ -227,7 +227,7 @@ Status CoreService::UnloadModel(const std::string& name) {
   return Status::OK();
 }
 
-Status CoreService::LoadModelWithConfig(const std::string& name, const std::string& config_json) {
+Status Engine::LoadModelWithConfig(const std::string& name, const std::string& config_json) {
   Impl& c = *impl_;
   bool overridden;
   {
@@ -275,4 +275,4 @@ Status CoreService::LoadModelWithConfig(const std::string& name, const std::stri
   return Status::OK();
 }
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine

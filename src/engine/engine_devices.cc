@@ -1,12 +1,12 @@
-// CoreService: the devices models are placed on (`--device sim:N`: one budget, pool and copy
+// Engine: the devices models are placed on (`--device sim:N`: one budget, pool and copy
 // engine each, see residency/device_set.h): running a batch on the model's device, the devices'
 // management API entries and their metrics.
 #include <thread>
 
 #include "gpuhive/units.h"
-#include "server/core_internal.h"
+#include "engine/engine_internal.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
 
 using residency::ModelState;
 
@@ -35,7 +35,7 @@ bool TransientShortage(const Status& s) {
 
 }  // namespace
 
-StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorView>& inputs,
+StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorView>& inputs,
                                                      const sched::WorkerContext& worker) {
   if (worker.worker_index < 0 || static_cast<size_t>(worker.worker_index) >= core_->workers.size()) {
     return Internal("worker index {} out of range", worker.worker_index);
@@ -103,7 +103,7 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunManaged(const std::vector<TensorVie
   }
 }
 
-StatusOr<std::vector<residency::DeviceSetOptions::Device>> CoreService::Impl::PlanDevices(uint64_t budget,
+StatusOr<std::vector<residency::DeviceSetOptions::Device>> Engine::Impl::PlanDevices(uint64_t budget,
                                                                                           uint64_t cpu_budget) const {
   std::vector<residency::DeviceSetOptions::Device> out;
   for (size_t i = 0; i < sim_devices.size(); ++i) {
@@ -122,15 +122,15 @@ StatusOr<std::vector<residency::DeviceSetOptions::Device>> CoreService::Impl::Pl
   return out;
 }
 
-const StatisticsResource& CoreService::Impl::memory_stats(size_t device) const {
+const StatisticsResource& Engine::Impl::memory_stats(size_t device) const {
   return naive() ? *naive_memory : device_set->manager(device).statistics();
 }
 
-const std::string& CoreService::Impl::DeviceOf(const residency::ModelStatus& st) const {
+const std::string& Engine::Impl::DeviceOf(const residency::ModelStatus& st) const {
   return st.device.empty() ? device_set->id(0) : st.device;
 }
 
-void CoreService::Impl::CollectDevices() {
+void Engine::Impl::CollectDevices() {
   if (naive()) {
     for (const auto& [kind, bytes] : BytesByKind(*naive_memory)) {
       metrics.device_memory_bytes->Labels({device_id, kind})->Set(static_cast<double>(bytes));
@@ -181,7 +181,7 @@ void CoreService::Impl::CollectDevices() {
   }
 }
 
-std::vector<DeviceStatus> CoreService::Devices() {
+std::vector<DeviceStatus> Engine::Devices() {
   Impl& c = *impl_;
   std::vector<DeviceStatus> out;
   if (c.naive()) {
@@ -223,4 +223,4 @@ std::vector<DeviceStatus> CoreService::Devices() {
   return out;
 }
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine

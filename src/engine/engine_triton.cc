@@ -1,9 +1,9 @@
-// CoreService: Triton's statistics and model configuration extensions.
+// Engine: Triton's statistics and model configuration extensions.
 #include <chrono>
 
-#include "server/core_internal.h"
+#include "engine/engine_internal.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
 
 namespace {
 
@@ -53,7 +53,7 @@ ModelStatistics VersionStatistics::Snapshot() const {
   return out;
 }
 
-StatusOr<std::vector<ModelStatistics>> CoreService::GetModelStatistics(const std::string& name,
+StatusOr<std::vector<ModelStatistics>> Engine::GetModelStatistics(const std::string& name,
                                                                        const std::string& version) {
   Impl& c = *impl_;
   std::vector<std::shared_ptr<ServedVersion>> versions;
@@ -83,11 +83,11 @@ StatusOr<std::vector<ModelStatistics>> CoreService::GetModelStatistics(const std
   return out;
 }
 
-StatusOr<ModelConfigDocument> CoreService::GetModelConfig(const std::string& name, const std::string& version) {
+StatusOr<ModelConfigDocument> Engine::GetModelConfig(const std::string& name, const std::string& version) {
   ASSIGN_OR_RETURN(auto v, impl_->Resolve(name, version, nullptr, nullptr));
   residency::ModelConfig config = v->config;
   if (config.name.empty()) config.name = name;
   return ModelConfigDocument{residency::ModelConfigToJson(config), residency::ModelConfigToProtoBytes(config)};
 }
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine

@@ -1,5 +1,5 @@
-// CoreService: start-up, model registration (both modes), requests and graceful drain.
-// The management API and metrics live in core_status.cc.
+// Engine: start-up, model registration (both modes), requests and graceful drain.
+// The management API and metrics live in engine_status.cc.
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -10,9 +10,9 @@
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/units.h"
 #include "gpuhive/memory/upstreams.h"
-#include "server/core_internal.h"
+#include "engine/engine_internal.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
 
 using residency::ControlMode;
 using residency::ModelConfig;
@@ -64,7 +64,7 @@ std::string Key(const std::string& name, int64_t version) { return name + ":" + 
 
 }  // namespace
 
-sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions& options) {
+sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const EngineOptions& options) {
   const ModelConfig& c = v.config;
   sched::ModelConfig s;
   s.name = v.key;
@@ -100,13 +100,13 @@ sched::ModelConfig SchedulerConfigFor(const ServedVersion& v, const CoreOptions&
 
 // ---- runner -------------------------------------------------------------------------------------
 
-std::vector<std::string> CoreRunner::input_names() const {
+std::vector<std::string> EngineRunner::input_names() const {
   std::vector<std::string> names;
   for (const auto& t : v_->config.inputs) names.push_back(t.name);
   return names;
 }
 
-std::vector<std::string> CoreRunner::output_names() const {
+std::vector<std::string> EngineRunner::output_names() const {
   std::vector<std::string> names;
   for (const auto& t : v_->config.outputs) names.push_back(t.name);
   return names;
@@ -142,7 +142,7 @@ StatusOr<Tensor> FirstRows(const Tensor& t, int64_t rows) {
 
 }  // namespace
 
-StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>& inputs,
+StatusOr<std::vector<Tensor>> EngineRunner::RunBatch(const std::vector<TensorView>& inputs,
                                                    const sched::WorkerContext& worker) {
   int64_t rows = 1;
   const bool batched = v_->config.max_batch_size > 0 && !inputs.empty() && !inputs[0].shape.empty();
@@ -184,7 +184,7 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunBatch(const std::vector<TensorView>
   return out;
 }
 
-StatusOr<std::vector<Tensor>> CoreRunner::RunNaive(const std::vector<TensorView>& inputs,
+StatusOr<std::vector<Tensor>> EngineRunner::RunNaive(const std::vector<TensorView>& inputs,
                                                    const sched::WorkerContext& worker) {
   // No pool and no kept arena: every request allocates its activations and frees them after.
   ExecutionContext ctx(ExecutionContext::Options{.num_threads = std::max(1, worker.num_threads),
@@ -195,7 +195,7 @@ StatusOr<std::vector<Tensor>> CoreRunner::RunNaive(const std::vector<TensorView>
 
 // ---- served set -----------------------------------------------------------------------------------
 
-Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
+Status Engine::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   v->key = Key(v->name, v->version);
   sched::ModelConfig sc = SchedulerConfigFor(*v, options);
   v->priority_levels = sc.priority_levels;
@@ -222,7 +222,7 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   // A config whose instance_group names devices this server does not have is refused now, with
   // the reason, rather than on its first request.
   if (!naive()) RETURN_IF_ERROR(device_set->CheckPlacement(v->name, v->config));
-  RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<CoreRunner>(this, v)));
+  RETURN_IF_ERROR(scheduler->AddModel(sc, std::make_shared<EngineRunner>(this, v)));
   if (!v->config.warmups.empty()) {
     {
       std::unique_lock lock(mu);
@@ -247,7 +247,7 @@ Status CoreService::Impl::Serve(std::shared_ptr<ServedVersion> v) {
   return Status::OK();
 }
 
-size_t CoreService::Impl::Unserve(const std::string& name, const std::vector<int64_t>& versions, bool drain) {
+size_t Engine::Impl::Unserve(const std::string& name, const std::vector<int64_t>& versions, bool drain) {
   size_t answered = 0;
   for (int64_t ver : versions) {
     // An unload lets admitted requests finish (Triton's behaviour); only what is still queued
@@ -266,7 +266,7 @@ size_t CoreService::Impl::Unserve(const std::string& name, const std::vector<int
   return answered;
 }
 
-void CoreService::Impl::SyncLocked() {
+void Engine::Impl::SyncLocked() {
   if (naive()) return;
   RefreshConfigErrors();
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
@@ -316,7 +316,7 @@ void CoreService::Impl::SyncLocked() {
   for (const auto& [name, vs] : gone) Unserve(name, vs);
 }
 
-Status CoreService::Impl::LoadNaiveLocked(const std::string& name) {
+Status Engine::Impl::LoadNaiveLocked(const std::string& name) {
   ASSIGN_OR_RETURN(residency::RepositoryModel rm, repository->ScanModel(name));
   std::vector<std::shared_ptr<ServedVersion>> loaded;
   for (const auto& file : rm.versions) {
@@ -342,7 +342,7 @@ Status CoreService::Impl::LoadNaiveLocked(const std::string& name) {
   return Status::OK();
 }
 
-void CoreService::Impl::SyncLoop() {
+void Engine::Impl::SyncLoop() {
   std::unique_lock lock(sync_thread_mu);
   while (!stopping) {
     sync_thread_cv.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(options.poll_interval_us, 10'000)));
@@ -358,9 +358,9 @@ void CoreService::Impl::SyncLoop() {
 
 // ---- creation ------------------------------------------------------------------------------------
 
-CoreService::CoreService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-CoreService::~CoreService() {
+Engine::~Engine() {
   {
     std::lock_guard<std::mutex> lock(impl_->sync_thread_mu);
     impl_->stopping = true;
@@ -378,7 +378,7 @@ CoreService::~CoreService() {
   impl_->device_set.reset();
 }
 
-StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& options) {
+StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->start_ns = NowNs();
@@ -551,12 +551,12 @@ StatusOr<std::unique_ptr<CoreService>> CoreService::Create(const CoreOptions& op
               options.mode == ServeMode::kNaive ? std::string("none") : FormatBytes(budget),
               impl->scheduler->num_workers(), threads);
   lock.unlock();
-  return std::unique_ptr<CoreService>(new CoreService(std::move(impl)));
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 // ---- requests ------------------------------------------------------------------------------------
 
-StatusOr<std::shared_ptr<ServedVersion>> CoreService::Impl::Resolve(const std::string& name, const std::string& version,
+StatusOr<std::shared_ptr<ServedVersion>> Engine::Impl::Resolve(const std::string& name, const std::string& version,
                                                                     int* priority_override,
                                                                     std::string* tenant_override) const {
   std::shared_lock lock(mu);
@@ -584,14 +584,14 @@ StatusOr<std::shared_ptr<ServedVersion>> CoreService::Impl::Resolve(const std::s
   return vit->second;
 }
 
-void CoreService::Impl::FinishRequest() {
+void Engine::Impl::FinishRequest() {
   if (in_flight.fetch_sub(1) == 1) {
     std::lock_guard<std::mutex> lock(drain_mu);
     drain_cv.notify_all();
   }
 }
 
-void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
+void Engine::Infer(std::unique_ptr<InferenceRequest> request) {
   Impl& c = *impl_;
   c.in_flight.fetch_add(1);  // before the check, so a concurrent Drain never misses this request
   if (c.draining.load()) {
@@ -655,7 +655,7 @@ void CoreService::Infer(std::unique_ptr<InferenceRequest> request) {
   (void)c.scheduler->Enqueue(std::move(request));  // refusals are answered through the callback
 }
 
-int64_t CoreService::Drain(int64_t timeout_ms) {
+int64_t Engine::Drain(int64_t timeout_ms) {
   Impl& c = *impl_;
   c.draining.store(true);
   std::unique_lock lock(c.drain_mu);
@@ -664,9 +664,9 @@ int64_t CoreService::Drain(int64_t timeout_ms) {
   return std::max<int64_t>(0, c.in_flight.load());
 }
 
-int64_t CoreService::in_flight() const { return impl_->in_flight.load(); }
+int64_t Engine::in_flight() const { return impl_->in_flight.load(); }
 
-size_t CoreService::CancelQueued() {
+size_t Engine::CancelQueued() {
   Impl& c = *impl_;
   c.draining.store(true);
   std::lock_guard<std::mutex> control(c.control_mu);
@@ -684,10 +684,10 @@ size_t CoreService::CancelQueued() {
   return answered;
 }
 
-bool CoreService::IsLive() { return true; }
-bool CoreService::IsReady() { return !impl_->draining.load(); }
+bool Engine::IsLive() { return true; }
+bool Engine::IsReady() { return !impl_->draining.load(); }
 
-ServerMetadata CoreService::GetServerMetadata() {
+ServerMetadata Engine::GetServerMetadata() {
   ServerMetadata md;
   md.name = "gpuhive";
   md.version = "0.1.0";
@@ -696,7 +696,7 @@ ServerMetadata CoreService::GetServerMetadata() {
   return md;
 }
 
-StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::string& version) {
+StatusOr<bool> Engine::ModelReady(const std::string& name, const std::string& version) {
   auto v = impl_->Resolve(name, version, nullptr, nullptr);
   if (v.ok()) {
     if (impl_->draining.load()) return false;
@@ -712,7 +712,7 @@ StatusOr<bool> CoreService::ModelReady(const std::string& name, const std::strin
   return v.status();
 }
 
-StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, const std::string& version) {
+StatusOr<ModelMetadata> Engine::GetModelMetadata(const std::string& name, const std::string& version) {
   // While shutting down every request is answered 503, also those the frontends refuse after
   // asking for metadata (the models may already be gone).
   if (impl_->draining.load()) return Unavailable("the server is shutting down");
@@ -731,7 +731,7 @@ StatusOr<ModelMetadata> CoreService::GetModelMetadata(const std::string& name, c
   return (*v)->metadata;
 }
 
-monitor::Registry* CoreService::registry() { return &impl_->registry; }
-const monitor::GpuhiveMetrics& CoreService::metrics() const { return impl_->metrics; }
+monitor::Registry* Engine::registry() { return &impl_->registry; }
+const monitor::GpuhiveMetrics& Engine::metrics() const { return impl_->metrics; }
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine

@@ -1,12 +1,12 @@
-// CoreService: the management API (devices, models, settings), the repository index, and the
+// Engine: the management API (devices, models, settings), the repository index, and the
 // metrics that are recorded on events (model transitions) or read on scrape.
 #include <algorithm>
 
 #include "gpuhive/logging.h"
 #include "gpuhive/units.h"
-#include "server/core_internal.h"
+#include "engine/engine_internal.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
 
 using residency::ModelState;
 
@@ -39,13 +39,13 @@ std::string UnavailableReason(const residency::ModelStatus& st) {
   return "";
 }
 
-uint64_t CoreService::Impl::NaiveModelBytes(const ServedModel& m) const {
+uint64_t Engine::Impl::NaiveModelBytes(const ServedModel& m) const {
   uint64_t bytes = 0;
   for (const auto& [ver, v] : m.versions) bytes += naive_memory->OwnerStats(v->naive_owner).current_bytes;
   return bytes;
 }
 
-void CoreService::Impl::OnTransition(const residency::ModelTransition& t) {
+void Engine::Impl::OnTransition(const residency::ModelTransition& t) {
   bool was_resident = t.from == ModelState::kResident;
   bool is_resident = t.to == ModelState::kResident;
   if (is_resident && !was_resident) {
@@ -58,7 +58,7 @@ void CoreService::Impl::OnTransition(const residency::ModelTransition& t) {
   }
 }
 
-void CoreService::Impl::Collect() {
+void Engine::Impl::Collect() {
   const std::string& dev = device_id;
   // Queue depths and scheduler device time.
   sched::SchedulerStats ss = scheduler->Stats();
@@ -87,9 +87,9 @@ void CoreService::Impl::Collect() {
   CollectDevices();
 }
 
-std::string CoreService::MetricsText() { return impl_->registry.Expose(); }
+std::string Engine::MetricsText() { return impl_->registry.Expose(); }
 
-StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_only) {
+StatusOr<std::vector<RepositoryEntry>> Engine::RepositoryIndex(bool ready_only) {
   Impl& c = *impl_;
   residency::ScanResult scan = c.repository->Scan();
   std::map<std::string, RepositoryEntry> entries;
@@ -149,7 +149,7 @@ StatusOr<std::vector<RepositoryEntry>> CoreService::RepositoryIndex(bool ready_o
   return out;
 }
 
-std::vector<ModelStatus> CoreService::Models() {
+std::vector<ModelStatus> Engine::Models() {
   Impl& c = *impl_;
   std::map<std::string, std::map<int64_t, residency::ModelStatus>> listed;
   if (!c.naive()) {
@@ -210,7 +210,7 @@ std::vector<ModelStatus> CoreService::Models() {
   return out;
 }
 
-StatusOr<ModelStatus> CoreService::GetModelStatus(const std::string& name) {
+StatusOr<ModelStatus> Engine::GetModelStatus(const std::string& name) {
   std::vector<ModelStatus> all = Models();
   const ModelStatus* best = nullptr;  // Models() lists a model's versions ascending: keep the last
   for (const auto& s : all) {
@@ -220,7 +220,7 @@ StatusOr<ModelStatus> CoreService::GetModelStatus(const std::string& name) {
   return *best;
 }
 
-Status CoreService::UpdateModelSettings(const std::string& name, const ModelSettings& settings) {
+Status Engine::UpdateModelSettings(const std::string& name, const ModelSettings& settings) {
   Impl& c = *impl_;
   int levels = 1;
   {
@@ -257,7 +257,7 @@ Status CoreService::UpdateModelSettings(const std::string& name, const ModelSett
 
 // ---- ModelMesh support ------------------------------------------------------------------------------
 
-Status CoreService::ForgetModel(const std::string& name) {
+Status Engine::ForgetModel(const std::string& name) {
   Impl& c = *impl_;
   Status s = UnloadModel(name);
   if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
@@ -273,7 +273,7 @@ Status CoreService::ForgetModel(const std::string& name) {
   return Status::OK();
 }
 
-StatusOr<CoreService::Footprint> CoreService::MeasureModel(const std::string& name) {
+StatusOr<Engine::Footprint> Engine::MeasureModel(const std::string& name) {
   Impl& c = *impl_;
   if (c.naive()) return FailedPrecondition("model sizes are measured in gpuhive mode only");
   Footprint f;
@@ -307,8 +307,8 @@ StatusOr<CoreService::Footprint> CoreService::MeasureModel(const std::string& na
   return f;
 }
 
-uint64_t CoreService::budget_bytes() const {
+uint64_t Engine::budget_bytes() const {
   return impl_->naive() ? 0 : impl_->device_set->budget_bytes();
 }
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine

@@ -1,7 +1,9 @@
-// The core InferenceService: the model repository, the residency manager (byte budget, eviction,
-// hot-swap, preloading, pressure handling) and the scheduler (batching, priorities, fair share,
-// workers) behind the interface the HTTP and gRPC frontends serve, with every figure recorded in
-// one metrics registry. See DESIGN.md "A request's way through".
+// The engine (src/engine): the InferenceService the frontends (HTTP, gRPC, ModelMesh) call. It
+// wires the model repository, the residency manager (byte budget, eviction, hot-swap, preloading,
+// pressure handling), the scheduler (batching, priorities, fair share, workers), the devices and
+// execution together, with every figure recorded in one metrics registry; a request goes frontend
+// -> engine -> scheduler -> execution and back without returning into the frontends' code. See
+// DESIGN.md "A request's way through".
 //
 // Two modes share the frontends and the scheduler's workers so that comparisons are honest:
 //   kGpuhive  models are registered from the repository and made resident on demand within the
@@ -26,14 +28,29 @@
 #include "gpuhive/residency/repository.h"
 #include "gpuhive/server/service.h"
 
-namespace gpuhive::server {
+namespace gpuhive::engine {
+
+// The interface the engine implements for the frontends (HTTP, gRPC, ModelMesh) and its vocabulary.
+using server::BatchStat;
+using server::DeviceStatus;
+using server::DurationStat;
+using server::InferenceService;
+using server::LatencyPoint;
+using server::ModelConfigDocument;
+using server::ModelMetadata;
+using server::ModelSettings;
+using server::ModelStatistics;
+using server::ModelStatus;
+using server::RepositoryEntry;
+using server::ServerMetadata;
+using server::TensorInfo;
 
 enum class ServeMode { kGpuhive, kNaive };
 
 // The one tenant every undeclared request tenant is counted under.
 inline constexpr const char* kUndeclaredTenant = "other";
 
-struct CoreOptions {
+struct EngineOptions {
   std::string model_repository;  // required: a Triton-layout directory
   bool strict_model_config = false;  // Triton's flag: every model needs a complete config.pbtxt
   residency::ControlMode control_mode = residency::ControlMode::kNone;
@@ -95,14 +112,14 @@ StatusOr<residency::ControlMode> ParseControlMode(const std::string& text);
 // Parses "gpuhive" | "naive". Errors: kInvalidArgument.
 StatusOr<ServeMode> ParseServeMode(const std::string& text);
 
-class CoreService final : public InferenceService {
+class Engine final : public InferenceService {
  public:
   // Opens the repository, creates the manager (or compiles every model in naive mode), starts the
   // scheduler's workers and registers the models. A bad model never fails Create: it is reported
   // as UNAVAILABLE with its error. Errors: kNotFound (no repository), kInvalidArgument (bad
   // options), kFailedPrecondition (strict GPU mode without a usable GPU).
-  static StatusOr<std::unique_ptr<CoreService>> Create(const CoreOptions& options);
-  ~CoreService() override;  // drains the scheduler (queued requests still run) and stops
+  static StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options);
+  ~Engine() override;  // drains the scheduler (queued requests still run) and stops
 
   ServerMetadata GetServerMetadata() override;
   bool IsLive() override;
@@ -161,8 +178,8 @@ class CoreService final : public InferenceService {
   struct Impl;
 
  private:
-  explicit CoreService(std::unique_ptr<Impl> impl);
+  explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace gpuhive::server
+}  // namespace gpuhive::engine
