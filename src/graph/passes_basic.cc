@@ -151,20 +151,17 @@ const Tensor* FloatConst(const ir::Value* v) {
   return v && v->constant && v->constant->dtype() == DataType::kFloat32 ? v->constant.get() : nullptr;
 }
 
-// W[c, ...] *= scale[c] for a weight whose dim `axis` (0 or 1, 2-D only for 1) is the channel.
+// W[..., c, ...] *= scale[c] for a weight whose dim `axis` (0 or 1) is the channel: Conv's
+// [C_out, ...], Gemm's B, ConvTranspose's [C_in, C_out, k...].
 StatusOr<Tensor> ScaleWeights(const Tensor& w, const std::vector<float>& scale, int axis) {
   ASSIGN_OR_RETURN(Tensor out, Tensor::FromBytes(w.dtype(), w.shape(), w.data(), w.bytes()));
   float* d = out.as<float>();
   const int64_t c = static_cast<int64_t>(scale.size());
-  if (axis == 0) {
-    const int64_t inner = w.num_elements() / std::max<int64_t>(c, 1);
+  const int64_t outer = axis == 0 ? 1 : w.shape()[0];
+  const int64_t inner = w.num_elements() / std::max<int64_t>(outer * c, 1);
+  for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < c; ++i)
-      for (int64_t j = 0; j < inner; ++j) d[i * inner + j] *= scale[i];
-  } else {
-    const int64_t rows = w.num_elements() / std::max<int64_t>(c, 1);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t i = 0; i < c; ++i) d[r * c + i] *= scale[i];
-  }
+      for (int64_t j = 0; j < inner; ++j) d[(o * c + i) * inner + j] *= scale[i];
   return out;
 }
 
@@ -177,13 +174,21 @@ StatusOr<bool> FoldOneBn(ir::Graph& g, ir::Node* bn) {
   const Tensor* w = FloatConst(prod->input(1));
   if (!w || w->shape().size() < 2) return false;
   ir::Value* y = bn->outputs[0];
-  if (prod->op_type == "Conv") {
-    const int64_t c = w->shape()[0];
+  if (prod->op_type == "Conv" || prod->op_type == "ConvTranspose") {
+    // ConvTranspose's weights are [C_in, C_out / group, k...]: with one group, dim 1 is the
+    // output channel.
+    const bool transposed = prod->op_type == "ConvTranspose";
+    if (transposed) {
+      ASSIGN_OR_RETURN(int64_t group, prod->GetInt("group", 1));
+      if (group != 1 || w->shape().size() < 3) return false;
+    }
+    const int axis = transposed ? 1 : 0;
+    const int64_t c = w->shape()[axis];
     auto p = ReadBn(*bn, c);
     if (!p) return false;
     const Tensor* b = FloatConst(prod->input(2));
     if (prod->input(2) && (!b || b->num_elements() != c)) return false;
-    ASSIGN_OR_RETURN(Tensor nw, ScaleWeights(*w, p->scale, 0));
+    ASSIGN_OR_RETURN(Tensor nw, ScaleWeights(*w, p->scale, axis));
     std::vector<float> nb(c);
     for (int64_t i = 0; i < c; ++i) nb[i] = (b ? b->as<float>()[i] : 0.f) * p->scale[i] + p->shift[i];
     ASSIGN_OR_RETURN(Tensor bt, Tensor::FromVector(DataType::kFloat32, {c}, nb));
