@@ -113,5 +113,48 @@ INSTANTIATE_TEST_SUITE_P(Attention, AttentionFusionTest,
                                   (info.param.mask ? "_mask" : "") + (info.param.probs_also_output ? "_probs_used" : "");
                          });
 
+// The kernel alone on two threads (each with its workspace slice for k^T and the scores) against
+// a direct evaluation of softmax(q k^T * scale + mask) v, and on oneDNN's optimized matmuls: its
+// sgemm-based predecessor spent 28 of BERT-base's 92 ms in packing buffers malloc'ed per call.
+TEST(AttentionKernel, TwoThreadsMatchTheDefinitionOnOptimizedMatmuls) {
+  constexpr int64_t B = 2, S = 32, H = 4, D = 16;
+  const float scale = 0.25f;
+  Tensor q = RandomFloat({B, S, H, D}, 1, -1.f, 1.f), k = RandomFloat({B, S, H, D}, 2, -1.f, 1.f),
+         v = RandomFloat({B, S, H, D}, 3, -1.f, 1.f), mask = RandomFloat({B, 1, 1, S}, 4, -2.f, 0.f);
+  NodeSpec spec{"Attention", "gpuhive", 1, {{"scale", AttrFloat(scale)}}};
+  RunOptions opts;
+  opts.num_threads = 2;
+  std::string impl;
+  opts.implementation = &impl;
+  auto out = RunNode(spec, {&q, &k, &v, &mask}, opts);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_FALSE(impl.empty());
+  EXPECT_EQ(impl.find("ref"), std::string::npos) << impl;
+
+  auto at = [](const Tensor& t, int64_t b, int64_t s, int64_t h, int64_t d) {
+    return t.as<float>()[((b * S + s) * H + h) * D + d];
+  };
+  std::vector<float> expect(static_cast<size_t>(B * S * H * D));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < S; ++i) {
+        std::vector<double> p(S);
+        double mx = -1e30, sum = 0;
+        for (int64_t j = 0; j < S; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += double(at(q, b, i, h, d)) * at(k, b, j, h, d);
+          p[j] = dot * scale + mask.as<float>()[b * S + j];
+          mx = std::max(mx, p[j]);
+        }
+        for (double& x : p) sum += (x = std::exp(x - mx));
+        for (int64_t d = 0; d < D; ++d) {
+          double y = 0;
+          for (int64_t j = 0; j < S; ++j) y += p[j] / sum * at(v, b, j, h, d);
+          expect[((b * S + i) * H + h) * D + d] = static_cast<float>(y);
+        }
+      }
+  EXPECT_TRUE(TensorNear((*out)[0], MakeFloat({B, S, H, D}, expect), 1e-5, 1e-4));
+}
+
 }  // namespace
 }  // namespace gpuhive
