@@ -204,131 +204,174 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
   }
 }
 
-Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool preload, double preload_probability) {
-  Entry& e = *entry;
-  // Runs without the lock. Only this thread touches e.host_copy / e.compiled while e is loading.
-  auto fail = [&](Status s, ModelState to) {
-    std::lock_guard<std::mutex> lock(mu_);
-    e.last_error = s;
-    if (to == ModelState::kFailed) {
-      ++stats_.load_failures;
-      GH_LOG_WARN("residency", "model '{}' v{}: {}", e.name, e.version, s.ToString());
-    } else {
-      GH_LOG_DEBUG("residency", "model '{}' v{}: {}", e.name, e.version, s.ToString());
+Status ModelManager::FailLoad(Entry& e, Status s, ModelState to, bool preload) {
+  std::lock_guard<std::mutex> lock(mu_);
+  e.last_error = s;
+  if (to == ModelState::kFailed) {
+    ++stats_.load_failures;
+    GH_LOG_WARN("residency", "model '{}' v{}: {}", e.name, e.version, s.ToString());
+  } else {
+    GH_LOG_DEBUG("residency", "model '{}' v{}: {}", e.name, e.version, s.ToString());
+  }
+  if (preload) e.last_error = Status::OK();
+  SetStateLocked(e, to);
+  return s;
+}
+
+Status ModelManager::LoadToHost(Entry& e, bool preload) {
+  // Disk tier -> host tier (the imported graph, or the bytes for graphs with subgraphs). Read,
+  // not mapped: the file may be truncated or rewritten meanwhile (ReadModelFile).
+  auto file = ReadModelFile(e.path);
+  if (!file.ok()) return FailLoad(e, file.status().WithContext("model '" + e.name + "'"), ModelState::kFailed, preload);
+  ImportOptions io;
+  io.base_dir = std::filesystem::path(e.path).parent_path().string();
+  auto imported = ImportOnnxBytes(*file, io);
+  if (!imported.ok()) {
+    return FailLoad(e, imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed, preload);
+  }
+  Buffer host;
+  size_t host_bytes = 0;
+  std::unique_ptr<ir::Model> host_model;
+  if (HasSubgraphs(*(*imported)->graph)) {
+    auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(file->size(), 1));
+    if (!buf.ok()) {
+      return FailLoad(e, buf.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);
     }
-    if (preload) e.last_error = Status::OK();
-    SetStateLocked(e, to);
-    return s;
-  };
-  ModelState state;
+    if (!file->empty()) std::memcpy(buf->data(), file->data(), file->size());
+    host = std::move(*buf);
+    host_bytes = file->size();
+  } else {
+    host_model = std::move(*imported);
+    if (options_.host_resource != DefaultHostResource()) {
+      Status s = RehomeConstants(*host_model->graph, options_.host_resource);
+      if (!s.ok()) return FailLoad(e, s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);
+    }
+    host_bytes = ConstantBytes(*host_model->graph);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    state = e.state;
+    e.host_copy = std::move(host);
+    e.host_model = std::move(host_model);
+    e.host_bytes = host_bytes;
+    if (e.estimated_bytes == 0) e.estimated_bytes = file->size();
+    SetStateLocked(e, ModelState::kInHost);
+    SetStateLocked(e, ModelState::kLoadingDevice);
   }
-  if (state == ModelState::kLoadingHost) {
-    // Disk tier -> host tier (the imported graph, or the bytes for graphs with subgraphs). Read,
-    // not mapped: the file may be truncated or rewritten meanwhile (ReadModelFile).
-    auto file = ReadModelFile(e.path);
-    if (!file.ok()) return fail(file.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
-    ImportOptions io;
-    io.base_dir = std::filesystem::path(e.path).parent_path().string();
-    auto imported = ImportOnnxBytes(*file, io);
-    if (!imported.ok()) return fail(imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
-    Buffer host;
-    size_t host_bytes = 0;
-    std::unique_ptr<ir::Model> host_model;
-    if (HasSubgraphs(*(*imported)->graph)) {
-      auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(file->size(), 1));
-      if (!buf.ok()) return fail(buf.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
-      if (!file->empty()) std::memcpy(buf->data(), file->data(), file->size());
-      host = std::move(*buf);
-      host_bytes = file->size();
-    } else {
-      host_model = std::move(*imported);
-      if (options_.host_resource != DefaultHostResource()) {
-        Status s = RehomeConstants(*host_model->graph, options_.host_resource);
-        if (!s.ok()) return fail(s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
-      }
-      host_bytes = ConstantBytes(*host_model->graph);
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      e.host_copy = std::move(host);
-      e.host_model = std::move(host_model);
-      e.host_bytes = host_bytes;
-      if (e.estimated_bytes == 0) e.estimated_bytes = file->size();
-      SetStateLocked(e, ModelState::kInHost);
-      SetStateLocked(e, ModelState::kLoadingDevice);
-    }
-    EnforceHostBudget(&e);
-  } else if (e.host_model == nullptr && e.host_copy.data() != nullptr) {
-    // Bytes given to AddModel: import once into the host tier (graphs without subgraphs).
-    auto imported = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
-    if (!imported.ok()) return fail(imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
-    if (!HasSubgraphs(*(*imported)->graph)) {
-      std::unique_ptr<ir::Model> host_model = std::move(*imported);
-      if (options_.host_resource != DefaultHostResource()) {
-        Status s = RehomeConstants(*host_model->graph, options_.host_resource);
-        if (!s.ok()) return fail(s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed);
-      }
-      Buffer old;
-      std::lock_guard<std::mutex> lock(mu_);
-      old = std::move(e.host_copy);
-      e.host_bytes = ConstantBytes(*host_model->graph);
-      e.host_model = std::move(host_model);
-    }
-  }
+  EnforceHostBudget(&e);
+  return Status::OK();
+}
 
-  // The weights need about as many bytes as the file; refuse what can never fit.
-  const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
-  Status fits = detail::SizeFits(e.name, needed, budget_->budget.load(), e.config.memory_limit_bytes);
-  if (!fits.ok()) return fail(fits, ModelState::kInHost);
-  if (!EvictFor(needed, &e, preload ? preload_probability : 2.0) && preload) {
-    return fail(Unavailable("no spare budget for preloading '{}'", e.name), ModelState::kInHost);
+Status ModelManager::ImportHostBytes(Entry& e, bool preload) {
+  auto imported = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+  if (!imported.ok()) {
+    return FailLoad(e, imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed, preload);
   }
+  if (HasSubgraphs(*(*imported)->graph)) return Status::OK();  // re-imported from the bytes on each swap-in
+  std::unique_ptr<ir::Model> host_model = std::move(*imported);
+  if (options_.host_resource != DefaultHostResource()) {
+    Status s = RehomeConstants(*host_model->graph, options_.host_resource);
+    if (!s.ok()) return FailLoad(e, s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);
+  }
+  Buffer old;
+  std::lock_guard<std::mutex> lock(mu_);
+  old = std::move(e.host_copy);
+  e.host_bytes = ConstantBytes(*host_model->graph);
+  e.host_model = std::move(host_model);
+  return Status::OK();
+}
 
-  detail::t_no_evict = preload;
+StatusOr<std::unique_ptr<CompiledModel>> ModelManager::CompileForDevice(Entry& e, bool preload) {
   CompileOptions co;
   co.num_threads = options_.compile_threads;
   co.optimize = options_.optimize;
   co.memory = exec_memory_;
   co.output_memory = io_.get();
   co.owner_tag = e.owner;
-  co.defer_weight_copies = true;  // the copy engine copies them (below)
-  int64_t t0 = NowNs();
+  co.defer_weight_copies = true;  // the copy engine copies them (LoadToDevice)
+  detail::t_no_evict = preload;
   detail::t_failed = {};
   auto model = detail::HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
   StatusOr<std::unique_ptr<CompiledModel>> compiled =
       model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
-  int64_t swap_ns = NowNs() - t0;
   detail::t_no_evict = false;
-  if (!compiled.ok()) {
-    bool pressure = compiled.status().code() == StatusCode::kResourceExhausted;
-    // A failed load holds nothing: only an allocation larger than the whole budget is proof.
-    if (pressure && FailedAllocationCanNeverFit(e, 0)) {
-      // Only more budget or a higher limit can make it resident: not ready, nobody should wait.
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        SetNeverFitsLocked(e, true);
-      }
-      return fail(ResourceExhausted("model '{}' can never be made resident: {} (the whole budget is {}{})",
-                                    e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
-                                    e.config.memory_limit_bytes > 0
-                                        ? ", its memory_limit " + FormatBytes(e.config.memory_limit_bytes)
-                                        : std::string()).WithShortage(MemoryShortage::kNeverFits),
-                  ModelState::kInHost);
+  if (compiled.ok()) return compiled;
+  const bool pressure = compiled.status().code() == StatusCode::kResourceExhausted;
+  // A failed load holds nothing: only an allocation larger than the whole budget is proof.
+  if (pressure && FailedAllocationCanNeverFit(e, 0)) {
+    // Only more budget or a higher limit can make it resident: not ready, nobody should wait.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SetNeverFitsLocked(e, true);
     }
-    if (pressure) {
-      return fail(ResourceExhausted("model '{}' cannot be made resident now: {} (budget {}, {} in use by leased or "
-                                    "loading models)",
-                                    e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
-                                    FormatBytes(UsedBytes())).WithShortage(MemoryShortage::kContended),
-                  ModelState::kInHost);
-    }
-    return fail(compiled.status().WithContext("model '" + e.name + "'"), ModelState::kFailed);
+    return FailLoad(e,
+                    ResourceExhausted("model '{}' can never be made resident: {} (the whole budget is {}{})", e.name,
+                                      compiled.status().message(), FormatBytes(budget_->budget.load()),
+                                      e.config.memory_limit_bytes > 0
+                                          ? ", its memory_limit " + FormatBytes(e.config.memory_limit_bytes)
+                                          : std::string()).WithShortage(MemoryShortage::kNeverFits),
+                    ModelState::kInHost, preload);
   }
-  std::shared_ptr<WeightGate> gate = (*compiled)->weight_gate();
-  std::vector<WeightCopy> copies = (*compiled)->TakePendingWeightCopies();
+  if (pressure) {
+    return FailLoad(e,
+                    ResourceExhausted("model '{}' cannot be made resident now: {} (budget {}, {} in use by leased or "
+                                      "loading models)",
+                                      e.name, compiled.status().message(), FormatBytes(budget_->budget.load()),
+                                      FormatBytes(UsedBytes())).WithShortage(MemoryShortage::kContended),
+                    ModelState::kInHost, preload);
+  }
+  return FailLoad(e, compiled.status().WithContext("model '" + e.name + "'"), ModelState::kFailed, preload);
+}
+
+CopyJobResult ModelManager::CopyWeightsAndWait(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate) {
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  CopyJobResult result;
+  copy_engine_->Submit(std::move(copies), std::move(gate), [&](const CopyJobResult& r) {
+    std::lock_guard<std::mutex> g(done_mu);
+    result = r;
+    done = true;
+    done_cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> g(done_mu);
+    done_cv.wait(g, [&] { return done; });
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.bytes_copied += result.bytes;
+  stats_.copy_ns += result.copy_ns;
+  if (!result.status.ok()) ++stats_.copy_failures;
+  return result;
+}
+
+Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool preload, double preload_probability) {
+  Entry& e = *entry;
+  // Runs without the lock. Only this thread touches e.host_copy / e.compiled while e is loading.
+  ModelState state;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state = e.state;
+  }
+  if (state == ModelState::kLoadingHost) {
+    RETURN_IF_ERROR(LoadToHost(e, preload));
+  } else if (e.host_model == nullptr && e.host_copy.data() != nullptr) {
+    // Bytes given to AddModel: import once into the host tier (graphs without subgraphs).
+    RETURN_IF_ERROR(ImportHostBytes(e, preload));
+  }
+
+  // The weights need about as many bytes as the file; refuse what can never fit.
+  const uint64_t needed = e.device_bytes > 0 ? e.device_bytes : e.estimated_bytes;
+  Status fits = detail::SizeFits(e.name, needed, budget_->budget.load(), e.config.memory_limit_bytes);
+  if (!fits.ok()) return FailLoad(e, fits, ModelState::kInHost, preload);
+  if (!EvictFor(needed, &e, preload ? preload_probability : 2.0) && preload) {
+    return FailLoad(e, Unavailable("no spare budget for preloading '{}'", e.name), ModelState::kInHost, preload);
+  }
+
+  const int64_t t0 = NowNs();
+  ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> compiled, CompileForDevice(e, preload));
+  int64_t swap_ns = NowNs() - t0;
+  std::shared_ptr<WeightGate> gate = compiled->weight_gate();
+  std::vector<WeightCopy> copies = compiled->TakePendingWeightCopies();
   if (kernel_view_) {
     // The copy engine writes through the device's copy API: device pointers, not the kernel view.
     for (WeightCopy& c : copies) c.destination = device_->host_kernel_access()->Unmap(c.destination);
@@ -337,35 +380,16 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   int64_t copy_ns = 0;
   if (!pipelined && !copies.empty()) {
     // Not pipelined: the whole copy before the model may be leased.
-    std::mutex done_mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    CopyJobResult result;
-    copy_engine_->Submit(std::move(copies), gate, [&](const CopyJobResult& r) {
-      std::lock_guard<std::mutex> g(done_mu);
-      result = r;
-      done = true;
-      done_cv.notify_all();
-    });
-    {
-      std::unique_lock<std::mutex> g(done_mu);
-      done_cv.wait(g, [&] { return done; });
-    }
+    CopyJobResult result = CopyWeightsAndWait(std::move(copies), gate);
     copy_ns = result.copy_ns;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.bytes_copied += result.bytes;
-      stats_.copy_ns += result.copy_ns;
-      if (!result.status.ok()) ++stats_.copy_failures;
-    }
     if (!result.status.ok()) {
-      compiled->reset();
-      return fail(result.status.WithContext("model '" + e.name + "': swap-in"), ModelState::kFailed);
+      compiled.reset();
+      return FailLoad(e, result.status.WithContext("model '" + e.name + "': swap-in"), ModelState::kFailed, preload);
     }
     swap_ns = NowNs() - t0;
   }
   std::unique_lock<std::mutex> lock(mu_);
-  e.compiled = std::move(*compiled);
+  e.compiled = std::move(compiled);
   e.gate = gate;
   e.copy_in_flight = pipelined;
   e.copy_error = Status::OK();
