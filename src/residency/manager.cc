@@ -19,7 +19,6 @@ namespace gpuhive::residency {
 
 namespace detail {
 
-thread_local bool t_no_evict = false;
 thread_local FailedAllocation t_failed;
 
 Status SizeFits(const std::string& name, uint64_t needed, uint64_t budget, uint64_t limit) {

@@ -89,7 +89,6 @@ bool ModelManager::FailedAllocationCanNeverFit(const Entry& e, uint64_t held_byt
 
 bool ModelManager::OnAllocationFailure(size_t bytes, AllocTag tag, int) {
   detail::t_failed = {tag.owner, bytes};
-  if (detail::t_no_evict) return false;
   const Entry* except = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -98,6 +97,8 @@ bool ModelManager::OnAllocationFailure(size_t bytes, AllocTag tag, int) {
         if (e->owner == tag.owner) except = e.get();
       }
     }
+    // A preload is compiling this model: it must not evict for a prediction (CompileForDevice).
+    if (except != nullptr && except->no_evict) return false;
   }
   bool evicted = EvictOne(except, 2.0);
   if (evicted) {

@@ -15,9 +15,6 @@ namespace gpuhive::residency {
 
 namespace detail {
 
-// Set while a preload runs on this thread: allocation failures must not evict for a prediction.
-extern thread_local bool t_no_evict;
-
 // The last allocation through the budget that failed on this thread (OnAllocationFailure): its
 // owner and size. A load or run that failed for memory compares it with the budget to tell "can
 // never fit" from "not now" (FailedAllocationCanNeverFit), whoever else held memory.
@@ -79,6 +76,10 @@ struct ModelLease::Entry {
   uint64_t never_fits_budget = 0;
   uint64_t never_fits_limit = 0;
   std::atomic<bool> never_fits{false};
+  // Set while a preload compiles this model (guarded by the manager's lock): an allocation failure
+  // tagged with its owner must not evict for a prediction (OnAllocationFailure tells the model by
+  // AllocTag::owner; every allocation a compile makes through the budget carries it).
+  bool no_evict = false;
   bool unload_requested = false;
   bool removed = false;
 };

@@ -288,12 +288,20 @@ StatusOr<std::unique_ptr<CompiledModel>> ModelManager::CompileForDevice(Entry& e
   co.output_memory = io_.get();
   co.owner_tag = e.owner;
   co.defer_weight_copies = true;  // the copy engine copies them (LoadToDevice)
-  detail::t_no_evict = preload;
+  if (preload) {
+    // Allocation failures must not evict for a prediction: OnAllocationFailure knows this compile's
+    // allocations by their owner tag (co.owner_tag).
+    std::lock_guard<std::mutex> lock(mu_);
+    e.no_evict = true;
+  }
   detail::t_failed = {};
   auto model = detail::HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
   StatusOr<std::unique_ptr<CompiledModel>> compiled =
       model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
-  detail::t_no_evict = false;
+  if (preload) {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.no_evict = false;
+  }
   if (compiled.ok()) return compiled;
   const bool pressure = compiled.status().code() == StatusCode::kResourceExhausted;
   // A failed load holds nothing: only an allocation larger than the whole budget is proof.

@@ -354,7 +354,7 @@ class ModelManager {
   // Bytes given to AddModel: imports them once into the host tier (graphs without subgraphs).
   Status ImportHostBytes(Entry& e, bool preload);
   // Compiles e's host-tier graph into the budget with the weight copies left to the copy engine.
-  // A preload's allocation failures never evict (t_no_evict). Errors fail the load.
+  // A preload's allocation failures never evict (Entry::no_evict). Errors fail the load.
   StatusOr<std::unique_ptr<CompiledModel>> CompileForDevice(Entry& e, bool preload);
   // Not pipelined: copies the weights on the copy stream and waits until the copy has ended.
   CopyJobResult CopyWeightsAndWait(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate);
