@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "graph/onnx_test_util.h"
 #include "test_util.h"
 
 namespace gpuhive::residency {
@@ -391,6 +392,68 @@ TEST(Manager, PreloadsThePredictedNextModel) {
   EXPECT_GT(st.preloads, 5u);
   EXPECT_GT(st.preload_hits, 5u);
   EXPECT_GT(st.hits, 9u) << "preloaded models must turn misses into hits";
+}
+
+// y = x + ConstantOfShape([1, dim]): a file of a few hundred bytes whose compile (with optimize)
+// folds the ConstantOfShape into a dim * 4 byte weight, more than the file size the first load
+// estimates it needs.
+std::string FoldsIntoAWeight(int64_t dim) {
+  namespace t = gpuhive::testing;
+  onnx::ModelProto m = t::MakeModel();
+  onnx::GraphProto* g = m.mutable_graph();
+  t::AddInput(g, "x", onnx::TensorProto::FLOAT, {int64_t{1}, dim});
+  t::AddOutput(g, "y", onnx::TensorProto::FLOAT, {int64_t{1}, dim});
+  onnx::TensorProto* shape = g->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(1);
+  shape->add_int64_data(dim);
+  t::AddNode(g, "ConstantOfShape", {"shape"}, {"c"});
+  t::AddNode(g, "Add", {"x", "c"}, {"y"});
+  return t::Serialize(m);
+}
+
+// A preload never evicts for its prediction: an allocation that fails while a preload compiles is
+// not answered by evicting an idle model (the preload fails, the idle model stays), while the same
+// failure in a demand load evicts it.
+TEST(Manager, APreloadsAllocationFailureEvictsNothing) {
+  constexpr int64_t kBigDim = 128 * 1024;  // 512 KiB once folded
+  ManagerOptions o = SmallOptions(1 << 20);
+  o.enable_preloading = true;
+  o.preload_min_probability = 0.5;
+  o.optimize = true;
+  auto m = *ModelManager::Create(o);
+  ASSERT_TRUE(m->AddModel(ChainConfig("idle", kDim), Chain(8, 1)).ok());  // 512 KiB
+  ASSERT_TRUE(m->AddModel(ChainConfig("x", kDim), Chain(1, 2)).ok());     // 64 KiB
+  ASSERT_TRUE(m->AddModel(ChainConfig("big", static_cast<int>(kBigDim)), FoldsIntoAWeight(kBigDim)).ok());
+  // Teach the predictor x -> big while idle and x are leased: big's loads fail without evicting
+  // anything and big never learns its size (its next load estimates it from the file).
+  {
+    auto idle = m->Acquire("idle");
+    ASSERT_TRUE(idle.ok()) << idle.status().ToString();
+    for (int i = 0; i < 3; ++i) {
+      auto x = m->Acquire("x");
+      ASSERT_TRUE(x.ok()) << x.status().ToString();
+      m->WaitForPreloads();
+      EXPECT_EQ(m->Acquire("big").status().code(), StatusCode::kResourceExhausted);
+      m->WaitForPreloads();
+    }
+  }
+  const uint64_t evictions = m->Stats().evictions;
+  {
+    auto x = m->Acquire("x");  // preloads big: its 512 KiB weight fits only if "idle" goes
+    ASSERT_TRUE(x.ok()) << x.status().ToString();
+    m->WaitForPreloads();
+  }
+  EXPECT_EQ(StateOf(*m, "idle"), ModelState::kResident);
+  EXPECT_NE(StateOf(*m, "big"), ModelState::kResident);
+  EXPECT_EQ(m->Stats().evictions, evictions);
+  EXPECT_EQ(m->Stats().preloads, 0u);
+  // A demand load of big evicts on the same failure.
+  auto big = m->Acquire("big");
+  ASSERT_TRUE(big.ok()) << big.status().ToString();
+  EXPECT_GT(m->Stats().evictions, evictions);
 }
 
 class RepoManagerTest : public ::testing::Test {

@@ -344,7 +344,20 @@ class ModelManager {
   std::shared_ptr<Entry> FindLocked(const std::string& name, int64_t version) const;
   void SetStateLocked(Entry& e, ModelState to);
   StatusOr<ModelLease> AcquireEntry(std::shared_ptr<Entry> e, bool preload, double preload_probability);
+  // Loads `entry` (kLoadingHost or kLoadingDevice, only this thread touches it meanwhile) through
+  // the steps below and makes it resident. Runs without the lock.
   Status LoadToDevice(const std::shared_ptr<Entry>& entry, bool preload, double preload_probability);
+  // Records a failed load of `e` (its state becomes `to`; a preload keeps no error) and returns `s`.
+  Status FailLoad(Entry& e, Status s, ModelState to, bool preload);
+  // Disk tier -> host tier: reads and imports e's file (kLoadingHost -> kLoadingDevice).
+  Status LoadToHost(Entry& e, bool preload);
+  // Bytes given to AddModel: imports them once into the host tier (graphs without subgraphs).
+  Status ImportHostBytes(Entry& e, bool preload);
+  // Compiles e's host-tier graph into the budget with the weight copies left to the copy engine.
+  // A preload's allocation failures never evict (Entry::no_evict). Errors fail the load.
+  StatusOr<std::unique_ptr<CompiledModel>> CompileForDevice(Entry& e, bool preload);
+  // Not pipelined: copies the weights on the copy stream and waits until the copy has ended.
+  CopyJobResult CopyWeightsAndWait(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate);
   void OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJobResult& result);
   // After a lease ends or a copy completes: what an idle resident model owes (unload requested,
   // failed copy, keep-alive 0 when `lease_ended`). Moves what must be freed into the out-parameters.

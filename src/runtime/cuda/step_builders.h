@@ -1,0 +1,73 @@
+// Private to the CUDA executor's step builders: steps.cc (elementwise, convolution, MatMul/Gemm,
+// normalization, reductions, pooling, and BuildStep, which picks the builder) and
+// steps_data_movement.cc (the operators that only move or select bytes).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/cuda/steps.h"
+
+namespace gpuhive::cuda::executor::detail {
+
+inline int64_t Prod(const Shape& s, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end && i < s.size(); ++i) p *= s[i];
+  return p;
+}
+
+inline StatusOr<int64_t> NormAxis(int64_t axis, size_t rank, const ir::Node& n) {
+  int64_t r = static_cast<int64_t>(rank);
+  if (axis < -r || axis >= std::max<int64_t>(r, 1)) return InvalidArgument("{}: axis {} out of range", n.Describe(), axis);
+  return axis < 0 ? axis + r : axis;
+}
+
+inline Status NeedFloat(const PlannedValue* v, const ir::Node& n, const char* what) {
+  if (v == nullptr) return InvalidArgument("{}: missing {}", n.Describe(), what);
+  if (v->dtype != DataType::kFloat32) {
+    return Unimplemented("{}: {} of type {} is not supported on CUDA (float32 only)", n.Describe(), what,
+                         DataTypeName(v->dtype));
+  }
+  return Status::OK();
+}
+
+// Reads a host-known integer tensor (int64 or int32).
+inline StatusOr<std::vector<int64_t>> HostInts(const PlannedValue* v, const ir::Node& n, const char* what) {
+  if (v == nullptr || v->host == nullptr) {
+    return Unimplemented("{}: {} is computed on the device; the CUDA path needs it while planning", n.Describe(), what);
+  }
+  std::vector<int64_t> out;
+  const Tensor& t = *v->host;
+  if (t.dtype() == DataType::kInt64) {
+    out.assign(t.as<int64_t>(), t.as<int64_t>() + t.num_elements());
+  } else if (t.dtype() == DataType::kInt32) {
+    for (int64_t i = 0; i < t.num_elements(); ++i) out.push_back(t.as<int32_t>()[i]);
+  } else {
+    return InvalidArgument("{}: {} must be int32 or int64", n.Describe(), what);
+  }
+  return out;
+}
+
+inline StatusOr<std::vector<float>> HostFloats(const PlannedValue* v, const ir::Node& n, const char* what) {
+  if (v == nullptr || v->host == nullptr) {
+    return Unimplemented("{}: {} is computed on the device; the CUDA path needs it while planning", n.Describe(), what);
+  }
+  if (v->host->dtype() != DataType::kFloat32) return InvalidArgument("{}: {} must be float", n.Describe(), what);
+  const float* p = v->host->as<float>();
+  return std::vector<float>(p, p + v->host->num_elements());
+}
+
+// Data movement (steps_data_movement.cc).
+StatusOr<BuiltStep> BuildTranspose(StepInputs& in);
+StatusOr<BuiltStep> BuildSlice(StepInputs& in);
+StatusOr<BuiltStep> BuildConcat(StepInputs& in);
+StatusOr<BuiltStep> BuildGather(StepInputs& in);
+StatusOr<BuiltStep> BuildResize(StepInputs& in);
+StatusOr<BuiltStep> BuildExpand(StepInputs& in);
+StatusOr<BuiltStep> BuildSplit(StepInputs& in);
+StatusOr<BuiltStep> BuildPad(StepInputs& in);
+// Output 0 aliases input 0's storage; a copy only where the plan could not alias them.
+StatusOr<BuiltStep> BuildAlias(StepInputs& in);
+
+}  // namespace gpuhive::cuda::executor::detail

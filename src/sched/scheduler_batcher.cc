@@ -1,0 +1,297 @@
+// The scheduler's dynamic batcher and dispatcher, all run by a worker with the scheduler's lock
+// held: expiring requests, forming a batch per queue (max batch size, preferred sizes, queue
+// delay), picking among the ready batches by priority, aging and fair share, and placing the
+// batch on a device (scheduler_internal.h).
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "gpuhive/units.h"
+#include "sched/scheduler_internal.h"
+
+namespace gpuhive::sched {
+
+using detail::Batch;
+using detail::Candidate;
+using detail::kNever;
+using detail::Model;
+using detail::Pending;
+using detail::Queue;
+using detail::Tenant;
+using detail::ToNs;
+using detail::Worker;
+
+int64_t Scheduler::Impl::Estimate(const Model& m, int device, int64_t rows) const {
+  const auto& prof = m.profiles[static_cast<size_t>(device)];
+  if (!prof.empty()) return prof.Estimate(static_cast<int>(rows), opts.default_estimate_ns);
+  // Unknown on this device: borrow another device's estimate.
+  for (const auto& p : m.profiles) {
+    if (!p.empty()) return p.Estimate(static_cast<int>(rows), opts.default_estimate_ns);
+  }
+  return opts.default_estimate_ns;
+}
+
+void Scheduler::Impl::SweepExpired(int64_t now, std::vector<Pending>* expired) {
+  int64_t next = kNever;
+  auto due = [&](const Pending& p) {
+    return (p.req->deadline_ns > 0 && p.req->deadline_ns <= now) ||
+           (p.queue_deadline_ns > 0 && p.queue_deadline_ns <= now);
+  };
+  for (auto& [name, m] : models) {
+    for (auto& [tname, q] : m->queues) {
+      if (q->count == 0) continue;
+      auto sweep = [&](std::deque<Pending>& dq, bool is_delayed) {
+        std::deque<Pending> keep;
+        for (auto& p : dq) {
+          if (!due(p)) {
+            keep.push_back(std::move(p));
+            continue;
+          }
+          bool hard = p.req->deadline_ns > 0 && p.req->deadline_ns <= now;
+          if (!hard && !is_delayed && p.action == TimeoutAction::kDelay) {
+            p.queue_deadline_ns = 0;
+            p.delayed_since_ns = now;
+            q->delayed.push_back(std::move(p));
+            continue;
+          }
+          RemoveAccounting(*q, p);
+          m->stats.expired++;
+          expired->push_back(std::move(p));
+        }
+        dq.swap(keep);
+      };
+      for (auto& dq : q->levels) sweep(dq, false);
+      sweep(q->delayed, true);
+      for (const auto& dq : q->levels) {
+        for (const auto& p : dq) next = std::min(next, NextDeadline(p));
+      }
+      for (const auto& p : q->delayed) next = std::min(next, NextDeadline(p));
+    }
+  }
+  next_expiry_ns = next;
+}
+
+void Scheduler::Impl::RemoveAccounting(Queue& q, const Pending& p) {
+  q.count--;
+  q.rows -= p.rows;
+  q.tenant->queued--;
+  q.model->level_counts[static_cast<size_t>(p.level)]--;
+  q.model->stats.queued--;
+  total_queued--;
+}
+
+std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64_t* wake) {
+  Model& m = *q.model;
+  // Levels in the order they are served: by effective level of their head, then age.
+  struct LevelRef {
+    std::deque<Pending>* dq;
+    int eff;
+    uint64_t seq;
+  };
+  std::vector<LevelRef> order;
+  for (int l = 0; l < m.levels; ++l) {
+    auto& dq = q.levels[static_cast<size_t>(l)];
+    if (!dq.empty()) order.push_back({&dq, EffectiveLevel(l, dq.front().enqueue_ns, now), dq.front().seq});
+  }
+  if (!q.delayed.empty()) {
+    order.push_back({&q.delayed, EffectiveLevel(m.levels, q.delayed.front().delayed_since_ns, now),
+                     q.delayed.front().seq});
+  }
+  if (order.empty()) return std::nullopt;
+  std::sort(order.begin(), order.end(), [](const LevelRef& a, const LevelRef& b) {
+    return a.eff != b.eff ? a.eff < b.eff : a.seq < b.seq;
+  });
+
+  Candidate c;
+  c.queue = &q;
+  c.eff_level = order[0].eff;
+  c.head_seq = order[0].seq;
+  c.best_requested_level = m.levels;
+  const std::string& sig = order[0].dq->front().signature;
+  const int64_t max_rows = m.max_rows();
+  int64_t oldest = kNever;
+  bool capped = false;  // a compatible request did not fit: the batch cannot grow
+  for (const LevelRef& ref : order) {
+    for (Pending& p : *ref.dq) {
+      if (p.signature != sig) continue;
+      if (c.rows + p.rows > max_rows || (!m.batching() && !c.items.empty())) {
+        capped = true;
+        break;
+      }
+      c.items.push_back(&p);
+      c.rows += p.rows;
+      oldest = std::min(oldest, p.enqueue_ns);
+      c.best_requested_level = std::min(c.best_requested_level, p.level);
+    }
+    if (capped) break;
+  }
+  if (!m.batching() || c.rows >= max_rows || capped || stopping) return c;
+  const auto& preferred = m.config.preferred_batch_sizes;
+  if (!preferred.empty()) {
+    int64_t best = 0;
+    for (int p : preferred) {
+      if (p <= c.rows) best = std::max<int64_t>(best, p);
+    }
+    if (best > 0) {
+      // Largest prefix that forms exactly the preferred size.
+      int64_t rows = 0;
+      size_t n = 0;
+      while (n < c.items.size() && rows + c.items[n]->rows <= best) rows += c.items[n++]->rows;
+      if (rows == best) {
+        c.items.resize(n);
+        c.rows = rows;
+        return c;
+      }
+    }
+  }
+  int64_t delay_ns = ToNs(m.config.max_queue_delay_us);
+  if (delay_ns <= 0 || now - oldest >= delay_ns) return c;
+  *wake = std::min(*wake, oldest + delay_ns);
+  return std::nullopt;
+}
+
+bool Scheduler::Impl::IdleReservedWorker(int device, int level) const {
+  for (int w : devices[static_cast<size_t>(device)].workers) {
+    const Worker& wk = *workers[static_cast<size_t>(w)];
+    if (!wk.busy && wk.spec.reserved_max_level >= 0 && level <= wk.spec.reserved_max_level) return true;
+  }
+  return false;
+}
+
+int64_t Scheduler::Impl::BacklogNs(int d) const {
+  int64_t total = 0;
+  for (const auto& [name, m] : models) {
+    int64_t rows = 0;
+    for (const auto& [tname, q] : m->queues) rows += m->batching() ? q->rows : q->count;
+    if (rows == 0) continue;
+    if (!m->batching()) {
+      // Each request runs alone; its own dim 0 is the batch.
+      for (const auto& [tname, q] : m->queues) {
+        if (q->count > 0) total += q->count * Estimate(*m, d, std::max<int64_t>(1, q->rows / q->count));
+      }
+      continue;
+    }
+    int64_t full = rows / m->max_rows(), rest = rows % m->max_rows();
+    total += full * Estimate(*m, d, m->max_rows()) + (rest > 0 ? Estimate(*m, d, rest) : 0);
+  }
+  return total;
+}
+
+bool Scheduler::Impl::PlaceHere(const Worker& self, const Candidate& c, int64_t now, int64_t* wake) const {
+  if (devices.size() <= 1) return true;
+  int here = self.ctx.device_index;
+  auto eligible = [&](const Worker& wk) {
+    return wk.spec.reserved_max_level < 0 || c.best_requested_level <= wk.spec.reserved_max_level;
+  };
+  if (opts.placement == PlacementPolicy::kRoundRobin) {
+    // The device whose turn it is, skipping devices with no worker allowed to run this batch.
+    for (size_t i = 0; i < devices.size(); ++i) {
+      size_t d = (static_cast<size_t>(rr_next) + i) % devices.size();
+      for (int w : devices[d].workers) {
+        if (eligible(*workers[static_cast<size_t>(w)])) return static_cast<int>(d) == here;
+      }
+    }
+    return true;
+  }
+  const Model& m = *c.queue->model;
+  int64_t mine = now + Estimate(m, here, c.rows);
+  for (size_t d = 0; d < devices.size(); ++d) {
+    if (static_cast<int>(d) == here) continue;
+    int64_t avail = kNever;
+    int n = 0;
+    for (int w : devices[d].workers) {
+      const Worker& wk = *workers[static_cast<size_t>(w)];
+      if (!eligible(wk)) continue;
+      avail = std::min(avail, wk.busy ? std::max(now, wk.busy_until_ns) : now);
+      n++;
+    }
+    if (n == 0) continue;
+    int64_t theirs = avail + BacklogNs(static_cast<int>(d)) / n;
+    if (theirs < mine) {
+      // Re-evaluate when that device should be free (its completion also wakes us).
+      *wake = std::min(*wake, std::max(avail, now + 100'000));
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<Batch> Scheduler::Impl::Select(Worker& self, int64_t now, int64_t* wake) {
+  std::vector<Candidate> cands;
+  for (auto& [name, m] : models) {
+    for (auto& [tname, q] : m->queues) {
+      if (q->count == 0) continue;
+      auto c = FormBatch(*q, now, wake);
+      if (!c) continue;
+      if (self.spec.reserved_max_level >= 0 && c->best_requested_level > self.spec.reserved_max_level) continue;
+      cands.push_back(std::move(*c));
+    }
+  }
+  if (cands.empty()) return std::nullopt;
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.eff_level != b.eff_level) return a.eff_level < b.eff_level;
+    if (a.queue->tenant->vtime != b.queue->tenant->vtime) return a.queue->tenant->vtime < b.queue->tenant->vtime;
+    return a.head_seq < b.head_seq;
+  });
+  for (Candidate& c : cands) {
+    // Critical work belongs on a reserved (high-priority) worker when one of them is free.
+    if (self.spec.reserved_max_level < 0 && IdleReservedWorker(self.ctx.device_index, c.best_requested_level)) {
+      continue;
+    }
+    if (!PlaceHere(self, c, now, wake)) return std::nullopt;
+    return Take(self, c);
+  }
+  return std::nullopt;
+}
+
+Batch Scheduler::Impl::Take(Worker& self, Candidate& c) {
+  Queue& q = *c.queue;
+  Model& m = *q.model;
+  Batch b;
+  b.model = &m;
+  b.queue = &q;
+  b.runner = m.runner;
+  b.rows = c.rows;
+  b.level = c.best_requested_level;
+  for (Pending* p : c.items) p->taken = true;
+  auto extract = [&](std::deque<Pending>& dq) {
+    // Usual case: the batch is a prefix of the FIFO; pop it without rebuilding the deque.
+    while (!dq.empty() && dq.front().taken) {
+      RemoveAccounting(q, dq.front());
+      b.items.push_back(std::move(dq.front()));
+      dq.pop_front();
+    }
+    if (std::none_of(dq.begin(), dq.end(), [](const Pending& p) { return p.taken; })) return;
+    std::deque<Pending> keep;
+    for (auto& p : dq) {
+      if (p.taken) {
+        RemoveAccounting(q, p);
+        b.items.push_back(std::move(p));
+      } else {
+        keep.push_back(std::move(p));
+      }
+    }
+    dq.swap(keep);
+  };
+  for (auto& dq : q.levels) extract(dq);
+  extract(q.delayed);
+  // Serve in arrival order within the batch (outputs are split back by position).
+  std::sort(b.items.begin(), b.items.end(), [](const Pending& x, const Pending& y) { return x.seq < y.seq; });
+  b.estimate_ns = Estimate(m, self.ctx.device_index, b.rows);
+  // Start-time fair queueing: the tenant starts no earlier than the system's virtual time.
+  Tenant& t = *q.tenant;
+  t.vtime = std::max(t.vtime, system_vtime);
+  system_vtime = t.vtime;
+  t.vtime += static_cast<double>(b.estimate_ns) / t.weight;
+  m.running++;
+  self.busy = true;
+  self.busy_until_ns = NowNs() + b.estimate_ns;
+  if (opts.placement == PlacementPolicy::kRoundRobin) {
+    rr_next = (self.ctx.device_index + 1) % static_cast<int>(devices.size());
+  }
+  return b;
+}
+
+}  // namespace gpuhive::sched
