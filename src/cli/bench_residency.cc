@@ -244,14 +244,11 @@ TraceResult RunTraceOnce(const std::vector<std::string>& trace, bool lru, bool p
   int64_t t_start = NowNs();
   for (const auto& name : trace) {
     int64_t t0 = NowNs();
-    auto lease = (*m)->Acquire(name);
-    if (!lease.ok()) {
+    auto out = (*m)->RunBatch(name, ctx, {x.view()}, nullptr, {});
+    if (!out.ok()) {
       ++r.failures;
       continue;
     }
-    auto out = (*m)->Run(*lease, ctx, {x.view()});
-    if (!out.ok()) ++r.failures;
-    lease->Release();
     lat.push_back(static_cast<double>(NowNs() - t0) / 1e6);
   }
   r.wall_s = static_cast<double>(NowNs() - t_start) / 1e9;
@@ -345,14 +342,9 @@ std::string RunSoak(const Options& o, bool* ok) {
         (void)(*m)->SetBudget((4 + rng() % 10) * model_bytes + (64 << 10));
         ++budget_changes;
       }
-      auto lease = (*m)->Acquire("s" + std::to_string(rng() % kModels));
-      bool good = lease.ok();
-      Status err = lease.ok() ? Status::OK() : lease.status();
-      if (good) {
-        auto out = (*m)->Run(*lease, ctx, {x.view()});
-        good = out.ok();
-        if (!good) err = out.status();
-      }
+      auto out = (*m)->RunBatch("s" + std::to_string(rng() % kModels), ctx, {x.view()}, nullptr, {});
+      bool good = out.ok();
+      Status err = out.ok() ? Status::OK() : out.status();
       if (!good) {
         ++failed;
         if (first_error_set.exchange(1) == 0) first_error = err.ToString();

@@ -22,17 +22,6 @@ std::map<std::string, uint64_t> BytesByKind(const StatisticsResource& stats) {
   return out;
 }
 
-// A memory shortage that may pass once running batches release their models: everything else was
-// leased, or the request did not fit next to them. Not: a model larger than the budget or its limit.
-// Decided by the shortage the manager attached, never by message text.
-bool TransientShortage(const Status& s) {
-  if (s.code() == StatusCode::kUnavailable) return s.shortage() == MemoryShortage::kContended;
-  if (s.code() != StatusCode::kResourceExhausted) return false;
-  // An untyped allocation failure (the budget or a per-owner limit refused one allocation) is
-  // contention too: the manager proves "never" itself and says so.
-  return s.shortage() != MemoryShortage::kNeverFits && s.shortage() != MemoryShortage::kOverLimit;
-}
-
 }  // namespace
 
 StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorView>& inputs,
@@ -60,47 +49,8 @@ StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorV
   }
   // When the shortage is only because other batches hold their models, wait for them (holding
   // nothing ourselves, so two waiting batches can never block each other) instead of failing.
-  const int64_t give_up = NowNs() + core_->options.pressure_wait_ms * 1'000'000;
-  int64_t backoff_us = 500;
-  // Lease failures seen while nothing at all was resident: the other batch may have just finished
-  // (retry once), but twice means the model alone cannot be loaded and waiting cannot help. A run
-  // that fails is not judged by such a snapshot (another model may be evicted and reloaded between
-  // the failure and the look, which made a contended request look alone): the manager proves "can
-  // never run" from the failed allocation itself, and anything else waits up to pressure_wait_ms.
-  int alone_failures = 0;
-  for (;;) {
-    Status failure;
-    {
-      auto lease = m.Acquire(v_->name, v_->version);
-      if (lease.ok()) {
-        auto out = m.Run(*lease, *ctx, inputs, w.host_ctx.get());
-        // Activations go back to the pool after every batch (a pool allocation is ~0.2 us), so
-        // idle workers hold no budget and the bytes are there for whichever model runs next.
-        ctx->ReleaseArena();
-        if (out.ok() || !TransientShortage(out.status())) {
-          if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
-            // "cannot fit", not "queue full"
-            return Unavailable("{}", out.status().message()).WithShortage(out.status().shortage());
-          }
-          return out;
-        }
-        failure = out.status();
-      } else if (!TransientShortage(lease.status()) || (m.Stats().used_bytes == 0 && ++alone_failures >= 2)) {
-        // Nothing else holds memory: waiting cannot help.
-        // The request was fine; the model cannot be made resident (too large, or its load failed).
-        return Unavailable("model '{}' version {} cannot be made resident: {}", v_->name, v_->version,
-                           lease.status().message());
-      } else {
-        failure = lease.status();
-      }
-    }  // the lease (if any) is released before waiting
-    if (NowNs() + backoff_us * 1000 > give_up) {
-      return Unavailable("{} (waited {} ms for memory held by running batches)", failure.message(),
-                         core_->options.pressure_wait_ms);
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
-    backoff_us = std::min<int64_t>(backoff_us * 2, 50'000);
-  }
+  return m.RunBatch(v_->name, *ctx, inputs, w.host_ctx.get(),
+                    {.version = v_->version, .pressure_wait_ms = core_->options.pressure_wait_ms});
 }
 
 StatusOr<std::vector<residency::DeviceSetOptions::Device>> Engine::Impl::PlanDevices(uint64_t budget,

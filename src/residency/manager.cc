@@ -525,8 +525,7 @@ StatusOr<std::vector<Tensor>> ManagedModelRunner::RunBatch(const std::vector<Ten
         ExecutionContext::Options{.num_threads = std::max(1, num_threads), .memory = manager_->memory()});
     host = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = std::max(1, num_threads)});
   }
-  ASSIGN_OR_RETURN(ModelLease lease, manager_->Acquire(model_));
-  return manager_->Run(lease, *ctx, inputs, host.get());
+  return manager_->RunBatch(model_, *ctx, inputs, host.get(), {});
 }
 
 std::vector<std::string> ManagedModelRunner::input_names() const {

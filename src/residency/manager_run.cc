@@ -1,8 +1,10 @@
 // ModelManager::Run: a leased model's run with the memory-pressure path (evict and retry inside the
-// memory stack, split the batch, fall back to the CPU, then refuse with the reason).
+// memory stack, split the batch, fall back to the CPU, then refuse with the reason), and RunBatch,
+// the one acquire -> run -> release path around it.
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -169,6 +171,70 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
                            lease.name(), FormatBytes(UsedBytes()), FormatBytes(budget_->budget.load()),
                            cfg.max_batch_size > 0 ? " and splitting the batch" : "",
                            options_.strict_device ? " (strict device mode: no CPU fallback)" : "", first.message()).WithShortage(MemoryShortage::kContended);
+}
+
+namespace {
+
+// A memory shortage that may pass once running batches release their models: everything else was
+// leased, or the request did not fit next to them. Not: a model larger than the budget or its
+// limit. Decided by the shortage attached to the status, never by message text.
+bool TransientShortage(const Status& s) {
+  if (s.code() == StatusCode::kUnavailable) return s.shortage() == MemoryShortage::kContended;
+  if (s.code() != StatusCode::kResourceExhausted) return false;
+  // An untyped allocation failure (the budget or a per-owner limit refused one allocation) is
+  // contention too: the manager proves "never" itself and says so.
+  return s.shortage() != MemoryShortage::kNeverFits && s.shortage() != MemoryShortage::kOverLimit;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Tensor>> ModelManager::RunBatch(const std::string& name, ExecutionContext& ctx,
+                                                     const std::vector<TensorView>& inputs,
+                                                     ExecutionContext* fallback, const BatchOptions& options) {
+  const int64_t give_up = NowNs() + options.pressure_wait_ms * 1'000'000;
+  int64_t backoff_us = 500;
+  // Lease failures seen while nothing at all was resident: the other batch may have just finished
+  // (retry once), but twice means the model alone cannot be loaded and waiting cannot help. A run
+  // that fails is not judged by such a snapshot (another model may be evicted and reloaded between
+  // the failure and the look, which made a contended request look alone): Run proves "can never
+  // run" from the failed allocation itself, and anything else waits up to pressure_wait_ms.
+  int alone_failures = 0;
+  for (;;) {
+    Status failure;
+    {
+      auto lease = Acquire(name, options.version);
+      if (lease.ok()) {
+        auto out = Run(*lease, ctx, inputs, fallback);
+        ctx.ReleaseArena();
+        if (out.ok() || !TransientShortage(out.status())) {
+          if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
+            return Unavailable("{}", out.status().message()).WithShortage(out.status().shortage());
+          }
+          return out;
+        }
+        failure = out.status();
+      } else if (lease.status().code() == StatusCode::kNotFound) {
+        return lease.status();
+      } else if (!TransientShortage(lease.status()) || (Stats().used_bytes == 0 && ++alone_failures >= 2)) {
+        // The request was fine; the model cannot be made resident (too large, or its load failed).
+        return Unavailable("model '{}' version {} cannot be made resident: {}", name, options.version,
+                           lease.status().message())
+            .WithShortage(lease.status().shortage());
+      } else {
+        failure = lease.status();
+      }
+    }  // the lease (if any) is released before waiting
+    if (NowNs() + backoff_us * 1000 > give_up) {
+      if (options.pressure_wait_ms == 0) {
+        return Unavailable("{}", failure.message()).WithShortage(MemoryShortage::kContended);
+      }
+      return Unavailable("{} (waited {} ms for memory held by running batches)", failure.message(),
+                         options.pressure_wait_ms)
+          .WithShortage(MemoryShortage::kContended);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
+    backoff_us = std::min<int64_t>(backoff_us * 2, 50'000);
+  }
 }
 
 }  // namespace gpuhive::residency

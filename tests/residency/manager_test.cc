@@ -4,7 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "gpuhive/units.h"
 #include "graph/onnx_test_util.h"
 #include "test_util.h"
 
@@ -621,6 +623,51 @@ TEST(Manager, ManagedRunnerRunsBatchesPerWorker) {
   ManagedModelRunner ghost(m.get(), "ghost", 1);
   EXPECT_EQ(ghost.RunBatch({x.view()}, 0, 1).status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(ghost.input_names().empty());
+}
+
+// Issue 12: the one acquire -> run -> release path. A shortage that only other leases cause is
+// waited out (holding nothing) up to pressure_wait_ms; one that can never pass is refused at once;
+// an unknown model stays kNotFound.
+TEST(Manager, RunBatchWaitsOutContentionAndRefusesWhatCanNeverFit) {
+  auto m = *ModelManager::Create(SmallOptions(kTwoModels));
+  for (const char* n : {"a", "b", "c"}) ASSERT_TRUE(m->AddModel(ChainConfig(n, kDim), Chain(4, n[0])).ok());
+  ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+  Tensor x = MakeInput(2, kDim);
+  EXPECT_EQ(m->RunBatch("ghost", ctx, {x.view()}, nullptr, {}).status().code(), StatusCode::kNotFound);
+
+  auto a = m->Acquire("a");
+  auto b = m->Acquire("b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  // Everything resident is leased: no wait means kUnavailable at once, typed as contention.
+  auto now = m->RunBatch("c", ctx, {x.view()}, nullptr, {});
+  ASSERT_FALSE(now.ok());
+  EXPECT_EQ(now.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(now.status().shortage(), MemoryShortage::kContended);
+  // With a wait, the batch runs once a lease ends.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    a->Release();
+  });
+  const int64_t t0 = NowNs();
+  auto waited = m->RunBatch("c", ctx, {x.view()}, nullptr, {.pressure_wait_ms = 5'000});
+  release.join();
+  ASSERT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_EQ((*waited)[0].shape(), (Shape{2, kDim}));
+  EXPECT_GE(NowNs() - t0, 40'000'000);
+  EXPECT_EQ(ctx.arena_bytes(), 0u);  // the arena went back to the pool
+  b->Release();
+
+  // A model larger than the whole budget is refused without waiting.
+  auto small = *ModelManager::Create(SmallOptions(16 << 10));
+  ASSERT_TRUE(small->AddModel(ChainConfig("big", kDim), Chain(2, 1)).ok());
+  ExecutionContext sctx({.num_threads = 1, .memory = small->memory()});
+  const int64_t t1 = NowNs();
+  auto never = small->RunBatch("big", sctx, {x.view()}, nullptr, {.pressure_wait_ms = 5'000});
+  EXPECT_LT(NowNs() - t1, 2'000'000'000);
+  ASSERT_FALSE(never.ok());
+  EXPECT_EQ(never.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(never.status().shortage(), MemoryShortage::kNeverFits);
+  EXPECT_NE(never.status().message().find("cannot be made resident"), std::string::npos) << never.status().ToString();
 }
 
 TEST(Manager, NoLeaksAfterUnloadingEverything) {

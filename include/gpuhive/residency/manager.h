@@ -277,6 +277,25 @@ class ModelManager {
   StatusOr<std::vector<Tensor>> Run(const ModelLease& lease, ExecutionContext& ctx,
                                     const std::vector<TensorView>& inputs, ExecutionContext* fallback = nullptr);
 
+  // How RunBatch waits out memory that other running batches hold.
+  struct BatchOptions {
+    int64_t version = 0;  // 0: the newest registered version
+    // A shortage that only other leases cause (kContended, or an allocation the budget refused
+    // without proof that it can never fit) is retried, holding nothing, with backoff (0.5 ms
+    // doubling to 50 ms) for up to this long. 0: no retry.
+    int64_t pressure_wait_ms = 0;
+  };
+  // The one acquire -> run -> release path (the engine's workers, ManagedModelRunner and the
+  // residency benchmark take it): leases `name`, loading or swapping it in if needed, runs `inputs`
+  // in `ctx` through Run's pressure path, releases the lease and hands ctx's arena back to the
+  // pool (a pool allocation is ~0.2 us, and an idle worker then holds no budget). Errors:
+  // kNotFound (unknown model or version); kUnavailable with the shortage kept when the model
+  // cannot be made resident or run now (the message says why, and how long it waited); the run's
+  // other errors as they are.
+  StatusOr<std::vector<Tensor>> RunBatch(const std::string& name, ExecutionContext& ctx,
+                                         const std::vector<TensorView>& inputs, ExecutionContext* fallback,
+                                         const BatchOptions& options);
+
   // Changes the budget at run time; idle models are evicted until the used bytes fit. Leased
   // bytes above a smaller budget are allowed to finish. Errors: kInvalidArgument for 0.
   Status SetBudget(uint64_t budget_bytes);
@@ -421,10 +440,9 @@ class ModelManager {
   std::condition_variable housekeeping_cv_;
 };
 
-// Runs one managed model batch by batch the way a scheduler worker does: Acquire (loading or
-// swapping it in if needed), run with the worker's own ExecutionContext (its arena in the
-// budget) through the pressure path, release. A scheduler's ModelRunner can forward RunBatch to
-// it. Thread safe for different worker indices; one worker index is used by one thread at a time.
+// Runs one managed model batch by batch the way a scheduler worker does, through
+// ModelManager::RunBatch with each worker's own ExecutionContext (its arena in the budget) and no
+// wait for memory. A scheduler's ModelRunner can forward RunBatch to it. Thread safe for different worker indices; one worker index is used by one thread at a time.
 class ManagedModelRunner {
  public:
   // `manager` must outlive the runner.
