@@ -24,6 +24,22 @@ struct PerfOptions {
   bool profile = false;
 };
 
+// {"Resize:separable_2d":2,...}: steps per run by operator and the implementation its kernel chose
+// (--profile only; what tests/executor_guard checks).
+std::string ImplementationsJson(const std::map<std::string, int>& implementations) {
+  std::string out;
+  for (const auto& [key, n] : implementations) {
+    if (!out.empty()) out += ",";
+    out += "\"";
+    for (char c : key) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += "\":" + std::to_string(n);
+  }
+  return out;
+}
+
 int RunPerf(const PerfOptions& o) {
   CompileOptions co;
   co.num_threads = o.threads;
@@ -65,6 +81,7 @@ int RunPerf(const PerfOptions& o) {
   eo.profile = o.profile;
   ExecutionContext ctx(eo);
   std::map<std::string, std::pair<int64_t, int>> by_op;  // op -> (total ns, count)
+  std::map<std::string, int> implementations;           // "op:implementation" -> steps per run
   for (int i = 0; i < o.warmup; ++i) {
     auto r = (*model)->Run(ctx, views);
     if (!r.ok()) {
@@ -82,9 +99,11 @@ int RunPerf(const PerfOptions& o) {
       return 1;
     }
     lat.push_back((NowNs() - a) / 1e6);
+    implementations.clear();
     for (const auto& st : ctx.step_times()) {
       by_op[st.op].first += st.ns;
       by_op[st.op].second++;
+      if (!st.implementation.empty()) ++implementations[st.op + ":" + st.implementation];
     }
   }
   double total_s = (NowNs() - start) / 1e9;
@@ -96,11 +115,11 @@ int RunPerf(const PerfOptions& o) {
         "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"iterations\":%zu,\"p50_ms\":%.4f,\"p90_ms\":%.4f,"
         "\"p99_ms\":%.4f,\"mean_ms\":%.4f,\"min_ms\":%.4f,\"throughput_per_s\":%.2f,\"weight_bytes\":%zu,"
         "\"arena_bytes\":%zu,\"naive_activation_bytes\":%zu,\"workspace_bytes\":%zu,\"steps\":%zu,"
-        "\"dynamic\":%s,\"load_ms\":%.2f,\"prepare_ms\":%.2f}\n",
+        "\"dynamic\":%s,\"load_ms\":%.2f,\"prepare_ms\":%.2f,\"implementations\":{%s}}\n",
         o.model.c_str(), static_cast<long long>(o.batch), o.threads, lat.size(), s.p50_ms, s.p90_ms, s.p99_ms,
         s.mean_ms, s.min_ms, throughput, (*model)->weight_bytes(), stats->arena_bytes,
         stats->naive_activation_bytes, stats->workspace_bytes, stats->num_steps, stats->dynamic ? "true" : "false",
-        load_ms, prepare_ms);
+        load_ms, prepare_ms, ImplementationsJson(implementations).c_str());
   } else {
     std::printf("model       %s\n", o.model.c_str());
     std::printf("batch       %lld   threads %d   iterations %zu\n", static_cast<long long>(o.batch), o.threads,
@@ -144,7 +163,8 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
   app.add_flag("--json", o->json, "one JSON object");
   app.add_flag("--no-optimize", o->no_optimize, "run the graph as imported (no folding/fusion)");
   app.add_flag("--no-blocked", o->no_blocked, "keep activations in plain layouts");
-  app.add_flag("--profile", o->profile, "print time per operator type (stderr)");
+  app.add_flag("--profile", o->profile,
+               "print time per operator type (stderr); with --json, also the kernels' implementations");
   return [o] { return RunPerf(*o); };
 });
 

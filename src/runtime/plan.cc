@@ -435,7 +435,9 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
     auto record = [&] {
       if (!profile) return;
       const ir::Node& n = *step.node;
-      profile->push_back({n.domain.empty() ? n.op_type : n.domain + "." + n.op_type, n.name, NowNs() - step_start});
+      profile->push_back({n.domain.empty() ? n.op_type : n.domain + "." + n.op_type, n.name,
+                          step.kernel ? std::string(step.kernel->implementation()) : std::string(),
+                          NowNs() - step_start});
     };
     if (!step.dynamic) {
       std::vector<TensorView> in(step.inputs.size()), out(step.outputs.size());

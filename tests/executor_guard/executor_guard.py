@@ -8,7 +8,10 @@ that executed (oneDNN prints the primitive descriptor's impl_info_str for each e
   1. no primitive may run a reference or otherwise unoptimized implementation ("ref:any",
      "simple:any", "gemm:ref", ...). Checked at the machine's own ISA and again with oneDNN capped at
      AVX2 (ONEDNN_MAX_CPU_ISA), the common floor of users' CPUs, where other kernels get picked;
-  2. the planned activation arena, the naive sum of intermediates and the workspace of each model
+  2. no kernel may take one of gpuhive's own slow paths (SLOW_KERNELS: the generic N-d Resize, the
+     RNN per-step loops), read from the implementation each kernel reports (`gpuhive perf --json
+     --profile`: "implementations");
+  3. the planned activation arena, the naive sum of intermediates and the workspace of each model
      and batch equal the committed expectations (tests/executor_guard/expected.json, at the AVX2 cap
      so the figures do not depend on the CI machine's ISA). A change that moves them either updates
      the file (--update) in the same commit, saying why, or is a regression.
@@ -32,6 +35,16 @@ BATCHES = (1, 8)
 # Models whose other dynamic dims need a size: name -> per-input dims after the batch.
 OTHER_DIMS = {"input_ids": "128", "attention_mask": "128", "token_type_ids": "128"}
 UNOPTIMIZED = re.compile(r"(^|:)(ref|simple)(:|$)|^gemm:ref")
+# At the AVX2 cap oneDNN 2.6 has no JIT LSTM: its "ref" RNN is gemm-based (the matrix work on
+# its JIT sgemm) and beats gpuhive's per-step loops 2-2.6x (src/kernels/cpu/onednn/rnn_onednn.cc),
+# so there it is the expected choice. Natively it is still a finding.
+AVX2_ONLY_CHOICE = {("rnn", "ref")}
+AVX2_ONLY_KERNELS = {"LSTM:ref", "GRU:ref", "RNN:ref"}  # the same choice, as the kernels report it
+# gpuhive's own slow paths, by the "operator:implementation" that `gpuhive perf --json --profile`
+# reports from Kernel::implementation(): the generic N-d Resize (LRASPP's upsampling took 65 % of its
+# run on it) and the LSTM/GRU per-step loops (the audio model ran 4.5-9x behind ORT on them), and any
+# oneDNN-backed kernel whose primitive is a reference one.
+SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$|:(ref|simple)(:|$)")
 
 
 def models(models_dir, repository):
@@ -61,7 +74,7 @@ def input_names(path):
 
 def run(gpuhive, path, batch, isa):
     args = [gpuhive, "perf", path, "--threads", "2", "--iterations", "1", "--warmup", "0", "--batch", str(batch),
-            "--json"]
+            "--json", "--profile"]
     for name in input_names(path):
         if name in OTHER_DIMS:
             args += ["--shape", f"{name}={batch}x{OTHER_DIMS[name]}"]
@@ -113,12 +126,17 @@ def main():
                 except Exception as e:  # noqa: BLE001
                     failures.append(f"{name} b{batch} {isa}: {e}")
                     continue
-                bad = {f"{kind},{impl}": n for (kind, impl), n in impls.items() if UNOPTIMIZED.search(impl)}
+                bad = {f"{kind},{impl}": n for (kind, impl), n in impls.items()
+                       if UNOPTIMIZED.search(impl) and not (isa == "AVX2" and (kind, impl) in AVX2_ONLY_CHOICE)}
                 total = sum(impls.values())
                 print(f"{name:34s} b{batch} {isa:7s} {total:5d} oneDNN executions, "
                       f"{len(bad)} unoptimized kinds {json.dumps(bad) if bad else ''}")
                 if bad:
                     failures.append(f"{name} b{batch} {isa}: unoptimized oneDNN implementations ran: {bad}")
+                slow = {k: n for k, n in stats.get("implementations", {}).items()
+                        if SLOW_KERNELS.search(k) and not (isa == "AVX2" and k in AVX2_ONLY_KERNELS)}
+                if slow:
+                    failures.append(f"{name} b{batch} {isa}: slow kernel paths ran: {slow}")
                 if isa == "AVX2":
                     key = f"{name}@b{batch}"
                     got = {k: stats[k] for k in ("arena_bytes", "naive_activation_bytes", "workspace_bytes")}

@@ -118,7 +118,7 @@ Tensor Swap01(const Tensor& t) {
 }
 
 // oneDNN 2.6's LSTM has an optimized (brgemm) implementation from AVX-512 on; below that it offers
-// only "ref" and the kernel rightly keeps its loops, so the path checks expect those there.
+// only "ref", its gemm-based RNN, which the kernel takes (2-2.6x faster than its own loops).
 bool OneDnnHasFastLstm() {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
@@ -188,12 +188,15 @@ void RunCase(const RnnSetup& s) {
       impl = std::string(k.implementation());
     });
     ASSERT_TRUE(blocked.ok()) << blocked.status().ToString();
-    if (s.path == Path::kLoops || !OneDnnHasFastLstm()) {
+    if (s.path == Path::kLoops) {
       EXPECT_EQ(impl, kLoops);
     } else {
       EXPECT_NE(impl, kLoops) << "this LSTM should run on oneDNN's LSTM primitive, not the per-step loops";
       EXPECT_FALSE(impl.empty());
-      EXPECT_NE(impl.rfind("ref", 0), 0u) << "oneDNN reference implementation chosen: " << impl;
+      // Below AVX-512 oneDNN has only its gemm-based "ref" RNN, which still beats the loops.
+      if (OneDnnHasFastLstm()) {
+        EXPECT_NE(impl.rfind("ref", 0), 0u) << "oneDNN reference implementation chosen: " << impl;
+      }
     }
     std::vector<Tensor> tensors;
     for (const BlockedValue& v : *blocked) tensors.push_back(MakeTensor(v.dtype, v.shape, v.storage.data()));
