@@ -154,6 +154,7 @@ class ExecutionContext {
   struct StepTime {
     std::string op;    // "Conv", "gpuhive.FusedConv", ...
     std::string node;  // node name
+    std::string implementation;  // the kernel's Kernel::implementation() (empty: one implementation)
     int64_t ns = 0;
   };
   explicit ExecutionContext(Options options);
