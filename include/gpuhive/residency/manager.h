@@ -442,7 +442,8 @@ class ModelManager {
 
 // Runs one managed model batch by batch the way a scheduler worker does, through
 // ModelManager::RunBatch with each worker's own ExecutionContext (its arena in the budget) and no
-// wait for memory. A scheduler's ModelRunner can forward RunBatch to it. Thread safe for different worker indices; one worker index is used by one thread at a time.
+// wait for memory. A scheduler's ModelRunner can forward RunBatch to it. Thread safe for different
+// worker indices; one worker index is used by one thread at a time.
 class ManagedModelRunner {
  public:
   // `manager` must outlive the runner.

@@ -100,7 +100,9 @@ class AttentionKernel final : public Kernel {
           memory mq(q_md_, Engine(), const_cast<float*>(qb)), mk(kt_md_, Engine(), kt);
           memory ms(scores_md_, Engine(), scores), mv(v_md_, Engine(), const_cast<float*>(vb)), my(y_md_, Engine(), yb);
           ArgMap qk{{DNNL_ARG_SRC, mq}, {DNNL_ARG_WEIGHTS, mk}, {DNNL_ARG_DST, ms}};
-          if (qk_scratch_md_.get_size() > 0) qk.insert({DNNL_ARG_SCRATCHPAD, memory(qk_scratch_md_, Engine(), scratch)});
+          if (qk_scratch_md_.get_size() > 0) {
+            qk.insert({DNNL_ARG_SCRATCHPAD, memory(qk_scratch_md_, Engine(), scratch)});
+          }
           qk_.execute(st, qk);
           for (int64_t i = 0; i < s_; ++i) {
             float* row = scores + i * sk_;
@@ -114,7 +116,9 @@ class AttentionKernel final : public Kernel {
             if (!loops::SoftmaxRowFloat(row, row, sk_)) loops::SoftmaxRowGeneral(row, row, sk_);
           }
           ArgMap pv{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mv}, {DNNL_ARG_DST, my}};
-          if (pv_scratch_md_.get_size() > 0) pv.insert({DNNL_ARG_SCRATCHPAD, memory(pv_scratch_md_, Engine(), scratch)});
+          if (pv_scratch_md_.get_size() > 0) {
+            pv.insert({DNNL_ARG_SCRATCHPAD, memory(pv_scratch_md_, Engine(), scratch)});
+          }
           pv_.execute(st, pv);
         }
         st.wait();
@@ -128,7 +132,8 @@ class AttentionKernel final : public Kernel {
 
  private:
   // One (batch, head): scores [S, Sk] = q [S, D] (row stride H*D) x k^T [D, Sk] (k's rows,
-  // transposed into the thread's slice first), then y [S, Dv] (row stride H*Dv) = scores x v [Sk, Dv] (row stride H*Dv).
+  // transposed into the thread's slice first), then y [S, Dv] (row stride H*Dv) = scores x
+  // v [Sk, Dv] (row stride H*Dv).
   // Each thread gets a workspace slice for its scores and the primitives' scratchpad.
   Status BuildPrimitives(PrepareContext& ctx) {
     const memory::data_type f32 = memory::data_type::f32;
