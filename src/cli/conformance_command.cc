@@ -291,16 +291,6 @@ std::vector<TestResult> RunIsolated(const std::vector<fs::path>& tests, const Co
   return results;
 }
 
-std::string JsonEscape(const std::string& s) {
-  std::string o;
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') o += '\\', o += ch;
-    else if (static_cast<unsigned char>(ch) < 0x20) o += ' ';
-    else o += ch;
-  }
-  return o;
-}
-
 int RunConformance(const ConformanceOptions& o) {
   if (!o.single.empty()) {
     TestResult r = RunOne(o.single, o);

@@ -98,4 +98,14 @@ LatencySummary Summarize(std::vector<double> v) {
   return s;
 }
 
+std::string JsonEscape(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') o += '\\', o += ch;
+    else if (static_cast<unsigned char>(ch) < 0x20) o += ' ';
+    else o += ch;
+  }
+  return o;
+}
+
 }  // namespace gpuhive::cli

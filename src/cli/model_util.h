@@ -30,4 +30,7 @@ struct LatencySummary {
 };
 LatencySummary Summarize(std::vector<double> latencies_ms);
 
+// `s` for a JSON string literal (quotes and backslashes escaped, control characters as spaces).
+std::string JsonEscape(const std::string& s);
+
 }  // namespace gpuhive::cli

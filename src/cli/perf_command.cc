@@ -24,18 +24,17 @@ struct PerfOptions {
   bool profile = false;
 };
 
-// {"Resize:separable_2d":2,...}: steps per run by operator and the implementation its kernel chose
-// (--profile only; what tests/executor_guard checks).
-std::string ImplementationsJson(const std::map<std::string, int>& implementations) {
+// {"Resize:separable_2d":2,...}: steps of the last run by operator and the implementation its
+// kernel chose (empty without --profile; what tests/executor_guard checks).
+std::string ImplementationsJson(const std::vector<ExecutionContext::StepTime>& steps) {
+  std::map<std::string, int> counts;
+  for (const auto& st : steps) {
+    if (!st.implementation.empty()) ++counts[st.op + ":" + st.implementation];
+  }
   std::string out;
-  for (const auto& [key, n] : implementations) {
+  for (const auto& [key, n] : counts) {
     if (!out.empty()) out += ",";
-    out += "\"";
-    for (char c : key) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += "\":" + std::to_string(n);
+    out += "\"" + JsonEscape(key) + "\":" + std::to_string(n);
   }
   return out;
 }
@@ -81,7 +80,6 @@ int RunPerf(const PerfOptions& o) {
   eo.profile = o.profile;
   ExecutionContext ctx(eo);
   std::map<std::string, std::pair<int64_t, int>> by_op;  // op -> (total ns, count)
-  std::map<std::string, int> implementations;           // "op:implementation" -> steps per run
   for (int i = 0; i < o.warmup; ++i) {
     auto r = (*model)->Run(ctx, views);
     if (!r.ok()) {
@@ -99,11 +97,9 @@ int RunPerf(const PerfOptions& o) {
       return 1;
     }
     lat.push_back((NowNs() - a) / 1e6);
-    implementations.clear();
     for (const auto& st : ctx.step_times()) {
       by_op[st.op].first += st.ns;
       by_op[st.op].second++;
-      if (!st.implementation.empty()) ++implementations[st.op + ":" + st.implementation];
     }
   }
   double total_s = (NowNs() - start) / 1e9;
@@ -119,7 +115,7 @@ int RunPerf(const PerfOptions& o) {
         o.model.c_str(), static_cast<long long>(o.batch), o.threads, lat.size(), s.p50_ms, s.p90_ms, s.p99_ms,
         s.mean_ms, s.min_ms, throughput, (*model)->weight_bytes(), stats->arena_bytes,
         stats->naive_activation_bytes, stats->workspace_bytes, stats->num_steps, stats->dynamic ? "true" : "false",
-        load_ms, prepare_ms, ImplementationsJson(implementations).c_str());
+        load_ms, prepare_ms, ImplementationsJson(ctx.step_times()).c_str());
   } else {
     std::printf("model       %s\n", o.model.c_str());
     std::printf("batch       %lld   threads %d   iterations %zu\n", static_cast<long long>(o.batch), o.threads,

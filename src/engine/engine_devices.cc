@@ -1,8 +1,6 @@
 // Engine: the devices models are placed on (`--device sim:N`: one budget, pool and copy
 // engine each, see residency/device_set.h): running a batch on the model's device, the devices'
 // management API entries and their metrics.
-#include <thread>
-
 #include "gpuhive/units.h"
 #include "engine/engine_internal.h"
 

@@ -1,11 +1,11 @@
 #include <sys/mman.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
 
 #include "gpuhive/memory_resource.h"
+#include "gpuhive/units.h"
 
 namespace gpuhive {
 
@@ -72,10 +72,6 @@ class RequestBufferResource final : public MemoryResource {
   };
 
   static size_t PageRounded(size_t bytes) { return (bytes + 4095) & ~size_t{4095}; }
-  static int64_t Now() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
 
   StatusOr<void*> DoAllocate(size_t bytes, AllocTag, StreamView) override {
     if (bytes < kMinCached) {
@@ -96,7 +92,7 @@ class RequestBufferResource final : public MemoryResource {
           break;
         }
       }
-      TrimLocked(Now(), &stale);
+      TrimLocked(NowNs(), &stale);
     }
     Unmap(stale);
     if (found != nullptr) return found;
@@ -115,12 +111,12 @@ class RequestBufferResource final : public MemoryResource {
     {
       std::lock_guard<std::mutex> lock(mu_);
       try {
-        cache_.push_back({ptr, n, Now()});
+        cache_.push_back({ptr, n, NowNs()});
         cached_bytes_ += n;
       } catch (...) {
         stale.push_back({ptr, n, 0});  // no room to remember it: give it back
       }
-      TrimLocked(Now(), &stale);
+      TrimLocked(NowNs(), &stale);
     }
     Unmap(stale);
   }

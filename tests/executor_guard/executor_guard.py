@@ -39,12 +39,11 @@ UNOPTIMIZED = re.compile(r"(^|:)(ref|simple)(:|$)|^gemm:ref")
 # its JIT sgemm) and beats gpuhive's per-step loops 2-2.6x (src/kernels/cpu/onednn/rnn_onednn.cc),
 # so there it is the expected choice. Natively it is still a finding.
 AVX2_ONLY_CHOICE = {("rnn", "ref")}
-AVX2_ONLY_KERNELS = {"LSTM:ref", "GRU:ref", "RNN:ref"}  # the same choice, as the kernels report it
 # gpuhive's own slow paths, by the "operator:implementation" that `gpuhive perf --json --profile`
 # reports from Kernel::implementation(): the generic N-d Resize (LRASPP's upsampling took 65 % of its
-# run on it) and the LSTM/GRU per-step loops (the audio model ran 4.5-9x behind ORT on them), and any
-# oneDNN-backed kernel whose primitive is a reference one.
-SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$|:(ref|simple)(:|$)")
+# run on it) and the LSTM/GRU per-step loops (the audio model ran 4.5-9x behind ORT on them).
+# oneDNN's own reference implementations are caught by check 1.
+SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$")
 
 
 def models(models_dir, repository):
@@ -133,8 +132,7 @@ def main():
                       f"{len(bad)} unoptimized kinds {json.dumps(bad) if bad else ''}")
                 if bad:
                     failures.append(f"{name} b{batch} {isa}: unoptimized oneDNN implementations ran: {bad}")
-                slow = {k: n for k, n in stats.get("implementations", {}).items()
-                        if SLOW_KERNELS.search(k) and not (isa == "AVX2" and k in AVX2_ONLY_KERNELS)}
+                slow = {k: n for k, n in stats.get("implementations", {}).items() if SLOW_KERNELS.search(k)}
                 if slow:
                     failures.append(f"{name} b{batch} {isa}: slow kernel paths ran: {slow}")
                 if isa == "AVX2":

@@ -304,9 +304,10 @@ class ResizeKernel final : public Kernel {
   }
 
   // Whether only the last two dimensions interpolate: every outer dimension maps each output index
-  // to one input index with weight 1 (within 1e-6), and no coordinate falls outside (tf_crop_and_resize). Then an
-  // output row is a blend of a few input rows each resampled along the last dimension, and an
-  // input row resampled once serves every output row that reads it (RunSeparable2d).
+  // to one input index with weight 1 (within 1e-6), and no coordinate falls outside
+  // (tf_crop_and_resize). Then an output row is a blend of a few input rows each resampled along
+  // the last dimension, and an input row resampled once serves every output row that reads it
+  // (RunSeparable2d).
   bool IsSeparable2d() const {
     const size_t r = taps_.size();
     if (r < 2) return false;

@@ -134,7 +134,7 @@ class AttentionKernel final : public Kernel {
   // One (batch, head): scores [S, Sk] = q [S, D] (row stride H*D) x k^T [D, Sk] (k's rows,
   // transposed into the thread's slice first), then y [S, Dv] (row stride H*Dv) = scores x
   // v [Sk, Dv] (row stride H*Dv).
-  // Each thread gets a workspace slice for its scores and the primitives' scratchpad.
+  // Each thread gets a workspace slice for its k^T, its scores and the primitives' scratchpad.
   Status BuildPrimitives(PrepareContext& ctx) {
     const memory::data_type f32 = memory::data_type::f32;
     q_md_ = memory::desc({s_, d_}, f32, Dims{h_ * d_, 1});
