@@ -69,7 +69,11 @@ class Server:
         if copy_repository:
             shutil.copytree(os.path.join(ARGS.source_dir, "tests", "data", "repository"), self.repo)
         self.http_port, self.grpc_port = free_port(), free_port()
-        self.log = open(os.path.join(self.tmp, "server.log"), "w+")
+        # The child writes through its own O_APPEND handle and output() reads through a fresh one: a
+        # shared "w+" handle shares the file offset, so output()'s seek(0) made the child's next log
+        # line overwrite the start of the log (the options line, seen as a CI failure).
+        self.log_path = os.path.join(self.tmp, "server.log")
+        self.log = open(self.log_path, "a")
         self.channel = None
         if config is None:
             self.args = [ARGS.binary, "serve", "--http-port", str(self.http_port),
@@ -116,9 +120,8 @@ class Server:
         raise AssertionError("no options line in the log:\n" + self.output())
 
     def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
 
     def http(self, method, path, body=None, headers=None):
         data = body.encode() if isinstance(body, str) else body
