@@ -103,6 +103,17 @@ int PreferredBlock() {
   return block;
 }
 
+bool HasInt8DotProduct() {
+  static const bool vnni = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    for (auto want : {dnnl::cpu_isa::avx512_core_vnni, dnnl::cpu_isa::avx2_vnni}) {
+      if ((isa & static_cast<unsigned>(want)) == static_cast<unsigned>(want)) return true;
+    }
+    return false;
+  }();
+  return vnni;
+}
+
 Layout PreferredBlockedLayout() { return PreferredBlock() == 16 ? Layout::kBlocked16 : Layout::kBlocked8; }
 
 dnnl::primitive_attr ScratchAttr() {

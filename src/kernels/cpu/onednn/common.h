@@ -71,6 +71,10 @@ Tag BlockedTag(size_t rank, int block);
 // the other block size run on oneDNN's reference implementations.
 int PreferredBlock();
 Layout PreferredBlockedLayout();
+// Whether oneDNN's effective ISA has an int8 dot product (AVX512-VNNI, AVX-VNNI or later). Below it
+// oneDNN multiplies uint8 by int8 with vpmaddubsw, whose int16 pair sums saturate unless the
+// weights fit 7 bits ([-64, 63]).
+bool HasInt8DotProduct();
 // The md of an activation with the given logical shape and gpuhive layout (f32).
 StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout);
 // The gpuhive layout of an md when it is exactly plain / nC..8c / nC..16c; false otherwise.

@@ -75,7 +75,6 @@ class ConvKernel final : public Kernel {
  private:
   Status PrepareImpl(PrepareContext& ctx);
   Status RunImpl(RunContext& ctx) const;
-  Status ComputeShapes(PrepareContext& ctx, Shape* out_shape, Dims* strides, Dims* dil, Dims* pl, Dims* pr);
 
   bool transposed_;
   std::vector<size_t> sum_inputs_;
@@ -99,95 +98,6 @@ class ConvKernel final : public Kernel {
   size_t ws_src_ = 0, ws_weights_ = 0, ws_scratch_ = 0;
 };
 
-Status ConvKernel::ComputeShapes(PrepareContext& ctx, Shape* out_shape, Dims* strides, Dims* dil,
-                                 Dims* pl, Dims* pr) {
-  const ir::Node& node = ctx.node();
-  const Shape& x = ctx.input_shape(0);
-  const Shape& w = ctx.input_shape(1);
-  const size_t sp = x.size() - 2;
-  ASSIGN_OR_RETURN(group_, node.GetInt("group", 1));
-  if (group_ < 1) return InvalidArgument("{}: group must be >= 1", node.Describe());
-  std::vector<int64_t> in(x.begin() + 2, x.end());
-  std::vector<int64_t> kernel(w.begin() + 2, w.end());
-  ASSIGN_OR_RETURN(auto ks, node.GetInts("kernel_shape", kernel));
-  if (ks != kernel) {
-    return InvalidArgument("{}: kernel_shape {} does not match the weights {}", node.Describe(),
-                           ShapeToString(ks), ShapeToString(w));
-  }
-  ASSIGN_OR_RETURN(auto s, node.GetInts("strides", std::vector<int64_t>(sp, 1)));
-  ASSIGN_OR_RETURN(auto d, node.GetInts("dilations", std::vector<int64_t>(sp, 1)));
-  if (s.size() != sp || d.size() != sp) {
-    return InvalidArgument("{}: strides/dilations must have {} values", node.Describe(), sp);
-  }
-  const int64_t c = x[1];
-  int64_t m;
-  if (!transposed_) {
-    m = w[0];
-    if (w[1] * group_ != c || m % group_ != 0) {
-      return InvalidArgument("{}: weights {} do not fit input {} with group {}", node.Describe(),
-                             ShapeToString(w), ShapeToString(x), group_);
-    }
-    ASSIGN_OR_RETURN(WindowGeometry g, ComputeWindowGeometry(node, in, kernel, s, d, false));
-    *out_shape = {x[0], m};
-    for (size_t i = 0; i < sp; ++i) {
-      out_shape->push_back(g.out[i]);
-      pl->push_back(g.pad_l[i]);
-      pr->push_back(g.pad_r[i]);
-    }
-  } else {
-    if (w[0] != c || c % group_ != 0) {
-      return InvalidArgument("{}: weights {} do not fit input {} with group {}", node.Describe(),
-                             ShapeToString(w), ShapeToString(x), group_);
-    }
-    m = w[1] * group_;
-    ASSIGN_OR_RETURN(auto out_pad, node.GetInts("output_padding", std::vector<int64_t>(sp, 0)));
-    ASSIGN_OR_RETURN(auto out_spec, node.GetInts("output_shape", std::vector<int64_t>{}));
-    ASSIGN_OR_RETURN(std::string auto_pad, node.GetString("auto_pad", std::string("NOTSET")));
-    ASSIGN_OR_RETURN(auto pads, node.GetInts("pads", std::vector<int64_t>(2 * sp, 0)));
-    if (out_pad.size() != sp || pads.size() != 2 * sp) {
-      return InvalidArgument("{}: output_padding/pads have the wrong length", node.Describe());
-    }
-    if (!out_spec.empty() && out_spec.size() == sp + 2) out_spec.erase(out_spec.begin(), out_spec.begin() + 2);
-    if (!out_spec.empty() && out_spec.size() != sp) {
-      return InvalidArgument("{}: output_shape must have {} values", node.Describe(), sp);
-    }
-    *out_shape = {x[0], m};
-    for (size_t i = 0; i < sp; ++i) {
-      const int64_t dk = (kernel[i] - 1) * d[i] + 1;
-      const int64_t full = s[i] * (in[i] - 1) + out_pad[i] + dk;
-      int64_t out, head, tail;
-      if (!out_spec.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        out = !out_spec.empty() ? out_spec[i] : in[i] * s[i];
-        int64_t total = std::max<int64_t>(0, full - out);
-        // ONNX: SAME_UPPER puts the odd padding at the end, everything else at the beginning.
-        if (auto_pad == "SAME_UPPER") {
-          head = total / 2;
-        } else {
-          head = total - total / 2;
-        }
-        tail = total - head;
-      } else if (auto_pad == "VALID") {
-        head = tail = 0;
-        out = full;
-      } else {
-        head = pads[i];
-        tail = pads[i + sp];
-        out = full - head - tail;
-      }
-      if (out < 1) return InvalidArgument("{}: output size {} < 1", node.Describe(), out);
-      out_shape->push_back(out);
-      pl->push_back(head);
-      // oneDNN computes out = (in-1)*s + dk - pl - pr: output_padding lowers the end padding.
-      pr->push_back((in[i] - 1) * s[i] + dk - head - out);
-    }
-  }
-  for (size_t i = 0; i < sp; ++i) {
-    strides->push_back(s[i]);
-    dil->push_back(d[i] - 1);
-  }
-  return Status::OK();
-}
-
 Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   const ir::Node& node = ctx.node();
   if (ctx.num_inputs() < 2 || !ctx.has_input(0) || !ctx.has_input(1)) {
@@ -206,9 +116,13 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
                            ShapeToString(x), ShapeToString(w));
   }
   const size_t sp = x.size() - 2;
-  Shape out_shape;
-  Dims strides, dil, pl, pr;
-  RETURN_IF_ERROR(ComputeShapes(ctx, &out_shape, &strides, &dil, &pl, &pr));
+  ASSIGN_OR_RETURN(ConvGeometry geo, ComputeConvGeometry(node, x, w, transposed_));
+  group_ = geo.group;
+  const Shape& out_shape = geo.out_shape;
+  const Dims& strides = geo.strides;
+  const Dims& dil = geo.dilations;
+  const Dims& pl = geo.pad_l;
+  const Dims& pr = geo.pad_r;
   const int64_t m = out_shape[1];
   has_bias_ = ctx.num_inputs() > 2 && ctx.has_input(2);
   if (has_bias_ && NumElements(ctx.input_shape(2)) != m) {

@@ -25,4 +25,13 @@ StatusOr<WindowGeometry> ComputeWindowGeometry(const ir::Node& node, const std::
                                                const std::vector<int64_t>& strides,
                                                const std::vector<int64_t>& dilations, bool ceil_mode);
 
+// Conv / ConvTranspose: group, output shape [N, M, spatial...] and oneDNN's strides, dilations
+// (ONNX dilation - 1) and begin/end paddings. Validates attributes against X [N, C, ...] and W.
+struct ConvGeometry {
+  int64_t group = 1;
+  Shape out_shape;
+  std::vector<int64_t> strides, dilations, pad_l, pad_r;
+};
+StatusOr<ConvGeometry> ComputeConvGeometry(const ir::Node& node, const Shape& x, const Shape& w, bool transposed);
+
 }  // namespace gpuhive::cpu::onednn

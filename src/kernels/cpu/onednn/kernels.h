@@ -11,6 +11,8 @@ using Factory = StatusOr<std::unique_ptr<Kernel>>(const ir::Node& node);
 
 Factory MakeConv;           // Conv, gpuhive.FusedConv
 Factory MakeConvTranspose;  // ConvTranspose
+Factory MakeQLinearConv;    // QLinearConv, gpuhive.QConv (qconv.cc)
+Factory MakeConvInteger;    // ConvInteger
 Factory MakeMatMul;         // MatMul, gpuhive.FusedMatMul
 Factory MakeGemm;           // Gemm, gpuhive.FusedGemm
 Factory MakeMaxPool;

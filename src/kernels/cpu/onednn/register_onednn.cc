@@ -8,6 +8,9 @@ void RegisterOnednnKernels(KernelRegistry& registry) {
   registry.Register("", "Conv", MakeConv);
   registry.Register("gpuhive", "FusedConv", MakeConv);
   registry.Register("", "ConvTranspose", MakeConvTranspose);
+  registry.Register("", "QLinearConv", MakeQLinearConv);
+  registry.Register("gpuhive", "QConv", MakeQLinearConv);
+  registry.Register("", "ConvInteger", MakeConvInteger);
   registry.Register("gpuhive", "Elementwise", MakeElementwise);
   registry.Register("gpuhive", "Reorder", MakeReorder);
   registry.Register("", "MatMul", MakeMatMul);
