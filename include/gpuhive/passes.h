@@ -5,6 +5,8 @@
 //   gpuhive.FusedMatMul inputs [A, B, extras...], MatMul semantics + "post_ops"
 //   gpuhive.FusedGemm   inputs [A, B, C-or-missing, extras...], Gemm attributes + "post_ops"
 //   gpuhive.Elementwise inputs [X, extras...], "post_ops" = the whole float32 chain applied to X
+//   gpuhive.QConv       QLinearConv's inputs (y_scale/y_zero_point optional: float32 output; B float32
+//                       or int32), Conv attributes + "relu"
 // Passes mutate the graph in place and recurse into subgraphs (If/Loop/Scan bodies). Each returns
 // the number of rewrites it made (0: nothing changed) or an error for a malformed graph; a node a
 // pass cannot handle is left as it is. Not thread safe on one model.
@@ -66,6 +68,10 @@ StatusOr<int> FusePostOps(ir::Model& model, const OptimizeOptions& options);
 // to float32 instead. Inputs and outputs keep the model's types. Top-level graph only (subgraph
 // values keep their types). Returns the number of rewrites.
 StatusOr<int> ComputeFloat16InFloat32(ir::Model& model);
+// QDQ convolutions (DequantizeLinear'd int8 x and W -> Conv [-> Relu] [-> QuantizeLinear]) ->
+// gpuhive.QConv on the int8 operands (see passes_quant.cc), when options.supports allows it. Runs
+// before constant folding, which would otherwise turn the int8 weights into float32.
+StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options);
 // Chains of float32 elementwise ops -> gpuhive.Elementwise.
 StatusOr<int> FuseElementwiseChains(ir::Model& model, const OptimizeOptions& options);
 

@@ -340,6 +340,7 @@ Status OptimizeModel(ir::Model& model, const OptimizeOptions& options) {
       return Status::OK();
     };
     RETURN_IF_ERROR(add(EliminateIdentity(g), "EliminateIdentity"));
+    if (options.fuse) RETURN_IF_ERROR(add(FuseQuantizedConv(model, options), "FuseQuantizedConv"));
     RETURN_IF_ERROR(add(FoldConstants(g, options), "FoldConstants"));
     RETURN_IF_ERROR(add(EliminateDeadNodes(g), "EliminateDeadNodes"));
     RETURN_IF_ERROR(add(FoldBatchNorm(g), "FoldBatchNorm"));

@@ -1,0 +1,157 @@
+// Quantized (QDQ) convolutions into one int8 node. ONNX's QDQ form writes a quantized convolution as
+// float operators between DequantizeLinear and QuantizeLinear:
+//
+//   xq -> DequantizeLinear(x_scale, x_zero)       -> Conv input 0
+//   Wq -> DequantizeLinear(w_scale, axis 0)       -> Conv input 1
+//   [Bq -> DequantizeLinear(x_scale * w_scale), or a float32 B -> Conv input 2]
+//   Conv [-> Relu] [-> QuantizeLinear(y_scale, y_zero) -> yq]
+//
+// FuseQuantizedConv replaces the Conv (with its Relu and QuantizeLinear when they are the only
+// readers) by gpuhive.QConv(xq, x_scale, x_zero, Wq, w_scale, w_zero, y_scale, y_zero, B), which the
+// CPU backend runs on oneDNN's int8 primitives (kernels/cpu/onednn/qconv.cc). Without a
+// QuantizeLinear after it the node outputs float32. The DequantizeLinear nodes stay for any other
+// reader and are otherwise removed as dead, so the weights stay int8 (never folded into float32).
+#include <string>
+#include <vector>
+
+#include "gpuhive/passes.h"
+#include "graph/pass_util.h"
+
+namespace gpuhive {
+namespace {
+
+using pass_detail::IsOp;
+using pass_detail::SoleConsumer;
+
+bool IsInt8(DataType t) { return t == DataType::kUint8 || t == DataType::kInt8; }
+
+// A constant with one element (any rank) or, when m > 0, a 1-D constant of m elements.
+bool SmallConst(const ir::Value* v, int64_t m) {
+  if (v == nullptr || !v->is_constant()) return false;
+  const Shape& s = v->constant->shape();
+  return (v->constant->num_elements() == 1 && s.size() <= 1) || (m > 0 && s.size() == 1 && s[0] == m);
+}
+
+// A DequantizeLinear whose data is int8/uint8 and whose scale (and zero point) are constants: one
+// value, or (per_axis_m > 0) m values along axis 0.
+ir::Node* QuantizedSource(const ir::Value* v, int64_t per_axis_m, bool data_constant) {
+  ir::Node* dq = v != nullptr ? v->producer : nullptr;
+  if (!IsOp(dq, "DequantizeLinear") || dq->inputs.size() < 2) return nullptr;
+  const ir::Value* data = dq->input(0);
+  if (data == nullptr || !IsInt8(data->dtype) || (data_constant && !data->is_constant())) return nullptr;
+  const ir::Value* scale = dq->input(1);
+  if (scale->dtype != DataType::kFloat32 || !SmallConst(scale, per_axis_m)) return nullptr;
+  if (dq->input(2) != nullptr && !SmallConst(dq->input(2), per_axis_m)) return nullptr;
+  if (scale->constant->num_elements() > 1) {  // per axis: the axis must be the output channels
+    auto axis = dq->GetInt("axis", 1);
+    const int64_t rank = data->constant ? static_cast<int64_t>(data->constant->shape().size()) : -1;
+    if (!axis.ok() || (*axis != 0 && *axis != -rank)) return nullptr;
+  }
+  return dq;
+}
+
+// A QuantizeLinear reading `v` (its only reader) with constant one-value scale and zero point.
+ir::Node* QuantizedSink(const ir::Value* v) {
+  ir::Node* q = SoleConsumer(v);
+  if (!IsOp(q, "QuantizeLinear") || q->input(0) != v || q->inputs.size() < 2) return nullptr;
+  if (!SmallConst(q->input(1), 0) || q->input(1)->dtype != DataType::kFloat32) return nullptr;
+  if (q->input(2) != nullptr && (!SmallConst(q->input(2), 0) || !IsInt8(q->input(2)->dtype))) return nullptr;
+  if (q->output(0) == nullptr || !IsInt8(q->output(0)->dtype)) return nullptr;
+  return q;
+}
+
+// B as float32 in the float domain: a float32 constant, or DequantizeLinear of an int32 constant.
+ir::Value* FloatBias(ir::Graph& g, ir::Value* b, int64_t m) {
+  if (b == nullptr) return nullptr;
+  if (b->is_constant() && b->dtype == DataType::kFloat32 && b->constant->num_elements() == m) return b;
+  ir::Node* dq = b->producer;
+  if (!IsOp(dq, "DequantizeLinear") || dq->input(0) == nullptr || !dq->input(0)->is_constant()) return nullptr;
+  const ir::Value* bq = dq->input(0);
+  const ir::Value* scale = dq->input(1);
+  if (bq->dtype != DataType::kInt32 || bq->constant->num_elements() != m || !SmallConst(scale, m)) return nullptr;
+  if (dq->input(2) != nullptr) {
+    if (!SmallConst(dq->input(2), m) || dq->input(2)->dtype != DataType::kInt32) return nullptr;
+  }
+  auto t = Tensor::Allocate(DataType::kFloat32, {m});
+  if (!t.ok()) return nullptr;
+  const auto* q = bq->constant->as<int32_t>();
+  const auto* s = scale->constant->as<float>();
+  const int32_t* z = dq->input(2) != nullptr ? dq->input(2)->constant->as<int32_t>() : nullptr;
+  const bool per_scale = scale->constant->num_elements() > 1;
+  const bool per_zero = z != nullptr && dq->input(2)->constant->num_elements() > 1;
+  for (int64_t c = 0; c < m; ++c) {
+    const int32_t zero = z == nullptr ? 0 : z[per_zero ? c : 0];
+    t->as<float>()[c] = static_cast<float>(q[c] - zero) * s[per_scale ? c : 0];
+  }
+  return pass_detail::AddConstant(g, b->name + "/float", std::move(*t));
+}
+
+Status QuantizedConvs(ir::Graph& g, int* count) {
+  std::vector<ir::Node*> convs;
+  for (const auto& n : g.nodes()) {
+    if (IsOp(n.get(), "Conv")) convs.push_back(n.get());
+  }
+  for (ir::Node* conv : convs) {
+    ir::Value* w = conv->input(1);
+    if (w == nullptr || conv->output(0) == nullptr) continue;
+    ir::Node* dq_w = w->producer;
+    if (dq_w == nullptr || dq_w->input(0) == nullptr || !dq_w->input(0)->is_constant()) continue;
+    const Shape& wshape = dq_w->input(0)->constant->shape();
+    if (wshape.size() < 3 || wshape.size() > 5) continue;
+    const int64_t m = wshape[0];
+    ir::Node* dq_x = QuantizedSource(conv->input(0), 0, false);
+    if (dq_x == nullptr || QuantizedSource(w, m, true) != dq_w) continue;
+    ir::Value* bias = nullptr;
+    if (conv->input(2) != nullptr) {
+      bias = FloatBias(g, conv->input(2), m);
+      if (bias == nullptr) continue;
+    }
+    // The output side: [Relu ->] QuantizeLinear when they are the only readers.
+    ir::Value* y = conv->output(0);
+    ir::Node* relu = nullptr;
+    ir::Node* q = nullptr;
+    if (!y->is_graph_output) {
+      ir::Node* next = SoleConsumer(y);
+      if (IsOp(next, "Relu") && next->output(0) != nullptr && !next->output(0)->is_graph_output) {
+        if (ir::Node* after = QuantizedSink(next->output(0))) {
+          relu = next;
+          q = after;
+        }
+      } else {
+        q = QuantizedSink(y);
+      }
+    }
+    std::vector<ir::Value*> inputs{dq_x->input(0), dq_x->input(1), dq_x->input(2), dq_w->input(0),
+                                   dq_w->input(1),  dq_w->input(2), nullptr,         nullptr,
+                                   bias};
+    ir::Value* out = y;
+    if (q != nullptr) {
+      inputs[6] = q->input(1);
+      inputs[7] = q->input(2);
+      out = q->output(0);
+    }
+    const std::string name = conv->name;
+    const auto attrs = conv->attrs;
+    if (q != nullptr) g.RemoveNode(q);
+    if (relu != nullptr) g.RemoveNode(relu);
+    g.RemoveNode(conv);
+    ir::Node* f = g.AddNode("QConv", inputs, {out}, name + "_int8", "gpuhive");
+    f->opset = 1;
+    f->attrs = attrs;
+    f->attrs["relu"] = ir::Attribute(static_cast<int64_t>(relu != nullptr ? 1 : 0));
+    ++*count;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options) {
+  if (!model.graph) return 0;
+  if (options.supports && !options.supports("gpuhive", "QConv")) return 0;
+  int count = 0;
+  RETURN_IF_ERROR(pass_detail::ForEachGraph(*model.graph, [&](ir::Graph& g) { return QuantizedConvs(g, &count); }));
+  return count;
+}
+
+}  // namespace gpuhive
