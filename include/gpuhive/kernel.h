@@ -143,5 +143,8 @@ class KernelRegistry {
 
 // The CPU backend's registry with every CPU kernel registered (built on first use).
 const KernelRegistry& CpuKernelRegistry();
+// The widest int8 weights the CPU backend's int8 convolutions compute exactly: 8 where oneDNN has
+// an int8 dot product (VNNI), else 7 (uint8 x int8 pair sums saturate int16 above that).
+int CpuExactInt8WeightBits();
 
 }  // namespace gpuhive

@@ -1,10 +1,14 @@
 // `gpuhive perf MODEL`: latency percentiles, throughput, weight bytes and the planned activation
-// peak beside the naive sum of all intermediates.
+// peak beside the naive sum of all intermediates. With --precision int8, the FP32 model and
+// gpuhive's INT8 quantization of it side by side, and the INT8 outputs' error against FP32.
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "cli/command.h"
 #include "cli/model_util.h"
+#include "gpuhive/quantize.h"
 #include "gpuhive/units.h"
 
 namespace gpuhive::cli {
@@ -22,6 +26,8 @@ struct PerfOptions {
   bool no_optimize = false;
   bool no_blocked = false;
   bool profile = false;
+  std::string precision = "fp32";
+  std::string calibration, calibration_method = "minmax", validation;
 };
 
 // {"Resize:separable_2d":2,...}: steps of the last run by operator and the implementation its
@@ -37,6 +43,140 @@ std::string ImplementationsJson(const std::vector<ExecutionContext::StepTime>& s
     out += "\"" + JsonEscape(key) + "\":" + std::to_string(n);
   }
   return out;
+}
+
+// One model's timed runs on the given inputs.
+struct Measurement {
+  PlanStats stats;
+  LatencySummary latency;
+  size_t iterations = 0;
+  double throughput = 0, prepare_ms = 0;
+  size_t weight_bytes = 0;
+  std::map<std::string, std::pair<int64_t, int>> by_op;  // op -> (total ns, count)
+  std::string implementations;
+};
+
+StatusOr<Measurement> Measure(CompiledModel& model, const PerfOptions& o, const std::vector<Shape>& shapes,
+                              const std::vector<TensorView>& views) {
+  Measurement m;
+  int64_t p0 = NowNs();
+  ASSIGN_OR_RETURN(m.stats, model.Prepare(shapes));
+  m.prepare_ms = (NowNs() - p0) / 1e6;
+  ExecutionContext::Options eo;
+  eo.num_threads = o.threads;
+  eo.profile = o.profile;
+  ExecutionContext ctx(eo);
+  for (int i = 0; i < o.warmup; ++i) RETURN_IF_ERROR(model.Run(ctx, views).status());
+  std::vector<double> lat;
+  int64_t start = NowNs();
+  for (int i = 0; i < o.iterations || (NowNs() - start) / 1e9 < o.min_seconds; ++i) {
+    int64_t a = NowNs();
+    RETURN_IF_ERROR(model.Run(ctx, views).status());
+    lat.push_back((NowNs() - a) / 1e6);
+    for (const auto& st : ctx.step_times()) {
+      m.by_op[st.op].first += st.ns;
+      m.by_op[st.op].second++;
+    }
+  }
+  const double total_s = (NowNs() - start) / 1e9;
+  m.iterations = lat.size();
+  m.latency = Summarize(lat);
+  m.throughput = o.batch * lat.size() / total_s;
+  m.weight_bytes = model.weight_bytes();
+  m.implementations = ImplementationsJson(ctx.step_times());
+  return m;
+}
+
+void PrintProfile(const Measurement& m) {
+  std::vector<std::pair<int64_t, std::string>> rows;
+  int64_t total = 0;
+  for (const auto& [op, v] : m.by_op) {
+    rows.push_back({v.first, op});
+    total += v.first;
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(stderr, "per-operator time (mean per run):\n");
+  for (const auto& [ns, op] : rows) {
+    std::fprintf(stderr, "  %-28s %9.3f ms  %5.1f%%  (%d steps/run)\n", op.c_str(), ns / 1e6 / m.iterations,
+                 100.0 * ns / std::max<int64_t>(total, 1), m.by_op.at(op).second / static_cast<int>(m.iterations));
+  }
+}
+
+std::string MeasurementJson(const Measurement& m) {
+  return fmt::format(
+      "\"p50_ms\":{:.4f},\"p90_ms\":{:.4f},\"p99_ms\":{:.4f},\"mean_ms\":{:.4f},\"min_ms\":{:.4f},"
+      "\"throughput_per_s\":{:.2f},\"weight_bytes\":{},\"arena_bytes\":{},\"naive_activation_bytes\":{},"
+      "\"workspace_bytes\":{},\"steps\":{},\"dynamic\":{},\"prepare_ms\":{:.2f},\"implementations\":{{{}}}",
+      m.latency.p50_ms, m.latency.p90_ms, m.latency.p99_ms, m.latency.mean_ms, m.latency.min_ms, m.throughput,
+      m.weight_bytes, m.stats.arena_bytes, m.stats.naive_activation_bytes, m.stats.workspace_bytes,
+      m.stats.num_steps, m.stats.dynamic ? "true" : "false", m.prepare_ms, m.implementations);
+}
+
+// --precision int8: the FP32 model and gpuhive's INT8 quantization of it, measured on the same
+// inputs, with the INT8 outputs' error against FP32 on the validation samples.
+int RunPerfInt8(const PerfOptions& o, CompiledModel& fp32, const std::vector<Shape>& shapes,
+                const std::vector<TensorView>& views, const CompileOptions& co) {
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
+    return 1;
+  };
+  if (o.calibration.empty()) return fail(InvalidArgument("--precision int8 needs --calibration DIR"));
+  Int8Options io;
+  io.num_threads = o.threads;
+  auto method = ParseCalibrationMethod(o.calibration_method);
+  if (!method.ok()) return fail(method.status());
+  io.method = *method;
+  auto samples = ReadSamples(o.calibration, fp32.inputs());
+  if (!samples.ok()) return fail(samples.status());
+  StatusOr<std::vector<Sample>> separate = std::vector<Sample>{};
+  if (!o.validation.empty()) separate = ReadSamples(o.validation, fp32.inputs());
+  if (!separate.ok()) return fail(separate.status());
+  const std::vector<Sample>* validation = o.validation.empty() ? &*samples : &*separate;
+  std::ifstream file(o.model, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!file.good() && !file.eof()) return fail(NotFound("cannot read '{}'", o.model));
+  int quantized = 0;
+  const int64_t t0 = NowNs();
+  auto int8_ir = QuantizeOnnx(bytes, *samples, io, &quantized);
+  if (!int8_ir.ok()) return fail(int8_ir.status());
+  auto int8 = CompiledModel::Create(std::move(*int8_ir), co);
+  if (!int8.ok()) return fail(int8.status());
+  const double quantize_ms = (NowNs() - t0) / 1e6;
+  auto report = CompareOutputs(fp32, **int8, *validation, o.threads);
+  if (!report.ok()) return fail(report.status());
+  auto a = Measure(fp32, o, shapes, views);
+  if (!a.ok()) return fail(a.status());
+  auto b = Measure(**int8, o, shapes, views);
+  if (!b.ok()) return fail(b.status());
+  if (o.json) {
+    std::string outputs;
+    for (const auto& out : report->outputs) {
+      if (!outputs.empty()) outputs += ",";
+      outputs += fmt::format("{{\"name\":\"{}\",\"rel_l2\":{:.6g},\"top1_agreement\":{:.6g},\"rows\":{}}}",
+                             JsonEscape(out.name), out.rel_l2, out.top1_agreement, out.rows);
+    }
+    std::printf(
+        "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"precision\":\"int8\",\"calibration_method\":\"%s\","
+        "\"calibration_samples\":%zu,\"validation_samples\":%zu,\"quantized_convs\":%d,\"quantize_ms\":%.1f,"
+        "\"fp32\":{%s},\"int8\":{%s},\"accuracy\":{\"worst_rel_l2\":%.6g,\"worst_top1\":%.6g,\"outputs\":[%s]}}\n",
+        JsonEscape(o.model).c_str(), static_cast<long long>(o.batch), o.threads, CalibrationMethodName(io.method),
+        samples->size(), validation->size(), quantized, quantize_ms, MeasurementJson(*a).c_str(),
+        MeasurementJson(*b).c_str(), report->worst_rel_l2, report->worst_top1, outputs.c_str());
+  } else {
+    std::printf("model       %s   batch %lld   threads %d\n", o.model.c_str(), static_cast<long long>(o.batch), o.threads);
+    std::printf("int8        %d convolutions quantized (%s, %zu calibration samples) in %.0f ms\n", quantized,
+                CalibrationMethodName(io.method), samples->size(), quantize_ms);
+    std::printf("%-10s %10s %10s %12s %12s\n", "", "p50 ms", "p90 ms", "inf/s", "weights");
+    for (const auto& [name, m] : {std::pair<const char*, const Measurement*>{"fp32", &*a}, {"int8", &*b}}) {
+      std::printf("%-10s %10.3f %10.3f %12.1f %12s\n", name, m->latency.p50_ms, m->latency.p90_ms, m->throughput,
+                  FormatBytes(m->weight_bytes).c_str());
+    }
+    std::printf("speed-up   %.2fx   weights %.2fx of fp32\n", a->latency.p50_ms / b->latency.p50_ms,
+                static_cast<double>(b->weight_bytes) / static_cast<double>(std::max<size_t>(a->weight_bytes, 1)));
+    std::printf("error      %s (%zu validation samples)\n", report->Summary().c_str(), validation->size());
+  }
+  if (o.profile) PrintProfile(*b);
+  return 0;
 }
 
 int RunPerf(const PerfOptions& o) {
@@ -68,82 +208,38 @@ int RunPerf(const PerfOptions& o) {
     inputs.push_back(std::move(t).value());
     views.push_back(inputs.back().view());
   }
-  int64_t p0 = NowNs();
-  auto stats = (*model)->Prepare(*shapes);
-  if (!stats.ok()) {
-    std::fprintf(stderr, "error: %s\n", stats.status().ToString().c_str());
+  if (o.precision == "int8") return RunPerfInt8(o, **model, *shapes, views, co);
+  if (o.precision != "fp32") {
+    std::fprintf(stderr, "error: --precision %s: the CPU runs fp32 and int8\n", o.precision.c_str());
     return 1;
   }
-  double prepare_ms = (NowNs() - p0) / 1e6;
-  ExecutionContext::Options eo;
-  eo.num_threads = o.threads;
-  eo.profile = o.profile;
-  ExecutionContext ctx(eo);
-  std::map<std::string, std::pair<int64_t, int>> by_op;  // op -> (total ns, count)
-  for (int i = 0; i < o.warmup; ++i) {
-    auto r = (*model)->Run(ctx, views);
-    if (!r.ok()) {
-      std::fprintf(stderr, "error: %s\n", r.status().ToString().c_str());
-      return 1;
-    }
+  auto m = Measure(**model, o, *shapes, views);
+  if (!m.ok()) {
+    std::fprintf(stderr, "error: %s\n", m.status().ToString().c_str());
+    return 1;
   }
-  std::vector<double> lat;
-  int64_t start = NowNs();
-  for (int i = 0; i < o.iterations || (NowNs() - start) / 1e9 < o.min_seconds; ++i) {
-    int64_t a = NowNs();
-    auto r = (*model)->Run(ctx, views);
-    if (!r.ok()) {
-      std::fprintf(stderr, "error: %s\n", r.status().ToString().c_str());
-      return 1;
-    }
-    lat.push_back((NowNs() - a) / 1e6);
-    for (const auto& st : ctx.step_times()) {
-      by_op[st.op].first += st.ns;
-      by_op[st.op].second++;
-    }
-  }
-  double total_s = (NowNs() - start) / 1e9;
-  LatencySummary s = Summarize(lat);
-  double throughput = o.batch * lat.size() / total_s;
-  double ratio = stats->arena_bytes ? double(stats->naive_activation_bytes) / stats->arena_bytes : 0;
+  const PlanStats& st = m->stats;
+  const LatencySummary& s = m->latency;
+  double ratio = st.arena_bytes ? double(st.naive_activation_bytes) / st.arena_bytes : 0;
   if (o.json) {
-    std::printf(
-        "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"iterations\":%zu,\"p50_ms\":%.4f,\"p90_ms\":%.4f,"
-        "\"p99_ms\":%.4f,\"mean_ms\":%.4f,\"min_ms\":%.4f,\"throughput_per_s\":%.2f,\"weight_bytes\":%zu,"
-        "\"arena_bytes\":%zu,\"naive_activation_bytes\":%zu,\"workspace_bytes\":%zu,\"steps\":%zu,"
-        "\"dynamic\":%s,\"load_ms\":%.2f,\"prepare_ms\":%.2f,\"implementations\":{%s}}\n",
-        o.model.c_str(), static_cast<long long>(o.batch), o.threads, lat.size(), s.p50_ms, s.p90_ms, s.p99_ms,
-        s.mean_ms, s.min_ms, throughput, (*model)->weight_bytes(), stats->arena_bytes,
-        stats->naive_activation_bytes, stats->workspace_bytes, stats->num_steps, stats->dynamic ? "true" : "false",
-        load_ms, prepare_ms, ImplementationsJson(ctx.step_times()).c_str());
+    std::printf("{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"iterations\":%zu,%s,\"load_ms\":%.2f}\n",
+                JsonEscape(o.model).c_str(), static_cast<long long>(o.batch), o.threads, m->iterations,
+                MeasurementJson(*m).c_str(), load_ms);
   } else {
     std::printf("model       %s\n", o.model.c_str());
     std::printf("batch       %lld   threads %d   iterations %zu\n", static_cast<long long>(o.batch), o.threads,
-                lat.size());
+                m->iterations);
     std::printf("latency     p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   mean %.3f ms\n", s.p50_ms, s.p90_ms,
                 s.p99_ms, s.mean_ms);
-    std::printf("throughput  %.1f inferences/s\n", throughput);
-    std::printf("weights     %s\n", FormatBytes((*model)->weight_bytes()).c_str());
+    std::printf("throughput  %.1f inferences/s\n", m->throughput);
+    std::printf("weights     %s\n", FormatBytes(m->weight_bytes).c_str());
     std::printf("activations planned peak %s vs naive sum %s (%.1fx smaller)\n",
-                FormatBytes(stats->arena_bytes).c_str(), FormatBytes(stats->naive_activation_bytes).c_str(), ratio);
-    std::printf("workspace   %s   steps %zu%s\n", FormatBytes(stats->workspace_bytes).c_str(), stats->num_steps,
-                stats->dynamic ? "   (some steps prepared at run time: data-dependent shapes)" : "");
-    std::printf("load        %.1f ms   prepare %.1f ms\n", load_ms, prepare_ms);
+                FormatBytes(st.arena_bytes).c_str(), FormatBytes(st.naive_activation_bytes).c_str(), ratio);
+    std::printf("workspace   %s   steps %zu%s\n", FormatBytes(st.workspace_bytes).c_str(), st.num_steps,
+                st.dynamic ? "   (some steps prepared at run time: data-dependent shapes)" : "");
+    std::printf("load        %.1f ms   prepare %.1f ms\n", load_ms, m->prepare_ms);
   }
-  if (o.profile) {
-    std::vector<std::pair<int64_t, std::string>> rows;
-    int64_t total = 0;
-    for (const auto& [op, v] : by_op) {
-      rows.push_back({v.first, op});
-      total += v.first;
-    }
-    std::sort(rows.rbegin(), rows.rend());
-    std::fprintf(stderr, "per-operator time (mean per run):\n");
-    for (const auto& [ns, op] : rows) {
-      std::fprintf(stderr, "  %-28s %9.3f ms  %5.1f%%  (%d steps/run)\n", op.c_str(), ns / 1e6 / lat.size(),
-                   100.0 * ns / std::max<int64_t>(total, 1), by_op[op].second / static_cast<int>(lat.size()));
-    }
-  }
+  if (o.profile) PrintProfile(*m);
   return 0;
 }
 
@@ -161,6 +257,12 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
   app.add_flag("--no-blocked", o->no_blocked, "keep activations in plain layouts");
   app.add_flag("--profile", o->profile,
                "print time per operator type (stderr); with --json, also the kernels' implementations");
+  app.add_option("--precision", o->precision,
+                 "int8: also quantize the model (gpuhive's INT8) and print both side by side with the error")
+      ->capture_default_str();
+  app.add_option("--calibration", o->calibration, "INT8 calibration samples: DIR/<sample>/<input>.pb (TensorProto)");
+  app.add_option("--calibration-method", o->calibration_method, "minmax, percentile or entropy")->capture_default_str();
+  app.add_option("--validation", o->validation, "samples the error is measured on (default: the calibration ones)");
   return [o] { return RunPerf(*o); };
 });
 

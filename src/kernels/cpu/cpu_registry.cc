@@ -1,5 +1,6 @@
 // The CPU backend's registry: every CPU kernel family registers itself here.
 #include "gpuhive/kernel.h"
+#include "kernels/cpu/onednn/common.h"
 #include "kernels/cpu/register.h"
 
 namespace gpuhive {
@@ -13,5 +14,7 @@ const KernelRegistry& CpuKernelRegistry() {
   }();
   return *registry;
 }
+
+int CpuExactInt8WeightBits() { return cpu::onednn::HasInt8DotProduct() ? 8 : 7; }
 
 }  // namespace gpuhive
