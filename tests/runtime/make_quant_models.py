@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Small quantized ONNX models, one form of quantized operator each, for quant_ort_check.py:
 QDQ Conv (uint8 / int8 activations, with and without bias, padding, stride, a depthwise conv,
-a conv followed by Relu), QDQ MatMul and Gemm, QLinearConv (int8 per-channel weights; uint8
-weights with a nonzero zero point; int8 activations), QLinearMatMul, the com.microsoft QLinearAdd,
-QLinearMul and QLinearGlobalAveragePool, ConvInteger (int8 and uint8 weights), MatMulInteger, and
-the DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add chain that dynamic quantization
+a conv followed by Relu, uint8 weights with zero points), QDQ MatMul and Gemm, QLinearConv
+(int8 per-channel weights; uint8 weights with a nonzero zero point; int8 activations),
+QLinearMatMul (int8 and uint8 weights), the com.microsoft QLinearAdd, QLinearMul and
+QLinearGlobalAveragePool, ConvInteger and MatMulInteger (int8 and uint8 weights), and the
+DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add chain that dynamic quantization
 writes. Weights and scales come from bench/quant_formats.py's quantizer, output scales from a
-numpy reference so outputs span their range instead of saturating.
+numpy reference so outputs span their range (two cases saturate on purpose).
 
     import make_quant_models; for case in make_quant_models.cases(): case.name, case.model, case.inputs
     /usr/bin/python3 tests/runtime/make_quant_models.py OUT_DIR [--only NAME]
@@ -120,16 +121,17 @@ def smooth(shape, seed):
 
 
 def qdq_conv(name, act, bias=True, strides=(1, 1), pads=(1, 1, 1, 1), group=1, relu=False, cin=3, cout=4, seed=1,
-             saturate=False):
-    """Q/DQ input -> Conv(DQ per-channel int8 weight, DQ int32 bias) -> Q/DQ [-> Relu -> Q/DQ]; with
-    `saturate` the output range is half the values' so the QuantizeLinear clamps."""
+             saturate=False, weight=np.int8):
+    """Q/DQ input -> Conv(DQ per-channel int8 weight (or uint8 with zero points), DQ int32 bias) ->
+    Q/DQ [-> Relu -> Q/DQ]; with `saturate` the output range is half the values' so the
+    QuantizeLinear clamps."""
     rng = np.random.default_rng(seed)
     b = Builder(name)
     x = smooth((1, cin, 9, 9), seed)
     w = rng.normal(0, 0.3, (cout, cin // group, 3, 3)).astype(np.float32)
     bf = rng.normal(0, 0.5, cout).astype(np.float32) if bias else None
     xs, xz = act_params(x, act)
-    wq, ws, wz, bq, bs = qf.quantize_weight_and_bias(w, bf, xs, np.int8, 0)
+    wq, ws, wz, bq, bs = qf.quantize_weight_and_bias(w, bf, xs, weight, 0)
     y = conv_ref(dequant(quant(x, xs, xz), xs, xz), dequant(wq, ws, wz, 0),
                  None if bq is None else bq * bs.astype(np.float64), strides, pads, group)
     xd = b.qdq(b.input("x", x), xs, xz)
@@ -293,6 +295,7 @@ def cases():
         qdq_conv("qdq_conv_s8_nobias_stride2", np.int8, bias=False, strides=(2, 2)),
         qdq_conv("qdq_conv_depthwise", np.uint8, strides=(2, 2), group=6, cin=6, cout=6),
         qdq_conv("qdq_conv_relu", np.uint8, relu=True),
+        qdq_conv("qdq_conv_u8_u8w_zp", np.uint8, weight=np.uint8),
         qdq_matmul("qdq_matmul"),
         qdq_matmul("qdq_gemm", gemm=True),
         qlinear_conv("qlinearconv_u8_s8w", np.uint8, np.int8),
