@@ -93,6 +93,41 @@ TEST(MathQuant, QuantizeDequantizePerTensorAndPerAxis) {
   EXPECT_EQ(RunCode(Node("QuantizeLinear", 13), {&x2, &sbad}), StatusCode::kInvalidArgument);
 }
 
+// ONNX Runtime's contrib operators of the QOperator form (math_qlinear.cc), by hand-computed values.
+TEST(MathQuant, QLinearAddMulBroadcastAndRequantize) {
+  // A [2,3] uint8 (scale 0.5, zero 10) with B [3] (scale 0.25, zero 0); C scale 1, zero 5.
+  Tensor a = Make(DataType::kUint8, {2, 3}, {10, 12, 14, 20, 0, 255});
+  Tensor sa = Make(DataType::kFloat32, {}, {0.5}), za = Make(DataType::kUint8, {}, {10});
+  Tensor b = Make(DataType::kUint8, {3}, {4, 8, 2});
+  Tensor sb = Make(DataType::kFloat32, {}, {0.25}), zb = Make(DataType::kUint8, {}, {0});
+  Tensor sc = Make(DataType::kFloat32, {}, {1}), zc = Make(DataType::kUint8, {}, {5});
+  NodeSpec add{"QLinearAdd", "com.microsoft", 1, {}};
+  // A = {0, 1, 2, 5, -5, 122.5}, B = {1, 2, 0.5}: sums {1, 3, 2.5, 6, -3, 123} -> +5, half to even.
+  EXPECT_TRUE(TensorNear(Run1(add, {&a, &sa, &za, &b, &sb, &zb, &sc, &zc}),
+                         Make(DataType::kUint8, {2, 3}, {6, 8, 7, 11, 2, 128})));
+  NodeSpec mul{"QLinearMul", "com.microsoft", 1, {}};
+  // Products {0, 2, 1, 5, -10, 61.25} -> +5, saturating at 0.
+  EXPECT_TRUE(TensorNear(Run1(mul, {&a, &sa, &za, &b, &sb, &zb, &sc, &zc}),
+                         Make(DataType::kUint8, {2, 3}, {5, 7, 6, 10, 0, 66})));
+  // Mixed types are refused.
+  Tensor b8 = Make(DataType::kInt8, {3}, {4, 8, 2});
+  EXPECT_EQ(RunCode(add, {&a, &sa, &za, &b8, &sb, nullptr, &sc, &zc}), StatusCode::kInvalidArgument);
+}
+
+TEST(MathQuant, QLinearGlobalAveragePoolBothLayouts) {
+  // [1, 2, 2, 2] int8, scale 0.5, zero 2; y scale 0.25, zero -1.
+  Tensor x = Make(DataType::kInt8, {1, 2, 2, 2}, {2, 4, 6, 8, -2, -2, 2, 3});
+  Tensor sx = Make(DataType::kFloat32, {}, {0.5}), zx = Make(DataType::kInt8, {}, {2});
+  Tensor sy = Make(DataType::kFloat32, {}, {0.25}), zy = Make(DataType::kInt8, {}, {-1});
+  NodeSpec gap{"QLinearGlobalAveragePool", "com.microsoft", 1, {}};
+  // Means of dequantized values: channel 0 {0,1,2,3} -> 1.5 -> 6 - 1 = 5; channel 1 {-2,-2,0,0.5} -> -0.875 -> -3.5 -> -4 - 1.
+  EXPECT_TRUE(TensorNear(Run1(gap, {&x, &sx, &zx, &sy, &zy}), Make(DataType::kInt8, {1, 2, 1, 1}, {5, -5})));
+  // channels_last: the same data read as [1, 2, 2, C=2].
+  gap.attrs["channels_last"] = AttrInt(1);
+  Tensor xl = Make(DataType::kInt8, {1, 2, 2, 2}, {2, -2, 4, -2, 6, 2, 8, 3});
+  EXPECT_TRUE(TensorNear(Run1(gap, {&xl, &sx, &zx, &sy, &zy}), Make(DataType::kInt8, {1, 1, 1, 2}, {5, -5})));
+}
+
 TEST(MathQuant, DynamicQuantizeLinear) {
   Tensor x = Make(DataType::kFloat32, {6}, {0, 2, -3, -2.5, 1.34, 0.5});
   auto r = RunNode(Node("DynamicQuantizeLinear", 11, {}, 3), {&x});

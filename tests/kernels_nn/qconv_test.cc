@@ -134,23 +134,30 @@ TEST(QLinearConv, Int8ActivationsDepthwiseAndUint8WeightsWithTheirZeroPoint) {
   EXPECT_GE(e.exact_share, 0.99);
 }
 
-TEST(QLinearConv, WeightsThatLeaveInt8AfterTheirZeroPointAreRefusedWithTheReason) {
+TEST(QLinearConv, WeightsBeyondInt8AfterTheirZeroPointRunDequantized) {
   Tensor x = Ints<uint8_t>({1, 4, 5, 5}, 0, 255, 6);
-  Tensor w = Ints<uint8_t>({4, 4, 3, 3}, 0, 255, 7);
-  Tensor s = Floats({}, {0.1f});
-  Tensor xz = *Tensor::FromVector(DataType::kUint8, {}, std::vector<uint8_t>{0});
+  Tensor w = Ints<uint8_t>({4, 4, 3, 3}, 0, 255, 7);  // minus 5: up to 250, beyond int8
+  Tensor xs = Floats({}, {0.02f}), ws = Floats({}, {0.01f}), ys = Floats({}, {0.5f});
+  Tensor xz = *Tensor::FromVector(DataType::kUint8, {}, std::vector<uint8_t>{9});
   Tensor wz = *Tensor::FromVector(DataType::kUint8, {}, std::vector<uint8_t>{5});
+  Tensor yz = *Tensor::FromVector(DataType::kUint8, {}, std::vector<uint8_t>{3});
   NodeSpec spec{"QLinearConv", "", 10, {}};
+  std::string impl;
   RunOptions opts;
   opts.constant_inputs = {1, 2, 3, 4, 5, 6, 7};
-  auto out = RunNode(spec, {&x, &s, &xz, &w, &s, &wz, &s, &xz}, opts);
-  ASSERT_FALSE(out.ok());
-  EXPECT_NE(out.status().ToString().find("int8 range"), std::string::npos) << out.status().ToString();
+  opts.implementation = &impl;
+  auto out = RunNode(spec, {&x, &xs, &xz, &w, &ws, &wz, &ys, &yz}, opts);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(impl.rfind("dequantized:", 0), 0u) << impl;
+  ref::ConvParams p{{1, 1}, {1, 1}, {0, 0}, {0, 0}, 1};
+  Tensor want = ref::Conv(Dequantize(x, {0.02f}, {9}), Dequantize(w, {0.01f}, {5}), nullptr, p);
+  Expect e = CompareQuantized((*out)[0], want, 0.5f, 3, DataType::kUint8);
+  EXPECT_LE(e.max_diff, 1);
+  EXPECT_GE(e.exact_share, 0.95);
 
   // A scale that is not a constant cannot become part of the primitive: refused, not miscomputed.
-  wz = *Tensor::FromVector(DataType::kUint8, {}, std::vector<uint8_t>{128});
   opts.constant_inputs = {2, 3, 4, 5, 6, 7};
-  out = RunNode(spec, {&x, &s, &xz, &w, &s, &wz, &s, &xz}, opts);
+  out = RunNode(spec, {&x, &xs, &xz, &w, &ws, &wz, &ys, &yz}, opts);
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().ToString().find("x_scale must be a constant"), std::string::npos) << out.status().ToString();
 }

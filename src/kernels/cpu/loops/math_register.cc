@@ -9,6 +9,7 @@ void RegisterMathKernels(KernelRegistry& registry) {
   math::RegisterReduceKernels(registry);
   math::RegisterSoftmaxKernels(registry);
   math::RegisterQuantKernels(registry);
+  math::RegisterQLinearContribKernels(registry);
   math::RegisterEinsumKernels(registry);
   math::RegisterMatMulIntegerKernels(registry);
 }

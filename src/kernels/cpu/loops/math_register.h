@@ -18,6 +18,7 @@ void RegisterCastKernels(KernelRegistry& registry);
 void RegisterReduceKernels(KernelRegistry& registry);
 void RegisterSoftmaxKernels(KernelRegistry& registry);
 void RegisterQuantKernels(KernelRegistry& registry);
+void RegisterQLinearContribKernels(KernelRegistry& registry);  // com.microsoft QLinearAdd, ... (math_qlinear.cc)
 void RegisterEinsumKernels(KernelRegistry& registry);
 void RegisterMatMulIntegerKernels(KernelRegistry& registry);
 }  // namespace math

@@ -12,13 +12,14 @@
 // ConvInteger: 0 x, 1 W, 2 x_zero_point, 3 w_zero_point; its output is the int32 accumulator.
 //
 // Scales must be constants (they become oneDNN's output scales when the primitive is made); x's
-// zero point may be computed at run time (DynamicQuantizeLinear's). W must be int8 once its zero
-// point is subtracted (int8 W with zero point 0, uint8 W with zero point 128, ...); other weights are
-// refused with the reason. oneDNN's int8 kernels take nhwc activations: x is reordered from plain
+// zero point may be computed at run time (DynamicQuantizeLinear's). oneDNN has no weight zero
+// points: W minus its zero point is packed as int8 when it fits (int8 W with zero point 0, uint8 W
+// with zero point 128, ...). oneDNN's int8 kernels take nhwc activations: x is reordered from plain
 // in Run and the result back to plain (cheap on one-byte elements next to the convolution).
 //
-// Below VNNI (HasInt8DotProduct) oneDNN's int8 kernels are exact only for weights within 7 bits;
-// other weights run the "dequantized" path: the same convolution in float32 on exactly converted
+// Weights that do not fit int8 after their zero point (uint8 W with another zero point), and,
+// below VNNI (HasInt8DotProduct, where oneDNN's int8 kernels are exact only for weights within
+// 7 bits), weights beyond 7 bits, run the "dequantized" path: the same convolution in float32 on exactly converted
 // operands (x - zero point, W - zero point times the scales), then quantized as QuantizeLinear does.
 // implementation() says which ran ("dequantized:" + oneDNN's float kernel).
 #include <algorithm>
@@ -102,14 +103,15 @@ class QConvKernel final : public Kernel {
   // Constant input i with 1 (or, when per_channel_ok, m) elements of dtype `want`.
   StatusOr<const Tensor*> SmallConstant(const PrepareContext& ctx, int i, const char* what, int64_t m) const;
   Status PrepareImpl(PrepareContext& ctx);
-  // W minus its zero point as int8 (plain layout `wdims`); an error when a value leaves int8.
-  StatusOr<std::vector<int8_t>> ShiftedWeights(const PrepareContext& ctx, const Dims& wdims,
-                                               const std::vector<int32_t>& w_zero, int64_t m) const;
-  Status PrepareWeights(PrepareContext& ctx, const dnnl::primitive_desc& pd, const Dims& wdims,
-                        const std::vector<int32_t>& w_zero, int64_t m);
+  // W minus its zero point (plain layout `wdims`): -255..255.
+  StatusOr<std::vector<int16_t>> ShiftedWeights(const PrepareContext& ctx, const Dims& wdims,
+                                                const std::vector<int32_t>& w_zero, int64_t m) const;
+  // The int8 path's weights: the constant itself when plain_int8, else `w16` (within int8).
+  Status PrepareWeights(PrepareContext& ctx, const dnnl::primitive_desc& pd, const Dims& wdims, bool plain_int8,
+                        const std::vector<int16_t>& w16);
   // The dequantized path's weights: (W - zero point) * x_scale * w_scale[c], packed for `pd`.
   Status PrepareFloatWeights(PrepareContext& ctx, const dnnl::primitive_desc& pd, const Dims& wdims,
-                             const std::vector<int8_t>& w8, const std::vector<float>& acc_to_float);
+                             const std::vector<int16_t>& w16, const std::vector<float>& acc_to_float);
   Status RunImpl(RunContext& ctx) const;
   Status RunDequantized(RunContext& ctx) const;
 
@@ -247,11 +249,15 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
   dnnl::post_ops relu_po;
   if (relu != 0) relu_po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
 
-  std::vector<int8_t> w8;
+  // The int8 kernels need W - zero point within int8, and within 7 bits below VNNI.
+  const bool plain_int8 = w_type == DataType::kInt8 &&
+                          std::all_of(w_zero.begin(), w_zero.end(), [](int32_t z) { return z == 0; });
+  std::vector<int16_t> w16;
   dequantized_ = false;
-  if (!HasInt8DotProduct()) {
-    ASSIGN_OR_RETURN(w8, ShiftedWeights(ctx, wdims, w_zero, m));
-    dequantized_ = std::any_of(w8.begin(), w8.end(), [](int8_t v) { return v < -64 || v > 63; });
+  if (!plain_int8 || !HasInt8DotProduct()) {
+    ASSIGN_OR_RETURN(w16, ShiftedWeights(ctx, wdims, w_zero, m));
+    const int lo = HasInt8DotProduct() ? -128 : -64, hi = HasInt8DotProduct() ? 127 : 63;
+    dequantized_ = std::any_of(w16.begin(), w16.end(), [&](int16_t v) { return v < lo || v > hi; });
   }
   dnnl::primitive_attr attr = ScratchAttr();
   WorkspacePlan ws;
@@ -275,7 +281,7 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
     src_md_ = pd.src_desc();
     dst_md_ = pd.dst_desc();
     scratch_md_ = pd.scratchpad_desc();
-    RETURN_IF_ERROR(PrepareWeights(ctx, pd, wdims, w_zero, m));
+    RETURN_IF_ERROR(PrepareWeights(ctx, pd, wdims, plain_int8, w16));
     src_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src_user_md_, Engine(), src_md_));
     dst_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), dst_md_, Engine(), dst_user_md_));
   } else {
@@ -292,7 +298,7 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
     implementation_ = std::string("dequantized:") + pd.impl_info_str();
     prim_ = dnnl::convolution_forward(pd);
     scratch_md_ = pd.scratchpad_desc();
-    RETURN_IF_ERROR(PrepareFloatWeights(ctx, pd, wdims, w8, acc_to_float));
+    RETURN_IF_ERROR(PrepareFloatWeights(ctx, pd, wdims, w16, acc_to_float));
   }
   if (implementation_.find("ref") != std::string::npos) {
     GH_LOG_DEBUG("kernels", "{}: only oneDNN's reference convolution fits ({})", desc, implementation_);
@@ -305,8 +311,8 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
   return Status::OK();
 }
 
-StatusOr<std::vector<int8_t>> QConvKernel::ShiftedWeights(const PrepareContext& ctx, const Dims& wdims,
-                                                          const std::vector<int32_t>& w_zero, int64_t m) const {
+StatusOr<std::vector<int16_t>> QConvKernel::ShiftedWeights(const PrepareContext& ctx, const Dims& wdims,
+                                                           const std::vector<int32_t>& w_zero, int64_t m) const {
   const Tensor& wval = *ctx.input_value(in_.w);
   std::vector<int32_t> raw;
   if (wval.data() != nullptr) {
@@ -320,31 +326,24 @@ StatusOr<std::vector<int8_t>> QConvKernel::ShiftedWeights(const PrepareContext& 
     raw.assign(p, p + wval.num_elements());
   }
   const size_t per_channel = raw.size() / static_cast<size_t>(m);
-  std::vector<int8_t> shifted(raw.size());
+  std::vector<int16_t> shifted(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
-    const int32_t v = raw[i] - w_zero[w_zero.size() == 1 ? 0 : i / per_channel];
-    if (v < -128 || v > 127) {
-      return Unimplemented("{}: W minus its zero point leaves the int8 range (value {}); such weights are not supported",
-                           ctx.node().Describe(), v);
-    }
-    shifted[i] = static_cast<int8_t>(v);
+    shifted[i] = static_cast<int16_t>(raw[i] - w_zero[w_zero.size() == 1 ? 0 : i / per_channel]);
   }
   return shifted;
 }
 
 Status QConvKernel::PrepareWeights(PrepareContext& ctx, const dnnl::primitive_desc& pd, const Dims& wdims,
-                                   const std::vector<int32_t>& w_zero, int64_t m) {
+                                   bool plain_int8, const std::vector<int16_t>& w16) {
   const Tensor& wval = *ctx.input_value(in_.w);
   const memory::desc user_md(wdims, dt::s8, PlainTag(wdims.size()));
-  const bool plain_int8 = wval.dtype() == DataType::kInt8 &&
-                          std::all_of(w_zero.begin(), w_zero.end(), [](int32_t z) { return z == 0; });
   if (plain_int8) {  // the constant itself, packed once and shared with the model's other plans
     const ir::Value* value = static_cast<size_t>(in_.w) < ctx.node().inputs.size() ? ctx.node().inputs[in_.w] : nullptr;
     ASSIGN_OR_RETURN(weights_, SharedPack(ctx, value, wval, user_md, pd.weights_desc()));
     weights_shared_ = true;
     return Status::OK();
   }
-  ASSIGN_OR_RETURN(std::vector<int8_t> shifted, ShiftedWeights(ctx, wdims, w_zero, m));
+  const std::vector<int8_t> shifted(w16.begin(), w16.end());  // within int8 (checked by the caller)
   auto packed = std::make_shared<PackedWeights::Packed>();
   packed->md = pd.weights_desc();
   ASSIGN_OR_RETURN(packed->buffer, ReorderToPersistent(ctx, user_md, shifted.data(), packed->md));
@@ -354,10 +353,10 @@ Status QConvKernel::PrepareWeights(PrepareContext& ctx, const dnnl::primitive_de
 }
 
 Status QConvKernel::PrepareFloatWeights(PrepareContext& ctx, const dnnl::primitive_desc& pd, const Dims& wdims,
-                                        const std::vector<int8_t>& w8, const std::vector<float>& acc_to_float) {
-  const size_t per_channel = w8.size() / acc_to_float.size();
-  std::vector<float> wf(w8.size());
-  for (size_t i = 0; i < w8.size(); ++i) wf[i] = static_cast<float>(w8[i]) * acc_to_float[i / per_channel];
+                                        const std::vector<int16_t>& w16, const std::vector<float>& acc_to_float) {
+  const size_t per_channel = w16.size() / acc_to_float.size();
+  std::vector<float> wf(w16.size());
+  for (size_t i = 0; i < w16.size(); ++i) wf[i] = static_cast<float>(w16[i]) * acc_to_float[i / per_channel];
   auto packed = std::make_shared<PackedWeights::Packed>();
   packed->md = pd.weights_desc();
   ASSIGN_OR_RETURN(packed->buffer, ReorderToPersistent(ctx, PlainMd(wdims), wf.data(), packed->md));
