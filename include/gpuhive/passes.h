@@ -7,6 +7,7 @@
 //   gpuhive.Elementwise inputs [X, extras...], "post_ops" = the whole float32 chain applied to X
 //   gpuhive.QConv       QLinearConv's inputs (y_scale/y_zero_point optional: float32 output; B float32
 //                       or int32), Conv attributes + "relu"
+//   gpuhive.QMatMul     the same inputs with W [K, N] (or [N, K] with "transB"), + "relu"
 // Passes mutate the graph in place and recurse into subgraphs (If/Loop/Scan bodies). Each returns
 // the number of rewrites it made (0: nothing changed) or an error for a malformed graph; a node a
 // pass cannot handle is left as it is. Not thread safe on one model.
@@ -69,7 +70,8 @@ StatusOr<int> FusePostOps(ir::Model& model, const OptimizeOptions& options);
 // values keep their types). Returns the number of rewrites.
 StatusOr<int> ComputeFloat16InFloat32(ir::Model& model);
 // QDQ convolutions (DequantizeLinear'd int8 x and W -> Conv [-> Relu] [-> QuantizeLinear]) ->
-// gpuhive.QConv on the int8 operands (see passes_quant.cc), when options.supports allows it. Runs
+// gpuhive.QConv on the int8 operands, and MatMul / Gemm by constant weights likewise to
+// gpuhive.QMatMul (see passes_quant.cc), when options.supports allows it. Runs
 // before constant folding, which would otherwise turn the int8 weights into float32.
 StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options);
 // Chains of float32 elementwise ops -> gpuhive.Elementwise.

@@ -3,9 +3,9 @@
 //  1. Calibrate: run the float model on the user's inputs and record the range of every activation
 //     a quantized convolution will read (min-max, a percentile, or the entropy threshold).
 //  2. QuantizeModel: rewrite the model into QDQ form: each such activation is quantized to uint8
-//     (asymmetric, from its range) and each convolution's constant weights to int8 (symmetric, per
-//     output channel). FuseQuantizedConv then runs every convolution on oneDNN's int8 kernels and
-//     the weights are held as int8 (a quarter of their float32 bytes).
+//     (asymmetric, from its range) and the constant weights of each convolution and matrix
+//     multiplication to int8 (symmetric, per output channel). FuseQuantizedConv then runs them on
+//     oneDNN's int8 kernels and the weights are held as int8 (a quarter of their float32 bytes).
 //  3. The accuracy gate: CompareOutputs runs both models on validation inputs and reports each
 //     output's relative L2 error and, for classifier-shaped outputs ([N, classes]), top-1 agreement.
 //
@@ -53,8 +53,8 @@ using Sample = std::vector<Tensor>;
 // an input the model does not have, or a sample missing an input).
 StatusOr<std::vector<Sample>> ReadSamples(const std::string& dir, const std::vector<TensorInfo>& inputs);
 
-// The activations QuantizeModel quantizes: input 0 of every Conv with constant float32 weights in
-// the top-level graph (after BatchNormalization folding).
+// The activations QuantizeModel quantizes: input 0 of every Conv, MatMul and Gemm (transA 0, alpha
+// 1, beta 1) with constant float32 weights in the top-level graph (after BatchNormalization folding).
 std::vector<std::string> QuantizableActivations(ir::Model& model);
 
 // Runs the float model (serialized ONNX) on every sample and returns the range of each quantizable
@@ -63,7 +63,7 @@ StatusOr<CalibrationTable> Calibrate(std::string_view onnx_bytes, const std::vec
                                      const Int8Options& options);
 
 // Rewrites a float32 model (as imported) into QDQ form with `table`. Returns the number of
-// convolutions quantized (activations missing from the table, or with an empty range, stay float).
+// convolutions and matrix multiplications quantized (activations missing from the table, or with an empty range, stay float).
 StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, const Int8Options& options);
 
 // Calibrate + QuantizeModel on a fresh import of `onnx_bytes`: the quantized model, ready to

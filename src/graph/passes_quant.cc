@@ -1,4 +1,4 @@
-// Quantized (QDQ) convolutions into one int8 node. ONNX's QDQ form writes a quantized convolution as
+// Quantized (QDQ) convolutions and matrix multiplications into one int8 node. ONNX's QDQ form writes a quantized convolution as
 // float operators between DequantizeLinear and QuantizeLinear:
 //
 //   xq -> DequantizeLinear(x_scale, x_zero)       -> Conv input 0
@@ -11,6 +11,9 @@
 // CPU backend runs on oneDNN's int8 primitives (kernels/cpu/onednn/qconv.cc). Without a
 // QuantizeLinear after it the node outputs float32. The DequantizeLinear nodes stay for any other
 // reader and are otherwise removed as dead, so the weights stay int8 (never folded into float32).
+// MatMul by constant 2-D weights and Gemm (transA 0, alpha 1, beta 1) become gpuhive.QMatMul the
+// same way (kernels/cpu/onednn/qmatmul.cc), their weights per-channel along N.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,8 +36,8 @@ bool SmallConst(const ir::Value* v, int64_t m) {
 }
 
 // A DequantizeLinear whose data is int8/uint8 and whose scale (and zero point) are constants: one
-// value, or (per_axis_m > 0) m values along axis 0.
-ir::Node* QuantizedSource(const ir::Value* v, int64_t per_axis_m, bool data_constant) {
+// value, or (per_axis_m > 0) m values along axis `want_axis` (the output channels).
+ir::Node* QuantizedSource(const ir::Value* v, int64_t per_axis_m, bool data_constant, int64_t want_axis = 0) {
   ir::Node* dq = v != nullptr ? v->producer : nullptr;
   if (!IsOp(dq, "DequantizeLinear") || dq->inputs.size() < 2) return nullptr;
   const ir::Value* data = dq->input(0);
@@ -45,7 +48,7 @@ ir::Node* QuantizedSource(const ir::Value* v, int64_t per_axis_m, bool data_cons
   if (scale->constant->num_elements() > 1) {  // per axis: the axis must be the output channels
     auto axis = dq->GetInt("axis", 1);
     const int64_t rank = data->constant ? static_cast<int64_t>(data->constant->shape().size()) : -1;
-    if (!axis.ok() || (*axis != 0 && *axis != -rank)) return nullptr;
+    if (!axis.ok() || (*axis != want_axis && *axis != want_axis - rank)) return nullptr;
   }
   return dq;
 }
@@ -86,6 +89,42 @@ ir::Value* FloatBias(ir::Graph& g, ir::Value* b, int64_t m) {
   return pass_detail::AddConstant(g, b->name + "/float", std::move(*t));
 }
 
+// Replaces `op` (a Conv, MatMul or Gemm) by gpuhive.<fused>(inputs) with the Relu and QuantizeLinear
+// after it when they are its only readers (then the output is quantized, else float32).
+void ReplaceWithQuantized(ir::Graph& g, ir::Node* op, const char* fused, std::vector<ir::Value*> inputs,
+                          const std::map<std::string, ir::Attribute>& extra_attrs) {
+  ir::Value* y = op->output(0);
+  ir::Node* relu = nullptr;
+  ir::Node* q = nullptr;
+  if (!y->is_graph_output) {
+    ir::Node* next = SoleConsumer(y);
+    if (IsOp(next, "Relu") && next->output(0) != nullptr && !next->output(0)->is_graph_output) {
+      if (ir::Node* after = QuantizedSink(next->output(0))) {
+        relu = next;
+        q = after;
+      }
+    } else {
+      q = QuantizedSink(y);
+    }
+  }
+  ir::Value* out = y;
+  if (q != nullptr) {
+    inputs[6] = q->input(1);
+    inputs[7] = q->input(2);
+    out = q->output(0);
+  }
+  const std::string name = op->name;
+  auto attrs = op->attrs;
+  if (q != nullptr) g.RemoveNode(q);
+  if (relu != nullptr) g.RemoveNode(relu);
+  g.RemoveNode(op);
+  ir::Node* f = g.AddNode(fused, inputs, {out}, name + "_int8", "gpuhive");
+  f->opset = 1;
+  f->attrs = std::move(attrs);
+  for (const auto& [k, v] : extra_attrs) f->attrs[k] = v;
+  f->attrs["relu"] = ir::Attribute(static_cast<int64_t>(relu != nullptr ? 1 : 0));
+}
+
 Status QuantizedConvs(ir::Graph& g, int* count) {
   std::vector<ir::Node*> convs;
   for (const auto& n : g.nodes()) {
@@ -106,39 +145,54 @@ Status QuantizedConvs(ir::Graph& g, int* count) {
       bias = FloatBias(g, conv->input(2), m);
       if (bias == nullptr) continue;
     }
-    // The output side: [Relu ->] QuantizeLinear when they are the only readers.
-    ir::Value* y = conv->output(0);
-    ir::Node* relu = nullptr;
-    ir::Node* q = nullptr;
-    if (!y->is_graph_output) {
-      ir::Node* next = SoleConsumer(y);
-      if (IsOp(next, "Relu") && next->output(0) != nullptr && !next->output(0)->is_graph_output) {
-        if (ir::Node* after = QuantizedSink(next->output(0))) {
-          relu = next;
-          q = after;
-        }
-      } else {
-        q = QuantizedSink(y);
-      }
+    std::vector<ir::Value*> inputs{dq_x->input(0), dq_x->input(1), dq_x->input(2), dq_w->input(0),
+                                   dq_w->input(1),  dq_w->input(2), nullptr,         nullptr,
+                                   bias};
+    ReplaceWithQuantized(g, conv, "QConv", std::move(inputs), {});
+    ++*count;
+  }
+  return Status::OK();
+}
+
+// MatMul by constant 2-D weights [K, N], and Gemm (transA 0, alpha 1, beta 1 when C is there) with
+// transB choosing [K, N] or [N, K]; the weights' per-channel axis is N's.
+Status QuantizedMatMuls(ir::Graph& g, int* count) {
+  std::vector<ir::Node*> ops;
+  for (const auto& n : g.nodes()) {
+    if (IsOp(n.get(), "MatMul") || IsOp(n.get(), "Gemm")) ops.push_back(n.get());
+  }
+  for (ir::Node* op : ops) {
+    const bool gemm = op->op_type == "Gemm";
+    ir::Value* w = op->input(1);
+    if (w == nullptr || op->output(0) == nullptr) continue;
+    int64_t trans_b = 0;
+    if (gemm) {
+      auto ta = op->GetInt("transA", 0);
+      auto tb = op->GetInt("transB", 0);
+      auto alpha = op->GetFloat("alpha", 1.f);
+      auto beta = op->GetFloat("beta", 1.f);
+      if (!ta.ok() || *ta != 0 || !tb.ok() || !alpha.ok() || *alpha != 1.f || !beta.ok()) continue;
+      if (op->input(2) != nullptr && *beta != 1.f) continue;
+      trans_b = *tb;
+    }
+    ir::Node* dq_w = w->producer;
+    if (dq_w == nullptr || dq_w->input(0) == nullptr || !dq_w->input(0)->is_constant()) continue;
+    const Shape& wshape = dq_w->input(0)->constant->shape();
+    if (wshape.size() != 2) continue;
+    const int64_t n = trans_b ? wshape[0] : wshape[1];
+    ir::Node* dq_x = QuantizedSource(op->input(0), 0, false);
+    if (dq_x == nullptr || QuantizedSource(w, n, true, trans_b ? 0 : 1) != dq_w) continue;
+    ir::Value* bias = nullptr;
+    if (gemm && op->input(2) != nullptr) {
+      bias = FloatBias(g, op->input(2), n);
+      if (bias == nullptr) continue;
     }
     std::vector<ir::Value*> inputs{dq_x->input(0), dq_x->input(1), dq_x->input(2), dq_w->input(0),
                                    dq_w->input(1),  dq_w->input(2), nullptr,         nullptr,
                                    bias};
-    ir::Value* out = y;
-    if (q != nullptr) {
-      inputs[6] = q->input(1);
-      inputs[7] = q->input(2);
-      out = q->output(0);
-    }
-    const std::string name = conv->name;
-    const auto attrs = conv->attrs;
-    if (q != nullptr) g.RemoveNode(q);
-    if (relu != nullptr) g.RemoveNode(relu);
-    g.RemoveNode(conv);
-    ir::Node* f = g.AddNode("QConv", inputs, {out}, name + "_int8", "gpuhive");
-    f->opset = 1;
-    f->attrs = attrs;
-    f->attrs["relu"] = ir::Attribute(static_cast<int64_t>(relu != nullptr ? 1 : 0));
+    std::map<std::string, ir::Attribute> attrs{{"transB", ir::Attribute(trans_b)}};
+    op->attrs.clear();  // Gemm's alpha/beta/transA are settled; QMatMul takes transB and relu only
+    ReplaceWithQuantized(g, op, "QMatMul", std::move(inputs), attrs);
     ++*count;
   }
   return Status::OK();
@@ -150,7 +204,11 @@ StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options
   if (!model.graph) return 0;
   if (options.supports && !options.supports("gpuhive", "QConv")) return 0;
   int count = 0;
-  RETURN_IF_ERROR(pass_detail::ForEachGraph(*model.graph, [&](ir::Graph& g) { return QuantizedConvs(g, &count); }));
+  RETURN_IF_ERROR(pass_detail::ForEachGraph(*model.graph, [&](ir::Graph& g) {
+    RETURN_IF_ERROR(QuantizedConvs(g, &count));
+    if (options.supports && !options.supports("gpuhive", "QMatMul")) return Status::OK();
+    return QuantizedMatMuls(g, &count);
+  }));
   return count;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include "gpuhive/kernel.h"
@@ -164,19 +165,60 @@ StatusOr<std::vector<Sample>> ReadSamples(const std::string& dir, const std::vec
   return samples;
 }
 
+namespace {
+
+// Which output channel element i of a quantizable op's weights belongs to, and that axis: Conv
+// [M, ...] and Gemm with transB [N, K] along axis 0, MatMul and Gemm [K, N] along axis 1.
+struct WeightLayout {
+  int64_t axis = 0;
+  int64_t channels = 0, inner = 1;  // axis 0: channel = i / inner; axis 1: channel = i % channels
+  int64_t ChannelOf(int64_t i) const { return axis == 0 ? i / inner : i % channels; }
+};
+
+// The weight layout of a node QuantizeModel can quantize (nullopt: it cannot): a Conv, MatMul or
+// Gemm (transA 0, alpha 1, beta 1 when C is given) with constant float32 weights and a non-constant
+// input 0.
+std::optional<WeightLayout> QuantizableWeights(const ir::Node& n) {
+  if (!n.domain.empty() || (n.op_type != "Conv" && n.op_type != "MatMul" && n.op_type != "Gemm")) return std::nullopt;
+  const ir::Value* x = n.input(0);
+  const ir::Value* w = n.input(1);
+  if (x == nullptr || w == nullptr || !w->is_constant() || w->constant->dtype() != DataType::kFloat32) return std::nullopt;
+  if (x->is_constant() || (x->dtype != DataType::kFloat32 && x->dtype != DataType::kUndefined)) return std::nullopt;
+  const Shape& s = w->constant->shape();
+  WeightLayout l;
+  if (n.op_type == "Conv") {
+    if (s.size() < 3) return std::nullopt;
+    l.channels = s[0];
+    l.inner = w->constant->num_elements() / std::max<int64_t>(s[0], 1);
+    return l;
+  }
+  if (s.size() != 2) return std::nullopt;
+  int64_t trans_b = 0;
+  if (n.op_type == "Gemm") {
+    auto ta = n.GetInt("transA", 0);
+    auto tb = n.GetInt("transB", 0);
+    auto alpha = n.GetFloat("alpha", 1.f);
+    auto beta = n.GetFloat("beta", 1.f);
+    if (!ta.ok() || *ta != 0 || !tb.ok() || !alpha.ok() || *alpha != 1.f || !beta.ok()) return std::nullopt;
+    if (n.input(2) != nullptr && *beta != 1.f) return std::nullopt;
+    trans_b = *tb;
+  }
+  l.axis = trans_b ? 0 : 1;
+  l.channels = trans_b ? s[0] : s[1];
+  l.inner = trans_b ? s[1] : 1;
+  return l;
+}
+
+}  // namespace
+
 std::vector<std::string> QuantizableActivations(ir::Model& model) {
   std::vector<std::string> names;
   if (!model.graph) return names;
   (void)FoldBatchNorm(*model.graph);  // a BN the export left unfolded would stop the int8 fusion
   std::set<std::string> seen;
   for (const auto& n : model.graph->nodes()) {
-    if (n->op_type != "Conv" || !n->domain.empty()) continue;
-    const ir::Value* x = n->input(0);
-    const ir::Value* w = n->input(1);
-    if (x == nullptr || w == nullptr || !w->is_constant() || w->constant->dtype() != DataType::kFloat32) continue;
-    if (w->constant->shape().size() < 3 || x->is_constant()) continue;
-    if (x->dtype != DataType::kFloat32 && x->dtype != DataType::kUndefined) continue;
-    if (seen.insert(x->name).second) names.push_back(x->name);
+    if (!QuantizableWeights(*n)) continue;
+    if (seen.insert(n->input(0)->name).second) names.push_back(n->input(0)->name);
   }
   return names;
 }
@@ -266,14 +308,13 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
     return n;
   };
   std::map<std::string, ir::Value*> dequantized;  // activation -> its Q/DQ output
-  std::vector<ir::Node*> convs;
+  std::vector<std::pair<ir::Node*, WeightLayout>> ops;
   for (const auto& n : g.nodes()) {
-    if (n->op_type == "Conv" && n->domain.empty() && n->input(0) && quantizable.count(n->input(0)->name)) {
-      convs.push_back(n.get());
-    }
+    auto layout = QuantizableWeights(*n);
+    if (layout && quantizable.count(n->input(0)->name)) ops.emplace_back(n.get(), *layout);
   }
   int count = 0;
-  for (ir::Node* conv : convs) {
+  for (auto& [conv, layout] : ops) {
     ir::Value* x = conv->input(0);
     auto range = table.find(x->name);
     if (range == table.end()) continue;
@@ -295,23 +336,23 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
     // int8 weights, symmetric per output channel.
     const ir::Value* w = conv->input(1);
     const Tensor& wf = *w->constant;
-    const int64_t m = wf.shape()[0], per = wf.num_elements() / std::max<int64_t>(m, 1);
+    const int64_t m = layout.channels;
     ASSIGN_OR_RETURN(Tensor wq, Tensor::Allocate(DataType::kInt8, wf.shape()));
     ASSIGN_OR_RETURN(Tensor ws, Tensor::Allocate(DataType::kFloat32, {m}));
-    for (int64_t c = 0; c < m; ++c) {
-      float amax = 0.f;
-      for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::fabs(wf.as<float>()[c * per + i]));
-      const float s = amax > 0.f ? amax / qmax : 1.f;
-      ws.as<float>()[c] = s;
-      for (int64_t i = 0; i < per; ++i) {
-        wq.as<int8_t>()[c * per + i] =
-            static_cast<int8_t>(std::clamp(std::nearbyint(wf.as<float>()[c * per + i] / s), -qmax, qmax));
-      }
+    std::vector<float> amax(static_cast<size_t>(m), 0.f);
+    for (int64_t i = 0; i < wf.num_elements(); ++i) {
+      float& a = amax[static_cast<size_t>(layout.ChannelOf(i))];
+      a = std::max(a, std::fabs(wf.as<float>()[i]));
+    }
+    for (int64_t c = 0; c < m; ++c) ws.as<float>()[c] = amax[c] > 0.f ? amax[c] / qmax : 1.f;
+    for (int64_t i = 0; i < wf.num_elements(); ++i) {
+      const float s = ws.as<float>()[layout.ChannelOf(i)];
+      wq.as<int8_t>()[i] = static_cast<int8_t>(std::clamp(std::nearbyint(wf.as<float>()[i] / s), -qmax, qmax));
     }
     ir::Value* wqv = constant(w->name + "/int8", std::move(wq));
     ir::Value* wsv = constant(w->name + "/scale", std::move(ws));
     ir::Value* wd = g.AddValue(g.UniqueName(w->name + "/dq"), DataType::kFloat32);
-    add_node("DequantizeLinear", {wqv, wsv}, wd)->attrs["axis"] = ir::Attribute(int64_t{0});
+    add_node("DequantizeLinear", {wqv, wsv}, wd)->attrs["axis"] = ir::Attribute(layout.axis);
     g.SetNodeInput(conv, 0, xd);
     g.SetNodeInput(conv, 1, wd);
     ++count;

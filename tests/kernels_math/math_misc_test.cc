@@ -1,7 +1,9 @@
 // CumSum, TopK, quantization and Einsum.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <random>
 
 #include "math_test_util.h"
 
@@ -91,6 +93,37 @@ TEST(MathQuant, QuantizeDequantizePerTensorAndPerAxis) {
   EXPECT_TRUE(TensorNear(Run1(Node("DequantizeLinear", 13), {&qi, &si}), Make(DataType::kFloat32, {2}, {-1.5, 3.5})));
   Tensor sbad = Make(DataType::kFloat32, {4}, {1, 1, 1, 1});
   EXPECT_EQ(RunCode(Node("QuantizeLinear", 13), {&x2, &sbad}), StatusCode::kInvalidArgument);
+}
+
+// The vectorized float32 path (half to even, saturation, NaN -> 0) against the definition, over
+// ties, both saturation ends, infinities and NaN, on a tensor large enough to run on two threads.
+TEST(MathQuant, QuantizeLinearFastPathMatchesTheDefinition) {
+  const int64_t n = 200000;
+  std::vector<double> values(static_cast<size_t>(n));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> u(-400.0, 400.0);
+  for (int64_t i = 0; i < n; ++i) values[i] = i % 3 == 0 ? std::floor(u(rng)) + 0.5 : u(rng);  // a third are ties
+  values[0] = std::numeric_limits<double>::infinity();
+  values[1] = -std::numeric_limits<double>::infinity();
+  values[2] = std::numeric_limits<double>::quiet_NaN();
+  values[3] = 1e30;
+  values[4] = -1e30;
+  Tensor x = Make(DataType::kFloat32, {n}, values);
+  for (DataType t : {DataType::kUint8, DataType::kInt8}) {
+    SCOPED_TRACE(DataTypeName(t));
+    const float scale = 0.5f;
+    const double zero = t == DataType::kUint8 ? 100 : -3;
+    Tensor s = Make(DataType::kFloat32, {}, {scale}), z = Make(t, {}, {zero});
+    const double lo = t == DataType::kUint8 ? 0 : -128, hi = t == DataType::kUint8 ? 255 : 127;
+    std::vector<double> want(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const float q = std::nearbyint(x.as<float>()[i] / scale);
+      want[i] = std::isnan(q) ? 0 : std::clamp(static_cast<double>(q) + zero, lo, hi);
+    }
+    auto got = RunNode(Node("QuantizeLinear", 13), {&x, &s, &z}, RunOptions{{}, 2});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(TensorNear((*got)[0], Make(t, {n}, want)));
+  }
 }
 
 // ONNX Runtime's contrib operators of the QOperator form (math_qlinear.cc), by hand-computed values.

@@ -73,7 +73,7 @@ std::vector<Sample> Images(int count, int batch, uint32_t seed) {
   return samples;
 }
 
-TEST(Int8Precision, CalibratedQuantizationRunsInt8ConvolutionsCloseToFp32) {
+TEST(Int8Precision, CalibratedQuantizationRunsInt8KernelsCloseToFp32) {
   const std::string bytes = FloatNet();
   const std::vector<Sample> calibration = Images(4, 8, 11), validation = Images(8, 8, 12);
   auto fp32 = CompiledModel::Create(*ImportOnnxBytes(bytes), CompileOptions{});
@@ -84,13 +84,13 @@ TEST(Int8Precision, CalibratedQuantizationRunsInt8ConvolutionsCloseToFp32) {
     o.method = method;
     auto table = Calibrate(bytes, calibration, o);
     ASSERT_TRUE(table.ok()) << table.status().ToString();
-    ASSERT_EQ(table->size(), 2u);  // x and r1, the convolutions' inputs
+    ASSERT_EQ(table->size(), 3u);  // x and r1, the convolutions' inputs, and f, the Gemm's
     EXPECT_LT(table->at("x").lo, 0.f);
     EXPECT_GE(table->at("r1").lo, 0.f);  // after a Relu
     int quantized = 0;
     auto int8_ir = QuantizeOnnx(bytes, calibration, o, &quantized);
     ASSERT_TRUE(int8_ir.ok()) << int8_ir.status().ToString();
-    EXPECT_EQ(quantized, 2);
+    EXPECT_EQ(quantized, 3);
     auto int8 = CompiledModel::Create(std::move(*int8_ir), CompileOptions{});
     ASSERT_TRUE(int8.ok()) << int8.status().ToString();
     EXPECT_LT((*int8)->weight_bytes(), (*fp32)->weight_bytes());
@@ -98,9 +98,13 @@ TEST(Int8Precision, CalibratedQuantizationRunsInt8ConvolutionsCloseToFp32) {
     eo.profile = true;
     ExecutionContext ctx(eo);
     ASSERT_TRUE((*int8)->Run(ctx, {validation[0][0].view()}).ok());
-    int qconvs = 0;
-    for (const auto& st : ctx.step_times()) qconvs += st.op == "gpuhive.QConv";
+    int qconvs = 0, qmatmuls = 0;
+    for (const auto& st : ctx.step_times()) {
+      qconvs += st.op == "gpuhive.QConv";
+      qmatmuls += st.op == "gpuhive.QMatMul";
+    }
     EXPECT_EQ(qconvs, 2);
+    EXPECT_EQ(qmatmuls, 1);
     auto report = CompareOutputs(**fp32, **int8, validation, 1);
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     ASSERT_EQ(report->outputs.size(), 1u);

@@ -19,6 +19,27 @@ Q SaturateRound(float v) {
   return static_cast<Q>(r);
 }
 
+// round(x / scale) + zero, saturated to Q, for a run of float32: the same values as
+// SaturateRound(nearbyint(x / scale) + zero), written so that the compiler vectorizes it (it does
+// not vectorize nearbyint). The quotient is first clamped to Q's range widened by one, where adding
+// and subtracting 1.5 * 2^23 rounds half to even exactly (|v| < 2^22), then the zero point added
+// and the result clamped again.
+template <typename Q>
+void QuantizeRun(const float* x, int64_t n, float scale, float zero, Q* y) {
+  constexpr float kMagic = 12582912.f;  // 1.5 * 2^23
+  constexpr float lo = static_cast<float>(std::numeric_limits<Q>::lowest()) - 256.f;
+  constexpr float hi = static_cast<float>(std::numeric_limits<Q>::max()) + 256.f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] / scale;
+    v = v < lo ? lo : (v > hi ? hi : v);  // NaN stays NaN
+    v = (v + kMagic) - kMagic;
+    v += zero;
+    v = v < static_cast<float>(std::numeric_limits<Q>::lowest()) ? static_cast<float>(std::numeric_limits<Q>::lowest()) : v;
+    v = v > static_cast<float>(std::numeric_limits<Q>::max()) ? static_cast<float>(std::numeric_limits<Q>::max()) : v;
+    y[i] = static_cast<Q>(v == v ? v : 0.f);  // NaN -> 0, as SaturateRound
+  }
+}
+
 // Scale/zero-point layout: per tensor (one element) or per axis (1-D of size shape[axis]).
 Status CheckQuantParams(const PrepareContext& ctx, const std::string& desc, int64_t axis_attr,
                         AxisView* view) {
@@ -88,6 +109,16 @@ class QuantizeKernel final : public Kernel {
           const Q* zp = has_zp ? ctx.input(2).as<const Q>() : nullptr;
           Q* y = ctx.output(0).as<Q>();
           const AxisView v = view_;
+          if constexpr (std::is_same_v<X, float>) {
+            if (v.outer * v.dim == 1) {  // per tensor: split the elements between the threads
+              const float sc = static_cast<float>(scale[0]);
+              const float z = zp ? static_cast<float>(zp[0]) : 0.f;
+              loops::ParallelFor(v.inner, ctx.num_threads(), [&](int64_t b, int64_t e) {
+                QuantizeRun(x + b, e - b, sc, z, y + b);
+              });
+              return;
+            }
+          }
           loops::ParallelFor(v.outer * v.dim, ctx.num_threads(), v.inner, [&](int64_t b, int64_t e) {
             for (int64_t od = b; od < e; ++od) {
               const int64_t d = od % v.dim;
@@ -95,8 +126,12 @@ class QuantizeKernel final : public Kernel {
               const float z = zp ? static_cast<float>(zp[d]) : 0.f;
               const X* px = x + od * v.inner;
               Q* py = y + od * v.inner;
-              for (int64_t i = 0; i < v.inner; ++i) {
-                py[i] = SaturateRound<Q>(std::nearbyint(static_cast<float>(static_cast<ComputeT<X>>(px[i])) / sc) + z);
+              if constexpr (std::is_same_v<X, float>) {
+                QuantizeRun(px, v.inner, sc, z, py);
+              } else {
+                for (int64_t i = 0; i < v.inner; ++i) {
+                  py[i] = SaturateRound<Q>(std::nearbyint(static_cast<float>(static_cast<ComputeT<X>>(px[i])) / sc) + z);
+                }
               }
             }
           });

@@ -13,6 +13,7 @@ Factory MakeConv;           // Conv, gpuhive.FusedConv
 Factory MakeConvTranspose;  // ConvTranspose
 Factory MakeQLinearConv;    // QLinearConv, gpuhive.QConv (qconv.cc)
 Factory MakeConvInteger;    // ConvInteger
+Factory MakeQMatMul;        // gpuhive.QMatMul (qmatmul.cc)
 Factory MakeMatMul;         // MatMul, gpuhive.FusedMatMul
 Factory MakeGemm;           // Gemm, gpuhive.FusedGemm
 Factory MakeMaxPool;

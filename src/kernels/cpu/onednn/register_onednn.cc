@@ -11,6 +11,7 @@ void RegisterOnednnKernels(KernelRegistry& registry) {
   registry.Register("", "QLinearConv", MakeQLinearConv);
   registry.Register("gpuhive", "QConv", MakeQLinearConv);
   registry.Register("", "ConvInteger", MakeConvInteger);
+  registry.Register("gpuhive", "QMatMul", MakeQMatMul);
   registry.Register("gpuhive", "Elementwise", MakeElementwise);
   registry.Register("gpuhive", "Reorder", MakeReorder);
   registry.Register("", "MatMul", MakeMatMul);
