@@ -92,6 +92,9 @@ void Engine::Impl::CollectDevices() {
   }
   std::map<std::pair<std::string, std::string>, std::pair<uint64_t, bool>> per_model;  // (model, device)
   for (const auto& st : device_set->ListModels()) {
+    if (st.precision_rel_l2 >= 0) {
+      metrics.model_precision_error->Labels({st.name, "int8"})->Set(st.precision_rel_l2);
+    }
     auto& [bytes, resident] = per_model[{st.name, DeviceOf(st)}];
     if (st.state == ModelState::kResident) {
       bytes += st.device_bytes;

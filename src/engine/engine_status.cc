@@ -184,6 +184,10 @@ std::vector<ModelStatus> Engine::Models() {
           s.tier = TierOf(st.state);
           s.bytes = st.state == ModelState::kResident ? st.device_bytes : 0;
           s.leases = st.leases;
+          s.precision = st.precision;
+          s.precision_note = st.precision_note;
+          s.precision_rel_l2 = st.precision_rel_l2;
+          s.precision_top1 = st.precision_top1;
         } else {
           s.state = "UNAVAILABLE";
           s.tier = "disk";

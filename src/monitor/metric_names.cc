@@ -31,6 +31,9 @@ const std::vector<MetricDef>& AllMetricDefs() {
         {"gpuhive_device_memory_bytes", G, "Device memory in use by kind.", {"device", "kind"}, {}},
         {"gpuhive_device_memory_budget_bytes", G, "Memory budget of the device.", {"device"}, {}},
         {"gpuhive_model_memory_bytes", G, "Device memory held by a model.", {"model", "device"}, {}},
+        {"gpuhive_model_precision_error", G,
+         "Relative L2 error of the model's reduced precision against FP32, measured at load.",
+         {"model", "precision"}, {}},
         {"gpuhive_pool_reserved_bytes", G, "Bytes reserved by the pool from its upstream.",
          {"device"}, {}},
         {"gpuhive_pool_in_use_bytes", G, "Bytes of the pool handed out.", {"device"}, {}},
@@ -198,6 +201,7 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
   bind(m.device_memory_bytes, "gpuhive_device_memory_bytes");
   bind(m.device_memory_budget_bytes, "gpuhive_device_memory_budget_bytes");
   bind(m.model_memory_bytes, "gpuhive_model_memory_bytes");
+  bind(m.model_precision_error, "gpuhive_model_precision_error");
   bind(m.pool_reserved_bytes, "gpuhive_pool_reserved_bytes");
   bind(m.pool_in_use_bytes, "gpuhive_pool_in_use_bytes");
   bind(m.pool_fragmentation_ratio, "gpuhive_pool_fragmentation_ratio");

@@ -465,6 +465,10 @@ std::vector<ModelStatus> ModelManager::ListModels() const {
       s.last_copy_ns = e->last_copy_ns;
       s.copy_in_flight = e->copy_in_flight;
       s.fits = FitsLocked(*e);
+      s.precision = e->precision.precision;
+      s.precision_note = e->precision.note;
+      s.precision_rel_l2 = e->precision.rel_l2;
+      s.precision_top1 = e->precision.top1;
       out.push_back(std::move(s));
     }
   }

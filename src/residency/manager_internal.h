@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "gpuhive/quantize.h"
 #include "gpuhive/residency/manager.h"
 #include "gpuhive/units.h"
 
@@ -30,6 +31,23 @@ Status SizeFits(const std::string& name, uint64_t needed, uint64_t budget, uint6
 // The graph a swap-in compiles: a clone of the host-tier graph, or a fresh import of the bytes.
 StatusOr<std::unique_ptr<ir::Model>> HostTierGraph(const ir::Model* host_model, const Buffer& host_copy,
                                                    size_t host_bytes);
+
+// A model's precision as its config asks (ModelConfig::precision; manager_precision.cc). For
+// "int8": calibrated on the samples the config names, checked against FP32 (the accuracy gate),
+// quantized; the table and the gate's verdict are kept so a later import only re-quantizes.
+struct PrecisionState {
+  std::string precision = "fp32";  // what the model runs in
+  std::string note;                // the gate's measurement, or why it runs FP32
+  double rel_l2 = -1, top1 = -1;   // INT8 against FP32 at load (-1: not measured)
+  std::shared_ptr<const CalibrationTable> table;  // null until calibrated
+  bool decided = false;            // the gate ran (precision says its verdict)
+};
+// The graph to keep for `config` (precision fp32 / fp16 / bf16: `imported` as it is; int8: its
+// quantization, or `imported` when the gate failed and the config allows FP32). Errors: the
+// calibration samples cannot be read, or the gate failed and the config says "refuse".
+StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, const std::string& model_path,
+                                                    std::string_view onnx_bytes, std::unique_ptr<ir::Model> imported,
+                                                    int threads, bool optimize, PrecisionState* state);
 
 }  // namespace detail
 
@@ -82,6 +100,7 @@ struct ModelLease::Entry {
   bool no_evict = false;
   bool unload_requested = false;
   bool removed = false;
+  detail::PrecisionState precision;  // guarded by the manager's lock once the load publishes it
 };
 
 // Total device budget, changeable at run time (LimitResource's total is fixed at construction).

@@ -266,8 +266,29 @@ Status ModelManager::ImportHostBytes(Entry& e, bool preload) {
   if (!imported.ok()) {
     return FailLoad(e, imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed, preload);
   }
-  if (HasSubgraphs(*(*imported)->graph)) return Status::OK();  // re-imported from the bytes on each swap-in
+  if (HasSubgraphs(*(*imported)->graph)) {  // re-imported from the bytes on each swap-in
+    if (e.config.precision != "fp32") {
+      std::lock_guard<std::mutex> lock(mu_);
+      e.precision.note = "runs fp32: precision " + e.config.precision + " is not applied to models with subgraphs";
+    }
+    return Status::OK();
+  }
   std::unique_ptr<ir::Model> host_model = std::move(*imported);
+  if (e.config.precision != "fp32") {
+    detail::PrecisionState precision;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      precision = e.precision;
+    }
+    auto applied = detail::ApplyPrecision(e.config, e.path,
+                                          std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes),
+                                          std::move(host_model), options_.compile_threads, options_.optimize,
+                                          &precision);
+    if (!applied.ok()) return FailLoad(e, applied.status(), ModelState::kFailed, preload);
+    host_model = std::move(*applied);
+    std::lock_guard<std::mutex> lock(mu_);
+    e.precision = precision;
+  }
   if (options_.host_resource != DefaultHostResource()) {
     Status s = RehomeConstants(*host_model->graph, options_.host_resource);
     if (!s.ok()) return FailLoad(e, s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);

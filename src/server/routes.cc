@@ -98,7 +98,10 @@ json ModelJson(const ModelStatus& m) {
               {"tenant", m.tenant},
               {"memory_limit_bytes", m.memory_limit_bytes},
               {"latency_profile", profile},
-              {"warnings", m.warnings}};
+              {"warnings", m.warnings},
+              {"precision",
+               {{"name", m.precision}, {"note", m.precision_note}, {"rel_l2", m.precision_rel_l2},
+                {"top1_agreement", m.precision_top1}}}};
 }
 
 json DurationJson(const DurationStat& d) { return json{{"count", d.count}, {"ns", d.ns}}; }

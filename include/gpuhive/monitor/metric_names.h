@@ -38,6 +38,7 @@ struct GpuhiveMetrics {
   GaugeFamily* device_memory_bytes;             // {device, kind}: weights|activations|workspace|io
   GaugeFamily* device_memory_budget_bytes;      // {device}
   GaugeFamily* model_memory_bytes;              // {model, device}
+  GaugeFamily* model_precision_error;           // {model, precision}: INT8 vs FP32 relative L2 at load
   GaugeFamily* pool_reserved_bytes;             // {device}
   GaugeFamily* pool_in_use_bytes;               // {device}
   GaugeFamily* pool_fragmentation_ratio;        // {device}

@@ -157,6 +157,11 @@ struct ModelStatus {
   // Set by DeviceSet::ListModels: the id of the device the model is placed on ("sim:1", "cpu");
   // empty when it is not placed yet (or the manager stands alone).
   std::string device;
+  // The precision it runs in ("fp32", "int8") and, for a config asking for int8, the accuracy
+  // gate's measurement against FP32 at load (-1: not measured) or why it runs FP32 instead.
+  std::string precision = "fp32";
+  std::string precision_note;
+  double precision_rel_l2 = -1, precision_top1 = -1;
 };
 
 struct ResidencyStats {

@@ -89,6 +89,11 @@ struct ModelStatus {
   // What the server noticed when it loaded the version and went on anyway (config fields it does
   // not use, an instance kind it cannot honour).
   std::vector<std::string> warnings;
+  // The precision it runs in and, for an int8 config, the accuracy gate's measurement against
+  // FP32 (relative L2 and top-1 agreement; -1: not measured) or why it runs fp32.
+  std::string precision = "fp32";
+  std::string precision_note;
+  double precision_rel_l2 = -1, precision_top1 = -1;
 };
 
 // A partial update: only the set fields change.

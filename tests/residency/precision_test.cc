@@ -1,0 +1,120 @@
+// A model whose config asks for precision int8 (manager_precision.cc): calibrated on its samples at
+// load, checked against FP32 by the accuracy gate, and run quantized; a gate it fails makes it run
+// FP32 and say why, or refuses the load when the config says so.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include <unistd.h>
+
+#include "gpuhive/onnx_import.h"
+#include "gpuhive/residency/manager.h"
+#include "gpuhive/residency/synthetic_models.h"
+#include "test_util.h"
+
+namespace gpuhive::residency {
+namespace {
+
+using namespace testing;  // NOLINT
+constexpr int kDim = 64;
+
+// Smooth rows (not noise): sums of two slow sines per row.
+Tensor Rows(int64_t rows, uint32_t seed) {
+  Tensor t = *Tensor::Allocate(DataType::kFloat32, {rows, kDim});
+  for (int64_t r = 0; r < rows; ++r) {
+    const double f1 = 0.05 + 0.01 * ((r + seed) % 7), f2 = 0.2 + 0.03 * ((r * 3 + seed) % 5);
+    for (int64_t c = 0; c < kDim; ++c) t.as<float>()[r * kDim + c] = static_cast<float>(std::sin(f1 * c) + 0.5 * std::cos(f2 * c + r));
+  }
+  return t;
+}
+
+class Precision : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/gpuhive_precision_" + std::to_string(::getpid());
+    std::filesystem::remove_all(dir_);
+    for (int s = 0; s < 3; ++s) {
+      const std::string d = dir_ + "/calibration/set_" + std::to_string(s);
+      std::filesystem::create_directories(d);
+      ASSERT_TRUE(WriteTensorProtoFile(d + "/x.pb", "x", Rows(16, static_cast<uint32_t>(s))).ok());
+    }
+    bytes_ = MakeMatMulChainOnnx({.dim = kDim, .layers = 3, .seed = 5, .scale = 0.2f, .bias = true});
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  ModelConfig Int8Config(const std::string& name, std::map<std::string, std::string> params) {
+    ModelConfig c = ChainConfig(name, kDim);
+    c.precision = "int8";
+    c.parameters = std::move(params);
+    if (!c.parameters.count("calibration")) c.parameters["calibration"] = dir_ + "/calibration";
+    return c;
+  }
+  ModelStatus StatusOf(ModelManager& m, const std::string& name) {
+    for (const auto& st : m.ListModels()) {
+      if (st.name == name) return st;
+    }
+    ADD_FAILURE() << "no model " << name;
+    return {};
+  }
+
+  std::string dir_, bytes_;
+};
+
+TEST_F(Precision, Int8PassesTheGateAndRunsQuantized) {
+  ManagerOptions o = SmallOptions(64 << 20);
+  o.optimize = true;
+  auto m = *ModelManager::Create(o);
+  ASSERT_TRUE(m->AddModel(ChainConfig("fp32", kDim), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(Int8Config("int8", {}), bytes_).ok());
+  Tensor x = Rows(5, 9);
+  std::vector<Tensor> outs;
+  for (const char* name : {"fp32", "int8"}) {
+    auto lease = m->Acquire(name);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    auto out = m->Run(*lease, ctx, {x.view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    outs.push_back(std::move((*out)[0]));
+  }
+  const ModelStatus fp32 = StatusOf(*m, "fp32"), int8 = StatusOf(*m, "int8");
+  EXPECT_EQ(fp32.precision, "fp32");
+  EXPECT_EQ(fp32.precision_rel_l2, -1);
+  EXPECT_EQ(int8.precision, "int8") << int8.precision_note;
+  EXPECT_GT(int8.precision_rel_l2, 0);
+  EXPECT_LT(int8.precision_rel_l2, 0.05) << int8.precision_note;
+  EXPECT_NE(int8.precision_note.find("rel L2"), std::string::npos) << int8.precision_note;
+  // Quantized weights: the int8 model holds well under the fp32 one's bytes.
+  EXPECT_LT(int8.device_bytes * 2, fp32.device_bytes) << int8.device_bytes << " vs " << fp32.device_bytes;
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < outs[0].num_elements(); ++i) {
+    diff += std::pow(outs[0].as<float>()[i] - outs[1].as<float>()[i], 2);
+    norm += std::pow(outs[0].as<float>()[i], 2);
+  }
+  EXPECT_GT(diff, 0);  // really quantized
+  EXPECT_LT(std::sqrt(diff / norm), 0.05);
+}
+
+TEST_F(Precision, AFailedGateRunsFp32OrRefusesAsTheConfigSays) {
+  ManagerOptions o = SmallOptions(64 << 20);
+  o.optimize = true;
+  auto m = *ModelManager::Create(o);
+  ASSERT_TRUE(m->AddModel(Int8Config("fallback", {{"int8_max_rel_l2", "0.0000001"}}), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(Int8Config("strict", {{"int8_max_rel_l2", "0.0000001"}, {"int8_on_failure", "refuse"}}), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(Int8Config("nosamples", {{"calibration", dir_ + "/missing"}}), bytes_).ok());
+  ASSERT_TRUE(m->Acquire("fallback").ok());
+  const ModelStatus fallback = StatusOf(*m, "fallback");
+  EXPECT_EQ(fallback.precision, "fp32");
+  EXPECT_EQ(fallback.precision_note.rfind("runs fp32: ", 0), 0u) << fallback.precision_note;
+  EXPECT_GT(fallback.precision_rel_l2, 0);  // what the gate measured
+  auto strict = m->Acquire("strict");
+  ASSERT_FALSE(strict.ok());
+  EXPECT_NE(strict.status().ToString().find("accuracy gate refused"), std::string::npos) << strict.status().ToString();
+  auto missing = m->Acquire("nosamples");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().ToString().find("calibration"), std::string::npos) << missing.status().ToString();
+}
+
+}  // namespace
+}  // namespace gpuhive::residency
