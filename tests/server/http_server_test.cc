@@ -284,6 +284,10 @@ TEST_F(HttpServerTest, ManagementApi) {
   EXPECT_EQ(mj["priority"], 2);
   EXPECT_EQ(mj["tenant"], "batch");
   EXPECT_EQ(mj["memory_limit_bytes"], 2ull << 30);
+  EXPECT_EQ(mj["precision"]["name"], "int8");
+  EXPECT_DOUBLE_EQ(mj["precision"]["rel_l2"].get<double>(), 0.0123);
+  EXPECT_EQ(mj["precision"]["top1_agreement"].get<double>(), -1);
+  EXPECT_NE(mj["precision"]["note"].get<std::string>().find("rel L2"), std::string::npos);
   auto bad = c.Request("POST", "/v2/gpuhive/models/add_sub/settings", R"({"colour":"red"})",
                        {{"Authorization", "Bearer s3cret"}});
   EXPECT_EQ(bad.status, 400);
