@@ -62,8 +62,9 @@ std::vector<std::string> QuantizableActivations(ir::Model& model);
 StatusOr<CalibrationTable> Calibrate(std::string_view onnx_bytes, const std::vector<Sample>& samples,
                                      const Int8Options& options);
 
-// Rewrites a float32 model (as imported) into QDQ form with `table`. Returns the number of
-// convolutions and matrix multiplications quantized (activations missing from the table, or with an empty range, stay float).
+// Rewrites a float32 model (as imported) into QDQ form with `table`, and stores embedding tables
+// (Gather from a constant float32 [V, D] of at least 1 MiB) as int8 rows with one scale per row.
+// Returns the number of convolutions, matrix multiplications and embedding tables quantized (activations missing from the table, or with an empty range, stay float).
 StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, const Int8Options& options);
 
 // Calibrate + QuantizeModel on a fresh import of `onnx_bytes`: the quantized model, ready to

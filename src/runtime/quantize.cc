@@ -357,6 +357,49 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
     g.SetNodeInput(conv, 1, wd);
     ++count;
   }
+  // Embedding tables (Gather along axis 0 of a constant float32 [V, D] of at least 1 MiB): int8
+  // rows with one scale per row, gathered and scaled back: Gather(Wq) -> Cast -> Mul(Gather(scale)).
+  std::vector<ir::Node*> gathers;
+  for (const auto& n : g.nodes()) {
+    if (n->op_type != "Gather" || !n->domain.empty() || n->input(0) == nullptr || n->input(1) == nullptr) continue;
+    const ir::Value* table = n->input(0);
+    auto axis = n->GetInt("axis", 0);
+    if (!table->is_constant() || table->constant->dtype() != DataType::kFloat32 || table->constant->shape().size() != 2 ||
+        !axis.ok() || (*axis != 0 && *axis != -2) || table->constant->bytes() < (1u << 20) || n->input(1)->is_constant()) {
+      continue;
+    }
+    gathers.push_back(n.get());
+  }
+  for (ir::Node* gather : gathers) {
+    const Tensor& table = *gather->input(0)->constant;
+    const int64_t rows = table.shape()[0], cols = table.shape()[1];
+    ASSIGN_OR_RETURN(Tensor tq, Tensor::Allocate(DataType::kInt8, table.shape()));
+    ASSIGN_OR_RETURN(Tensor ts, Tensor::Allocate(DataType::kFloat32, {rows, 1}));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = table.as<float>() + r * cols;
+      float amax = 0.f;
+      for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(row[c]));
+      const float scale = amax > 0.f ? amax / 127.f : 1.f;
+      ts.as<float>()[r] = scale;
+      for (int64_t c = 0; c < cols; ++c) {
+        tq.as<int8_t>()[r * cols + c] = static_cast<int8_t>(std::clamp(std::nearbyint(row[c] / scale), -127.f, 127.f));
+      }
+    }
+    ir::Value* ids = gather->input(1);
+    ir::Value* out = gather->output(0);
+    const std::string base = gather->input(0)->name;
+    ir::Value* tqv = constant(base + "/int8", std::move(tq));
+    ir::Value* tsv = constant(base + "/row_scale", std::move(ts));
+    ir::Value* rows_q = g.AddValue(g.UniqueName(out->name + "/int8"), DataType::kInt8);
+    ir::Value* rows_f = g.AddValue(g.UniqueName(out->name + "/float"), DataType::kFloat32);
+    ir::Value* scales = g.AddValue(g.UniqueName(out->name + "/scale"), DataType::kFloat32);
+    g.RemoveNode(gather);
+    add_node("Gather", {tqv, ids}, rows_q);
+    add_node("Gather", {tsv, ids}, scales);
+    add_node("Cast", {rows_q}, rows_f)->attrs["to"] = ir::Attribute(static_cast<int64_t>(DataType::kFloat32));
+    add_node("Mul", {rows_f, scales}, out);
+    ++count;
+  }
   g.RemoveUnusedValues();  // the float32 weights
   RETURN_IF_ERROR(g.TopologicalSort());
   return count;

@@ -131,6 +131,41 @@ TEST(Int8Precision, TheComparisonSeesABadQuantization) {
   EXPECT_NE(report->Summary().find("top-1"), std::string::npos) << report->Summary();
 }
 
+// ids[N,5] -> Gather(table f32 [4096, 64], 1 MiB) -> ReduceMean over the ids -> y[N,64]: the table is
+// stored as int8 rows with a scale per row.
+TEST(Int8Precision, EmbeddingTablesAreHeldAsInt8Rows) {
+  onnx::ModelProto m = MakeModel(13);
+  auto* g = m.mutable_graph();
+  AddInput(g, "ids", onnx::TensorProto::INT64, {"N", 5});
+  AddOutput(g, "y", kF, {"N", 64});
+  AddFloatInit(g, "table", {4096, 64}, Normal(4096 * 64, 7, 1.f));
+  AddNode(g, "Gather", {"table", "ids"}, {"rows"});
+  AddIntsAttr(AddNode(g, "ReduceMean", {"rows"}, {"y"}), "axes", {1});
+  AddIntAttr(g->mutable_node(1), "keepdims", 0);
+  const std::string bytes = Serialize(m);
+  std::vector<Sample> samples;
+  for (int s = 0; s < 2; ++s) {
+    Tensor ids = *Tensor::Allocate(DataType::kInt64, {3, 5});
+    for (int64_t i = 0; i < 15; ++i) ids.as<int64_t>()[i] = (i * 977 + s * 131) % 4096;
+    Sample sample;
+    sample.push_back(std::move(ids));
+    samples.push_back(std::move(sample));
+  }
+  int quantized = 0;
+  auto int8_ir = QuantizeOnnx(bytes, samples, Int8Options{}, &quantized);
+  ASSERT_TRUE(int8_ir.ok()) << int8_ir.status().ToString();
+  EXPECT_EQ(quantized, 1);
+  auto fp32 = CompiledModel::Create(*ImportOnnxBytes(bytes), CompileOptions{});
+  auto int8 = CompiledModel::Create(std::move(*int8_ir), CompileOptions{});
+  ASSERT_TRUE(fp32.ok() && int8.ok());
+  EXPECT_LT((*int8)->weight_bytes(), (*fp32)->weight_bytes() * 3 / 10)
+      << (*int8)->weight_bytes() << " vs " << (*fp32)->weight_bytes();
+  auto report = CompareOutputs(**fp32, **int8, samples, 1);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_GT(report->worst_rel_l2, 0);
+  EXPECT_LT(report->worst_rel_l2, 0.01) << report->Summary();
+}
+
 TEST(Int8Precision, SamplesAreReadFromTestDataFolders) {
   const std::string dir = ::testing::TempDir() + "/gpuhive_int8_samples";
   std::filesystem::remove_all(dir);
