@@ -239,7 +239,7 @@ def row_of(model, method, g, ort):
         worst = min(classifier, key=lambda o: o["top1_agreement"]) if classifier else None
         row.update({
             "fp32_weight_bytes": fw, "int8_weight_bytes": iw, "weight_ratio": iw / fw if fw else None,
-            "quantized_convs": g["quantized_convs"], "calibration_samples": g["calibration_samples"],
+            "quantized_ops": g["quantized_ops"], "calibration_samples": g["calibration_samples"],
             "validation_samples": g["validation_samples"],
             "worst_rel_l2": g["accuracy"]["worst_rel_l2"],
             "top1_agreement": worst["top1_agreement"] if worst else None,
@@ -297,7 +297,7 @@ def targets(rows):
         else:
             top1 = (f"top-1 agreement {100 * r['top1_agreement']:.1f}% over {r['top1_rows']} rows of "
                     f"{r['top1_output']} (target >= {100 * TOP1_TARGET:.0f}%): {met(r['targets']['top1_met'])}")
-        lines.append(f"- {r['model']} ({r['method']}, quantized_convs {r['quantized_convs']}): {weights}; {top1}")
+        lines.append(f"- {r['model']} ({r['method']}, quantized_ops {r['quantized_ops']}): {weights}; {top1}")
     return "\n".join(lines)
 
 

@@ -157,14 +157,14 @@ int RunPerfInt8(const PerfOptions& o, CompiledModel& fp32, const std::vector<Sha
     }
     std::printf(
         "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"precision\":\"int8\",\"calibration_method\":\"%s\","
-        "\"calibration_samples\":%zu,\"validation_samples\":%zu,\"quantized_convs\":%d,\"quantize_ms\":%.1f,"
+        "\"calibration_samples\":%zu,\"validation_samples\":%zu,\"quantized_ops\":%d,\"quantize_ms\":%.1f,"
         "\"fp32\":{%s},\"int8\":{%s},\"accuracy\":{\"worst_rel_l2\":%.6g,\"worst_top1\":%.6g,\"outputs\":[%s]}}\n",
         JsonEscape(o.model).c_str(), static_cast<long long>(o.batch), o.threads, CalibrationMethodName(io.method),
         samples->size(), validation->size(), quantized, quantize_ms, MeasurementJson(*a).c_str(),
         MeasurementJson(*b).c_str(), report->worst_rel_l2, report->worst_top1, outputs.c_str());
   } else {
     std::printf("model       %s   batch %lld   threads %d\n", o.model.c_str(), static_cast<long long>(o.batch), o.threads);
-    std::printf("int8        %d convolutions quantized (%s, %zu calibration samples) in %.0f ms\n", quantized,
+    std::printf("int8        %d operators quantized (%s, %zu calibration samples) in %.0f ms\n", quantized,
                 CalibrationMethodName(io.method), samples->size(), quantize_ms);
     std::printf("%-10s %10s %10s %12s %12s\n", "", "p50 ms", "p90 ms", "inf/s", "weights");
     for (const auto& [name, m] : {std::pair<const char*, const Measurement*>{"fp32", &*a}, {"int8", &*b}}) {
