@@ -27,6 +27,8 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+class Session;
+
 // State shared by the listener and every session; owned by HttpServer::Impl.
 struct Shared {
   HttpServerOptions options;
@@ -51,6 +53,20 @@ struct Shared {
   }
   std::mutex mu;                      // only for waking Stop()
   std::condition_variable cv;
+
+  // Every session accepted, for Stop() to close what is still open: a session holds its I/O
+  // context (see Session::context_) and a queued handler holds the session, so without closing
+  // them the pair would keep each other alive after the server is gone (LeakSanitizer found one
+  // in LoadgenEndToEnd, a write queued when the contexts stopped).
+  std::mutex sessions_mu;
+  std::vector<std::weak_ptr<Session>> sessions;
+  void Register(const std::shared_ptr<Session>& s) {
+    std::lock_guard lock(sessions_mu);
+    if (sessions.size() >= 64 && (sessions.size() & (sessions.size() - 1)) == 0) {
+      std::erase_if(sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+    }
+    sessions.push_back(s);
+  }
 
   void Finished() {
     if (in_flight.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -77,6 +93,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Run() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Read, shared_from_this()));
+  }
+
+  // Stop(): closes the socket and cancels the deadline timer, so every operation still queued
+  // completes (aborted) when the stopped context is drained.
+  void Abort() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
   }
 
  private:
@@ -309,7 +333,9 @@ struct HttpServer::Impl {
       } else if (!ec) {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(socket), shared, target)->Run();
+        auto session = std::make_shared<Session>(std::move(socket), shared, target);
+        shared->Register(session);
+        session->Run();
       }
       Accept();
     });
@@ -374,6 +400,22 @@ void HttpServer::Stop() {
   for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  // Close what is still open and let the aborted handlers run (on this thread: the I/O threads
+  // are gone), so they release their sessions and the sessions their contexts.
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::lock_guard lock(impl_->shared->sessions_mu);
+    for (auto& w : impl_->shared->sessions) {
+      if (auto s = w.lock()) open.push_back(std::move(s));
+    }
+    impl_->shared->sessions.clear();
+  }
+  for (auto& s : open) s->Abort();
+  open.clear();
+  for (auto& ctx : impl_->contexts) {
+    ctx->restart();
+    ctx->run_for(std::chrono::seconds(2));
+  }
   if (trace::Enabled()) std::fprintf(stderr, "%s\n", trace::Report().c_str());
 }
 
