@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,10 @@ StatusOr<int> ComputeFloat16InFloat32(ir::Model& model);
 // gpuhive.QMatMul (see passes_quant.cc), when options.supports allows it. Runs
 // before constant folding, which would otherwise turn the int8 weights into float32.
 StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options);
+// The transB of a Gemm that is a plain product with bias (transA 0, alpha 1, and beta 1 when C is
+// given), the form the int8 rewrites take (FuseQuantizedConv, quantize.h's QuantizeModel);
+// nullopt for any other Gemm.
+std::optional<int64_t> PlainGemmTransB(const ir::Node& gemm);
 // Chains of float32 elementwise ops -> gpuhive.Elementwise.
 StatusOr<int> FuseElementwiseChains(ir::Model& model, const OptimizeOptions& options);
 

@@ -14,6 +14,7 @@
 // MatMul by constant 2-D weights and Gemm (transA 0, alpha 1, beta 1) become gpuhive.QMatMul the
 // same way (kernels/cpu/onednn/qmatmul.cc), their weights per-channel along N.
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -167,12 +168,8 @@ Status QuantizedMatMuls(ir::Graph& g, int* count) {
     if (w == nullptr || op->output(0) == nullptr) continue;
     int64_t trans_b = 0;
     if (gemm) {
-      auto ta = op->GetInt("transA", 0);
-      auto tb = op->GetInt("transB", 0);
-      auto alpha = op->GetFloat("alpha", 1.f);
-      auto beta = op->GetFloat("beta", 1.f);
-      if (!ta.ok() || *ta != 0 || !tb.ok() || !alpha.ok() || *alpha != 1.f || !beta.ok()) continue;
-      if (op->input(2) != nullptr && *beta != 1.f) continue;
+      const std::optional<int64_t> tb = PlainGemmTransB(*op);
+      if (!tb) continue;
       trans_b = *tb;
     }
     ir::Node* dq_w = w->producer;
@@ -199,6 +196,16 @@ Status QuantizedMatMuls(ir::Graph& g, int* count) {
 }
 
 }  // namespace
+
+std::optional<int64_t> PlainGemmTransB(const ir::Node& gemm) {
+  auto ta = gemm.GetInt("transA", 0);
+  auto tb = gemm.GetInt("transB", 0);
+  auto alpha = gemm.GetFloat("alpha", 1.f);
+  auto beta = gemm.GetFloat("beta", 1.f);
+  if (!ta.ok() || *ta != 0 || !tb.ok() || !alpha.ok() || *alpha != 1.f || !beta.ok()) return std::nullopt;
+  if (gemm.input(2) != nullptr && *beta != 1.f) return std::nullopt;
+  return *tb;
+}
 
 StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options) {
   if (!model.graph) return 0;

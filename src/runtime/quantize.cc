@@ -195,12 +195,8 @@ std::optional<WeightLayout> QuantizableWeights(const ir::Node& n) {
   if (s.size() != 2) return std::nullopt;
   int64_t trans_b = 0;
   if (n.op_type == "Gemm") {
-    auto ta = n.GetInt("transA", 0);
-    auto tb = n.GetInt("transB", 0);
-    auto alpha = n.GetFloat("alpha", 1.f);
-    auto beta = n.GetFloat("beta", 1.f);
-    if (!ta.ok() || *ta != 0 || !tb.ok() || !alpha.ok() || *alpha != 1.f || !beta.ok()) return std::nullopt;
-    if (n.input(2) != nullptr && *beta != 1.f) return std::nullopt;
+    const std::optional<int64_t> tb = PlainGemmTransB(n);
+    if (!tb) return std::nullopt;
     trans_b = *tb;
   }
   l.axis = trans_b ? 0 : 1;

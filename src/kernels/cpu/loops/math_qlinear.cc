@@ -22,13 +22,6 @@ namespace {
 
 bool IsInt8(DataType t) { return t == DataType::kUint8 || t == DataType::kInt8; }
 
-template <typename Q>
-Q Requantize(float v, float inv_scale, float zero) {
-  const float r = std::nearbyint(v * inv_scale) + zero;
-  return static_cast<Q>(std::clamp(r, static_cast<float>(std::numeric_limits<Q>::lowest()),
-                                   static_cast<float>(std::numeric_limits<Q>::max())));
-}
-
 // A (scale, zero point) pair of inputs: the scale float32 with one element, the zero point (if
 // present) one element of the data's type.
 Status CheckParams(const PrepareContext& ctx, const std::string& desc, size_t scale, size_t zero, DataType type) {
@@ -91,7 +84,7 @@ class QLinearBinaryKernel final : public Kernel {
       for (int64_t j = 0; j < len; ++j) {
         const float x = (static_cast<float>(pa[j * ia]) - za) * sa;
         const float y = (static_cast<float>(pb[j * ib]) - zb) * sb;
-        c[out + j] = Requantize<Q>(mul ? x * y : x + y, inv, zc);
+        c[out + j] = SaturateRound<Q>(std::nearbyint((mul ? x * y : x + y) * inv) + zc);
       }
     });
     return Status::OK();
@@ -157,7 +150,7 @@ class QLinearGlobalAveragePoolKernel final : public Kernel {
           for (int64_t i = 0; i < hw; ++i) sum += p[i];
         }
         const float centred = static_cast<float>(sum) - zx * static_cast<float>(hw);
-        y[nc] = Requantize<Q>(centred * factor, 1.f, zy);
+        y[nc] = SaturateRound<Q>(std::nearbyint(centred * factor) + zy);
       }
     });
     return Status::OK();

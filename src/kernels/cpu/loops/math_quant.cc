@@ -10,15 +10,6 @@
 namespace gpuhive::cpu::math {
 namespace {
 
-template <typename Q>
-Q SaturateRound(float v) {
-  float r = std::nearbyint(v);
-  r = std::max(r, static_cast<float>(std::numeric_limits<Q>::lowest()));
-  r = std::min(r, static_cast<float>(std::numeric_limits<Q>::max()));
-  if (std::isnan(r)) r = 0.f;
-  return static_cast<Q>(r);
-}
-
 // round(x / scale) + zero, saturated to Q, for a run of float32: the same values as
 // SaturateRound(nearbyint(x / scale) + zero), written so that the compiler vectorizes it (it does
 // not vectorize nearbyint). The quotient is first clamped to Q's range widened by one, where adding

@@ -1,6 +1,9 @@
 // Small helpers shared by the math_* kernel files (not used outside them).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -49,6 +52,18 @@ C WrapMul(C a, C b) {
 template <typename C>
 C WrapNeg(C a) {
   return WrapSub<C>(C(0), a);
+}
+
+// v rounded half to even and saturated to the 8-bit type Q (uint8 / int8); NaN becomes 0. What
+// QuantizeLinear and the QLinear* operators do to their results.
+template <typename Q>
+Q SaturateRound(float v) {
+  static_assert(sizeof(Q) == 1, "8-bit quantized types only (float cannot hold wider limits exactly)");
+  float r = std::nearbyint(v);
+  r = std::max(r, static_cast<float>(std::numeric_limits<Q>::lowest()));
+  r = std::min(r, static_cast<float>(std::numeric_limits<Q>::max()));
+  if (std::isnan(r)) r = 0.f;
+  return static_cast<Q>(r);
 }
 
 // Requires input i to be present.
