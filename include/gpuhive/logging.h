@@ -15,6 +15,7 @@ LogLevel GetLogLevel();
 // Parses "debug", "info", "warning"/"warn", "error", "off".
 bool ParseLogLevel(std::string_view text, LogLevel* level);
 void SetLogJson(bool json);
+bool GetLogJson();
 
 // Writes one line to stderr. Prefer the GH_LOG_* macros, which skip formatting below the level.
 void LogLine(LogLevel level, std::string_view component, std::string_view message);

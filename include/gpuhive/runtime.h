@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gpuhive/ir.h"
@@ -102,37 +103,77 @@ struct PlanStats {
 
 class ExecutionContext;
 
-class CompiledModel {
+// A graph input's or output's name, dtype and declared shape (-1 for a dynamic dimension).
+TensorInfo TensorInfoOf(const ir::Value& v);
+
+// Input checks every backend makes: `shape` against the declared one (rank, fixed dimensions; no
+// negative dimension), and a run's inputs against `infos` (count, dtype, data present) returning
+// their shapes, which the caller checks with CheckInputShape (CompiledModel does so when it plans
+// them). Errors: kInvalidArgument naming the input.
+Status CheckInputShape(const TensorInfo& info, const Shape& shape);
+StatusOr<std::vector<Shape>> CheckInputs(const std::vector<TensorInfo>& infos, const std::vector<TensorView>& inputs);
+
+// The one execution interface: a model compiled for one device by that device's ExecutionBackend
+// (execution.h). Residency, the scheduler's runners and the engine hold only this; the CPU
+// executor (CompiledModel, below; also the simulated device's, whose kernels the host runs) and
+// the CUDA executor (a plugin, see execution.h) implement it.
+//
+// Weights: with CompileOptions::defer_weight_copies a backend may hand its weight copies to the
+// caller's copy engine (TakePendingWeightCopies, gated per step by weight_gate()); a backend that
+// places its weights itself returns no copies and a null gate.
+// Thread safety: as CompiledModel's (any number of ExecutionContexts may Run concurrently).
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  // "cpu" or "cuda": which backend compiled it.
+  virtual std::string_view backend() const = 0;
+  virtual const std::vector<TensorInfo>& inputs() const = 0;
+  virtual const std::vector<TensorInfo>& outputs() const = 0;
+  // Bytes of weights held in the model's memory (CompileOptions::memory).
+  virtual size_t weight_bytes() const = 0;
+  virtual std::shared_ptr<WeightGate> weight_gate() const = 0;
+  virtual std::vector<WeightCopy> TakePendingWeightCopies() = 0;
+  virtual void ReleaseSettledWeights() = 0;
+  // Plans for these input shapes ahead of the first Run (or reports the plan already made).
+  virtual StatusOr<PlanStats> Prepare(const std::vector<Shape>& input_shapes) = 0;
+  // Inputs are host tensors in inputs() order; outputs are host tensors in outputs() order.
+  // Errors: kInvalidArgument naming the input for a wrong count, dtype or shape.
+  virtual StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) = 0;
+};
+
+// The CPU executor (oneDNN and own loop kernels).
+class CompiledModel final : public Executable {
  public:
   // Optimizes and compiles the model. Errors: kUnimplemented naming the first unsupported operator
   // and its node, kInvalidArgument for a malformed graph, kResourceExhausted if weights do not fit.
   static StatusOr<std::unique_ptr<CompiledModel>> Create(std::unique_ptr<ir::Model> model,
                                                          const CompileOptions& options);
-  ~CompiledModel();
+  ~CompiledModel() override;
 
-  const std::vector<TensorInfo>& inputs() const;
-  const std::vector<TensorInfo>& outputs() const;
-  size_t weight_bytes() const;
+  std::string_view backend() const override { return "cpu"; }
+  const std::vector<TensorInfo>& inputs() const override;
+  const std::vector<TensorInfo>& outputs() const override;
+  size_t weight_bytes() const override;
   const CompileOptions& options() const;
 
   // With CompileOptions::defer_weight_copies: the gate the copier advances (null otherwise), and
   // the copies to make, in first-use order (handed out once; empty on later calls). Whoever takes
   // them must copy each one and Advance the gate, or Fail it, before the model is destroyed.
-  std::shared_ptr<WeightGate> weight_gate() const;
-  std::vector<WeightCopy> TakePendingWeightCopies();
+  std::shared_ptr<WeightGate> weight_gate() const override;
+  std::vector<WeightCopy> TakePendingWeightCopies() override;
   // Frees the plain copies of deferred weights whose readers all hold packed ones, if that waited
   // for the copies or for runs in flight. Run does it as it ends; the copier calls it once the gate
   // is complete, so the first run after a swap-in frees them whatever the copy's timing. Never
   // blocks: a run in flight, or a plan being built, frees them as it ends.
-  void ReleaseSettledWeights();
+  void ReleaseSettledWeights() override;
 
   // Prepares (or finds) the plan for these input shapes. Called implicitly by Run; call it ahead of
   // time to move planning cost out of the request path.
-  StatusOr<PlanStats> Prepare(const std::vector<Shape>& input_shapes);
+  StatusOr<PlanStats> Prepare(const std::vector<Shape>& input_shapes) override;
 
   // Runs the model. Inputs in the order of inputs(); checks dtypes and shapes and returns
   // kInvalidArgument naming the input on mismatch. Outputs are host tensors in outputs() order.
-  StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs);
+  StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override;
 
   struct Impl;
 

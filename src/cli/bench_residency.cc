@@ -410,7 +410,7 @@ struct TtfrRow {
 
 // An input for every model input: dynamic dims are 1 for the first (batch) and 128 / 32 for
 // later ones (integer inputs are token ids: all ones; float inputs 0.5).
-StatusOr<std::vector<Tensor>> ZeroishInputs(const CompiledModel& model) {
+StatusOr<std::vector<Tensor>> ZeroishInputs(const Executable& model) {
   std::vector<Tensor> out;
   for (const TensorInfo& info : model.inputs()) {
     Shape shape;

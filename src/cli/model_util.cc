@@ -31,7 +31,7 @@ StatusOr<Shape> ParseShape(const std::string& text) {
   return shape;
 }
 
-StatusOr<std::vector<Shape>> ResolveInputShapes(const CompiledModel& model, const std::vector<std::string>& overrides,
+StatusOr<std::vector<Shape>> ResolveInputShapes(const Executable& model, const std::vector<std::string>& overrides,
                                                 int64_t batch, int64_t default_dim) {
   std::vector<Shape> shapes;
   for (const TensorInfo& in : model.inputs()) {

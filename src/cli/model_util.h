@@ -19,7 +19,7 @@ StatusOr<Shape> ParseShape(const std::string& text);
 
 // Concrete input shapes: declared dims, dynamic dims from `overrides` ("name=1x128"), else the first
 // dynamic dim becomes `batch` and any other dynamic dim `default_dim`.
-StatusOr<std::vector<Shape>> ResolveInputShapes(const CompiledModel& model, const std::vector<std::string>& overrides,
+StatusOr<std::vector<Shape>> ResolveInputShapes(const Executable& model, const std::vector<std::string>& overrides,
                                                 int64_t batch, int64_t default_dim = 1);
 
 // Deterministic random input (floats in [-1,1), integers in [0, int_range)).

@@ -44,6 +44,7 @@ std::string JsonEscape(std::string_view s) {
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
 void SetLogJson(bool json) { g_json = json; }
+bool GetLogJson() { return g_json.load(); }
 
 bool ParseLogLevel(std::string_view t, LogLevel* level) {
   if (t == "debug") *level = LogLevel::kDebug;

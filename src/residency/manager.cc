@@ -137,14 +137,17 @@ Status ModelManager::Init() {
       [this](size_t bytes, AllocTag tag, const Status&, int attempt) { return OnAllocationFailure(bytes, tag, attempt); },
       64);
   exec_memory_ = top_.get();
-  if (!device_->host_accessible()) {
+  // Models are compiled by the device's execution backend: the CUDA plugin's on a GPU, the CPU
+  // executor on the host and on a device whose kernels the host runs.
+  ASSIGN_OR_RETURN(backend_, ExecutionBackendFor(*device_));
+  if (!device_->host_accessible() && backend_->runs_host_kernels()) {
+    if (device_->host_kernel_access() == nullptr) {
+      return FailedPrecondition("{}: the {} executor runs host kernels, and the host cannot reach this device's memory",
+                                device_->id().ToString(), backend_->name());
+    }
     // The CPU executor stands in for the device's kernels and reaches its memory through the
     // device's kernel view; everything else (copies, the probe) goes through the copy API.
-    const KernelAccess* access = device_->host_kernel_access();
-    if (access == nullptr) {
-      return FailedPrecondition("{}: this build has no executor for it", device_->id().ToString());
-    }
-    kernel_view_ = std::make_unique<KernelViewResource>(top_.get(), access);
+    kernel_view_ = std::make_unique<KernelViewResource>(top_.get(), device_->host_kernel_access());
     exec_memory_ = kernel_view_.get();
   }
   stats_.budget_bytes = options_.budget_bytes;
@@ -215,7 +218,7 @@ ModelManager::~ModelManager() {
   // Copies in flight finish (queued ones are cancelled) before the models they write into go.
   copy_engine_.reset();
   // Compiled models free into the stack; drop them before the stack goes.
-  std::vector<std::unique_ptr<CompiledModel>> compiled;
+  std::vector<std::unique_ptr<Executable>> compiled;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [name, versions] : models_) {
@@ -362,7 +365,7 @@ Status ModelManager::LoadWithConfig(const std::string& name, const ModelConfig* 
 }
 
 Status ModelManager::Unload(const std::string& name) {
-  std::vector<std::unique_ptr<CompiledModel>> victims;
+  std::vector<std::unique_ptr<Executable>> victims;
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   {
@@ -465,6 +468,7 @@ std::vector<ModelStatus> ModelManager::ListModels() const {
       s.last_copy_ns = e->last_copy_ns;
       s.copy_in_flight = e->copy_in_flight;
       s.fits = FitsLocked(*e);
+      if (e->compiled) s.executor = std::string(e->compiled->backend());
       s.precision = e->precision.precision;
       s.precision_note = e->precision.note;
       s.precision_rel_l2 = e->precision.rel_l2;

@@ -10,7 +10,7 @@
 
 namespace gpuhive::residency {
 
-void ModelManager::EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out) {
+void ModelManager::EvictLocked(Entry& e, std::unique_ptr<Executable>* out) {
   *out = std::move(e.compiled);
   e.gate.reset();
   e.copy_error = Status::OK();
@@ -27,7 +27,7 @@ void ModelManager::EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out) {
 }
 
 bool ModelManager::EvictOne(const Entry* except, double below_probability) {
-  std::unique_ptr<CompiledModel> victim;
+  std::unique_ptr<Executable> victim;
   {
     std::unique_lock<std::mutex> lock(mu_);
     std::vector<EvictionCandidate> cands;
@@ -109,7 +109,7 @@ bool ModelManager::OnAllocationFailure(size_t bytes, AllocTag tag, int) {
 }
 
 void ModelManager::ReleaseLease(Entry& e) {
-  std::unique_ptr<CompiledModel> victim;
+  std::unique_ptr<Executable> victim;
   Buffer host;
   std::unique_ptr<ir::Model> host_model;
   {
@@ -126,7 +126,7 @@ void ModelManager::ReleaseLease(Entry& e) {
   if (UsedBytes() > budget_->budget.load()) EvictFor(0, nullptr, 2.0);
 }
 
-void ModelManager::SettleIdleLocked(Entry& e, std::unique_ptr<CompiledModel>* victim, Buffer* host,
+void ModelManager::SettleIdleLocked(Entry& e, std::unique_ptr<Executable>* victim, Buffer* host,
                                     std::unique_ptr<ir::Model>* host_model, bool lease_ended) {
   if (e.leases > 0 || e.state != ModelState::kResident || e.copy_in_flight) return;
   if (e.unload_requested || e.removed) {

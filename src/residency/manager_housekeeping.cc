@@ -57,7 +57,7 @@ void ModelManager::WaitForPreloads() {
 
 void ModelManager::Housekeep() {
   const int64_t now = Now();
-  std::vector<std::unique_ptr<CompiledModel>> victims;
+  std::vector<std::unique_ptr<Executable>> victims;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [name, versions] : models_) {
@@ -87,7 +87,7 @@ void ModelManager::Housekeep() {
 
 void ModelManager::PollRepository() {
   ScanResult scan = repository_->Scan();
-  std::vector<std::unique_ptr<CompiledModel>> victims;
+  std::vector<std::unique_ptr<Executable>> victims;
   std::vector<Buffer> hosts;
   std::vector<std::unique_ptr<ir::Model>> host_models;
   std::lock_guard<std::mutex> lock(mu_);

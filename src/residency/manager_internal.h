@@ -68,7 +68,7 @@ struct ModelLease::Entry {
   std::unique_ptr<ir::Model> host_model;
   Buffer host_copy;
   size_t host_bytes = 0;
-  std::unique_ptr<CompiledModel> compiled;  // device tier
+  std::unique_ptr<Executable> compiled;  // device tier (its device's backend)
   // CPU fallback copy compiled into host memory outside the budget, made on first need; dropped
   // with the device copy. Guarded by fallback_mu (only lease holders touch it).
   std::mutex fallback_mu;

@@ -138,7 +138,7 @@ StatusOr<ModelLease> ModelManager::AcquireEntry(std::shared_ptr<Entry> e, bool p
         cv_.wait(lock, [&] { return !e->copy_in_flight; });
         continue;
       }
-      std::unique_ptr<CompiledModel> victim;
+      std::unique_ptr<Executable> victim;
       EvictLocked(*e, &victim);
       lock.unlock();
       victim.reset();
@@ -301,7 +301,7 @@ Status ModelManager::ImportHostBytes(Entry& e, bool preload) {
   return Status::OK();
 }
 
-StatusOr<std::unique_ptr<CompiledModel>> ModelManager::CompileForDevice(Entry& e, bool preload) {
+StatusOr<std::unique_ptr<Executable>> ModelManager::CompileForDevice(Entry& e, bool preload) {
   CompileOptions co;
   co.num_threads = options_.compile_threads;
   co.optimize = options_.optimize;
@@ -317,8 +317,8 @@ StatusOr<std::unique_ptr<CompiledModel>> ModelManager::CompileForDevice(Entry& e
   }
   detail::t_failed = {};
   auto model = detail::HostTierGraph(e.host_model.get(), e.host_copy, e.host_bytes);
-  StatusOr<std::unique_ptr<CompiledModel>> compiled =
-      model.ok() ? CompiledModel::Create(std::move(*model), co) : StatusOr<std::unique_ptr<CompiledModel>>(model.status());
+  StatusOr<std::unique_ptr<Executable>> compiled =
+      model.ok() ? backend_->Compile(std::move(*model), co, *device_) : StatusOr<std::unique_ptr<Executable>>(model.status());
   if (preload) {
     std::lock_guard<std::mutex> lock(mu_);
     e.no_evict = false;
@@ -397,7 +397,7 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   }
 
   const int64_t t0 = NowNs();
-  ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> compiled, CompileForDevice(e, preload));
+  ASSIGN_OR_RETURN(std::unique_ptr<Executable> compiled, CompileForDevice(e, preload));
   int64_t swap_ns = NowNs() - t0;
   std::shared_ptr<WeightGate> gate = compiled->weight_gate();
   std::vector<WeightCopy> copies = compiled->TakePendingWeightCopies();
@@ -448,7 +448,7 @@ void ModelManager::OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJob
   // plain weights the copy made redundant are freed now if no run is in flight (one that is frees
   // them as it ends), not at the next request.
   if (r.status.ok() && e.compiled) e.compiled->ReleaseSettledWeights();
-  std::unique_ptr<CompiledModel> victim;
+  std::unique_ptr<Executable> victim;
   Buffer host;
   std::unique_ptr<ir::Model> host_model;
   {

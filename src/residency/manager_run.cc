@@ -20,7 +20,7 @@ namespace {
 
 // Runs `inputs`, splitting dim 0 in halves (recursively, up to `depth` times) while the device
 // memory does not suffice. Outputs of the halves are joined in host memory.
-StatusOr<std::vector<Tensor>> RunSplitting(CompiledModel& model, ExecutionContext& ctx,
+StatusOr<std::vector<Tensor>> RunSplitting(Executable& model, ExecutionContext& ctx,
                                            const std::vector<TensorView>& inputs, bool may_split, int depth,
                                            uint64_t* splits, MemoryResource* io, AllocTag io_tag) {
   auto out = model.Run(ctx, inputs);
@@ -97,7 +97,7 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
     // CPU fallback: a copy of the model compiled into host memory outside the device budget,
     // run with a host context (the caller's, or a temporary one).
     Entry& e = *lease.entry_;
-    CompiledModel* cpu = nullptr;
+    Executable* cpu = nullptr;
     {
       std::lock_guard<std::mutex> g(e.fallback_mu);
       if (!e.cpu_model) {

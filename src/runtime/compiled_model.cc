@@ -86,17 +86,17 @@ Status WeightGate::status() const {
   return error_;
 }
 
-namespace {
-
-TensorInfo InfoOf(const ir::Value* v) {
+TensorInfo TensorInfoOf(const ir::Value& v) {
   TensorInfo info;
-  info.name = v->name;
-  info.dtype = v->dtype;
-  if (v->shape) {
-    for (const ir::Dim& d : *v->shape) info.shape.push_back(d.is_known() ? d.value : -1);
+  info.name = v.name;
+  info.dtype = v.dtype;
+  if (v.shape) {
+    for (const ir::Dim& d : *v.shape) info.shape.push_back(d.is_known() ? d.value : -1);
   }
   return info;
 }
+
+namespace {
 
 // Every operator in the graph (and its subgraphs) must have a kernel; lists all that do not.
 void CollectUnsupported(const ir::Graph& g, std::vector<std::string>* out, std::set<std::string>* seen) {
@@ -309,10 +309,10 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
 
   for (const ir::Value* v : g.inputs()) {
     if (v->dtype == DataType::kString) return Unimplemented("input '{}' is a string tensor", v->name);
-    impl->inputs.push_back(InfoOf(v));
+    impl->inputs.push_back(TensorInfoOf(*v));
     impl->input_values.push_back(v);
   }
-  for (const ir::Value* v : g.outputs()) impl->outputs.push_back(InfoOf(v));
+  for (const ir::Value* v : g.outputs()) impl->outputs.push_back(TensorInfoOf(*v));
   impl->plan_options.kernel.num_threads = options.num_threads;
   impl->plan_options.kernel.allow_blocked_layouts = options.allow_blocked_layouts;
   impl->persistent = std::make_unique<StatisticsResource>(impl->options.memory);
@@ -337,8 +337,7 @@ std::vector<WeightCopy> CompiledModel::TakePendingWeightCopies() {
   return std::exchange(impl_->pending, {});
 }
 
-namespace {
-Status CheckShape(const TensorInfo& info, const Shape& shape) {
+Status CheckInputShape(const TensorInfo& info, const Shape& shape) {
   if (!info.shape.empty() || shape.empty()) {
     bool declared = !info.shape.empty();
     if (declared && info.shape.size() != shape.size()) {
@@ -357,13 +356,31 @@ Status CheckShape(const TensorInfo& info, const Shape& shape) {
   }
   return Status::OK();
 }
-}  // namespace
+
+StatusOr<std::vector<Shape>> CheckInputs(const std::vector<TensorInfo>& infos, const std::vector<TensorView>& inputs) {
+  if (inputs.size() != infos.size()) {
+    return InvalidArgument("model takes {} inputs, got {}", infos.size(), inputs.size());
+  }
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorInfo& info = infos[i];
+    if (inputs[i].dtype != info.dtype) {
+      return InvalidArgument("input '{}' must be {}, got {}", info.name, DataTypeName(info.dtype),
+                             DataTypeName(inputs[i].dtype));
+    }
+    if (inputs[i].data == nullptr && inputs[i].num_elements() > 0) {
+      return InvalidArgument("input '{}' has no data", info.name);
+    }
+    shapes.push_back(inputs[i].shape);
+  }
+  return shapes;
+}
 
 StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shapes) {
   if (input_shapes.size() != impl_->inputs.size()) {
     return InvalidArgument("model takes {} inputs, got {}", impl_->inputs.size(), input_shapes.size());
   }
-  for (size_t i = 0; i < input_shapes.size(); ++i) RETURN_IF_ERROR(CheckShape(impl_->inputs[i], input_shapes[i]));
+  for (size_t i = 0; i < input_shapes.size(); ++i) RETURN_IF_ERROR(CheckInputShape(impl_->inputs[i], input_shapes[i]));
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->plans.find(input_shapes);
   if (it != impl_->plans.end()) {
@@ -400,21 +417,7 @@ StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shape
 }
 
 StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) {
-  if (inputs.size() != impl_->inputs.size()) {
-    return InvalidArgument("model takes {} inputs, got {}", impl_->inputs.size(), inputs.size());
-  }
-  std::vector<Shape> shapes;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorInfo& info = impl_->inputs[i];
-    if (inputs[i].dtype != info.dtype) {
-      return InvalidArgument("input '{}' must be {}, got {}", info.name, DataTypeName(info.dtype),
-                             DataTypeName(inputs[i].dtype));
-    }
-    if (inputs[i].data == nullptr && inputs[i].num_elements() > 0) {
-      return InvalidArgument("input '{}' has no data", info.name);
-    }
-    shapes.push_back(inputs[i].shape);
-  }
+  ASSIGN_OR_RETURN(std::vector<Shape> shapes, CheckInputs(impl_->inputs, inputs));
   RETURN_IF_ERROR(Prepare(shapes).status());
   const runtime::Plan* plan;
   {

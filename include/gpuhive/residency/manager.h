@@ -2,7 +2,8 @@
 // rest in on demand (DESIGN.md "Residency and swapping", "Memory model").
 //
 // Tiers per model version: disk (the .onnx file, read whole when needed) -> host (a copy in host memory,
-// pinned where CUDA exists) -> device (a CompiledModel whose weights, arenas and workspaces are
+// pinned where CUDA exists) -> device (an Executable compiled by the device's execution backend,
+// execution.h; its weights, arenas and workspaces are
 // allocated through the manager's budgeted memory stack). State machine per version:
 //
 //   kOnDisk -> kLoadingHost -> kInHost -> kLoadingDevice -> kResident
@@ -53,6 +54,7 @@
 #include "gpuhive/residency/eviction.h"
 #include "gpuhive/residency/model_config.h"
 #include "gpuhive/residency/repository.h"
+#include "gpuhive/execution.h"
 #include "gpuhive/runtime.h"
 #include "gpuhive/status.h"
 
@@ -157,6 +159,8 @@ struct ModelStatus {
   // Set by DeviceSet::ListModels: the id of the device the model is placed on ("sim:1", "cpu");
   // empty when it is not placed yet (or the manager stands alone).
   std::string device;
+  // The execution backend its resident copy was compiled by ("cpu", "cuda"); empty when not resident.
+  std::string executor;
   // The precision it runs in ("fp32", "int8") and, for a config asking for int8, the accuracy
   // gate's measurement against FP32 at load (-1: not measured) or why it runs FP32 instead.
   std::string precision = "fp32";
@@ -218,7 +222,7 @@ class ModelLease {
   ~ModelLease() { Release(); }
 
   explicit operator bool() const { return model_ != nullptr; }
-  CompiledModel& model() const { return *model_; }
+  Executable& model() const { return *model_; }
   const ModelConfig& config() const;
   const std::string& name() const;
   int64_t version() const;
@@ -234,7 +238,7 @@ class ModelLease {
   friend class ModelManager;
   ModelManager* manager_ = nullptr;
   std::shared_ptr<Entry> entry_;
-  CompiledModel* model_ = nullptr;
+  Executable* model_ = nullptr;
   bool was_resident_ = false;
   int64_t swap_ns_ = 0;
 };
@@ -379,13 +383,13 @@ class ModelManager {
   Status ImportHostBytes(Entry& e, bool preload);
   // Compiles e's host-tier graph into the budget with the weight copies left to the copy engine.
   // A preload's allocation failures never evict (Entry::no_evict). Errors fail the load.
-  StatusOr<std::unique_ptr<CompiledModel>> CompileForDevice(Entry& e, bool preload);
+  StatusOr<std::unique_ptr<Executable>> CompileForDevice(Entry& e, bool preload);
   // Not pipelined: copies the weights on the copy stream and waits until the copy has ended.
   CopyJobResult CopyWeightsAndWait(std::vector<WeightCopy> copies, std::shared_ptr<WeightGate> gate);
   void OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJobResult& result);
   // After a lease ends or a copy completes: what an idle resident model owes (unload requested,
   // failed copy, keep-alive 0 when `lease_ended`). Moves what must be freed into the out-parameters.
-  void SettleIdleLocked(Entry& e, std::unique_ptr<CompiledModel>* victim, Buffer* host,
+  void SettleIdleLocked(Entry& e, std::unique_ptr<Executable>* victim, Buffer* host,
                         std::unique_ptr<ir::Model>* host_model, bool lease_ended);
   // Drops host copies (not `except`) until the host tier fits its budget; frees outside the lock.
   void EnforceHostBudget(const Entry* except);
@@ -394,7 +398,7 @@ class ModelManager {
   bool EvictFor(uint64_t needed, const Entry* except, double below_probability);
   // Picks one idle resident victim under the lock and evicts it; false when there is none.
   bool EvictOne(const Entry* except, double below_probability);
-  void EvictLocked(Entry& e, std::unique_ptr<CompiledModel>* out);
+  void EvictLocked(Entry& e, std::unique_ptr<Executable>* out);
   bool OnAllocationFailure(size_t bytes, AllocTag tag, int attempt);
   void ReleaseLease(Entry& e);
   void SchedulePreloads(const std::string& from);
@@ -409,6 +413,7 @@ class ModelManager {
   std::unique_ptr<MemoryResource> owned_host_;  // pinned host tier when CUDA is present
   ManagerOptions options_;
   ComputeDevice* const device_;  // options_.device or the host
+  ExecutionBackend* backend_ = nullptr;  // compiles models for device_ (execution.h)
   ModelRepository* const repository_;
   double h2d_bytes_per_s_ = 10e9;
 

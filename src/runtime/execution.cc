@@ -1,0 +1,144 @@
+// Execution backends: the registry by device type, the CPU backend, and plugin loading.
+#include "gpuhive/execution.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+namespace gpuhive {
+namespace {
+
+class CpuBackend final : public ExecutionBackend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+  bool runs_host_kernels() const override { return true; }
+  StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model> model, const CompileOptions& options,
+                                                ComputeDevice& device) override {
+    if (device.host_kernel_access() == nullptr) {
+      return FailedPrecondition("the CPU executor cannot run kernels on {}: the host cannot reach its memory",
+                                device.id().ToString());
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> compiled, CompiledModel::Create(std::move(model), options));
+    return std::unique_ptr<Executable>(std::move(compiled));
+  }
+};
+
+struct Registry {
+  std::mutex mu;
+  std::array<ExecutionBackend*, 3> by_type{};  // indexed by DeviceType
+  std::map<std::string, LoadedPlugin> plugins;  // by path
+};
+
+Registry& GetRegistry() {
+  static Registry* r = new Registry();  // lives for the process (plugins are never unloaded)
+  return *r;
+}
+
+size_t TypeIndex(DeviceType t) { return static_cast<size_t>(t) < 3 ? static_cast<size_t>(t) : 0; }
+
+std::string AbiText(const ExecutionPluginAbi& a) {
+  return fmt::format("v{} sizes {}/{}/{}/{}/{}/{}/{}", a.version, a.compile_options, a.execution_context, a.tensor,
+                     a.tensor_view, a.status, a.model, a.graph);
+}
+
+std::string SelfDirectory() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : exe.parent_path().string();
+}
+
+}  // namespace
+
+ExecutionBackend* CpuExecutionBackend() {
+  static CpuBackend* backend = new CpuBackend();
+  return backend;
+}
+
+void RegisterExecutionBackend(DeviceType type, ExecutionBackend* backend) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.by_type[TypeIndex(type)] = backend;
+}
+
+StatusOr<ExecutionBackend*> ExecutionBackendFor(const ComputeDevice& device) {
+  {
+    Registry& r = GetRegistry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    if (ExecutionBackend* b = r.by_type[TypeIndex(device.id().type)]) return b;
+  }
+  if (device.host_kernel_access() != nullptr) return CpuExecutionBackend();
+  return FailedPrecondition("{}: no execution backend is loaded for it (the CUDA plugin, libgpuhive_cuda.so, "
+                            "was not found or could not be loaded; see the start-up log)",
+                            device.id().ToString());
+}
+
+StatusOr<LoadedPlugin> LoadExecutionPlugin(const std::string& path) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (auto it = r.plugins.find(path); it != r.plugins.end()) return it->second;
+  // RTLD_LOCAL: the plugin's own copy of the runtime stays its own.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* err = dlerror();
+    return Unavailable("cannot load the execution plugin {}: {}", path, err != nullptr ? err : "unknown error");
+  }
+  using Entry = const ExecutionPluginInfo* (*)();
+  auto entry = reinterpret_cast<Entry>(dlsym(handle, kExecutionPluginSymbol));
+  if (entry == nullptr) {
+    dlclose(handle);
+    return FailedPrecondition("{} is not a gpuhive execution plugin (no {} symbol)", path, kExecutionPluginSymbol);
+  }
+  const ExecutionPluginInfo* info = entry();
+  if (info == nullptr || info->backend == nullptr) {
+    dlclose(handle);
+    return FailedPrecondition("{}: the plugin returned no backend", path);
+  }
+  if (!(info->abi == CurrentExecutionPluginAbi())) {
+    std::string theirs = AbiText(info->abi);
+    dlclose(handle);
+    return FailedPrecondition("{} was built from another gpuhive (plugin ABI {}, this binary {}): rebuild both", path,
+                              theirs, AbiText(CurrentExecutionPluginAbi()));
+  }
+  // From here on the handle stays open: the plugin's code may be running in a backend it made.
+  if (info->configure_logging != nullptr) info->configure_logging(GetLogLevel(), GetLogJson());
+  std::string error;
+  ExecutionBackend* backend = info->backend(&error);
+  if (backend == nullptr) {
+    return Unavailable("the execution plugin {} cannot serve: {}", path, error.empty() ? "no reason given" : error);
+  }
+  LoadedPlugin loaded{path, info->description != nullptr ? info->description : "", info->device_type, backend};
+  r.by_type[TypeIndex(info->device_type)] = backend;
+  r.plugins[path] = loaded;
+  return loaded;
+}
+
+std::vector<std::string> CudaPluginCandidates() {
+  if (const char* env = std::getenv("GPUHIVE_CUDA_PLUGIN"); env != nullptr && *env != '\0') return {env};
+  std::vector<std::string> out;
+  std::string dir = SelfDirectory();
+  if (!dir.empty()) {
+    out.push_back(dir + "/libgpuhive_cuda.so");
+    out.push_back(dir + "/../lib/libgpuhive_cuda.so");
+  }
+  return out;
+}
+
+StatusOr<LoadedPlugin> LoadCudaPlugin() {
+  std::vector<std::string> candidates = CudaPluginCandidates();
+  for (const std::string& c : candidates) {
+    std::error_code ec;
+    if (std::filesystem::exists(c, ec)) return LoadExecutionPlugin(c);
+  }
+  std::string looked;
+  for (const std::string& c : candidates) looked += (looked.empty() ? "" : ", ") + c;
+  return Unavailable("the CUDA execution plugin libgpuhive_cuda.so was not found (looked at: {}; set "
+                     "GPUHIVE_CUDA_PLUGIN to its path)",
+                     looked.empty() ? "nowhere: the binary's folder is unknown" : looked);
+}
+
+}  // namespace gpuhive
