@@ -392,8 +392,9 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--memory-budget", o->memory_budget, "Device byte budget, e.g. 6GiB (default: 90% of the GPU, or half the free host memory)");
   app.add_flag("--strict-gpu", o->strict_gpu, "Refuse to start without a GPU; never fall back to the CPU under pressure");
   app.add_option("--device", o->device,
-                 "Where models run: auto (a GPU when usable, else the CPU), cpu, gpu, or sim (the simulated "
-                 "device: a testing aid that behaves like a GPU, never a default)");
+                 "Where models run: auto (the GPUs when usable, else the CPU), cpu, gpu (the GPUs; refuses to "
+                 "start without a usable one), or sim / sim:N (simulated devices: a testing aid that behaves like "
+                 "a GPU, never a default)");
   app.add_option("--inject-alloc-failures", o->inject_alloc_failures,
                  "Testing aid: fail each device memory allocation with this probability (default 0)");
   app.add_option("--sim-device-memory", o->sim_device_memory, "Memory of the simulated device (default 4GiB)");

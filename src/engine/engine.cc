@@ -391,6 +391,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
 
   impl->discovery = DiscoverDevices();
   bool chose_cpu = false;
+  bool chose_gpu = false;
   if (!options.device.empty() && options.device != "auto") {
     ASSIGN_OR_RETURN(DeviceSpec spec, ParseDeviceSpec(options.device));
     if (spec.kind == DeviceSpec::Kind::kSim) {
@@ -401,30 +402,43 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
         so.memory_bytes = options.sim_memory_bytes;
         so.copy_bytes_per_s = options.sim_copy_bytes_per_s;
         ASSIGN_OR_RETURN(auto sim, SimDevice::Create(so));
-        impl->sim_devices.push_back(std::move(sim));
+        impl->devices.push_back(std::move(sim));
       }
-      impl->device_id = impl->sim_devices[0]->id().ToString();
-      if (spec.count > 1) impl->device_id += "+" + impl->sim_devices.back()->id().ToString();
+      impl->simulated = true;
+      impl->device_id = impl->devices[0]->id().ToString();
+      if (spec.count > 1) impl->device_id += "+" + impl->devices.back()->id().ToString();
       GH_LOG_WARN("core", "models run on {} simulated device(s) ({} each, copies at {}/s): a testing aid, not a GPU",
                   spec.count, FormatBytes(options.sim_memory_bytes),
                   FormatBytes(static_cast<uint64_t>(options.sim_copy_bytes_per_s)));
     } else if (spec.kind == DeviceSpec::Kind::kCpu) {
       if (options.strict_gpu) return InvalidArgument("--strict-gpu contradicts --device cpu");
       chose_cpu = true;
+    } else {
+      chose_gpu = true;
     }
   }
-  // The simulated devices stand in for GPUs; otherwise the GPU or the CPU, said once here (and
-  // exported as gpuhive_cpu_fallback) when the CPU was not asked for.
-  const bool on_cpu = impl->sim_devices.empty();
-  if (on_cpu && impl->discovery.gpus.empty()) {
-    if (options.strict_gpu) {
-      return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU",
-                                impl->discovery.gpu_unavailable_reason);
+  // The GPUs, through the CUDA execution plugin, unless the CPU or simulated devices were asked
+  // for (naive mode runs every model as loaded, on the CPU).
+  if (!chose_cpu && !impl->simulated && !impl->discovery.gpus.empty()) {
+    if (options.mode == ServeMode::kNaive) {
+      impl->gpu_backend_reason = "the naive mode runs models on the CPU";
+    } else if (Status st = impl->OpenGpus(); !st.ok()) {
+      impl->gpu_backend_reason = std::string(st.message());
+      GH_LOG_WARN("core", "{} GPU(s) found ({}) but they cannot run models: {}", impl->discovery.gpus.size(),
+                  impl->discovery.gpus[0].name, impl->gpu_backend_reason);
     }
-    GH_LOG_INFO("core", "no GPU ({}): models run on the CPU", impl->discovery.gpu_unavailable_reason);
-  } else if (on_cpu) {
-    GH_LOG_INFO("core", "{} GPU(s) found ({}); this build executes models on the CPU", impl->discovery.gpus.size(),
-                impl->discovery.gpus[0].name);
+  }
+  // Otherwise the CPU, said once here (and exported as gpuhive_cpu_fallback) when it was not
+  // asked for.
+  const bool on_cpu = impl->devices.empty();
+  if (on_cpu && !chose_cpu) {
+    const std::string reason =
+        impl->discovery.gpus.empty() ? impl->discovery.gpu_unavailable_reason : impl->gpu_backend_reason;
+    if (options.strict_gpu) {
+      return FailedPrecondition("--strict-gpu: no usable GPU ({}); refusing to start on the CPU", reason);
+    }
+    if (chose_gpu) return FailedPrecondition("--device {}: no usable GPU ({})", options.device, reason);
+    GH_LOG_INFO("core", "no usable GPU ({}): models run on the CPU", reason);
   }
   impl->metrics.cpu_fallback->Labels({})->Set(on_cpu && !chose_cpu ? 1 : 0);
   monitor::NvmlOptions nvml_options;
@@ -478,10 +492,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
                                   ? options.memory_budget_bytes
                                   : std::max<uint64_t>(impl->discovery.cpu.free_memory_bytes / 2, 1ull << 30);
   uint64_t budget = cpu_budget;
-  if (options.memory_budget_bytes == 0 && !impl->sim_devices.empty()) {
-    budget = options.sim_memory_bytes / 10 * 9;
-  } else if (options.memory_budget_bytes == 0 && !impl->discovery.gpus.empty()) {
-    budget = impl->discovery.gpus[0].total_memory_bytes / 10 * 9;
+  if (options.memory_budget_bytes == 0 && !impl->devices.empty()) {
+    budget = impl->devices[0]->memory_capacity_bytes() / 10 * 9;
   }
   Impl* core = impl.get();
   if (options.mode == ServeMode::kNaive) {
@@ -512,7 +524,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
     mo.enable_preloading = options.enable_preloading;
     // The CPU fallback runs a model outside the device budget in host memory. When models execute
     // on the CPU anyway, that would only break the budget: refuse instead.
-    mo.strict_device = options.strict_gpu || impl->discovery.gpus.empty() || !BuiltWithCuda();
+    mo.strict_device = options.strict_gpu || impl->devices.empty() || impl->simulated;
     if (options.inject_alloc_failure_probability > 0) {
       mo.inject_alloc_failure_probability = options.inject_alloc_failure_probability;
       GH_LOG_WARN("core", "injecting device allocation failures with probability {} (a testing aid)",

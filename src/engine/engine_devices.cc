@@ -54,20 +54,39 @@ StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorV
 StatusOr<std::vector<residency::DeviceSetOptions::Device>> Engine::Impl::PlanDevices(uint64_t budget,
                                                                                           uint64_t cpu_budget) const {
   std::vector<residency::DeviceSetOptions::Device> out;
-  for (size_t i = 0; i < sim_devices.size(); ++i) {
-    SimDevice* d = sim_devices[i].get();
+  for (size_t i = 0; i < devices.size(); ++i) {
+    ComputeDevice* d = devices[i].get();
     if (budget > d->memory_capacity_bytes()) {
-      return InvalidArgument("memory budget {} exceeds the simulated device's {}", FormatBytes(budget),
+      return InvalidArgument("memory budget {} exceeds {}'s {}", FormatBytes(budget), d->id().ToString(),
                              FormatBytes(d->memory_capacity_bytes()));
     }
     out.push_back({.device = d, .gpu_ordinal = static_cast<int>(i), .budget_bytes = budget});
   }
-  // The host CPU: the one device without simulated ones; next to them, where KIND_CPU models run.
-  out.push_back({.device = nullptr, .gpu_ordinal = -1, .budget_bytes = sim_devices.empty() ? budget : cpu_budget});
+  // The host CPU: the one device without GPUs (or simulated ones); next to them, where KIND_CPU
+  // models run.
+  out.push_back({.device = nullptr, .gpu_ordinal = -1, .budget_bytes = devices.empty() ? budget : cpu_budget});
   // Host tier: by default as large as each device's budget; a given one is shared out evenly.
   const int64_t host = options.host_memory_budget_bytes;
   for (auto& d : out) d.host_budget_bytes = host < 0 ? d.budget_bytes : static_cast<uint64_t>(host) / out.size();
   return out;
+}
+
+Status Engine::Impl::OpenGpus() {
+  if (!BuiltWithCuda()) return Unavailable("this build has no CUDA support");
+  // cuDNN and cuBLASLt come with the plugin, so a machine without them still serves on the CPU.
+  ASSIGN_OR_RETURN(LoadedPlugin plugin, LoadCudaPlugin());
+  std::vector<std::unique_ptr<ComputeDevice>> opened;
+  for (const DeviceInfo& gpu : discovery.gpus) {
+    ASSIGN_OR_RETURN(auto d, CreateCudaComputeDevice({.device_index = gpu.id.index}));
+    opened.push_back(std::move(d));
+  }
+  if (opened.empty()) return Unavailable("no GPU was found");
+  devices = std::move(opened);
+  device_id = devices.front()->id().ToString();
+  if (devices.size() > 1) device_id += "+" + devices.back()->id().ToString();
+  GH_LOG_INFO("core", "models run on {} GPU(s) ({}) through {} ({})", devices.size(), devices.front()->name(),
+              plugin.description, plugin.path);
+  return Status::OK();
 }
 
 const StatisticsResource& Engine::Impl::memory_stats(size_t device) const {

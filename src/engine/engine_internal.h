@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "gpuhive/cuda_compute_device.h"
 #include "gpuhive/device_discovery.h"
+#include "gpuhive/execution.h"
 #include "gpuhive/memory/adaptors.h"
 #include "gpuhive/monitor/nvml.h"
 #include "gpuhive/residency/device_set.h"
@@ -98,8 +100,11 @@ struct Engine::Impl {
   int64_t start_ns = 0;
 
   std::unique_ptr<residency::ModelRepository> repository;
-  // --device sim[:N]: the simulated devices the managers run on (declared first: they outlive them).
-  std::vector<std::unique_ptr<SimDevice>> sim_devices;
+  // The devices models run on besides the host CPU: the GPUs (through the CUDA execution plugin)
+  // or, with --device sim[:N], simulated ones (declared first: they outlive the managers).
+  std::vector<std::unique_ptr<ComputeDevice>> devices;
+  bool simulated = false;          // `devices` are simulated
+  std::string gpu_backend_reason;  // why GPUs that were found run no models (empty: none found, or used)
   // kGpuhive: one ModelManager per device (the simulated ones, then the host CPU for KIND_CPU;
   // otherwise the one device models run on) and where each model is placed.
   std::unique_ptr<residency::DeviceSet> device_set;
@@ -138,6 +143,9 @@ struct Engine::Impl {
   // The devices models are placed on and their budgets (`budget` each; `cpu_budget` for the host
   // CPU next to simulated devices). Errors: kInvalidArgument (a budget larger than a device).
   StatusOr<std::vector<residency::DeviceSetOptions::Device>> PlanDevices(uint64_t budget, uint64_t cpu_budget) const;
+  // Loads the CUDA execution plugin and opens every GPU found as a device. Errors: why they cannot
+  // run models (no plugin, a library it needs missing, no device).
+  Status OpenGpus();
   // Scrape-time gauges of each device and of the models placed on it.
   void CollectDevices();
   // The id of the device a model is reported on: where it is placed, else the first device.

@@ -122,13 +122,15 @@ std::vector<std::string> Engine::Impl::LoadWarnings(const ServedVersion& v) {
   }
   for (const auto& g : c.instance_groups) {
     if (g.kind != residency::InstanceKind::kGpu) continue;
-    if (!sim_devices.empty()) break;  // the simulated devices count as GPUs (placement checks them)
+    if (!devices.empty()) break;  // GPUs (or simulated ones) are there: placement checks them
     if (discovery.gpus.empty()) {
       out.push_back(fmt::format("instance_group{} asks for KIND_GPU, but this machine has no usable GPU ({}): the "
                                 "model runs on the CPU",
                                 g.name.empty() ? "" : " '" + g.name + "'", discovery.gpu_unavailable_reason));
-    } else if (!BuiltWithCuda()) {
-      out.push_back("instance_group asks for KIND_GPU, but this build executes models on the CPU");
+    } else {
+      out.push_back(fmt::format("instance_group asks for KIND_GPU, but the GPU cannot run models ({}): the model "
+                                "runs on the CPU",
+                                gpu_backend_reason.empty() ? "models run on the CPU as asked" : gpu_backend_reason));
     }
     break;
   }

@@ -174,6 +174,7 @@ std::vector<ModelStatus> Engine::Models() {
       if (c.naive()) {
         s.state = "READY";
         s.tier = "device";
+        s.executor = "cpu";
         s.bytes = c.naive_memory->OwnerStats(v->naive_owner).current_bytes;
       } else {
         auto it = listed.find(name);
@@ -181,6 +182,7 @@ std::vector<ModelStatus> Engine::Models() {
           const auto& st = it->second.at(ver);
           s.state = ServedState(st);
           s.device = c.DeviceOf(st);
+          s.executor = st.executor;
           s.tier = TierOf(st.state);
           s.bytes = st.state == ModelState::kResident ? st.device_bytes : 0;
           s.leases = st.leases;

@@ -92,6 +92,7 @@ json ModelJson(const ModelStatus& m) {
               {"tier", m.tier},
               {"device", m.device},
               {"bytes", m.bytes},
+              {"executor", m.executor},
               {"leases", m.leases},
               {"queue_depth", m.queue_depth},
               {"priority", m.priority},

@@ -175,11 +175,14 @@ TEST(ServeProcess, DeviceChoicesAreClearErrors) {
   std::vector<Case> cases = {
       {{"--device", "tpu"}, "expected cpu, gpu (or cuda), sim or sim:N"},
       {{"--device", "sim:0"}, "sim:N takes N from 1 to 16"},
-      {{"--device", "sim", "--sim-device-memory", "64MiB", "--memory-budget", "1GiB"}, "exceeds the simulated device"},
+      {{"--device", "sim", "--sim-device-memory", "64MiB", "--memory-budget", "1GiB"}, "exceeds sim:0's"},
       {{"--device", "cpu", "--strict-gpu"}, "--strict-gpu contradicts --device cpu"},
   };
-  // Without a GPU, --strict-gpu refuses to start on the CPU.
-  if (access("/dev/nvidia0", F_OK) != 0) cases.push_back({{"--strict-gpu"}, "--strict-gpu: no usable GPU"});
+  // Without a GPU, --strict-gpu refuses to start on the CPU, and so does --device gpu.
+  if (access("/dev/nvidia0", F_OK) != 0) {
+    cases.push_back({{"--strict-gpu"}, "--strict-gpu: no usable GPU"});
+    cases.push_back({{"--device", "gpu"}, "--device gpu: no usable GPU"});
+  }
   for (const Case& c : cases) {
     std::vector<std::string> args = {GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port",
                                      "0", "--grpc-port", "0"};

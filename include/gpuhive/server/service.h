@@ -79,6 +79,7 @@ struct ModelStatus {
   std::string state;  // as RepositoryEntry::state
   std::string tier;   // "disk", "host", "device"
   std::string device;
+  std::string executor;  // the backend running its resident copy ("cpu", "cuda"); empty when not resident
   uint64_t bytes = 0;
   int leases = 0;
   int queue_depth = 0;
