@@ -515,6 +515,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
     }
   } else {
     residency::DeviceSetOptions ds;
+    ds.strict_gpu = options.strict_gpu;  // a model the GPU cannot compile is refused, not run on the CPU
     ASSIGN_OR_RETURN(ds.devices, impl->PlanDevices(budget, cpu_budget));
     residency::ManagerOptions& mo = ds.manager;
     mo.max_concurrent_loads = options.max_concurrent_loads;

@@ -34,21 +34,29 @@ StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorV
                        device.status().message())
         .WithShortage(device.status().shortage());
   }
-  residency::ModelManager& m = core_->device_set->manager(*device);
   WorkerState& w = core_->workers[static_cast<size_t>(worker.worker_index)];
   int threads = std::max(1, worker.num_threads);
   w.device_ctx.resize(core_->device_set->size());
-  std::unique_ptr<ExecutionContext>& ctx = w.device_ctx[*device];
-  if (!ctx || ctx->options().num_threads != threads) {
-    ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
-  }
   if (!w.host_ctx || w.host_ctx->options().num_threads != threads) {
     w.host_ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads});
   }
-  // When the shortage is only because other batches hold their models, wait for them (holding
-  // nothing ourselves, so two waiting batches can never block each other) instead of failing.
-  return m.RunBatch(v_->name, *ctx, inputs, w.host_ctx.get(),
-                    {.version = v_->version, .pressure_wait_ms = core_->options.pressure_wait_ms});
+  auto run_on = [&](size_t d) {
+    residency::ModelManager& m = core_->device_set->manager(d);
+    std::unique_ptr<ExecutionContext>& ctx = w.device_ctx[d];
+    if (!ctx || ctx->options().num_threads != threads) {
+      ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
+    }
+    // When the shortage is only because other batches hold their models, wait for them (holding
+    // nothing ourselves, so two waiting batches can never block each other) instead of failing.
+    return m.RunBatch(v_->name, *ctx, inputs, w.host_ctx.get(),
+                      {.version = v_->version, .pressure_wait_ms = core_->options.pressure_wait_ms});
+  };
+  auto out = run_on(*device);
+  // A model the device's executor cannot compile runs whole on the CPU (DeviceSet::MoveToCpuAfter).
+  if (!out.ok()) {
+    if (auto cpu = core_->device_set->MoveToCpuAfter(v_->name, *device, out.status())) return run_on(*cpu);
+  }
+  return out;
 }
 
 StatusOr<std::vector<residency::DeviceSetOptions::Device>> Engine::Impl::PlanDevices(uint64_t budget,
@@ -110,7 +118,11 @@ void Engine::Impl::CollectDevices() {
     return;
   }
   std::map<std::pair<std::string, std::string>, std::pair<uint64_t, bool>> per_model;  // (model, device)
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, int64_t>> h2d;       // bytes, ns
   for (const auto& st : device_set->ListModels()) {
+    auto& [copied, copy_ns] = h2d[{st.name, DeviceOf(st)}];
+    copied += st.h2d_bytes;
+    copy_ns += st.h2d_ns;
     if (st.precision_rel_l2 >= 0) {
       metrics.model_precision_error->Labels({st.name, "int8"})->Set(st.precision_rel_l2);
     }
@@ -123,6 +135,10 @@ void Engine::Impl::CollectDevices() {
   for (const auto& [key, br] : per_model) {
     metrics.model_memory_bytes->Labels({key.first, key.second})->Set(static_cast<double>(br.first));
     metrics.model_resident->Labels({key.first, key.second})->Set(br.second ? 1 : 0);
+  }
+  for (const auto& [key, bn] : h2d) {
+    metrics.model_h2d_bytes_total->Labels({key.first, key.second})->Set(static_cast<double>(bn.first));
+    metrics.model_h2d_seconds_total->Labels({key.first, key.second})->Set(static_cast<double>(bn.second) * 1e-9);
   }
   for (size_t i = 0; i < device_set->size(); ++i) {
     const std::string& dev = device_set->id(i);

@@ -183,6 +183,8 @@ std::vector<ModelStatus> Engine::Models() {
           s.state = ServedState(st);
           s.device = c.DeviceOf(st);
           s.executor = st.executor;
+          s.h2d_bytes = st.h2d_bytes;
+          s.h2d_seconds = static_cast<double>(st.h2d_ns) * 1e-9;
           s.tier = TierOf(st.state);
           s.bytes = st.state == ModelState::kResident ? st.device_bytes : 0;
           s.leases = st.leases;

@@ -31,6 +31,10 @@ const std::vector<MetricDef>& AllMetricDefs() {
         {"gpuhive_device_memory_bytes", G, "Device memory in use by kind.", {"device", "kind"}, {}},
         {"gpuhive_device_memory_budget_bytes", G, "Memory budget of the device.", {"device"}, {}},
         {"gpuhive_model_memory_bytes", G, "Device memory held by a model.", {"model", "device"}, {}},
+        {"gpuhive_model_host_to_device_bytes_total", C,
+         "Weight bytes copied host -> device by the model's swap-ins.", {"model", "device"}, {}},
+        {"gpuhive_model_host_to_device_seconds_total", C,
+         "Time the model's host -> device weight copies took.", {"model", "device"}, {}},
         {"gpuhive_model_precision_error", G,
          "Relative L2 error of the model's reduced precision against FP32, measured at load.",
          {"model", "precision"}, {}},
@@ -201,6 +205,8 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
   bind(m.device_memory_bytes, "gpuhive_device_memory_bytes");
   bind(m.device_memory_budget_bytes, "gpuhive_device_memory_budget_bytes");
   bind(m.model_memory_bytes, "gpuhive_model_memory_bytes");
+  bind(m.model_h2d_bytes_total, "gpuhive_model_host_to_device_bytes_total");
+  bind(m.model_h2d_seconds_total, "gpuhive_model_host_to_device_seconds_total");
   bind(m.model_precision_error, "gpuhive_model_precision_error");
   bind(m.pool_reserved_bytes, "gpuhive_pool_reserved_bytes");
   bind(m.pool_in_use_bytes, "gpuhive_pool_in_use_bytes");

@@ -12,6 +12,7 @@ StatusOr<std::unique_ptr<DeviceSet>> DeviceSet::Create(DeviceSetOptions options,
   if (options.devices.empty()) return InvalidArgument("residency: a device set needs at least one device");
   std::unique_ptr<DeviceSet> set(new DeviceSet());
   set->repository_ = repository;
+  set->strict_gpu_ = options.strict_gpu;
   for (size_t i = 0; i < options.devices.size(); ++i) {
     const DeviceSetOptions::Device& d = options.devices[i];
     ManagerOptions mo = options.manager;
@@ -110,9 +111,39 @@ StatusOr<size_t> DeviceSet::Place(const std::string& name, const ModelConfig* co
   return device;
 }
 
+std::optional<size_t> DeviceSet::MoveToCpuAfter(const std::string& name, size_t from, const Status& why) {
+  if (why.ok() || strict_gpu_ || gpu_ordinals_[from] < 0) return std::nullopt;
+  // The load error the device's manager recorded, not `why`: a caller (RunBatch) may have
+  // wrapped it.
+  Status load_error;
+  for (const ModelStatus& st : managers_[from]->ListModels()) {
+    if (st.name == name && st.last_error.code() == StatusCode::kUnimplemented) load_error = st.last_error;
+  }
+  if (load_error.ok()) return std::nullopt;
+  auto cpu = std::find(gpu_ordinals_.begin(), gpu_ordinals_.end(), -1);
+  if (cpu == gpu_ordinals_.end()) return std::nullopt;
+  auto config = managers_[from]->GetConfig(name);
+  if (!config.ok()) return std::nullopt;
+  for (const InstanceGroupConfig& g : config->instance_groups) {
+    if (g.kind == InstanceKind::kGpu) return std::nullopt;  // the user asked for a GPU: their call
+  }
+  const size_t to = static_cast<size_t>(cpu - gpu_ordinals_.begin());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = placed_.find(name);
+    if (it == placed_.end() || it->second.device != from) return std::nullopt;  // unloaded or moved meanwhile
+    it->second.device = to;
+  }
+  GH_LOG_WARN("residency", "model '{}' cannot run on {} ({}): it runs on the CPU", name, ids_[from],
+              load_error.message());
+  return to;
+}
+
 Status DeviceSet::Load(const std::string& name) {
   ASSIGN_OR_RETURN(size_t device, Place(name));
-  return managers_[device]->Load(name);
+  Status s = managers_[device]->Load(name);
+  if (auto cpu = MoveToCpuAfter(name, device, s)) return managers_[*cpu]->Load(name);
+  return s;
 }
 
 Status DeviceSet::LoadWithConfig(const std::string& name, const ModelConfig* config) {
@@ -123,12 +154,17 @@ Status DeviceSet::LoadWithConfig(const std::string& name, const ModelConfig* con
     if (!unloaded.ok() && unloaded.code() != StatusCode::kNotFound) return unloaded;
   }
   ASSIGN_OR_RETURN(size_t device, Place(name, config));
-  return managers_[device]->LoadWithConfig(name, config);
+  Status s = managers_[device]->LoadWithConfig(name, config);
+  if (auto cpu = MoveToCpuAfter(name, device, s)) return managers_[*cpu]->LoadWithConfig(name, config);
+  return s;
 }
 
 StatusOr<ModelLease> DeviceSet::Acquire(const std::string& name, int64_t version) {
   ASSIGN_OR_RETURN(size_t device, Place(name));
-  return managers_[device]->Acquire(name, version);
+  auto lease = managers_[device]->Acquire(name, version);
+  if (lease.ok()) return lease;
+  if (auto cpu = MoveToCpuAfter(name, device, lease.status())) return managers_[*cpu]->Acquire(name, version);
+  return lease;
 }
 
 Status DeviceSet::Unload(const std::string& name) {

@@ -466,6 +466,8 @@ std::vector<ModelStatus> ModelManager::ListModels() const {
       s.last_use_ns = e->last_use_ns;
       s.last_swap_ns = e->last_swap_ns;
       s.last_copy_ns = e->last_copy_ns;
+      s.h2d_bytes = e->h2d_bytes;
+      s.h2d_ns = e->h2d_ns;
       s.copy_in_flight = e->copy_in_flight;
       s.fits = FitsLocked(*e);
       if (e->compiled) s.executor = std::string(e->compiled->backend());

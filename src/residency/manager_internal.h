@@ -82,6 +82,9 @@ struct ModelLease::Entry {
   int64_t last_use_ns = 0;
   int64_t last_swap_ns = 0;
   int64_t last_copy_ns = 0;
+  // Host -> device weight copies of all its swap-ins while registered: bytes and time copying.
+  uint64_t h2d_bytes = 0;
+  int64_t h2d_ns = 0;
   // Pipelined swap-in: the gate of the device copy's weights, whether the copy engine still writes
   // into it (never evicted meanwhile), and its failure (the copy is dropped when idle).
   std::shared_ptr<WeightGate> gate;

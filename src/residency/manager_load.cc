@@ -407,10 +407,12 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   }
   const bool pipelined = options_.pipelined_swap && !copies.empty();
   int64_t copy_ns = 0;
+  uint64_t copied = 0;
   if (!pipelined && !copies.empty()) {
     // Not pipelined: the whole copy before the model may be leased.
     CopyJobResult result = CopyWeightsAndWait(std::move(copies), gate);
     copy_ns = result.copy_ns;
+    copied = result.bytes;
     if (!result.status.ok()) {
       compiled.reset();
       return FailLoad(e, result.status.WithContext("model '" + e.name + "': swap-in"), ModelState::kFailed, preload);
@@ -424,7 +426,11 @@ Status ModelManager::LoadToDevice(const std::shared_ptr<Entry>& entry, bool prel
   e.copy_error = Status::OK();
   e.device_bytes = limits_->owner_used_bytes(e.owner);
   e.last_swap_ns = swap_ns;
-  if (!pipelined) e.last_copy_ns = copy_ns;
+  if (!pipelined) {
+    e.last_copy_ns = copy_ns;
+    e.h2d_bytes += copied;
+    e.h2d_ns += copy_ns;
+  }
   e.last_error = Status::OK();
   SetNeverFitsLocked(e, false);
   e.preloaded_unused = preload;
@@ -455,6 +461,8 @@ void ModelManager::OnCopyDone(const std::shared_ptr<Entry>& entry, const CopyJob
     std::lock_guard<std::mutex> lock(mu_);
     e.copy_in_flight = false;
     e.last_copy_ns = r.copy_ns;
+    e.h2d_bytes += r.bytes;
+    e.h2d_ns += r.copy_ns;
     stats_.bytes_copied += r.bytes;
     stats_.copy_ns += r.copy_ns;
     if (!r.status.ok()) {

@@ -93,6 +93,7 @@ json ModelJson(const ModelStatus& m) {
               {"device", m.device},
               {"bytes", m.bytes},
               {"executor", m.executor},
+              {"host_to_device", {{"bytes", m.h2d_bytes}, {"seconds", m.h2d_seconds}}},
               {"leases", m.leases},
               {"queue_depth", m.queue_depth},
               {"priority", m.priority},

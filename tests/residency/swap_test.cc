@@ -199,6 +199,14 @@ TEST(PipelinedSwap, OnASimulatedDeviceEveryByteGoesThroughTheCopyApi) {
     EXPECT_GE(st.host_to_device_bytes - probe_bytes, weight_bytes);
     EXPECT_GE(st.allocated_bytes, weight_bytes);  // the weights live in device memory
     EXPECT_EQ((*m)->Stats().copy_failures, 0u);
+    // The model's own transfer account: every weight byte the device received for it, and the
+    // time, which the device's bandwidth bounds from below.
+    const auto ms_all = (*m)->ListModels();
+    const ModelStatus* ms = FindStatus(ms_all, "m");
+    ASSERT_NE(ms, nullptr);
+    EXPECT_EQ(ms->h2d_bytes, st.host_to_device_bytes - probe_bytes);
+    EXPECT_EQ(ms->h2d_bytes, (*m)->Stats().bytes_copied);
+    EXPECT_GE(static_cast<double>(ms->h2d_ns) * 1e-9, static_cast<double>(ms->h2d_bytes) / 20e6 * 0.9);
     // Unloading gives the device memory back to the pool (and the pool to the device on trim).
     ASSERT_TRUE((*m)->Unload("m").ok());
   }

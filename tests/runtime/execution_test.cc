@@ -7,11 +7,15 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include <atomic>
 
 #include "../residency/test_util.h"
 #include "gpuhive/onnx_import.h"
+#include "gpuhive/residency/device_set.h"
+#include "gpuhive/residency/repository.h"
 #include "gpuhive/sim_device.h"
 
 namespace gpuhive {
@@ -152,7 +156,8 @@ TEST(ExecutionBackend, ResidencyCompilesAndRunsThroughTheDevicesBackend) {
   }
   EXPECT_EQ(counting.compiles.load(), 1);
   EXPECT_EQ(counting.runs.load(), 1);
-  const residency::ModelStatus* st = FindStatus((*m)->ListModels(), "chain");
+  const auto st_all = (*m)->ListModels();
+  const residency::ModelStatus* st = FindStatus(st_all, "chain");
   ASSERT_NE(st, nullptr);
   EXPECT_EQ(st->executor, "counting");
   // The same model on the host CPU, directly.
@@ -166,6 +171,86 @@ TEST(ExecutionBackend, ResidencyCompilesAndRunsThroughTheDevicesBackend) {
   ASSERT_EQ(got.size(), 1u);
   ASSERT_EQ(got[0].bytes(), (*want)[0].bytes());
   EXPECT_EQ(0, std::memcmp(got[0].data(), (*want)[0].data(), got[0].bytes()));
+}
+
+// A device executor that lacks every operator (as the CUDA executor lacks a few).
+class RefusingBackend final : public ExecutionBackend {
+ public:
+  std::string_view name() const override { return "refusing"; }
+  StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model>, const CompileOptions&,
+                                                ComputeDevice&) override {
+    ++compiles;
+    return Unimplemented("the test executor lacks operator(s): MatMul");
+  }
+  std::atomic<int> compiles{0};
+};
+
+// A model its device's executor cannot compile runs whole on the host CPU when the server chose
+// its device; not when its config asks for a GPU, nor with strict_gpu (--strict-gpu).
+TEST(ExecutionBackend, AModelTheDevicesExecutorCannotCompileRunsOnTheCpu) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("gpuhive_exec_fallback_" + std::to_string(getpid()));
+  const std::string onnx = residency::MakeMatMulChainOnnx({.dim = kDim, .layers = 2});
+  for (const char* name : {"any", "gpu_only"}) {
+    fs::create_directories(root / name / "1");
+    std::ofstream(root / name / "1" / "model.onnx", std::ios::binary) << onnx;
+  }
+  std::ofstream(root / "gpu_only" / "config.pbtxt") << "name: \"gpu_only\" instance_group [{ kind: KIND_GPU }]";
+  RefusingBackend refusing;
+  ScopedBackend scoped(DeviceType::kSim, &refusing);
+  auto sim = SimDevice::Create({});
+  ASSERT_TRUE(sim.ok());
+  auto repo = residency::ModelRepository::Open(root.string());
+  ASSERT_TRUE(repo.ok()) << repo.status().ToString();
+  auto make_set = [&](bool strict) {
+    residency::DeviceSetOptions o;
+    o.devices = {{.device = sim->get(), .gpu_ordinal = 0, .budget_bytes = 32 << 20, .host_budget_bytes = 32 << 20},
+                 {.device = nullptr, .gpu_ordinal = -1, .budget_bytes = 32 << 20, .host_budget_bytes = 32 << 20}};
+    o.manager = SmallOptions(32 << 20);
+    o.strict_gpu = strict;
+    return residency::DeviceSet::Create(std::move(o), repo->get());
+  };
+  {
+    auto set = make_set(false);
+    ASSERT_TRUE(set.ok()) << set.status().ToString();
+    auto lease = (*set)->Acquire("any");
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    EXPECT_EQ(lease->model().backend(), "cpu");
+    EXPECT_EQ((*set)->PlacedOn("any"), std::optional<size_t>(1));
+    ExecutionContext ctx({.num_threads = 1});
+    Tensor x = MakeInput(2, kDim);
+    auto out = lease->model().Run(ctx, {x.view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ((*out)[0].shape(), (Shape{2, kDim}));
+    lease->Release();
+    const auto st_all = (*set)->ListModels();
+    const residency::ModelStatus* st = FindStatus(st_all, "any");
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(st->device, "cpu");
+    EXPECT_EQ(st->executor, "cpu");
+    // Unloaded, it is placed afresh: the device is tried again, and the CPU takes it again.
+    const int tried = refusing.compiles.load();
+    ASSERT_TRUE((*set)->Unload("any").ok());
+    ASSERT_TRUE((*set)->Load("any").ok());
+    EXPECT_EQ(refusing.compiles.load(), tried + 1);
+    EXPECT_EQ((*set)->PlacedOn("any"), std::optional<size_t>(1));
+    // KIND_GPU: the user's choice stands, and the error names the missing operator.
+    auto gpu_only = (*set)->Acquire("gpu_only");
+    ASSERT_FALSE(gpu_only.ok());
+    EXPECT_EQ(gpu_only.status().code(), StatusCode::kUnimplemented);
+    EXPECT_NE(gpu_only.status().message().find("lacks operator(s): MatMul"), std::string::npos)
+        << gpu_only.status().ToString();
+    EXPECT_EQ((*set)->PlacedOn("gpu_only"), std::optional<size_t>(0));
+  }
+  {
+    auto strict = make_set(true);
+    ASSERT_TRUE(strict.ok());
+    auto lease = (*strict)->Acquire("any");
+    ASSERT_FALSE(lease.ok());
+    EXPECT_EQ(lease.status().code(), StatusCode::kUnimplemented);
+    EXPECT_EQ((*strict)->PlacedOn("any"), std::optional<size_t>(0));
+  }
+  fs::remove_all(root);
 }
 
 std::string PluginPath(const char* variant) {

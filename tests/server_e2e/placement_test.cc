@@ -2,12 +2,15 @@
 // keeps its own budget, instance_group pins or refuses, and the CPU fallback is exported.
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "e2e_support.h"
+#include "gpuhive/execution.h"
 
 namespace gpuhive::server::testing {
 namespace {
@@ -76,6 +79,19 @@ TEST(Placement, ModelsSpreadOverBothDevicesEachWithinItsBudget) {
     for (const auto& m : devices[id]["models"]) listed.insert(m.get<std::string>());
     EXPECT_EQ(listed, on[id]) << id;
   }
+  // Every model's weights reached its device through the copy engine, and its account says so
+  // (a pipelined copy may still be finishing as the response leaves: wait for it).
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "tiny_" + std::to_string(i);
+    json st;
+    for (int tries = 0; tries < 200; ++tries) {
+      st = Get(c, "/v2/gpuhive/models/" + name);
+      if (st["host_to_device"]["bytes"].get<uint64_t>() > 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT(st["host_to_device"]["bytes"].get<uint64_t>(), 0u) << st.dump();
+    EXPECT_GT(st["host_to_device"]["seconds"].get<double>(), 0.0) << st.dump();
+  }
   // The placement is a metric label.
   const std::string text = c.Request("GET", "/metrics").body;
   for (const auto& [id, models] : on) {
@@ -85,6 +101,8 @@ TEST(Placement, ModelsSpreadOverBothDevicesEachWithinItsBudget) {
     }
   }
   EXPECT_NE(text.find("gpuhive_device_memory_budget_bytes{device=\"sim:1\"}"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_model_host_to_device_bytes_total{model=\"tiny_"), std::string::npos);
+  EXPECT_NE(text.find("gpuhive_model_host_to_device_seconds_total{model=\"tiny_"), std::string::npos);
   EXPECT_NE(text.find("gpuhive_model_evictions_total{model=\"tiny_"), std::string::npos) << "no device evicted";
 }
 
@@ -150,6 +168,44 @@ TEST(Placement, CpuFallbackIsAMetric) {
     HttpClient c(s->http->port());
     const std::string text = c.Request("GET", "/metrics").body;
     EXPECT_NE(text.find("\n" + want + "\n"), std::string::npos) << "--device '" << device << "'";
+  }
+}
+
+// A device executor that lacks every operator, as the CUDA executor lacks a few.
+class RefusingBackend final : public ExecutionBackend {
+ public:
+  std::string_view name() const override { return "refusing"; }
+  StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model>, const CompileOptions&,
+                                                ComputeDevice&) override {
+    return Unimplemented("the test executor lacks operator(s): Gemm");
+  }
+};
+
+// A request to a model the device cannot compile is answered from the CPU, where the model then
+// stays (device "cpu" in its status); one whose config asks for a GPU is refused naming the
+// operator.
+TEST(Placement, AModelTheDeviceCannotCompileIsServedFromTheCpu) {
+  RefusingBackend refusing;
+  RegisterExecutionBackend(DeviceType::kSim, &refusing);
+  struct Unregister {
+    ~Unregister() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
+  } unregister;
+  {
+    auto s = StartOnTwoSimDevices(64ull << 20, [](const std::string& repo) {
+      AddTinyMlpCopy(repo, "gpu_only", "instance_group [ { kind: KIND_GPU } ]\n");
+    });
+    ASSERT_NE(s, nullptr);
+    HttpClient c(s->http->port());
+    auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto st = Get(c, "/v2/gpuhive/models/tiny_mlp");
+    EXPECT_EQ(st["device"], "cpu") << st.dump();
+    EXPECT_EQ(st["executor"], "cpu") << st.dump();
+    r = c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(3).dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto refused = c.Request("POST", "/v2/models/gpu_only/infer", TinyMlpJson(2).dump());
+    EXPECT_NE(refused.status, 200);
+    EXPECT_NE(refused.body.find("lacks operator(s): Gemm"), std::string::npos) << refused.body;
   }
 }
 

@@ -38,6 +38,8 @@ struct GpuhiveMetrics {
   GaugeFamily* device_memory_bytes;             // {device, kind}: weights|activations|workspace|io
   GaugeFamily* device_memory_budget_bytes;      // {device}
   GaugeFamily* model_memory_bytes;              // {model, device}
+  CounterFamily* model_h2d_bytes_total;          // {model, device}: weight bytes its swap-ins copied
+  CounterFamily* model_h2d_seconds_total;        // {model, device}: time those copies took
   GaugeFamily* model_precision_error;           // {model, precision}: INT8 vs FP32 relative L2 at load
   GaugeFamily* pool_reserved_bytes;             // {device}
   GaugeFamily* pool_in_use_bytes;               // {device}

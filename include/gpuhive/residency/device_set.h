@@ -12,6 +12,11 @@
 // GPU the server does not have, or that none of its allowed devices can hold, is refused with a
 // message naming the devices.
 //
+// A model its device's executor cannot compile (an operator it lacks: kUnimplemented) runs whole
+// on the host CPU instead, when the server chose its device (no instance_group, KIND_AUTO or
+// KIND_MODEL, not KIND_GPU), the set has the host CPU and DeviceSetOptions::strict_gpu is off: it
+// is placed there until it is unloaded, with one warning.
+//
 // Every manager knows every repository model (control modes none and poll register them all);
 // only the placed device's manager ever loads it: requests, explicit loads and config `preload`
 // go through Place, and a manager preloads by prediction only the models placed on it
@@ -58,6 +63,9 @@ struct DeviceSetOptions {
     uint64_t host_budget_bytes = 0;
   };
   std::vector<Device> devices;
+  // Refuse, rather than run on the host CPU, a model its device's executor cannot compile
+  // (--strict-gpu).
+  bool strict_gpu = false;
   // Every manager's options; device, budget_bytes, host_budget_bytes and may_preload are set per
   // device from the list above.
   ManagerOptions manager;
@@ -88,6 +96,13 @@ class DeviceSet {
   // Where `name` is placed, if it is.
   std::optional<size_t> PlacedOn(const std::string& name) const;
 
+  // After a load or run of `name` on device `from` failed with `why`: the host CPU's index when
+  // the model moves there (its load on `from` failed with kUnimplemented, as recorded by that
+  // device's manager; see the header comment; it is placed there now), else nullopt. Load,
+  // LoadWithConfig and Acquire do this themselves; a caller that runs on manager(i) directly
+  // calls it on failure and retries on the index returned.
+  std::optional<size_t> MoveToCpuAfter(const std::string& name, size_t from, const Status& why);
+
   // ModelManager's calls, on the placed device (placing first where they load).
   Status Load(const std::string& name);
   Status LoadWithConfig(const std::string& name, const ModelConfig* config);
@@ -116,6 +131,7 @@ class DeviceSet {
   std::vector<PlacementTarget> Targets() const;
 
   ModelRepository* repository_ = nullptr;
+  bool strict_gpu_ = false;
   std::vector<int> gpu_ordinals_;
   std::vector<std::string> ids_;
   std::vector<std::unique_ptr<ModelManager>> managers_;

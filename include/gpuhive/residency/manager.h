@@ -151,6 +151,10 @@ struct ModelStatus {
   int64_t last_swap_ns = 0;  // duration of the last host -> device load
   int64_t last_copy_ns = 0;  // its weight copy (pipelined: overlapped with the first request)
   bool copy_in_flight = false;
+  // Host -> device weight bytes of all its swap-ins (copy engine) and the time spent copying them,
+  // since it was registered; bytes / time is its transfer rate.
+  uint64_t h2d_bytes = 0;
+  int64_t h2d_ns = 0;
   // OK, or why the model cannot be used under the current budget and memory limit: its size (the
   // file's before the first load) exceeds them, or its load or a one-row request failed for
   // memory while nothing else held any. Such a model is not ready; a larger budget or limit, a

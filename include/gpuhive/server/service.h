@@ -81,6 +81,9 @@ struct ModelStatus {
   std::string device;
   std::string executor;  // the backend running its resident copy ("cpu", "cuda"); empty when not resident
   uint64_t bytes = 0;
+  // Host -> device weight bytes its swap-ins copied and the seconds they took (since loaded).
+  uint64_t h2d_bytes = 0;
+  double h2d_seconds = 0;
   int leases = 0;
   int queue_depth = 0;
   int priority = 0;  // Triton's numbering: 1 is the highest level
