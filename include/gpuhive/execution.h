@@ -1,4 +1,4 @@
-// Execution backends: which executor compiles a model for a device (DESIGN.md "Execution").
+// Execution backends: which executor compiles a model for a device (DESIGN.md "Layers": runtime).
 //
 // Residency compiles every model through ExecutionBackendFor(its device) and holds the result as
 // an Executable (runtime.h); nothing above the runtime names an executor. The CPU executor is the
