@@ -119,6 +119,13 @@ struct SchedulerOptions {
   double profile_ewma_alpha = 0.2;
   // Device time assumed for a batch before anything was measured.
   int64_t default_estimate_ns = 1'000'000;
+  // Batch sizes sized by what they buy. Above 0, a model's batches grow past N rows only when its
+  // measured device time per row at 2N is at least this fraction below that at N (doubling from
+  // 1 up to max_batch_size; a size not yet measured is allowed until it is, so the profile learns
+  // it). A larger batch holds a larger activation arena, so where batching buys little (a CPU)
+  // batches stay small and memory stays low; where it buys much (a GPU) they grow. A request
+  // larger than the limit still runs, alone. 0: batches grow to max_batch_size (Triton's rule).
+  double batch_min_gain = 0;
 };
 
 // Latency profile of one model on one device: estimated device time by batch size.
@@ -196,6 +203,9 @@ class Scheduler {
   // unknown model.
   StatusOr<int64_t> EstimateNs(const std::string& model, int device_index, int batch_size) const;
   StatusOr<std::vector<LatencyPoint>> Profile(const std::string& model, int device_index) const;
+  // The most rows a batch of `model` takes now: max_batch_size, or less under batch_min_gain.
+  // kNotFound for an unknown model.
+  StatusOr<int> BatchLimit(const std::string& model) const;
 
   SchedulerStats Stats() const;
   int num_workers() const;

@@ -55,6 +55,7 @@ struct Options {
   int threads_per_worker = 0;
   int priority_levels = 4;
   int max_queue_size = 1024;
+  double batch_min_gain = 0.1;
   std::vector<std::string> tenant_weights;  // name=weight
   std::vector<std::string> tenants;         // declared tenants
   double keep_alive_secs = 300;
@@ -107,7 +108,8 @@ std::string Describe(const Options& o) {
       "\"no-pipelined-swap\":{},\"max-concurrent-loads\":{},\"auth-token-set\":{},\"exit-timeout-secs\":{},"
       "\"log-format\":{},\"log-level\":{},\"metrics-port\":{},\"metrics-address\":{},\"log-verbose\":{},"
       "\"strict-model-config\":{},\"device\":{},\"sim-device-memory\":{},\"sim-copy-bandwidth\":{},"
-      "\"host-memory-budget\":{},\"inject-alloc-failures\":{},\"modelmesh-port\":{},\"modelmesh-socket\":{}}}",
+      "\"host-memory-budget\":{},\"inject-alloc-failures\":{},\"modelmesh-port\":{},\"modelmesh-socket\":{},"
+      "\"batch-min-gain\":{}}}",
       str(o.model_repository), str(o.http_address), o.http_port, str(o.grpc_address), o.grpc_port, b(o.allow_http),
       b(o.allow_grpc), o.http_threads, str(o.max_body), str(o.max_buffered_bodies), o.max_connections,
       o.idle_timeout_ms, str(o.model_control_mode), list(o.load_models), o.repository_poll_secs, str(o.mode),
@@ -116,7 +118,8 @@ std::string Describe(const Options& o) {
       b(o.no_optimize), b(o.no_pipelined_swap), o.max_concurrent_loads, b(!o.auth_token.empty()),
       o.exit_timeout_secs, str(o.log_format), str(o.log_level), o.metrics_port, str(o.metrics_address),
       o.log_verbose, b(o.strict_model_config), str(o.device), str(o.sim_device_memory), str(o.sim_copy_bandwidth),
-      str(o.host_memory_budget), o.inject_alloc_failures, o.modelmesh_port, str(o.modelmesh_socket));
+      str(o.host_memory_budget), o.inject_alloc_failures, o.modelmesh_port, str(o.modelmesh_socket),
+      o.batch_min_gain);
 }
 
 // Applies a --config file (TOML or INI; keys are the long flag names, '-' or '_', optionally under a
@@ -226,6 +229,7 @@ int RunServe(const Options& o) {
   co.threads_per_worker = o.threads_per_worker;
   co.priority_levels = o.priority_levels;
   co.max_queue_size = o.max_queue_size;
+  co.batch_min_gain = o.batch_min_gain;
   for (const std::string& tw : o.tenant_weights) {
     auto eq = tw.find('=');
     double w = 0;
@@ -404,6 +408,11 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--threads-per-worker", o->threads_per_worker, "Compute threads per worker (0: cores / workers)")->capture_default_str();
   app.add_option("--priority-levels", o->priority_levels, "Priority levels: 1..N, 1 the most urgent (Triton's numbering)")->capture_default_str()->check(CLI::Range(1, 16));
   app.add_option("--max-queue-size", o->max_queue_size, "Queued requests per model and level before 429")->capture_default_str();
+  app.add_option("--batch-min-gain", o->batch_min_gain,
+                 "A batch grows past N rows only if 2N rows were measured to cut the time per row by this fraction "
+                 "(0: batches grow to max_batch_size)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
   app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
   app.add_option("--tenant", o->tenants,
                  "Declare a tenant a request may name (repeatable); undeclared ones count as 'other'");

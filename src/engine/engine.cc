@@ -465,6 +465,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   sched::SchedulerOptions so;
   so.priority_levels = options.mode == ServeMode::kNaive ? 1 : options.priority_levels;
   so.max_queue_size = options.max_queue_size;
+  so.batch_min_gain = options.mode == ServeMode::kNaive ? 0 : options.batch_min_gain;
   sched::DeviceSpec dev;
   dev.name = impl->device_id;
   dev.workers.clear();

@@ -203,6 +203,7 @@ std::vector<ModelStatus> Engine::Models() {
       if (profile.ok()) {
         for (const auto& p : *profile) s.latency_profile.push_back({p.batch_size, static_cast<double>(p.ns) * 1e-9});
       }
+      if (auto limit = c.scheduler->BatchLimit(v->key); limit.ok()) s.batch_limit = *limit;
       out.push_back(std::move(s));
     }
   }

@@ -19,6 +19,16 @@ void LatencyProfile::Record(int batch_size, int64_t ns) {
   }
 }
 
+void LatencyProfile::RecordAfterWarmup(int batch_size, int64_t ns) {
+  if (batch_size < 1 || ns <= 0) return;
+  if (static_cast<size_t>(batch_size) >= warm_.size()) warm_.resize(static_cast<size_t>(batch_size) + 1, false);
+  if (!warm_[static_cast<size_t>(batch_size)]) {
+    warm_[static_cast<size_t>(batch_size)] = true;
+    return;
+  }
+  Record(batch_size, ns);
+}
+
 int64_t LatencyProfile::Estimate(int batch_size, int64_t fallback) const {
   if (measured_ == 0) return fallback;
   int b = std::max(1, batch_size);
@@ -43,6 +53,22 @@ std::vector<LatencyPoint> LatencyProfile::Points() const {
     if (ns_[b] > 0.0) points.push_back({static_cast<int>(b), static_cast<int64_t>(ns_[b])});
   }
   return points;
+}
+
+int64_t BatchLimitFor(const LatencyProfile* prof, int64_t max_rows, double min_gain) {
+  if (prof == nullptr || prof->Measured(1) <= 0) return 1;  // one row first, then grow as sizes prove out
+  int64_t limit = 1;
+  double limit_per_row = prof->Measured(1);
+  for (int64_t b = 2; limit < max_rows; b *= 2) {
+    const int64_t size = std::min(b, max_rows);
+    const double ns = prof->Measured(static_cast<int>(size));
+    if (ns <= 0) return size;  // not measured yet: allowed, so that it gets measured
+    const double per_row = ns / static_cast<double>(size);
+    if (per_row > limit_per_row * (1.0 - min_gain)) break;
+    limit = size;
+    limit_per_row = per_row;
+  }
+  return limit;
 }
 
 }  // namespace gpuhive::sched::detail

@@ -263,8 +263,9 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest> request) {
     // Time to drain what is queued ahead at this model, spread over the workers.
     int64_t queued_rows = 0;
     for (int c : m.level_counts) queued_rows += c;
-    int64_t batches = (queued_rows + m.max_rows() - 1) / m.max_rows();
-    int64_t drain_ns = batches * impl_->Estimate(m, 0, m.max_rows()) / std::max<int64_t>(1, impl_->workers.size());
+    const int64_t limit = impl_->BatchLimit(m);
+    int64_t batches = (queued_rows + limit - 1) / limit;
+    int64_t drain_ns = batches * impl_->Estimate(m, 0, limit) / std::max<int64_t>(1, impl_->workers.size());
     int retry = static_cast<int>(std::max<int64_t>(1, (drain_ns + 999'999'999) / 1'000'000'000));
     int max_size = policy.max_queue_size;
     lk.unlock();
@@ -335,6 +336,13 @@ StatusOr<std::vector<LatencyPoint>> Scheduler::Profile(const std::string& model,
     return InvalidArgument("no device {}", device_index);
   }
   return it->second->profiles[static_cast<size_t>(device_index)].Points();
+}
+
+StatusOr<int> Scheduler::BatchLimit(const std::string& model) const {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  auto it = impl_->models.find(model);
+  if (it == impl_->models.end()) return NotFound("model '{}' is not scheduled", model);
+  return static_cast<int>(impl_->BatchLimit(*it->second));
 }
 
 SchedulerStats Scheduler::Stats() const {

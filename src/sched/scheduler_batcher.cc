@@ -33,6 +33,16 @@ int64_t Scheduler::Impl::Estimate(const Model& m, int device, int64_t rows) cons
   return opts.default_estimate_ns;
 }
 
+int64_t Scheduler::Impl::BatchLimit(const Model& m) const {
+  const int64_t max_rows = m.max_rows();
+  if (opts.batch_min_gain <= 0 || !m.batching() || max_rows <= 1) return max_rows;
+  // The profile of the first device that measured anything (as Estimate borrows one).
+  for (const auto& p : m.profiles) {
+    if (!p.empty()) return detail::BatchLimitFor(&p, max_rows, opts.batch_min_gain);
+  }
+  return detail::BatchLimitFor(nullptr, max_rows, opts.batch_min_gain);
+}
+
 void Scheduler::Impl::SweepExpired(int64_t now, std::vector<Pending>* expired) {
   int64_t next = kNever;
   auto due = [&](const Pending& p) {
@@ -110,13 +120,15 @@ std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64
   c.head_seq = order[0].seq;
   c.best_requested_level = m.levels;
   const std::string& sig = order[0].dq->front().signature;
-  const int64_t max_rows = m.max_rows();
+  // A request larger than the limit (batch_min_gain; never beyond max_batch_size, which Enqueue
+  // checks) runs alone.
+  const int64_t max_rows = BatchLimit(m);
   int64_t oldest = kNever;
   bool capped = false;  // a compatible request did not fit: the batch cannot grow
   for (const LevelRef& ref : order) {
     for (Pending& p : *ref.dq) {
       if (p.signature != sig) continue;
-      if (c.rows + p.rows > max_rows || (!m.batching() && !c.items.empty())) {
+      if ((c.rows + p.rows > max_rows && !c.items.empty()) || (!m.batching() && !c.items.empty())) {
         capped = true;
         break;
       }
@@ -173,8 +185,9 @@ int64_t Scheduler::Impl::BacklogNs(int d) const {
       }
       continue;
     }
-    int64_t full = rows / m->max_rows(), rest = rows % m->max_rows();
-    total += full * Estimate(*m, d, m->max_rows()) + (rest > 0 ? Estimate(*m, d, rest) : 0);
+    const int64_t limit = BatchLimit(*m);
+    int64_t full = rows / limit, rest = rows % limit;
+    total += full * Estimate(*m, d, limit) + (rest > 0 ? Estimate(*m, d, rest) : 0);
   }
   return total;
 }

@@ -165,6 +165,8 @@ struct Scheduler::Impl {
 
   // Estimated device time of a batch of `rows` of `m` on `device`.
   int64_t Estimate(const detail::Model& m, int device, int64_t rows) const;
+  // The most rows a batch of `m` takes now (SchedulerOptions::batch_min_gain).
+  int64_t BatchLimit(const detail::Model& m) const;
   // Answers expired requests: hard deadlines and REJECT queue timeouts; DELAY timeouts move to the
   // delayed queue. Recomputes next_expiry_ns.
   void SweepExpired(int64_t now, std::vector<detail::Pending>* expired);

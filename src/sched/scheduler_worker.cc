@@ -176,7 +176,7 @@ void Scheduler::Impl::WorkerLoop(int index) {
       lk.lock();
       Model& m = *batch->model;
       if (res.ok && compute_ns > 0) {
-        m.profiles[static_cast<size_t>(self.ctx.device_index)].Record(static_cast<int>(rows), compute_ns);
+        m.profiles[static_cast<size_t>(self.ctx.device_index)].RecordAfterWarmup(static_cast<int>(rows), compute_ns);
         // Charge the tenant what the batch really cost.
         Tenant& t = *batch->queue->tenant;
         t.vtime += static_cast<double>(compute_ns - estimate) / t.weight;

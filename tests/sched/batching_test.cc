@@ -66,5 +66,55 @@ TEST(LatencyProfileTest, InterpolatesAndExtrapolates) {
   ASSERT_EQ(p.Points().size(), 2u);
 }
 
+// Batch sizes sized by what they buy (SchedulerOptions::batch_min_gain): the limit doubles from 1
+// while each doubling was measured to cut the time per row by the gain; an unmeasured size is
+// allowed so that it gets measured.
+TEST(LatencyProfileTest, BatchLimitGrowsOnlyWhileBatchingBuysTheGain) {
+  EXPECT_EQ(BatchLimitFor(nullptr, 32, 0.1), 1);  // nothing measured: one row first
+  LatencyProfile p(32, 1.0);                      // alpha 1: the newest measurement counts
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 1);
+  p.Record(1, 1000);
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 2);  // 2 is not measured: try it
+  p.Record(2, 1960);                          // 980 per row: 2 % better, under the gain
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 1);
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.01), 4);  // a 1 % gain is bought: try 4
+  p.Record(2, 1200);                          // 600 per row: 40 % better
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 4);
+  p.Record(4, 2000);                          // 500 per row: 17 % better than 2's
+  p.Record(8, 3800);                          // 475 per row: 5 % better than 4's
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 4);
+  p.Record(8, 3000);                          // 375: 25 % better; 16 unmeasured
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 16);
+  p.Record(16, 5000);                         // 312: 17 % better; 32 unmeasured
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 32);
+  p.Record(32, 9000);                         // 281: 10 % better (not less than 10 %)
+  EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 32);
+  // A max_batch_size that is not a power of two ends the doubling at it.
+  LatencyProfile q(12, 1.0);
+  q.Record(1, 1000);
+  q.Record(2, 1000);
+  q.Record(4, 1000);
+  q.Record(8, 1000);
+  EXPECT_EQ(BatchLimitFor(&q, 12, 0.1), 12);  // 12 unmeasured
+  q.Record(12, 1000);
+  EXPECT_EQ(BatchLimitFor(&q, 12, 0.1), 12);
+  EXPECT_EQ(BatchLimitFor(&q, 1, 0.1), 1);
+}
+
+// The scheduler's path: the first run at a size prepares its plan and is not a measurement.
+TEST(LatencyProfileTest, TheFirstRunAtEachSizeIsAWarmUp) {
+  LatencyProfile p(8, 1.0);
+  p.RecordAfterWarmup(1, 50'000);  // plan preparation included: dropped
+  EXPECT_TRUE(p.empty());
+  EXPECT_EQ(p.Measured(1), 0.0);
+  p.RecordAfterWarmup(1, 1000);
+  EXPECT_EQ(p.Measured(1), 1000.0);
+  p.RecordAfterWarmup(2, 90'000);
+  EXPECT_EQ(p.Measured(2), 0.0);
+  EXPECT_EQ(BatchLimitFor(&p, 8, 0.1), 2);  // 2 is still to be measured
+  p.RecordAfterWarmup(2, 1200);
+  EXPECT_EQ(BatchLimitFor(&p, 8, 0.1), 4);
+}
+
 }  // namespace
 }  // namespace gpuhive::sched::detail

@@ -27,6 +27,7 @@ StatusOr<std::vector<Tensor>> FakeRunner::RunBatch(const std::vector<TensorView>
   if (options_.on_run) options_.on_run();
   if (options_.gate && !options_.gate->Wait()) return Internal("gate never opened");
   int64_t us = options_.service_us_by_device ? options_.service_us_by_device(worker.device_index) : options_.service_us;
+  if (!inputs.empty() && !inputs[0].shape.empty()) us += options_.service_us_per_row * inputs[0].shape[0];
   if (us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
   if (inputs.size() != 1 || inputs[0].dtype != DataType::kFloat32) return InvalidArgument("expected one float input");
   const TensorView& x = inputs[0];

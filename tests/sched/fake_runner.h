@@ -41,6 +41,7 @@ class FakeRunner : public ModelRunner {
  public:
   struct Options {
     int64_t service_us = 0;                  // sleep per batch
+    int64_t service_us_per_row = 0;          // and per row of the batch
     std::function<int64_t(int device)> service_us_by_device;  // overrides service_us when set
     std::shared_ptr<Gate> gate;              // held here before running when set
     std::function<void()> on_run;            // called at the start of every batch

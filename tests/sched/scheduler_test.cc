@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -229,6 +230,79 @@ TEST(SchedulerTest, BatchesUpToMaxBatchSizeAndSplitsOutputs) {
     EXPECT_EQ(r.outputs[0].tensor.shape(), (Shape{1, 3}));
     EXPECT_FLOAT_EQ(r.outputs[0].tensor.as<float>()[0], 2.0f * std::stof(r.request_id));
   }
+}
+
+// batch_min_gain: a model whose time grows with every row (batching buys nothing) is run one
+// row at a time after trying 2, while one whose batch costs the same at any size grows to
+// max_batch_size; a request larger than the limit still runs, alone. The first run at each size
+// is a warm-up, not a measurement, so each size runs twice before it counts. Without the option, the
+// first batch already takes max_batch_size rows.
+TEST(SchedulerTest, BatchesGrowOnlyAsFarAsBatchingBuys) {
+  SchedulerOptions o = OneWorker();
+  o.batch_min_gain = 0.3;
+  auto s = Scheduler::Create(o).value();
+  FakeRunner::Options per_row;
+  per_row.service_us_per_row = 20'000;  // 20 ms a row: no gain from batching
+  auto linear = std::make_shared<FakeRunner>(per_row);
+  FakeRunner::Options flat;
+  flat.service_us = 5'000;  // 5 ms a batch, whatever its size
+  auto constant = std::make_shared<FakeRunner>(flat);
+  // Requests arrive within microseconds; a batch below the limit waits up to 50 ms for more.
+  ModelConfig lc = Config("linear", 8), cc = Config("constant", 8);
+  lc.max_queue_delay_us = cc.max_queue_delay_us = 50'000;
+  ASSERT_TRUE(s->AddModel(lc, linear).ok());
+  ASSERT_TRUE(s->AddModel(cc, constant).ok());
+  EXPECT_EQ(*s->BatchLimit("linear"), 1);
+  for (const char* model : {"linear", "constant"}) {
+    Collector c;
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < 8; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest(model, 1.0f * i, 1, 2, c.Callback(), 1)).ok());
+      ASSERT_TRUE(c.WaitFor(static_cast<size_t>(8 * (round + 1))));
+    }
+  }
+  auto rows_of = [](const std::vector<testing::BatchRecord>& batches) {
+    std::vector<int64_t> rows;
+    for (const auto& b : batches) rows.push_back(b.rows);
+    return rows;
+  };
+  const auto linear_rows = rows_of(linear->batches());
+  ASSERT_GE(linear_rows.size(), 5u);
+  EXPECT_EQ(linear_rows[0], 1);  // nothing measured: one row (a warm-up), then one measured
+  EXPECT_EQ(linear_rows[1], 1);
+  EXPECT_EQ(linear_rows[2], 2);  // then 2, to measure it
+  EXPECT_EQ(linear_rows[3], 2);
+  for (size_t i = 4; i < linear_rows.size(); ++i) EXPECT_EQ(linear_rows[i], 1) << "batch " << i;
+  EXPECT_EQ(*s->BatchLimit("linear"), 1);
+  // 1, 1, 2, 2, 4, 4 (each size warmed up, measured, a gain), then batches of 8.
+  const auto constant_rows = rows_of(constant->batches());
+  ASSERT_GE(constant_rows.size(), 4u);
+  EXPECT_EQ(constant_rows[0], 1);
+  EXPECT_EQ(constant_rows[1], 1);
+  EXPECT_EQ(constant_rows[2], 2);
+  EXPECT_EQ(constant_rows.back(), 8);
+  EXPECT_LE(*std::max_element(constant_rows.begin(), constant_rows.end()), 8);
+  EXPECT_EQ(*s->BatchLimit("constant"), 8);
+  // A 4-row request to the model limited to 1 row runs whole, alone.
+  Collector big;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("linear", 100.0f, 4, 2, big.Callback(), 1)).ok());
+  ASSERT_TRUE(big.WaitFor(1));
+  ASSERT_EQ(big.responses().size(), 1u);
+  EXPECT_TRUE(big.responses()[0].status.ok()) << big.responses()[0].status.ToString();
+  EXPECT_EQ(linear->batches().back().rows, 4);
+  EXPECT_EQ(s->BatchLimit("ghost").status().code(), StatusCode::kNotFound);
+
+  // Without the option: Triton's rule, the first batch takes max_batch_size rows.
+  auto plain = Scheduler::Create(OneWorker()).value();
+  auto runner = std::make_shared<FakeRunner>(per_row);
+  ASSERT_TRUE(plain->AddModel(Config("linear", 8), runner).ok());
+  EXPECT_EQ(*plain->BatchLimit("linear"), 8);
+  Blocker block(*plain);
+  Collector c;
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(plain->Enqueue(MakeRequest("linear", 1.0f * i, 1, 2, c.Callback(), 1)).ok());
+  block.Release();
+  ASSERT_TRUE(c.WaitFor(8));
+  ASSERT_FALSE(runner->batches().empty());
+  EXPECT_EQ(runner->batches()[0].rows, 8);
 }
 
 TEST(SchedulerTest, MultiRowRequestsStayWholeAndOversizedAreRefused) {

@@ -100,6 +100,9 @@ struct EngineOptions {
   // How long a batch waits for memory held by other running batches before its requests are
   // answered 503 (a model larger than the budget is refused at once).
   int64_t pressure_wait_ms = 10'000;
+  // Batch sizes sized by what they buy (sched::SchedulerOptions::batch_min_gain); 0: batches grow
+  // to each model's max_batch_size. Not in the naive mode.
+  double batch_min_gain = 0.1;
   // Swap-in copies weights in first-use order while the first request already runs.
   bool pipelined_swap = true;
   // Unloading a model lets its admitted requests finish; what is still queued after this long is
