@@ -122,7 +122,7 @@ struct SchedulerOptions {
   // Batch sizes sized by what they buy. Above 0, a model's batches grow past N rows only when its
   // measured device time per row at 2N is at least this fraction below that at N (doubling from
   // 1 up to max_batch_size; a size not yet measured is allowed until it is, so the profile learns
-  // it). A larger batch holds a larger activation arena, so where batching buys little (a CPU)
+  // it, one batch at a time; a size that did not pay is measured again every 64 batches). A larger batch holds a larger activation arena, so where batching buys little (a CPU)
   // batches stay small and memory stays low; where it buys much (a GPU) they grow. A request
   // larger than the limit still runs, alone. 0: batches grow to max_batch_size (Triton's rule).
   double batch_min_gain = 0;

@@ -55,20 +55,26 @@ std::vector<LatencyPoint> LatencyProfile::Points() const {
   return points;
 }
 
-int64_t BatchLimitFor(const LatencyProfile* prof, int64_t max_rows, double min_gain) {
-  if (prof == nullptr || prof->Measured(1) <= 0) return 1;  // one row first, then grow as sizes prove out
-  int64_t limit = 1;
-  double limit_per_row = prof->Measured(1);
-  for (int64_t b = 2; limit < max_rows; b *= 2) {
+BatchLimits BatchLimitsFor(const LatencyProfile* prof, int64_t max_rows, double min_gain) {
+  BatchLimits l;
+  if (prof == nullptr || prof->Measured(1) <= 0) return l;  // one row first, then grow as sizes prove out
+  double proven_per_row = prof->Measured(1);
+  for (int64_t b = 2; l.proven < max_rows; b *= 2) {
     const int64_t size = std::min(b, max_rows);
     const double ns = prof->Measured(static_cast<int>(size));
-    if (ns <= 0) return size;  // not measured yet: allowed, so that it gets measured
+    if (ns <= 0) {
+      l.trial = size;  // not measured yet: a batch of it may run, so that it gets measured
+      break;
+    }
     const double per_row = ns / static_cast<double>(size);
-    if (per_row > limit_per_row * (1.0 - min_gain)) break;
-    limit = size;
-    limit_per_row = per_row;
+    if (per_row > proven_per_row * (1.0 - min_gain)) {
+      l.next = size;
+      break;
+    }
+    l.proven = size;
+    proven_per_row = per_row;
   }
-  return limit;
+  return l;
 }
 
 }  // namespace gpuhive::sched::detail

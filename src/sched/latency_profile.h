@@ -36,10 +36,22 @@ class LatencyProfile {
   int measured_ = 0;
 };
 
-// The most rows a batch should take under SchedulerOptions::batch_min_gain, from `prof` (null or
-// empty: nothing measured, 1): doubling from 1 up to `max_rows`, a size not yet measured is
-// allowed (so it gets measured), a measured one is kept while its time per row is at least
-// `min_gain` below the limit's so far.
-int64_t BatchLimitFor(const LatencyProfile* prof, int64_t max_rows, double min_gain);
+// Batch sizes under SchedulerOptions::batch_min_gain, from `prof` (null or empty: nothing
+// measured). Doubling from 1 up to `max_rows`, a measured size is kept while its time per row is
+// at least `min_gain` below the kept one's: `proven` is the largest kept (at least 1). `trial` is
+// the next size when it is not measured yet (so a batch of it may run to measure it), else 0.
+// `next` is the next size when it was measured and did not pay (worth measuring again now and
+// then: one measurement may have been unlucky), else 0.
+struct BatchLimits {
+  int64_t proven = 1;
+  int64_t trial = 0;
+  int64_t next = 0;
+};
+BatchLimits BatchLimitsFor(const LatencyProfile* prof, int64_t max_rows, double min_gain);
+// The most rows allowed: the trial size when there is one, else the proven one.
+inline int64_t BatchLimitFor(const LatencyProfile* prof, int64_t max_rows, double min_gain) {
+  BatchLimits l = BatchLimitsFor(prof, max_rows, min_gain);
+  return l.trial > 0 ? l.trial : l.proven;
+}
 
 }  // namespace gpuhive::sched::detail

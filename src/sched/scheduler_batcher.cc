@@ -33,14 +33,29 @@ int64_t Scheduler::Impl::Estimate(const Model& m, int device, int64_t rows) cons
   return opts.default_estimate_ns;
 }
 
-int64_t Scheduler::Impl::BatchLimit(const Model& m) const {
+int64_t Scheduler::Impl::BatchLimit(const Model& m, int64_t* proven) const {
   const int64_t max_rows = m.max_rows();
-  if (opts.batch_min_gain <= 0 || !m.batching() || max_rows <= 1) return max_rows;
-  // The profile of the first device that measured anything (as Estimate borrows one).
-  for (const auto& p : m.profiles) {
-    if (!p.empty()) return detail::BatchLimitFor(&p, max_rows, opts.batch_min_gain);
+  if (opts.batch_min_gain <= 0 || !m.batching() || max_rows <= 1) {
+    if (proven != nullptr) *proven = max_rows;
+    return max_rows;
   }
-  return detail::BatchLimitFor(nullptr, max_rows, opts.batch_min_gain);
+  // The profile of the first device that measured anything (as Estimate borrows one).
+  const detail::LatencyProfile* prof = nullptr;
+  for (const auto& p : m.profiles) {
+    if (!p.empty()) {
+      prof = &p;
+      break;
+    }
+  }
+  detail::BatchLimits l = detail::BatchLimitsFor(prof, max_rows, opts.batch_min_gain);
+  if (proven != nullptr) *proven = l.proven;
+  // A size measured once as not paying is measured again every kBatchRetrial batches: one
+  // measurement (taken beside other work) may have been unlucky, and the load may have changed.
+  constexpr int kBatchRetrial = 64;
+  if (l.trial == 0 && l.next > 0 && m.batches_since_trial >= kBatchRetrial) l.trial = l.next;
+  // One trial batch at a time: several workers trying a large unmeasured size at once would each
+  // hold its arena, the memory peak the limit is there to avoid.
+  return l.trial > 0 && !m.trial_running ? l.trial : l.proven;
 }
 
 void Scheduler::Impl::SweepExpired(int64_t now, std::vector<Pending>* expired) {
@@ -268,6 +283,15 @@ Batch Scheduler::Impl::Take(Worker& self, Candidate& c) {
   b.runner = m.runner;
   b.rows = c.rows;
   b.level = c.best_requested_level;
+  int64_t proven = 0;
+  BatchLimit(m, &proven);
+  b.trial = b.rows > proven && !m.trial_running;
+  if (b.trial) {
+    m.trial_running = true;
+    m.batches_since_trial = 0;
+  } else {
+    m.batches_since_trial++;
+  }
   for (Pending* p : c.items) p->taken = true;
   auto extract = [&](std::deque<Pending>& dq) {
     // Usual case: the batch is a prefix of the FIFO; pop it without rebuilding the deque.

@@ -79,6 +79,8 @@ struct Model {
   std::vector<detail::LatencyProfile> profiles;          // per device
   ModelStats stats;
   int running = 0;
+  bool trial_running = false;  // a batch of an unmeasured size runs (one at a time: batch_min_gain)
+  int batches_since_trial = 0;  // batch_min_gain: the next size is measured again every so many
   bool accepting = true;
 
   bool batching() const { return config.max_batch_size > 0 && config.dynamic_batching; }
@@ -107,6 +109,7 @@ struct Batch {
   int64_t rows = 0;
   int64_t estimate_ns = 0;
   int level = 0;
+  bool trial = false;  // larger than the model's proven batch limit: measures a new size
 };
 
 // A ready batch found by the batcher: which requests, in order, without removing them yet.
@@ -165,8 +168,9 @@ struct Scheduler::Impl {
 
   // Estimated device time of a batch of `rows` of `m` on `device`.
   int64_t Estimate(const detail::Model& m, int device, int64_t rows) const;
-  // The most rows a batch of `m` takes now (SchedulerOptions::batch_min_gain).
-  int64_t BatchLimit(const detail::Model& m) const;
+  // The most rows a batch of `m` takes now (SchedulerOptions::batch_min_gain): the trial size
+  // while no trial batch of it runs, else the proven one; `proven` receives the latter.
+  int64_t BatchLimit(const detail::Model& m, int64_t* proven = nullptr) const;
   // Answers expired requests: hard deadlines and REJECT queue timeouts; DELAY timeouts move to the
   // delayed queue. Recomputes next_expiry_ns.
   void SweepExpired(int64_t now, std::vector<detail::Pending>* expired);

@@ -191,6 +191,7 @@ void Scheduler::Impl::WorkerLoop(int index) {
       m.stats.expired += res.expired;
       if (!res.ok) m.stats.failed += res.executed;
       m.running--;
+      if (batch->trial) m.trial_running = false;
       self.busy = false;
       idle_cv.notify_all();
       work_cv.notify_all();

@@ -77,6 +77,7 @@ TEST(LatencyProfileTest, BatchLimitGrowsOnlyWhileBatchingBuysTheGain) {
   EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 2);  // 2 is not measured: try it
   p.Record(2, 1960);                          // 980 per row: 2 % better, under the gain
   EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 1);
+  EXPECT_EQ(BatchLimitsFor(&p, 32, 0.1).next, 2);  // measured, did not pay: worth a later retrial
   EXPECT_EQ(BatchLimitFor(&p, 32, 0.01), 4);  // a 1 % gain is bought: try 4
   p.Record(2, 1200);                          // 600 per row: 40 % better
   EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 4);
@@ -89,6 +90,7 @@ TEST(LatencyProfileTest, BatchLimitGrowsOnlyWhileBatchingBuysTheGain) {
   EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 32);
   p.Record(32, 9000);                         // 281: 10 % better (not less than 10 %)
   EXPECT_EQ(BatchLimitFor(&p, 32, 0.1), 32);
+  EXPECT_EQ(BatchLimitsFor(&p, 32, 0.1).next, 0);  // nothing beyond max_batch_size
   // A max_batch_size that is not a power of two ends the doubling at it.
   LatencyProfile q(12, 1.0);
   q.Record(1, 1000);

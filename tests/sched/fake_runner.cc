@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "gpuhive/units.h"
+
 namespace gpuhive::sched::testing {
 
 void Gate::Open() {
@@ -24,6 +26,7 @@ bool Gate::WaitForWaiters(int n) {
 }
 
 StatusOr<std::vector<Tensor>> FakeRunner::RunBatch(const std::vector<TensorView>& inputs, const WorkerContext& worker) {
+  const int64_t start_ns = NowNs();
   if (options_.on_run) options_.on_run();
   if (options_.gate && !options_.gate->Wait()) return Internal("gate never opened");
   int64_t us = options_.service_us_by_device ? options_.service_us_by_device(worker.device_index) : options_.service_us;
@@ -41,6 +44,8 @@ StatusOr<std::vector<Tensor>> FakeRunner::RunBatch(const std::vector<TensorView>
   for (int64_t r = 0; r < rec.rows; ++r) rec.first_values.push_back(src[r * cols]);
   rec.device_index = worker.device_index;
   rec.worker_index = worker.worker_index;
+  rec.start_ns = start_ns;
+  rec.end_ns = NowNs();
   {
     std::lock_guard<std::mutex> lk(mu_);
     batches_.push_back(std::move(rec));

@@ -35,6 +35,7 @@ struct BatchRecord {
   std::vector<float> first_values;  // x[r, 0] of every row, in order
   int device_index = 0;
   int worker_index = 0;
+  int64_t start_ns = 0, end_ns = 0;  // when the run began (before the gate and the sleep) and ended
 };
 
 class FakeRunner : public ModelRunner {
