@@ -117,28 +117,30 @@ void Engine::Impl::CollectDevices() {
     }
     return;
   }
-  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, bool>> per_model;  // (model, device)
-  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, int64_t>> h2d;       // bytes, ns
+  struct PerModel {
+    uint64_t bytes = 0;
+    bool resident = false;
+    uint64_t h2d_bytes = 0;
+    int64_t h2d_ns = 0;
+  };
+  std::map<std::pair<std::string, std::string>, PerModel> per_model;  // (model, device)
   for (const auto& st : device_set->ListModels()) {
-    auto& [copied, copy_ns] = h2d[{st.name, DeviceOf(st)}];
-    copied += st.h2d_bytes;
-    copy_ns += st.h2d_ns;
     if (st.precision_rel_l2 >= 0) {
       metrics.model_precision_error->Labels({st.name, "int8"})->Set(st.precision_rel_l2);
     }
-    auto& [bytes, resident] = per_model[{st.name, DeviceOf(st)}];
+    PerModel& pm = per_model[{st.name, DeviceOf(st)}];
+    pm.h2d_bytes += st.h2d_bytes;
+    pm.h2d_ns += st.h2d_ns;
     if (st.state == ModelState::kResident) {
-      bytes += st.device_bytes;
-      resident = true;
+      pm.bytes += st.device_bytes;
+      pm.resident = true;
     }
   }
-  for (const auto& [key, br] : per_model) {
-    metrics.model_memory_bytes->Labels({key.first, key.second})->Set(static_cast<double>(br.first));
-    metrics.model_resident->Labels({key.first, key.second})->Set(br.second ? 1 : 0);
-  }
-  for (const auto& [key, bn] : h2d) {
-    metrics.model_h2d_bytes_total->Labels({key.first, key.second})->Set(static_cast<double>(bn.first));
-    metrics.model_h2d_seconds_total->Labels({key.first, key.second})->Set(static_cast<double>(bn.second) * 1e-9);
+  for (const auto& [key, pm] : per_model) {
+    metrics.model_memory_bytes->Labels({key.first, key.second})->Set(static_cast<double>(pm.bytes));
+    metrics.model_resident->Labels({key.first, key.second})->Set(pm.resident ? 1 : 0);
+    metrics.model_h2d_bytes_total->Labels({key.first, key.second})->Set(static_cast<double>(pm.h2d_bytes));
+    metrics.model_h2d_seconds_total->Labels({key.first, key.second})->Set(static_cast<double>(pm.h2d_ns) * 1e-9);
   }
   for (size_t i = 0; i < device_set->size(); ++i) {
     const std::string& dev = device_set->id(i);

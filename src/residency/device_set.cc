@@ -115,11 +115,8 @@ std::optional<size_t> DeviceSet::MoveToCpuAfter(const std::string& name, size_t 
   if (why.ok() || strict_gpu_ || gpu_ordinals_[from] < 0) return std::nullopt;
   // The load error the device's manager recorded, not `why`: a caller (RunBatch) may have
   // wrapped it.
-  Status load_error;
-  for (const ModelStatus& st : managers_[from]->ListModels()) {
-    if (st.name == name && st.last_error.code() == StatusCode::kUnimplemented) load_error = st.last_error;
-  }
-  if (load_error.ok()) return std::nullopt;
+  const Status load_error = managers_[from]->LastLoadError(name);
+  if (load_error.code() != StatusCode::kUnimplemented) return std::nullopt;
   auto cpu = std::find(gpu_ordinals_.begin(), gpu_ordinals_.end(), -1);
   if (cpu == gpu_ordinals_.end()) return std::nullopt;
   auto config = managers_[from]->GetConfig(name);

@@ -504,6 +504,12 @@ StatusOr<ModelConfig> ModelManager::GetConfig(const std::string& name, int64_t v
   return e->config;
 }
 
+Status ModelManager::LastLoadError(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto e = FindLocked(name, 0);
+  return e ? e->last_error : Status::OK();
+}
+
 Status ModelManager::SetMemoryLimit(const std::string& name, uint64_t limit_bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);

@@ -143,7 +143,7 @@ std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64
   for (const LevelRef& ref : order) {
     for (Pending& p : *ref.dq) {
       if (p.signature != sig) continue;
-      if ((c.rows + p.rows > max_rows && !c.items.empty()) || (!m.batching() && !c.items.empty())) {
+      if (!c.items.empty() && (c.rows + p.rows > max_rows || !m.batching())) {
         capped = true;
         break;
       }

@@ -328,6 +328,9 @@ class ModelManager {
 
   // The config of a registered model (`version` 0: the newest). Errors: kNotFound.
   StatusOr<ModelConfig> GetConfig(const std::string& name, int64_t version = 0) const;
+  // Why the last load of `name` (its newest version) failed; OK when it did not, or when the
+  // model is not registered.
+  Status LastLoadError(const std::string& name) const;
 
   // The budgeted resource: give it to ExecutionContexts so arenas count against the budget.
   // On a device the host runs kernels for (simulated), this is the executor's view of that memory.
