@@ -29,6 +29,17 @@ PKG=$STAGE/gpuhive-gpu
 mkdir -p "$PKG/bin" "$PKG/tests" "$PKG/lib"
 for b in "${BINS[@]}"; do cp "$BUILD/bin/$b" "$PKG/bin/"; done
 for t in "${TESTS[@]}"; do cp "$BUILD/tests/$t" "$PKG/tests/"; done
+# The built-in repository's models that bench/export_models.py does not make (the cross-backend
+# test runs them from GPUHIVE_REPOSITORY_DIR); the large ones are exported on the GPU machine.
+for m in text_detector tiny_mlp; do
+  if [ -f "models/repository/$m/1/model.onnx" ]; then
+    mkdir -p "$PKG/repository/$m/1"
+    cp models/repository/$m/config.pbtxt "$PKG/repository/$m/"
+    cp models/repository/$m/1/model.onnx "$PKG/repository/$m/1/"
+  else
+    echo "package.sh: models/repository/$m is missing (make models); the GPU check will skip it" >&2
+  fi
+done
 
 # Shared libraries: everything ldd resolves except glibc's own and the CUDA/driver stack.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread\.so|libdl\.so|librt\.so|libresolv\.so|libcuda\.so|libcudart|libcublas|libcudnn|libnvidia|libnvrtc|libnvJitLink)'

@@ -86,6 +86,7 @@ if [ -z "${GPUHIVE_MODELS_DIR:-}" ]; then
   EXPORT_PID=$!
 fi
 export GPUHIVE_MODELS_DIR=$MODELS_DIR
+export GPUHIVE_REPOSITORY_DIR=$PKG/repository  # text_detector, tiny_mlp (packed by package.sh)
 
 # 2. Correctness. Each gtest JSON report becomes one line of tests.jsonl as soon as it exists.
 run_test() {  # name timeout [gtest args]

@@ -77,8 +77,20 @@ struct PlanPreview {
   size_t arena_bytes = 0;
   size_t naive_bytes = 0;                 // sum of all device buffers (no reuse)
   std::map<std::string, int> device_ops;  // op type ("gpuhive.FusedConv", "Softmax") -> steps
+  // Set by PreviewCudaSteps only: steps its builders accepted (== device_steps when it succeeds),
+  // and the largest step workspace apart from cuDNN's and cuBLASLt's own (explicit padding, LSTM
+  // gates, crops).
+  size_t steps_built = 0;
+  size_t step_workspace_bytes = 0;
 };
 StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<TensorView>& inputs);
+
+// PreviewCudaPlan, then every device step built by the executor's own builders, with cuDNN and
+// cuBLASLt answered from the descriptors alone (no device, nothing run). OK means the whole plan
+// runs on the device: no node is left to the CPU. Errors: PreviewCudaPlan's, or the first
+// builder refusal (kUnimplemented for an attribute combination the device path lacks, naming the
+// node). Defined only in builds with CUDA (GPUHIVE_HAVE_CUDA).
+StatusOr<PlanPreview> PreviewCudaSteps(const ir::Graph& graph, const std::vector<TensorView>& inputs);
 
 class CudaExecutor {
  public:

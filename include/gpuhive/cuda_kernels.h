@@ -48,6 +48,15 @@ Status Softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t in
 Status LayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows, int64_t cols,
                  float epsilon, StreamView stream);
 
+// The pointwise half of one ONNX LSTM time step (activations sigmoid, tanh, tanh): for each batch
+// row b and hidden unit j, the gate pre-activations are gates_x[b, q*H + j] (X_t W^T) +
+// gates_h[b, q*H + j] (H_{t-1} R^T; null when H_{t-1} is zero) + bias[q*H + j] + bias[(4+q)*H + j]
+// (Wb then Rb; bias may be null), q in ONNX's order i, o, f, c; peephole [3H] (P_i, P_o, P_f) may
+// be null; clip > 0 clips each pre-activation to [-clip, clip]. c [batch, H] is read as C_{t-1}
+// and overwritten with C_t; h_out [batch, H] gets H_t (it must not alias gates or c).
+Status LstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole, float* c,
+                float* h_out, int64_t batch, int64_t hidden, float clip, StreamView stream);
+
 enum class ReduceKind { kSum, kMean, kMax, kMin };
 // y[o, i] = reduce over a of x[o, a, i].
 Status Reduce(ReduceKind kind, const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,
@@ -137,6 +146,10 @@ struct MatmulDesc {
   MathMode math = MathMode::kFloat32;
 };
 
+// What MatmulRunner checks before it asks cuBLASLt (host only; the plan preview uses it).
+// kInvalidArgument for non-positive sizes, negative strides or overlapping output batches.
+Status CheckMatmulDesc(const MatmulDesc& desc);
+
 // Owns a cuBLASLt handle and the per-shape algorithm cache. Thread safe (the cache is locked;
 // the handle is safe to share between streams). Algorithms are chosen by cuBLASLt's heuristic the
 // first time a MatmulDesc is seen, for at most `max_workspace_bytes` of workspace.
@@ -161,16 +174,30 @@ class MatmulRunner {
 // 2-D convolution, NCHW input, KCRS weights (1-D convolutions use in_h = kernel_h = 1).
 // y = act(conv(x, w) + bias + (sum ? z : 0)) where act is `epilogue` (kNone or kRelu fused by
 // cuDNN; kGelu is refused with kInvalidArgument, apply it afterwards with ElementwiseChain).
+// `transposed`: ONNX ConvTranspose (cuDNN's backward-data convolution): x has c channels, the
+// weights are [c, k / groups, kernel_h, kernel_w], y has k channels, and out_pad_h/out_pad_w are
+// ONNX's output_padding (each below its stride or dilation).
 struct ConvDesc {
   int64_t n = 0, c = 0, in_h = 0, in_w = 0;
   int64_t k = 0, kernel_h = 1, kernel_w = 1, groups = 1;
   int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  bool transposed = false;
+  int64_t out_pad_h = 0, out_pad_w = 0;
   MathMode math = MathMode::kFloat32;
   bool has_bias = false;
   bool has_sum = false;  // add z (the output's shape) before the activation
   Epilogue epilogue = Epilogue::kNone;
 };
+
+// What ConvRunner::Create checks before it asks cuDNN, and the output's height and width. Host
+// only (no device): the plan preview uses it. Errors: kInvalidArgument (bad sizes, channels that
+// are not multiples of groups, an empty output, GELU), kUnimplemented (asymmetric padding, which
+// the step builder turns into an explicit pad or crop; extents beyond cuDNN's 32-bit range).
+struct ConvOutput {
+  int64_t h = 0, w = 0;
+};
+StatusOr<ConvOutput> ConvOutputSize(const ConvDesc& desc);
 
 // One convolution shape: descriptors and the algorithm, chosen once at Create. Run is const and
 // may be called concurrently on different buffers and streams (it takes the cuDNN handle lock).

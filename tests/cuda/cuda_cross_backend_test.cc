@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <thread>
 #include <utility>
@@ -195,6 +196,28 @@ std::vector<OpCase> Cases() {
   add("pad_constant", {"Pad", "", 17, {}},
       [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 3, 3}, 62)); t.push_back(testing::MakeInt64({8}, {0, 0, 1, 2, 0, 1, 2, 0}));
            t.push_back(testing::MakeFloat({}, {0.75f})); return t; }(), {1, 2});
+  // Issue 13's operator coverage. cuDNN pads symmetrically: asymmetric pads go through an explicit
+  // pad (Conv) or a crop (ConvTranspose) in the step's workspace.
+  add("conv_asymmetric_pads", {"Conv", "", 17, {{"pads", AttrInts({0, 1, 2, 0})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 7, 6}, 63)); t.push_back(Rand({4, 3, 3, 3}, 64)); t.push_back(Rand({4}, 65)); return t; }(), {1, 2});
+  add("conv1d_same_upper_s2", {"Conv", "", 17, {{"auto_pad", AttrString("SAME_UPPER")}, {"strides", AttrInts({2})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 2, 9}, 66)); t.push_back(Rand({3, 2, 4}, 67)); return t; }(), {1});
+  add("convtranspose_k2_s2_bias", {"ConvTranspose", "", 17, {{"strides", AttrInts({2, 2})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 4, 5, 5}, 68)); t.push_back(Rand({4, 3, 2, 2}, 69)); t.push_back(Rand({3}, 70)); return t; }(), {1, 2});
+  add("convtranspose_pads_output_padding", {"ConvTranspose", "", 17, {{"strides", AttrInts({2, 2})}, {"pads", AttrInts({1, 1, 1, 1})}, {"output_padding", AttrInts({1, 1})}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 3, 4, 6}, 71)); t.push_back(Rand({3, 2, 3, 3}, 72)); return t; }(), {1});
+  add("convtranspose_asymmetric_grouped", {"ConvTranspose", "", 17, {{"strides", AttrInts({2, 1})}, {"pads", AttrInts({0, 1, 1, 0})}, {"group", AttrInt(2)}}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({1, 4, 5, 4}, 73)); t.push_back(Rand({4, 3, 3, 3}, 74)); t.push_back(Rand({6}, 75)); return t; }(), {1, 2});
+  add("lstm_forward", {"LSTM", "", 14, {{"hidden_size", AttrInt(4)}}, 3},
+      [] { std::vector<Tensor> t; t.push_back(Rand({5, 2, 3}, 76)); t.push_back(Rand({1, 16, 3}, 77)); t.push_back(Rand({1, 16, 4}, 78));
+           t.push_back(Rand({1, 32}, 79)); return t; }(), {1, 2, 3});
+  add("lstm_reverse_no_bias", {"LSTM", "", 14, {{"hidden_size", AttrInt(3)}, {"direction", AttrString("reverse")}}, 3},
+      [] { std::vector<Tensor> t; t.push_back(Rand({4, 1, 2}, 80)); t.push_back(Rand({1, 12, 2}, 81)); t.push_back(Rand({1, 12, 3}, 82)); return t; }(), {1, 2});
+  add("lstm_bidirectional_states_peephole_clip",
+      {"LSTM", "", 14, {{"hidden_size", AttrInt(4)}, {"direction", AttrString("bidirectional")}, {"clip", AttrFloat(1.5f)}}, 3},
+      [] { std::vector<Tensor> t; t.push_back(Rand({6, 3, 5}, 83)); t.push_back(Rand({2, 16, 5}, 84)); t.push_back(Rand({2, 16, 4}, 85));
+           t.push_back(Rand({2, 32}, 86)); t.push_back(Tensor::FromVector<int32_t>(DataType::kInt32, {3}, {6, 6, 6}).value()); t.push_back(Rand({2, 3, 4}, 87));
+           t.push_back(Rand({2, 3, 4}, 88)); t.push_back(Rand({2, 12}, 89)); return t; }(), {1, 2, 3, 4, 7});
   add("reshape_alias", {"Reshape", "", 17, {}},
       [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 57)); t.push_back(testing::MakeInt64({2}, {6, -1})); return t; }(), {1});
   return v;
@@ -214,7 +237,51 @@ TEST(CudaCrossBackendCases, EveryCaseRunsOnTheCpu) {
     ASSERT_FALSE(cpu->empty());
     EXPECT_GT((*cpu)[0].num_elements(), 0);
     EXPECT_TRUE(cuda::CudaSupportsOp(c.spec.domain, c.spec.op_type));
+    // The executor's step builders accept the case (checked on the host, no device needed).
+    bool has_omitted = false;
+    for (const Tensor& t : c.inputs) has_omitted = has_omitted || t.dtype() == DataType::kUndefined;
+    if (has_omitted) continue;
+    std::vector<TensorView> views;
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      if (std::find(c.constant_inputs.begin(), c.constant_inputs.end(), static_cast<int>(i)) == c.constant_inputs.end()) {
+        views.push_back(c.inputs[i].view());
+      }
+    }
+    std::shared_ptr<ir::Graph> g = OneNodeGraph(c);
+    StatusOr<cuda::PlanPreview> plan = cuda::PreviewCudaSteps(*g, views);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    EXPECT_EQ(plan->steps_built, plan->device_steps);
   }
+}
+
+// Which path each padding case takes, pinned by the step workspace it plans (host only): an
+// asymmetric Conv pads its input into the workspace (here [2, 3, 9, 7] floats, 1,512 bytes, aligned
+// to 1,536); a ConvTranspose whose crop is symmetric, output_padding included, runs as one cuDNN
+// call (no workspace of its own); an asymmetric one computes the uncropped [1, 6, 11, 6] output in
+// the workspace (1,584 bytes, aligned to 1,792) and crops it.
+TEST(CudaCrossBackendCases, PaddingPathsArePinned) {
+  const std::map<std::string, size_t> expected = {{"conv3x3_bias", 0},
+                                                  {"conv_asymmetric_pads", 1536},
+                                                  {"convtranspose_k2_s2_bias", 0},
+                                                  {"convtranspose_pads_output_padding", 0},
+                                                  {"convtranspose_asymmetric_grouped", 1792}};
+  size_t seen = 0;
+  for (const OpCase& c : Cases()) {
+    auto it = expected.find(c.name);
+    if (it == expected.end()) continue;
+    SCOPED_TRACE(c.name);
+    std::vector<TensorView> views;
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      if (std::find(c.constant_inputs.begin(), c.constant_inputs.end(), static_cast<int>(i)) == c.constant_inputs.end()) {
+        views.push_back(c.inputs[i].view());
+      }
+    }
+    StatusOr<cuda::PlanPreview> plan = cuda::PreviewCudaSteps(*OneNodeGraph(c), views);
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    EXPECT_EQ(plan->step_workspace_bytes, it->second);
+    ++seen;
+  }
+  EXPECT_EQ(seen, expected.size());
 }
 
 TEST(CudaCrossBackend, EveryOperatorMatchesTheCpu) {
@@ -493,9 +560,20 @@ TEST(CudaCrossBackend, ModelsMatchTheCpu) {
   REQUIRE_GPU();
   const char* dir = std::getenv("GPUHIVE_MODELS_DIR");
   std::filesystem::path root = dir != nullptr ? std::filesystem::path(dir) : std::filesystem::path(GPUHIVE_SOURCE_DIR) / "models" / "generated";
-  int ran = 0;
+  const char* repo_env = std::getenv("GPUHIVE_REPOSITORY_DIR");
+  std::filesystem::path repo = repo_env != nullptr ? std::filesystem::path(repo_env)
+                                                   : std::filesystem::path(GPUHIVE_SOURCE_DIR) / "models" / "repository";
+  std::vector<std::pair<std::string, std::filesystem::path>> models;
   for (const char* name : {"mobilenet_v3_large", "efficientnet_b0", "resnet50", "lraspp_mobilenet_v3", "bert_base", "audio_lstm"}) {
-    std::filesystem::path p = root / (std::string(name) + ".onnx");
+    models.emplace_back(name, root / (std::string(name) + ".onnx"));
+  }
+  // The built-in repository's models that are not benchmark models under another name.
+  for (const char* name : {"text_detector", "tiny_mlp"}) {
+    models.emplace_back(std::string("repository/") + name, repo / name / "1" / "model.onnx");
+  }
+  int ran = 0;
+  for (const auto& [model_name, p] : models) {
+    const char* name = model_name.c_str();
     if (!std::filesystem::exists(p)) continue;
     SCOPED_TRACE(name);
     auto cpu_model = ImportOnnxFile(p.string());

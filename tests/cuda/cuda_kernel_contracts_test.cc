@@ -73,6 +73,52 @@ TEST(CudaKernelContracts, ConvolutionShapesAreCheckedBeforeTheDevice) {
   ExpectCode(cuda::ConvRunner::Create(d).status(), StatusCode::kInvalidArgument, "positive");
 }
 
+// The output size ConvRunner::Create and the plan preview share, forward and transposed (ONNX's
+// formulas), and what makes a transposed descriptor malformed.
+TEST(CudaKernelContracts, ConvolutionOutputSizes) {
+  cuda::ConvDesc d;
+  d.n = 1, d.c = 3, d.in_h = 9, d.in_w = 8, d.k = 4, d.kernel_h = 3, d.kernel_w = 2;
+  d.stride_h = 2, d.stride_w = 2, d.pad_top = d.pad_bottom = 1;
+  StatusOr<cuda::ConvOutput> out = cuda::ConvOutputSize(d);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->h, 5);  // (9 + 2 - 3) / 2 + 1
+  EXPECT_EQ(out->w, 4);  // (8 - 2) / 2 + 1
+  d.transposed = true;
+  d.c = 4, d.k = 6, d.groups = 2, d.out_pad_h = 1;
+  out = cuda::ConvOutputSize(d);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->h, 18);  // (9 - 1) * 2 - 2 + 3 + 1
+  EXPECT_EQ(out->w, 16);  // (8 - 1) * 2 + 2
+  d.out_pad_w = 2;
+  ExpectCode(cuda::ConvOutputSize(d).status(), StatusCode::kInvalidArgument, "below the stride");
+  d.out_pad_w = 0;
+  d.transposed = false;
+  d.out_pad_h = 1;
+  ExpectCode(cuda::ConvOutputSize(d).status(), StatusCode::kInvalidArgument, "needs a transposed");
+  d.out_pad_h = 0;
+  d.in_h = 1, d.pad_top = d.pad_bottom = 0;
+  ExpectCode(cuda::ConvOutputSize(d).status(), StatusCode::kInvalidArgument, "empty");
+}
+
+TEST(CudaKernelContracts, LstmCellRejectsBadArguments) {
+  ExpectCode(cuda::LstmCell(kFake, kFake, nullptr, nullptr, kFake, kFake, 2, 0, 0.f, {}), StatusCode::kInvalidArgument,
+             "bad extent");
+  ExpectCode(cuda::LstmCell(nullptr, kFake, nullptr, nullptr, kFake, kFake, 2, 4, 0.f, {}), StatusCode::kInvalidArgument,
+             "required");
+  ExpectCode(cuda::LstmCell(kFake, nullptr, nullptr, nullptr, kFake, kFake, 2, 4, -1.f, {}), StatusCode::kInvalidArgument,
+             "clip");
+}
+
+TEST(CudaKernelContracts, MatmulDescriptorsAreCheckedBeforeTheDevice) {
+  cuda::MatmulDesc d;
+  d.m = 2, d.n = 3, d.k = 4;
+  EXPECT_TRUE(cuda::CheckMatmulDesc(d).ok());
+  d.k = 0;
+  ExpectCode(cuda::CheckMatmulDesc(d), StatusCode::kInvalidArgument, "positive");
+  d.k = 4, d.batch = 2, d.stride_d = 5;
+  ExpectCode(cuda::CheckMatmulDesc(d), StatusCode::kInvalidArgument, "overlap");
+}
+
 TEST(CudaKernelContracts, LibraryRunnersNeedADevice) {
   if (!DiscoverDevices().gpus.empty()) GTEST_SKIP() << "a GPU is present";
   ExpectCode(cuda::MatmulRunner::Create({}).status(), StatusCode::kUnavailable, "device");

@@ -38,6 +38,10 @@ struct ChainParams {
 };
 cudaError_t LaunchChain(const ChainParams& p, float* y, cudaStream_t stream);
 
+// One LSTM step's pointwise half (rnn.cu); see gpuhive::cuda::LstmCell.
+cudaError_t LaunchLstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole,
+                           float* c, float* h_out, int64_t batch, int64_t hidden, float clip, cudaStream_t stream);
+
 cudaError_t LaunchSoftmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner, bool log,
                           cudaStream_t stream);
 cudaError_t LaunchLayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows,

@@ -12,6 +12,17 @@
 #include "kernels/cuda/lib_status.h"
 
 namespace gpuhive::cuda {
+
+Status CheckMatmulDesc(const MatmulDesc& d) {
+  if (d.m <= 0 || d.n <= 0 || d.k <= 0 || d.batch <= 0) {
+    return InvalidArgument("matmul: m, n, k and batch must be positive (got {}, {}, {}, {})", d.m, d.n, d.k, d.batch);
+  }
+  if (d.batch > INT32_MAX) return InvalidArgument("matmul: batch {} too large", d.batch);
+  if (d.stride_a < 0 || d.stride_b < 0 || d.stride_d < 0) return InvalidArgument("matmul: negative batch stride");
+  if (d.batch > 1 && d.stride_d < d.m * d.n) return InvalidArgument("matmul: output batches overlap");
+  return Status::OK();
+}
+
 namespace {
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, bool, int, int, bool>;
@@ -99,16 +110,6 @@ StatusOr<Desc> MakeDesc(const MatmulDesc& d, const void* bias) {
   return desc;
 }
 
-Status Validate(const MatmulDesc& d) {
-  if (d.m <= 0 || d.n <= 0 || d.k <= 0 || d.batch <= 0) {
-    return InvalidArgument("matmul: m, n, k and batch must be positive (got {}, {}, {}, {})", d.m, d.n, d.k, d.batch);
-  }
-  if (d.batch > INT32_MAX) return InvalidArgument("matmul: batch {} too large", d.batch);
-  if (d.stride_a < 0 || d.stride_b < 0 || d.stride_d < 0) return InvalidArgument("matmul: negative batch stride");
-  if (d.batch > 1 && d.stride_d < d.m * d.n) return InvalidArgument("matmul: output batches overlap");
-  return Status::OK();
-}
-
 class MatmulRunnerImpl final : public MatmulRunner {
  public:
   MatmulRunnerImpl(cublasLtHandle_t handle, Options options) : handle_(handle), options_(options) {}
@@ -144,7 +145,7 @@ class MatmulRunnerImpl final : public MatmulRunner {
 
  private:
   StatusOr<const Plan*> GetPlan(const MatmulDesc& d) {
-    RETURN_IF_ERROR(Validate(d));
+    RETURN_IF_ERROR(CheckMatmulDesc(d));
     Key key = MakeKey(d);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = plans_.find(key);

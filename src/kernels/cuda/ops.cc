@@ -114,6 +114,17 @@ Status Softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t in
   return Launched(ck::LaunchSoftmax(x, y, outer, axis, inner, log, AsStream(stream)), "Softmax");
 }
 
+Status LstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole, float* c,
+                float* h_out, int64_t batch, int64_t hidden, float clip, StreamView stream) {
+  if (batch < 0 || hidden <= 0) return InvalidArgument("LSTM cell: bad extent [{}, {}]", batch, hidden);
+  if (gates_x == nullptr || c == nullptr || h_out == nullptr) {
+    return InvalidArgument("LSTM cell: gates_x, c and h_out are required");
+  }
+  if (clip < 0.f) return InvalidArgument("LSTM cell: clip {} must not be negative", clip);
+  return Launched(ck::LaunchLstmCell(gates_x, gates_h, bias, peephole, c, h_out, batch, hidden, clip, AsStream(stream)),
+                  "LstmCell");
+}
+
 Status LayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows, int64_t cols,
                  float epsilon, StreamView stream) {
   if (rows < 0 || cols <= 0) return InvalidArgument("layer norm: bad extent [{}, {}]", rows, cols);

@@ -54,6 +54,7 @@ class StepInputsImpl final : public executor::StepInputs {
   bool output_used(size_t i) const override { return i < used_.size() && used_[i]; }
   MathMode math() const override;
   MatmulRunner& matmul() override;
+  StatusOr<std::shared_ptr<ConvRunner>> conv(const ConvDesc& desc) override;
   size_t max_workspace_bytes() const override;
   int* error_flag() const override { return static_cast<int*>(plan_->flag.data()); }
 
@@ -349,6 +350,10 @@ StatusOr<const void*> StepInputsImpl::DeviceInput(size_t i) {
 }
 MathMode StepInputsImpl::math() const { return ex_->options().math; }
 MatmulRunner& StepInputsImpl::matmul() { return ex_->matmul(); }
+StatusOr<std::shared_ptr<ConvRunner>> StepInputsImpl::conv(const ConvDesc& desc) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ConvRunner> r, ConvRunner::Create(desc, max_workspace_bytes()));
+  return std::shared_ptr<ConvRunner>(std::move(r));
+}
 size_t StepInputsImpl::max_workspace_bytes() const { return ex_->options().max_workspace_bytes; }
 
 }  // namespace

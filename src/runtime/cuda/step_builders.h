@@ -17,6 +17,9 @@ inline int64_t Prod(const Shape& s, size_t begin, size_t end) {
   return p;
 }
 
+// Sub-buffers a step carves out of its workspace start on 256-byte boundaries.
+inline size_t AlignWorkspace(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
 inline StatusOr<int64_t> NormAxis(int64_t axis, size_t rank, const ir::Node& n) {
   int64_t r = static_cast<int64_t>(rank);
   if (axis < -r || axis >= std::max<int64_t>(r, 1)) return InvalidArgument("{}: axis {} out of range", n.Describe(), axis);
@@ -57,6 +60,18 @@ inline StatusOr<std::vector<float>> HostFloats(const PlannedValue* v, const ir::
   const float* p = v->host->as<float>();
   return std::vector<float>(p, p + v->host->num_elements());
 }
+
+// Shared by the builders (steps.cc). PostOpsInPlace applies post ops to output 0 in place, their
+// operands being the node's inputs from `first_extra` on; Sequence runs a, then b, in one step.
+StatusOr<BuiltStep> PostOpsInPlace(StepInputs& in, std::vector<PostOp> ops, size_t first_extra);
+BuiltStep Sequence(BuiltStep a, BuiltStep b);
+
+// Convolutions (steps_conv.cc): Conv and gpuhive.FusedConv (`fused`), ConvTranspose.
+StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused);
+StatusOr<BuiltStep> BuildConvTranspose(StepInputs& in);
+
+// Recurrent (steps_rnn.cc): ONNX LSTM.
+StatusOr<BuiltStep> BuildLstm(StepInputs& in);
 
 // Data movement (steps_data_movement.cc).
 StatusOr<BuiltStep> BuildTranspose(StepInputs& in);

@@ -97,6 +97,10 @@ StatusOr<BuiltStep> BuildFusedElementwise(StepInputs& in) {
   return ChainStep(in, std::move(ops), 0, 1);
 }
 
+}  // namespace
+
+namespace detail {
+
 // Applies post ops (after the primary result is in the output) in place, their operands being the
 // node's inputs from `first_extra` on.
 StatusOr<BuiltStep> PostOpsInPlace(StepInputs& in, std::vector<PostOp> ops, size_t first_extra) {
@@ -125,100 +129,12 @@ BuiltStep Sequence(BuiltStep a, BuiltStep b) {
                    ws};
 }
 
-// --- Convolution -----------------------------------------------------------------------------
+}  // namespace detail
 
-StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused) {
-  const ir::Node& n = in.node();
-  const PlannedValue* x = in.input(0);
-  const PlannedValue* w = in.input(1);
-  RETURN_IF_ERROR(NeedFloat(x, n, "X"));
-  RETURN_IF_ERROR(NeedFloat(w, n, "W"));
-  size_t rank = x->shape.size();
-  if (rank != 3 && rank != 4) return Unimplemented("{}: only 1-D and 2-D convolutions run on CUDA", n.Describe());
-  ASSIGN_OR_RETURN(std::string auto_pad, n.GetString("auto_pad", "NOTSET"));
-  ASSIGN_OR_RETURN(int64_t groups, n.GetInt("group", 1));
-  size_t sp = rank - 2;
-  ASSIGN_OR_RETURN(std::vector<int64_t> strides, n.GetInts("strides", std::vector<int64_t>(sp, 1)));
-  ASSIGN_OR_RETURN(std::vector<int64_t> dil, n.GetInts("dilations", std::vector<int64_t>(sp, 1)));
-  ASSIGN_OR_RETURN(std::vector<int64_t> pads, n.GetInts("pads", std::vector<int64_t>(2 * sp, 0)));
-  if (strides.size() != sp || dil.size() != sp || pads.size() != 2 * sp) {
-    return InvalidArgument("{}: strides/dilations/pads do not match the spatial rank", n.Describe());
-  }
-  const Shape& ws = w->shape;
-  PlannedValue* out = in.output(0);
-  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-    // Total padding that makes out = ceil(in / stride); the odd pixel goes last for SAME_UPPER.
-    for (size_t d = 0; d < sp; ++d) {
-      int64_t in_d = x->shape[2 + d], k = (ws[2 + d] - 1) * dil[d] + 1;
-      int64_t o = out->shape[2 + d];
-      int64_t total = std::max<int64_t>((o - 1) * strides[d] + k - in_d, 0);
-      int64_t small = total / 2, big = total - small;
-      pads[d] = auto_pad == "SAME_UPPER" ? small : big;
-      pads[d + sp] = auto_pad == "SAME_UPPER" ? big : small;
-    }
-  } else if (auto_pad == "VALID") {
-    std::fill(pads.begin(), pads.end(), 0);
-  } else if (auto_pad != "NOTSET") {
-    return InvalidArgument("{}: unknown auto_pad '{}'", n.Describe(), auto_pad);
-  }
-  ConvDesc d;
-  d.n = x->shape[0];
-  d.c = x->shape[1];
-  d.k = ws[0];
-  d.groups = groups;
-  d.math = in.math();
-  if (sp == 2) {
-    d.in_h = x->shape[2], d.in_w = x->shape[3], d.kernel_h = ws[2], d.kernel_w = ws[3];
-    d.stride_h = strides[0], d.stride_w = strides[1], d.dilation_h = dil[0], d.dilation_w = dil[1];
-    d.pad_top = pads[0], d.pad_left = pads[1], d.pad_bottom = pads[2], d.pad_right = pads[3];
-  } else {
-    d.in_h = 1, d.in_w = x->shape[2], d.kernel_h = 1, d.kernel_w = ws[2];
-    d.stride_w = strides[0], d.dilation_w = dil[0], d.pad_left = pads[0], d.pad_right = pads[1];
-  }
-  const PlannedValue* bias = in.input(2);
-  d.has_bias = bias != nullptr;
-  std::vector<PostOp> ops;
-  if (fused) {
-    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
-    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
-  }
-  // cuDNN takes a leading "sum" (the residual) and then ReLU; the rest runs as a chain.
-  size_t consumed = 0, extra = 3;
-  const void* z = nullptr;
-  if (!ops.empty() && ops[0].kind == PostOp::Kind::kSum && in.num_inputs() > 3 && in.input(3) != nullptr &&
-      in.input(3)->shape == out->shape) {
-    RETURN_IF_ERROR(NeedFloat(in.input(3), n, "residual"));
-    ASSIGN_OR_RETURN(z, in.DeviceInput(3));
-    d.has_sum = true;
-    consumed = 1;
-    extra = 4;
-  }
-  if (consumed < ops.size() && ops[consumed].kind == PostOp::Kind::kRelu) {
-    d.epilogue = Epilogue::kRelu;
-    ++consumed;
-  }
-  ASSIGN_OR_RETURN(std::shared_ptr<ConvRunner> runner, ConvRunner::Create(d, in.max_workspace_bytes()));
-  int64_t expect_w = sp == 2 ? out->shape[3] : out->shape[2];
-  int64_t expect_h = sp == 2 ? out->shape[2] : 1;
-  if (runner->out_h() != expect_h || runner->out_w() != expect_w) {
-    return Internal("{}: cuDNN output {}x{} differs from the planned {}x{}", n.Describe(), runner->out_h(),
-                    runner->out_w(), expect_h, expect_w);
-  }
-  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
-  ASSIGN_OR_RETURN(const void* wp, in.DeviceInput(1));
-  const void* bp = nullptr;
-  if (bias != nullptr) {
-    RETURN_IF_ERROR(NeedFloat(bias, n, "B"));
-    ASSIGN_OR_RETURN(bp, in.DeviceInput(2));
-  }
-  void* y = out->device;
-  BuiltStep conv{[runner, xp, wp, bp, z, y](StreamView s, void* ws_ptr) { return runner->Run(xp, wp, bp, z, y, ws_ptr, s); },
-                 runner->workspace_bytes()};
-  if (consumed == ops.size()) return conv;
-  std::vector<PostOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(consumed), ops.end());
-  ASSIGN_OR_RETURN(BuiltStep post, PostOpsInPlace(in, std::move(rest), extra));
-  return Sequence(std::move(conv), std::move(post));
-}
+namespace {
+
+using detail::PostOpsInPlace;
+using detail::Sequence;
 
 // --- MatMul / Gemm ---------------------------------------------------------------------------
 
@@ -545,7 +461,7 @@ StatusOr<BuiltStep> BuildStep(StepInputs& in) {
   const ir::Node& n = in.node();
   const std::string& op = n.op_type;
   if (n.domain == "gpuhive") {
-    if (op == "FusedConv") return BuildConv(in, true);
+    if (op == "FusedConv") return detail::BuildConv(in, true);
     if (op == "FusedMatMul") return BuildMatMul(in, true);
     if (op == "FusedGemm") return BuildGemm(in, true);
     if (op == "Elementwise") return BuildFusedElementwise(in);
@@ -569,7 +485,9 @@ StatusOr<BuiltStep> BuildStep(StepInputs& in) {
     if (in.num_inputs() != 2) return Unimplemented("{}: variadic {} on CUDA", n.Describe(), op);
     return ChainStep(in, {PostOp{it->second}}, 0, 1);
   }
-  if (op == "Conv") return BuildConv(in, false);
+  if (op == "Conv") return detail::BuildConv(in, false);
+  if (op == "ConvTranspose") return detail::BuildConvTranspose(in);
+  if (op == "LSTM") return detail::BuildLstm(in);
   if (op == "MatMul") return BuildMatMul(in, false);
   if (op == "Gemm") return BuildGemm(in, false);
   if (op == "Softmax") return BuildSoftmax(in, false);

@@ -45,6 +45,9 @@ class StepInputs {
   virtual bool output_used(size_t i) const = 0;
   virtual MathMode math() const = 0;
   virtual MatmulRunner& matmul() = 0;
+  // The convolution runner for `desc`: the executor asks cuDNN; a plan preview without a device
+  // answers from the descriptor alone (ConvOutputSize).
+  virtual StatusOr<std::shared_ptr<ConvRunner>> conv(const ConvDesc& desc) = 0;
   virtual size_t max_workspace_bytes() const = 0;
   virtual int* error_flag() const = 0;  // device int, reset before each run
 };

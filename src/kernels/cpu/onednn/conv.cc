@@ -14,7 +14,7 @@
 
 #include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
-#include "kernels/cpu/onednn/geometry.h"
+#include "gpuhive/window_geometry.h"
 #include "kernels/cpu/onednn/kernels.h"
 
 namespace gpuhive::cpu::onednn {

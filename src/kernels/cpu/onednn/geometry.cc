@@ -1,9 +1,10 @@
-#include "kernels/cpu/onednn/geometry.h"
+// ONNX window geometry (include/gpuhive/window_geometry.h).
+#include "gpuhive/window_geometry.h"
 
 #include <algorithm>
 #include <string>
 
-namespace gpuhive::cpu::onednn {
+namespace gpuhive {
 
 StatusOr<WindowGeometry> ComputeWindowGeometry(const ir::Node& node, const std::vector<int64_t>& in,
                                                const std::vector<int64_t>& kernel,
@@ -154,4 +155,4 @@ StatusOr<ConvGeometry> ComputeConvGeometry(const ir::Node& node, const Shape& x,
   return geo;
 }
 
-}  // namespace gpuhive::cpu::onednn
+}  // namespace gpuhive

@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "kernels/cpu/onednn/common.h"
-#include "kernels/cpu/onednn/geometry.h"
+#include "gpuhive/window_geometry.h"
 #include "kernels/cpu/onednn/kernels.h"
 
 namespace gpuhive::cpu::onednn {

@@ -30,7 +30,7 @@
 
 #include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
-#include "kernels/cpu/onednn/geometry.h"
+#include "gpuhive/window_geometry.h"
 #include "kernels/cpu/onednn/kernels.h"
 #include "kernels/cpu/onednn/quant_common.h"
 

@@ -1,5 +1,7 @@
-// Spatial geometry of sliding-window operators (Conv, pooling): ONNX auto_pad / pads / ceil_mode
-// resolved into output sizes and explicit begin/end paddings.
+// Spatial geometry of sliding-window operators (Conv, ConvTranspose, pooling): ONNX auto_pad /
+// pads / output_padding / output_shape / ceil_mode resolved into output sizes and explicit
+// begin/end paddings. Shared by the CPU kernels and the CUDA executor's step builders, so both
+// backends agree on every output size. Implemented in src/kernels/cpu/onednn/geometry.cc.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +10,7 @@
 #include "gpuhive/ir.h"
 #include "gpuhive/status.h"
 
-namespace gpuhive::cpu::onednn {
+namespace gpuhive {
 
 struct WindowGeometry {
   std::vector<int64_t> out;    // output spatial sizes
@@ -34,4 +36,4 @@ struct ConvGeometry {
 };
 StatusOr<ConvGeometry> ComputeConvGeometry(const ir::Node& node, const Shape& x, const Shape& w, bool transposed);
 
-}  // namespace gpuhive::cpu::onednn
+}  // namespace gpuhive
