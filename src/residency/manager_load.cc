@@ -233,6 +233,8 @@ Status ModelManager::LoadToHost(Entry& e, bool preload) {
   size_t host_bytes = 0;
   std::unique_ptr<ir::Model> host_model;
   if (HasSubgraphs(*(*imported)->graph)) {
+    std::unique_ptr<ir::Model> none;
+    RETURN_IF_ERROR(ApplyConfiguredPrecision(e, *file, &none, preload));
     auto buf = Buffer::Allocate(options_.host_resource, std::max<size_t>(file->size(), 1));
     if (!buf.ok()) {
       return FailLoad(e, buf.status().WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);
@@ -242,6 +244,7 @@ Status ModelManager::LoadToHost(Entry& e, bool preload) {
     host_bytes = file->size();
   } else {
     host_model = std::move(*imported);
+    RETURN_IF_ERROR(ApplyConfiguredPrecision(e, *file, &host_model, preload));
     if (options_.host_resource != DefaultHostResource()) {
       Status s = RehomeConstants(*host_model->graph, options_.host_resource);
       if (!s.ok()) return FailLoad(e, s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);
@@ -262,33 +265,17 @@ Status ModelManager::LoadToHost(Entry& e, bool preload) {
 }
 
 Status ModelManager::ImportHostBytes(Entry& e, bool preload) {
-  auto imported = ImportOnnxBytes(std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes));
+  const std::string_view bytes(static_cast<const char*>(e.host_copy.data()), e.host_bytes);
+  auto imported = ImportOnnxBytes(bytes);
   if (!imported.ok()) {
     return FailLoad(e, imported.status().WithContext("model '" + e.name + "'"), ModelState::kFailed, preload);
   }
   if (HasSubgraphs(*(*imported)->graph)) {  // re-imported from the bytes on each swap-in
-    if (e.config.precision != "fp32") {
-      std::lock_guard<std::mutex> lock(mu_);
-      e.precision.note = "runs fp32: precision " + e.config.precision + " is not applied to models with subgraphs";
-    }
-    return Status::OK();
+    std::unique_ptr<ir::Model> none;
+    return ApplyConfiguredPrecision(e, bytes, &none, preload);
   }
   std::unique_ptr<ir::Model> host_model = std::move(*imported);
-  if (e.config.precision != "fp32") {
-    detail::PrecisionState precision;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      precision = e.precision;
-    }
-    auto applied = detail::ApplyPrecision(e.config, e.path,
-                                          std::string_view(static_cast<const char*>(e.host_copy.data()), e.host_bytes),
-                                          std::move(host_model), options_.compile_threads, options_.optimize,
-                                          &precision);
-    if (!applied.ok()) return FailLoad(e, applied.status(), ModelState::kFailed, preload);
-    host_model = std::move(*applied);
-    std::lock_guard<std::mutex> lock(mu_);
-    e.precision = precision;
-  }
+  RETURN_IF_ERROR(ApplyConfiguredPrecision(e, bytes, &host_model, preload));
   if (options_.host_resource != DefaultHostResource()) {
     Status s = RehomeConstants(*host_model->graph, options_.host_resource);
     if (!s.ok()) return FailLoad(e, s.WithContext("model '" + e.name + "': host tier"), ModelState::kFailed, preload);
@@ -298,6 +285,28 @@ Status ModelManager::ImportHostBytes(Entry& e, bool preload) {
   old = std::move(e.host_copy);
   e.host_bytes = ConstantBytes(*host_model->graph);
   e.host_model = std::move(host_model);
+  return Status::OK();
+}
+
+Status ModelManager::ApplyConfiguredPrecision(Entry& e, std::string_view onnx_bytes, std::unique_ptr<ir::Model>* model,
+                                              bool preload) {
+  if (e.config.precision == "fp32") return Status::OK();
+  if (*model == nullptr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.precision.note = "runs fp32: precision " + e.config.precision + " is not applied to models with subgraphs";
+    return Status::OK();
+  }
+  detail::PrecisionState precision;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    precision = e.precision;
+  }
+  auto applied = detail::ApplyPrecision(e.config, e.path, onnx_bytes, std::move(*model), options_.compile_threads,
+                                        options_.optimize, &precision);
+  if (!applied.ok()) return FailLoad(e, applied.status(), ModelState::kFailed, preload);
+  *model = std::move(*applied);
+  std::lock_guard<std::mutex> lock(mu_);
+  e.precision = precision;
   return Status::OK();
 }
 

@@ -5,7 +5,9 @@
 //   int8             gpuhive's post-training static quantization (quantize.h), with these config
 //                    parameters (Triton's `parameters { key: ... value { string_value: ... } }`):
 //     calibration          folder of calibration samples (ONNX test-data layout), relative to the
-//                          model's folder or absolute; default "calibration"
+//                          model's folder or absolute; or "model_warmup": the model's warm-up
+//                          samples whose inputs all come from input_data_file. Default: the
+//                          folder "calibration" when it exists, else those warm-up samples
 //     calibration_method   minmax (default), percentile or entropy
 //     validation           samples the accuracy gate compares on; default: the calibration ones
 //     int8_max_rel_l2      the gate's limit on each output's relative L2 error against FP32 (0.05)
@@ -14,9 +16,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 #include "gpuhive/logging.h"
 #include "gpuhive/onnx_import.h"
+#include "gpuhive/residency/warmup.h"
 #include "residency/manager_internal.h"
 
 namespace gpuhive::residency::detail {
@@ -52,6 +56,49 @@ std::string ResolveFolder(const std::string& model_path, const std::string& name
   return (version_dir / p).string();
 }
 
+// Calibration samples from the model's warm-up entries whose every input reads input_data_file
+// (zeros and random values say nothing about real activation ranges), in the model's input order.
+StatusOr<std::vector<Sample>> WarmupSamples(const ModelConfig& c, const std::string& model_path,
+                                            const std::vector<TensorInfo>& inputs) {
+  const std::string model_dir = fs::path(model_path).parent_path().parent_path().string();
+  std::mt19937 unused(0);
+  std::vector<Sample> samples;
+  for (const WarmupConfig& w : c.warmups) {
+    if (!WarmupHasDataFiles(w)) continue;
+    ASSIGN_OR_RETURN(std::vector<WarmupInput> named, WarmupInputs(c, w, model_dir, &unused));
+    Sample sample;
+    for (const TensorInfo& info : inputs) {
+      auto it = std::find_if(named.begin(), named.end(), [&](const WarmupInput& x) { return x.name == info.name; });
+      if (it == named.end()) {
+        return InvalidArgument("model_warmup '{}' has no sample for input '{}'", w.name, info.name);
+      }
+      sample.push_back(std::move(it->tensor));
+    }
+    samples.push_back(std::move(sample));
+  }
+  if (samples.empty()) {
+    return NotFound("no model_warmup entry reads every input from an input_data_file ({} entr{} of zeros or random "
+                    "data cannot calibrate)",
+                    c.warmups.size(), c.warmups.size() == 1 ? "y" : "ies");
+  }
+  return samples;
+}
+
+// The calibration samples the config names (see the top of this file) and where they came from.
+StatusOr<std::vector<Sample>> CalibrationSamples(const ModelConfig& c, const std::string& model_path,
+                                                 const std::vector<TensorInfo>& inputs, std::string* source) {
+  const std::string named = Param(c, "calibration", "");
+  const std::string folder = ResolveFolder(model_path, named.empty() ? "calibration" : named);
+  std::error_code ec;
+  const bool use_warmup = named == "model_warmup" || (named.empty() && !fs::exists(folder, ec) && !c.warmups.empty());
+  if (use_warmup) {
+    *source = "model_warmup";
+    return WarmupSamples(c, model_path, inputs);
+  }
+  *source = folder;
+  return ReadSamples(folder, inputs);
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, const std::string& model_path,
@@ -83,8 +130,8 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
     co.optimize = optimize;  // as the served model will run (int8 runs fused only when optimized)
     ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> reference_ir, ImportOnnxBytes(onnx_bytes));
     ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> reference, CompiledModel::Create(std::move(reference_ir), co));
-    const std::string calibration = ResolveFolder(model_path, Param(config, "calibration", "calibration"));
-    auto samples = ReadSamples(calibration, reference->inputs());
+    std::string source;
+    auto samples = CalibrationSamples(config, model_path, reference->inputs(), &source);
     if (!samples.ok()) {
       return samples.status().WithContext(fmt::format("model '{}': precision int8 needs calibration samples", config.name));
     }
@@ -104,9 +151,10 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
     state->top1 = classifier ? report.worst_top1 : -1;
     state->decided = true;
     const bool pass = report.worst_rel_l2 <= max_rel_l2 && report.worst_top1 >= min_top1;
-    const std::string measured = fmt::format("int8 ({} operators, {} calibration): {} on {} validation sample(s)",
-                                             quantized, CalibrationMethodName(options.method), report.Summary(),
-                                             validation.size());
+    const std::string measured =
+        fmt::format("int8 ({} operators, {} calibration on {} sample(s) from {}): {} on {} validation sample(s)",
+                    quantized, CalibrationMethodName(options.method), samples->size(), source, report.Summary(),
+                    validation.size());
     if (!pass) {
       const std::string why = fmt::format("{}; over the limits (relative L2 <= {}, top-1 >= {})", measured, max_rel_l2,
                                           min_top1);

@@ -5,12 +5,14 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include <unistd.h>
 
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/residency/manager.h"
+#include "gpuhive/residency/repository.h"
 #include "gpuhive/residency/synthetic_models.h"
 #include "test_util.h"
 
@@ -114,6 +116,65 @@ TEST_F(Precision, AFailedGateRunsFp32OrRefusesAsTheConfigSays) {
   auto missing = m->Acquire("nosamples");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().ToString().find("calibration"), std::string::npos) << missing.status().ToString();
+}
+
+// Calibration from the model's own warm-up samples (issue 17): a repository model with no
+// calibration folder whose model_warmup entries read their inputs from files calibrates on them;
+// warm-ups of zeros or random data cannot calibrate and the load says so; "model_warmup" names
+// them explicitly.
+TEST_F(Precision, Int8CalibratesOnTheModelsWarmupFiles) {
+  const std::filesystem::path root = dir_ + "/repo";
+  auto write_model = [&](const std::string& name, const std::string& warmups, const std::string& params) {
+    std::filesystem::create_directories(root / name / "1");
+    std::filesystem::create_directories(root / name / "warmup");
+    std::ofstream(root / name / "1" / "model.onnx", std::ios::binary) << bytes_;
+    std::ofstream(root / name / "config.pbtxt")
+        << "name: \"" << name << "\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 16\n"
+        << "input [ { name: \"x\" data_type: TYPE_FP32 dims: [ " << kDim << " ] } ]\n"
+        << "output [ { name: \"y\" data_type: TYPE_FP32 dims: [ " << kDim << " ] } ]\n"
+        << "gpuhive { precision: \"int8\" }\n" << params << warmups;
+    for (int s = 0; s < 3; ++s) {
+      const Tensor t = Rows(16, static_cast<uint32_t>(s));
+      std::ofstream(root / name / "warmup" / ("x" + std::to_string(s) + ".bin"), std::ios::binary)
+          .write(static_cast<const char*>(t.data()), static_cast<std::streamsize>(t.bytes()));
+    }
+  };
+  std::string from_files = "model_warmup [\n";
+  for (int s = 0; s < 3; ++s) {
+    from_files += "  { name: \"w" + std::to_string(s) + "\" batch_size: 16 inputs { key: \"x\" value { data_type: TYPE_FP32 dims: [ " +
+                  std::to_string(kDim) + " ] input_data_file: \"x" + std::to_string(s) + ".bin\" } } },\n";
+  }
+  from_files.replace(from_files.size() - 2, 1, "");  // no comma after the last entry
+  from_files += "]\n";
+  const std::string random_only = "model_warmup [ { name: \"r\" batch_size: 2 inputs { key: \"x\" value { data_type: "
+                                  "TYPE_FP32 dims: [ " + std::to_string(kDim) + " ] random_data: true } } } ]\n";
+  write_model("implicit", from_files, "");
+  write_model("explicit", from_files,
+              "parameters { key: \"calibration\" value { string_value: \"model_warmup\" } }\n");
+  write_model("random", random_only, "");
+  auto repo = ModelRepository::Open(root.string());
+  ASSERT_TRUE(repo.ok()) << repo.status().ToString();
+  for (const char* name : {"implicit", "explicit", "random"}) {
+    auto scanned = (*repo)->ScanModel(name);
+    ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+    ASSERT_EQ(scanned->config.precision, "int8") << name;
+  }
+  ManagerOptions o = SmallOptions(64 << 20);
+  o.optimize = true;
+  auto m = ModelManager::Create(o, repo->get());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  for (const char* name : {"implicit", "explicit"}) {
+    SCOPED_TRACE(name);
+    auto lease = (*m)->Acquire(name);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    const ModelStatus st = StatusOf(**m, name);
+    EXPECT_EQ(st.precision, "int8") << st.precision_note;
+    EXPECT_NE(st.precision_note.find("3 sample(s) from model_warmup"), std::string::npos) << st.precision_note;
+    EXPECT_LT(st.precision_rel_l2, 0.05) << st.precision_note;
+  }
+  auto random = (*m)->Acquire("random");
+  ASSERT_FALSE(random.ok());
+  EXPECT_NE(random.status().ToString().find("cannot calibrate"), std::string::npos) << random.status().ToString();
 }
 
 }  // namespace

@@ -388,6 +388,10 @@ class ModelManager {
   Status LoadToHost(Entry& e, bool preload);
   // Bytes given to AddModel: imports them once into the host tier (graphs without subgraphs).
   Status ImportHostBytes(Entry& e, bool preload);
+  // The config's precision (ApplyPrecision) on a model just imported from `onnx_bytes`, from disk or
+  // from the host tier's bytes; *model null: a model with subgraphs, which runs as imported.
+  Status ApplyConfiguredPrecision(Entry& e, std::string_view onnx_bytes, std::unique_ptr<ir::Model>* model,
+                                  bool preload);
   // Compiles e's host-tier graph into the budget with the weight copies left to the copy engine.
   // A preload's allocation failures never evict (Entry::no_evict). Errors fail the load.
   StatusOr<std::unique_ptr<Executable>> CompileForDevice(Entry& e, bool preload);
