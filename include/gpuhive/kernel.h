@@ -30,6 +30,10 @@ struct KernelOptions {
   int num_threads = 1;
   // Kernels that can keep activations in channel-blocked layouts may produce them.
   bool allow_blocked_layouts = true;
+  // BF16 compute (precision "bf16"): float32 Conv (one group) and MatMul/Gemm with constant weights
+  // keep their weights in bfloat16 and convert their input to bfloat16 as they run; products
+  // accumulate in float32 and outputs stay float32. Only honoured where CpuHasBf16Compute().
+  bool bf16_compute = false;
 };
 
 class PrepareContext {
@@ -146,5 +150,8 @@ const KernelRegistry& CpuKernelRegistry();
 // The widest int8 weights the CPU backend's int8 convolutions compute exactly: 8 where oneDNN has
 // an int8 dot product (VNNI), else 7 (uint8 x int8 pair sums saturate int16 above that).
 int CpuExactInt8WeightBits();
+// Whether the CPU backend computes in BF16 natively (oneDNN's AVX512-BF16 or AMX kernels; false
+// under ONEDNN_MAX_CPU_ISA below them), which KernelOptions::bf16_compute needs.
+bool CpuHasBf16Compute();
 
 }  // namespace gpuhive

@@ -78,6 +78,8 @@ struct CompileOptions {
   int num_threads = 1;
   bool optimize = true;               // folding, fusion, layout (off: run the graph as imported)
   bool allow_blocked_layouts = true;
+  // KernelOptions::bf16_compute (precision "bf16"); ignored where !CpuHasBf16Compute().
+  bool bf16_compute = false;
   // Where weights, arenas and workspaces come from; DefaultHostResource() when null.
   MemoryResource* memory = nullptr;
   uint32_t owner_tag = 0;  // AllocTag::owner for every allocation of this model

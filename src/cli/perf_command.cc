@@ -1,6 +1,7 @@
 // `gpuhive perf MODEL`: latency percentiles, throughput, weight bytes and the planned activation
-// peak beside the naive sum of all intermediates. With --precision int8, the FP32 model and
-// gpuhive's INT8 quantization of it side by side, and the INT8 outputs' error against FP32.
+// peak beside the naive sum of all intermediates. With --precision int8 or bf16, the FP32 model and
+// its reduced-precision form (gpuhive's INT8 quantization, or BF16 compute) side by side, and the
+// reduced outputs' error against FP32.
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -8,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/model_util.h"
+#include "gpuhive/kernel.h"
 #include "gpuhive/quantize.h"
 #include "gpuhive/units.h"
 
@@ -112,42 +114,64 @@ std::string MeasurementJson(const Measurement& m) {
       m.stats.num_steps, m.stats.dynamic ? "true" : "false", m.prepare_ms, m.implementations);
 }
 
-// --precision int8: the FP32 model and gpuhive's INT8 quantization of it, measured on the same
-// inputs, with the INT8 outputs' error against FP32 on the validation samples.
-int RunPerfInt8(const PerfOptions& o, CompiledModel& fp32, const std::vector<Shape>& shapes,
-                const std::vector<TensorView>& views, const CompileOptions& co) {
+// --precision int8 / bf16: the FP32 model and its reduced-precision form (gpuhive's INT8
+// quantization, or BF16 compute), measured on the same inputs, with the reduced outputs' error
+// against FP32 on the validation samples (for bf16 without samples: the timing inputs).
+int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<Shape>& shapes,
+                   const std::vector<TensorView>& views, const CompileOptions& co) {
   auto fail = [](const Status& s) {
     std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
     return 1;
   };
-  if (o.calibration.empty()) return fail(InvalidArgument("--precision int8 needs --calibration DIR"));
+  const bool int8 = o.precision == "int8";
+  if (int8 && o.calibration.empty()) return fail(InvalidArgument("--precision int8 needs --calibration DIR"));
+  if (!int8 && !CpuHasBf16Compute()) {
+    return fail(FailedPrecondition("--precision bf16: this CPU has no BF16 dot product (AVX512-BF16 or AMX) for oneDNN"));
+  }
   Int8Options io;
   io.num_threads = o.threads;
   auto method = ParseCalibrationMethod(o.calibration_method);
   if (!method.ok()) return fail(method.status());
   io.method = *method;
-  auto samples = ReadSamples(o.calibration, fp32.inputs());
+  StatusOr<std::vector<Sample>> samples = std::vector<Sample>{};
+  if (!o.calibration.empty()) samples = ReadSamples(o.calibration, fp32.inputs());
   if (!samples.ok()) return fail(samples.status());
   StatusOr<std::vector<Sample>> separate = std::vector<Sample>{};
   if (!o.validation.empty()) separate = ReadSamples(o.validation, fp32.inputs());
   if (!separate.ok()) return fail(separate.status());
-  const std::vector<Sample>* validation = o.validation.empty() ? &*samples : &*separate;
-  std::ifstream file(o.model, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (!file.good() && !file.eof()) return fail(NotFound("cannot read '{}'", o.model));
+  std::vector<Sample> timing_inputs(1);
+  for (const TensorView& v : views) {
+    auto t = Tensor::FromBytes(v.dtype, v.shape, v.data, v.plain_bytes());
+    if (!t.ok()) return fail(t.status());
+    timing_inputs[0].push_back(std::move(*t));
+  }
+  const std::vector<Sample>* validation = !o.validation.empty() ? &*separate
+                                          : !samples->empty()   ? &*samples
+                                                                : &timing_inputs;
   int quantized = 0;
   const int64_t t0 = NowNs();
-  auto int8_ir = QuantizeOnnx(bytes, *samples, io, &quantized);
-  if (!int8_ir.ok()) return fail(int8_ir.status());
-  auto int8 = CompiledModel::Create(std::move(*int8_ir), co);
-  if (!int8.ok()) return fail(int8.status());
-  const double quantize_ms = (NowNs() - t0) / 1e6;
-  auto report = CompareOutputs(fp32, **int8, *validation, o.threads);
+  StatusOr<std::unique_ptr<CompiledModel>> reduced = Internal("not compiled");
+  if (int8) {
+    std::ifstream file(o.model, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (!file.good() && !file.eof()) return fail(NotFound("cannot read '{}'", o.model));
+    auto int8_ir = QuantizeOnnx(bytes, *samples, io, &quantized);
+    if (!int8_ir.ok()) return fail(int8_ir.status());
+    reduced = CompiledModel::Create(std::move(*int8_ir), co);
+  } else {
+    CompileOptions bf16 = co;
+    bf16.bf16_compute = true;
+    reduced = LoadModel(o.model, bf16);
+  }
+  if (!reduced.ok()) return fail(reduced.status());
+  const double convert_ms = (NowNs() - t0) / 1e6;
+  auto report = CompareOutputs(fp32, **reduced, *validation, o.threads);
   if (!report.ok()) return fail(report.status());
   auto a = Measure(fp32, o, shapes, views);
   if (!a.ok()) return fail(a.status());
-  auto b = Measure(**int8, o, shapes, views);
+  auto b = Measure(**reduced, o, shapes, views);
   if (!b.ok()) return fail(b.status());
+  const char* name = int8 ? "int8" : "bf16";
   if (o.json) {
     std::string outputs;
     for (const auto& out : report->outputs) {
@@ -155,25 +179,34 @@ int RunPerfInt8(const PerfOptions& o, CompiledModel& fp32, const std::vector<Sha
       outputs += fmt::format("{{\"name\":\"{}\",\"rel_l2\":{:.6g},\"top1_agreement\":{:.6g},\"rows\":{}}}",
                              JsonEscape(out.name), out.rel_l2, out.top1_agreement, out.rows);
     }
+    const std::string conversion =
+        int8 ? fmt::format("\"calibration_method\":\"{}\",\"calibration_samples\":{},\"quantized_ops\":{},\"quantize_ms\":{:.1f}",
+                           CalibrationMethodName(io.method), samples->size(), quantized, convert_ms)
+             : fmt::format("\"compile_ms\":{:.1f}", convert_ms);
     std::printf(
-        "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"precision\":\"int8\",\"calibration_method\":\"%s\","
-        "\"calibration_samples\":%zu,\"validation_samples\":%zu,\"quantized_ops\":%d,\"quantize_ms\":%.1f,"
-        "\"fp32\":{%s},\"int8\":{%s},\"accuracy\":{\"worst_rel_l2\":%.6g,\"worst_top1\":%.6g,\"outputs\":[%s]}}\n",
-        JsonEscape(o.model).c_str(), static_cast<long long>(o.batch), o.threads, CalibrationMethodName(io.method),
-        samples->size(), validation->size(), quantized, quantize_ms, MeasurementJson(*a).c_str(),
-        MeasurementJson(*b).c_str(), report->worst_rel_l2, report->worst_top1, outputs.c_str());
+        "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"precision\":\"%s\",%s,\"validation_samples\":%zu,"
+        "\"fp32\":{%s},\"%s\":{%s},\"accuracy\":{\"worst_rel_l2\":%.6g,\"worst_top1\":%.6g,\"outputs\":[%s]}}\n",
+        JsonEscape(o.model).c_str(), static_cast<long long>(o.batch), o.threads, name, conversion.c_str(),
+        validation->size(), MeasurementJson(*a).c_str(), name, MeasurementJson(*b).c_str(), report->worst_rel_l2,
+        report->worst_top1, outputs.c_str());
   } else {
     std::printf("model       %s   batch %lld   threads %d\n", o.model.c_str(), static_cast<long long>(o.batch), o.threads);
-    std::printf("int8        %d operators quantized (%s, %zu calibration samples) in %.0f ms\n", quantized,
-                CalibrationMethodName(io.method), samples->size(), quantize_ms);
+    if (int8) {
+      std::printf("int8        %d operators quantized (%s, %zu calibration samples) in %.0f ms\n", quantized,
+                  CalibrationMethodName(io.method), samples->size(), convert_ms);
+    } else {
+      std::printf("bf16        one-group Conv, MatMul and Gemm with constant weights compute in BF16 (%.0f ms to compile)\n",
+                  convert_ms);
+    }
     std::printf("%-10s %10s %10s %12s %12s\n", "", "p50 ms", "p90 ms", "inf/s", "weights");
-    for (const auto& [name, m] : {std::pair<const char*, const Measurement*>{"fp32", &*a}, {"int8", &*b}}) {
-      std::printf("%-10s %10.3f %10.3f %12.1f %12s\n", name, m->latency.p50_ms, m->latency.p90_ms, m->throughput,
+    for (const auto& [label, m] : {std::pair<const char*, const Measurement*>{"fp32", &*a}, {name, &*b}}) {
+      std::printf("%-10s %10.3f %10.3f %12.1f %12s\n", label, m->latency.p50_ms, m->latency.p90_ms, m->throughput,
                   FormatBytes(m->weight_bytes).c_str());
     }
     std::printf("speed-up   %.2fx   weights %.2fx of fp32\n", a->latency.p50_ms / b->latency.p50_ms,
                 static_cast<double>(b->weight_bytes) / static_cast<double>(std::max<size_t>(a->weight_bytes, 1)));
-    std::printf("error      %s (%zu validation samples)\n", report->Summary().c_str(), validation->size());
+    std::printf("error      %s (%zu validation sample(s)%s)\n", report->Summary().c_str(), validation->size(),
+                validation == &timing_inputs ? ": the timing inputs" : "");
   }
   if (o.profile) PrintProfile(*b);
   return 0;
@@ -208,9 +241,9 @@ int RunPerf(const PerfOptions& o) {
     inputs.push_back(std::move(t).value());
     views.push_back(inputs.back().view());
   }
-  if (o.precision == "int8") return RunPerfInt8(o, **model, *shapes, views, co);
+  if (o.precision == "int8" || o.precision == "bf16") return RunPerfReduced(o, **model, *shapes, views, co);
   if (o.precision != "fp32") {
-    std::fprintf(stderr, "error: --precision %s: the CPU runs fp32 and int8\n", o.precision.c_str());
+    std::fprintf(stderr, "error: --precision %s: the CPU runs fp32, bf16 and int8\n", o.precision.c_str());
     return 1;
   }
   auto m = Measure(**model, o, *shapes, views);
@@ -258,7 +291,8 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
   app.add_flag("--profile", o->profile,
                "print time per operator type (stderr); with --json, also the kernels' implementations");
   app.add_option("--precision", o->precision,
-                 "int8: also quantize the model (gpuhive's INT8) and print both side by side with the error")
+                 "int8: also quantize the model (gpuhive's INT8); bf16: also compile it for BF16 compute; either is "
+                 "printed side by side with FP32, with its error against FP32")
       ->capture_default_str();
   app.add_option("--calibration", o->calibration, "INT8 calibration samples: DIR/<sample>/<input>.pb (TensorProto)");
   app.add_option("--calibration-method", o->calibration_method, "minmax, percentile or entropy")->capture_default_str();

@@ -38,13 +38,14 @@ StatusOr<std::unique_ptr<ir::Model>> HostTierGraph(const ir::Model* host_model, 
 struct PrecisionState {
   std::string precision = "fp32";  // what the model runs in
   std::string note;                // the gate's measurement, or why it runs FP32
-  double rel_l2 = -1, top1 = -1;   // INT8 against FP32 at load (-1: not measured)
+  double rel_l2 = -1, top1 = -1;   // INT8 / BF16 against FP32 at load (-1: not measured)
   std::shared_ptr<const CalibrationTable> table;  // null until calibrated
   bool decided = false;            // the gate ran (precision says its verdict)
 };
-// The graph to keep for `config` (precision fp32 / fp16 / bf16: `imported` as it is; int8: its
-// quantization, or `imported` when the gate failed and the config allows FP32). Errors: the
-// calibration samples cannot be read, or the gate failed and the config says "refuse".
+// The graph to keep for `config` (precision fp32 / fp16 / bf16: `imported` as it is, bf16 after its
+// accuracy gate, whose verdict the compile reads from state->precision; int8: its quantization, or
+// `imported` when the gate failed and the config allows FP32). Errors: the gate's samples cannot be
+// read, or the gate failed and the config says "refuse".
 StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, const std::string& model_path,
                                                     std::string_view onnx_bytes, std::unique_ptr<ir::Model> imported,
                                                     int threads, bool optimize, PrecisionState* state);

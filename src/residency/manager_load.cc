@@ -318,6 +318,10 @@ StatusOr<std::unique_ptr<Executable>> ModelManager::CompileForDevice(Entry& e, b
   co.output_memory = io_.get();
   co.owner_tag = e.owner;
   co.defer_weight_copies = true;  // the copy engine copies them (LoadToDevice)
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    co.bf16_compute = e.precision.precision == "bf16";  // the accuracy gate passed (manager_precision.cc)
+  }
   if (preload) {
     // Allocation failures must not evict for a prediction: OnAllocationFailure knows this compile's
     // allocations by their owner tag (co.owner_tag).

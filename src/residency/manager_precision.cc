@@ -1,23 +1,33 @@
 // A model's precision at load (ModelConfig::precision, config.pbtxt's gpuhive { precision }):
 //
 //   fp32             the model as imported.
-//   fp16, bf16       16-bit storage is the GPU backend's; the CPU runs them in FP32 (said in the note).
-//   int8             gpuhive's post-training static quantization (quantize.h), with these config
-//                    parameters (Triton's `parameters { key: ... value { string_value: ... } }`):
+//   fp16             16-bit storage is the GPU backend's; the CPU runs such a model in FP32 (said in
+//                    the note).
+//   bf16             BF16 compute on the CPU (KernelOptions::bf16_compute: one-group Conv, MatMul
+//                    and Gemm with constant weights), where the CPU has BF16 dot products (else FP32,
+//                    said in the note); checked at load by the accuracy gate below.
+//   int8             gpuhive's post-training static quantization (quantize.h), checked the same way.
+//
+// Config parameters (Triton's `parameters { key: ... value { string_value: ... } }`):
 //     calibration          folder of calibration samples (ONNX test-data layout), relative to the
 //                          model's folder or absolute; or "model_warmup": the model's warm-up
 //                          samples whose inputs all come from input_data_file. Default: the
-//                          folder "calibration" when it exists, else those warm-up samples
-//     calibration_method   minmax (default), percentile or entropy
+//                          folder "calibration" when it exists, else those warm-up samples (bf16's
+//                          gate also takes warm-ups of random data: it calibrates nothing)
+//     calibration_method   minmax (default), percentile or entropy (int8)
 //     validation           samples the accuracy gate compares on; default: the calibration ones
-//     int8_max_rel_l2      the gate's limit on each output's relative L2 error against FP32 (0.05)
+//     int8_max_rel_l2      the gate's limit on each output's relative L2 error against FP32 (0.05;
+//     bf16_max_rel_l2      bf16: 0.02)
 //     int8_min_top1        its limit on top-1 agreement for classifier-shaped outputs (0.99)
+//     bf16_min_top1
 //     int8_on_failure      "fp32" (default): run the model in FP32 and say why; "refuse": fail the load
+//     bf16_on_failure
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 
+#include "gpuhive/kernel.h"
 #include "gpuhive/logging.h"
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/residency/warmup.h"
@@ -56,16 +66,17 @@ std::string ResolveFolder(const std::string& model_path, const std::string& name
   return (version_dir / p).string();
 }
 
-// Calibration samples from the model's warm-up entries whose every input reads input_data_file
-// (zeros and random values say nothing about real activation ranges), in the model's input order.
+// Samples from the model's warm-up entries, in the model's input order; with files_only, only the
+// entries whose every input reads input_data_file (zeros and random values say nothing about real
+// activation ranges).
 StatusOr<std::vector<Sample>> WarmupSamples(const ModelConfig& c, const std::string& model_path,
-                                            const std::vector<TensorInfo>& inputs) {
+                                            const std::vector<TensorInfo>& inputs, bool files_only) {
   const std::string model_dir = fs::path(model_path).parent_path().parent_path().string();
-  std::mt19937 unused(0);
+  std::mt19937 rng(7);
   std::vector<Sample> samples;
   for (const WarmupConfig& w : c.warmups) {
-    if (!WarmupHasDataFiles(w)) continue;
-    ASSIGN_OR_RETURN(std::vector<WarmupInput> named, WarmupInputs(c, w, model_dir, &unused));
+    if (files_only && !WarmupHasDataFiles(w)) continue;
+    ASSIGN_OR_RETURN(std::vector<WarmupInput> named, WarmupInputs(c, w, model_dir, &rng));
     Sample sample;
     for (const TensorInfo& info : inputs) {
       auto it = std::find_if(named.begin(), named.end(), [&](const WarmupInput& x) { return x.name == info.name; });
@@ -76,27 +87,127 @@ StatusOr<std::vector<Sample>> WarmupSamples(const ModelConfig& c, const std::str
     }
     samples.push_back(std::move(sample));
   }
-  if (samples.empty()) {
+  if (samples.empty() && files_only) {
     return NotFound("no model_warmup entry reads every input from an input_data_file ({} entr{} of zeros or random "
                     "data cannot calibrate)",
                     c.warmups.size(), c.warmups.size() == 1 ? "y" : "ies");
   }
+  if (samples.empty()) return NotFound("no calibration folder and no model_warmup entry");
   return samples;
 }
 
 // The calibration samples the config names (see the top of this file) and where they came from.
 StatusOr<std::vector<Sample>> CalibrationSamples(const ModelConfig& c, const std::string& model_path,
-                                                 const std::vector<TensorInfo>& inputs, std::string* source) {
+                                                 const std::vector<TensorInfo>& inputs, std::string* source,
+                                                 bool warmup_files_only = true) {
   const std::string named = Param(c, "calibration", "");
   const std::string folder = ResolveFolder(model_path, named.empty() ? "calibration" : named);
   std::error_code ec;
   const bool use_warmup = named == "model_warmup" || (named.empty() && !fs::exists(folder, ec) && !c.warmups.empty());
   if (use_warmup) {
     *source = "model_warmup";
-    return WarmupSamples(c, model_path, inputs);
+    return WarmupSamples(c, model_path, inputs, warmup_files_only);
   }
   *source = folder;
   return ReadSamples(folder, inputs);
+}
+
+// The accuracy gate's limits for precision `p` ("int8", "bf16").
+struct Gate {
+  double max_rel_l2 = 0, min_top1 = 0;
+  std::string on_failure;
+};
+StatusOr<Gate> ReadGate(const ModelConfig& c, const std::string& p, double default_rel_l2) {
+  Gate g;
+  ASSIGN_OR_RETURN(g.max_rel_l2, NumberParam(c, p + "_max_rel_l2", default_rel_l2));
+  ASSIGN_OR_RETURN(g.min_top1, NumberParam(c, p + "_min_top1", 0.99));
+  g.on_failure = Param(c, p + "_on_failure", "fp32");
+  if (g.on_failure != "fp32" && g.on_failure != "refuse") {
+    return InvalidArgument("model '{}': {}_on_failure '{}' is not fp32 or refuse", c.name, p, g.on_failure);
+  }
+  return g;
+}
+
+// The validation samples: the folder the config names (read into *storage), else `fallback`.
+StatusOr<const std::vector<Sample>*> ValidationSamples(const ModelConfig& c, const std::string& model_path,
+                                                       const std::vector<TensorInfo>& inputs,
+                                                       const std::vector<Sample>* fallback,
+                                                       std::vector<Sample>* storage) {
+  const std::string name = Param(c, "validation", "");
+  if (name.empty()) return fallback;
+  auto read = ReadSamples(ResolveFolder(model_path, name), inputs);
+  if (!read.ok()) return read.status().WithContext(fmt::format("model '{}': validation samples", c.name));
+  *storage = std::move(*read);
+  return static_cast<const std::vector<Sample>*>(storage);
+}
+
+// Records the gate's verdict on `report` for precision `p`. Returns whether the model runs in `p`;
+// an error when it failed and the config says "refuse".
+StatusOr<bool> Judge(const ModelConfig& c, const std::string& p, const Gate& gate, const AccuracyReport& report,
+                     const std::string& measured, PrecisionState* state) {
+  state->rel_l2 = report.worst_rel_l2;
+  const bool classifier = std::any_of(report.outputs.begin(), report.outputs.end(),
+                                      [](const AccuracyReport::Output& o) { return o.top1_agreement >= 0; });
+  state->top1 = classifier ? report.worst_top1 : -1;
+  state->decided = true;
+  if (report.worst_rel_l2 > gate.max_rel_l2 || report.worst_top1 < gate.min_top1) {
+    const std::string why = fmt::format("{}; over the limits (relative L2 <= {}, top-1 >= {})", measured,
+                                        gate.max_rel_l2, gate.min_top1);
+    if (gate.on_failure == "refuse") {
+      return FailedPrecondition("model '{}': the {} accuracy gate refused it: {}", c.name, p, why);
+    }
+    state->precision = "fp32";
+    state->note = "runs fp32: " + why;
+    GH_LOG_WARN("residency", "model '{}' {}", c.name, state->note);
+    return false;
+  }
+  state->precision = p;
+  state->note = measured;
+  GH_LOG_INFO("residency", "model '{}': {}", c.name, measured);
+  return true;
+}
+
+// precision bf16: the graph stays as imported (the compile reads state->precision); the gate
+// compares a BF16-compute compile with FP32 once per model.
+Status GateBf16(const ModelConfig& config, const std::string& model_path, std::string_view onnx_bytes, int threads,
+                bool optimize, PrecisionState* state) {
+  if (!CpuHasBf16Compute()) {
+    state->precision = "fp32";
+    state->note = "runs fp32: this CPU has no BF16 dot product (AVX512-BF16 or AMX) for precision bf16";
+    state->decided = true;
+    return Status::OK();
+  }
+  if (state->decided) return Status::OK();
+  ASSIGN_OR_RETURN(Gate gate, ReadGate(config, "bf16", 0.02));
+  CompileOptions co;
+  co.num_threads = std::max(1, threads);
+  co.optimize = optimize;
+  ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> reference_ir, ImportOnnxBytes(onnx_bytes));
+  ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> reference, CompiledModel::Create(std::move(reference_ir), co));
+  co.bf16_compute = true;
+  ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
+  ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
+  std::string source;
+  StatusOr<std::vector<Sample>> samples = std::vector<Sample>{};
+  if (Param(config, "validation", "").empty()) {
+    samples = CalibrationSamples(config, model_path, reference->inputs(), &source, /*warmup_files_only=*/false);
+    if (!samples.ok()) {
+      return samples.status().WithContext(fmt::format(
+          "model '{}': precision bf16 needs samples for its accuracy gate (parameter validation or calibration, a "
+          "calibration/ folder, or model_warmup entries)",
+          config.name));
+    }
+  } else {
+    source = Param(config, "validation", "");
+  }
+  std::vector<Sample> storage;
+  ASSIGN_OR_RETURN(const std::vector<Sample>* validation,
+                   ValidationSamples(config, model_path, reference->inputs(), &*samples, &storage));
+  ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, *validation, co.num_threads));
+  const std::string measured = fmt::format("bf16 (one-group Conv, MatMul and Gemm compute in BF16): {} on {} "
+                                           "validation sample(s) from {}",
+                                           report.Summary(), validation->size(), source);
+  return Judge(config, "bf16", gate, report, measured, state).status();
 }
 
 }  // namespace
@@ -104,9 +215,13 @@ StatusOr<std::vector<Sample>> CalibrationSamples(const ModelConfig& c, const std
 StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, const std::string& model_path,
                                                     std::string_view onnx_bytes, std::unique_ptr<ir::Model> imported,
                                                     int threads, bool optimize, PrecisionState* state) {
-  if (config.precision == "fp16" || config.precision == "bf16") {
+  if (config.precision == "fp16") {
     state->precision = "fp32";
-    state->note = fmt::format("precision {} is the GPU backend's; the CPU runs the model in fp32", config.precision);
+    state->note = "precision fp16 is the GPU backend's; the CPU runs the model in fp32";
+    return imported;
+  }
+  if (config.precision == "bf16") {
+    RETURN_IF_ERROR(GateBf16(config, model_path, onnx_bytes, threads, optimize, state));
     return imported;
   }
   if (config.precision != "int8") {
@@ -119,12 +234,7 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
   ASSIGN_OR_RETURN(options.method, ParseCalibrationMethod(Param(config, "calibration_method", "minmax")));
   if (state->table == nullptr) {
     // Calibrate, then gate: INT8 against FP32 on the validation samples.
-    ASSIGN_OR_RETURN(double max_rel_l2, NumberParam(config, "int8_max_rel_l2", 0.05));
-    ASSIGN_OR_RETURN(double min_top1, NumberParam(config, "int8_min_top1", 0.99));
-    const std::string on_failure = Param(config, "int8_on_failure", "fp32");
-    if (on_failure != "fp32" && on_failure != "refuse") {
-      return InvalidArgument("model '{}': int8_on_failure '{}' is not fp32 or refuse", config.name, on_failure);
-    }
+    ASSIGN_OR_RETURN(Gate gate, ReadGate(config, "int8", 0.05));
     CompileOptions co;
     co.num_threads = options.num_threads;
     co.optimize = optimize;  // as the served model will run (int8 runs fused only when optimized)
@@ -135,41 +245,21 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
     if (!samples.ok()) {
       return samples.status().WithContext(fmt::format("model '{}': precision int8 needs calibration samples", config.name));
     }
-    StatusOr<std::vector<Sample>> separate = std::vector<Sample>{};
-    const std::string validation_name = Param(config, "validation", "");
-    if (!validation_name.empty()) separate = ReadSamples(ResolveFolder(model_path, validation_name), reference->inputs());
-    if (!separate.ok()) return separate.status().WithContext(fmt::format("model '{}': validation samples", config.name));
-    const std::vector<Sample>& validation = validation_name.empty() ? *samples : *separate;
+    std::vector<Sample> storage;
+    ASSIGN_OR_RETURN(const std::vector<Sample>* validation,
+                     ValidationSamples(config, model_path, reference->inputs(), &*samples, &storage));
     ASSIGN_OR_RETURN(CalibrationTable table, Calibrate(onnx_bytes, *samples, options));
     ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
     ASSIGN_OR_RETURN(int quantized, QuantizeModel(*candidate_ir, table, options));
     ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
-    ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, validation, options.num_threads));
-    state->rel_l2 = report.worst_rel_l2;
-    const bool classifier = std::any_of(report.outputs.begin(), report.outputs.end(),
-                                        [](const AccuracyReport::Output& o) { return o.top1_agreement >= 0; });
-    state->top1 = classifier ? report.worst_top1 : -1;
-    state->decided = true;
-    const bool pass = report.worst_rel_l2 <= max_rel_l2 && report.worst_top1 >= min_top1;
+    ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, *validation, options.num_threads));
     const std::string measured =
         fmt::format("int8 ({} operators, {} calibration on {} sample(s) from {}): {} on {} validation sample(s)",
                     quantized, CalibrationMethodName(options.method), samples->size(), source, report.Summary(),
-                    validation.size());
-    if (!pass) {
-      const std::string why = fmt::format("{}; over the limits (relative L2 <= {}, top-1 >= {})", measured, max_rel_l2,
-                                          min_top1);
-      if (on_failure == "refuse") {
-        return FailedPrecondition("model '{}': the int8 accuracy gate refused it: {}", config.name, why);
-      }
-      state->precision = "fp32";
-      state->note = "runs fp32: " + why;
-      GH_LOG_WARN("residency", "model '{}' {}", config.name, state->note);
-      return imported;
-    }
-    state->precision = "int8";
-    state->note = measured;
+                    validation->size());
+    ASSIGN_OR_RETURN(bool runs_int8, Judge(config, "int8", gate, report, measured, state));
+    if (!runs_int8) return imported;
     state->table = std::make_shared<const CalibrationTable>(std::move(table));
-    GH_LOG_INFO("residency", "model '{}': {}", config.name, measured);
   }
   ASSIGN_OR_RETURN(int n, QuantizeModel(*imported, *state->table, options));
   (void)n;

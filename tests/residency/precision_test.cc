@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "gpuhive/kernel.h"
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/residency/manager.h"
 #include "gpuhive/residency/repository.h"
@@ -116,6 +117,62 @@ TEST_F(Precision, AFailedGateRunsFp32OrRefusesAsTheConfigSays) {
   auto missing = m->Acquire("nosamples");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().ToString().find("calibration"), std::string::npos) << missing.status().ToString();
+}
+
+// precision bf16: checked against FP32 at load like int8, then compiled for BF16 compute (weights
+// packed in bfloat16); a gate it fails makes it run FP32 or refuses it; a CPU without BF16 dot
+// products runs FP32 and says why.
+TEST_F(Precision, Bf16PassesItsGateAndHalvesTheWeights) {
+  ManagerOptions o = SmallOptions(64 << 20);
+  o.optimize = true;
+  auto m = *ModelManager::Create(o);
+  auto bf16_config = [&](const std::string& name, std::map<std::string, std::string> params) {
+    ModelConfig c = Int8Config(name, std::move(params));
+    c.precision = "bf16";
+    return c;
+  };
+  ASSERT_TRUE(m->AddModel(ChainConfig("fp32", kDim), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(bf16_config("bf16", {}), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(bf16_config("strict", {{"bf16_max_rel_l2", "0.0000001"}, {"bf16_on_failure", "refuse"}}), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(bf16_config("fallback", {{"bf16_max_rel_l2", "0.0000001"}}), bytes_).ok());
+  Tensor x = Rows(5, 9);
+  std::vector<Tensor> outs;
+  for (const char* name : {"fp32", "bf16"}) {
+    auto lease = m->Acquire(name);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    auto out = m->Run(*lease, ctx, {x.view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    outs.push_back(std::move((*out)[0]));
+  }
+  const ModelStatus fp32 = StatusOf(*m, "fp32"), bf16 = StatusOf(*m, "bf16");
+  if (!CpuHasBf16Compute()) {
+    EXPECT_EQ(bf16.precision, "fp32");
+    EXPECT_NE(bf16.precision_note.find("no BF16 dot product"), std::string::npos) << bf16.precision_note;
+    return;
+  }
+  EXPECT_EQ(bf16.precision, "bf16") << bf16.precision_note;
+  EXPECT_GT(bf16.precision_rel_l2, 0);
+  EXPECT_LT(bf16.precision_rel_l2, 0.02) << bf16.precision_note;
+  EXPECT_NE(bf16.precision_note.find("3 validation sample(s)"), std::string::npos) << bf16.precision_note;
+  // Weights packed in bfloat16: three 64x64 float matrices (48 KiB) become 24 KiB.
+  EXPECT_LT(bf16.device_bytes, fp32.device_bytes) << bf16.device_bytes << " vs " << fp32.device_bytes;
+  EXPECT_LE(fp32.device_bytes - bf16.device_bytes, 24u << 10) << bf16.device_bytes << " vs " << fp32.device_bytes;
+  EXPECT_GE(fp32.device_bytes - bf16.device_bytes, 20u << 10) << bf16.device_bytes << " vs " << fp32.device_bytes;
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < outs[0].num_elements(); ++i) {
+    diff += std::pow(outs[0].as<float>()[i] - outs[1].as<float>()[i], 2);
+    norm += std::pow(outs[0].as<float>()[i], 2);
+  }
+  EXPECT_GT(diff, 0);  // really BF16
+  EXPECT_LT(std::sqrt(diff / norm), 0.02);
+  auto strict = m->Acquire("strict");
+  ASSERT_FALSE(strict.ok());
+  EXPECT_NE(strict.status().ToString().find("bf16 accuracy gate refused"), std::string::npos) << strict.status().ToString();
+  ASSERT_TRUE(m->Acquire("fallback").ok());
+  const ModelStatus fallback = StatusOf(*m, "fallback");
+  EXPECT_EQ(fallback.precision, "fp32");
+  EXPECT_EQ(fallback.precision_note.rfind("runs fp32: bf16", 0), 0u) << fallback.precision_note;
 }
 
 // Calibration from the model's own warm-up samples (issue 17): a repository model with no

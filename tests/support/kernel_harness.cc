@@ -29,6 +29,7 @@ StatusOr<std::vector<Tensor>> RunNode(const NodeSpec& spec, const std::vector<co
   KernelOptions opts;
   opts.num_threads = options.num_threads;
   opts.allow_blocked_layouts = false;
+  opts.bf16_compute = options.bf16_compute;
 
   std::vector<bool> visible(inputs.size(), false);
   for (int c : options.constant_inputs) {

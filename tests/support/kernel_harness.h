@@ -31,6 +31,8 @@ struct RunOptions {
   int num_threads = 1;
   // When set, receives the prepared kernel's Kernel::implementation().
   std::string* implementation = nullptr;
+  // KernelOptions::bf16_compute (the caller checks CpuHasBf16Compute()).
+  bool bf16_compute = false;
 };
 
 // Runs the node. `inputs[i] == nullptr` means the optional input i is omitted.

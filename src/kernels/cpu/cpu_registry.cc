@@ -16,5 +16,6 @@ const KernelRegistry& CpuKernelRegistry() {
 }
 
 int CpuExactInt8WeightBits() { return cpu::onednn::HasInt8DotProduct() ? 8 : 7; }
+bool CpuHasBf16Compute() { return cpu::onednn::HasBf16DotProduct(); }
 
 }  // namespace gpuhive

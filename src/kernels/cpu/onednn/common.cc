@@ -114,6 +114,15 @@ bool HasInt8DotProduct() {
   return vnni;
 }
 
+bool HasBf16DotProduct() {
+  static const bool bf16 = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+    return (isa & want) == want;
+  }();
+  return bf16;
+}
+
 Layout PreferredBlockedLayout() { return PreferredBlock() == 16 ? Layout::kBlocked16 : Layout::kBlocked8; }
 
 dnnl::primitive_attr ScratchAttr() {

@@ -75,6 +75,8 @@ Layout PreferredBlockedLayout();
 // oneDNN multiplies uint8 by int8 with vpmaddubsw, whose int16 pair sums saturate unless the
 // weights fit 7 bits ([-64, 63]).
 bool HasInt8DotProduct();
+// oneDNN's effective ISA has BF16 dot products (avx512_core_bf16 or AMX).
+bool HasBf16DotProduct();
 // The md of an activation with the given logical shape and gpuhive layout (f32).
 StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout);
 // The gpuhive layout of an md when it is exactly plain / nC..8c / nC..16c; false otherwise.

@@ -5,6 +5,11 @@
 // produced in the format oneDNN prefers (nChw16c on AVX-512), and blocked inputs are consumed as
 // they are, so chains of convolutions never go back to plain. Where a format would put oneDNN on
 // its reference implementation, another format is used (the input reordered in Run).
+//
+// BF16 compute (KernelOptions::bf16_compute): a one-group convolution with constant weights packs
+// them in bfloat16 and takes its input in bfloat16 (the reorder that converts it runs in Run); the
+// output stays float32. Grouped (depthwise) convolutions stay float32: they are memory-bound, and
+// the conversion costs more than BF16 saves (measured on MobileNetV3 and EfficientNet-B0).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -133,12 +138,19 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
 
   const bool blocked_ok = ctx.options().allow_blocked_layouts;
   const size_t rank = x.size();
+  // The type the primitive reads src and weights in (see the top of this file).
+  const memory::data_type cdt = ctx.options().bf16_compute && !transposed_ && group_ == 1 &&
+                                        ctx.input_value(1) != nullptr
+                                    ? memory::data_type::bf16
+                                    : memory::data_type::f32;
   ASSIGN_OR_RETURN(src_user_md_, MdFor(x, ctx.input_layout(0)));
   // Channel-blocked (nC..16c) src/dst is what oneDNN's AVX-512/AVX2 direct kernels run fastest
   // with; a plain input with many channels is reordered in Run (cheaper than a plain conv).
   memory::desc src_req = src_user_md_;
   if (blocked_ok && !transposed_ && ctx.input_layout(0) == Layout::kPlain && x[1] >= 16) {
-    src_req = memory::desc(ToDims(x), memory::data_type::f32, BlockedTag(rank, 16));
+    src_req = memory::desc(ToDims(x), cdt, BlockedTag(rank, 16));
+  } else if (cdt != memory::data_type::f32) {
+    src_req = memory::desc(ToDims(x), cdt, Tag::any);
   }
   // Weights: grouped weights get a leading group dim.
   Dims wdims;
@@ -161,7 +173,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   weights_user_md_ = memory::desc(wdims, memory::data_type::f32, wtag);
   const Tensor* wval = ctx.input_value(1);
   memory::desc weights_req = wval != nullptr
-                                 ? memory::desc(wdims, memory::data_type::f32, Tag::any)
+                                 ? memory::desc(wdims, cdt, Tag::any)
                                  : weights_user_md_;
   bias_md_ = has_bias_ ? memory::desc({m}, memory::data_type::f32, Tag::a) : memory::desc();
 
@@ -201,7 +213,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   // first, then the formats oneDNN picks itself, then fixed blocked and plain ones, each with and
   // without fused post-ops; the first that is not "ref" wins. A src in another format than the
   // input's is reordered in Run (cheap next to any convolution); dst must be a gpuhive layout.
-  const memory::desc src_any(ToDims(x), memory::data_type::f32, Tag::any);
+  const memory::desc src_any(ToDims(x), cdt, Tag::any);
   ASSIGN_OR_RETURN(memory::desc src_plain, MdFor(x, Layout::kPlain));
   std::vector<std::pair<memory::desc, memory::desc>> layouts;  // (src, dst)
   auto add_layout = [&](const memory::desc& src, const memory::desc& dst) {
@@ -214,7 +226,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   if (blocked_ok && !transposed_) {
     add_layout(src_any, memory::desc(ToDims(out_shape), memory::data_type::f32, Tag::any));
     for (int block : {PreferredBlock(), 24 - PreferredBlock()}) {  // the preferred block, then the other
-      add_layout(memory::desc(ToDims(x), memory::data_type::f32, BlockedTag(rank, block)),
+      add_layout(memory::desc(ToDims(x), cdt, BlockedTag(rank, block)),
                  memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, block)));
     }
   }
@@ -264,6 +276,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     GH_LOG_DEBUG("kernels", "{}: only oneDNN's reference implementation fits", node.Describe());
   }
   implementation_ = pd.impl_info_str();
+  if (pd.src_desc().data_type() == memory::data_type::bf16) implementation_ += " [bf16]";  // names may not say
   // A dst format that is no gpuhive layout (nChw4c for 4 channels per group, nhwc), or the blocked
   // layout this CPU does not prefer (nChw8c on AVX-512, nChw16c on AVX2), is written to the
   // workspace and reordered in Run: oneDNN's other kernels (binary, pooling, eltwise) run the

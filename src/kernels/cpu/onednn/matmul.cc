@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -32,6 +33,8 @@ class MatMulKernel final : public Kernel {
     return Guard(ctx.node().Describe(), [&] { return gemm_ ? PrepareGemm(ctx) : PrepareMatMul(ctx); });
   }
 
+  std::string_view implementation() const override { return implementation_; }
+
   std::shared_ptr<const void> CopyOfInput(size_t i) const override {
     return i == 1 ? packed_ : i == 2 ? c_scaled_ : nullptr;
   }
@@ -41,9 +44,14 @@ class MatMulKernel final : public Kernel {
     return Guard(gemm_ ? "Gemm run" : "MatMul run", [&]() -> Status {
       dnnl::stream& s = ThreadStream();
       memory a(a_md_, Engine(), ctx.input(0).data);
+      if (reorder_a_) {  // BF16 compute: A converted into the workspace
+        memory tmp(prim_a_md_, Engine(), WsPtr(ctx, ws_a_));
+        a_reorder_.execute(s, a, tmp);
+        a = tmp;
+      }
       memory b(b_md_, Engine(), packed_ ? packed_->buffer.data() : ctx.input(1).data);
       memory dst(dst_md_, Engine(), ctx.output(0).data);
-      void* scratch = ctx.workspace();
+      void* scratch = WsPtr(ctx, ws_scratch_);
       ArgMap args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, dst}};
       if (scratch_md_.get_size() > 0) args.insert({DNNL_ARG_SCRATCHPAD, memory(scratch_md_, Engine(), scratch)});
       if (fused_) {
@@ -76,6 +84,12 @@ class MatMulKernel final : public Kernel {
   // standalone post-ops run on, and packs constant weights (shared with the model's other plans).
   Status Build(PrepareContext& ctx, const memory::desc& b_user, const Tensor* b_const, const Shape& out_shape) {
     const Dims dst_dims = dst_md_.dims();
+    // BF16 compute with constant weights: B packed in bfloat16, A converted in Run (dense
+    // row-major), the product accumulated and written in float32.
+    const bool bf16 = ctx.options().bf16_compute && b_const != nullptr;
+    const memory::data_type b_type = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+    prim_a_md_ = bf16 ? memory::desc(a_md_.dims(), memory::data_type::bf16, PlainTag(a_md_.dims().size())) : a_md_;
+    reorder_a_ = bf16;
     // Fused post-ops only when the chain's tensors can be viewed in the primitive's dst dims.
     bool can_fuse = chain_.fusable() &&
                     (dst_dims.size() == out_shape.size() ? Shape(dst_dims.begin(), dst_dims.end()) == out_shape
@@ -87,7 +101,7 @@ class MatMulKernel final : public Kernel {
         chain_.AppendFused(po, dst_dims);
         attr.set_post_ops(po);
       }
-      dnnl::matmul::desc d(a_md_, b_req, dst_md_);
+      dnnl::matmul::desc d(prim_a_md_, b_req, dst_md_);
       return dnnl::matmul::primitive_desc(d, attr, Engine());
     };
     // The primitive for weights in `b_req`, fusing post-ops when possible.
@@ -111,6 +125,7 @@ class MatMulKernel final : public Kernel {
     if (b_const != nullptr && b_value != nullptr) {
       // Another plan's packed copy of this weight, if a primitive for this shape takes its format.
       for (const auto& packed : PackedWeights::Get().Find(b_value, b_user)) {
+        if (packed->md.data_type() != b_type) continue;
         try {
           bool fused = false;
           auto candidate = make_pd(packed->md, &fused);
@@ -125,15 +140,23 @@ class MatMulKernel final : public Kernel {
       }
     }
     if (!have_pd) {
-      memory::desc b_req = b_const != nullptr ? memory::desc(b_user.dims(), memory::data_type::f32, Tag::any) : b_user;
+      memory::desc b_req = b_const != nullptr ? memory::desc(b_user.dims(), b_type, Tag::any) : b_user;
       pd = make_pd(b_req, &fused_);
     }
     prim_ = dnnl::matmul(pd);
+    implementation_ = pd.impl_info_str();
+    if (bf16) implementation_ += " [bf16]";  // oneDNN's names may not say (gemm:jit)
     scratch_md_ = pd.scratchpad_desc();
     size_t scratch = scratch_md_.get_size();
     if (!fused_ && !chain_.empty()) {
       ASSIGN_OR_RETURN(post_md_, MdFor(out_shape.empty() ? Shape{1} : out_shape, Layout::kPlain));
       scratch = std::max(scratch, chain_.PrepareStandalone(post_md_));
+    }
+    WorkspacePlan ws;
+    ws_scratch_ = ws.Add(scratch);
+    if (reorder_a_) {
+      ws_a_ = ws.Add(prim_a_md_.get_size());
+      a_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), a_md_, Engine(), prim_a_md_));
     }
     if (b_const != nullptr) {
       b_md_ = pd.weights_desc();
@@ -143,7 +166,7 @@ class MatMulKernel final : public Kernel {
     } else {
       b_md_ = b_user;
     }
-    ctx.RequestWorkspace(scratch);
+    ctx.RequestWorkspace(ws.total());
     ctx.SetOutput(0, DataType::kFloat32, out_shape);
     return Status::OK();
   }
@@ -277,7 +300,12 @@ class MatMulKernel final : public Kernel {
   bool gemm_;
   PostOpChain chain_;
   bool fused_ = true;
+  std::string implementation_;
   memory::desc a_md_, b_md_, dst_md_, post_md_, scratch_md_;
+  memory::desc prim_a_md_;  // A as the primitive reads it (bfloat16 under BF16 compute)
+  bool reorder_a_ = false;
+  dnnl::reorder a_reorder_;
+  size_t ws_scratch_ = 0, ws_a_ = 0;
   dnnl::primitive prim_;
   using Packed = PackedWeights::Packed;
   std::shared_ptr<const Packed> packed_;  // constant B in the primitive's format (shared)
