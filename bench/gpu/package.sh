@@ -29,12 +29,16 @@ PKG=$STAGE/gpuhive-gpu
 mkdir -p "$PKG/bin" "$PKG/tests" "$PKG/lib"
 for b in "${BINS[@]}"; do cp "$BUILD/bin/$b" "$PKG/bin/"; done
 for t in "${TESTS[@]}"; do cp "$BUILD/tests/$t" "$PKG/tests/"; done
-# The built-in repository's models that bench/export_models.py does not make (the cross-backend
-# test runs them from GPUHIVE_REPOSITORY_DIR); the large ones are exported on the GPU machine.
+# The built-in repository: every config.pbtxt, and the models bench/export_models.py does not make
+# (text_detector, tiny_mlp); run_all.sh links the exported ones in (resnet50, mobilenet_v3, ...).
+for cfg in models/repository/*/config.pbtxt; do
+  [ -f "$cfg" ] || continue
+  m=$(basename "$(dirname "$cfg")")
+  mkdir -p "$PKG/repository/$m/1"
+  cp "$cfg" "$PKG/repository/$m/"
+done
 for m in text_detector tiny_mlp; do
   if [ -f "models/repository/$m/1/model.onnx" ]; then
-    mkdir -p "$PKG/repository/$m/1"
-    cp models/repository/$m/config.pbtxt "$PKG/repository/$m/"
     cp models/repository/$m/1/model.onnx "$PKG/repository/$m/1/"
   else
     echo "package.sh: models/repository/$m is missing (make models); the GPU check will skip it" >&2

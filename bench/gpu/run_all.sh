@@ -8,13 +8,17 @@
 #      PyTorch eager fp32/tf32/fp16, torch.compile fp16 last               -> torch.jsonl
 #   4. memory: pool vs cudaMalloc vs cudaMallocAsync                       -> memory.json
 #   5. NVML: gpuhive's exported GPU metrics vs nvidia-smi at the same time -> nvml.txt
-#   6. a summary                                                           -> results.md
+#   6. serving: scenario 1 at GPU rates through `gpuhive serve --device gpu`
+#      (bench/scenarios/visual_analysis_gpu.json), gpuhive vs naive         -> scenario.json
+#      with nvidia-smi sampled every 0.5 s meanwhile                        -> nvml.txt
+#   7. a summary                                                           -> results.md
 # Models are exported here with this machine's PyTorch (ResNet-50 and BERT alone exceed what may
 # travel), with the same seeded weights bench/gpu/torch_peer.py builds.
 #
 #   OUT=$OUT bench/gpu/run_all.sh [TARBALL]      (default build-cuda-pkg/gpuhive-gpu.tar.gz)
 # Environment: TOTAL_S (overall budget, default 330), BATCHES (1,8,64), ITERS (20), STEPS (which of
-# tests,gpuhive,torch,memory,nvml,compile to run; default all), GPUHIVE_MODELS_DIR (skip the export).
+# tests,gpuhive,torch,memory,nvml,serve,compile to run; default all), GPUHIVE_MODELS_DIR (skip the
+# export).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -23,7 +27,7 @@ OUT=${OUT:-$REPO/gpu-results}
 TOTAL_S=${TOTAL_S:-330}
 BATCHES=${BATCHES:-1,8,64}
 ITERS=${ITERS:-20}
-STEPS=${STEPS:-tests,gpuhive,torch,memory,nvml,compile}
+STEPS=${STEPS:-tests,gpuhive,torch,memory,nvml,serve,compile}
 MODELS=resnet50,mobilenet_v3_large,efficientnet_b0,bert_base
 ALL_MODELS=$MODELS,lraspp_mobilenet_v3,audio_lstm
 mkdir -p "$OUT"
@@ -86,7 +90,15 @@ if [ -z "${GPUHIVE_MODELS_DIR:-}" ]; then
   EXPORT_PID=$!
 fi
 export GPUHIVE_MODELS_DIR=$MODELS_DIR
-export GPUHIVE_REPOSITORY_DIR=$PKG/repository  # text_detector, tiny_mlp (packed by package.sh)
+export GPUHIVE_REPOSITORY_DIR=$PKG/repository  # configs, text_detector, tiny_mlp (packed by package.sh)
+# The built-in repository's other models are the exported ones (make-repository.py hard-links them).
+link_repository() {
+  local pair
+  for pair in resnet50:resnet50 mobilenet_v3:mobilenet_v3_large bert_encoder:bert_base audio_lstm:audio_lstm; do
+    local name=${pair%%:*} file=$MODELS_DIR/${pair#*:}.onnx
+    [ -f "$file" ] && [ -d "$PKG/repository/$name" ] && ln -sfn "$file" "$PKG/repository/$name/1/model.onnx"
+  done
+}
 
 # 2. Correctness. Each gtest JSON report becomes one line of tests.jsonl as soon as it exists.
 run_test() {  # name timeout [gtest args]
@@ -163,6 +175,21 @@ if want nvml; then
   tail -20 "$WORK/serve.log" >> "$OUT/nvml.txt"
 fi
 
+# 6. Serving: scenario 1 at GPU rates, gpuhive vs naive, both on the GPU; nvidia-smi sampled meanwhile.
+if want serve && (( $(left) > 100 )); then
+  link_repository
+  log "serve: scenario 1 on the GPU (visual_analysis_gpu.json), gpuhive vs naive"
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw,clocks.sm --format=csv -lms 500 \
+    > "$WORK/scenario-smi.csv" 2>&1 &
+  SMI_PID=$!
+  gh timeout "$(box 150)" "$PKG/bin/gpuhive" bench scenario bench/scenarios/visual_analysis_gpu.json \
+    --model-repository "$PKG/repository" --server-arg=--device --server-arg=gpu --quiet \
+    --out "$WORK/scenario" --json "$OUT/scenario.json" >> "$LOG" 2>&1 || log "WARNING: scenario rc $?"
+  kill "$SMI_PID" 2>/dev/null; wait "$SMI_PID" 2>/dev/null
+  { echo "## nvidia-smi every 0.5 s during scenario 1 (serve step)"; cat "$WORK/scenario-smi.csv"
+    echo "## server logs (last lines)"; tail -n 15 "$WORK"/scenario/server-*.log 2>/dev/null; } >> "$OUT/nvml.txt"
+fi
+
 # torch.compile last, with whatever time is left (compiles take tens of seconds each).
 if want compile && (( $(left) > 40 )); then
   log "torch.compile fp16 ($(( $(left) - 25 )) s)"
@@ -171,7 +198,7 @@ if want compile && (( $(left) > 40 )); then
     > /dev/null 2>> "$LOG" || log "WARNING: torch.compile rc $?"
 fi
 
-# 6. Summary (also from partial files).
+# 7. Summary (also from partial files).
 python3 bench/gpu/summarize.py "$OUT" > "$OUT/results.md" 2>> "$LOG"
 tail -n 40 "$OUT/results.md"
 log "done in $(( $(date +%s) - START )) s"

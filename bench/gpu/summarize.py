@@ -29,6 +29,53 @@ def fmt(v, spec=".3f"):
     return format(v, spec) if isinstance(v, (int, float)) else "-"
 
 
+def scenario_summary(out):
+    """Scenario 1 on the GPU (scenario.json from `gpuhive bench scenario --json`): per-model throughput
+    and p99 ratios of gpuhive against naive, peak device memory against the budget, and the GPU
+    utilization nvidia-smi sampled meanwhile (from nvml.txt)."""
+    path = os.path.join(out, "scenario.json")
+    if not os.path.exists(path):
+        return []
+    try:
+        report = json.load(open(path))
+    except (OSError, json.JSONDecodeError) as e:
+        return ["", "## Scenario 1 on the GPU", "", f"scenario.json unreadable: {e}"]
+    md = ["", "## Scenario 1 on the GPU (visual_analysis_gpu.json)", ""]
+    comparison = report.get("comparison", {})
+    for mode in comparison.get("modes", []):
+        md.append(f"{mode.get('mode')} vs {comparison.get('baseline')}: total throughput "
+                  f"{fmt(mode.get('total_throughput_ratio'), '.2f')}x")
+        md += ["", "| model | throughput ratio | p99 ratio | errors (baseline) |", "|---|---|---|---|"]
+        for name, m in sorted(mode.get("models", {}).items()):
+            md.append(f"| {name} | {fmt(m.get('throughput_ratio'), '.2f')} | {fmt(m.get('p99_ratio'), '.2f')} | "
+                      f"{m.get('errors')} ({m.get('baseline_errors')}) |")
+    for mode, devices in sorted(comparison.get("peak_memory", {}).items()):
+        for device, p in sorted(devices.items()):
+            md.append(f"- peak memory {mode} on {device}: {fmt(p.get('peak_bytes', 0) / 2**20, '.1f')} MiB of "
+                      f"{fmt(p.get('budget_bytes', 0) / 2**20, '.1f')} MiB budget")
+    smi = os.path.join(out, "nvml.txt")
+    util = []
+    if os.path.exists(smi):
+        inside = False
+        for line in open(smi):
+            if line.startswith("## nvidia-smi every 0.5 s during scenario 1"):
+                inside = True
+                continue
+            if inside and line.startswith("##"):
+                break
+            parts = [p.strip() for p in line.split(",")]
+            if inside and len(parts) >= 2 and parts[1].endswith("%"):
+                try:
+                    util.append(float(parts[1].rstrip(" %")))
+                except ValueError:
+                    pass
+    if util:
+        busy = [u for u in util if u > 0]
+        md.append(f"- GPU utilization while it ran (nvidia-smi, {len(util)} samples): mean {sum(util) / len(util):.0f} %, "
+                  f"max {max(util):.0f} %, mean over non-idle samples {sum(busy) / max(len(busy), 1):.0f} %")
+    return md
+
+
 def main():
     out = sys.argv[1]
     md = ["# gpuhive GPU run", ""]
@@ -107,6 +154,7 @@ def main():
     mem = os.path.join(out, "memory.json")
     if os.path.exists(mem):
         md += ["", "## memory.json (first 3000 characters)", "", "```", open(mem).read()[:3000], "```"]
+    md += scenario_summary(out)
     nv = os.path.join(out, "nvml.txt")
     if os.path.exists(nv):
         md += ["", "## NVML", "", "```", open(nv).read()[:3000], "```"]
