@@ -218,6 +218,25 @@ std::vector<OpCase> Cases() {
       [] { std::vector<Tensor> t; t.push_back(Rand({6, 3, 5}, 83)); t.push_back(Rand({2, 16, 5}, 84)); t.push_back(Rand({2, 16, 4}, 85));
            t.push_back(Rand({2, 32}, 86)); t.push_back(Tensor::FromVector<int32_t>(DataType::kInt32, {3}, {6, 6, 6}).value()); t.push_back(Rand({2, 3, 4}, 87));
            t.push_back(Rand({2, 3, 4}, 88)); t.push_back(Rand({2, 12}, 89)); return t; }(), {1, 2, 3, 4, 7});
+  // Pointwise ops outside the float chain (BERT exports: Erf, Pow, Equal, Where, ...) and a MatMul
+  // whose batch dims broadcast both ways.
+  add("erf", {"Erf", "", 13, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({3, 17}, 90)); return t; }());
+  add("pow_broadcast", {"Pow", "", 15, {}},
+      [] { std::vector<Tensor> t; t.push_back(testing::RandomFloat({2, 3, 4}, 91, 0.1f, 2.f)); t.push_back(testing::MakeFloat({4}, {2.f, 0.5f, 3.f, -1.f})); return t; }(), {1});
+  add("equal_int64_broadcast", {"Equal", "", 13, {}, 1},
+      [] { std::vector<Tensor> t; t.push_back(testing::MakeInt64({2, 3}, {0, 1, 2, 1, 1, 0})); t.push_back(testing::MakeInt64({3}, {1, 1, 0})); return t; }());
+  add("less_float", {"Less", "", 13, {}, 1}, [] { std::vector<Tensor> t; t.push_back(Rand({4, 5}, 92)); t.push_back(Rand({5}, 93)); return t; }());
+  add("greater_float", {"Greater", "", 13, {}, 1}, [] { std::vector<Tensor> t; t.push_back(Rand({4, 1}, 94)); t.push_back(Rand({1, 6}, 95)); return t; }());
+  add("not_after_equal", {"Not", "", 1, {}, 1},
+      [] { std::vector<Tensor> t; t.push_back(Tensor::FromVector<uint8_t>(DataType::kBool, {5}, {1, 0, 0, 1, 1}).value()); return t; }());
+  add("where_float_broadcast", {"Where", "", 16, {}},
+      [] { std::vector<Tensor> t; t.push_back(Tensor::FromVector<uint8_t>(DataType::kBool, {1, 4}, {1, 0, 1, 0}).value());
+           t.push_back(Rand({3, 4}, 96)); t.push_back(testing::MakeFloat({}, {-1e4f})); return t; }(), {2});
+  add("where_int64", {"Where", "", 16, {}},
+      [] { std::vector<Tensor> t; t.push_back(Tensor::FromVector<uint8_t>(DataType::kBool, {3}, {0, 1, 1}).value());
+           t.push_back(testing::MakeInt64({3}, {7, 8, 9})); t.push_back(testing::MakeInt64({3}, {-1, -2, -3})); return t; }());
+  add("matmul_batch_broadcast_both", {"MatMul", "", 13, {}},
+      [] { std::vector<Tensor> t; t.push_back(Rand({2, 1, 3, 4}, 97)); t.push_back(Rand({1, 3, 4, 5}, 98)); return t; }());
   add("reshape_alias", {"Reshape", "", 17, {}},
       [] { std::vector<Tensor> t; t.push_back(Rand({2, 3, 4}, 57)); t.push_back(testing::MakeInt64({2}, {6, -1})); return t; }(), {1});
   return v;
@@ -254,17 +273,20 @@ TEST(CudaCrossBackendCases, EveryCaseRunsOnTheCpu) {
   }
 }
 
-// Which path each padding case takes, pinned by the step workspace it plans (host only): an
-// asymmetric Conv pads its input into the workspace (here [2, 3, 9, 7] floats, 1,512 bytes, aligned
-// to 1,536); a ConvTranspose whose crop is symmetric, output_padding included, runs as one cuDNN
-// call (no workspace of its own); an asymmetric one computes the uncropped [1, 6, 11, 6] output in
-// the workspace (1,584 bytes, aligned to 1,792) and crops it.
-TEST(CudaCrossBackendCases, PaddingPathsArePinned) {
+// Which path each padding (and broadcast) case takes, pinned by the step workspace it plans (host
+// only): an asymmetric Conv pads its input into the workspace (here [2, 3, 9, 7] floats, 1,512
+// bytes, aligned to 1,536); a ConvTranspose whose crop is symmetric, output_padding included, runs
+// as one cuDNN call (no workspace of its own); an asymmetric one computes the uncropped
+// [1, 6, 11, 6] output in the workspace (1,584 bytes, aligned to 1,792) and crops it. A MatMul
+// whose batch dims broadcast both ways expands each operand in the workspace ([2, 3, 3, 4] and
+// [2, 3, 4, 5] floats, 288 and 480 bytes, each aligned to 512).
+TEST(CudaCrossBackendCases, WorkspacePathsArePinned) {
   const std::map<std::string, size_t> expected = {{"conv3x3_bias", 0},
                                                   {"conv_asymmetric_pads", 1536},
                                                   {"convtranspose_k2_s2_bias", 0},
                                                   {"convtranspose_pads_output_padding", 0},
-                                                  {"convtranspose_asymmetric_grouped", 1792}};
+                                                  {"convtranspose_asymmetric_grouped", 1792},
+                                                  {"matmul_batch_broadcast_both", 1024}};
   size_t seen = 0;
   for (const OpCase& c : Cases()) {
     auto it = expected.find(c.name);

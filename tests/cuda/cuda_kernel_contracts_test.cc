@@ -119,6 +119,23 @@ TEST(CudaKernelContracts, MatmulDescriptorsAreCheckedBeforeTheDevice) {
   ExpectCode(cuda::CheckMatmulDesc(d), StatusCode::kInvalidArgument, "overlap");
 }
 
+TEST(CudaKernelContracts, PointwiseOpsCheckTypesAndShapes) {
+  using cuda::PointwiseOp;
+  using cuda::TypedOperand;
+  const TypedOperand f{kFake, DataType::kFloat32, {2, 3}}, i64{kFake, DataType::kInt64, {2, 3}};
+  const TypedOperand b{kFake, DataType::kBool, {2, 3}}, f16{kFake, DataType::kFloat16, {2, 3}};
+  ExpectCode(cuda::Pointwise(PointwiseOp::kErf, {i64}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "expected float");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kPow, {f}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "1 operand(s), expected 2");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kEqual, {f, i64}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "expected float");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kLess, {f16, f16}, kFake, {2, 3}, {}), StatusCode::kUnimplemented, "float16");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kWhere, {f, f, f}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "expected bool");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kWhere, {b, f, i64}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "operand 2");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kGreater, {f, {kFake, DataType::kFloat32, {4}}}, kFake, {2, 3}, {}),
+             StatusCode::kInvalidArgument, "does not broadcast");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kNot, {{nullptr, DataType::kBool, {2, 3}}}, kFake, {2, 3}, {}),
+             StatusCode::kInvalidArgument, "null");
+}
+
 TEST(CudaKernelContracts, LibraryRunnersNeedADevice) {
   if (!DiscoverDevices().gpus.empty()) GTEST_SKIP() << "a GPU is present";
   ExpectCode(cuda::MatmulRunner::Create({}).status(), StatusCode::kUnavailable, "device");

@@ -38,6 +38,21 @@ struct ChainParams {
 };
 cudaError_t LaunchChain(const ChainParams& p, float* y, cudaStream_t stream);
 
+// Pointwise ops outside the float chain (pointwise.cu); see gpuhive::cuda::Pointwise.
+enum PointwiseCode : int32_t { kPwErf = 0, kPwPow, kPwEqual, kPwLess, kPwGreater, kPwNot, kPwWhere };
+enum PointwiseType : int32_t { kPwF32 = 0, kPwI64, kPwI32, kPwBool };
+struct PointwiseParams {
+  int32_t code = 0;
+  int32_t type = kPwF32;  // compared values (Equal/Less/Greater), selected values (Where)
+  int32_t num_inputs = 1;
+  const void* in[3] = {};
+  int64_t stride[3][kMaxDims] = {};  // element strides per output dim (0 = broadcast)
+  int32_t rank = 0;
+  int64_t out_dims[kMaxDims] = {};
+  int64_t n = 0;
+};
+cudaError_t LaunchPointwise(const PointwiseParams& p, void* y, cudaStream_t stream);
+
 // One LSTM step's pointwise half (rnn.cu); see gpuhive::cuda::LstmCell.
 cudaError_t LaunchLstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole,
                            float* c, float* h_out, int64_t batch, int64_t hidden, float clip, cudaStream_t stream);

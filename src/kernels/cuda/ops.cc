@@ -39,6 +39,29 @@ std::vector<int64_t> RowMajorStrides(const Shape& shape) {
   return s;
 }
 
+// Element strides of operand `index` (shape `in`) per dim of `out` under numpy broadcasting (0
+// where it broadcasts), into stride[0..out.size()).
+Status BroadcastStrides(const Shape& in, const Shape& out, int64_t* stride, const char* what, size_t index) {
+  if (in.size() > out.size()) {
+    return InvalidArgument("{}: operand {} {} has a higher rank than the output {}", what, index, ShapeToString(in),
+                           ShapeToString(out));
+  }
+  const std::vector<int64_t> strides = RowMajorStrides(in);
+  const size_t lead = out.size() - in.size();
+  for (size_t d = 0; d < out.size(); ++d) {
+    stride[d] = 0;
+    if (d < lead) continue;  // missing leading dims broadcast
+    const int64_t id = in[d - lead];
+    if (id == out[d]) {
+      stride[d] = strides[d - lead];
+    } else if (id != 1) {
+      return InvalidArgument("{}: operand {} {} does not broadcast to {}", what, index, ShapeToString(in),
+                             ShapeToString(out));
+    }
+  }
+  return Status::OK();
+}
+
 Status Launched(cudaError_t err, const char* kernel) {
   if (err == cudaSuccess) return Status::OK();
   return Status(CudaErrorCode(err), fmt::format("launching CUDA kernel {} failed: {} ({})", kernel,
@@ -83,27 +106,10 @@ Status ElementwiseChain(const std::vector<PostOp>& ops, const BroadcastOperand& 
   for (int o = 0; o < p.num_operands; ++o) {
     const BroadcastOperand& op = o == 0 ? x : extras[static_cast<size_t>(o - 1)];
     RETURN_IF_ERROR(CheckDims(op.shape, "elementwise operand"));
-    if (op.shape.size() > out_shape.size()) {
-      return InvalidArgument("operand {} {} has a higher rank than the output {}", o, ShapeToString(op.shape),
-                             ShapeToString(out_shape));
-    }
     if (op.data == nullptr && p.n > 0) return InvalidArgument("operand {} of an elementwise chain is null", o);
     p.operand[o] = op.data;
     p.contiguous[o] = op.shape == out_shape;
-    std::vector<int64_t> strides = RowMajorStrides(op.shape);
-    size_t lead = out_shape.size() - op.shape.size();
-    for (size_t d = 0; d < out_shape.size(); ++d) {
-      if (d < lead) continue;  // missing leading dims broadcast
-      int64_t od = op.shape[d - lead];
-      if (od == out_shape[d]) {
-        p.stride[o][d] = strides[d - lead];
-      } else if (od == 1) {
-        p.stride[o][d] = 0;
-      } else {
-        return InvalidArgument("operand {} {} does not broadcast to {}", o, ShapeToString(op.shape),
-                               ShapeToString(out_shape));
-      }
-    }
+    RETURN_IF_ERROR(BroadcastStrides(op.shape, out_shape, p.stride[o], "elementwise chain", static_cast<size_t>(o)));
   }
   p.all_contiguous = std::all_of(p.contiguous, p.contiguous + p.num_operands, [](bool c) { return c; });
   return Launched(ck::LaunchChain(p, y, AsStream(stream)), "ElementwiseChain");
@@ -112,6 +118,74 @@ Status ElementwiseChain(const std::vector<PostOp>& ops, const BroadcastOperand& 
 Status Softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner, bool log, StreamView stream) {
   if (outer < 0 || axis < 0 || inner < 0) return InvalidArgument("softmax: negative extent");
   return Launched(ck::LaunchSoftmax(x, y, outer, axis, inner, log, AsStream(stream)), "Softmax");
+}
+
+namespace {
+
+StatusOr<int32_t> PointwiseType(DataType t, const char* what) {
+  switch (t) {
+    case DataType::kFloat32: return int32_t{ck::kPwF32};
+    case DataType::kInt64: return int32_t{ck::kPwI64};
+    case DataType::kInt32: return int32_t{ck::kPwI32};
+    case DataType::kBool: return int32_t{ck::kPwBool};
+    default: return Unimplemented("{}: {} values are not supported on CUDA", what, DataTypeName(t));
+  }
+}
+
+}  // namespace
+
+Status Pointwise(PointwiseOp op, const std::vector<TypedOperand>& inputs, void* y, const Shape& out_shape,
+                 StreamView stream) {
+  static const char* kNames[] = {"Erf", "Pow", "Equal", "Less", "Greater", "Not", "Where"};
+  const char* name = kNames[static_cast<int>(op)];
+  const size_t want = op == PointwiseOp::kWhere ? 3 : (op == PointwiseOp::kErf || op == PointwiseOp::kNot) ? 1 : 2;
+  if (inputs.size() != want) return InvalidArgument("{}: {} operand(s), expected {}", name, inputs.size(), want);
+  RETURN_IF_ERROR(CheckDims(out_shape, name));
+  ck::PointwiseParams p;
+  p.code = static_cast<int32_t>(op);
+  p.num_inputs = static_cast<int32_t>(want);
+  auto need = [&](size_t i, DataType t) -> Status {
+    if (inputs[i].dtype != t) {
+      return InvalidArgument("{}: operand {} is {}, expected {}", name, i, DataTypeName(inputs[i].dtype), DataTypeName(t));
+    }
+    return Status::OK();
+  };
+  switch (op) {
+    case PointwiseOp::kErf:
+      RETURN_IF_ERROR(need(0, DataType::kFloat32));
+      break;
+    case PointwiseOp::kPow:
+      RETURN_IF_ERROR(need(0, DataType::kFloat32));
+      RETURN_IF_ERROR(need(1, DataType::kFloat32));
+      break;
+    case PointwiseOp::kNot:
+      RETURN_IF_ERROR(need(0, DataType::kBool));
+      break;
+    case PointwiseOp::kWhere: {
+      RETURN_IF_ERROR(need(0, DataType::kBool));
+      RETURN_IF_ERROR(need(2, inputs[1].dtype));
+      ASSIGN_OR_RETURN(p.type, PointwiseType(inputs[1].dtype, name));
+      break;
+    }
+    case PointwiseOp::kEqual:
+    case PointwiseOp::kLess:
+    case PointwiseOp::kGreater: {
+      RETURN_IF_ERROR(need(1, inputs[0].dtype));
+      ASSIGN_OR_RETURN(p.type, PointwiseType(inputs[0].dtype, name));
+      break;
+    }
+  }
+  p.rank = static_cast<int32_t>(out_shape.size());
+  for (size_t d = 0; d < out_shape.size(); ++d) p.out_dims[d] = out_shape[d];
+  p.n = NumElements(out_shape);
+  for (size_t o = 0; o < want; ++o) {
+    const TypedOperand& op_in = inputs[o];
+    RETURN_IF_ERROR(CheckDims(op_in.shape, name));
+    if (op_in.data == nullptr && p.n > 0) return InvalidArgument("{}: operand {} is null", name, o);
+    p.in[o] = op_in.data;
+    RETURN_IF_ERROR(BroadcastStrides(op_in.shape, out_shape, p.stride[o], name, o));
+  }
+  return Launched(ck::LaunchPointwise(p, y, AsStream(stream)), name);
 }
 
 Status LstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole, float* c,

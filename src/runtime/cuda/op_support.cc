@@ -14,7 +14,8 @@ const std::set<std::string>& DeviceOps() {
       "ReduceMax", "ReduceMin", "GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool", "Transpose",
       "Slice", "Concat", "Gather", "Resize", "Expand", "Split", "Pad", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
       "Cast", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "HardSwish", "LeakyRelu", "Elu",
-      "HardSigmoid", "Clip", "Add", "Sub", "Mul", "Div", "Max", "Min",
+      "HardSigmoid", "Clip", "Add", "Sub", "Mul", "Div", "Max", "Min", "Erf", "Pow", "Equal", "Less", "Greater",
+      "Not", "Where",
       // Evaluated on the host while planning (their inputs are shapes or constants).
       "Shape", "Size", "Constant", "ConstantOfShape", "Range"};
   return *ops;

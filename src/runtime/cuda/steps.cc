@@ -206,6 +206,60 @@ StatusOr<BuiltStep> FinishMatmul(StepInputs& in, MatmulPlan p, std::vector<PostO
   return Sequence(std::move(step), std::move(post));
 }
 
+// MatMul whose batch dims broadcast both ways ([2, 1, m, k] x [1, 3, k, n]): each operand that
+// needs it is expanded to the output's batch shape in the step's workspace, then one strided
+// batched GEMM; post ops run after it. `as`/`bs` are the operands' shapes with 1-D promoted.
+StatusOr<BuiltStep> BuildBroadcastMatMul(StepInputs& in, bool fused, Shape as, Shape bs) {
+  const ir::Node& n = in.node();
+  const size_t r = std::max(as.size(), bs.size());
+  while (as.size() < r) as.insert(as.begin(), 1);
+  while (bs.size() < r) bs.insert(bs.begin(), 1);
+  Shape a_full = as, b_full = bs;
+  for (size_t i = 0; i + 2 < r; ++i) {
+    if (as[i] != bs[i] && as[i] != 1 && bs[i] != 1) {
+      return InvalidArgument("{}: batch dims do not broadcast: {} x {}", n.Describe(), ShapeToString(as),
+                             ShapeToString(bs));
+    }
+    a_full[i] = b_full[i] = std::max(as[i], bs[i]);
+  }
+  MatmulDesc desc;
+  desc.m = as[r - 2], desc.k = as[r - 1], desc.n = bs[r - 1], desc.math = in.math();
+  desc.batch = Prod(a_full, 0, r - 2);
+  desc.stride_a = desc.m * desc.k, desc.stride_b = desc.k * desc.n, desc.stride_d = desc.m * desc.n;
+  if (NumElements(in.output(0)->shape) != desc.batch * desc.m * desc.n) {
+    return Internal("{}: planned output {} does not match the matmul", n.Describe(), ShapeToString(in.output(0)->shape));
+  }
+  ASSIGN_OR_RETURN(size_t mm_ws, in.matmul().WorkspaceBytes(desc));
+  const bool expand_a = as != a_full, expand_b = bs != b_full;
+  const size_t a_bytes = expand_a ? detail::AlignWorkspace(static_cast<size_t>(NumElements(a_full)) * sizeof(float)) : 0;
+  const size_t b_bytes = expand_b ? detail::AlignWorkspace(static_cast<size_t>(NumElements(b_full)) * sizeof(float)) : 0;
+  ASSIGN_OR_RETURN(const void* ap, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(const void* bp, in.DeviceInput(1));
+  MatmulRunner* runner = &in.matmul();
+  void* y = in.output(0)->device;
+  BuiltStep step{[=](StreamView s, void* ws) -> Status {
+                   char* base = static_cast<char*>(ws);
+                   const void* a = ap;
+                   const void* b = bp;
+                   if (expand_a) {
+                     RETURN_IF_ERROR(BroadcastTo(ap, base, sizeof(float), as, a_full, s));
+                     a = base;
+                   }
+                   if (expand_b) {
+                     RETURN_IF_ERROR(BroadcastTo(bp, base + a_bytes, sizeof(float), bs, b_full, s));
+                     b = base + a_bytes;
+                   }
+                   return runner->Run(desc, a, b, nullptr, y, base + a_bytes + b_bytes, mm_ws, s);
+                 },
+                 a_bytes + b_bytes + mm_ws};
+  if (!fused) return step;
+  ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
+  ASSIGN_OR_RETURN(std::vector<PostOp> ops, ParsePostOps(texts));
+  if (ops.empty()) return step;
+  ASSIGN_OR_RETURN(BuiltStep post, PostOpsInPlace(in, std::move(ops), 2));
+  return Sequence(std::move(step), std::move(post));
+}
+
 StatusOr<BuiltStep> BuildMatMul(StepInputs& in, bool fused) {
   const ir::Node& n = in.node();
   const PlannedValue* a = in.input(0);
@@ -232,8 +286,7 @@ StatusOr<BuiltStep> BuildMatMul(StepInputs& in, bool fused) {
     p.desc.stride_b = p.desc.k * p.desc.n;
     p.desc.stride_d = p.desc.m * p.desc.n;
   } else {
-    return Unimplemented("{}: MatMul batch broadcast {} x {} is not supported on CUDA", n.Describe(),
-                         ShapeToString(a->shape), ShapeToString(b->shape));
+    return BuildBroadcastMatMul(in, fused, as, bs);
   }
   if (NumElements(in.output(0)->shape) != p.desc.batch * p.desc.m * p.desc.n) {
     return Internal("{}: planned output {} does not match the matmul", n.Describe(), ShapeToString(in.output(0)->shape));
@@ -455,6 +508,46 @@ StatusOr<BuiltStep> BuildPool(StepInputs& in, PoolKind kind) {
   return BuiltStep{[xp, y, p](StreamView s, void*) { return Pool2d(static_cast<const float*>(xp), y, p, s); }, 0};
 }
 
+// --- Pointwise ops outside the float chain: Erf, Pow, comparisons, Not, Where -----------------
+
+const std::map<std::string, PointwiseOp>& PointwiseOps() {
+  static const auto* m = new std::map<std::string, PointwiseOp>{
+      {"Erf", PointwiseOp::kErf},         {"Pow", PointwiseOp::kPow}, {"Equal", PointwiseOp::kEqual},
+      {"Less", PointwiseOp::kLess},       {"Greater", PointwiseOp::kGreater}, {"Not", PointwiseOp::kNot},
+      {"Where", PointwiseOp::kWhere}};
+  return *m;
+}
+
+bool PointwiseValueType(DataType t) {
+  return t == DataType::kFloat32 || t == DataType::kInt64 || t == DataType::kInt32 || t == DataType::kBool;
+}
+
+StatusOr<BuiltStep> BuildPointwise(StepInputs& in, PointwiseOp op) {
+  const ir::Node& n = in.node();
+  std::vector<TypedOperand> operands;
+  for (size_t i = 0; i < in.num_inputs(); ++i) {
+    const PlannedValue* v = in.input(i);
+    if (v == nullptr) return InvalidArgument("{}: input {} is missing", n.Describe(), i);
+    operands.push_back({nullptr, v->dtype, v->shape});
+  }
+  // The kernel's type rules, checked while planning (Pointwise checks them again when it runs).
+  const DataType first = operands.empty() ? DataType::kUndefined : operands[0].dtype;
+  const DataType values = op == PointwiseOp::kWhere && operands.size() == 3 ? operands[1].dtype : first;
+  if ((op == PointwiseOp::kErf || op == PointwiseOp::kPow) &&
+      std::any_of(operands.begin(), operands.end(), [](const TypedOperand& o) { return o.dtype != DataType::kFloat32; })) {
+    return Unimplemented("{}: {} on CUDA takes float32 operands only", n.Describe(), n.op_type);
+  }
+  if (!PointwiseValueType(values)) {
+    return Unimplemented("{}: {} of {} values is not supported on CUDA", n.Describe(), n.op_type, DataTypeName(values));
+  }
+  for (size_t i = 0; i < operands.size(); ++i) {
+    ASSIGN_OR_RETURN(operands[i].data, in.DeviceInput(i));
+  }
+  void* y = in.output(0)->device;
+  const Shape shape = in.output(0)->shape;
+  return BuiltStep{[op, operands, y, shape](StreamView s, void*) { return Pointwise(op, operands, y, shape, s); }, 0};
+}
+
 }  // namespace
 
 StatusOr<BuiltStep> BuildStep(StepInputs& in) {
@@ -485,6 +578,7 @@ StatusOr<BuiltStep> BuildStep(StepInputs& in) {
     if (in.num_inputs() != 2) return Unimplemented("{}: variadic {} on CUDA", n.Describe(), op);
     return ChainStep(in, {PostOp{it->second}}, 0, 1);
   }
+  if (auto it = PointwiseOps().find(op); it != PointwiseOps().end()) return BuildPointwise(in, it->second);
   if (op == "Conv") return detail::BuildConv(in, false);
   if (op == "ConvTranspose") return detail::BuildConvTranspose(in);
   if (op == "LSTM") return detail::BuildLstm(in);
