@@ -65,6 +65,9 @@ class ComputeDevice {
   virtual DeviceId id() const = 0;
   virtual std::string name() const = 0;
   virtual uint64_t memory_capacity_bytes() const = 0;
+  // What the device can still hand out now, others' use included (cudaMemGetInfo's free on a GPU,
+  // read at the call). Devices nobody else allocates from report their capacity.
+  virtual uint64_t memory_free_bytes() const { return memory_capacity_bytes(); }
   // True when the host may dereference this device's memory (the CPU only).
   virtual bool host_accessible() const = 0;
   // The device's raw memory: the upstream of its pool. Not thread safe across devices' pools

@@ -71,9 +71,10 @@ struct ExecutionPluginAbi {
   bool operator==(const ExecutionPluginAbi&) const = default;
 };
 
-// The layout this build has. Bump `version` when a type crossing the boundary changes meaning.
+// The layout this build has. Bump `version` when a type crossing the boundary changes meaning or
+// its virtual functions change (ComputeDevice: 2, memory_free_bytes).
 inline constexpr ExecutionPluginAbi CurrentExecutionPluginAbi() {
-  return ExecutionPluginAbi{1,
+  return ExecutionPluginAbi{2,
                             static_cast<uint32_t>(sizeof(CompileOptions)),
                             static_cast<uint32_t>(sizeof(ExecutionContext)),
                             static_cast<uint32_t>(sizeof(Tensor)),

@@ -64,11 +64,14 @@ StatusOr<std::vector<residency::DeviceSetOptions::Device>> Engine::Impl::PlanDev
   std::vector<residency::DeviceSetOptions::Device> out;
   for (size_t i = 0; i < devices.size(); ++i) {
     ComputeDevice* d = devices[i].get();
-    if (budget > d->memory_capacity_bytes()) {
+    uint64_t device_budget = budget;
+    if (options.memory_budget_bytes == 0 && i < device_budgets.size()) {
+      device_budget = device_budgets[i].budget_bytes;
+    } else if (budget > d->memory_capacity_bytes()) {
       return InvalidArgument("memory budget {} exceeds {}'s {}", FormatBytes(budget), d->id().ToString(),
                              FormatBytes(d->memory_capacity_bytes()));
     }
-    out.push_back({.device = d, .gpu_ordinal = static_cast<int>(i), .budget_bytes = budget});
+    out.push_back({.device = d, .gpu_ordinal = static_cast<int>(i), .budget_bytes = device_budget});
   }
   // The host CPU: the one device without GPUs (or simulated ones); next to them, where KIND_CPU
   // models run.
@@ -169,6 +172,17 @@ void Engine::Impl::CollectDevices() {
   }
 }
 
+DeviceBudget DefaultDeviceBudget(uint64_t capacity_bytes, uint64_t free_bytes) {
+  DeviceBudget b;
+  const uint64_t free_at_start = free_bytes == 0 ? capacity_bytes : std::min(free_bytes, capacity_bytes);
+  const uint64_t headroom = std::min(std::max<uint64_t>(capacity_bytes / 50, 256ull << 20), capacity_bytes / 10);
+  b.free_at_start_bytes = free_at_start;
+  b.reserved_bytes = capacity_bytes - free_at_start;
+  b.headroom_bytes = headroom;
+  b.budget_bytes = free_at_start > headroom ? free_at_start - headroom : 0;
+  return b;
+}
+
 std::vector<DeviceStatus> Engine::Devices() {
   Impl& c = *impl_;
   std::vector<DeviceStatus> out;
@@ -187,6 +201,13 @@ std::vector<DeviceStatus> Engine::Devices() {
       residency::ResidencyStats rs = c.device_set->manager(i).Stats();
       d.budget_bytes = rs.budget_bytes;
       d.used_bytes = rs.used_bytes;
+      for (size_t g = 0; g < c.devices.size() && g < c.device_budgets.size(); ++g) {
+        if (c.devices[g]->id().ToString() != d.id) continue;
+        d.capacity_bytes = c.devices[g]->memory_capacity_bytes();
+        d.free_at_start_bytes = c.device_budgets[g].free_at_start_bytes;
+        d.reserved_bytes = c.device_budgets[g].reserved_bytes;
+        d.headroom_bytes = c.device_budgets[g].headroom_bytes;
+      }
       for (const auto& st : listed) {
         if (st.device == d.id && (d.models.empty() || d.models.back() != st.name)) d.models.push_back(st.name);
         if (c.DeviceOf(st) == d.id && st.state == ModelState::kResident) d.used_by_model[st.name] += st.device_bytes;

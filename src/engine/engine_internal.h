@@ -103,6 +103,7 @@ struct Engine::Impl {
   // The devices models run on besides the host CPU: the GPUs (through the CUDA execution plugin)
   // or, with --device sim[:N], simulated ones (declared first: they outlive the managers).
   std::vector<std::unique_ptr<ComputeDevice>> devices;
+  std::vector<DeviceBudget> device_budgets;  // per entry of `devices`, measured when opened
   bool simulated = false;          // `devices` are simulated
   std::string gpu_backend_reason;  // why GPUs that were found run no models (empty: none found, or used)
   // kGpuhive: one ModelManager per device (the simulated ones, then the host CPU for KIND_CPU;

@@ -72,14 +72,21 @@ bool SplitPath(const std::string& target, std::vector<std::string>* parts) {
 }
 
 json DeviceJson(const DeviceStatus& d) {
-  return json{{"id", d.id},
-              {"budget_bytes", d.budget_bytes},
-              {"used_bytes", d.used_bytes},
-              {"used_by_kind", d.used_by_kind},
-              {"used_by_model", d.used_by_model},
-              {"models", d.models},
-              {"fragmentation_ratio", d.fragmentation_ratio},
-              {"health", d.health}};
+  json j{{"id", d.id},
+         {"budget_bytes", d.budget_bytes},
+         {"used_bytes", d.used_bytes},
+         {"used_by_kind", d.used_by_kind},
+         {"used_by_model", d.used_by_model},
+         {"models", d.models},
+         {"fragmentation_ratio", d.fragmentation_ratio},
+         {"health", d.health}};
+  if (d.capacity_bytes > 0) {
+    j["capacity_bytes"] = d.capacity_bytes;
+    j["free_at_start_bytes"] = d.free_at_start_bytes;
+    j["reserved_bytes"] = d.reserved_bytes;
+    j["headroom_bytes"] = d.headroom_bytes;
+  }
+  return j;
 }
 
 json ModelJson(const ModelStatus& m) {

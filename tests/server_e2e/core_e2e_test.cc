@@ -295,6 +295,18 @@ TEST_P(CoreE2E, ManagementApiAndMetrics) {
   }
   ASSERT_NE(placed, nullptr) << model.dump();
   EXPECT_GT((*placed)["budget_bytes"].get<uint64_t>(), 0u);
+  // A (simulated) GPU says what its default budget came from: free memory at start less the
+  // headroom (engine::DefaultDeviceBudget); the CPU has no such fields.
+  for (const auto& d : devices) {
+    if (d["id"] == "cpu") {
+      EXPECT_FALSE(d.contains("headroom_bytes")) << d.dump();
+      continue;
+    }
+    const uint64_t capacity = d["capacity_bytes"], free_at_start = d["free_at_start_bytes"];
+    EXPECT_EQ(d["reserved_bytes"].get<uint64_t>(), capacity - free_at_start) << d.dump();
+    EXPECT_EQ(d["budget_bytes"].get<uint64_t>(), free_at_start - d["headroom_bytes"].get<uint64_t>()) << d.dump();
+    EXPECT_GT(d["headroom_bytes"].get<uint64_t>(), 0u) << d.dump();
+  }
   EXPECT_GT((*placed)["used_by_model"]["tiny_mlp"].get<uint64_t>(), 0u);
   EXPECT_NE(std::find((*placed)["models"].begin(), (*placed)["models"].end(), "tiny_mlp"), (*placed)["models"].end());
   EXPECT_EQ(model["tenant"], "interactive");
@@ -550,6 +562,30 @@ TEST(CoreE2EModes, PollModePicksUpNewAndRemovedModels) {
     status = c.Request("GET", "/v2/models/tiny_copy").status;
   }
   EXPECT_EQ(status, 404);
+}
+
+// The default device budget: free memory at start less a headroom of 2 % of the capacity, at
+// least 256 MiB and at most 10 %.
+TEST(DefaultDeviceBudget, FreeMemoryLessAHeadroom) {
+  constexpr uint64_t MiB = 1ull << 20, GiB = 1ull << 30;
+  // An H200 as the first GPU run saw it (143,771 MiB, 527 MiB used by the context): 2 % headroom.
+  engine::DeviceBudget h200 = engine::DefaultDeviceBudget(143771 * MiB, (143771 - 527) * MiB);
+  EXPECT_EQ(h200.reserved_bytes, 527 * MiB);
+  EXPECT_EQ(h200.headroom_bytes, 143771 * MiB / 50);
+  EXPECT_EQ(h200.budget_bytes, (143771 - 527) * MiB - 143771 * MiB / 50);
+  // A 12 GiB card another process already uses 3 GiB of: 256 MiB headroom below that free memory.
+  engine::DeviceBudget shared = engine::DefaultDeviceBudget(12 * GiB, 9 * GiB);
+  EXPECT_EQ(shared.headroom_bytes, 256 * MiB);
+  EXPECT_EQ(shared.budget_bytes, 9 * GiB - 256 * MiB);
+  // A small simulated device: the 10 % cap (the old default of 90 %); unknown free memory counts
+  // as the capacity.
+  engine::DeviceBudget small = engine::DefaultDeviceBudget(1 * GiB, 0);
+  EXPECT_EQ(small.free_at_start_bytes, 1 * GiB);
+  EXPECT_EQ(small.reserved_bytes, 0u);
+  EXPECT_EQ(small.headroom_bytes, 1 * GiB / 10);
+  EXPECT_EQ(small.budget_bytes, 1 * GiB - 1 * GiB / 10);
+  // Nothing free: a zero budget, not an underflow.
+  EXPECT_EQ(engine::DefaultDeviceBudget(8 * GiB, 100 * MiB).budget_bytes, 0u);
 }
 
 }  // namespace

@@ -50,6 +50,19 @@ enum class ServeMode { kGpuhive, kNaive };
 // The one tenant every undeclared request tenant is counted under.
 inline constexpr const char* kUndeclaredTenant = "other";
 
+// The default byte budget of a GPU (or simulated GPU) when no --memory-budget is given: the memory
+// it had free when the engine opened it (its context already created, other processes' use
+// excluded) minus a headroom for what the libraries allocate outside gpuhive's pool (cuDNN and
+// cuBLAS handles, kernels loaded on first use): 2 % of the capacity, at least 256 MiB, at most
+// 10 %. `free_bytes` 0 (unknown) counts as the capacity. Reported by /v2/gpuhive/devices.
+struct DeviceBudget {
+  uint64_t budget_bytes = 0;
+  uint64_t free_at_start_bytes = 0;
+  uint64_t reserved_bytes = 0;  // capacity - free at start: the context, libraries and other processes
+  uint64_t headroom_bytes = 0;
+};
+DeviceBudget DefaultDeviceBudget(uint64_t capacity_bytes, uint64_t free_bytes);
+
 struct EngineOptions {
   std::string model_repository;  // required: a Triton-layout directory
   bool strict_model_config = false;  // Triton's flag: every model needs a complete config.pbtxt

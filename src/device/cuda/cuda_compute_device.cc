@@ -61,6 +61,14 @@ class CudaDevice final : public ComputeDevice {
   DeviceId id() const override { return DeviceId{DeviceType::kCuda, index_}; }
   std::string name() const override { return name_; }
   uint64_t memory_capacity_bytes() const override { return capacity_; }
+  uint64_t memory_free_bytes() const override {
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(index_) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;  // unknown: the caller falls back to its own rule
+    }
+    return free_b;
+  }
   bool host_accessible() const override { return false; }
   MemoryResource* memory() override { return memory_.get(); }
   const KernelAccess* host_kernel_access() const override { return nullptr; }
