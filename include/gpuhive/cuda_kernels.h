@@ -44,8 +44,8 @@ Status ElementwiseChain(const std::vector<PostOp>& ops, const BroadcastOperand& 
 //   kErf      float32 -> float32            kPow     float32, float32 -> float32
 //   kEqual, kLess, kGreater   a, b of one type (float32, int64, int32, bool) -> bool
 //   kNot      bool -> bool                  kWhere   bool, x, y (one type of the four) -> that type
-// Errors: kInvalidArgument (operand count, dtypes, shapes that do not broadcast),
-// kUnimplemented (other dtypes, rank above kMaxDims).
+// Errors: kInvalidArgument (operand count, dtypes ONNX does not allow, shapes that do not
+// broadcast), kUnimplemented (dtypes ONNX allows that these kernels lack, rank above kMaxDims).
 enum class PointwiseOp { kErf, kPow, kEqual, kLess, kGreater, kNot, kWhere };
 struct TypedOperand {
   const void* data = nullptr;
@@ -54,6 +54,8 @@ struct TypedOperand {
 };
 Status Pointwise(PointwiseOp op, const std::vector<TypedOperand>& inputs, void* y, const Shape& out_shape,
                  StreamView stream);
+// Pointwise's checks without a launch (operand data may be null): host only, for planning.
+Status CheckPointwise(PointwiseOp op, const std::vector<TypedOperand>& inputs, const Shape& out_shape);
 
 // Softmax over the middle axis of x viewed as [outer, axis, inner]; log_softmax when `log`.
 Status Softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner, bool log, StreamView stream);

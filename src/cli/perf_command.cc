@@ -139,11 +139,14 @@ int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<
   StatusOr<std::vector<Sample>> separate = std::vector<Sample>{};
   if (!o.validation.empty()) separate = ReadSamples(o.validation, fp32.inputs());
   if (!separate.ok()) return fail(separate.status());
-  std::vector<Sample> timing_inputs(1);
-  for (const TensorView& v : views) {
-    auto t = Tensor::FromBytes(v.dtype, v.shape, v.data, v.plain_bytes());
-    if (!t.ok()) return fail(t.status());
-    timing_inputs[0].push_back(std::move(*t));
+  std::vector<Sample> timing_inputs;  // bf16 without samples: the inputs the timing runs on
+  if (o.validation.empty() && samples->empty()) {
+    timing_inputs.emplace_back();
+    for (const TensorView& v : views) {
+      auto t = Tensor::FromBytes(v.dtype, v.shape, v.data, v.plain_bytes());
+      if (!t.ok()) return fail(t.status());
+      timing_inputs[0].push_back(std::move(*t));
+    }
   }
   const std::vector<Sample>* validation = !o.validation.empty() ? &*separate
                                           : !samples->empty()   ? &*samples

@@ -201,12 +201,11 @@ std::vector<DeviceStatus> Engine::Devices() {
       residency::ResidencyStats rs = c.device_set->manager(i).Stats();
       d.budget_bytes = rs.budget_bytes;
       d.used_bytes = rs.used_bytes;
-      for (size_t g = 0; g < c.devices.size() && g < c.device_budgets.size(); ++g) {
-        if (c.devices[g]->id().ToString() != d.id) continue;
-        d.capacity_bytes = c.devices[g]->memory_capacity_bytes();
-        d.free_at_start_bytes = c.device_budgets[g].free_at_start_bytes;
-        d.reserved_bytes = c.device_budgets[g].reserved_bytes;
-        d.headroom_bytes = c.device_budgets[g].headroom_bytes;
+      if (i < c.device_budgets.size()) {  // the device set keeps PlanDevices' order: the GPUs, then the CPU
+        d.capacity_bytes = c.devices[i]->memory_capacity_bytes();
+        d.free_at_start_bytes = c.device_budgets[i].free_at_start_bytes;
+        d.reserved_bytes = c.device_budgets[i].reserved_bytes;
+        d.headroom_bytes = c.device_budgets[i].headroom_bytes;
       }
       for (const auto& st : listed) {
         if (st.device == d.id && (d.models.empty() || d.models.back() != st.name)) d.models.push_back(st.name);

@@ -187,9 +187,9 @@ Status GateBf16(const ModelConfig& config, const std::string& model_path, std::s
   co.bf16_compute = true;
   ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
   ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
-  std::string source;
+  std::string source = Param(config, "validation", "");  // ValidationSamples reads it when given
   StatusOr<std::vector<Sample>> samples = std::vector<Sample>{};
-  if (Param(config, "validation", "").empty()) {
+  if (source.empty()) {
     samples = CalibrationSamples(config, model_path, reference->inputs(), &source, /*warmup_files_only=*/false);
     if (!samples.ok()) {
       return samples.status().WithContext(fmt::format(
@@ -197,8 +197,6 @@ Status GateBf16(const ModelConfig& config, const std::string& model_path, std::s
           "calibration/ folder, or model_warmup entries)",
           config.name));
     }
-  } else {
-    source = Param(config, "validation", "");
   }
   std::vector<Sample> storage;
   ASSIGN_OR_RETURN(const std::vector<Sample>* validation,

@@ -124,7 +124,7 @@ TEST(CudaKernelContracts, PointwiseOpsCheckTypesAndShapes) {
   using cuda::TypedOperand;
   const TypedOperand f{kFake, DataType::kFloat32, {2, 3}}, i64{kFake, DataType::kInt64, {2, 3}};
   const TypedOperand b{kFake, DataType::kBool, {2, 3}}, f16{kFake, DataType::kFloat16, {2, 3}};
-  ExpectCode(cuda::Pointwise(PointwiseOp::kErf, {i64}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "expected float");
+  ExpectCode(cuda::Pointwise(PointwiseOp::kErf, {i64}, kFake, {2, 3}, {}), StatusCode::kUnimplemented, "expected float");
   ExpectCode(cuda::Pointwise(PointwiseOp::kPow, {f}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "1 operand(s), expected 2");
   ExpectCode(cuda::Pointwise(PointwiseOp::kEqual, {f, i64}, kFake, {2, 3}, {}), StatusCode::kInvalidArgument, "expected float");
   ExpectCode(cuda::Pointwise(PointwiseOp::kLess, {f16, f16}, kFake, {2, 3}, {}), StatusCode::kUnimplemented, "float16");
@@ -134,6 +134,9 @@ TEST(CudaKernelContracts, PointwiseOpsCheckTypesAndShapes) {
              StatusCode::kInvalidArgument, "does not broadcast");
   ExpectCode(cuda::Pointwise(PointwiseOp::kNot, {{nullptr, DataType::kBool, {2, 3}}}, kFake, {2, 3}, {}),
              StatusCode::kInvalidArgument, "null");
+  // The same checks without a launch, for planning: null data is fine there.
+  EXPECT_TRUE(cuda::CheckPointwise(PointwiseOp::kNot, {{nullptr, DataType::kBool, {2, 3}}}, {2, 3}).ok());
+  ExpectCode(cuda::CheckPointwise(PointwiseOp::kPow, {f, i64}, {2, 3}), StatusCode::kUnimplemented, "operand 1");
 }
 
 TEST(CudaKernelContracts, LibraryRunnersNeedADevice) {

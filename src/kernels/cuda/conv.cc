@@ -53,6 +53,20 @@ cudnnDataType_t CudnnType(MathMode m) {
   }
 }
 
+// The first of cuDNN's heuristic candidates (best first) that succeeded, fits `max_ws` bytes of
+// workspace and, for exact FP32, uses FMA math (not TF32 tensor cores); null when none does.
+template <typename Perf>
+const Perf* FirstUsable(const Perf* perf, int returned, MathMode math, size_t max_ws) {
+  for (int i = 0; i < returned; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > max_ws) continue;
+    if (math == MathMode::kFloat32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) {
+      continue;
+    }
+    return &perf[i];
+  }
+  return nullptr;
+}
+
 class ConvRunnerImpl final : public ConvRunner {
  public:
   ~ConvRunnerImpl() override {
@@ -111,21 +125,14 @@ class ConvRunnerImpl final : public ConvRunner {
       GH_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardAlgorithm_v7(
           shared_->handle, x_, w_, conv_, y_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
     }
-    bool found = false;
-    for (int i = 0; i < returned && !found; ++i) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > max_ws) continue;
-      if (d.math == MathMode::kFloat32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) {
-        continue;
-      }
-      algo_ = perf[i].algo;
-      workspace_ = perf[i].memory;
-      found = true;
-    }
-    if (!found) {
+    const cudnnConvolutionFwdAlgoPerf_t* chosen = FirstUsable(perf, returned, d.math, max_ws);
+    if (chosen == nullptr) {
       return Unimplemented("cuDNN has no forward algorithm for conv N={} C={} H={} W={} K={} {}x{} groups={} within {} "
                            "bytes of workspace",
                            d.n, d.c, d.in_h, d.in_w, d.k, d.kernel_h, d.kernel_w, d.groups, max_ws);
     }
+    algo_ = chosen->algo;
+    workspace_ = chosen->memory;
     fused_ = d.has_bias && d.epilogue == Epilogue::kRelu &&
              (d.math == MathMode::kFloat32 || d.math == MathMode::kTF32);
     return Status::OK();
@@ -193,13 +200,9 @@ class ConvRunnerImpl final : public ConvRunner {
       GH_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataAlgorithm_v7(
           shared_->handle, w_, x_, conv_, y_, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned, perf));
     }
-    for (int i = 0; i < returned; ++i) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > max_ws) continue;
-      if (d.math == MathMode::kFloat32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) {
-        continue;
-      }
-      bwd_algo_ = perf[i].algo;
-      workspace_ = perf[i].memory;
+    if (const cudnnConvolutionBwdDataAlgoPerf_t* chosen = FirstUsable(perf, returned, d.math, max_ws)) {
+      bwd_algo_ = chosen->algo;
+      workspace_ = chosen->memory;
       return Status::OK();
     }
     return Unimplemented("cuDNN has no transposed-convolution algorithm for N={} C={} H={} W={} K={} {}x{} groups={} "

@@ -210,19 +210,23 @@ Status OptimizeForCuda(ir::Model& model) {
   return g.TopologicalSort();
 }
 
-StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<TensorView>& inputs) {
-  RETURN_IF_ERROR(CheckCudaSupport(graph));
-  ASSIGN_OR_RETURN(std::unique_ptr<executor::Analysis> an, executor::AnalyzePlan(graph, inputs));
+PlanPreview executor::Summarize(const Analysis& an) {
   PlanPreview p;
-  p.device_steps = an->device_nodes.size();
-  p.host_evaluated_nodes = an->host_evaluated_nodes;
-  p.arena_bytes = an->arena.arena_bytes;
-  p.naive_bytes = an->arena.naive_bytes;
-  for (const executor::DeviceNode& dn : an->device_nodes) {
+  p.device_steps = an.device_nodes.size();
+  p.host_evaluated_nodes = an.host_evaluated_nodes;
+  p.arena_bytes = an.arena.arena_bytes;
+  p.naive_bytes = an.arena.naive_bytes;
+  for (const DeviceNode& dn : an.device_nodes) {
     const ir::Node& n = *dn.node;
     ++p.device_ops[n.domain.empty() ? n.op_type : n.domain + "." + n.op_type];
   }
   return p;
+}
+
+StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<TensorView>& inputs) {
+  RETURN_IF_ERROR(CheckCudaSupport(graph));
+  ASSIGN_OR_RETURN(std::unique_ptr<executor::Analysis> an, executor::AnalyzePlan(graph, inputs));
+  return executor::Summarize(*an);
 }
 
 }  // namespace gpuhive::cuda

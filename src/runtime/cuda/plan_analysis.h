@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gpuhive/arena_planner.h"
+#include "gpuhive/cuda_executor.h"
 #include "gpuhive/ir.h"
 #include "gpuhive/tensor.h"
 #include "runtime/cuda/steps.h"
@@ -34,5 +35,8 @@ struct Analysis {
 // Errors: kInvalidArgument (input count), kUnimplemented (a shape that depends on device data, a
 // subgraph, a value the executor cannot see), or the CPU kernels' own Prepare errors.
 StatusOr<std::unique_ptr<Analysis>> AnalyzePlan(const ir::Graph& graph, const std::vector<TensorView>& inputs);
+
+// The preview of an analysis (cuda_executor.h's PlanPreview, without the step-builder fields).
+PlanPreview Summarize(const Analysis& an);
 
 }  // namespace gpuhive::cuda::executor

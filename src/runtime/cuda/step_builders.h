@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "runtime/cuda/steps.h"
@@ -59,6 +60,13 @@ inline StatusOr<std::vector<float>> HostFloats(const PlannedValue* v, const ir::
   if (v->host->dtype() != DataType::kFloat32) return InvalidArgument("{}: {} must be float", n.Describe(), what);
   const float* p = v->host->as<float>();
   return std::vector<float>(p, p + v->host->num_elements());
+}
+
+// The post ops a gpuhive.Fused* node carries in "post_ops" (none when !fused: the plain ONNX op).
+inline StatusOr<std::vector<PostOp>> FusedPostOps(const ir::Node& n, bool fused) {
+  if (!fused) return std::vector<PostOp>{};
+  ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
+  return ParsePostOps(texts);
 }
 
 // Shared by the builders (steps.cc). PostOpsInPlace applies post ops to output 0 in place, their

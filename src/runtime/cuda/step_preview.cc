@@ -98,8 +98,9 @@ class PreviewInputs final : public executor::StepInputs {
 }  // namespace
 
 StatusOr<PlanPreview> PreviewCudaSteps(const ir::Graph& graph, const std::vector<TensorView>& inputs) {
-  ASSIGN_OR_RETURN(PlanPreview preview, PreviewCudaPlan(graph, inputs));
+  RETURN_IF_ERROR(CheckCudaSupport(graph));
   ASSIGN_OR_RETURN(std::unique_ptr<executor::Analysis> an, executor::AnalyzePlan(graph, inputs));
+  PlanPreview preview = executor::Summarize(*an);
   FakeAddresses addresses;
   char* arena = static_cast<char*>(addresses.Next(an->arena.arena_bytes));
   for (auto& [v, sid] : an->storage_of) an->values[v].device = arena + an->arena.offsets[sid];

@@ -252,9 +252,7 @@ StatusOr<BuiltStep> BuildBroadcastMatMul(StepInputs& in, bool fused, Shape as, S
                    return runner->Run(desc, a, b, nullptr, y, base + a_bytes + b_bytes, mm_ws, s);
                  },
                  a_bytes + b_bytes + mm_ws};
-  if (!fused) return step;
-  ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
-  ASSIGN_OR_RETURN(std::vector<PostOp> ops, ParsePostOps(texts));
+  ASSIGN_OR_RETURN(std::vector<PostOp> ops, detail::FusedPostOps(n, fused));
   if (ops.empty()) return step;
   ASSIGN_OR_RETURN(BuiltStep post, PostOpsInPlace(in, std::move(ops), 2));
   return Sequence(std::move(step), std::move(post));
@@ -293,11 +291,7 @@ StatusOr<BuiltStep> BuildMatMul(StepInputs& in, bool fused) {
   }
   ASSIGN_OR_RETURN(p.a, in.DeviceInput(0));
   ASSIGN_OR_RETURN(p.b, in.DeviceInput(1));
-  std::vector<PostOp> ops;
-  if (fused) {
-    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
-    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
-  }
+  ASSIGN_OR_RETURN(std::vector<PostOp> ops, detail::FusedPostOps(n, fused));
   return FinishMatmul(in, p, std::move(ops), 2, std::nullopt);
 }
 
@@ -340,11 +334,7 @@ StatusOr<BuiltStep> BuildGemm(StepInputs& in, bool fused) {
       pre = BuiltStep{[co, y, shape](StreamView s, void*) { return ElementwiseChain({}, co, {}, y, shape, s); }, 0};
     }
   }
-  std::vector<PostOp> ops;
-  if (fused) {
-    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
-    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
-  }
+  ASSIGN_OR_RETURN(std::vector<PostOp> ops, detail::FusedPostOps(n, fused));
   return FinishMatmul(in, p, std::move(ops), 3, std::move(pre));
 }
 
@@ -518,10 +508,6 @@ const std::map<std::string, PointwiseOp>& PointwiseOps() {
   return *m;
 }
 
-bool PointwiseValueType(DataType t) {
-  return t == DataType::kFloat32 || t == DataType::kInt64 || t == DataType::kInt32 || t == DataType::kBool;
-}
-
 StatusOr<BuiltStep> BuildPointwise(StepInputs& in, PointwiseOp op) {
   const ir::Node& n = in.node();
   std::vector<TypedOperand> operands;
@@ -530,21 +516,13 @@ StatusOr<BuiltStep> BuildPointwise(StepInputs& in, PointwiseOp op) {
     if (v == nullptr) return InvalidArgument("{}: input {} is missing", n.Describe(), i);
     operands.push_back({nullptr, v->dtype, v->shape});
   }
-  // The kernel's type rules, checked while planning (Pointwise checks them again when it runs).
-  const DataType first = operands.empty() ? DataType::kUndefined : operands[0].dtype;
-  const DataType values = op == PointwiseOp::kWhere && operands.size() == 3 ? operands[1].dtype : first;
-  if ((op == PointwiseOp::kErf || op == PointwiseOp::kPow) &&
-      std::any_of(operands.begin(), operands.end(), [](const TypedOperand& o) { return o.dtype != DataType::kFloat32; })) {
-    return Unimplemented("{}: {} on CUDA takes float32 operands only", n.Describe(), n.op_type);
-  }
-  if (!PointwiseValueType(values)) {
-    return Unimplemented("{}: {} of {} values is not supported on CUDA", n.Describe(), n.op_type, DataTypeName(values));
-  }
+  const Shape shape = in.output(0)->shape;
+  // The kernel's own rules, checked while planning.
+  RETURN_IF_ERROR(CheckPointwise(op, operands, shape).WithContext(n.Describe()));
   for (size_t i = 0; i < operands.size(); ++i) {
     ASSIGN_OR_RETURN(operands[i].data, in.DeviceInput(i));
   }
   void* y = in.output(0)->device;
-  const Shape shape = in.output(0)->shape;
   return BuiltStep{[op, operands, y, shape](StreamView s, void*) { return Pointwise(op, operands, y, shape, s); }, 0};
 }
 

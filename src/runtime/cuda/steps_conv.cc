@@ -85,11 +85,7 @@ StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused) {
   ConvDesc& d = parts.desc;
   PlannedValue* out = in.output(0);
   const PlannedValue* x = in.input(0);
-  std::vector<PostOp> ops;
-  if (fused) {
-    ASSIGN_OR_RETURN(std::vector<std::string> texts, n.GetStrings("post_ops", std::vector<std::string>{}));
-    ASSIGN_OR_RETURN(ops, ParsePostOps(texts));
-  }
+  ASSIGN_OR_RETURN(std::vector<PostOp> ops, detail::FusedPostOps(n, fused));
   // Asymmetric padding: pad the input into the workspace, then convolve without padding.
   const bool explicit_pad = d.pad_top != d.pad_bottom || d.pad_left != d.pad_right;
   Shape padded_shape = x->shape;
