@@ -403,8 +403,10 @@ StatusOr<PlanStats> CompiledModel::Prepare(const std::vector<Shape>& input_shape
   std::unordered_map<const Tensor*, std::vector<std::shared_ptr<const void>>> owned;
   // Only while the first plan is built: no run can read a constant then, and a constant some
   // reader of the first plan does not copy is never freed (kernels copy whatever the shapes, so
-  // later plans' readers hold copies of the same constants).
-  if (!impl_->gate && impl_->plans.empty()) {
+  // later plans' readers hold copies of the same constants). Deferred weights too once they have
+  // all arrived before the first plan (a model swapped in ahead of its first request): else the
+  // first plan would hold every plain and every packed copy at once, twice the weights.
+  if (impl_->plans.empty() && (!impl_->gate || impl_->sources_released)) {
     Impl* impl = impl_.get();
     po.on_step = [impl, &owned](const runtime::Plan& p, const runtime::Step& step) {
       FreeOwnedConstants(*impl, p, step, owned);

@@ -456,6 +456,45 @@ TEST(RuntimeDeferredWeights, TheFirstRunFreesThePlainWeightsWhenTheCopiesEndDuri
   EXPECT_LT((*model)->weight_bytes(), 2 * plain_bytes);  // one packed copy, no plain one
 }
 
+// Deferred weights that have all arrived before the first request (a model swapped in ahead of
+// it): the first plan frees each plain weight as its readers pack it, as a model compiled in place
+// does, instead of holding every plain and every packed copy at once (measured in a server: a
+// ResNet-50 at 97 MiB of weights peaked at 187 MiB during its first batch).
+TEST(RuntimeDeferredWeights, WeightsThatArrivedBeforeTheFirstPlanAreNeverHeldTwice) {
+  const uint64_t plain_bytes = 2 * 256 * 512 * sizeof(float);  // 1 MiB, two 512 KiB weights
+  StatisticsResource stats(DefaultHostResource());
+  CompileOptions co;
+  co.memory = &stats;
+  co.defer_weight_copies = true;
+  auto model = CompiledModel::Create(MatMulChainModel(), co);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  SlowCopier copier;
+  copier.delay = std::chrono::microseconds(0);
+  copier.gate = (*model)->weight_gate();
+  copier.copies = (*model)->TakePendingWeightCopies();
+  ASSERT_FALSE(copier.copies.empty());
+  copier.Start();
+  copier.Join();
+  ASSERT_TRUE(copier.gate->complete());
+  const uint64_t arrived = stats.KindStats(MemoryKind::kWeights).current_bytes;
+  EXPECT_GE(arrived, plain_bytes);
+  auto x = Tensor::FromVector<float>(DataType::kFloat32, {2, 256}, RandomInput(2, 256, 9));
+  auto got = RunOnce(**model, *x);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  // At most one weight is held in both forms at a time: the plain megabyte plus one packed
+  // 512 KiB weight (and a little padding), not 2 MiB.
+  EXPECT_LE(stats.KindStats(MemoryKind::kWeights).peak_bytes, arrived + plain_bytes / 2 + plain_bytes / 16);
+  EXPECT_LE((*model)->weight_bytes(), plain_bytes + plain_bytes / 50);
+  // The same result as the model compiled in place.
+  auto eager = CompiledModel::Create(MatMulChainModel(), {});
+  ASSERT_TRUE(eager.ok());
+  auto want = RunOnce(**eager, *x);
+  ASSERT_TRUE(want.ok());
+  for (int64_t i = 0; i < (*want)[0].num_elements(); ++i) {
+    ASSERT_NEAR((*got)[0].as<float>()[i], (*want)[0].as<float>()[i], 1e-4) << i;
+  }
+}
+
 TEST(RuntimeDeferredWeights, FailedCopyIsReportedToTheRun) {
   CompileOptions co;
   co.optimize = false;
