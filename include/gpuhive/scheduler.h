@@ -53,6 +53,11 @@ class ModelRunner {
   // Input names in the order RunBatch expects; requests are matched by name.
   virtual std::vector<std::string> input_names() const = 0;
   virtual std::vector<std::string> output_names() const = 0;
+  // The activation bytes (arena and workspace) a batch of one row of this model holds while it
+  // runs, once known; 0 while not known. A batch of N rows is taken to hold N times as much.
+  // Read without any scheduler lock, at AddModel and after each batch of the model has run
+  // (SchedulerOptions::batch_memory bounds batches by it).
+  virtual uint64_t OneRowActivationBytes() const { return 0; }
 };
 
 enum class TimeoutAction { kReject, kDelay };
@@ -126,6 +131,19 @@ struct SchedulerOptions {
   // batches stay small and memory stays low; where it buys much (a GPU) they grow. A request
   // larger than the limit still runs, alone. 0: batches grow to max_batch_size (Triton's rule).
   double batch_min_gain = 0;
+  // Activation memory by worker: the bytes one worker may hold (a batch holds
+  // ModelRunner::OneRowActivationBytes times its rows). A device's unreserved workers together
+  // hold at most this times their number, less what its reserved (critical) workers may hold: the
+  // largest one-row bytes of the models whose default level is 0, set aside so critical work never
+  // waits for memory (a reserved worker's batch is cut to that share instead, never below one
+  // request). A batch that does not fit beside the running ones waits while smaller work runs; a
+  // model whose one-row bytes are not known yet runs one row at a time. 0: no bound.
+  // kBatchMemoryAuto: the largest one-row bytes of the registered models, so batching never makes
+  // the workers hold more than unbatched execution of the same models would (the default on the
+  // CPU, where batching buys little per row; docs/server.md). A request larger than the bound
+  // still runs, alone.
+  static constexpr int64_t kBatchMemoryAuto = -1;
+  int64_t batch_memory = 0;
 };
 
 // Latency profile of one model on one device: estimated device time by batch size.

@@ -56,6 +56,7 @@ struct Options {
   int priority_levels = 4;
   int max_queue_size = 1024;
   double batch_min_gain = 0.1;
+  std::string batch_memory = "auto";
   std::vector<std::string> tenant_weights;  // name=weight
   std::vector<std::string> tenants;         // declared tenants
   double keep_alive_secs = 300;
@@ -109,7 +110,7 @@ std::string Describe(const Options& o) {
       "\"log-format\":{},\"log-level\":{},\"metrics-port\":{},\"metrics-address\":{},\"log-verbose\":{},"
       "\"strict-model-config\":{},\"device\":{},\"sim-device-memory\":{},\"sim-copy-bandwidth\":{},"
       "\"host-memory-budget\":{},\"inject-alloc-failures\":{},\"modelmesh-port\":{},\"modelmesh-socket\":{},"
-      "\"batch-min-gain\":{}}}",
+      "\"batch-min-gain\":{},\"batch-memory\":{}}}",
       str(o.model_repository), str(o.http_address), o.http_port, str(o.grpc_address), o.grpc_port, b(o.allow_http),
       b(o.allow_grpc), o.http_threads, str(o.max_body), str(o.max_buffered_bodies), o.max_connections,
       o.idle_timeout_ms, str(o.model_control_mode), list(o.load_models), o.repository_poll_secs, str(o.mode),
@@ -119,7 +120,7 @@ std::string Describe(const Options& o) {
       o.exit_timeout_secs, str(o.log_format), str(o.log_level), o.metrics_port, str(o.metrics_address),
       o.log_verbose, b(o.strict_model_config), str(o.device), str(o.sim_device_memory), str(o.sim_copy_bandwidth),
       str(o.host_memory_budget), o.inject_alloc_failures, o.modelmesh_port, str(o.modelmesh_socket),
-      o.batch_min_gain);
+      o.batch_min_gain, str(o.batch_memory));
 }
 
 // Applies a --config file (TOML or INI; keys are the long flag names, '-' or '_', optionally under a
@@ -230,6 +231,14 @@ int RunServe(const Options& o) {
   co.priority_levels = o.priority_levels;
   co.max_queue_size = o.max_queue_size;
   co.batch_min_gain = o.batch_min_gain;
+  if (o.batch_memory == "unbounded") {
+    co.batch_memory_bytes = 0;
+  } else if (o.batch_memory != "auto") {
+    auto b = ParseBytes(o.batch_memory);
+    if (!b.ok()) return Fail(b.status().WithContext("--batch-memory (auto, unbounded or a size such as 64MiB)"));
+    if (*b == 0) return Fail(InvalidArgument("--batch-memory must be > 0 (or unbounded)"));
+    co.batch_memory_bytes = static_cast<int64_t>(*b);
+  }
   for (const std::string& tw : o.tenant_weights) {
     auto eq = tw.find('=');
     double w = 0;
@@ -413,6 +422,11 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
                  "(0: batches grow to max_batch_size)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
+  app.add_option("--batch-memory", o->batch_memory,
+                 "Activation bytes one batch may hold: auto (on the CPU the largest one-row batch of the served "
+                 "models, so batching never holds more than unbatched execution; unbounded on GPUs), unbounded, "
+                 "or a size such as 64MiB")
+      ->capture_default_str();
   app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
   app.add_option("--tenant", o->tenants,
                  "Declare a tenant a request may name (repeatable); undeclared ones count as 'other'");

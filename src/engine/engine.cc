@@ -466,6 +466,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   so.priority_levels = options.mode == ServeMode::kNaive ? 1 : options.priority_levels;
   so.max_queue_size = options.max_queue_size;
   so.batch_min_gain = options.mode == ServeMode::kNaive ? 0 : options.batch_min_gain;
+  if (options.mode == ServeMode::kGpuhive) {
+    so.batch_memory = options.batch_memory_bytes != EngineOptions::kBatchMemoryAuto ? options.batch_memory_bytes
+                      : on_cpu                                                       ? sched::SchedulerOptions::kBatchMemoryAuto
+                                                                                     : 0;
+  }
   sched::DeviceSpec dev;
   dev.name = impl->device_id;
   dev.workers.clear();

@@ -49,7 +49,9 @@ StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorV
     // When the shortage is only because other batches hold their models, wait for them (holding
     // nothing ourselves, so two waiting batches can never block each other) instead of failing.
     return m.RunBatch(v_->name, *ctx, inputs, w.host_ctx.get(),
-                      {.version = v_->version, .pressure_wait_ms = core_->options.pressure_wait_ms});
+                      {.version = v_->version,
+                       .pressure_wait_ms = core_->options.pressure_wait_ms,
+                       .one_row_bytes = &v_->one_row_bytes});
   };
   auto out = run_on(*device);
   // A model the device's executor cannot compile runs whole on the CPU (DeviceSet::MoveToCpuAfter).

@@ -54,6 +54,8 @@ struct ServedVersion {
   int priority_levels = 1;  // the scheduler's levels for this model
   std::unique_ptr<CompiledModel> naive_model;  // kNaive only
   uint32_t naive_owner = 0;
+  // Activation bytes of a one-row batch, learned from the first batch that ran (0: not yet).
+  std::atomic<uint64_t> one_row_bytes{0};
   // Hot-path metric children.
   monitor::Counter* success = nullptr;
   monitor::Counter* executions = nullptr;
@@ -191,6 +193,7 @@ class EngineRunner final : public sched::ModelRunner {
                                          const sched::WorkerContext& worker) override;
   std::vector<std::string> input_names() const override;
   std::vector<std::string> output_names() const override;
+  uint64_t OneRowActivationBytes() const override { return v_->one_row_bytes.load(); }
 
  private:
   StatusOr<std::vector<Tensor>> RunManaged(const std::vector<TensorView>& inputs, const sched::WorkerContext& worker);

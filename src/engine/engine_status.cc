@@ -204,6 +204,7 @@ std::vector<ModelStatus> Engine::Models() {
         for (const auto& p : *profile) s.latency_profile.push_back({p.batch_size, static_cast<double>(p.ns) * 1e-9});
       }
       if (auto limit = c.scheduler->BatchLimit(v->key); limit.ok()) s.batch_limit = *limit;
+      s.one_row_activation_bytes = v->one_row_bytes.load();
       out.push_back(std::move(s));
     }
   }

@@ -1,6 +1,7 @@
 // ModelManager::Run: a leased model's run with the memory-pressure path (evict and retry inside the
 // memory stack, split the batch, fall back to the CPU, then refuse with the reason), and RunBatch,
 // the one acquire -> run -> release path around it.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -175,6 +176,19 @@ StatusOr<std::vector<Tensor>> ModelManager::Run(const ModelLease& lease, Executi
 
 namespace {
 
+// The one-row plan's activation bytes for `inputs`' other dims (BatchOptions::one_row_bytes). A
+// plan that cannot be prepared ahead (data-dependent shapes) leaves it unknown.
+void RecordOneRowBytes(ModelLease& lease, const std::vector<TensorView>& inputs, std::atomic<uint64_t>* out) {
+  std::vector<Shape> shapes;
+  for (const TensorView& t : inputs) {
+    Shape s = t.shape;
+    if (lease.config().max_batch_size > 0 && !s.empty()) s[0] = 1;
+    shapes.push_back(std::move(s));
+  }
+  auto plan = lease.model().Prepare(shapes);
+  if (plan.ok()) out->store(std::max<uint64_t>(1, plan->arena_bytes + plan->workspace_bytes));
+}
+
 // A memory shortage that may pass once running batches release their models: everything else was
 // leased, or the request did not fit next to them. Not: a model larger than the budget or its
 // limit. Decided by the shortage attached to the status, never by message text.
@@ -206,6 +220,9 @@ StatusOr<std::vector<Tensor>> ModelManager::RunBatch(const std::string& name, Ex
       if (lease.ok()) {
         auto out = Run(*lease, ctx, inputs, fallback);
         ctx.ReleaseArena();
+        if (out.ok() && options.one_row_bytes != nullptr && options.one_row_bytes->load() == 0) {
+          RecordOneRowBytes(*lease, inputs, options.one_row_bytes);
+        }
         if (out.ok() || !TransientShortage(out.status())) {
           if (!out.ok() && out.status().code() == StatusCode::kResourceExhausted) {
             return Unavailable("{}", out.status().message()).WithShortage(out.status().shortage());

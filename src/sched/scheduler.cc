@@ -42,6 +42,7 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerOptions& o
       w->ctx.stream_priority = std::max(0, ws.stream_priority);
       w->ctx.stream = StreamView{spec.device, nullptr};
       ds.workers.push_back(w->ctx.worker_index);
+      (ws.reserved_max_level >= 0 ? ds.reserved_workers : ds.unreserved_workers)++;
       impl->workers.push_back(std::move(w));
     }
     impl->devices.push_back(std::move(ds));
@@ -121,6 +122,7 @@ Status Scheduler::AddModel(const ModelConfig& config, std::shared_ptr<ModelRunne
   if (!options.profile_inputs.empty()) {
     RETURN_IF_ERROR(impl_->Profile(*m, options.profile_inputs, options.profile_repeats));
   }
+  m->row_bytes = m->runner->OneRowActivationBytes();  // after profiling, which may have taught the runner
   std::lock_guard<std::mutex> lk(impl_->mu);
   if (impl_->models.count(config.name)) return AlreadyExists("model '{}' is already scheduled", config.name);
   impl_->models[config.name] = std::move(m);

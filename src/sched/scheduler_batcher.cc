@@ -33,8 +33,65 @@ int64_t Scheduler::Impl::Estimate(const Model& m, int device, int64_t rows) cons
   return opts.default_estimate_ns;
 }
 
+uint64_t Scheduler::Impl::WorkerMemory() const {
+  if (opts.batch_memory != SchedulerOptions::kBatchMemoryAuto) return static_cast<uint64_t>(std::max<int64_t>(0, opts.batch_memory));
+  // Auto: what the largest model holds unbatched, so the workers together hold no more than
+  // unbatched execution would. Nothing known yet: every batching model runs one row at a time
+  // until it is.
+  uint64_t largest = 0;
+  for (const auto& [name, m] : models) largest = std::max(largest, m->row_bytes);
+  return std::max<uint64_t>(largest, 1);
+}
+
+uint64_t Scheduler::Impl::CriticalShare() const {
+  uint64_t share = 0;
+  for (const auto& [name, m] : models) {
+    if (m->default_level == 0) share = std::max(share, m->row_bytes);
+  }
+  return share;
+}
+
+uint64_t Scheduler::Impl::Allowance(int d) const {
+  const uint64_t per_worker = WorkerMemory();
+  if (per_worker == 0) return 0;
+  const detail::DeviceState& dev = devices[static_cast<size_t>(d)];
+  const uint64_t all = per_worker * static_cast<uint64_t>(dev.unreserved_workers);
+  const uint64_t set_aside = CriticalShare() * static_cast<uint64_t>(dev.reserved_workers);
+  return std::max(per_worker, all > set_aside ? all - set_aside : 0);
+}
+
+int64_t Scheduler::Impl::MemoryRows(const Model& m) const {
+  uint64_t bound = 0;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    const uint64_t a = Allowance(static_cast<int>(d));
+    if (a == 0) return m.max_rows();
+    bound = d == 0 ? a : std::min(bound, a);
+  }
+  if (m.row_bytes == 0) return 1;
+  return std::clamp<int64_t>(static_cast<int64_t>(bound / m.row_bytes), 1, m.max_rows());
+}
+
+bool Scheduler::Impl::FitsMemory(const Worker& self, Candidate& c) const {
+  const uint64_t allowance = Allowance(self.ctx.device_index);
+  if (allowance == 0) return true;
+  const Model& m = *c.queue->model;
+  if (self.spec.reserved_max_level >= 0) {
+    // Critical work never waits for memory: the batch is cut to the worker's share instead.
+    const uint64_t share = CriticalShare();
+    int64_t rows = c.items.front()->rows;
+    size_t n = 1;
+    while (n < c.items.size() && BatchBytes(m, rows + c.items[n]->rows) <= share) rows += c.items[n++]->rows;
+    c.items.resize(n);
+    c.rows = rows;
+    return true;
+  }
+  const detail::DeviceState& dev = devices[static_cast<size_t>(self.ctx.device_index)];
+  // Alone, a batch always fits (its rows were bounded by the allowance, or it is one request).
+  return dev.unreserved_holding == 0 || dev.unreserved_holding + BatchBytes(m, c.rows) <= allowance;
+}
+
 int64_t Scheduler::Impl::BatchLimit(const Model& m, int64_t* proven) const {
-  const int64_t max_rows = m.max_rows();
+  const int64_t max_rows = m.batching() ? MemoryRows(m) : m.max_rows();
   if (opts.batch_min_gain <= 0 || !m.batching() || max_rows <= 1) {
     if (proven != nullptr) *proven = max_rows;
     return max_rows;
@@ -269,6 +326,9 @@ std::optional<Batch> Scheduler::Impl::Select(Worker& self, int64_t now, int64_t*
       continue;
     }
     if (!PlaceHere(self, c, now, wake)) return std::nullopt;
+    // Does not fit beside the batches running now: a smaller candidate may (a finishing batch
+    // wakes the workers).
+    if (!FitsMemory(self, c)) continue;
     return Take(self, c);
   }
   return std::nullopt;
@@ -325,6 +385,10 @@ Batch Scheduler::Impl::Take(Worker& self, Candidate& c) {
   m.running++;
   self.busy = true;
   self.busy_until_ns = NowNs() + b.estimate_ns;
+  if (self.spec.reserved_max_level < 0) {
+    self.holding_bytes = BatchBytes(m, b.rows);
+    devices[static_cast<size_t>(self.ctx.device_index)].unreserved_holding += self.holding_bytes;
+  }
   if (opts.placement == PlacementPolicy::kRoundRobin) {
     rr_next = (self.ctx.device_index + 1) % static_cast<int>(devices.size());
   }

@@ -81,6 +81,7 @@ struct Model {
   int running = 0;
   bool trial_running = false;  // a batch of an unmeasured size runs (one at a time: batch_min_gain)
   int batches_since_trial = 0;  // batch_min_gain: the next size is measured again every so many
+  uint64_t row_bytes = 0;  // the runner's OneRowActivationBytes, as last read (0: not known)
   bool accepting = true;
 
   bool batching() const { return config.max_batch_size > 0 && config.dynamic_batching; }
@@ -92,11 +93,14 @@ struct Worker {
   DeviceSpec::Worker spec;
   bool busy = false;
   int64_t busy_until_ns = 0;
+  uint64_t holding_bytes = 0;  // activation bytes of the batch it runs (batch_memory's estimate)
   std::thread thread;
 };
 
 struct DeviceState {
   std::vector<int> workers;
+  int unreserved_workers = 0, reserved_workers = 0;
+  uint64_t unreserved_holding = 0;  // activation bytes the unreserved workers' batches hold
   int64_t busy_ns = 0;
   uint64_t batches = 0;
 };
@@ -171,6 +175,23 @@ struct Scheduler::Impl {
   // The most rows a batch of `m` takes now (SchedulerOptions::batch_min_gain): the trial size
   // while no trial batch of it runs, else the proven one; `proven` receives the latter.
   int64_t BatchLimit(const detail::Model& m, int64_t* proven = nullptr) const;
+  // SchedulerOptions::batch_memory resolved: the activation bytes one worker may hold (0: no
+  // bound).
+  uint64_t WorkerMemory() const;
+  // What one reserved (critical) worker's batch may hold: the largest one-row bytes of the models
+  // critical by default. Set aside from the device's allowance, so critical work never waits for
+  // memory and adds none.
+  uint64_t CriticalShare() const;
+  // What the unreserved workers of device `d` may hold together: WorkerMemory times their number,
+  // less the reserved workers' shares (at least one worker's); 0: no bound.
+  uint64_t Allowance(int d) const;
+  // The most rows of `m` that batch_memory allows one batch (max_batch_size when no bound).
+  int64_t MemoryRows(const detail::Model& m) const;
+  // The activation bytes a batch of `rows` of `m` holds, by its one-row bytes (0: not known).
+  static uint64_t BatchBytes(const detail::Model& m, int64_t rows) { return m.row_bytes * static_cast<uint64_t>(rows); }
+  // Whether worker `self` may start `c` now under batch_memory; a reserved worker's candidate is
+  // cut to its share (never below its first request) instead.
+  bool FitsMemory(const detail::Worker& self, detail::Candidate& c) const;
   // Answers expired requests: hard deadlines and REJECT queue timeouts; DELAY timeouts move to the
   // delayed queue. Recomputes next_expiry_ns.
   void SweepExpired(int64_t now, std::vector<detail::Pending>* expired);

@@ -171,10 +171,12 @@ void Scheduler::Impl::WorkerLoop(int index) {
       const int64_t compute_ns = res.compute_ns;
       int64_t rows = batch->rows;
       int64_t estimate = batch->estimate_ns;
+      const uint64_t row_bytes = batch->runner->OneRowActivationBytes();  // the runner's lock only
       batch->items.clear();
       batch->runner.reset();
       lk.lock();
       Model& m = *batch->model;
+      if (row_bytes > 0) m.row_bytes = row_bytes;
       if (res.ok && compute_ns > 0) {
         m.profiles[static_cast<size_t>(self.ctx.device_index)].RecordAfterWarmup(static_cast<int>(rows), compute_ns);
         // Charge the tenant what the batch really cost.
@@ -183,6 +185,8 @@ void Scheduler::Impl::WorkerLoop(int index) {
       }
       batch->queue->tenant->device_ns += compute_ns;
       auto& dev = devices[static_cast<size_t>(self.ctx.device_index)];
+      dev.unreserved_holding -= self.holding_bytes;
+      self.holding_bytes = 0;
       dev.busy_ns += compute_ns;
       dev.batches++;
       m.stats.batches++;

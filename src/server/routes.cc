@@ -108,6 +108,7 @@ json ModelJson(const ModelStatus& m) {
               {"memory_limit_bytes", m.memory_limit_bytes},
               {"latency_profile", profile},
               {"batch_limit", m.batch_limit},
+              {"one_row_activation_bytes", m.one_row_activation_bytes},
               {"warnings", m.warnings},
               {"precision",
                {{"name", m.precision}, {"note", m.precision_note}, {"rel_l2", m.precision_rel_l2},

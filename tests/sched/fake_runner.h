@@ -2,6 +2,7 @@
 // request), records every batch it runs, can be held at a gate, and sleeps a set service time.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -46,6 +47,8 @@ class FakeRunner : public ModelRunner {
     std::function<int64_t(int device)> service_us_by_device;  // overrides service_us when set
     std::shared_ptr<Gate> gate;              // held here before running when set
     std::function<void()> on_run;            // called at the start of every batch
+    uint64_t row_bytes = 0;                  // OneRowActivationBytes: known from the start
+    bool row_bytes_after_first_run = false;  // or only once a batch has run (as a lazy model)
   };
   explicit FakeRunner(Options options) : options_(std::move(options)) {}
 
@@ -53,6 +56,9 @@ class FakeRunner : public ModelRunner {
   StatusOr<std::vector<Tensor>> RunBatch(const std::vector<TensorView>& inputs, const WorkerContext& worker) override;
   std::vector<std::string> input_names() const override { return {"x"}; }
   std::vector<std::string> output_names() const override { return {"y"}; }
+  uint64_t OneRowActivationBytes() const override {
+    return !options_.row_bytes_after_first_run || ran_.load() ? options_.row_bytes : 0;
+  }
 
   std::vector<BatchRecord> batches() const;
   // first_values of every batch, concatenated in execution order.
@@ -62,6 +68,7 @@ class FakeRunner : public ModelRunner {
   Options options_;
   mutable std::mutex mu_;
   std::vector<BatchRecord> batches_;
+  std::atomic<bool> ran_{false};
 };
 
 // Collects responses by request id; thread safe.

@@ -343,6 +343,122 @@ TEST(SchedulerTest, OneBatchAtATimeTriesAnUnmeasuredSize) {
   EXPECT_GE(tried, 1);
 }
 
+// batch_memory: a batch never holds more activation bytes than the bound (one-row bytes times its
+// rows). Auto: the largest one-row bytes of the registered models, so no worker holds more than
+// unbatched execution would; a model whose bytes are not known yet runs one row at a time until its
+// first batch has taught the runner. A request larger than the bound still runs, alone.
+TEST(SchedulerTest, BatchMemoryBoundsTheRowsOfABatch) {
+  constexpr uint64_t kMiB = 1 << 20;
+  auto make = [](int64_t batch_memory) {
+    SchedulerOptions o = OneWorker();
+    o.batch_memory = batch_memory;
+    return Scheduler::Create(o).value();
+  };
+  auto runner = [](uint64_t row_bytes, bool after_first_run = false) {
+    FakeRunner::Options o;
+    o.row_bytes = row_bytes;
+    o.row_bytes_after_first_run = after_first_run;
+    return std::make_shared<FakeRunner>(o);
+  };
+  auto s = make(SchedulerOptions::kBatchMemoryAuto);
+  auto big = runner(10 * kMiB), small = runner(3 * kMiB), lazy = runner(2 * kMiB, true);
+  ASSERT_TRUE(s->AddModel(Config("big", 8), big).ok());
+  ASSERT_TRUE(s->AddModel(Config("small", 8), small).ok());
+  ASSERT_TRUE(s->AddModel(Config("lazy", 8), lazy).ok());
+  EXPECT_EQ(*s->BatchLimit("big"), 1);
+  EXPECT_EQ(*s->BatchLimit("small"), 3);  // 3 x 3 MiB <= 10 MiB < 4 x 3 MiB
+  EXPECT_EQ(*s->BatchLimit("lazy"), 1);   // not known yet
+  {
+    Blocker block(*s);
+    Collector c;
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("small", 1.0f * i, 1, 2, c.Callback(), 1)).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("big", 10.0f + i, 1, 2, c.Callback(), 1)).ok());
+    block.Release();
+    ASSERT_TRUE(c.WaitFor(11));
+  }
+  ASSERT_FALSE(small->batches().empty());
+  EXPECT_EQ(small->batches()[0].rows, 3);
+  for (const auto& b : small->batches()) EXPECT_LE(b.rows, 3);
+  ASSERT_EQ(big->batches().size(), 3u);
+  for (const auto& b : big->batches()) EXPECT_EQ(b.rows, 1);
+  Collector one;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("lazy", 1.0f, 1, 2, one.Callback(), 1)).ok());
+  ASSERT_TRUE(one.WaitFor(1));
+  // Learned after its first batch (the worker reads it once the batch is answered): 5 x 2 MiB <=
+  // 10 MiB.
+  for (int i = 0; i < 200 && *s->BatchLimit("lazy") == 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(*s->BatchLimit("lazy"), 5);
+  // A 4-row request to the model limited to one row runs whole, alone.
+  Collector whole;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("big", 100.0f, 4, 2, whole.Callback(), 1)).ok());
+  ASSERT_TRUE(whole.WaitFor(1));
+  EXPECT_TRUE(whole.responses()[0].status.ok()) << whole.responses()[0].status.ToString();
+  EXPECT_EQ(big->batches().back().rows, 4);
+
+  // An explicit bound, and none.
+  auto fixed = make(static_cast<int64_t>(7 * kMiB));
+  ASSERT_TRUE(fixed->AddModel(Config("small", 8), runner(3 * kMiB)).ok());
+  ASSERT_TRUE(fixed->AddModel(Config("unknown", 8), runner(0)).ok());
+  EXPECT_EQ(*fixed->BatchLimit("small"), 2);
+  EXPECT_EQ(*fixed->BatchLimit("unknown"), 1);
+  auto unbounded = make(0);
+  ASSERT_TRUE(unbounded->AddModel(Config("small", 8), runner(3 * kMiB)).ok());
+  EXPECT_EQ(*unbounded->BatchLimit("small"), 8);
+}
+
+// batch_memory across workers: the unreserved workers together hold at most the per-worker bound
+// times their number, less the reserved worker's share (the largest critical-by-default model's one
+// row). Two 10 MiB batches do not fit 2 x 10 - 4 MiB side by side, so the second waits while a
+// small one runs beside the first; the reserved worker's batches are cut to its share.
+TEST(SchedulerTest, BatchMemoryKeepsTheWorkersTogetherWithinTheAllowance) {
+  constexpr uint64_t kMiB = 1 << 20;
+  SchedulerOptions o;
+  o.priority_levels = 2;
+  o.devices[0].workers = {DeviceSpec::Worker{1, 1, -1}, DeviceSpec::Worker{1, 1, -1}, DeviceSpec::Worker{1, 0, 0}};
+  o.aging_interval_us = 0;
+  o.cpu_nice_per_priority = 0;
+  o.batch_memory = SchedulerOptions::kBatchMemoryAuto;
+  auto s = Scheduler::Create(o).value();
+  auto gate = std::make_shared<Gate>();
+  FakeRunner::Options bo;
+  bo.row_bytes = 10 * kMiB;
+  bo.gate = gate;
+  auto big = std::make_shared<FakeRunner>(bo);
+  FakeRunner::Options so, co;
+  so.row_bytes = 3 * kMiB;
+  co.row_bytes = 4 * kMiB;
+  auto small = std::make_shared<FakeRunner>(so), crit = std::make_shared<FakeRunner>(co);
+  ModelConfig bc = Config("big", 8), sc = Config("small", 8), cc = Config("crit", 8);
+  bc.default_priority_level = sc.default_priority_level = 1;
+  cc.default_priority_level = 0;
+  ASSERT_TRUE(s->AddModel(bc, big).ok());
+  ASSERT_TRUE(s->AddModel(sc, small).ok());
+  ASSERT_TRUE(s->AddModel(cc, crit).ok());
+  EXPECT_EQ(*s->BatchLimit("big"), 1);
+  EXPECT_EQ(*s->BatchLimit("small"), 5);  // 16 MiB / 3 MiB
+  Collector c;
+  ASSERT_TRUE(s->Enqueue(MakeRequest("big", 1.0f, 1, 2, c.Callback(), 1)).ok());
+  ASSERT_TRUE(gate->WaitForWaiters(1));
+  ASSERT_TRUE(s->Enqueue(MakeRequest("big", 2.0f, 1, 2, c.Callback(), 1)).ok());
+  ASSERT_TRUE(s->Enqueue(MakeRequest("small", 3.0f, 1, 2, c.Callback(), 1)).ok());
+  ASSERT_TRUE(c.WaitFor(1));  // the small one ran beside the first big one; the second waits
+  EXPECT_TRUE(c.Get("3.000000").status.ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("crit", 10.0f + i, 1, 2, c.Callback(), 0)).ok());
+  ASSERT_TRUE(c.WaitFor(5));
+  gate->Open();
+  ASSERT_TRUE(c.WaitFor(7));
+  const auto runs = big->batches();
+  ASSERT_EQ(runs.size(), 2u);
+  const auto& first = runs[0].start_ns <= runs[1].start_ns ? runs[0] : runs[1];
+  const auto& second = runs[0].start_ns <= runs[1].start_ns ? runs[1] : runs[0];
+  EXPECT_GE(second.start_ns, first.end_ns) << "two 10 MiB batches ran together within a 16 MiB allowance";
+  for (const auto& b : crit->batches()) {
+    if (b.worker_index == 2) {
+      EXPECT_EQ(b.rows, 1) << "the reserved worker's share is one 4 MiB row";
+    }
+  }
+}
+
 TEST(SchedulerTest, MultiRowRequestsStayWholeAndOversizedAreRefused) {
   auto s = Scheduler::Create(OneWorker()).value();
   auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});

@@ -422,6 +422,32 @@ TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
   EXPECT_GT(devices[0]["used_by_model"]["tiny_mlp"].get<uint64_t>(), 0u);
 }
 
+// --batch-memory: on the CPU (auto) a model runs one row at a time until its first batch measured
+// its one-row activation bytes, then its batches are bounded so the workers together hold no more
+// than unbatched execution would: tiny_mlp is critical by default (priority 1), so its share is set
+// aside from the two workers' allowance and one row remains. Unbounded, batches grow to
+// max_batch_size (with --batch-min-gain 0, Triton's rule).
+TEST(CoreE2EModes, CpuBatchesHoldNoMoreActivationMemoryThanUnbatchedExecution) {
+  for (int64_t memory : {EngineOptions::kBatchMemoryAuto, int64_t{0}}) {
+    SCOPED_TRACE(memory == 0 ? "unbounded" : "auto");
+    EngineOptions o;
+    o.device = "cpu";
+    o.cpu_workers = 2;
+    o.batch_min_gain = 0;
+    o.batch_memory_bytes = memory;
+    auto s = StartServer(o);
+    ASSERT_NE(s, nullptr);
+    HttpClient c(s->http->port());
+    auto before = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
+    EXPECT_EQ(before["one_row_activation_bytes"], 0u);
+    EXPECT_EQ(before["batch_limit"], memory == 0 ? 8 : 1) << before.dump();
+    ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(3).dump()).status, 200);
+    auto after = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
+    EXPECT_GT(after["one_row_activation_bytes"].get<uint64_t>(), 0u) << after.dump();
+    EXPECT_EQ(after["batch_limit"], memory == 0 ? 8 : 1) << after.dump();
+  }
+}
+
 TEST(CoreE2EModes, AModelThatCannotFitIsRefusedWith503) {
   EngineOptions o;
   o.memory_budget_bytes = 4096;  // smaller than tiny_mlp's weights

@@ -297,6 +297,11 @@ class ModelManager {
     // without proof that it can never fit) is retried, holding nothing, with backoff (0.5 ms
     // doubling to 50 ms) for up to this long. 0: no retry.
     int64_t pressure_wait_ms = 0;
+    // When set and still 0 after a run that succeeded: receives the activation bytes (arena and
+    // workspace) of the model's one-row plan for these inputs' other dims (prepared, if it was
+    // not, while the lease is held). What the scheduler bounds batches by
+    // (sched::ModelRunner::OneRowActivationBytes).
+    std::atomic<uint64_t>* one_row_bytes = nullptr;
   };
   // The one acquire -> run -> release path (the engine's workers, ManagedModelRunner and the
   // residency benchmark take it): leases `name`, loading or swapping it in if needed, runs `inputs`

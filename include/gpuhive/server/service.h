@@ -94,8 +94,12 @@ struct ModelStatus {
   uint64_t memory_limit_bytes = 0;  // 0: none
   std::vector<LatencyPoint> latency_profile;
   // The most rows a batch takes now (max_batch_size, or less where larger batches were measured
-  // to buy too little: --batch-min-gain); 0 when not scheduled.
+  // to buy too little, --batch-min-gain, or would hold more than --batch-memory); 0 when not
+  // scheduled.
   int batch_limit = 0;
+  // Activation bytes (arena and workspace) a one-row batch holds, learned from its first batch;
+  // 0 until then. --batch-memory bounds batches by it.
+  uint64_t one_row_activation_bytes = 0;
   // What the server noticed when it loaded the version and went on anyway (config fields it does
   // not use, an instance kind it cannot honour).
   std::vector<std::string> warnings;
