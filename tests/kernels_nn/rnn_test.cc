@@ -29,6 +29,7 @@ struct RnnSetup {
   Path path = Path::kAny;
   std::map<std::string, ir::Attribute> extra_attrs;  // attributes that do not change the result
   int threads = 1;
+  std::string* implementation = nullptr;  // Path::kAny: receives the kernel's implementation()
 };
 
 // Plain per-step reference in layout 0 (x [seq, batch, input]); returns Y, Y_h, Y_c.
@@ -172,6 +173,7 @@ void RunCase(const RnnSetup& s) {
     RunOptions options;
     options.constant_inputs = constants;
     options.num_threads = s.threads;
+    options.implementation = s.implementation;
     out = RunNode(spec, in, options);
   } else {
     std::string impl;
@@ -318,6 +320,48 @@ TEST(LstmOneDnn, SequenceLens) {
   RunCase(s);
   s.layout = 1;
   RunCase(s);
+}
+
+// Small steps with several threads and rows: the rows are split, one slice per thread, each a
+// primitive over strided views of the node's tensors (the last slice smaller when the batch does
+// not divide), in every direction, layout and combination of states and outputs.
+TEST(LstmOneDnn, RowsSplitAcrossThreads) {
+  int n = 0;
+  for (int dirs : {1, 2}) {
+    for (int layout : {0, 1}) {
+      for (int64_t batch : {2, 5}) {
+        for (bool constant : {false, true}) {
+          RnnSetup s{Cell::kLstm};
+          s.dirs = dirs, s.layout = layout, s.batch = batch, s.constant_weights = constant;
+          s.seq = 6, s.input = 7, s.hidden = 16;
+          s.peephole = n % 2 == 1;
+          s.init = n % 3 != 2;
+          s.no_c0 = n % 5 == 3;
+          s.outputs = n % 4 == 3 ? 1 : n % 4 == 2 ? 2 : 0;
+          s.threads = 2;
+          std::string impl;
+          s.implementation = &impl;
+          ++n;
+          SCOPED_TRACE(::testing::Message() << "dirs " << dirs << " layout " << layout << " batch " << batch
+                                            << " constant " << constant << " peephole " << s.peephole << " init "
+                                            << s.init << " no_c0 " << s.no_c0 << " outputs " << s.outputs);
+          RunCase(s);
+          if (OneDnnHasFastLstm()) {
+            EXPECT_NE(impl.find("[rows split 2 ways]"), std::string::npos) << impl;
+          }
+        }
+      }
+    }
+  }
+  // One thread, or one row: the whole batch in one primitive.
+  for (auto [threads, batch] : {std::pair{1, int64_t{5}}, std::pair{2, int64_t{1}}}) {
+    RnnSetup s{Cell::kLstm};
+    s.batch = batch, s.threads = threads, s.hidden = 16;
+    std::string impl;
+    s.implementation = &impl;
+    RunCase(s);
+    EXPECT_EQ(impl.find("rows split"), std::string::npos) << impl;
+  }
 }
 
 // Large enough steps run the primitive on the run's threads.
