@@ -169,6 +169,10 @@ struct SchedulerStats {
   std::map<std::string, int64_t> tenant_device_ns;  // device time served per tenant
   std::vector<int64_t> device_busy_ns;              // per device, summed over its workers
   std::vector<uint64_t> device_batches;
+  // Per device (SchedulerOptions::batch_memory): what the unreserved workers' batches may hold
+  // together (0: no bound), and what the running ones hold by the scheduler's estimate.
+  std::vector<uint64_t> device_batch_memory_allowance;
+  std::vector<uint64_t> device_batch_memory_held;
 };
 
 class Scheduler {

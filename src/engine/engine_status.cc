@@ -83,6 +83,13 @@ void Engine::Impl::Collect() {
   int64_t busy = 0;
   for (int64_t ns : ss.device_busy_ns) busy += ns;
   metrics.device_busy_seconds_total->Labels({dev})->Set(static_cast<double>(busy) * 1e-9);
+  uint64_t allowance = 0, held = 0;
+  for (size_t i = 0; i < ss.device_batch_memory_allowance.size(); ++i) {
+    allowance += ss.device_batch_memory_allowance[i];
+    held += ss.device_batch_memory_held[i];
+  }
+  metrics.batch_memory_allowance_bytes->Labels({dev})->Set(static_cast<double>(allowance));
+  metrics.batch_memory_held_bytes->Labels({dev})->Set(static_cast<double>(held));
 
   CollectDevices();
 }

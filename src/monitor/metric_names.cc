@@ -70,6 +70,12 @@ const std::vector<MetricDef>& AllMetricDefs() {
          {}},
         {"gpuhive_device_busy_seconds_total", C, "Time the device's workers spent executing.",
          {"device"}, {}},
+        {"gpuhive_batch_memory_allowance_bytes", G,
+         "Activation bytes the unreserved workers' batches may hold together (--batch-memory; 0: no bound).",
+         {"device"}, {}},
+        {"gpuhive_batch_memory_held_bytes", G,
+         "Activation bytes the running batches of the unreserved workers hold (one-row bytes times rows).",
+         {"device"}, {}},
         {"gpuhive_gpu_utilization_ratio", G, "GPU utilization (0..1).", {"gpu"}, {}},
         {"gpuhive_gpu_memory_used_bytes", G, "GPU memory used (all processes).", {"gpu"}, {}},
         {"gpuhive_gpu_memory_total_bytes", G, "GPU memory total.", {"gpu"}, {}},
@@ -225,6 +231,8 @@ StatusOr<GpuhiveMetrics> RegisterGpuhiveMetrics(Registry* r) {
   bind(m.h2d_bandwidth_bytes_per_second, "gpuhive_host_to_device_bandwidth_bytes_per_second");
   bind(m.tenant_device_seconds_total, "gpuhive_tenant_device_seconds_total");
   bind(m.device_busy_seconds_total, "gpuhive_device_busy_seconds_total");
+  bind(m.batch_memory_allowance_bytes, "gpuhive_batch_memory_allowance_bytes");
+  bind(m.batch_memory_held_bytes, "gpuhive_batch_memory_held_bytes");
   bind(m.gpu_utilization_ratio, "gpuhive_gpu_utilization_ratio");
   bind(m.gpu_memory_used_bytes, "gpuhive_gpu_memory_used_bytes");
   bind(m.gpu_memory_total_bytes, "gpuhive_gpu_memory_total_bytes");

@@ -352,9 +352,12 @@ SchedulerStats Scheduler::Stats() const {
   SchedulerStats s;
   for (const auto& [name, m] : impl_->models) s.models[name] = m->stats;
   for (const auto& [name, t] : impl_->tenants) s.tenant_device_ns[name] = t.device_ns;
-  for (const auto& d : impl_->devices) {
+  for (size_t i = 0; i < impl_->devices.size(); ++i) {
+    const detail::DeviceState& d = impl_->devices[i];
     s.device_busy_ns.push_back(d.busy_ns);
     s.device_batches.push_back(d.batches);
+    s.device_batch_memory_allowance.push_back(impl_->Allowance(static_cast<int>(i)));
+    s.device_batch_memory_held.push_back(d.unreserved_holding);
   }
   return s;
 }

@@ -445,6 +445,13 @@ TEST(CoreE2EModes, CpuBatchesHoldNoMoreActivationMemoryThanUnbatchedExecution) {
     auto after = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
     EXPECT_GT(after["one_row_activation_bytes"].get<uint64_t>(), 0u) << after.dump();
     EXPECT_EQ(after["batch_limit"], memory == 0 ? 8 : 1) << after.dump();
+    // The allowance the scheduler works with: two workers' one-row bytes less the critical share
+    // (tiny_mlp's own): one row of it; 0 when unbounded. Nothing runs now, so nothing is held.
+    const std::string text = c.Request("GET", "/metrics").body;
+    const uint64_t row = after["one_row_activation_bytes"].get<uint64_t>();
+    const std::string allowance = "gpuhive_batch_memory_allowance_bytes{device=\"cpu\"} " + std::to_string(memory == 0 ? 0 : row);
+    EXPECT_NE(text.find(allowance + "\n"), std::string::npos) << allowance << "\n" << text;
+    EXPECT_NE(text.find("gpuhive_batch_memory_held_bytes{device=\"cpu\"} 0\n"), std::string::npos);
   }
 }
 

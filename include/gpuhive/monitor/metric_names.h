@@ -61,6 +61,8 @@ struct GpuhiveMetrics {
   // Scheduler.
   CounterFamily* tenant_device_seconds_total;   // {tenant}
   CounterFamily* device_busy_seconds_total;     // {device}
+  GaugeFamily* batch_memory_allowance_bytes;    // {device}: SchedulerOptions::batch_memory resolved
+  GaugeFamily* batch_memory_held_bytes;         // {device}
   // GPU (NVML).
   GaugeFamily* gpu_utilization_ratio;           // {gpu}
   GaugeFamily* gpu_memory_used_bytes;           // {gpu}
