@@ -423,9 +423,9 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
   app.add_option("--batch-memory", o->batch_memory,
-                 "Activation bytes one batch may hold: auto (on the CPU the largest one-row batch of the served "
-                 "models, so batching never holds more than unbatched execution; unbounded on GPUs), unbounded, "
-                 "or a size such as 64MiB")
+                 "Activation bytes one worker's batches may hold: auto (on the CPU the largest one-row batch of "
+                 "the served models, so batching never holds more than unbatched execution; unbounded on GPUs), "
+                 "unbounded, or a size such as 64MiB")
       ->capture_default_str();
   app.add_option("--tenant-weight", o->tenant_weights, "Fair-share weight, NAME=WEIGHT (repeatable)");
   app.add_option("--tenant", o->tenants,

@@ -116,11 +116,10 @@ struct EngineOptions {
   // Batch sizes sized by what they buy (sched::SchedulerOptions::batch_min_gain); 0: batches grow
   // to each model's max_batch_size. Not in the naive mode.
   double batch_min_gain = 0.1;
-  // Activation bytes one batch may hold (sched::SchedulerOptions::batch_memory): kBatchMemoryAuto
-  // bounds batches on the CPU by the largest one-row batch of the served models (batching buys a
-  // CPU little per row, not worth holding more than unbatched execution would) and leaves them
-  // unbounded on GPUs and simulated devices; 0: no bound; above 0: that many bytes. Not in the
-  // naive mode.
+  // Activation bytes one worker may hold (sched::SchedulerOptions::batch_memory): kBatchMemoryAuto
+  // bounds them on the CPU by the largest one-row batch of the served models (batching buys a CPU
+  // little per row, not worth holding more than unbatched execution would) and leaves GPUs and
+  // simulated devices unbounded; 0: no bound; above 0: that many bytes. Not in the naive mode.
   static constexpr int64_t kBatchMemoryAuto = -1;
   int64_t batch_memory_bytes = kBatchMemoryAuto;
   // Swap-in copies weights in first-use order while the first request already runs.

@@ -52,7 +52,6 @@ LstmPrimitive::SliceMds LstmPrimitive::MdsFor(int64_t rows) const {
   using dt = memory::data_type;
   const int64_t T = o_.seq, B = o_.batch, I = o_.input, H = o_.hidden, D = o_.dirs;
   SliceMds m;
-  m.rows = rows;
   // Views of `rows` rows with the whole batch's strides. X is [seq, batch, I] (layout 0) or
   // [batch, seq, I]; Y is [seq, dirs, batch, H] or [batch, seq, dirs, H]; the states are
   // [dirs, batch, H] or [batch, dirs, H] (oneDNN's view: [1, 1, rows, H]).
@@ -265,13 +264,13 @@ Status LstmPrimitive::RunSlice(const RunContext& ctx, const Direction& dir, int6
   auto in = [&](size_t i) { return ctx.input(i).as<float>(); };
   auto out = [&](size_t i) { return ctx.output(i).as<float>(); };
   ArgMap args = shared;
-  args.insert({DNNL_ARG_SRC_LAYER, memory(m.src, Engine(), const_cast<float*>(in(0)) + SrcOffset(b))});
+  args.insert({DNNL_ARG_SRC_LAYER, memory(m.src, Engine(), in(0) + SrcOffset(b))});
   // A state argument: the node's tensor at this direction's and slice's offset, or the workspace
   // partner at the slice's rows.
   auto state = [&](int arg, const memory::desc& md, bool present, size_t tensor, bool input, size_t ws) {
     if (md.is_zero()) return;
     float* base = !present ? static_cast<float*>(WsPtr(ctx, ws)) + b * H
-                  : input  ? const_cast<float*>(in(tensor)) + StateOffset(d, b)
+                  : input  ? in(tensor) + StateOffset(d, b)
                            : out(tensor) + StateOffset(d, b);
     args.insert({arg, memory(md, Engine(), base)});
   };

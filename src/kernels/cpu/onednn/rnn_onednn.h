@@ -58,9 +58,8 @@ class LstmPrimitive {
   Status Run(const RunContext& ctx) const;
 
  private:
-  // The memory descriptors of a slice of `rows` batch rows: views with the whole batch's strides.
+  // The memory descriptors of a slice of batch rows: views with the whole batch's strides.
   struct SliceMds {
-    int64_t rows = 0;
     memory::desc src, y, h0, c0, yh, yc;
   };
   // One direction's primitives (one per slice size: the last slice may be smaller) and its weights
