@@ -447,9 +447,15 @@ TEST(CoreE2EModes, CpuBatchesHoldNoMoreActivationMemoryThanUnbatchedExecution) {
     EXPECT_EQ(after["batch_limit"], memory == 0 ? 8 : 1) << after.dump();
     // The allowance the scheduler works with: two workers' one-row bytes less the critical share
     // (tiny_mlp's own): one row of it; 0 when unbounded. Nothing runs now, so nothing is held.
-    const std::string text = c.Request("GET", "/metrics").body;
+    // The scheduler learns the one-row bytes after the batch's response went out: on a loaded
+    // machine the first scrape may come before it, so it is read again for up to 10 s.
     const uint64_t row = after["one_row_activation_bytes"].get<uint64_t>();
     const std::string allowance = "gpuhive_batch_memory_allowance_bytes{device=\"cpu\"} " + std::to_string(memory == 0 ? 0 : row);
+    std::string text = c.Request("GET", "/metrics").body;
+    for (int i = 0; i < 200 && text.find(allowance + "\n") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      text = c.Request("GET", "/metrics").body;
+    }
     EXPECT_NE(text.find(allowance + "\n"), std::string::npos) << allowance << "\n" << text;
     EXPECT_NE(text.find("gpuhive_batch_memory_held_bytes{device=\"cpu\"} 0\n"), std::string::npos);
   }
