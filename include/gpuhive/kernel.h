@@ -106,6 +106,8 @@ class Kernel {
   // Whether input i may arrive in a channel-blocked layout (asked before Prepare). When false the
   // runtime converts a blocked value to plain first. Only oneDNN-backed kernels say yes.
   virtual bool AcceptsBlockedInput(size_t i) const { return false; }
+  // Likewise for Layout::kChannelsLast (the int8 convolutions' layout between each other).
+  virtual bool AcceptsChannelsLastInput(size_t i) const { return false; }
   // Non-null when Prepare gave the kernel its own (e.g. packed) copy of constant input i, so that
   // Run never reads that input's storage; the handle keeps that copy alive. When every reader of a
   // constant has one, the runtime frees the constant's plain storage (its Tensor keeps dtype and

@@ -75,6 +75,15 @@ StatusOr<int> ComputeFloat16InFloat32(ir::Model& model);
 // gpuhive.QMatMul (see passes_quant.cc), when options.supports allows it. Runs
 // before constant folding, which would otherwise turn the int8 weights into float32.
 StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options);
+// A QuantizeLinear whose output only gpuhive.QConv nodes read, with the scale and zero point they
+// read it with, is folded into them: they take its float32 input and quantize it in the reorder
+// that makes it channels-last (kernels/cpu/onednn/qconv.cc). Runs after FusePostOps, which first
+// folds a QuantizeLinear into the QConv producing its input where it can (then the int8 value
+// passes between the two convolutions as it is).
+StatusOr<int> FoldQuantizeIntoQConv(ir::Model& model, const OptimizeOptions& options);
+// gpuhive.QConv `qconv` with a float32 output: a QuantizeLinear that is its output's only reader
+// becomes its output quantization (y_scale, y_zero_point). Returns whether it did.
+bool FoldQuantizeIntoQConvOutput(ir::Graph& g, ir::Node* qconv);
 // The transB of a Gemm that is a plain product with bias (transA 0, alpha 1, and beta 1 when C is
 // given), the form the int8 rewrites take (FuseQuantizedConv, quantize.h's QuantizeModel);
 // nullopt for any other Gemm.

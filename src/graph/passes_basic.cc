@@ -348,6 +348,7 @@ Status OptimizeModel(ir::Model& model, const OptimizeOptions& options) {
     if (options.fuse) {
       RETURN_IF_ERROR(add(FuseAttention(model, options), "FuseAttention"));
       RETURN_IF_ERROR(add(FusePostOps(model, options), "FusePostOps"));
+      RETURN_IF_ERROR(add(FoldQuantizeIntoQConv(model, options), "FoldQuantizeIntoQConv"));
       RETURN_IF_ERROR(add(FuseElementwiseChains(model, options), "FuseElementwiseChains"));
     }
     if (changes == 0) break;

@@ -1,4 +1,5 @@
 // Post-op fusion into Conv/MatMul/Gemm and elementwise-chain fusion (conventions: post_ops.h).
+#include <algorithm>
 #include <set>
 
 #include "gpuhive/passes.h"
@@ -241,6 +242,29 @@ Status PostOpsGraph(ir::Graph& g, const OptimizeOptions& options, int* count) {
   std::set<ir::Node*> removed;
   for (ir::Node* n : nodes) {
     if (removed.count(n) || n->outputs.empty() || !n->outputs[0]) continue;
+    if (n->domain == "gpuhive" && n->op_type == "QConv") {
+      // An int8 convolution with a float32 result takes unary post-ops (in the float domain, before
+      // a QuantizeLinear after them becomes its output quantization) and, first, one "sum" (a
+      // residual Add; the result then stays float32).
+      if (n->inputs.size() != 9 || n->input(6) != nullptr || !IsFloat32(n->outputs[0])) continue;
+      auto ops = n->GetStrings("post_ops", std::vector<std::string>{});
+      const size_t existing = ops.ok() ? ops->size() : 0;
+      std::vector<Match> matches = Collect(n->outputs[0], false, existing);
+      size_t keep = 0;
+      for (; keep < matches.size(); ++keep) {
+        const Match& m = matches[keep];
+        const bool sum = keep == 0 && existing == 0 && m.post_ops.size() == 1 && m.post_ops[0] == "sum";
+        if (!m.extras.empty() && !sum) break;
+      }
+      matches.resize(keep);
+      if (!matches.empty()) {
+        for (const Match& m : matches) removed.insert(m.nodes.begin(), m.nodes.end());
+        Extend(g, n, matches);
+      }
+      const bool quantized = FoldQuantizeIntoQConvOutput(g, n);
+      if (!matches.empty() || quantized) ++*count;
+      continue;
+    }
     static const std::map<std::string, std::string> kFusedName = {
         {"Conv", "FusedConv"}, {"MatMul", "FusedMatMul"}, {"Gemm", "FusedGemm"}};
     const bool fused = n->domain == "gpuhive" &&

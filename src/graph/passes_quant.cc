@@ -13,6 +13,8 @@
 // reader and are otherwise removed as dead, so the weights stay int8 (never folded into float32).
 // MatMul by constant 2-D weights and Gemm (transA 0, alpha 1, beta 1) become gpuhive.QMatMul the
 // same way (kernels/cpu/onednn/qmatmul.cc), their weights per-channel along N.
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -205,6 +207,74 @@ std::optional<int64_t> PlainGemmTransB(const ir::Node& gemm) {
   if (!ta.ok() || *ta != 0 || !tb.ok() || !alpha.ok() || *alpha != 1.f || !beta.ok()) return std::nullopt;
   if (gemm.input(2) != nullptr && *beta != 1.f) return std::nullopt;
   return *tb;
+}
+
+bool FoldQuantizeIntoQConvOutput(ir::Graph& g, ir::Node* qconv) {
+  ir::Value* y = qconv->output(0);
+  if (y == nullptr || y->is_graph_output || qconv->inputs.size() < 9 || qconv->input(6) != nullptr) return false;
+  auto ops = qconv->GetStrings("post_ops", std::vector<std::string>{});
+  if (ops.ok() && std::find(ops->begin(), ops->end(), "sum") != ops->end()) return false;  // float32 only
+  ir::Node* q = QuantizedSink(y);
+  if (q == nullptr) return false;
+  g.SetNodeInput(qconv, 6, q->input(1));
+  g.SetNodeInput(qconv, 7, q->input(2));
+  ir::Value* out = q->output(0);
+  g.RemoveNode(q);
+  y->producer = nullptr;
+  y->producer_output = -1;
+  qconv->outputs[0] = out;
+  out->producer = qconv;
+  out->producer_output = 0;
+  return true;
+}
+
+namespace {
+
+bool IsQConv(const ir::Node* n) { return n != nullptr && n->domain == "gpuhive" && n->op_type == "QConv"; }
+
+// Two one-value constants (or two absent inputs) with the same type and value.
+bool SameScalar(const ir::Value* a, const ir::Value* b) {
+  if (a == b) return true;
+  if (a == nullptr || b == nullptr || !a->is_constant() || !b->is_constant()) return false;
+  const Tensor& x = *a->constant;
+  const Tensor& y = *b->constant;
+  return x.dtype() == y.dtype() && x.num_elements() == 1 && y.num_elements() == 1 && x.data() != nullptr &&
+         y.data() != nullptr && std::memcmp(x.data(), y.data(), DataTypeSize(x.dtype())) == 0;
+}
+
+Status FoldInputQuantize(ir::Graph& g, int* count) {
+  std::vector<ir::Node*> qs;
+  for (const auto& n : g.nodes()) {
+    if (IsOp(n.get(), "QuantizeLinear")) qs.push_back(n.get());
+  }
+  for (ir::Node* q : qs) {
+    ir::Value* x = q->input(0);
+    ir::Value* xq = q->output(0);
+    if (x == nullptr || !pass_detail::IsFloat32(x) || xq == nullptr || xq->is_graph_output || xq->consumers.empty()) continue;
+    if (q->inputs.size() < 2 || !SmallConst(q->input(1), 0) || q->input(1)->dtype != DataType::kFloat32) continue;
+    if (q->input(2) != nullptr && (!SmallConst(q->input(2), 0) || !IsInt8(q->input(2)->dtype))) continue;
+    if (!IsInt8(xq->dtype)) continue;
+    const bool all_qconvs = std::all_of(xq->consumers.begin(), xq->consumers.end(), [&](const ir::Node* c) {
+      return IsQConv(c) && c->input(0) == xq && std::count(c->inputs.begin(), c->inputs.end(), xq) == 1 &&
+             SameScalar(c->input(1), q->input(1)) && SameScalar(c->input(2), q->input(2));
+    });
+    if (!all_qconvs) continue;
+    const std::vector<ir::Node*> readers = xq->consumers;
+    for (ir::Node* c : readers) g.SetNodeInput(c, 0, x);
+    g.RemoveNode(q);
+    ++*count;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<int> FoldQuantizeIntoQConv(ir::Model& model, const OptimizeOptions& options) {
+  if (!model.graph) return 0;
+  if (options.supports && !options.supports("gpuhive", "QConv")) return 0;
+  int count = 0;
+  RETURN_IF_ERROR(pass_detail::ForEachGraph(*model.graph, [&](ir::Graph& g) { return FoldInputQuantize(g, &count); }));
+  return count;
 }
 
 StatusOr<int> FuseQuantizedConv(ir::Model& model, const OptimizeOptions& options) {

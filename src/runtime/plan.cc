@@ -247,7 +247,11 @@ class PlanBuilder {
     ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, CpuKernelRegistry().Create(node));
     for (size_t i = 0; i < inputs.size(); ++i) {
       int s = inputs[i];
-      if (s >= 0 && plan_->slots[s].layout != Layout::kPlain && !kernel->AcceptsBlockedInput(i)) {
+      const Layout layout = s >= 0 ? plan_->slots[s].layout : Layout::kPlain;
+      const bool accepted = layout == Layout::kPlain ||
+                            (layout == Layout::kChannelsLast ? kernel->AcceptsChannelsLastInput(i)
+                                                             : kernel->AcceptsBlockedInput(i));
+      if (!accepted) {
         ASSIGN_OR_RETURN(inputs[i], ConvertToPlain(s));
       }
     }

@@ -14,7 +14,14 @@ that executed (oneDNN prints the primitive descriptor's impl_info_str for each e
   3. the planned activation arena, the naive sum of intermediates and the workspace of each model
      and batch equal the committed expectations (tests/executor_guard/expected.json, at the AVX2 cap
      so the figures do not depend on the CI machine's ISA). A change that moves them either updates
-     the file (--update) in the same commit, saying why, or is a regression.
+     the file (--update) in the same commit, saying why, or is a regression;
+  4. gpuhive's INT8 precision (INT8_MODELS, batch 1, calibrated on two bench/quant_inputs.py
+     images): checks 1 and 2 on the int8 plan (int8 weight packing with its compensation, run once
+     at Prepare, is not a per-run primitive and is not counted), every quantized convolution on the
+     int8 kernels (none on the "dequantized:" float path), and the int8 plan's step count, arena and
+     workspace against expected.json (key "MODEL@b1:int8"): a QuantizeLinear or a layout reorder
+     between the int8 convolutions coming back shows as more steps (MobileNetV3-Large ran 2.4x
+     slower with them).
 
     python3 tests/executor_guard/executor_guard.py --gpuhive build/bin/gpuhive [--update] [--only resnet50]
 Exit status 0 when every check passes; the report lists every finding.
@@ -27,6 +34,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -44,6 +52,10 @@ AVX2_ONLY_CHOICE = {("rnn", "ref")}
 # run on it) and the LSTM/GRU per-step loops (the audio model ran 4.5-9x behind ORT on them).
 # oneDNN's own reference implementations are caught by check 1.
 SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$")
+INT8_MODELS = ("resnet50", "mobilenet_v3_large")
+# oneDNN marks int8 weights packed with their s8s8 / zero-point compensation (":f8", "zpm"); such a
+# reorder runs once when a plan is made.
+WEIGHT_PACKING = re.compile(r"dst_s8:[^ ,]*(:f8|zpm)")
 
 
 def models(models_dir, repository):
@@ -71,9 +83,11 @@ def input_names(path):
         return []
 
 
-def run(gpuhive, path, batch, isa):
+def run(gpuhive, path, batch, isa, calibration=None):
     args = [gpuhive, "perf", path, "--threads", "2", "--iterations", "1", "--warmup", "0", "--batch", str(batch),
             "--json", "--profile"]
+    if calibration:
+        args += ["--precision", "int8", "--calibration", calibration]
     for name in input_names(path):
         if name in OTHER_DIMS:
             args += ["--shape", f"{name}={batch}x{OTHER_DIMS[name]}"]
@@ -87,12 +101,45 @@ def run(gpuhive, path, batch, isa):
     for line in p.stdout.splitlines():
         if line.startswith("onednn_verbose,exec,"):
             f = line.split(",")
+            if f[3] == "reorder" and WEIGHT_PACKING.search(line):
+                continue
             impls[(f[3], f[4])] += 1  # primitive kind, implementation
         elif line.startswith("{"):
             stats = json.loads(line)
     if p.returncode != 0 or stats is None:
         raise RuntimeError(f"gpuhive perf failed (rc {p.returncode}): {p.stderr.strip()[-800:]}")
+    if calibration:
+        stats = stats["int8"]
     return impls, stats
+
+
+def calibration_for(path, folder):
+    """Two structured calibration images for `path` in `folder` (bench/quant_inputs.py)."""
+    tool = os.path.join(ROOT, "bench", "quant_inputs.py")
+    subprocess.run([sys.executable, tool, path, folder, "--count", "2", "--seed", "0"], check=True,
+                   capture_output=True, text=True, timeout=300)
+    return folder
+
+
+def check(name, key, impls, stats, isa, expected, plans, update, failures, extra=()):
+    """Checks 1-3 (and 4's extra keys) on one run; `key` names the plan figures in expected.json."""
+    bad = {f"{kind},{impl}": n for (kind, impl), n in impls.items()
+           if UNOPTIMIZED.search(impl) and not (isa == "AVX2" and (kind, impl) in AVX2_ONLY_CHOICE)}
+    total = sum(impls.values())
+    print(f"{name:34s} {isa:7s} {total:5d} oneDNN executions, "
+          f"{len(bad)} unoptimized kinds {json.dumps(bad) if bad else ''}")
+    if bad:
+        failures.append(f"{name} {isa}: unoptimized oneDNN implementations ran: {bad}")
+    slow = {k: n for k, n in stats.get("implementations", {}).items() if SLOW_KERNELS.search(k)}
+    if slow:
+        failures.append(f"{name} {isa}: slow kernel paths ran: {slow}")
+    if isa == "AVX2":
+        got = {k: stats[k] for k in ("arena_bytes", "naive_activation_bytes", "workspace_bytes") + tuple(extra)}
+        plans[key] = got
+        want = expected.get(key)
+        if not update and want != got:
+            failures.append(f"{key}: planned {got} differ from the committed {want} "
+                            "(tests/executor_guard/expected.json; --update if intended)")
 
 
 def main():
@@ -125,24 +172,21 @@ def main():
                 except Exception as e:  # noqa: BLE001
                     failures.append(f"{name} b{batch} {isa}: {e}")
                     continue
-                bad = {f"{kind},{impl}": n for (kind, impl), n in impls.items()
-                       if UNOPTIMIZED.search(impl) and not (isa == "AVX2" and (kind, impl) in AVX2_ONLY_CHOICE)}
-                total = sum(impls.values())
-                print(f"{name:34s} b{batch} {isa:7s} {total:5d} oneDNN executions, "
-                      f"{len(bad)} unoptimized kinds {json.dumps(bad) if bad else ''}")
-                if bad:
-                    failures.append(f"{name} b{batch} {isa}: unoptimized oneDNN implementations ran: {bad}")
-                slow = {k: n for k, n in stats.get("implementations", {}).items() if SLOW_KERNELS.search(k)}
-                if slow:
-                    failures.append(f"{name} b{batch} {isa}: slow kernel paths ran: {slow}")
-                if isa == "AVX2":
-                    key = f"{name}@b{batch}"
-                    got = {k: stats[k] for k in ("arena_bytes", "naive_activation_bytes", "workspace_bytes")}
-                    plans[key] = got
-                    want = expected.get(key)
-                    if not a.update and want != got:
-                        failures.append(f"{key}: planned bytes {got} differ from the committed {want} "
-                                        "(tests/executor_guard/expected.json; --update if intended)")
+                check(f"{name} b{batch}", f"{name}@b{batch}", impls, stats, isa, expected, plans, a.update, failures)
+        if name not in INT8_MODELS:
+            continue
+        with tempfile.TemporaryDirectory(prefix="guard_cal_") as folder:
+            for isa in a.isas.split(","):
+                try:
+                    impls, stats = run(a.gpuhive, path, 1, isa, calibration_for(path, folder))
+                except Exception as e:  # noqa: BLE001
+                    failures.append(f"{name} int8 {isa}: {e}")
+                    continue
+                check(f"{name} b1 int8", f"{name}@b1:int8", impls, stats, isa, expected, plans, a.update, failures,
+                      extra=("steps",))
+                floats = {k: n for k, n in stats.get("implementations", {}).items() if ":dequantized:" in k}
+                if floats:
+                    failures.append(f"{name} int8 {isa}: convolutions on the float path instead of int8: {floats}")
     if a.update:
         with open(EXPECTED, "w") as f:
             json.dump(dict(sorted(plans.items())), f, indent=1)

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <string>
 
@@ -19,6 +20,28 @@ ir::ConstTensor Const(DataType t, Shape s, const std::vector<T>& v) {
   return std::make_shared<const Tensor>(Tensor::FromVector<T>(t, std::move(s), v).value());
 }
 
+// A graph being written by hand: values, constants and opset-13 nodes named after their output.
+struct GraphWriter {
+  std::unique_ptr<ir::Model> m = std::make_unique<ir::Model>();
+  ir::Graph* g;
+  GraphWriter() {
+    m->graph = std::make_shared<ir::Graph>();
+    m->opsets[""] = 13;
+    g = m->graph.get();
+  }
+  ir::Value* value(const std::string& n, DataType t) { return g->AddValue(n, t); }
+  ir::Value* constant(const std::string& n, DataType t, ir::ConstTensor c) {
+    ir::Value* v = g->AddValue(n, t);
+    v->constant = std::move(c);
+    return v;
+  }
+  ir::Node* node(const char* op, std::vector<ir::Value*> in, ir::Value* out) {
+    ir::Node* n = g->AddNode(op, std::move(in), {out}, std::string(op) + "_" + out->name);
+    n->opset = 13;
+    return n;
+  }
+};
+
 // Weights within 7 bits, so the int8 kernels run at every ISA (see qconv.cc).
 // x:f32[N,8,10,10] -> Q(0.02, 128) -> DQ -> Conv(W int8 per-channel [16,8,3,3], B int32, pads 1)
 //   -> Relu -> Q(0.05, 10) -> DQ -> y:f32             (the fused form's quantized output)
@@ -31,21 +54,11 @@ std::unique_ptr<ir::Model> BuildQdq(uint32_t seed) {
     for (auto& e : v) e = static_cast<int8_t>(d(rng));
     return v;
   };
-  auto m = std::make_unique<ir::Model>();
-  m->graph = std::make_shared<ir::Graph>();
-  m->opsets[""] = 13;
-  ir::Graph& g = *m->graph;
-  auto value = [&](const std::string& n, DataType t) { return g.AddValue(n, t); };
-  auto constant = [&](const std::string& n, DataType t, ir::ConstTensor c) {
-    ir::Value* v = g.AddValue(n, t);
-    v->constant = std::move(c);
-    return v;
-  };
-  auto node = [&](const char* op, std::vector<ir::Value*> in, ir::Value* out) {
-    ir::Node* n = g.AddNode(op, std::move(in), {out}, std::string(op) + "_" + out->name);
-    n->opset = 13;
-    return n;
-  };
+  GraphWriter gw;
+  ir::Graph& g = *gw.g;
+  auto value = [&](const std::string& n, DataType t) { return gw.value(n, t); };
+  auto constant = [&](const std::string& n, DataType t, ir::ConstTensor c) { return gw.constant(n, t, std::move(c)); };
+  auto node = [&](const char* op, std::vector<ir::Value*> in, ir::Value* out) { return gw.node(op, std::move(in), out); };
   ir::Value* x = value("x", DataType::kFloat32);
   x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{8, ""}, ir::Dim{10, ""}, ir::Dim{10, ""}};
   x->is_graph_input = true;
@@ -86,7 +99,32 @@ std::unique_ptr<ir::Model> BuildQdq(uint32_t seed) {
     o->is_graph_output = true;
     g.outputs().push_back(o);
   }
-  return m;
+  return std::move(gw.m);
+}
+
+// One profiled run of `model` on x, as imported (every node as written) or optimized.
+struct ProfiledRun {
+  std::vector<Tensor> outputs;
+  std::vector<ExecutionContext::StepTime> steps;
+  size_t weight_bytes = 0;
+};
+ProfiledRun CompileAndRun(std::unique_ptr<ir::Model> model, bool optimize, const Tensor& x) {
+  CompileOptions co;
+  co.optimize = optimize;
+  auto compiled = CompiledModel::Create(std::move(model), co);
+  if (!compiled.ok()) {
+    ADD_FAILURE() << compiled.status().ToString();
+    return {};
+  }
+  ExecutionContext::Options eo;
+  eo.profile = true;
+  ExecutionContext ctx(eo);
+  auto out = (*compiled)->Run(ctx, {x.view()});
+  if (!out.ok()) {
+    ADD_FAILURE() << out.status().ToString();
+    return {};
+  }
+  return {std::move(*out), ctx.step_times(), (*compiled)->weight_bytes()};
 }
 
 TEST(RuntimeQdq, ConvolutionsRunOnInt8AndMatchTheGraphAsWritten) {
@@ -99,18 +137,11 @@ TEST(RuntimeQdq, ConvolutionsRunOnInt8AndMatchTheGraphAsWritten) {
   std::vector<Tensor> results[2];
   for (bool optimize : {false, true}) {
     SCOPED_TRACE(optimize ? "optimized" : "as imported");
-    CompileOptions co;
-    co.optimize = optimize;
-    auto model = CompiledModel::Create(BuildQdq(3), co);
-    ASSERT_TRUE(model.ok()) << model.status().ToString();
-    ExecutionContext::Options eo;
-    eo.profile = true;
-    ExecutionContext ctx(eo);
-    auto out = (*model)->Run(ctx, {x->view()});
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    results[optimize] = std::move(*out);
+    ProfiledRun run = CompileAndRun(BuildQdq(3), optimize, *x);
+    ASSERT_FALSE(run.outputs.empty());
+    results[optimize] = std::move(run.outputs);
     int qconvs = 0, float_convs = 0;
-    for (const auto& step : ctx.step_times()) {
+    for (const auto& step : run.steps) {
       if (step.op == "gpuhive.QConv") {
         ++qconvs;
         EXPECT_EQ(step.implementation.find("ref"), std::string::npos) << step.implementation;
@@ -123,7 +154,7 @@ TEST(RuntimeQdq, ConvolutionsRunOnInt8AndMatchTheGraphAsWritten) {
     // int8 weights (1,216 bytes) with scales and biases, each constant 64-byte aligned: 3,086 bytes
     // measured; W and W2 folded into float32 would take 4,864 bytes by themselves.
     if (optimize) {
-      EXPECT_LT((*model)->weight_bytes(), 4864u) << (*model)->weight_bytes();
+      EXPECT_LT(run.weight_bytes, 4864u) << run.weight_bytes;
     }
   }
   // y: within one step of y_scale (0.05), nearly all equal; z: float, from the same y.
@@ -147,6 +178,178 @@ TEST(RuntimeQdq, ConvolutionsRunOnInt8AndMatchTheGraphAsWritten) {
   max_rel = std::sqrt(diff / norm);
   EXPECT_LT(max_rel, 0.01);  // a y element one step off moves z by at most 16 * 0.05 * 0.01 * 100
 }
+
+
+// The int8 chain as gpuhive's INT8 precision and ONNX quantizers write it, with what sits between
+// the convolutions in MobileNetV3 and ResNet blocks:
+//
+//   x:f32[N,8,10,10] -> Conv0 (float32, 3x3)                                  -> c0 (channel-blocked)
+//   c0 -> Q(0.05, 128) -> DQ -> Conv1 (int8 [16,8,3,3]) -> HardSwish -> Q(0.04, 20) -> yq:u8 (output)
+//   yq -> DQ -> Conv2 (int8 [8,16,1,1]) -> Add(c0) -> Relu                   -> r:f32 (output)
+//   r -> Q(0.03, 0) -> DQ -> Conv3 (int8 [4,8,1,1]) -> GlobalAveragePool     -> z:f32 (output)
+//
+// Optimized, every QuantizeLinear folds into a QConv: into Conv1's output (after its HardSwish
+// post-op) and into Conv1's and Conv3's input reorders (from c0's blocked layout and r's
+// channels-last one); Conv2 takes the residual Add as a "sum" post-op and the Relu after it. The
+// int8 value yq passes channels-last from Conv1 to Conv2; only the two outputs that leave in
+// channels-last (yq, r) are reordered, to plain. `dequantized_conv1` gives Conv1 uint8 weights
+// with zero point 100 spanning more than int8, which take the exact float32 path (plain layouts).
+std::unique_ptr<ir::Model> BuildInt8Chain(uint32_t seed, bool dequantized_conv1) {
+  std::mt19937 rng(seed);
+  auto ints = [&](size_t n, int lo, int hi, int shift) {
+    std::uniform_int_distribution<int> d(lo, hi);
+    std::vector<int32_t> v(n);
+    for (auto& e : v) e = d(rng) + shift;
+    return v;
+  };
+  auto floats = [&](size_t n, float amp) {
+    std::uniform_real_distribution<float> d(-amp, amp);
+    std::vector<float> v(n);
+    for (auto& e : v) e = d(rng);
+    return v;
+  };
+  GraphWriter gw;
+  ir::Graph& g = *gw.g;
+  auto value = [&](const std::string& n, DataType t) { return gw.value(n, t); };
+  auto constant = [&](const std::string& n, DataType t, ir::ConstTensor c) { return gw.constant(n, t, std::move(c)); };
+  auto int8s = [&](const std::string& n, Shape shape, const std::vector<int32_t>& v, bool u8) {
+    if (u8) {
+      std::vector<uint8_t> b(v.begin(), v.end());
+      return constant(n, DataType::kUint8, Const<uint8_t>(DataType::kUint8, std::move(shape), b));
+    }
+    std::vector<int8_t> b(v.begin(), v.end());
+    return constant(n, DataType::kInt8, Const<int8_t>(DataType::kInt8, std::move(shape), b));
+  };
+  auto scalar = [&](const std::string& n, float f) {
+    return constant(n, DataType::kFloat32, Const<float>(DataType::kFloat32, {}, {f}));
+  };
+  auto zero = [&](const std::string& n, uint8_t z) {
+    return constant(n, DataType::kUint8, Const<uint8_t>(DataType::kUint8, {}, {z}));
+  };
+  auto node = [&](const char* op, std::vector<ir::Value*> in, ir::Value* out) { return gw.node(op, std::move(in), out); };
+  auto qdq = [&](ir::Value* v, float scale, uint8_t z, ir::Value* q_out = nullptr) {
+    ir::Value* s = scalar(v->name + "_s", scale);
+    ir::Value* zp = zero(v->name + "_z", z);
+    ir::Value* q = q_out != nullptr ? q_out : value(v->name + "_q", DataType::kUint8);
+    ir::Value* d = value(v->name + "_dq", DataType::kFloat32);
+    node("QuantizeLinear", {v, s, zp}, q);
+    node("DequantizeLinear", {q, s, zp}, d);
+    return d;
+  };
+  auto int8_weights = [&](const std::string& n, Shape shape, float scale, bool u8_zero_100) {
+    size_t count = 1;
+    for (int64_t d : shape) count *= static_cast<size_t>(d);
+    // uint8 around zero point 100: W - 100 spans -100..155, beyond int8 (the exact float32 path).
+    ir::Value* w = int8s(n, shape, u8_zero_100 ? ints(count, -100, 155, 100) : ints(count, -64, 63, 0), u8_zero_100);
+    std::vector<ir::Value*> in{w, scalar(n + "_s", scale)};
+    if (u8_zero_100) in.push_back(zero(n + "_z", 100));
+    ir::Value* d = value(n + "_dq", DataType::kFloat32);
+    node("DequantizeLinear", std::move(in), d);
+    return d;
+  };
+  ir::Value* x = value("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{8, ""}, ir::Dim{10, ""}, ir::Dim{10, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  const auto pads = ir::Attribute(std::vector<int64_t>{1, 1, 1, 1});
+
+  ir::Value* w0 = constant("w0", DataType::kFloat32, Const<float>(DataType::kFloat32, {8, 8, 3, 3}, floats(576, 0.3f)));
+  // Shapes as the importer's inference gives them (the residual Add fuses only between equal shapes).
+  auto shaped = [&](const std::string& n, int64_t c) {
+    ir::Value* v = value(n, DataType::kFloat32);
+    v->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{c, ""}, ir::Dim{10, ""}, ir::Dim{10, ""}};
+    return v;
+  };
+  ir::Value* c0 = shaped("c0", 8);
+  node("Conv", {x, w0}, c0)->attrs["pads"] = pads;
+  ir::Value* c1 = value("c1", DataType::kFloat32);
+  node("Conv", {qdq(c0, 0.05f, 128), int8_weights("w1", {16, 8, 3, 3}, 0.004f, dequantized_conv1)}, c1)->attrs["pads"] = pads;
+  ir::Value* h1 = value("h1", DataType::kFloat32);
+  node("HardSwish", {c1}, h1);
+  ir::Value* yq = value("yq", DataType::kUint8);
+  ir::Value* y = qdq(h1, 0.04f, 20, yq);
+  ir::Value* c2 = shaped("c2", 8);
+  node("Conv", {y, int8_weights("w2", {8, 16, 1, 1}, 0.01f, false)}, c2);
+  ir::Value* sum = shaped("sum", 8);
+  node("Add", {c2, c0}, sum);
+  ir::Value* r = value("r", DataType::kFloat32);
+  node("Relu", {sum}, r);
+  ir::Value* c3 = value("c3", DataType::kFloat32);
+  node("Conv", {qdq(r, 0.03f, 0), int8_weights("w3", {4, 8, 1, 1}, 0.01f, false)}, c3);
+  ir::Value* z = value("z", DataType::kFloat32);
+  node("GlobalAveragePool", {c3}, z);
+  for (ir::Value* o : {yq, r, z}) {
+    o->is_graph_output = true;
+    g.outputs().push_back(o);
+  }
+  return std::move(gw.m);
+}
+
+double RelL2(const Tensor& a, const Tensor& b) {
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < a.num_elements(); ++i) {
+    diff += std::pow(a.as<float>()[i] - b.as<float>()[i], 2);
+    norm += std::pow(a.as<float>()[i], 2);
+  }
+  return std::sqrt(diff / norm);
+}
+
+class RuntimeQdqChain : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RuntimeQdqChain, QuantizeLinearFoldsIntoTheConvolutionsAndInt8StaysChannelsLast) {
+  const bool dequantized_conv1 = GetParam();
+  const int64_t n = 2;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto x = Tensor::Allocate(DataType::kFloat32, {n, 8, 10, 10});
+  for (int64_t i = 0; i < x->num_elements(); ++i) x->as<float>()[i] = u(rng);
+
+  std::vector<Tensor> results[2];
+  for (bool optimize : {false, true}) {
+    SCOPED_TRACE(optimize ? "optimized" : "as imported");
+    ProfiledRun run = CompileAndRun(BuildInt8Chain(5, dequantized_conv1), optimize, *x);
+    ASSERT_FALSE(run.outputs.empty());
+    results[optimize] = std::move(run.outputs);
+    if (!optimize) continue;
+    std::map<std::string, int> steps;
+    int dequantized = 0;
+    for (const auto& step : run.steps) {
+      ++steps[step.op];
+      if (step.op != "gpuhive.QConv") continue;
+      EXPECT_EQ(step.implementation.find("ref"), std::string::npos) << step.implementation;
+      dequantized += step.implementation.rfind("dequantized:", 0) == 0;
+    }
+    std::string listed;
+    for (const auto& [op, count] : steps) listed += op + " x" + std::to_string(count) + " ";
+    SCOPED_TRACE(listed);
+    EXPECT_EQ(steps["gpuhive.QConv"], 3);
+    EXPECT_EQ(dequantized, dequantized_conv1 ? 1 : 0);
+    EXPECT_EQ(steps["Conv"], 1);  // Conv0, float32
+    for (const char* gone : {"QuantizeLinear", "DequantizeLinear", "HardSwish", "Add", "Relu"}) {
+      EXPECT_EQ(steps.count(gone), 0u) << gone;
+    }
+    // yq and r leave channels-last; the dequantized Conv1 writes yq plain.
+    EXPECT_EQ(steps["gpuhive.Reorder"], dequantized_conv1 ? 1 : 2);
+  }
+  // yq: uint8, within one step of the graph as written and nearly always equal (a value exactly
+  // between two steps may round the other way: the reorder multiplies by 1 / scale).
+  const Tensor &y0 = results[0][0], &y1 = results[1][0];
+  ASSERT_EQ(y1.dtype(), DataType::kUint8);
+  ASSERT_EQ(y0.shape(), y1.shape());
+  int64_t equal = 0;
+  for (int64_t i = 0; i < y0.num_elements(); ++i) {
+    const int d = std::abs(int{y0.as<uint8_t>()[i]} - int{y1.as<uint8_t>()[i]});
+    EXPECT_LE(d, 1) << i;
+    equal += d == 0;
+  }
+  EXPECT_GE(static_cast<double>(equal) / static_cast<double>(y0.num_elements()), 0.99);
+  ASSERT_EQ(results[0][1].shape(), results[1][1].shape());
+  ASSERT_EQ(results[0][2].shape(), results[1][2].shape());
+  EXPECT_LT(RelL2(results[0][1], results[1][1]), 1e-2);
+  EXPECT_LT(RelL2(results[0][2], results[1][2]), 2e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8AndDequantized, RuntimeQdqChain, ::testing::Bool());
 
 }  // namespace
 }  // namespace gpuhive

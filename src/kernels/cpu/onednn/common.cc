@@ -58,12 +58,22 @@ Tag BlockedTag(size_t rank, int block) {
   return Tag::undef;
 }
 
-StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout) {
+Tag ChannelsLastTag(size_t rank) {
+  switch (rank) {
+    case 3: return Tag::nwc;
+    case 4: return Tag::nhwc;
+    case 5: return Tag::ndhwc;
+    default: return Tag::undef;
+  }
+}
+
+StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout, memory::data_type type) {
   Dims dims = ToDims(shape);
   if (dims.empty()) dims = {1};
-  Tag tag = layout == Layout::kPlain       ? PlainTag(dims.size())
-            : layout == Layout::kBlocked16 ? BlockedTag(dims.size(), 16)
-                                           : BlockedTag(dims.size(), 8);
+  Tag tag = layout == Layout::kPlain          ? PlainTag(dims.size())
+            : layout == Layout::kBlocked16    ? BlockedTag(dims.size(), 16)
+            : layout == Layout::kChannelsLast ? ChannelsLastTag(dims.size())
+                                              : BlockedTag(dims.size(), 8);
   if (tag == Tag::undef) {
     return Unimplemented("no oneDNN format for rank {} in layout {}", dims.size(),
                          static_cast<int>(layout));
@@ -71,7 +81,7 @@ StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout) {
   for (int64_t d : dims) {
     if (d <= 0) return Unimplemented("empty tensor {} is not supported by oneDNN kernels", ShapeToString(shape));
   }
-  return memory::desc(dims, memory::data_type::f32, tag);
+  return memory::desc(dims, type, tag);
 }
 
 bool LayoutOf(const memory::desc& md, Layout* layout) {

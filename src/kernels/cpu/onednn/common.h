@@ -66,6 +66,8 @@ Dims ToDims(const Shape& shape);
 Tag PlainTag(size_t rank);
 // Channel-blocked tag (nCw8c / nChw16c / nCdhw16c ...) for a rank in 3..5; undef otherwise.
 Tag BlockedTag(size_t rank, int block);
+// Channels-last tag (nwc / nhwc / ndhwc) for a rank in 3..5; undef otherwise.
+Tag ChannelsLastTag(size_t rank);
 // The channel block oneDNN's JIT kernels want on this CPU, from oneDNN's effective ISA (which
 // honours ONEDNN_MAX_CPU_ISA): 16 on AVX-512, 8 below. Binary, pooling and eltwise primitives on
 // the other block size run on oneDNN's reference implementations.
@@ -77,8 +79,9 @@ Layout PreferredBlockedLayout();
 bool HasInt8DotProduct();
 // oneDNN's effective ISA has BF16 dot products (avx512_core_bf16 or AMX).
 bool HasBf16DotProduct();
-// The md of an activation with the given logical shape and gpuhive layout (f32).
-StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout);
+// The md of an activation with the given logical shape and gpuhive layout (f32 unless `type`).
+StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout,
+                             memory::data_type type = memory::data_type::f32);
 // The gpuhive layout of an md when it is exactly plain / nC..8c / nC..16c; false otherwise.
 bool LayoutOf(const memory::desc& md, Layout* layout);
 // Row-major md with explicit dims (f32).

@@ -13,14 +13,23 @@ namespace {
 class ReorderKernel final : public Kernel {
  public:
   bool AcceptsBlockedInput(size_t) const override { return true; }
+  bool AcceptsChannelsLastInput(size_t) const override { return true; }
 
+  // float32 between any two layouts; uint8/int8 (channels-last, from the int8 convolutions) to plain.
   Status Prepare(PrepareContext& ctx) override {
     const ir::Node& node = ctx.node();
     if (ctx.num_inputs() != 1 || !ctx.has_input(0)) return InvalidArgument("{}: needs one input", node.Describe());
-    if (ctx.input_dtype(0) != DataType::kFloat32) {
-      return Unimplemented("{}: only float32 can be reordered", node.Describe());
+    const DataType dtype = ctx.input_dtype(0);
+    memory::data_type type = memory::data_type::f32;
+    if (dtype == DataType::kUint8 || dtype == DataType::kInt8) {
+      type = dtype == DataType::kUint8 ? memory::data_type::u8 : memory::data_type::s8;
+    } else if (dtype != DataType::kFloat32) {
+      return Unimplemented("{}: only float32, uint8 and int8 can be reordered", node.Describe());
     }
     ASSIGN_OR_RETURN(std::string to, node.GetString("to", std::string("plain")));
+    if (type != memory::data_type::f32 && to != "plain") {
+      return Unimplemented("{}: {} values are reordered only to plain", node.Describe(), DataTypeName(dtype));
+    }
     Layout out;
     if (to == "plain") {
       out = Layout::kPlain;
@@ -33,11 +42,11 @@ class ReorderKernel final : public Kernel {
     }
     const Shape& shape = ctx.input_shape(0);
     return Guard(node.Describe(), [&]() -> Status {
-      ASSIGN_OR_RETURN(src_md_, MdFor(shape, ctx.input_layout(0)));
-      ASSIGN_OR_RETURN(dst_md_, MdFor(shape, out));
+      ASSIGN_OR_RETURN(src_md_, MdFor(shape, ctx.input_layout(0), type));
+      ASSIGN_OR_RETURN(dst_md_, MdFor(shape, out, type));
       copy_ = src_md_ == dst_md_;
       if (!copy_) prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src_md_, Engine(), dst_md_));
-      ctx.SetOutput(0, DataType::kFloat32, shape, out, out == Layout::kPlain ? 0 : dst_md_.get_size());
+      ctx.SetOutput(0, dtype, shape, out, out == Layout::kPlain ? 0 : dst_md_.get_size());
       return Status::OK();
     });
   }
@@ -78,10 +87,17 @@ class ElementwiseKernel final : public Kernel {
       if (op.kind == PostOp::Kind::kSum) sum_inputs_.push_back(next);
       ++next;
     }
+    channels_last_ok_ = !ops->empty() && std::none_of(ops->begin() + 1, ops->end(), [](const PostOp& op) { return op.is_binary(); });
+    first_is_sum_ = !ops->empty() && ops->front().kind == PostOp::Kind::kSum;
   }
 
   bool AcceptsBlockedInput(size_t i) const override {
     return i == 0 || std::find(sum_inputs_.begin(), sum_inputs_.end(), i) != sum_inputs_.end();
+  }
+  // Channels-last (the int8 convolutions' float32 results): X, and a first op's operand, when no
+  // later op takes a tensor (the chain's per-channel operands are laid out for blocked X only).
+  bool AcceptsChannelsLastInput(size_t i) const override {
+    return channels_last_ok_ && (i == 0 || (i == 1 && first_is_sum_));
   }
 
   // The first primitive's implementation, then those of the standalone post-ops, ';'-separated.
@@ -150,6 +166,10 @@ class ElementwiseKernel final : public Kernel {
       if (first_.kind == PostOp::Kind::kSum) {
         if (es != shape) return InvalidArgument("{}: 'sum' needs equal shapes", node.Describe());
         ASSIGN_OR_RETURN(src1_md_, MdFor(es, ctx.input_layout(1)));
+        if (ctx.input_layout(1) != ctx.input_layout(0)) {  // oneDNN's binary JIT needs equal formats
+          src1_exec_md_ = md_;
+          src1_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src1_md_, Engine(), src1_exec_md_));
+        }
       } else {
         if (ctx.input_layout(1) != Layout::kPlain || es.size() > shape.size()) {
           return InvalidArgument("{}: input 1 {} does not broadcast to {}", node.Describe(),
@@ -169,9 +189,11 @@ class ElementwiseKernel final : public Kernel {
         // Per-channel ([N,C,1,1]) and full-size operands of a blocked X go in X's format: oneDNN's
         // binary JIT needs equal formats (a plain full-size operand took ref:any).
         const bool full_size = Shape(b.begin(), b.end()) == shape;
-        if (ctx.input_layout(0) != Layout::kPlain && ((spatial_one && b[1] == shape[1]) || full_size)) {
-          src1_exec_md_ = memory::desc(b, memory::data_type::f32,
-                                       BlockedTag(b.size(), ctx.input_layout(0) == Layout::kBlocked16 ? 16 : 8));
+        const Layout x_layout = ctx.input_layout(0);
+        if (x_layout != Layout::kPlain && ((spatial_one && b[1] == shape[1]) || full_size)) {
+          const Tag tag = x_layout == Layout::kChannelsLast ? ChannelsLastTag(b.size())
+                                                            : BlockedTag(b.size(), x_layout == Layout::kBlocked16 ? 16 : 8);
+          src1_exec_md_ = memory::desc(b, memory::data_type::f32, tag);
           src1_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src1_md_, Engine(), src1_exec_md_));
         }
       }
@@ -246,6 +268,7 @@ class ElementwiseKernel final : public Kernel {
   }
 
   std::vector<size_t> sum_inputs_;
+  bool channels_last_ok_ = false, first_is_sum_ = false;
   PostOp first_{PostOp::Kind::kRelu};
   memory::desc md_, src1_md_, src1_exec_md_, scratch_md_;
   dnnl::reorder src1_reorder_;

@@ -3,6 +3,7 @@
 // The common cases run on oneDNN pooling (any layout, blocked kept); MaxPool with Indices,
 // LpPool, non-float MaxPool, and AveragePool whose ONNX divisor oneDNN cannot express (count_include_pad
 // with ceil_mode) run as plain loops.
+#include <algorithm>
 #include <omp.h>
 
 #include <cmath>
@@ -32,6 +33,7 @@ class PoolKernel final : public Kernel {
   }
 
   bool AcceptsBlockedInput(size_t i) const override { return i == 0 && onednn_; }
+  bool AcceptsChannelsLastInput(size_t i) const override { return i == 0 && onednn_; }
 
   Status Prepare(PrepareContext& ctx) override {
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
@@ -112,7 +114,10 @@ class PoolKernel final : public Kernel {
       return Status::OK();
     }
     ctx.RequestWorkspace(scratch_md_.get_size());
-    ctx.SetOutput(0, DataType::kFloat32, out, layout, layout == Layout::kPlain ? 0 : dst_md_.get_size());
+    // A channels-last result with every spatial dimension 1 (global pooling) is plain as well.
+    const bool one = std::all_of(out.begin() + 2, out.end(), [](int64_t d) { return d == 1; });
+    const Layout out_layout = layout == Layout::kChannelsLast && one ? Layout::kPlain : layout;
+    ctx.SetOutput(0, DataType::kFloat32, out, out_layout, out_layout == Layout::kPlain ? 0 : dst_md_.get_size());
     return Status::OK();
   }
 

@@ -74,6 +74,10 @@ StatusOr<QuantSetup> ReadQuantSetup(const PrepareContext& ctx, const QInputs& in
   QuantSetup q;
   q.x_type = ctx.input_dtype(in.x);
   q.w_type = ctx.input_dtype(in.w);
+  if (gpuhive_form && q.x_type == DataType::kFloat32 && in.x_scale >= 0) {
+    q.x_float = true;
+    q.x_type = Has(ctx, in.x_zero) ? ctx.input_dtype(in.x_zero) : DataType::kUint8;
+  }
   if (!IsInt8(q.x_type) || !IsInt8(q.w_type)) {
     return InvalidArgument("{}: x and W must be uint8 or int8 (x is {}, W is {})", desc, DataTypeName(q.x_type),
                            DataTypeName(q.w_type));
@@ -86,6 +90,10 @@ StatusOr<QuantSetup> ReadQuantSetup(const PrepareContext& ctx, const QInputs& in
     }
     ASSIGN_OR_RETURN(const Tensor* xs, SmallConstant(ctx, in.x_scale, "x_scale", 1));
     ASSIGN_OR_RETURN(const Tensor* ws, SmallConstant(ctx, in.w_scale, "w_scale", m));
+    q.x_scale = xs->as<float>()[0];
+    if (q.x_float && (!(q.x_scale > 0.f) || !std::isfinite(q.x_scale))) {
+      return InvalidArgument("{}: x_scale must be positive", desc);
+    }
     q.per_channel = ws->num_elements() > 1;
     q.acc_to_float.resize(static_cast<size_t>(m));
     for (int64_t c = 0; c < m; ++c) q.acc_to_float[c] = xs->as<float>()[0] * ws->as<float>()[q.per_channel ? c : 0];
@@ -122,6 +130,9 @@ StatusOr<QuantSetup> ReadQuantSetup(const PrepareContext& ctx, const QInputs& in
     const Tensor* xz = ctx.input_value(in.x_zero);
     q.runtime_x_zero = xz == nullptr || xz->data() == nullptr;
     if (!q.runtime_x_zero) q.x_zero = IntsOf(*xz)[0];
+    if (q.x_float && q.runtime_x_zero) {
+      return Unimplemented("{}: a float32 x needs a constant zero point (it is quantized as it is reordered)", desc);
+    }
   }
   if (Has(ctx, in.w_zero)) {
     ASSIGN_OR_RETURN(const Tensor* wz, SmallConstant(ctx, in.w_zero, "w_zero_point", m));

@@ -29,6 +29,11 @@ int32_t RunTimeZeroPoint(const TensorView& z);
 // Scales, zero points and bias of a quantized op with `m` output channels, read at Prepare.
 struct QuantSetup {
   DataType x_type = DataType::kUint8, w_type = DataType::kInt8, out_type = DataType::kFloat32;
+  // gpuhive.QConv only: x arrives as float32 and is quantized as it is reordered for the primitive
+  // (QuantizeLinear folded in: round(x / x_scale) + x_zero, saturated); x_type is then the zero
+  // point's type (uint8 without one).
+  bool x_float = false;
+  float x_scale = 1.f;
   std::vector<float> acc_to_float;  // per channel: x_scale * w_scale[c] (1 without scales)
   std::vector<float> out_scales;    // oneDNN's output scales (acc_to_float, / y_scale when quantized)
   bool per_channel = false;         // out_scales differ per channel
@@ -42,7 +47,8 @@ struct QuantSetup {
   bool has_scales() const { return !acc_to_float.empty(); }
   bool plain_int8_weights() const;  // int8 W with zero point 0: packed as it is
 };
-// gpuhive_form: the gpuhive.Q* ops (y_scale optional: float32 output; float32 B accepted; "relu").
+// gpuhive_form: the gpuhive.Q* ops (y_scale optional: float32 output; float32 B accepted; "relu";
+// float32 x with constant scale and zero point, see x_float).
 StatusOr<QuantSetup> ReadQuantSetup(const PrepareContext& ctx, const QInputs& in, bool gpuhive_form, int64_t m);
 
 // W minus its zero point (-255..255); channel_of(i) is the output channel of element i.
