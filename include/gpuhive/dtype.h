@@ -50,8 +50,8 @@ std::string ShapeToString(const Shape& shape);  // "[1,3,224,224]"
 
 // Memory layout of an activation. Plain is row-major in the logical shape. Blocked layouts are
 // oneDNN's channel-blocked formats (nChw16c: C padded to a multiple of 16) of float32 values;
-// channels-last is nwc / nhwc / ndhwc (the int8 convolutions' layout, of uint8/int8 values). Only
-// kernels that say they accept a layout ever see it (Kernel::AcceptsBlockedInput /
+// channels-last is nwc / nhwc / ndhwc (the int8 convolutions' layout: their int8 and float32
+// results). Only kernels that say they accept a layout ever see it (Kernel::AcceptsBlockedInput /
 // AcceptsChannelsLastInput), and a blocked value's byte size comes from the producing kernel.
 enum class Layout : uint8_t { kPlain = 0, kBlocked8 = 1, kBlocked16 = 2, kChannelsLast = 3 };
 
