@@ -175,9 +175,10 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
     ASSIGN_OR_RETURN(w16, ShiftedWeights(ctx, wdims, m));
     dequantized_ = NeedsDequantizedPath(w16);
   }
-  // Layouts. A float32 result takes the one the float convolutions give theirs, an int8 result on
-  // the int8 kernels stays channels-last for the next int8 convolution; 1x1 results stay plain
-  // (nhwc is then plain: the primitive writes the output itself).
+  // Layouts. On the int8 kernels the result (int8 or float32) stays channels-last, where the next
+  // int8 convolution, pooling and the elementwise chains read it; on the exact float path a float32
+  // result takes the float convolutions' blocked layout and an int8 one is plain. Results whose
+  // spatial dimensions are all 1 stay plain (nhwc is then plain: the primitive writes them itself).
   const bool blocked_ok = ctx.options().allow_blocked_layouts && !spatial_one(geo.out_shape);
   Layout out_layout = Layout::kPlain;
   if (blocked_ok && (float_out || quantized_out)) {
