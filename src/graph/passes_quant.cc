@@ -267,13 +267,67 @@ Status FoldInputQuantize(ir::Graph& g, int* count) {
   return Status::OK();
 }
 
+// `s` scales `x` per channel: [N|1, C, 1, ...] against x's [N, C, ...] (shapes known).
+bool ChannelScaleOf(const ir::Value* x, const ir::Value* s) {
+  if (x == nullptr || s == nullptr || !x->shape || !s->shape || x->shape->size() != s->shape->size()) return false;
+  const auto& xd = *x->shape;
+  const auto& sd = *s->shape;
+  if (xd.size() < 3 || !pass_detail::IsFloat32(s) || !sd[1].is_known() || !xd[1].is_known() || sd[1].value != xd[1].value) {
+    return false;
+  }
+  for (size_t i = 2; i < sd.size(); ++i) {
+    if (!sd[i].is_known() || sd[i].value != 1 || (xd[i].is_known() && xd[i].value == 1)) return false;
+  }
+  return !sd[0].is_known() || sd[0].value == 1 || (xd[0].is_known() && sd[0].value == xd[0].value);
+}
+
+// A squeeze-excitation scaling read only by int8 convolutions with a float32 x (after
+// FoldInputQuantize): Mul(X, S), or gpuhive.Elementwise {mul}(X, S), S per channel. The
+// convolutions take X and S (input kChannelScaleInput) and scale X by S while they quantize it.
+constexpr size_t kChannelScaleInput = 10;
+
+Status FoldChannelScale(ir::Graph& g, int* count) {
+  std::vector<ir::Node*> muls;
+  for (const auto& n : g.nodes()) {
+    const bool mul = IsOp(n.get(), "Mul");
+    auto ops = n->GetStrings("post_ops", std::vector<std::string>{});
+    const bool chain = n->domain == "gpuhive" && n->op_type == "Elementwise" && ops.ok() && ops->size() == 1 &&
+                       (*ops)[0] == "mul";
+    if ((mul || chain) && n->inputs.size() == 2 && n->outputs.size() == 1) muls.push_back(n.get());
+  }
+  for (ir::Node* n : muls) {
+    ir::Value* y = n->output(0);
+    if (y == nullptr || y->is_graph_output || y->consumers.empty() || !pass_detail::IsFloat32(y)) continue;
+    ir::Value* x = n->input(0);
+    ir::Value* scale = n->input(1);
+    if (n->domain.empty() && !ChannelScaleOf(x, scale)) std::swap(x, scale);  // Mul is commutative
+    if (!pass_detail::IsFloat32(x) || !ChannelScaleOf(x, scale)) continue;
+    const bool all_qconvs = std::all_of(y->consumers.begin(), y->consumers.end(), [&](const ir::Node* c) {
+      return IsQConv(c) && c->input(0) == y && std::count(c->inputs.begin(), c->inputs.end(), y) == 1 &&
+             c->input(kChannelScaleInput) == nullptr;
+    });
+    if (!all_qconvs) continue;
+    const std::vector<ir::Node*> readers = y->consumers;
+    for (ir::Node* c : readers) {
+      g.SetNodeInput(c, 0, x);
+      g.SetNodeInput(c, kChannelScaleInput, scale);
+    }
+    g.RemoveNode(n);
+    ++*count;
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 StatusOr<int> FoldQuantizeIntoQConv(ir::Model& model, const OptimizeOptions& options) {
   if (!model.graph) return 0;
   if (options.supports && !options.supports("gpuhive", "QConv")) return 0;
   int count = 0;
-  RETURN_IF_ERROR(pass_detail::ForEachGraph(*model.graph, [&](ir::Graph& g) { return FoldInputQuantize(g, &count); }));
+  RETURN_IF_ERROR(pass_detail::ForEachGraph(*model.graph, [&](ir::Graph& g) {
+    RETURN_IF_ERROR(FoldInputQuantize(g, &count));
+    return FoldChannelScale(g, &count);
+  }));
   return count;
 }
 

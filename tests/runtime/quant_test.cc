@@ -382,6 +382,71 @@ TEST(RuntimeQdq, SqueezeExcitationScalesTheChannelsLastResultRowByRow) {
   EXPECT_LT(std::sqrt(diff / norm), 1e-4);
 }
 
+// The same squeeze-excitation feeding an int8 convolution (MobileNetV3's and EfficientNet's project
+// convolutions): Mul(c, s) -> Q -> DQ -> Conv2 (int8 [8,16,1,1]) -> z. The scaling folds into
+// Conv2's quantizing reorder (per-(N, C) scales of the run): no Mul / Elementwise step is left.
+TEST(RuntimeQdq, SqueezeExcitationFoldsIntoTheNextInt8ConvolutionsQuantization) {
+  auto build = [] {
+    GraphWriter gw;
+    ir::Graph& g = *gw.g;
+    std::mt19937 rng(4);
+    std::uniform_int_distribution<int> wd(-64, 63);
+    auto weights = [&](const std::string& n, Shape shape) {
+      std::vector<int8_t> v(static_cast<size_t>(NumElements(shape)));
+      for (auto& e : v) e = static_cast<int8_t>(wd(rng));
+      return gw.constant(n, DataType::kInt8, Const<int8_t>(DataType::kInt8, std::move(shape), v));
+    };
+    auto scalar = [&](const std::string& n, float f) {
+      return gw.constant(n, DataType::kFloat32, Const<float>(DataType::kFloat32, {}, {f}));
+    };
+    auto shaped = [&](const std::string& n, int64_t c, int64_t hw) {
+      ir::Value* v = gw.value(n, DataType::kFloat32);
+      v->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{c, ""}, ir::Dim{hw, ""}, ir::Dim{hw, ""}};
+      return v;
+    };
+    ir::Value* x = shaped("x", 8, 6);
+    x->is_graph_input = true;
+    g.inputs().push_back(x);
+    ir::Value* zx = gw.constant("zx", DataType::kUint8, Const<uint8_t>(DataType::kUint8, {}, {128}));
+    ir::Value* zy = gw.constant("zy", DataType::kUint8, Const<uint8_t>(DataType::kUint8, {}, {0}));
+    ir::Value *sx = scalar("sx", 0.02f), *sy = scalar("sy", 0.01f);
+    ir::Value *xq = gw.value("xq", DataType::kUint8), *xd = shaped("xd", 8, 6), *w1 = gw.value("w1d", DataType::kFloat32),
+              *c = shaped("c", 16, 6), *p = shaped("p", 16, 1), *sc = shaped("sc", 16, 1), *y = shaped("y", 16, 6),
+              *yq = gw.value("yq", DataType::kUint8), *yd = shaped("yd", 16, 6), *w2 = gw.value("w2d", DataType::kFloat32),
+              *z = shaped("z", 8, 6);
+    gw.node("QuantizeLinear", {x, sx, zx}, xq);
+    gw.node("DequantizeLinear", {xq, sx, zx}, xd);
+    gw.node("DequantizeLinear", {weights("w1", {16, 8, 3, 3}), scalar("sw1", 0.01f)}, w1);
+    gw.node("Conv", {xd, w1}, c)->attrs["pads"] = ir::Attribute(std::vector<int64_t>{1, 1, 1, 1});
+    gw.node("GlobalAveragePool", {c}, p);
+    gw.node("Sigmoid", {p}, sc);
+    gw.node("Mul", {sc, c}, y);  // the scale first: the fold must find X either way
+    gw.node("QuantizeLinear", {y, sy, zy}, yq);
+    gw.node("DequantizeLinear", {yq, sy, zy}, yd);
+    gw.node("DequantizeLinear", {weights("w2", {8, 16, 1, 1}), scalar("sw2", 0.01f)}, w2);
+    gw.node("Conv", {yd, w2}, z);
+    z->is_graph_output = true;
+    g.outputs().push_back(z);
+    return std::move(gw.m);
+  };
+  auto input = Tensor::Allocate(DataType::kFloat32, {2, 8, 6, 6});
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  for (int64_t i = 0; i < input->num_elements(); ++i) input->as<float>()[i] = u(rng);
+  ProfiledRun written = CompileAndRun(build(), false, *input);
+  ProfiledRun optimized = CompileAndRun(build(), true, *input);
+  ASSERT_FALSE(written.outputs.empty());
+  ASSERT_FALSE(optimized.outputs.empty());
+  std::map<std::string, int> steps;
+  for (const auto& step : optimized.steps) ++steps[step.op];
+  std::string listed;
+  for (const auto& [op, count] : steps) listed += op + " x" + std::to_string(count) + " ";
+  EXPECT_EQ(steps["gpuhive.QConv"], 2) << listed;
+  for (const char* gone : {"Mul", "gpuhive.Elementwise", "QuantizeLinear"}) EXPECT_EQ(steps.count(gone), 0u) << gone << ": " << listed;
+  ASSERT_EQ(written.outputs[0].shape(), optimized.outputs[0].shape());
+  EXPECT_LT(RelL2(written.outputs[0], optimized.outputs[0]), 1e-2);
+}
+
 class RuntimeQdqChain : public ::testing::TestWithParam<bool> {};
 
 TEST_P(RuntimeQdqChain, QuantizeLinearFoldsIntoTheConvolutionsAndInt8StaysChannelsLast) {

@@ -91,6 +91,8 @@ class QConvKernel final : public Kernel {
                              const std::vector<int16_t>& w16);
   // The reorder of a float32 x (layout `from`) to `to` that quantizes it as QuantizeLinear does.
   dnnl::reorder QuantizingReorder(const memory::desc& from, const memory::desc& to) const;
+  // Runs src_reorder_ from `from` to `to`, with the channel scales of this run when there are any.
+  void ReorderSource(const RunContext& ctx, dnnl::stream& s, memory& from, memory& to) const;
   // Puts the sum operand into `dst` (the primitive's destination) before the primitive runs.
   void PlaceSumOperand(const RunContext& ctx, dnnl::stream& s, memory& dst) const;
   Status RunImpl(RunContext& ctx) const;
@@ -98,6 +100,9 @@ class QConvKernel final : public Kernel {
 
   // gpuhive.QConv's extra input: the operand of a leading "sum" post-op (after its 9 own inputs).
   static constexpr size_t kSumInput = 9;
+  // ... and the per-channel scale [N|1, C, 1, ...] of a float32 x (a squeeze-excitation Mul folded
+  // in by FoldQuantizeIntoQConv): x * scale is what gets quantized.
+  static constexpr size_t kChannelScaleInput = 10;
 
   QInputs in_;
   bool gpuhive_form_;
@@ -117,7 +122,9 @@ class QConvKernel final : public Kernel {
   std::shared_ptr<const PackedWeights::Packed> weights_;
   bool weights_shared_ = false;  // weights_ is the constant's packed copy (not derived from it)
   bool dequantized_ = false;     // the float32 path (see the top of the file)
-  size_t ws_src_ = 0, ws_dst_ = 0, ws_scratch_ = 0, ws_quantized_x_ = 0;
+  size_t ws_src_ = 0, ws_dst_ = 0, ws_scratch_ = 0, ws_quantized_x_ = 0, ws_scales_ = 0;
+  int64_t channel_scales_ = 0;  // scale values per run (0: no channel scale); N*C or C
+  int scale_mask_ = 0;          // oneDNN's output-scale mask over (N, C)
 };
 
 Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
@@ -160,6 +167,19 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
     sum_ = true;
   }
   if (!post_ops_.empty() && quantized_out) q_.out_scales = q_.acc_to_float;  // 1 / y_scale after the chain
+  channel_scales_ = 0;
+  if (gpuhive_form_ && ctx.num_inputs() > kChannelScaleInput && ctx.has_input(kChannelScaleInput)) {
+    const Shape& cs = ctx.input_shape(kChannelScaleInput);
+    bool ok = q_.x_float && ctx.input_dtype(kChannelScaleInput) == DataType::kFloat32 && cs.size() == x.size() &&
+              cs[1] == x[1] && (cs[0] == 1 || cs[0] == x[0]);
+    for (size_t i = 2; ok && i < cs.size(); ++i) ok = cs[i] == 1;
+    if (!ok) {
+      return InvalidArgument("{}: the channel scale (input {}) must be float32 [N|1, {}, 1, ...] for a float32 x {}, got {}",
+                             desc, kChannelScaleInput, x[1], ShapeToString(x), ShapeToString(cs));
+    }
+    channel_scales_ = cs[0] * cs[1];
+    scale_mask_ = cs[0] > 1 ? 3 : 2;
+  }
 
   const size_t rank = x.size();
   auto spatial_one = [](const Shape& s) {
@@ -273,6 +293,7 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
   ws_src_ = ws.Add(src_in_place_ ? 0 : src_md_.get_size());
   ws_dst_ = ws.Add(dst_in_place_ || (dequantized_ && float_out) ? 0 : dst_md_.get_size());
   ws_quantized_x_ = ws.Add(dequantized_ ? quantized_x_md_.get_size() : 0);
+  ws_scales_ = ws.Add(static_cast<size_t>(channel_scales_) * sizeof(float));
   ctx.RequestWorkspace(ws.total());
   ctx.SetOutput(0, q_.out_type, geo.out_shape, out_layout, dst_user_md_.get_size());
   return Status::OK();
@@ -280,7 +301,11 @@ Status QConvKernel::PrepareImpl(PrepareContext& ctx) {
 
 dnnl::reorder QConvKernel::QuantizingReorder(const memory::desc& from, const memory::desc& to) const {
   dnnl::primitive_attr attr;
-  attr.set_output_scales(0, {1.f / q_.x_scale});
+  if (channel_scales_ > 0) {
+    attr.set_output_scales(scale_mask_, {DNNL_RUNTIME_F32_VAL});  // scale / x_scale, per run
+  } else {
+    attr.set_output_scales(0, {1.f / q_.x_scale});
+  }
   if (q_.x_zero != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {q_.x_zero});
   return dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), from, Engine(), to, attr));
 }
@@ -334,6 +359,19 @@ Status QConvKernel::PrepareFloatWeights(PrepareContext& ctx, const dnnl::primiti
   return Status::OK();
 }
 
+void QConvKernel::ReorderSource(const RunContext& ctx, dnnl::stream& s, memory& from, memory& to) const {
+  if (channel_scales_ == 0) {
+    src_reorder_.execute(s, from, to);
+    return;
+  }
+  const float* scale = ctx.input(kChannelScaleInput).as<const float>();
+  auto* per_run = static_cast<float*>(WsPtr(ctx, ws_scales_));
+  const float inv = 1.f / q_.x_scale;
+  for (int64_t i = 0; i < channel_scales_; ++i) per_run[i] = scale[i] * inv;
+  memory scales(memory::desc({channel_scales_}, dt::f32, Tag::x), Engine(), per_run);
+  src_reorder_.execute(s, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}});
+}
+
 void QConvKernel::PlaceSumOperand(const RunContext& ctx, dnnl::stream& s, memory& dst) const {
   void* sum = ctx.input(kSumInput).data;
   if (!sum_copy_) {
@@ -350,7 +388,7 @@ Status QConvKernel::RunImpl(RunContext& ctx) const {
   memory src(src_md_, Engine(), src_in_place_ ? x : WsPtr(ctx, ws_src_));
   if (!src_in_place_) {
     memory user_src(src_user_md_, Engine(), x);
-    src_reorder_.execute(s, user_src, src);
+    ReorderSource(ctx, s, user_src, src);
   }
   const TensorView& out = ctx.output(0);
   memory dst(dst_md_, Engine(), dst_in_place_ ? out.data : WsPtr(ctx, ws_dst_));
@@ -383,7 +421,7 @@ Status QConvKernel::RunDequantized(RunContext& ctx) const {
   if (quantized_x_md_.get_size() > 0) {  // plain int8 first (quantized as the int8 path's reorder does)
     void* quantized = WsPtr(ctx, ws_quantized_x_);
     memory from(src_user_md_, Engine(), x.data), to(quantized_x_md_, Engine(), quantized);
-    src_reorder_.execute(s, from, to);
+    ReorderSource(ctx, s, from, to);
     s.wait();
     x = TensorView{q_.x_type, x.shape, quantized};
   }
