@@ -52,7 +52,7 @@ AVX2_ONLY_CHOICE = {("rnn", "ref")}
 # run on it) and the LSTM/GRU per-step loops (the audio model ran 4.5-9x behind ORT on them).
 # oneDNN's own reference implementations are caught by check 1.
 SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$")
-INT8_MODELS = ("resnet50", "mobilenet_v3_large")
+INT8_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0")
 # oneDNN marks int8 weights packed with their s8s8 / zero-point compensation (":f8", "zpm"); such a
 # reorder runs once when a plan is made.
 WEIGHT_PACKING = re.compile(r"dst_s8:[^ ,]*(:f8|zpm)")
