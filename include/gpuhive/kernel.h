@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,25 @@
 
 namespace gpuhive {
 
+// Which algorithm FP32 3x3 stride-1 convolutions use on the CPU (config.pbtxt's gpuhive {
+// cpu_convolution }). oneDNN's Winograd kernels (AVX-512 only; elsewhere every value means direct)
+// take about half the time of the direct ones on such a layer, but keep the weights transformed:
+// 1.8x (F(2,3)) to 4x (F(4,3)) their bytes, plus a per-call scratchpad in the workspace.
+//   kAuto      Winograd where the transform pays for itself: the output has at least 14x14
+//              positions (the transformed weights are reused that often per image) and the plain
+//              weights are at most 4 MiB (so one layer adds at most ~12 MiB); direct elsewhere.
+//   kDirect    never Winograd: the least memory.
+//   kWinograd  every eligible layer, whatever its weights cost.
+enum class ConvAlgorithm { kAuto, kDirect, kWinograd };
+// "auto", "direct", "winograd"; nullopt for anything else. (Inline: the config parser uses it
+// without linking the kernels.)
+inline std::optional<ConvAlgorithm> ParseConvAlgorithm(std::string_view text) {
+  if (text == "auto") return ConvAlgorithm::kAuto;
+  if (text == "direct") return ConvAlgorithm::kDirect;
+  if (text == "winograd") return ConvAlgorithm::kWinograd;
+  return std::nullopt;
+}
+
 struct KernelOptions {
   int num_threads = 1;
   // Kernels that can keep activations in channel-blocked layouts may produce them.
@@ -34,6 +54,7 @@ struct KernelOptions {
   // keep their weights in bfloat16 and convert their input to bfloat16 as they run; products
   // accumulate in float32 and outputs stay float32. Only honoured where CpuHasBf16Compute().
   bool bf16_compute = false;
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;
 };
 
 class PrepareContext {

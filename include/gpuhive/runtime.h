@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gpuhive/ir.h"
+#include "gpuhive/kernel.h"
 #include "gpuhive/memory_resource.h"
 #include "gpuhive/status.h"
 #include "gpuhive/tensor.h"
@@ -80,6 +81,7 @@ struct CompileOptions {
   bool allow_blocked_layouts = true;
   // KernelOptions::bf16_compute (precision "bf16"); ignored where !CpuHasBf16Compute().
   bool bf16_compute = false;
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;  // KernelOptions::conv_algorithm
   // Where weights, arenas and workspaces come from; DefaultHostResource() when null.
   MemoryResource* memory = nullptr;
   uint32_t owner_tag = 0;  // AllocTag::owner for every allocation of this model

@@ -27,6 +27,7 @@ struct PerfOptions {
   bool json = false;
   bool no_optimize = false;
   bool no_blocked = false;
+  std::string conv_algorithm = "auto";
   bool profile = false;
   std::string precision = "fp32";
   std::string calibration, calibration_method = "minmax", validation;
@@ -220,6 +221,12 @@ int RunPerf(const PerfOptions& o) {
   co.num_threads = o.threads;
   co.optimize = !o.no_optimize;
   co.allow_blocked_layouts = !o.no_blocked;
+  const auto algorithm = ParseConvAlgorithm(o.conv_algorithm);
+  if (!algorithm) {
+    std::fprintf(stderr, "error: --conv-algorithm '%s' is not one of auto, direct, winograd\n", o.conv_algorithm.c_str());
+    return 1;
+  }
+  co.conv_algorithm = *algorithm;
   int64_t t0 = NowNs();
   auto model = LoadModel(o.model, co);
   if (!model.ok()) {
@@ -291,6 +298,9 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
   app.add_flag("--json", o->json, "one JSON object");
   app.add_flag("--no-optimize", o->no_optimize, "run the graph as imported (no folding/fusion)");
   app.add_flag("--no-blocked", o->no_blocked, "keep activations in plain layouts");
+  app.add_option("--conv-algorithm", o->conv_algorithm,
+                 "FP32 3x3 convolutions: auto (Winograd where it pays), direct (least memory) or winograd")
+      ->capture_default_str();
   app.add_flag("--profile", o->profile,
                "print time per operator type (stderr); with --json, also the kernels' implementations");
   app.add_option("--precision", o->precision,

@@ -321,6 +321,7 @@ StatusOr<std::unique_ptr<Executable>> ModelManager::CompileForDevice(Entry& e, b
   {
     std::lock_guard<std::mutex> lock(mu_);
     co.bf16_compute = e.precision.precision == "bf16";  // the accuracy gate passed (manager_precision.cc)
+    co.conv_algorithm = ParseConvAlgorithm(e.config.cpu_convolution).value_or(ConvAlgorithm::kAuto);
   }
   if (preload) {
     // Allocation failures must not evict for a prediction: OnAllocationFailure knows this compile's

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <set>
 
+#include "gpuhive/kernel.h"
 #include "gpuhive/logging.h"
 #include "gpuhive/units.h"
 #include "model_config.pb.h"
@@ -356,6 +357,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view text, std::string_view s
     if (!g.tenant().empty()) c.tenant = g.tenant();
     c.priority = g.priority();
     if (!g.precision().empty()) c.precision = g.precision();
+    if (!g.cpu_convolution().empty()) c.cpu_convolution = g.cpu_convolution();
     c.preload = g.preload();
     auto ka = ParseKeepAlive(g.keep_alive());
     if (!ka.ok()) return ka.status().WithContext(source);
@@ -456,6 +458,10 @@ Status ValidateModelConfig(const ModelConfig& c) {
   if (!kPrecisions.count(c.precision)) {
     return InvalidArgument("model '{}': gpuhive.precision '{}' is not one of fp32, fp16, bf16, int8", c.name,
                            c.precision);
+  }
+  if (!ParseConvAlgorithm(c.cpu_convolution)) {
+    return InvalidArgument("model '{}': gpuhive.cpu_convolution '{}' is not one of auto, direct, winograd", c.name,
+                           c.cpu_convolution);
   }
   if (c.priority < 0) return InvalidArgument("model '{}': gpuhive.priority {} < 0", c.name, c.priority);
   if (c.keep_alive_us && *c.keep_alive_us < kKeepAliveForever) {

@@ -127,6 +127,7 @@ pb::ModelConfig ToProto(const ModelConfig& c) {
   g->set_tenant(c.tenant);
   g->set_priority(c.priority);
   g->set_precision(c.precision);
+  g->set_cpu_convolution(c.cpu_convolution);
   g->set_preload(c.preload);
   if (c.keep_alive_us) {
     g->set_keep_alive(*c.keep_alive_us == kKeepAliveForever ? "-1" : std::to_string(*c.keep_alive_us / 1'000'000) + "s");

@@ -316,6 +316,7 @@ StatusOr<std::unique_ptr<CompiledModel>> CompiledModel::Create(std::unique_ptr<i
   impl->plan_options.kernel.num_threads = options.num_threads;
   impl->plan_options.kernel.allow_blocked_layouts = options.allow_blocked_layouts;
   impl->plan_options.kernel.bf16_compute = options.bf16_compute && CpuHasBf16Compute();
+  impl->plan_options.kernel.conv_algorithm = options.conv_algorithm;
   impl->persistent = std::make_unique<StatisticsResource>(impl->options.memory);
   impl->plan_options.memory = impl->persistent.get();
   impl->plan_options.owner_tag = options.owner_tag;

@@ -21,7 +21,12 @@ that executed (oneDNN prints the primitive descriptor's impl_info_str for each e
      int8 kernels (none on the "dequantized:" float path), and the int8 plan's step count, arena and
      workspace against expected.json (key "MODEL@b1:int8"): a QuantizeLinear or a layout reorder
      between the int8 convolutions coming back shows as more steps (MobileNetV3-Large ran 2.4x
-     slower with them).
+     slower with them);
+  5. FP32 3x3 convolutions on oneDNN's Winograd kernels (KernelOptions::conv_algorithm "auto"):
+     natively on an AVX-512 CPU, WINOGRAD_STEPS models run exactly that many convolution steps on
+     a Winograd implementation at every batch (ResNet-50 fell back above ONNX Runtime's latency
+     without them; more of them means the rule spread to layers whose transformed weights cost
+     more memory than they save time).
 
     python3 tests/executor_guard/executor_guard.py --gpuhive build/bin/gpuhive [--update] [--only resnet50]
 Exit status 0 when every check passes; the report lists every finding.
@@ -53,6 +58,8 @@ AVX2_ONLY_CHOICE = {("rnn", "ref")}
 # oneDNN's own reference implementations are caught by check 1.
 SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$")
 INT8_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0")
+# Check 5: Winograd convolution steps per plan, natively on AVX-512 (below it oneDNN has none).
+WINOGRAD_STEPS = {"resnet50": 11, "repository/text_detector": 4}
 # oneDNN marks int8 weights packed with their s8s8 / zero-point compensation (":f8", "zpm"); such a
 # reorder runs once when a plan is made.
 WEIGHT_PACKING = re.compile(r"dst_s8:[^ ,]*(:f8|zpm)")
@@ -173,6 +180,12 @@ def main():
                     failures.append(f"{name} b{batch} {isa}: {e}")
                     continue
                 check(f"{name} b{batch}", f"{name}@b{batch}", impls, stats, isa, expected, plans, a.update, failures)
+                avx512 = any("avx512" in impl for _, impl in impls)
+                if isa == "native" and avx512:
+                    wino = sum(n for k, n in stats.get("implementations", {}).items() if ":jit_" in k and "wino" in k)
+                    if wino != WINOGRAD_STEPS.get(name, 0):
+                        failures.append(f"{name} b{batch}: {wino} convolution steps on Winograd kernels, expected "
+                                        f"{WINOGRAD_STEPS.get(name, 0)} (WINOGRAD_STEPS)")
         if name not in INT8_MODELS:
             continue
         with tempfile.TemporaryDirectory(prefix="guard_cal_") as folder:

@@ -15,9 +15,11 @@ struct Slot {
 
 class Prep final : public PrepareContext {
  public:
-  Prep(const ir::Node& node, const std::vector<const BlockedValue*>& in, std::vector<bool> visible)
+  Prep(const ir::Node& node, const std::vector<const BlockedValue*>& in, std::vector<bool> visible,
+       ConvAlgorithm conv_algorithm)
       : node_(node), in_(in), visible_(std::move(visible)), out_(node.outputs.size()) {
     opts_.allow_blocked_layouts = true;
+    opts_.conv_algorithm = conv_algorithm;
   }
   const ir::Node& node() const override { return node_; }
   const KernelOptions& options() const override { return opts_; }
@@ -80,7 +82,8 @@ class Run final : public RunContext {
 StatusOr<std::vector<BlockedValue>> RunNodeLayouts(const NodeSpec& spec,
                                                    const std::vector<const BlockedValue*>& inputs,
                                                    const std::vector<int>& constant_inputs,
-                                                   const std::function<void(const Kernel&)>& inspect) {
+                                                   const std::function<void(const Kernel&)>& inspect,
+                                                   ConvAlgorithm conv_algorithm) {
   ir::Graph graph;
   std::vector<ir::Value*> in_values;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -100,7 +103,7 @@ StatusOr<std::vector<BlockedValue>> RunNodeLayouts(const NodeSpec& spec,
   }
   std::vector<bool> visible(inputs.size(), false);
   for (int c : constant_inputs) visible[c] = true;
-  Prep prep(*node, inputs, visible);
+  Prep prep(*node, inputs, visible, conv_algorithm);
   RETURN_IF_ERROR(kernel->Prepare(prep));
   if (inspect) inspect(*kernel);
   std::vector<BlockedValue> outs;

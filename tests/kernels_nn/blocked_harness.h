@@ -21,7 +21,8 @@ struct BlockedValue {
 StatusOr<std::vector<BlockedValue>> RunNodeLayouts(const NodeSpec& spec,
                                                    const std::vector<const BlockedValue*>& inputs,
                                                    const std::vector<int>& constant_inputs = {},
-                                                   const std::function<void(const Kernel&)>& inspect = {});
+                                                   const std::function<void(const Kernel&)>& inspect = {},
+                                                   ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto);
 // Plain tensor -> BlockedValue (plain), and gpuhive.Reorder to any layout and back.
 BlockedValue AsValue(const Tensor& t);
 StatusOr<BlockedValue> ReorderTo(const BlockedValue& v, const char* to);

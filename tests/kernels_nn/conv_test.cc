@@ -339,5 +339,82 @@ INSTANTIATE_TEST_SUITE_P(
         ImplCase{"pointwise_blocked8", false, {1, 32, 7, 7}, {64, 32, 1, 1}, {1, 1}, {0, 0, 0, 0}, 1, "blocked8", {"relu"}}),
     [](const ::testing::TestParamInfo<ImplCase>& info) { return std::string(info.param.name); });
 
+
+// FP32 3x3 stride-1 convolutions on oneDNN's Winograd kernels (KernelOptions::conv_algorithm,
+// conv.cc's WantsWinograd): which kernel ran is read from the implementation name, not from timing,
+// and the result must match the reference whichever ran.
+bool CpuHasWinograd() {  // oneDNN 2.6's Winograd kernels are AVX-512 only
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return (isa & avx512) == avx512;
+}
+
+struct WinogradCase {
+  const char* name;
+  Shape x, w;
+  int64_t stride;
+  ConvAlgorithm algorithm;
+  bool winograd;  // expected where the CPU has the kernels (direct everywhere else)
+  std::vector<std::string> post_ops;
+};
+
+class ConvAlgorithmTest : public ::testing::TestWithParam<WinogradCase> {};
+
+TEST_P(ConvAlgorithmTest, TakesWinogradWhereTheAlgorithmSaysAndMatches) {
+  const WinogradCase& c = GetParam();
+  Tensor x = RandomFloat(c.x, 81);
+  Tensor w = RandomFloat(c.w, 82, -0.2f, 0.2f);
+  Tensor b = RandomFloat({c.w[0]}, 83);
+  ref::ConvParams p{{c.stride, c.stride}, {1, 1}, {1, 1}, {1, 1}, 1};
+  Tensor expected = ref::Conv(x, w, &b, p);
+  std::vector<Tensor> extras;
+  for (const std::string& op : c.post_ops) {
+    if (op == "sum") extras.push_back(RandomFloat(expected.shape(), 84));
+  }
+  ref::ApplyPostOps(expected, c.post_ops, extras);
+  NodeSpec spec{"Conv", "", 11,
+                {{"strides", AttrInts({c.stride, c.stride})}, {"pads", AttrInts({1, 1, 1, 1})}}};
+  if (!c.post_ops.empty()) {
+    spec = NodeSpec{"FusedConv", "gpuhive", 1, spec.attrs};
+    spec.attrs["post_ops"] = AttrStrings(c.post_ops);
+  }
+  auto vx = ReorderTo(AsValue(x), "blocked16");
+  ASSERT_TRUE(vx.ok()) << vx.status().ToString();
+  BlockedValue vw = AsValue(w), vb = AsValue(b);
+  std::vector<BlockedValue> vextras;
+  for (const Tensor& t : extras) {
+    auto v = ReorderTo(AsValue(t), "blocked16");
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    vextras.push_back(std::move(v).value());
+  }
+  std::vector<const BlockedValue*> inputs = {&*vx, &vw, &vb};
+  for (const BlockedValue& v : vextras) inputs.push_back(&v);
+  std::string impl;
+  auto out = RunNodeLayouts(
+      spec, inputs, {1, 2}, [&](const Kernel& k) { impl = std::string(k.implementation()); }, c.algorithm);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const bool winograd = impl.find("wino") != std::string::npos;
+  EXPECT_EQ(winograd, c.winograd && CpuHasWinograd()) << impl;
+  EXPECT_NE(impl.rfind("ref", 0), 0u) << impl;
+  auto plain = ToPlain((*out)[0]);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_TRUE(TensorNear(*plain, expected, 1e-4, 1e-4)) << impl;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ConvAlgorithm, ConvAlgorithmTest,
+    ::testing::Values(
+        // ResNet-50's second stage: 28x28 outputs, 0.56 MiB of weights.
+        WinogradCase{"auto_28x28", {1, 64, 28, 28}, {64, 64, 3, 3}, 1, ConvAlgorithm::kAuto, true, {"relu"}},
+        // Three rows with a residual sum: the batch-1 weight format, rows run one by one where
+        // the 3-row primitive does not take it.
+        WinogradCase{"auto_three_rows_sum", {3, 32, 16, 16}, {32, 32, 3, 3}, 1, ConvAlgorithm::kAuto, true, {"sum", "relu"}},
+        // 7x7 outputs: the transform is reused too few times for its bytes.
+        WinogradCase{"auto_7x7", {1, 64, 7, 7}, {64, 64, 3, 3}, 1, ConvAlgorithm::kAuto, false, {"relu"}},
+        WinogradCase{"winograd_7x7", {1, 64, 7, 7}, {64, 64, 3, 3}, 1, ConvAlgorithm::kWinograd, true, {}},
+        WinogradCase{"direct_28x28", {1, 64, 28, 28}, {64, 64, 3, 3}, 1, ConvAlgorithm::kDirect, false, {"relu"}},
+        WinogradCase{"winograd_stride2", {1, 64, 28, 28}, {64, 64, 3, 3}, 2, ConvAlgorithm::kWinograd, false, {}}),
+    [](const ::testing::TestParamInfo<WinogradCase>& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace gpuhive::testing

@@ -62,6 +62,7 @@ gpuhive {
   tenant: "team-a"
   priority: 1
   precision: "fp16"
+  cpu_convolution: "direct"
   preload: true
   keep_alive: "5m"
 }
@@ -113,6 +114,7 @@ TEST(ModelConfig, ParsesEveryFieldAndSkipsUnknownOnes) {
   EXPECT_EQ(c->tenant, "team-a");
   EXPECT_EQ(c->priority, 1);
   EXPECT_EQ(c->precision, "fp16");
+  EXPECT_EQ(c->cpu_convolution, "direct");
   EXPECT_TRUE(c->preload);
   ASSERT_TRUE(c->keep_alive_us.has_value());
   EXPECT_EQ(*c->keep_alive_us, 300'000'000);
@@ -200,6 +202,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"name: \"m\" gpuhive { memory_limit: \"lots\" }", "memory_limit"},
         BadConfig{"name: \"m\" gpuhive { precision: \"fp8\" }", "precision 'fp8'"},
         BadConfig{"name: \"m\" gpuhive { priority: -2 }", "priority -2"},
+        BadConfig{"name: \"m\" gpuhive { cpu_convolution: \"fft\" }", "cpu_convolution 'fft'"},
         BadConfig{"name: \"m\" gpuhive { memory_limit: \"1KiB\" memory_limit_bytes: 5 }", "disagree"}));
 
 TEST(ModelConfig, SelectVersionsFollowsPolicy) {

@@ -105,6 +105,7 @@ struct ModelConfig {
   std::string tenant = "default";
   int priority = 0;                 // Triton's numbering: 1 most important, 0 the default level (1)
   std::string precision = "fp32";
+  std::string cpu_convolution = "auto";  // KernelOptions::conv_algorithm: auto, direct, winograd
   bool preload = false;
   std::optional<int64_t> keep_alive_us;  // nullopt: the manager's default; kKeepAliveForever
 

@@ -190,7 +190,8 @@ std::shared_ptr<const PackedWeights::Packed> PackedWeights::FindAny(const ir::Va
   for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) {
     if (e->scale != 1.f) continue;
     auto p = e->packed.lock();
-    if (p && p->md.dims() == dims) return p;
+    // A Winograd-domain copy cannot be reordered back (oneDNN has no such reorder).
+    if (p && p->md.dims() == dims && p->md.data.format_kind != dnnl_format_kind_wino) return p;
   }
   return nullptr;
 }

@@ -43,6 +43,29 @@ Tag ConvTransposeWeightsTag(size_t spatial, bool grouped) {
   }
 }
 
+// Whether a convolution asks oneDNN for Winograd first (KernelOptions::conv_algorithm): FP32 (BF16
+// compute keeps direct), one group, 2-D 3x3, stride 1, no dilation, constant weights (packed once)
+// and blocked layouts (oneDNN's Winograd kernels take nChw16c only). Where oneDNN has no Winograd
+// kernel (below AVX-512, a post-op it cannot fuse) the direct attempts follow.
+bool WantsWinograd(const PrepareContext& ctx, const ConvGeometry& geo, memory::data_type cdt) {
+  const ConvAlgorithm algorithm = ctx.options().conv_algorithm;
+  if (algorithm == ConvAlgorithm::kDirect || !ctx.options().allow_blocked_layouts) return false;
+  const Shape& x = ctx.input_shape(0);
+  const Shape& w = ctx.input_shape(1);
+  if (cdt != memory::data_type::f32 || geo.group != 1 || x.size() != 4 || ctx.input_value(1) == nullptr) {
+    return false;
+  }
+  if (w[2] != 3 || w[3] != 3) return false;
+  for (size_t i = 0; i < 2; ++i) {
+    if (geo.strides[i] != 1 || geo.dilations[i] != 0) return false;
+  }
+  if (algorithm == ConvAlgorithm::kWinograd) return true;
+  constexpr int64_t kMinOutputPositions = 14 * 14;
+  constexpr int64_t kMaxPlainWeightBytes = int64_t{4} << 20;
+  return geo.out_shape[2] * geo.out_shape[3] >= kMinOutputPositions &&
+         w[0] * w[1] * 9 * static_cast<int64_t>(sizeof(float)) <= kMaxPlainWeightBytes;
+}
+
 class ConvKernel final : public Kernel {
  public:
   ConvKernel(const ir::Node& node, bool transposed) : transposed_(transposed) {
@@ -99,6 +122,10 @@ class ConvKernel final : public Kernel {
   bool reorder_weights_at_run_ = false;
   dnnl::reorder weights_reorder_;
   std::shared_ptr<const PackedWeights::Packed> weights_;  // packed constant weights (shared)
+  // Winograd run row by row (see PrepareImpl): rows per primitive call (0: all at once) and the
+  // primitive's src/dst mds for those rows.
+  int64_t rows_per_call_ = 0;
+  memory::desc slice_src_md_, slice_dst_md_;
   bool has_bias_ = false;
   size_t ws_src_ = 0, ws_weights_ = 0, ws_scratch_ = 0;
 };
@@ -187,17 +214,21 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     dst_req = memory::desc(ToDims(out_shape), memory::data_type::f32, BlockedTag(rank, 16));
   }
 
-  auto make_pd = [&](const memory::desc& src, const memory::desc& dst,
-                     bool with_post_ops) -> dnnl::primitive_desc {
+  // weights: nullptr for weights_req; else a Winograd format (winograd == true).
+  auto make_pd = [&](const memory::desc& src, const memory::desc& dst, bool with_post_ops,
+                     const memory::desc* weights) -> dnnl::primitive_desc {
+    const bool winograd = weights != nullptr;
     dnnl::primitive_attr attr = ScratchAttr();
     if (with_post_ops && !chain_.empty()) {
       dnnl::post_ops po;
-      chain_.AppendFused(po, ToDims(out_shape));
+      chain_.AppendFused(po, dst.dims());
       attr.set_post_ops(po);
     }
     if (!transposed_) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                        dnnl::algorithm::convolution_direct, src, weights_req,
+                                        winograd ? dnnl::algorithm::convolution_winograd
+                                                 : dnnl::algorithm::convolution_direct,
+                                        src, winograd ? *weights : weights_req,
                                         bias_md_, dst, strides, dil, pl, pr);
       return dnnl::convolution_forward::primitive_desc(d, attr, Engine());
     }
@@ -245,11 +276,52 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   }
   dnnl::primitive_desc pd, fallback;
   bool found = false, have_fallback = false, fallback_fused = false;
+  rows_per_call_ = 0;
+  // Winograd (WantsWinograd) keeps its weights in the format oneDNN picks at batch 1, whatever
+  // this plan's batch: every plan of the model then shares one transformed copy, and the plain
+  // weights can be freed (a Winograd copy cannot be turned back into them). A batch whose
+  // primitive rejects that format runs the batch-1 primitive row by row (still about 1.5x faster
+  // than direct); that needs every binary post-op to be the fused "sum" (dst-shaped).
+  memory::desc slice_src, slice_dst;
+  if (WantsWinograd(ctx, geo, cdt) && (fuse || chain_.empty())) {
+    const Layout dst_layout = chain_.has_sum() ? ctx.input_layout(chain_.sum_input()) : Layout::kBlocked16;
+    auto at_batch = [&](int64_t rows, const memory::desc& weights) -> StatusOr<dnnl::primitive_desc> {
+      Shape xs = x, ys = out_shape;
+      xs[0] = ys[0] = rows;
+      ASSIGN_OR_RETURN(memory::desc src, MdFor(xs, Layout::kBlocked16));
+      ASSIGN_OR_RETURN(memory::desc dst, MdFor(ys, dst_layout));
+      try {
+        dnnl::primitive_desc p = make_pd(src, dst, !chain_.empty(), &weights);
+        if (IsReferenceImpl(p)) return Unimplemented("reference Winograd");
+        return p;
+      } catch (const dnnl::error& e) {
+        return Unimplemented("{}", e.what());
+      }
+    };
+    bool rows_ok = true;
+    for (const PostOp& op : chain_.ops()) rows_ok = rows_ok && (!op.is_binary() || op.kind == PostOp::Kind::kSum);
+    auto one = at_batch(1, weights_req);
+    if (one.ok() && one->weights_desc().data.format_kind == dnnl_format_kind_wino) {
+      const memory::desc format = one->weights_desc();
+      auto all = x[0] == 1 ? std::move(one) : at_batch(x[0], format);
+      if (all.ok()) {
+        pd = *all;
+        found = true;
+      } else if (rows_ok && (one = at_batch(1, format)).ok()) {
+        pd = *one;
+        found = true;
+        rows_per_call_ = 1;
+        slice_src = pd.src_desc();
+        slice_dst = pd.dst_desc();
+      }
+      fused_ = true;
+    }
+  }
   std::string last_error = "no configuration tried";
-  for (const Attempt& a : attempts) {
+  for (const Attempt& a : found ? std::vector<Attempt>{} : attempts) {
     dnnl::primitive_desc candidate;
     try {
-      candidate = make_pd(*a.src, *a.dst, a.post_ops);
+      candidate = make_pd(*a.src, *a.dst, a.post_ops, nullptr);
     } catch (const dnnl::error& e) {
       last_error = e.what();
       continue;
@@ -291,6 +363,13 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     ASSIGN_OR_RETURN(dst_md_, MdFor(out_shape, out_layout));
   }
   src_md_ = pd.src_desc();
+  if (rows_per_call_ > 0) {  // row by row: the primitive's mds are one row's, the tensors N rows
+    ASSIGN_OR_RETURN(src_md_, MdFor(x, Layout::kBlocked16));
+    ASSIGN_OR_RETURN(prim_dst_md_, MdFor(out_shape, out_layout));
+    if (!reorder_dst_) dst_md_ = prim_dst_md_;
+    slice_src_md_ = slice_src;
+    slice_dst_md_ = slice_dst;
+  }
   weights_md_ = pd.weights_desc();
   scratch_md_ = pd.scratchpad_desc();
   if (transposed_) {
@@ -314,7 +393,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   }
   if (wval != nullptr) {
     // Shared with the model's other plans (batch sizes) when their primitives chose this format.
-    const ir::Value* w_value = ctx.node().inputs.size() > 1 ? ctx.node().inputs[1] : nullptr;
+    const ir::Value* w_value = node.inputs.size() > 1 ? node.inputs[1] : nullptr;
     ASSIGN_OR_RETURN(weights_, SharedPack(ctx, w_value, *wval, weights_user_md_, weights_md_));
     reorder_weights_at_run_ = false;
   } else {
@@ -366,7 +445,21 @@ Status ConvKernel::RunImpl(RunContext& ctx) const {
     RETURN_IF_ERROR(chain_.CopySumInput(ctx, dst, scratch));
     chain_.AddFusedArgs(ctx, args, prim_dst_md_.dims());
   }
-  prim_.execute(s, args);
+  if (rows_per_call_ > 0) {
+    // Rows are outermost in every layout here: row i starts i row-sizes into src and dst.
+    const size_t src_row = slice_src_md_.get_size(), dst_row = slice_dst_md_.get_size();
+    auto* src_base = static_cast<uint8_t*>(src.get_data_handle());
+    auto* dst_base = static_cast<uint8_t*>(dst.get_data_handle());
+    const int64_t n = src_md_.dims()[0];
+    for (int64_t r = 0; r < n; r += rows_per_call_) {
+      const size_t k = static_cast<size_t>(r / rows_per_call_);
+      args[DNNL_ARG_SRC] = memory(slice_src_md_, Engine(), src_base + k * src_row);
+      args[DNNL_ARG_DST] = memory(slice_dst_md_, Engine(), dst_base + k * dst_row);
+      prim_.execute(s, args);
+    }
+  } else {
+    prim_.execute(s, args);
+  }
   if (!fused_) chain_.RunStandalone(ctx, dst, scratch);
   if (reorder_dst_) dst_reorder_.execute(s, dst, out);
   s.wait();

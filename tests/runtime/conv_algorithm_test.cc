@@ -1,0 +1,121 @@
+// Winograd convolutions across a model's plans (conv.cc, KernelOptions::conv_algorithm): every
+// batch size's plan keeps the weights in the format oneDNN picks at batch 1, so the plans share
+// one transformed copy, and a batch whose primitive does not take that format runs it row by row.
+// Checked by the implementation each step ran and the model's weight bytes, never by timing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include <dnnl.hpp>
+
+#include "gpuhive/runtime.h"
+
+namespace gpuhive {
+namespace {
+
+bool CpuHasWinograd() {  // oneDNN 2.6's Winograd kernels are AVX-512 only
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return (isa & avx512) == avx512;
+}
+
+// x:f32[N,32,16,16] -> Conv(W [32,32,3,3], B, pads 1) -> Relu -> y
+std::unique_ptr<ir::Model> BuildConvRelu() {
+  auto m = std::make_unique<ir::Model>();
+  m->graph = std::make_shared<ir::Graph>();
+  m->opsets[""] = 13;
+  ir::Graph& g = *m->graph;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+  std::vector<float> w(32 * 32 * 9), b(32);
+  for (float& v : w) v = u(rng);
+  for (float& v : b) v = u(rng);
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{32, ""}, ir::Dim{16, ""}, ir::Dim{16, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  ir::Value* wv = g.AddValue("w", DataType::kFloat32);
+  wv->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, {32, 32, 3, 3}, w).value());
+  ir::Value* bv = g.AddValue("b", DataType::kFloat32);
+  bv->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, {32}, b).value());
+  ir::Value* c = g.AddValue("c", DataType::kFloat32);
+  ir::Value* y = g.AddValue("y", DataType::kFloat32);
+  ir::Node* conv = g.AddNode("Conv", {x, wv, bv}, {c}, "conv");
+  conv->opset = 13;
+  conv->attrs["pads"] = ir::Attribute(std::vector<int64_t>{1, 1, 1, 1});
+  g.AddNode("Relu", {c}, {y}, "relu")->opset = 13;
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  return m;
+}
+
+struct Result {
+  Tensor y;
+  std::string conv_implementation;
+};
+
+Result RunRows(CompiledModel& model, int64_t rows) {
+  auto x = Tensor::Allocate(DataType::kFloat32, {rows, 32, 16, 16});
+  EXPECT_TRUE(x.ok());
+  std::mt19937 rng(static_cast<uint32_t>(rows));
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int64_t i = 0; i < x->num_elements(); ++i) x->as<float>()[i] = u(rng);
+  ExecutionContext::Options eo;
+  eo.profile = true;
+  ExecutionContext ctx(eo);
+  auto out = model.Run(ctx, {x->view()});
+  if (!out.ok()) {
+    ADD_FAILURE() << out.status().ToString();
+    return {};
+  }
+  Result r{std::move((*out)[0]), ""};
+  for (const auto& step : ctx.step_times()) {
+    if (step.op.find("Conv") != std::string::npos) r.conv_implementation = step.implementation;
+  }
+  return r;
+}
+
+double RelL2(const Tensor& a, const Tensor& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < b.num_elements(); ++i) {
+    const double d = a.as<float>()[i] - b.as<float>()[i];
+    num += d * d;
+    den += static_cast<double>(b.as<float>()[i]) * b.as<float>()[i];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(ConvAlgorithm, PlansOfEveryBatchShareOneWinogradCopyAndMatchDirect) {
+  CompileOptions wino_options, direct_options;
+  direct_options.conv_algorithm = ConvAlgorithm::kDirect;
+  auto wino = CompiledModel::Create(BuildConvRelu(), wino_options);
+  auto direct = CompiledModel::Create(BuildConvRelu(), direct_options);
+  ASSERT_TRUE(wino.ok()) << wino.status().ToString();
+  ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+
+  Result one = RunRows(**wino, 1);
+  const size_t bytes_after_one = (*wino)->weight_bytes();
+  Result three = RunRows(**wino, 3);  // a second plan: batch 3 cannot take every batch-1 format
+  Result eight = RunRows(**wino, 8);
+  const bool expect_winograd = CpuHasWinograd();
+  for (const Result* r : {&one, &three, &eight}) {
+    EXPECT_EQ(r->conv_implementation.find("wino") != std::string::npos, expect_winograd) << r->conv_implementation;
+  }
+  // One transformed copy for all three plans: no plan added weight bytes.
+  EXPECT_EQ((*wino)->weight_bytes(), bytes_after_one);
+
+  Result d1 = RunRows(**direct, 1), d3 = RunRows(**direct, 3), d8 = RunRows(**direct, 8);
+  EXPECT_EQ(d3.conv_implementation.find("wino"), std::string::npos) << d3.conv_implementation;
+  EXPECT_LT(RelL2(one.y, d1.y), 1e-5);
+  EXPECT_LT(RelL2(three.y, d3.y), 1e-5);
+  EXPECT_LT(RelL2(eight.y, d8.y), 1e-5);
+  // The Winograd-domain weights are larger than the plain ones (F(2,3): 16/9 of them).
+  if (expect_winograd) {
+    EXPECT_GT((*wino)->weight_bytes(), (*direct)->weight_bytes());
+  }
+}
+
+}  // namespace
+}  // namespace gpuhive
