@@ -416,5 +416,33 @@ INSTANTIATE_TEST_SUITE_P(
         WinogradCase{"winograd_stride2", {1, 64, 28, 28}, {64, 64, 3, 3}, 2, ConvAlgorithm::kWinograd, false, {}}),
     [](const ::testing::TestParamInfo<WinogradCase>& info) { return std::string(info.param.name); });
 
+
+// A ConvTranspose whose kernel equals its stride (no padding, dilation, groups or output padding:
+// text_detector's 2x2 stride-2 upsampling) runs as gpuhive's own product-then-place path
+// (conv.cc, IsStrideBlockDeconv) instead of oneDNN's GEMM deconvolution; any other one does not.
+TEST(ConvTranspose, KernelEqualToStrideRunsAsProductsPlacedByStride) {
+  struct Case {
+    Shape x, w;
+    std::vector<int64_t> strides, pads;
+    bool own;
+  };
+  for (const Case& c : {Case{{2, 24, 5, 7}, {24, 10, 2, 2}, {2, 2}, {0, 0, 0, 0}, true},
+                        Case{{1, 8, 6, 4}, {8, 3, 3, 2}, {3, 2}, {0, 0, 0, 0}, true},
+                        Case{{1, 8, 6, 4}, {8, 3, 3, 3}, {2, 2}, {0, 0, 0, 0}, false},
+                        Case{{1, 8, 6, 4}, {8, 3, 2, 2}, {2, 2}, {1, 0, 0, 0}, false}}) {
+    Tensor x = RandomFloat(c.x, 91), w = RandomFloat(c.w, 92), b = RandomFloat({c.w[1]}, 93);
+    Tensor expected = RefConvTranspose2D(x, w, &b, c.strides, {1, 1}, c.pads, {0, 0}, 1);
+    NodeSpec spec{"ConvTranspose", "", 11, {{"strides", AttrInts(c.strides)}, {"pads", AttrInts(c.pads)}}};
+    std::string impl;
+    RunOptions opts;
+    opts.constant_inputs = {1, 2};
+    opts.implementation = &impl;
+    auto out = RunNode(spec, {&x, &w, &b}, opts);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(impl.rfind("gpuhive:deconv_stride_blocks", 0) == 0, c.own) << impl << " " << ShapeToString(c.w);
+    EXPECT_TRUE(TensorNear((*out)[0], expected, 1e-4, 1e-4)) << impl << " " << ShapeToString(c.w);
+  }
+}
+
 }  // namespace
 }  // namespace gpuhive::testing

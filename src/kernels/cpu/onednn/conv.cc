@@ -20,6 +20,7 @@
 #include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
 #include "gpuhive/window_geometry.h"
+#include "kernels/cpu/loops/common.h"
 #include "kernels/cpu/onednn/kernels.h"
 
 namespace gpuhive::cpu::onednn {
@@ -66,6 +67,25 @@ bool WantsWinograd(const PrepareContext& ctx, const ConvGeometry& geo, memory::d
          w[0] * w[1] * 9 * static_cast<int64_t>(sizeof(float)) <= kMaxPlainWeightBytes;
 }
 
+// A ConvTranspose whose kernel equals its stride, without padding, dilation, groups or output
+// padding (text_detector's 2x2 stride-2 upsampling): every output pixel comes from one input pixel,
+// so an output row is a weighted sum of input rows over the input channels, which gpuhive's own
+// loop computes directly (RunStrideBlocks). oneDNN 2.6 runs these on its GEMM deconvolution (a
+// column buffer, then col2im; its JIT one takes blocked layouts and was slower still): 0.83 ms for
+// text_detector's 24->24 channels at 80x80 -> 160x160.
+bool IsStrideBlockDeconv(const PrepareContext& ctx, const ConvGeometry& geo) {
+  const Shape& x = ctx.input_shape(0);
+  const Shape& w = ctx.input_shape(1);
+  if (x.size() != 4 || geo.group != 1 || ctx.input_value(1) == nullptr) return false;
+  for (size_t i = 0; i < 2; ++i) {
+    if (w[2 + i] != geo.strides[i] || geo.dilations[i] != 0 || geo.pad_l[i] != 0 || geo.pad_r[i] != 0 ||
+        geo.out_shape[2 + i] != x[2 + i] * geo.strides[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
 class ConvKernel final : public Kernel {
  public:
   ConvKernel(const ir::Node& node, bool transposed) : transposed_(transposed) {
@@ -103,6 +123,8 @@ class ConvKernel final : public Kernel {
  private:
   Status PrepareImpl(PrepareContext& ctx);
   Status RunImpl(RunContext& ctx) const;
+  Status PrepareStrideBlocks(PrepareContext& ctx, const Dims& wdims, const Shape& out_shape);
+  void RunStrideBlocks(RunContext& ctx, const float* x) const;
 
   bool transposed_;
   std::vector<size_t> sum_inputs_;
@@ -126,6 +148,11 @@ class ConvKernel final : public Kernel {
   // primitive's src/dst mds for those rows.
   int64_t rows_per_call_ = 0;
   memory::desc slice_src_md_, slice_dst_md_;
+  bool stride_blocks_ = false;  // gpuhive's own loop (IsStrideBlockDeconv)
+  struct {
+    int64_t n = 0, c = 0, h = 0, w = 0, m = 0, sh = 0, sw = 0;
+  } sb_;
+  memory::desc sb_image_md_, sb_products_md_;
   bool has_bias_ = false;
   size_t ws_src_ = 0, ws_weights_ = 0, ws_scratch_ = 0;
 };
@@ -198,6 +225,9 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   for (size_t i = 2; i < w.size(); ++i) wdims.push_back(w[i]);
   Tag wtag = transposed_ ? ConvTransposeWeightsTag(sp, group_ > 1) : PlainTag(wdims.size());
   weights_user_md_ = memory::desc(wdims, memory::data_type::f32, wtag);
+  if (transposed_ && IsStrideBlockDeconv(ctx, geo) && chain_.empty()) {
+    return PrepareStrideBlocks(ctx, wdims, out_shape);
+  }
   const Tensor* wval = ctx.input_value(1);
   memory::desc weights_req = wval != nullptr
                                  ? memory::desc(wdims, cdt, Tag::any)
@@ -416,6 +446,75 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   return Status::OK();
 }
 
+Status ConvKernel::PrepareStrideBlocks(PrepareContext& ctx, const Dims& wdims, const Shape& out_shape) {
+  const Shape& x = ctx.input_shape(0);
+  stride_blocks_ = true;
+  fused_ = false;
+  sb_ = {x[0], x[1], x[2], x[3], out_shape[1], out_shape[2] / x[2], out_shape[3] / x[3]};
+  WorkspacePlan ws;
+  ASSIGN_OR_RETURN(src_md_, MdFor(x, Layout::kPlain));
+  reorder_src_ = src_md_ != src_user_md_;
+  if (reorder_src_) {
+    ws_src_ = ws.Add(src_md_.get_size());
+    src_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src_user_md_, Engine(), src_md_));
+  }
+  // Weights [M][kh][kw][C] (logical dims M, C, kh, kw): the C weights of one output position are
+  // contiguous. Published like oneDNN packs, so other plans share them and the plain copy can go.
+  weights_md_ = memory::desc(wdims, memory::data_type::f32, Tag::acdb);
+  const ir::Value* w_value = ctx.node().inputs.size() > 1 ? ctx.node().inputs[1] : nullptr;
+  ASSIGN_OR_RETURN(weights_, SharedPack(ctx, w_value, *ctx.input_value(1), weights_user_md_, weights_md_));
+  // The products [M*kh*kw, H*W] of one image on oneDNN's matmul (its JIT sgemm), then placed.
+  const int64_t rows = sb_.m * sb_.sh * sb_.sw, plane = sb_.h * sb_.w;
+  const memory::desc packed_2d({rows, sb_.c}, memory::data_type::f32, Tag::ab);
+  sb_image_md_ = memory::desc({sb_.c, plane}, memory::data_type::f32, Tag::ab);
+  sb_products_md_ = memory::desc({rows, plane}, memory::data_type::f32, Tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(packed_2d, sb_image_md_, sb_products_md_), ScratchAttr(),
+                                  Engine());
+  prim_ = dnnl::matmul(pd);
+  implementation_ = std::string("gpuhive:deconv_stride_blocks+") + pd.impl_info_str();
+  weights_md_ = packed_2d;  // the same bytes, read as the matmul's [M*kh*kw, C] operand
+  scratch_md_ = pd.scratchpad_desc();
+  ws_scratch_ = ws.Add(scratch_md_.get_size());
+  ws_dst_ = ws.Add(sb_products_md_.get_size());
+  ctx.RequestWorkspace(ws.total());
+  ctx.SetOutput(0, DataType::kFloat32, out_shape, Layout::kPlain, 0);
+  return Status::OK();
+}
+
+void ConvKernel::RunStrideBlocks(RunContext& ctx, const float* x) const {
+  const auto [n, c, h, w, m, sh, sw] = sb_;
+  const float* bias = has_bias_ ? static_cast<const float*>(ctx.input(2).data) : nullptr;
+  float* y = static_cast<float*>(ctx.output(0).data);
+  auto* products = static_cast<float*>(WsPtr(ctx, ws_dst_));
+  dnnl::stream& s = ThreadStream();
+  memory weights(weights_md_, Engine(), const_cast<void*>(weights_->buffer.data()));
+  memory out(sb_products_md_, Engine(), products);
+  memory scratch(scratch_md_, Engine(), WsPtr(ctx, ws_scratch_));
+  const int64_t plane = h * w;
+  for (int64_t img = 0; img < n; ++img) {
+    // [M*kh*kw, C] x [C, H*W]: every output position's value before it is placed.
+    memory image(sb_image_md_, Engine(), const_cast<float*>(x + img * c * plane));
+    prim_.execute(s, {{DNNL_ARG_SRC, weights}, {DNNL_ARG_WEIGHTS, image}, {DNNL_ARG_DST, out},
+                      {DNNL_ARG_SCRATCHPAD, scratch}});
+    s.wait();
+    // Place them: product row (oc, i, j), column (r, k) -> output (oc, r * sh + i, k * sw + j).
+    float* yimg = y + img * m * plane * sh * sw;
+    loops::ParallelFor(m * h, ctx.num_threads(), w * sh * sw, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t oc = t / h, r = t % h;
+        const float b = bias != nullptr ? bias[oc] : 0.f;
+        for (int64_t i = 0; i < sh; ++i) {
+          float* yrow = yimg + (oc * h * sh + r * sh + i) * w * sw;
+          for (int64_t j = 0; j < sw; ++j) {
+            const float* p = products + ((oc * sh + i) * sw + j) * plane + r * w;
+            for (int64_t k = 0; k < w; ++k) yrow[k * sw + j] = p[k] + b;
+          }
+        }
+      }
+    });
+  }
+}
+
 Status ConvKernel::RunImpl(RunContext& ctx) const {
   dnnl::stream& s = ThreadStream();
   memory src(src_user_md_, Engine(), ctx.input(0).data);
@@ -423,6 +522,11 @@ Status ConvKernel::RunImpl(RunContext& ctx) const {
     memory tmp(src_md_, Engine(), WsPtr(ctx, ws_src_));
     src_reorder_.execute(s, src, tmp);
     src = tmp;
+  }
+  if (stride_blocks_) {
+    s.wait();
+    RunStrideBlocks(ctx, static_cast<const float*>(src.get_data_handle()));
+    return Status::OK();
   }
   memory weights;
   if (weights_ != nullptr) {
