@@ -4,7 +4,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
+
+#include <dnnl.hpp>
 
 #include "gpuhive/units.h"
 #include "graph/onnx_test_util.h"
@@ -414,6 +417,63 @@ std::string FoldsIntoAWeight(int64_t dim) {
   t::AddNode(g, "ConstantOfShape", {"shape"}, {"c"});
   t::AddNode(g, "Add", {"x", "c"}, {"y"});
   return t::Serialize(m);
+}
+
+// x [1, 32, 16, 16] -> Conv (32 -> 32, 3x3, pads 1) -> y: a layer gpuhive's "auto" convolution
+// algorithm puts on Winograd (16x16 outputs, 36 KiB of weights) where the CPU has the kernels.
+std::string ConvModel() {
+  namespace t = gpuhive::testing;
+  onnx::ModelProto m = t::MakeModel();
+  onnx::GraphProto* g = m.mutable_graph();
+  t::AddInput(g, "x", onnx::TensorProto::FLOAT, {int64_t{1}, int64_t{32}, int64_t{16}, int64_t{16}});
+  t::AddOutput(g, "y", onnx::TensorProto::FLOAT, {int64_t{1}, int64_t{32}, int64_t{16}, int64_t{16}});
+  std::vector<float> w(32 * 32 * 9);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(static_cast<int>(i * 37 % 19) - 9) * 0.01f;
+  t::AddFloatInit(g, "w", {32, 32, 3, 3}, w);
+  t::AddIntsAttr(t::AddNode(g, "Conv", {"x", "w"}, {"y"}), "pads", {1, 1, 1, 1});
+  return t::Serialize(m);
+}
+
+// config.pbtxt's gpuhive { cpu_convolution } reaches the model's compilation: "auto" holds the
+// Winograd-transformed weights (more bytes than the plain ones) where the CPU has oneDNN's Winograd
+// kernels (AVX-512), "direct" the plain-sized ones; both compute the same result.
+TEST(Manager, CpuConvolutionFromTheConfigReachesTheModel) {
+  ManagerOptions o = SmallOptions(64 << 20);
+  o.optimize = true;
+  auto m = *ModelManager::Create(o);
+  const std::string bytes = ConvModel();
+  std::vector<Tensor> outputs;
+  std::map<std::string, uint64_t> held;
+  for (const char* algorithm : {"auto", "direct"}) {
+    ModelConfig c;
+    c.name = algorithm;
+    c.platform = "onnxruntime_onnx";
+    c.cpu_convolution = algorithm;
+    ASSERT_TRUE(m->AddModel(c, bytes).ok());
+    auto lease = m->Acquire(algorithm);
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    Tensor x = *Tensor::Allocate(DataType::kFloat32, {1, 32, 16, 16});
+    for (int64_t i = 0; i < x.num_elements(); ++i) x.as<float>()[i] = static_cast<float>(i % 11) * 0.1f - 0.5f;
+    ExecutionContext ctx({.num_threads = 1, .memory = m->memory()});
+    auto out = m->Run(*lease, ctx, {x.view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    outputs.push_back(std::move((*out)[0]));
+  }
+  for (const auto& st : m->ListModels()) held[st.name] = st.device_bytes;
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  if ((isa & avx512) == avx512) {
+    // F(2,3) or F(4,3): 16/9 or 4x the 36 KiB of plain weights.
+    EXPECT_GE(held["auto"], held["direct"] + 20 * 1024) << held["auto"] << " vs " << held["direct"];
+  } else {
+    EXPECT_EQ(held["auto"], held["direct"]);
+  }
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < outputs[1].num_elements(); ++i) {
+    diff += std::pow(outputs[0].as<float>()[i] - outputs[1].as<float>()[i], 2);
+    norm += std::pow(outputs[1].as<float>()[i], 2);
+  }
+  EXPECT_LT(std::sqrt(diff / norm), 1e-5);
 }
 
 // A preload never evicts for its prediction: an allocation that fails while a preload compiles is
