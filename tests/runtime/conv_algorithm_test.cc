@@ -21,31 +21,32 @@ bool CpuHasWinograd() {  // oneDNN 2.6's Winograd kernels are AVX-512 only
   return (isa & avx512) == avx512;
 }
 
-// x:f32[N,32,16,16] -> Conv(W [32,32,3,3], B, pads 1) -> Relu -> y
-std::unique_ptr<ir::Model> BuildConvRelu() {
+// x:f32[N,C,S,S] -> Conv(W [C,C,3,3], B, pads 1) -> Relu -> y
+std::unique_ptr<ir::Model> BuildConvRelu(int64_t channels = 32, int64_t size = 16) {
+  const int64_t c = channels;
   auto m = std::make_unique<ir::Model>();
   m->graph = std::make_shared<ir::Graph>();
   m->opsets[""] = 13;
   ir::Graph& g = *m->graph;
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> u(-0.2f, 0.2f);
-  std::vector<float> w(32 * 32 * 9), b(32);
+  std::vector<float> w(static_cast<size_t>(c * c * 9)), b(static_cast<size_t>(c));
   for (float& v : w) v = u(rng);
   for (float& v : b) v = u(rng);
   ir::Value* x = g.AddValue("x", DataType::kFloat32);
-  x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{32, ""}, ir::Dim{16, ""}, ir::Dim{16, ""}};
+  x->shape = std::vector<ir::Dim>{ir::Dim{-1, "N"}, ir::Dim{c, ""}, ir::Dim{size, ""}, ir::Dim{size, ""}};
   x->is_graph_input = true;
   g.inputs().push_back(x);
   ir::Value* wv = g.AddValue("w", DataType::kFloat32);
-  wv->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, {32, 32, 3, 3}, w).value());
+  wv->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, {c, c, 3, 3}, w).value());
   ir::Value* bv = g.AddValue("b", DataType::kFloat32);
-  bv->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, {32}, b).value());
-  ir::Value* c = g.AddValue("c", DataType::kFloat32);
+  bv->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, {c}, b).value());
+  ir::Value* conv_out = g.AddValue("c", DataType::kFloat32);
   ir::Value* y = g.AddValue("y", DataType::kFloat32);
-  ir::Node* conv = g.AddNode("Conv", {x, wv, bv}, {c}, "conv");
+  ir::Node* conv = g.AddNode("Conv", {x, wv, bv}, {conv_out}, "conv");
   conv->opset = 13;
   conv->attrs["pads"] = ir::Attribute(std::vector<int64_t>{1, 1, 1, 1});
-  g.AddNode("Relu", {c}, {y}, "relu")->opset = 13;
+  g.AddNode("Relu", {conv_out}, {y}, "relu")->opset = 13;
   y->is_graph_output = true;
   g.outputs().push_back(y);
   return m;
@@ -114,6 +115,35 @@ TEST(ConvAlgorithm, PlansOfEveryBatchShareOneWinogradCopyAndMatchDirect) {
   // The Winograd-domain weights are larger than the plain ones (F(2,3): 16/9 of them).
   if (expect_winograd) {
     EXPECT_GT((*wino)->weight_bytes(), (*direct)->weight_bytes());
+  }
+}
+
+// Several rows run the batch-1 Winograd primitive row by row, so its scratchpad does not grow with
+// the batch (oneDNN's F(4,3) at batch 8 would take 2.2x the workspace of batch 1 at ResNet-50's
+// 128-channel layer): the workspace grows from batch 1 to 8 exactly as the direct plan's does (the
+// input's reorder to the blocked layout), however much larger it starts. ResNet-50's 128-channel
+// 28x28 layer: oneDNN picks F(4,3) at batch 1 and its batch-8 primitive would take that format.
+TEST(ConvAlgorithm, WinogradWorkspaceDoesNotGrowWithTheBatch) {
+  CompileOptions direct_options;
+  direct_options.conv_algorithm = ConvAlgorithm::kDirect;
+  auto wino = CompiledModel::Create(BuildConvRelu(128, 28), CompileOptions{});
+  auto direct = CompiledModel::Create(BuildConvRelu(128, 28), direct_options);
+  ASSERT_TRUE(wino.ok()) << wino.status().ToString();
+  ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+  size_t ws[2][2] = {};  // [winograd?][batch 8?]
+  for (int b = 0; b < 2; ++b) {
+    const Shape shape = {b == 0 ? 1 : 8, 128, 28, 28};
+    auto w = (*wino)->Prepare({shape});
+    auto d = (*direct)->Prepare({shape});
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ws[1][b] = w->workspace_bytes;
+    ws[0][b] = d->workspace_bytes;
+  }
+  EXPECT_EQ(ws[1][1] - ws[1][0], ws[0][1] - ws[0][0])
+      << "winograd " << ws[1][0] << " -> " << ws[1][1] << ", direct " << ws[0][0] << " -> " << ws[0][1];
+  if (CpuHasWinograd()) {
+    EXPECT_GT(ws[1][0], ws[0][0]);  // the Winograd scratchpad
   }
 }
 
