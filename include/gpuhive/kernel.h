@@ -176,5 +176,8 @@ int CpuExactInt8WeightBits();
 // Whether the CPU backend computes in BF16 natively (oneDNN's AVX512-BF16 or AMX kernels; false
 // under ONEDNN_MAX_CPU_ISA below them), which KernelOptions::bf16_compute needs.
 bool CpuHasBf16Compute();
+// Whether the CPU backend has oneDNN's Winograd convolution kernels (AVX-512; false under
+// ONEDNN_MAX_CPU_ISA below it), which KernelOptions::conv_algorithm needs.
+bool CpuHasWinogradConv();
 
 }  // namespace gpuhive

@@ -1,5 +1,6 @@
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "kernels/cpu/onednn/common.h"
 #include "kernels_nn/blocked_harness.h"
@@ -266,6 +267,53 @@ struct ImplCase {
   std::vector<std::string> post_ops;  // FusedConv when non-empty ("sum" reads a tensor like X's layout)
 };
 
+// Runs `spec` (made gpuhive.FusedConv when `post_ops` is non-empty; a "sum" adds a random tensor
+// given in X's layout) on x given in `layout`, with w and b constant, and checks the plain result
+// against `expected` (the reference before the post-ops, applied here). Returns the kernel's
+// implementation and the output's layout ("" on failure, which is reported).
+std::pair<std::string, Layout> RunAgainstReference(NodeSpec spec, const Tensor& x, const Tensor& w, const Tensor& b,
+                                                   Tensor expected, const std::vector<std::string>& post_ops,
+                                                   const char* layout, uint32_t seed,
+                                                   ConvAlgorithm algorithm = ConvAlgorithm::kAuto) {
+  std::vector<Tensor> extras;
+  for (const std::string& op : post_ops) {
+    if (op == "sum") extras.push_back(RandomFloat(expected.shape(), seed));
+  }
+  ref::ApplyPostOps(expected, post_ops, extras);
+  if (!post_ops.empty()) {
+    spec = NodeSpec{"FusedConv", "gpuhive", 1, spec.attrs};
+    spec.attrs["post_ops"] = AttrStrings(post_ops);
+  }
+  std::vector<BlockedValue> values;  // x, w, b, extras
+  for (const Tensor* t : {&x, &w, &b}) values.push_back(AsValue(*t));
+  for (const Tensor& t : extras) values.push_back(AsValue(t));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i == 1 || i == 2) continue;  // weights and bias stay plain
+    auto v = ReorderTo(values[i], layout);
+    if (!v.ok()) {
+      ADD_FAILURE() << v.status().ToString();
+      return {};
+    }
+    values[i] = std::move(v).value();
+  }
+  std::vector<const BlockedValue*> inputs;
+  for (const BlockedValue& v : values) inputs.push_back(&v);
+  std::string impl;
+  auto out = RunNodeLayouts(
+      spec, inputs, {1, 2}, [&](const Kernel& k) { impl = std::string(k.implementation()); }, algorithm);
+  if (!out.ok()) {
+    ADD_FAILURE() << out.status().ToString();
+    return {};
+  }
+  auto plain = ToPlain((*out)[0]);
+  if (!plain.ok()) {
+    ADD_FAILURE() << plain.status().ToString();
+    return {};
+  }
+  EXPECT_TRUE(TensorNear(*plain, expected, 1e-4, 1e-4)) << impl;
+  return {impl, (*out)[0].layout};
+}
+
 class ConvImplementationTest : public ::testing::TestWithParam<ImplCase> {};
 
 TEST_P(ConvImplementationTest, BlockedInputAvoidsReferenceAndMatches) {
@@ -281,45 +329,16 @@ TEST_P(ConvImplementationTest, BlockedInputAvoidsReferenceAndMatches) {
     ref::ConvParams p{c.strides, {1, 1}, {c.pads[0], c.pads[1]}, {c.pads[2], c.pads[3]}, c.group};
     expected = ref::Conv(x, w, &b, p);
   }
-  std::vector<Tensor> extras;
-  for (const std::string& op : c.post_ops) {
-    if (op == "sum") extras.push_back(RandomFloat(expected.shape(), 74));
-  }
-  ref::ApplyPostOps(expected, c.post_ops, extras);
-
   NodeSpec spec{c.transposed ? "ConvTranspose" : "Conv", "", 11,
                 {{"strides", AttrInts(c.strides)}, {"pads", AttrInts(c.pads)}, {"group", AttrInt(c.group)}}};
-  if (!c.post_ops.empty()) {
-    spec = NodeSpec{"FusedConv", "gpuhive", 1, spec.attrs};
-    spec.attrs["post_ops"] = AttrStrings(c.post_ops);
-  }
-  auto vx = ReorderTo(AsValue(x), c.input_layout);
-  ASSERT_TRUE(vx.ok()) << vx.status().ToString();
-  BlockedValue vw = AsValue(w), vb = AsValue(b);
-  std::vector<BlockedValue> vextras;
-  for (const Tensor& t : extras) {
-    auto v = ReorderTo(AsValue(t), c.input_layout);
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    vextras.push_back(std::move(v).value());
-  }
-  std::vector<const BlockedValue*> inputs = {&*vx, &vw, &vb};
-  for (const BlockedValue& v : vextras) inputs.push_back(&v);
-
-  std::string impl;
-  auto out = RunNodeLayouts(spec, inputs, {1, 2}, [&](const Kernel& k) {
-    impl = std::string(k.implementation());
-  });
-  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const auto [impl, layout] = RunAgainstReference(spec, x, w, b, std::move(expected), c.post_ops, c.input_layout, 74);
   EXPECT_FALSE(impl.empty());
   EXPECT_NE(impl.rfind("ref", 0), 0u) << "oneDNN reference implementation chosen: " << impl;
   // Consumers (binary, pooling) run the block this CPU does not prefer on their reference
   // implementations too (nChw8c on AVX-512, nChw16c on AVX2).
-  if ((*out)[0].layout != Layout::kPlain) {
-    EXPECT_EQ((*out)[0].layout, cpu::onednn::PreferredBlockedLayout());
+  if (layout != Layout::kPlain) {
+    EXPECT_EQ(layout, cpu::onednn::PreferredBlockedLayout());
   }
-  auto plain = ToPlain((*out)[0]);
-  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
-  EXPECT_TRUE(TensorNear(*plain, expected, 1e-4, 1e-4)) << impl;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -343,12 +362,6 @@ INSTANTIATE_TEST_SUITE_P(
 // FP32 3x3 stride-1 convolutions on oneDNN's Winograd kernels (KernelOptions::conv_algorithm,
 // conv.cc's WantsWinograd): which kernel ran is read from the implementation name, not from timing,
 // and the result must match the reference whichever ran.
-bool CpuHasWinograd() {  // oneDNN 2.6's Winograd kernels are AVX-512 only
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return (isa & avx512) == avx512;
-}
-
 struct WinogradCase {
   const char* name;
   Shape x, w;
@@ -366,39 +379,13 @@ TEST_P(ConvAlgorithmTest, TakesWinogradWhereTheAlgorithmSaysAndMatches) {
   Tensor w = RandomFloat(c.w, 82, -0.2f, 0.2f);
   Tensor b = RandomFloat({c.w[0]}, 83);
   ref::ConvParams p{{c.stride, c.stride}, {1, 1}, {1, 1}, {1, 1}, 1};
-  Tensor expected = ref::Conv(x, w, &b, p);
-  std::vector<Tensor> extras;
-  for (const std::string& op : c.post_ops) {
-    if (op == "sum") extras.push_back(RandomFloat(expected.shape(), 84));
-  }
-  ref::ApplyPostOps(expected, c.post_ops, extras);
-  NodeSpec spec{"Conv", "", 11,
-                {{"strides", AttrInts({c.stride, c.stride})}, {"pads", AttrInts({1, 1, 1, 1})}}};
-  if (!c.post_ops.empty()) {
-    spec = NodeSpec{"FusedConv", "gpuhive", 1, spec.attrs};
-    spec.attrs["post_ops"] = AttrStrings(c.post_ops);
-  }
-  auto vx = ReorderTo(AsValue(x), "blocked16");
-  ASSERT_TRUE(vx.ok()) << vx.status().ToString();
-  BlockedValue vw = AsValue(w), vb = AsValue(b);
-  std::vector<BlockedValue> vextras;
-  for (const Tensor& t : extras) {
-    auto v = ReorderTo(AsValue(t), "blocked16");
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    vextras.push_back(std::move(v).value());
-  }
-  std::vector<const BlockedValue*> inputs = {&*vx, &vw, &vb};
-  for (const BlockedValue& v : vextras) inputs.push_back(&v);
-  std::string impl;
-  auto out = RunNodeLayouts(
-      spec, inputs, {1, 2}, [&](const Kernel& k) { impl = std::string(k.implementation()); }, c.algorithm);
-  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  NodeSpec spec{"Conv", "", 11, {{"strides", AttrInts({c.stride, c.stride})}, {"pads", AttrInts({1, 1, 1, 1})}}};
+  const std::string impl =
+      RunAgainstReference(spec, x, w, b, ref::Conv(x, w, &b, p), c.post_ops, "blocked16", 84, c.algorithm).first;
+  ASSERT_FALSE(impl.empty());
   const bool winograd = impl.find("wino") != std::string::npos;
-  EXPECT_EQ(winograd, c.winograd && CpuHasWinograd()) << impl;
+  EXPECT_EQ(winograd, c.winograd && CpuHasWinogradConv()) << impl;
   EXPECT_NE(impl.rfind("ref", 0), 0u) << impl;
-  auto plain = ToPlain((*out)[0]);
-  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
-  EXPECT_TRUE(TensorNear(*plain, expected, 1e-4, 1e-4)) << impl;
 }
 
 INSTANTIATE_TEST_SUITE_P(

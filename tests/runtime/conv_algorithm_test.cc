@@ -8,18 +8,11 @@
 #include <random>
 #include <string>
 
-#include <dnnl.hpp>
-
+#include "gpuhive/kernel.h"
 #include "gpuhive/runtime.h"
 
 namespace gpuhive {
 namespace {
-
-bool CpuHasWinograd() {  // oneDNN 2.6's Winograd kernels are AVX-512 only
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return (isa & avx512) == avx512;
-}
 
 // x:f32[N,C,S,S] -> Conv(W [C,C,3,3], B, pads 1) -> Relu -> y
 std::unique_ptr<ir::Model> BuildConvRelu(int64_t channels = 32, int64_t size = 16) {
@@ -100,7 +93,7 @@ TEST(ConvAlgorithm, PlansOfEveryBatchShareOneWinogradCopyAndMatchDirect) {
   const size_t bytes_after_one = (*wino)->weight_bytes();
   Result three = RunRows(**wino, 3);  // a second plan: batch 3 cannot take every batch-1 format
   Result eight = RunRows(**wino, 8);
-  const bool expect_winograd = CpuHasWinograd();
+  const bool expect_winograd = CpuHasWinogradConv();
   for (const Result* r : {&one, &three, &eight}) {
     EXPECT_EQ(r->conv_implementation.find("wino") != std::string::npos, expect_winograd) << r->conv_implementation;
   }
@@ -142,7 +135,7 @@ TEST(ConvAlgorithm, WinogradWorkspaceDoesNotGrowWithTheBatch) {
   }
   EXPECT_EQ(ws[1][1] - ws[1][0], ws[0][1] - ws[0][0])
       << "winograd " << ws[1][0] << " -> " << ws[1][1] << ", direct " << ws[0][0] << " -> " << ws[0][1];
-  if (CpuHasWinograd()) {
+  if (CpuHasWinogradConv()) {
     EXPECT_GT(ws[1][0], ws[0][0]);  // the Winograd scratchpad
   }
 }

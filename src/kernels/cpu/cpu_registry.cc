@@ -17,5 +17,6 @@ const KernelRegistry& CpuKernelRegistry() {
 
 int CpuExactInt8WeightBits() { return cpu::onednn::HasInt8DotProduct() ? 8 : 7; }
 bool CpuHasBf16Compute() { return cpu::onednn::HasBf16DotProduct(); }
+bool CpuHasWinogradConv() { return cpu::onednn::HasWinogradConv(); }
 
 }  // namespace gpuhive

@@ -133,6 +133,15 @@ bool HasBf16DotProduct() {
   return bf16;
 }
 
+bool HasWinogradConv() {
+  static const bool wino = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    return (isa & want) == want;
+  }();
+  return wino;
+}
+
 Layout PreferredBlockedLayout() { return PreferredBlock() == 16 ? Layout::kBlocked16 : Layout::kBlocked8; }
 
 dnnl::primitive_attr ScratchAttr() {

@@ -79,6 +79,8 @@ Layout PreferredBlockedLayout();
 bool HasInt8DotProduct();
 // oneDNN's effective ISA has BF16 dot products (avx512_core_bf16 or AMX).
 bool HasBf16DotProduct();
+// oneDNN 2.6's Winograd convolutions (jit_wino_4x3, jit_fp32_wino_2x3) need AVX-512.
+bool HasWinogradConv();
 // The md of an activation with the given logical shape and gpuhive layout (f32 unless `type`).
 StatusOr<memory::desc> MdFor(const Shape& shape, Layout layout,
                              memory::data_type type = memory::data_type::f32);

@@ -46,11 +46,11 @@ Tag ConvTransposeWeightsTag(size_t spatial, bool grouped) {
 
 // Whether a convolution asks oneDNN for Winograd first (KernelOptions::conv_algorithm): FP32 (BF16
 // compute keeps direct), one group, 2-D 3x3, stride 1, no dilation, constant weights (packed once)
-// and blocked layouts (oneDNN's Winograd kernels take nChw16c only). Where oneDNN has no Winograd
-// kernel (below AVX-512, a post-op it cannot fuse) the direct attempts follow.
+// and blocked layouts (oneDNN's Winograd kernels take nChw16c only), on AVX-512. Where oneDNN still
+// has no Winograd kernel (a post-op it cannot fuse) the direct attempts follow.
 bool WantsWinograd(const PrepareContext& ctx, const ConvGeometry& geo, memory::data_type cdt) {
   const ConvAlgorithm algorithm = ctx.options().conv_algorithm;
-  if (algorithm == ConvAlgorithm::kDirect || !ctx.options().allow_blocked_layouts) return false;
+  if (algorithm == ConvAlgorithm::kDirect || !ctx.options().allow_blocked_layouts || !HasWinogradConv()) return false;
   const Shape& x = ctx.input_shape(0);
   const Shape& w = ctx.input_shape(1);
   if (cdt != memory::data_type::f32 || geo.group != 1 || x.size() != 4 || ctx.input_value(1) == nullptr) {
@@ -69,9 +69,9 @@ bool WantsWinograd(const PrepareContext& ctx, const ConvGeometry& geo, memory::d
 
 // A ConvTranspose whose kernel equals its stride, without padding, dilation, groups or output
 // padding (text_detector's 2x2 stride-2 upsampling): every output pixel comes from one input pixel,
-// so an output row is a weighted sum of input rows over the input channels, which gpuhive's own
-// loop computes directly (RunStrideBlocks). oneDNN 2.6 runs these on its GEMM deconvolution (a
-// column buffer, then col2im; its JIT one takes blocked layouts and was slower still): 0.83 ms for
+// so one matmul per image computes every output value ([M*kh*kw, C] x [C, H*W]) and a loop places
+// them by stride (RunStrideBlocks). oneDNN 2.6 runs these on its GEMM deconvolution (a column
+// buffer, then col2im; its JIT one takes blocked layouts and was slower still): 0.83 ms for
 // text_detector's 24->24 channels at 80x80 -> 160x160.
 bool IsStrideBlockDeconv(const PrepareContext& ctx, const ConvGeometry& geo) {
   const Shape& x = ctx.input_shape(0);
@@ -144,10 +144,9 @@ class ConvKernel final : public Kernel {
   bool reorder_weights_at_run_ = false;
   dnnl::reorder weights_reorder_;
   std::shared_ptr<const PackedWeights::Packed> weights_;  // packed constant weights (shared)
-  // Winograd run row by row (see PrepareImpl): rows per primitive call (0: all at once) and the
-  // primitive's src/dst mds for those rows.
-  int64_t rows_per_call_ = 0;
-  memory::desc slice_src_md_, slice_dst_md_;
+  // Winograd run one row at a time (see PrepareImpl) with the primitive's one-row src/dst mds.
+  bool by_rows_ = false;
+  memory::desc row_src_md_, row_dst_md_;
   bool stride_blocks_ = false;  // gpuhive's own loop (IsStrideBlockDeconv)
   struct {
     int64_t n = 0, c = 0, h = 0, w = 0, m = 0, sh = 0, sw = 0;
@@ -306,7 +305,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   }
   dnnl::primitive_desc pd, fallback;
   bool found = false, have_fallback = false, fallback_fused = false;
-  rows_per_call_ = 0;
+  by_rows_ = false;
   // Winograd (WantsWinograd) keeps its weights in the format oneDNN picks at batch 1, whatever
   // this plan's batch: every plan of the model then shares one transformed copy, and the plain
   // weights can be freed (a Winograd copy cannot be turned back into them). A batch of several
@@ -315,7 +314,6 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
   // the batch-1 format anyway, and the scratchpad stays the batch-1 one (F(4,3) at batch 8: 22 MiB
   // instead of 10 MiB). Rows need every binary post-op to be the fused "sum" (dst-shaped); other
   // chains run the whole batch on the batch-1 format where oneDNN takes it.
-  memory::desc slice_src, slice_dst;
   if (WantsWinograd(ctx, geo, cdt) && (fuse || chain_.empty())) {
     const Layout dst_layout = chain_.has_sum() ? ctx.input_layout(chain_.sum_input()) : Layout::kBlocked16;
     auto at_batch = [&](int64_t rows, const memory::desc& weights) -> StatusOr<dnnl::primitive_desc> {
@@ -335,20 +333,15 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     for (const PostOp& op : chain_.ops()) rows_ok = rows_ok && (!op.is_binary() || op.kind == PostOp::Kind::kSum);
     auto one = at_batch(1, weights_req);
     if (one.ok() && one->weights_desc().data.format_kind == dnnl_format_kind_wino) {
-      if (x[0] == 1) {
+      if (x[0] == 1 || rows_ok) {
         pd = *one;
         found = true;
-      } else if (rows_ok) {
-        pd = *one;
-        found = true;
-        rows_per_call_ = 1;
-        slice_src = pd.src_desc();
-        slice_dst = pd.dst_desc();
+        by_rows_ = x[0] > 1;
       } else if (auto all = at_batch(x[0], one->weights_desc()); all.ok()) {
         pd = *all;
         found = true;
       }
-      fused_ = true;
+      fused_ = found;
     }
   }
   std::string last_error = "no configuration tried";
@@ -397,12 +390,12 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     ASSIGN_OR_RETURN(dst_md_, MdFor(out_shape, out_layout));
   }
   src_md_ = pd.src_desc();
-  if (rows_per_call_ > 0) {  // row by row: the primitive's mds are one row's, the tensors N rows
+  if (by_rows_) {  // the primitive's mds are one row's, the tensors N rows
+    row_src_md_ = pd.src_desc();
+    row_dst_md_ = pd.dst_desc();
     ASSIGN_OR_RETURN(src_md_, MdFor(x, Layout::kBlocked16));
     ASSIGN_OR_RETURN(prim_dst_md_, MdFor(out_shape, out_layout));
     if (!reorder_dst_) dst_md_ = prim_dst_md_;
-    slice_src_md_ = slice_src;
-    slice_dst_md_ = slice_dst;
   }
   weights_md_ = pd.weights_desc();
   scratch_md_ = pd.scratchpad_desc();
@@ -464,9 +457,9 @@ Status ConvKernel::PrepareStrideBlocks(PrepareContext& ctx, const Dims& wdims, c
   }
   // Weights [M][kh][kw][C] (logical dims M, C, kh, kw): the C weights of one output position are
   // contiguous. Published like oneDNN packs, so other plans share them and the plain copy can go.
-  weights_md_ = memory::desc(wdims, memory::data_type::f32, Tag::acdb);
+  const memory::desc packed(wdims, memory::data_type::f32, Tag::acdb);
   const ir::Value* w_value = ctx.node().inputs.size() > 1 ? ctx.node().inputs[1] : nullptr;
-  ASSIGN_OR_RETURN(weights_, SharedPack(ctx, w_value, *ctx.input_value(1), weights_user_md_, weights_md_));
+  ASSIGN_OR_RETURN(weights_, SharedPack(ctx, w_value, *ctx.input_value(1), weights_user_md_, packed));
   // The products [M*kh*kw, H*W] of one image on oneDNN's matmul (its JIT sgemm), then placed.
   const int64_t rows = sb_.m * sb_.sh * sb_.sw, plane = sb_.h * sb_.w;
   const memory::desc packed_2d({rows, sb_.c}, memory::data_type::f32, Tag::ab);
@@ -476,7 +469,7 @@ Status ConvKernel::PrepareStrideBlocks(PrepareContext& ctx, const Dims& wdims, c
                                   Engine());
   prim_ = dnnl::matmul(pd);
   implementation_ = std::string("gpuhive:deconv_stride_blocks+") + pd.impl_info_str();
-  weights_md_ = packed_2d;  // the same bytes, read as the matmul's [M*kh*kw, C] operand
+  weights_md_ = packed_2d;  // the packed bytes, read as the matmul's [M*kh*kw, C] operand
   scratch_md_ = pd.scratchpad_desc();
   ws_scratch_ = ws.Add(scratch_md_.get_size());
   ws_dst_ = ws.Add(sb_products_md_.get_size());
@@ -553,16 +546,15 @@ Status ConvKernel::RunImpl(RunContext& ctx) const {
     RETURN_IF_ERROR(chain_.CopySumInput(ctx, dst, scratch));
     chain_.AddFusedArgs(ctx, args, prim_dst_md_.dims());
   }
-  if (rows_per_call_ > 0) {
-    // Rows are outermost in every layout here: row i starts i row-sizes into src and dst.
-    const size_t src_row = slice_src_md_.get_size(), dst_row = slice_dst_md_.get_size();
+  if (by_rows_) {
+    // Rows are outermost in every layout here: row r starts r row-sizes into src and dst.
+    const size_t src_row = row_src_md_.get_size(), dst_row = row_dst_md_.get_size();
     auto* src_base = static_cast<uint8_t*>(src.get_data_handle());
     auto* dst_base = static_cast<uint8_t*>(dst.get_data_handle());
-    const int64_t n = src_md_.dims()[0];
-    for (int64_t r = 0; r < n; r += rows_per_call_) {
-      const size_t k = static_cast<size_t>(r / rows_per_call_);
-      args[DNNL_ARG_SRC] = memory(slice_src_md_, Engine(), src_base + k * src_row);
-      args[DNNL_ARG_DST] = memory(slice_dst_md_, Engine(), dst_base + k * dst_row);
+    const size_t n = static_cast<size_t>(src_md_.dims()[0]);
+    for (size_t r = 0; r < n; ++r) {
+      args[DNNL_ARG_SRC] = memory(row_src_md_, Engine(), src_base + r * src_row);
+      args[DNNL_ARG_DST] = memory(row_dst_md_, Engine(), dst_base + r * dst_row);
       prim_.execute(s, args);
     }
   } else {
