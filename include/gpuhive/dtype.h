@@ -55,6 +55,12 @@ std::string ShapeToString(const Shape& shape);  // "[1,3,224,224]"
 // AcceptsChannelsLastInput), and a blocked value's byte size comes from the producing kernel.
 enum class Layout : uint8_t { kPlain = 0, kBlocked8 = 1, kBlocked16 = 2, kChannelsLast = 3 };
 
+// True when a value of `shape` in `layout` has its elements at the same byte offsets as in plain
+// (row-major) order, so the bytes can be read as plain without a reorder: spatial dims all 1 (an
+// [N, C, 1, 1] squeeze-excitation or pooled value) and, for the channel-blocked layouts, one image
+// or C a multiple of the block (no padding between images). Plain itself is trivially true.
+bool SameBytesAsPlain(const Shape& shape, Layout layout);
+
 // Non-owning view of a tensor's storage. Cheap to copy.
 struct TensorView {
   DataType dtype = DataType::kUndefined;

@@ -84,6 +84,16 @@ int64_t NumElements(const Shape& shape) {
   return n;
 }
 
+bool SameBytesAsPlain(const Shape& shape, Layout layout) {
+  if (layout == Layout::kPlain) return true;
+  if (shape.size() < 3) return false;  // blocked and channels-last layouts exist for ranks 3-5
+  int64_t spatial = 1;
+  for (size_t i = 2; i < shape.size(); ++i) spatial *= shape[i];
+  if (layout == Layout::kChannelsLast) return spatial == 1 || shape[1] == 1;
+  const int64_t block = layout == Layout::kBlocked16 ? 16 : 8;
+  return spatial == 1 && (shape[0] == 1 || shape[1] % block == 0);
+}
+
 std::string ShapeToString(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

@@ -52,7 +52,7 @@ class PlanBuilder {
     for (size_t i = 0; i < graph_.outputs().size(); ++i) {
       ASSIGN_OR_RETURN(int s, SlotFor(graph_.outputs()[i]));
       if (plan_->slots[s].layout != Layout::kPlain) {
-        ASSIGN_OR_RETURN(s, ConvertToPlain(s));
+        ASSIGN_OR_RETURN(s, ConvertToPlain(s, /*view_ok=*/false));
       }
       plan_->output_slots.push_back(s);
     }
@@ -121,8 +121,26 @@ class PlanBuilder {
     return sl.kind == Slot::Kind::kConstant || sl.kind == Slot::Kind::kKnown ? sl.value : nullptr;
   }
 
-  // A blocked-layout slot converted to plain once, shared by every consumer that needs it.
-  StatusOr<int> ConvertToPlain(int src) {
+  // A blocked-layout slot converted to plain once, shared by every consumer that needs it. Where
+  // its bytes already are in plain order (SameBytesAsPlain: an [N,C,1,1] value) the plain slot is
+  // a view of the same arena bytes and no step runs, unless `view_ok` is false (graph outputs get
+  // their own buffers, written by a step).
+  StatusOr<int> ConvertToPlain(int src, bool view_ok = true) {
+    const Slot& from = plan_->slots[src];
+    if (view_ok && from.kind == Slot::Kind::kArena && SameBytesAsPlain(from.shape, from.layout)) {
+      auto v = plain_view_.find(src);
+      if (v != plain_view_.end()) return v->second;
+      Slot view;
+      view.kind = Slot::Kind::kArena;
+      view.dtype = from.dtype;
+      view.shape = from.shape;
+      view.bytes = from.bytes;
+      view.name = from.name + "/as_plain";
+      view.view_of = src;
+      int id = AddSlot(std::move(view));
+      plain_view_[src] = id;
+      return id;
+    }
     auto it = plain_copy_.find(src);
     if (it != plain_copy_.end()) return it->second;
     auto node = std::make_unique<ir::Node>();
@@ -302,6 +320,11 @@ class PlanBuilder {
   // liveness planner assigns offsets.
   void AssignArena() {
     const size_t n = plan_->slots.size();
+    // A view's uses are its source's: it has no buffer of its own.
+    auto root = [&](int s) {
+      while (s >= 0 && plan_->slots[s].view_of >= 0) s = plan_->slots[s].view_of;
+      return s;
+    };
     std::vector<int> first(n, -1), last(n, -1);
     for (size_t si = 0; si < plan_->steps.size(); ++si) {
       const Step& st = plan_->steps[si];
@@ -309,6 +332,7 @@ class PlanBuilder {
         if (s >= 0 && first[s] < 0) first[s] = last[s] = static_cast<int>(si);
       }
       auto use = [&](int s) {
+        s = root(s);
         if (s >= 0) last[s] = std::max(last[s], static_cast<int>(si));
       };
       for (int s : st.inputs) use(s);
@@ -323,7 +347,7 @@ class PlanBuilder {
     auto is_arena = [&](int s) { return s >= 0 && plan_->slots[s].kind == Slot::Kind::kArena; };
     for (const Merge& m : merges_) {
       if (!is_arena(m.in) || !is_arena(m.out)) continue;
-      int gi = find(m.in), go = find(m.out);
+      int gi = find(root(m.in)), go = find(root(m.out));
       if (gi == go) continue;
       if (!m.alias) {
         // In place: the input's buffer must be dead after this step, and big enough.
@@ -340,7 +364,7 @@ class PlanBuilder {
     std::vector<BufferLifetime> buffers;
     size_t naive = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (!is_arena(static_cast<int>(i))) continue;
+      if (!is_arena(static_cast<int>(i)) || plan_->slots[i].view_of >= 0) continue;
       naive += AlignUp(plan_->slots[i].bytes, MemoryResource::kAlignment);
       int g = find(static_cast<int>(i));
       if (buffer_of_group.count(g)) continue;
@@ -352,7 +376,7 @@ class PlanBuilder {
     ArenaPlan ap = PlanArena(buffers, MemoryResource::kAlignment);
     for (size_t i = 0; i < n; ++i) {
       if (!is_arena(static_cast<int>(i))) continue;
-      plan_->slots[i].offset = ap.offsets[buffer_of_group[find(static_cast<int>(i))]];
+      plan_->slots[i].offset = ap.offsets[buffer_of_group[find(root(static_cast<int>(i)))]];
     }
     plan_->arena_bytes = AlignUp(ap.arena_bytes, MemoryResource::kAlignment);
     plan_->stats.naive_activation_bytes = naive;
@@ -368,6 +392,7 @@ class PlanBuilder {
   std::unique_ptr<Plan> plan_;
   std::map<const ir::Value*, int> slot_of_;
   std::map<int, int> plain_copy_;
+  std::map<int, int> plain_view_;
   std::vector<Merge> merges_;
 };
 

@@ -28,6 +28,7 @@ struct Slot {
   const Tensor* value = nullptr;  // kConstant / kKnown
   int index = -1;                 // kInput: graph input index; kOutput: graph output index
   size_t offset = 0;              // kArena: offset in the arena
+  int view_of = -1;               // kArena: another arena slot whose bytes this one reads as plain
   std::string name;
 };
 

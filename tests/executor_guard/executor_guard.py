@@ -26,7 +26,12 @@ that executed (oneDNN prints the primitive descriptor's impl_info_str for each e
      natively on an AVX-512 CPU, WINOGRAD_STEPS models run exactly that many convolution steps on
      a Winograd implementation at every batch (ResNet-50 fell back above ONNX Runtime's latency
      without them; more of them means the rule spread to layers whose transformed weights cost
-     more memory than they save time).
+     more memory than they save time);
+  6. no reorder runs on an activation whose bytes already are in the target's order (an [N,C,1,1]
+     value between blocked, channels-last and plain layouts with one image or C a multiple of the
+     block; SameBytesAsPlain in include/gpuhive/dtype.h): the plan reads such a value as a view.
+     EfficientNet-B0 ran 34 of them per image, two per squeeze-excitation block. FP32 plans only:
+     INT8 calibration copies every intermediate value out of its plan once per sample.
 
     python3 tests/executor_guard/executor_guard.py --gpuhive build/bin/gpuhive [--update] [--only resnet50]
 Exit status 0 when every check passes; the report lists every finding.
@@ -63,6 +68,29 @@ WINOGRAD_STEPS = {"resnet50": 11, "repository/text_detector": 4}
 # oneDNN marks int8 weights packed with their s8s8 / zero-point compensation (":f8", "zpm"); such a
 # reorder runs once when a plan is made.
 WEIGHT_PACKING = re.compile(r"dst_s8:[^ ,]*(:f8|zpm)")
+# Check 6: activation formats (plain, channel-blocked, channels-last) of ranks 3-5 and their block.
+ACTIVATION_TAGS = {"abc": 0, "abcd": 0, "abcde": 0, "acb": 0, "acdb": 0, "acdeb": 0,
+                   "aBc8b": 8, "aBcd8b": 8, "aBcde8b": 8, "aBc16b": 16, "aBcd16b": 16, "aBcde16b": 16}
+REORDER_TAGS = re.compile(r"(?:src|dst)_\w+:[^: ]*:blocked:(\w+):")
+
+
+def idle_reorder(fields):
+    """True for a verbose reorder line whose source and destination bytes are in the same order."""
+    tags = REORDER_TAGS.findall(fields[6])
+    if len(tags) != 2 or any(t not in ACTIVATION_TAGS for t in tags):
+        return False
+    try:
+        dims = [int(d) for d in fields[-2].split("x")]
+    except ValueError:
+        return False
+    if len(dims) < 3 or any(d != 1 for d in dims[2:]):
+        return False
+    block = max(ACTIVATION_TAGS[t] for t in tags)
+    if block == 0 or dims[1] % block == 0:
+        return True
+    # Channels padded to the block: only one image's blocked bytes read as plain are in order (the
+    # other way the destination has padding a consumer reads).
+    return dims[0] == 1 and ACTIVATION_TAGS[tags[1]] == 0
 
 
 def models(models_dir, repository):
@@ -105,11 +133,14 @@ def run(gpuhive, path, batch, isa, calibration=None):
     p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     impls = collections.Counter()
     stats = None
+    idle = collections.Counter()
     for line in p.stdout.splitlines():
         if line.startswith("onednn_verbose,exec,"):
             f = line.split(",")
             if f[3] == "reorder" and WEIGHT_PACKING.search(line):
                 continue
+            if f[3] == "reorder" and idle_reorder(f):
+                idle[f"{f[6]} {f[-2]}"] += 1
             impls[(f[3], f[4])] += 1  # primitive kind, implementation
         elif line.startswith("{"):
             stats = json.loads(line)
@@ -117,6 +148,7 @@ def run(gpuhive, path, batch, isa, calibration=None):
         raise RuntimeError(f"gpuhive perf failed (rc {p.returncode}): {p.stderr.strip()[-800:]}")
     if calibration:
         stats = stats["int8"]
+    stats["idle_reorders"] = dict(idle)
     return impls, stats
 
 
@@ -140,6 +172,9 @@ def check(name, key, impls, stats, isa, expected, plans, update, failures, extra
     slow = {k: n for k, n in stats.get("implementations", {}).items() if SLOW_KERNELS.search(k)}
     if slow:
         failures.append(f"{name} {isa}: slow kernel paths ran: {slow}")
+    if stats.get("idle_reorders") and not extra:  # int8: calibration copies every value out once
+        failures.append(f"{name} {isa}: reorders of values already in the target's byte order: "
+                        f"{stats['idle_reorders']}")
     if isa == "AVX2":
         got = {k: stats[k] for k in ("arena_bytes", "naive_activation_bytes", "workspace_bytes") + tuple(extra)}
         plans[key] = got

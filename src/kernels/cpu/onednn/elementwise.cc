@@ -207,7 +207,12 @@ class ElementwiseKernel final : public Kernel {
           const Tag tag = x_layout == Layout::kChannelsLast ? ChannelsLastTag(b.size())
                                                             : BlockedTag(b.size(), x_layout == Layout::kBlocked16 ? 16 : 8);
           src1_exec_md_ = memory::desc(b, memory::data_type::f32, tag);
-          src1_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src1_md_, Engine(), src1_exec_md_));
+          if (SameBytesAsPlain(Shape(b.begin(), b.end()), x_layout) &&
+              src1_exec_md_.get_size() == src1_md_.get_size()) {
+            src1_md_ = src1_exec_md_;  // the plain bytes already are X's format (C a multiple of the block)
+          } else {
+            src1_reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), src1_md_, Engine(), src1_exec_md_));
+          }
         }
       }
       first_extra = 2;
@@ -272,6 +277,7 @@ class ElementwiseKernel final : public Kernel {
     scratch_md_ = pd.scratchpad_desc();
     size_t scratch = scratch_md_.get_size();
     implementation_ = pd.impl_info_str();
+    if (src1_reorder_) implementation_ += "+src1_reorder";  // the operand is converted every run
     if (!fused_) {
       scratch = std::max(scratch, chain_.PrepareStandalone(md_));
       for (const std::string& impl : chain_.standalone_implementations()) implementation_ += ";" + impl;
