@@ -3,6 +3,7 @@
 // one transformed copy, and a batch whose primitive does not take that format runs it row by row.
 // Checked by the implementation each step ran and the model's weight bytes, never by timing.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <random>
@@ -138,6 +139,32 @@ TEST(ConvAlgorithm, WinogradWorkspaceDoesNotGrowWithTheBatch) {
   if (CpuHasWinogradConv()) {
     EXPECT_GT(ws[1][0], ws[0][0]);  // the Winograd scratchpad
   }
+}
+
+// oneDNN sizes its Winograd weight blocking by the OpenMP thread count it sees when a primitive is
+// made. A server prepares a model's plans on whichever thread first needs them (the loader for the
+// warm-up, a worker for a new batch size), each with its own count: ResNet-50 under scenario 1 then
+// failed every batch of 3-5 rows after batch 1 ("has neither plain storage nor a packed copy": the
+// batch-1 plan had freed the plain weights, and the new plan asked for another blocking). Kernels
+// prepare with the model's thread count whatever the calling thread's.
+TEST(ConvAlgorithm, PlansPreparedUnderOtherThreadCountsShareTheWinogradCopy) {
+  if (!CpuHasWinogradConv()) GTEST_SKIP() << "no Winograd convolutions on this CPU";
+  CompileOptions options;
+  options.num_threads = 2;
+  auto model = CompiledModel::Create(BuildConvRelu(256, 14), options);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const int before = omp_get_max_threads();
+  size_t bytes = 0;
+  int64_t rows = 1;
+  for (int threads : {1, 2, 8, 3}) {
+    omp_set_num_threads(threads);  // the preparing thread's count, as a server worker's may be
+    auto plan = (*model)->Prepare({{rows, 256, 14, 14}});
+    ASSERT_TRUE(plan.ok()) << "batch " << rows << " prepared under " << threads << " threads: " << plan.status().ToString();
+    if (rows == 1) bytes = (*model)->weight_bytes();
+    EXPECT_EQ((*model)->weight_bytes(), bytes) << "batch " << rows;
+    rows += 2;
+  }
+  omp_set_num_threads(before);
 }
 
 }  // namespace

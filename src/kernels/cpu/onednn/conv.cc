@@ -110,6 +110,9 @@ class ConvKernel final : public Kernel {
   std::shared_ptr<const void> CopyOfInput(size_t i) const override { return i == 1 ? weights_ : nullptr; }
 
   Status Prepare(PrepareContext& ctx) override {
+    // oneDNN picks some weight formats by the thread count it sees (its Winograd blocking): the
+    // model's count, whichever thread prepares the plan, so all plans share one packed copy.
+    ThreadScope threads(ctx.options().num_threads);
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
   }
 

@@ -30,6 +30,7 @@ class MatMulKernel final : public Kernel {
   explicit MatMulKernel(bool gemm) : gemm_(gemm) {}
 
   Status Prepare(PrepareContext& ctx) override {
+    ThreadScope threads(ctx.options().num_threads);  // as ConvKernel: one weight format for every plan
     return Guard(ctx.node().Describe(), [&] { return gemm_ ? PrepareGemm(ctx) : PrepareMatMul(ctx); });
   }
 

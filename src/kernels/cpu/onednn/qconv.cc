@@ -71,6 +71,7 @@ class QConvKernel final : public Kernel {
     return static_cast<int>(i) == in_.w && weights_shared_ ? weights_ : nullptr;
   }
   Status Prepare(PrepareContext& ctx) override {
+    ThreadScope threads(ctx.options().num_threads);  // as ConvKernel: one weight format for every plan
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
   }
   Status Run(RunContext& ctx) const override {

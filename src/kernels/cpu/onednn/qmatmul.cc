@@ -27,6 +27,7 @@ class QMatMulKernel final : public Kernel {
     return static_cast<int>(i) == kQLinearInputs.w && weights_shared_ ? weights_ : nullptr;
   }
   Status Prepare(PrepareContext& ctx) override {
+    ThreadScope threads(ctx.options().num_threads);  // as ConvKernel: one weight format for every plan
     return Guard(ctx.node().Describe(), [&] { return PrepareImpl(ctx); });
   }
   Status Run(RunContext& ctx) const override {
