@@ -57,6 +57,7 @@ struct Options {
   int max_queue_size = 1024;
   double batch_min_gain = 0.1;
   std::string batch_memory = "auto";
+  std::string critical_worker = "auto";
   std::vector<std::string> tenant_weights;  // name=weight
   std::vector<std::string> tenants;         // declared tenants
   double keep_alive_secs = 300;
@@ -110,7 +111,7 @@ std::string Describe(const Options& o) {
       "\"log-format\":{},\"log-level\":{},\"metrics-port\":{},\"metrics-address\":{},\"log-verbose\":{},"
       "\"strict-model-config\":{},\"device\":{},\"sim-device-memory\":{},\"sim-copy-bandwidth\":{},"
       "\"host-memory-budget\":{},\"inject-alloc-failures\":{},\"modelmesh-port\":{},\"modelmesh-socket\":{},"
-      "\"batch-min-gain\":{},\"batch-memory\":{}}}",
+      "\"batch-min-gain\":{},\"batch-memory\":{},\"critical-worker\":{}}}",
       str(o.model_repository), str(o.http_address), o.http_port, str(o.grpc_address), o.grpc_port, b(o.allow_http),
       b(o.allow_grpc), o.http_threads, str(o.max_body), str(o.max_buffered_bodies), o.max_connections,
       o.idle_timeout_ms, str(o.model_control_mode), list(o.load_models), o.repository_poll_secs, str(o.mode),
@@ -120,7 +121,7 @@ std::string Describe(const Options& o) {
       o.exit_timeout_secs, str(o.log_format), str(o.log_level), o.metrics_port, str(o.metrics_address),
       o.log_verbose, b(o.strict_model_config), str(o.device), str(o.sim_device_memory), str(o.sim_copy_bandwidth),
       str(o.host_memory_budget), o.inject_alloc_failures, o.modelmesh_port, str(o.modelmesh_socket),
-      o.batch_min_gain, str(o.batch_memory));
+      o.batch_min_gain, str(o.batch_memory), str(o.critical_worker));
 }
 
 // Applies a --config file (TOML or INI; keys are the long flag names, '-' or '_', optionally under a
@@ -231,6 +232,11 @@ int RunServe(const Options& o) {
   co.priority_levels = o.priority_levels;
   co.max_queue_size = o.max_queue_size;
   co.batch_min_gain = o.batch_min_gain;
+  if (o.critical_worker == "on") {
+    co.critical_worker = engine::EngineOptions::CriticalWorker::kOn;
+  } else if (o.critical_worker == "off") {
+    co.critical_worker = engine::EngineOptions::CriticalWorker::kOff;
+  }
   if (o.batch_memory == "unbounded") {
     co.batch_memory_bytes = 0;
   } else if (o.batch_memory != "auto") {
@@ -422,6 +428,11 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
                  "(0: batches grow to max_batch_size)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
+  app.add_option("--critical-worker", o->critical_worker,
+                 "A worker kept free for priority level 1: auto (on GPUs; on the CPU only where cores remain "
+                 "beside the general workers), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app.add_option("--batch-memory", o->batch_memory,
                  "Activation bytes one worker's batches may hold: auto (on the CPU the largest one-row batch of "
                  "the served models, so batching never holds more than unbatched execution; unbounded on GPUs), "

@@ -475,9 +475,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   dev.name = impl->device_id;
   dev.workers.clear();
   for (int i = 0; i < workers; ++i) dev.workers.push_back({threads, 1, -1});
-  if (options.mode == ServeMode::kGpuhive && options.reserve_critical_worker && so.priority_levels > 1) {
-    dev.workers.push_back({threads, 0, 0});
-  }
+  const bool room_for_critical = !on_cpu || cores >= (workers + 1) * threads;
+  const bool reserve = options.critical_worker == EngineOptions::CriticalWorker::kOn ||
+                       (options.critical_worker == EngineOptions::CriticalWorker::kAuto && room_for_critical);
+  const bool critical_reserved = options.mode == ServeMode::kGpuhive && reserve && so.priority_levels > 1;
+  if (critical_reserved) dev.workers.push_back({threads, 0, 0});
   so.devices = {dev};
   ASSIGN_OR_RETURN(impl->scheduler, sched::Scheduler::Create(so));
   impl->workers.resize(static_cast<size_t>(impl->scheduler->num_workers()));
@@ -567,10 +569,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   }
   impl->registry.AddCollectHook([core] { core->Collect(); });
   std::shared_lock lock(impl->mu);
-  GH_LOG_INFO("core", "serving {} model(s) from {} in {} mode, budget {}, {} worker(s) x {} thread(s)",
+  GH_LOG_INFO("core", "serving {} model(s) from {} in {} mode, budget {}, {} worker(s) x {} thread(s){}",
               impl->models.size(), options.model_repository, options.mode == ServeMode::kNaive ? "naive" : "gpuhive",
               options.mode == ServeMode::kNaive ? std::string("none") : FormatBytes(budget),
-              impl->scheduler->num_workers(), threads);
+              impl->scheduler->num_workers(), threads, critical_reserved ? " (one kept for priority 1)" : "");
   lock.unlock();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }

@@ -424,40 +424,49 @@ TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
 
 // --batch-memory: on the CPU (auto) a model runs one row at a time until its first batch measured
 // its one-row activation bytes, then its batches are bounded so the workers together hold no more
-// than unbatched execution would: tiny_mlp is critical by default (priority 1), so its share is set
-// aside from the two workers' allowance and one row remains. Unbounded, batches grow to
-// max_batch_size (with --batch-min-gain 0, Triton's rule).
+// than unbatched execution would. With a worker kept free for priority 1 (--critical-worker on)
+// tiny_mlp, critical by default, has its share set aside from the two general workers' allowance
+// and one row remains; without one (off, or auto where the general workers take every core) two
+// rows. Unbounded, batches grow to max_batch_size (with --batch-min-gain 0, Triton's rule).
 TEST(CoreE2EModes, CpuBatchesHoldNoMoreActivationMemoryThanUnbatchedExecution) {
-  for (int64_t memory : {EngineOptions::kBatchMemoryAuto, int64_t{0}}) {
-    SCOPED_TRACE(memory == 0 ? "unbounded" : "auto");
-    EngineOptions o;
-    o.device = "cpu";
-    o.cpu_workers = 2;
-    o.batch_min_gain = 0;
-    o.batch_memory_bytes = memory;
-    auto s = StartServer(o);
-    ASSERT_NE(s, nullptr);
-    HttpClient c(s->http->port());
-    auto before = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
-    EXPECT_EQ(before["one_row_activation_bytes"], 0u);
-    EXPECT_EQ(before["batch_limit"], memory == 0 ? 8 : 1) << before.dump();
-    ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(3).dump()).status, 200);
-    auto after = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
-    EXPECT_GT(after["one_row_activation_bytes"].get<uint64_t>(), 0u) << after.dump();
-    EXPECT_EQ(after["batch_limit"], memory == 0 ? 8 : 1) << after.dump();
-    // The allowance the scheduler works with: two workers' one-row bytes less the critical share
-    // (tiny_mlp's own): one row of it; 0 when unbounded. Nothing runs now, so nothing is held.
-    // The scheduler learns the one-row bytes after the batch's response went out: on a loaded
-    // machine the first scrape may come before it, so it is read again for up to 10 s.
-    const uint64_t row = after["one_row_activation_bytes"].get<uint64_t>();
-    const std::string allowance = "gpuhive_batch_memory_allowance_bytes{device=\"cpu\"} " + std::to_string(memory == 0 ? 0 : row);
-    std::string text = c.Request("GET", "/metrics").body;
-    for (int i = 0; i < 200 && text.find(allowance + "\n") == std::string::npos; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      text = c.Request("GET", "/metrics").body;
+  using CW = EngineOptions::CriticalWorker;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (auto [critical, rows] : {std::pair{CW::kOn, 1}, std::pair{CW::kOff, 2}, std::pair{CW::kAuto, 2}}) {
+    for (int64_t memory : {EngineOptions::kBatchMemoryAuto, int64_t{0}}) {
+      SCOPED_TRACE(std::string(memory == 0 ? "unbounded" : "auto") + " critical worker " +
+                   (critical == CW::kOn ? "on" : critical == CW::kOff ? "off" : "auto"));
+      EngineOptions o;
+      o.device = "cpu";
+      o.cpu_workers = 2;
+      o.threads_per_worker = cores;  // the general workers take every core: auto keeps no third one
+      o.critical_worker = critical;
+      o.batch_min_gain = 0;
+      o.batch_memory_bytes = memory;
+      auto s = StartServer(o);
+      ASSERT_NE(s, nullptr);
+      HttpClient c(s->http->port());
+      auto before = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
+      EXPECT_EQ(before["one_row_activation_bytes"], 0u);
+      EXPECT_EQ(before["batch_limit"], memory == 0 ? 8 : 1) << before.dump();
+      ASSERT_EQ(c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(3).dump()).status, 200);
+      auto after = json::parse(c.Request("GET", "/v2/gpuhive/models/tiny_mlp").body);
+      EXPECT_GT(after["one_row_activation_bytes"].get<uint64_t>(), 0u) << after.dump();
+      // The allowance the scheduler works with: the general workers' one-row bytes less the
+      // critical share (tiny_mlp's own) when a worker is kept for it; 0 when unbounded. Nothing
+      // runs now, so nothing is held. The scheduler learns the one-row bytes after the batch's
+      // response went out: on a loaded machine the first scrape may come before it, so it is read
+      // again for up to 10 s.
+      const uint64_t row = after["one_row_activation_bytes"].get<uint64_t>();
+      const std::string allowance = "gpuhive_batch_memory_allowance_bytes{device=\"cpu\"} " +
+                                    std::to_string(memory == 0 ? 0 : row * static_cast<uint64_t>(rows));
+      std::string text = c.Request("GET", "/metrics").body;
+      for (int i = 0; i < 200 && text.find(allowance + "\n") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        text = c.Request("GET", "/metrics").body;
+      }
+      EXPECT_NE(text.find(allowance + "\n"), std::string::npos) << allowance << "\n" << text;
+      EXPECT_NE(text.find("gpuhive_batch_memory_held_bytes{device=\"cpu\"} 0\n"), std::string::npos);
     }
-    EXPECT_NE(text.find(allowance + "\n"), std::string::npos) << allowance << "\n" << text;
-    EXPECT_NE(text.find("gpuhive_batch_memory_held_bytes{device=\"cpu\"} 0\n"), std::string::npos);
   }
 }
 
