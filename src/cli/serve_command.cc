@@ -429,8 +429,7 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
   app.add_option("--critical-worker", o->critical_worker,
-                 "A worker kept free for priority level 1: auto (on GPUs; on the CPU only where cores remain "
-                 "beside the general workers), on, off")
+                 "A worker kept free for priority level 1 besides --cpu-workers: auto or on (kept), off (none)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   app.add_option("--batch-memory", o->batch_memory,

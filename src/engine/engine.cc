@@ -475,9 +475,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   dev.name = impl->device_id;
   dev.workers.clear();
   for (int i = 0; i < workers; ++i) dev.workers.push_back({threads, 1, -1});
-  const bool room_for_critical = !on_cpu || cores >= (workers + 1) * threads;
-  const bool reserve = options.critical_worker == EngineOptions::CriticalWorker::kOn ||
-                       (options.critical_worker == EngineOptions::CriticalWorker::kAuto && room_for_critical);
+  const bool reserve = options.critical_worker != EngineOptions::CriticalWorker::kOff;
   const bool critical_reserved = options.mode == ServeMode::kGpuhive && reserve && so.priority_levels > 1;
   if (critical_reserved) dev.workers.push_back({threads, 0, 0});
   so.devices = {dev};

@@ -562,11 +562,7 @@ def _check_max_body(test, server):
 
 def _check_workers(test, server):
     test.assertEqual(server.options()["cpu-workers"], 3)
-    # One more worker is kept for priority 1 where a core remains beside the three (--critical-worker auto).
-    if (os.cpu_count() or 1) >= 4:
-        test.assertIn("4 worker(s) x 1 thread(s) (one kept for priority 1)", server.output())
-    else:
-        test.assertRegex(server.output(), r"3 worker\(s\) x 1 thread\(s\)\n")
+    test.assertIn("4 worker(s) x 1 thread(s) (one kept for priority 1)", server.output())
 
 
 def _check_tenant(test, server):

@@ -95,11 +95,10 @@ struct EngineOptions {
   int cpu_workers = 0;
   int threads_per_worker = 0;
   // A worker kept free for priority level 1, so critical work never waits behind a background
-  // batch (gpuhive mode, several levels). kAuto: on GPUs and simulated devices always; on the CPU
-  // only where the cores leave room for it beside the general workers (cores >= (workers + 1) x
-  // threads), since otherwise it time-slices with them: on 2 cores scenario 1 ran three workers on
-  // two cores at x0.92 the naive mode's throughput and one more context's activations. Without it
-  // critical work still goes first, at the next free worker.
+  // batch (gpuhive mode, several levels). kAuto and kOn keep it, on the CPU too: although the
+  // general workers already take every core there, scenario 1 on 2 cores ran x0.99 the naive
+  // mode's throughput with it and x0.86-0.87 without it (MobileNetV3's p50 2.2 s vs 6.2-8.3 s),
+  // docs/benchmarks.md. kOff: none (one context's activations fewer).
   enum class CriticalWorker { kAuto, kOn, kOff };
   CriticalWorker critical_worker = CriticalWorker::kAuto;
   int priority_levels = 4;
