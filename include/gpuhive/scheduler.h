@@ -58,6 +58,12 @@ class ModelRunner {
   // Read without any scheduler lock, at AddModel and after each batch of the model has run
   // (SchedulerOptions::batch_memory bounds batches by it).
   virtual uint64_t OneRowActivationBytes() const { return 0; }
+  // The rows a batch of `rows` is executed as: more when the runner pads batches to a few plan
+  // sizes (the engine: powers of two), whose padding rows cost compute and activation memory like
+  // real ones. The scheduler counts a batch's memory by it and forms batches that need no padding
+  // where it can (a batch of 5 runs as 4, the fifth request in the next batch). Called under the
+  // scheduler's lock: must not block.
+  virtual int64_t ExecutedRows(int64_t rows) const { return rows; }
 };
 
 enum class TimeoutAction { kReject, kDelay };

@@ -142,6 +142,10 @@ StatusOr<Tensor> FirstRows(const Tensor& t, int64_t rows) {
 
 }  // namespace
 
+int64_t EngineRunner::ExecutedRows(int64_t rows) const {
+  return v_->config.max_batch_size > 0 && !core_->naive() ? BucketFor(rows, v_->config) : rows;
+}
+
 StatusOr<std::vector<Tensor>> EngineRunner::RunBatch(const std::vector<TensorView>& inputs,
                                                    const sched::WorkerContext& worker) {
   int64_t rows = 1;

@@ -194,6 +194,7 @@ class EngineRunner final : public sched::ModelRunner {
   std::vector<std::string> input_names() const override;
   std::vector<std::string> output_names() const override;
   uint64_t OneRowActivationBytes() const override { return v_->one_row_bytes.load(); }
+  int64_t ExecutedRows(int64_t rows) const override;
 
  private:
   StatusOr<std::vector<Tensor>> RunManaged(const std::vector<TensorView>& inputs, const sched::WorkerContext& worker);

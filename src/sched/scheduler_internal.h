@@ -188,7 +188,10 @@ struct Scheduler::Impl {
   // The most rows of `m` that batch_memory allows one batch (max_batch_size when no bound).
   int64_t MemoryRows(const detail::Model& m) const;
   // The activation bytes a batch of `rows` of `m` holds, by its one-row bytes (0: not known).
-  static uint64_t BatchBytes(const detail::Model& m, int64_t rows) { return m.row_bytes * static_cast<uint64_t>(rows); }
+  static uint64_t BatchBytes(const detail::Model& m, int64_t rows) {
+    const int64_t executed = m.runner ? std::max(rows, m.runner->ExecutedRows(rows)) : rows;
+    return m.row_bytes * static_cast<uint64_t>(executed);
+  }
   // Whether worker `self` may start `c` now under batch_memory; a reserved worker's candidate is
   // cut to its share (never below its first request) instead.
   bool FitsMemory(const detail::Worker& self, detail::Candidate& c) const;

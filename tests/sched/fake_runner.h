@@ -49,6 +49,7 @@ class FakeRunner : public ModelRunner {
     std::function<void()> on_run;            // called at the start of every batch
     uint64_t row_bytes = 0;                  // OneRowActivationBytes: known from the start
     bool row_bytes_after_first_run = false;  // or only once a batch has run (as a lazy model)
+    bool pads_to_powers_of_two = false;      // ExecutedRows: the next power of two (as the engine)
   };
   explicit FakeRunner(Options options) : options_(std::move(options)) {}
 
@@ -58,6 +59,12 @@ class FakeRunner : public ModelRunner {
   std::vector<std::string> output_names() const override { return {"y"}; }
   uint64_t OneRowActivationBytes() const override {
     return !options_.row_bytes_after_first_run || ran_.load() ? options_.row_bytes : 0;
+  }
+
+  int64_t ExecutedRows(int64_t rows) const override {
+    int64_t executed = 1;
+    while (options_.pads_to_powers_of_two && executed < rows) executed *= 2;
+    return options_.pads_to_powers_of_two ? executed : rows;
   }
 
   std::vector<BatchRecord> batches() const;

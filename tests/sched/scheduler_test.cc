@@ -406,6 +406,49 @@ TEST(SchedulerTest, BatchMemoryBoundsTheRowsOfABatch) {
   EXPECT_EQ(*unbounded->BatchLimit("small"), 8);
 }
 
+// A runner that pads batches to a few plan sizes (the engine: powers of two) runs padding rows at
+// the cost of real ones: batches are formed without padding where they can be (7 queued rows run
+// as 4, 2, 1 instead of one batch of 7 executed as 8), and a batch's memory is counted at the rows
+// it is executed as (3 MiB rows under a 10 MiB bound: 3 rows would run as 4, 12 MiB, so 2). A
+// single request keeps its own size. Scenario 1 ran ResNet-50 batches of 5 as 8.
+TEST(SchedulerTest, BatchesThatTheRunnerWouldPadRunWithoutThePadding) {
+  constexpr uint64_t kMiB = 1 << 20;
+  for (int64_t memory : {int64_t{0}, static_cast<int64_t>(10 * kMiB)}) {
+    SCOPED_TRACE(memory == 0 ? "unbounded" : "10 MiB");
+    SchedulerOptions o = OneWorker();
+    o.batch_memory = memory;
+    o.batch_min_gain = 0;
+    auto s = Scheduler::Create(o).value();
+    FakeRunner::Options ro;
+    ro.row_bytes = 3 * kMiB;
+    ro.pads_to_powers_of_two = true;
+    auto runner = std::make_shared<FakeRunner>(ro);
+    ASSERT_TRUE(s->AddModel(Config("m", 8), runner).ok());
+    {
+      Blocker block(*s);
+      Collector c;
+      for (int i = 0; i < 7; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("m", 1.0f * i, 1, 2, c.Callback(), 1)).ok());
+      block.Release();
+      ASSERT_TRUE(c.WaitFor(7));
+      for (const auto& r : c.responses()) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+    }
+    std::vector<int64_t> rows;
+    for (const auto& b : runner->batches()) rows.push_back(b.rows);
+    if (memory == 0) {
+      EXPECT_EQ(rows, (std::vector<int64_t>{4, 2, 1}));
+    } else {
+      EXPECT_EQ(rows, (std::vector<int64_t>{2, 2, 2, 1}));
+    }
+    // In order: the prefix runs first, the rest follows.
+    const std::vector<float> order = runner->order();
+    EXPECT_EQ(order, (std::vector<float>{0, 1, 2, 3, 4, 5, 6}));
+    Collector three;
+    ASSERT_TRUE(s->Enqueue(MakeRequest("m", 50.0f, 3, 2, three.Callback(), 1)).ok());
+    ASSERT_TRUE(three.WaitFor(1));
+    EXPECT_EQ(runner->batches().back().rows, 3);
+  }
+}
+
 // batch_memory across workers: the unreserved workers together hold at most the per-worker bound
 // times their number, less the reserved worker's share (the largest critical-by-default model's one
 // row). Two 10 MiB batches do not fit 2 x 10 - 4 MiB side by side, so the second waits while a
