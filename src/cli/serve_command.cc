@@ -57,7 +57,7 @@ struct Options {
   int max_queue_size = 1024;
   double batch_min_gain = 0.1;
   std::string batch_memory = "auto";
-  std::string critical_worker = "auto";
+  std::string critical_worker = "on";
   std::vector<std::string> tenant_weights;  // name=weight
   std::vector<std::string> tenants;         // declared tenants
   double keep_alive_secs = 300;
@@ -232,11 +232,7 @@ int RunServe(const Options& o) {
   co.priority_levels = o.priority_levels;
   co.max_queue_size = o.max_queue_size;
   co.batch_min_gain = o.batch_min_gain;
-  if (o.critical_worker == "on") {
-    co.critical_worker = engine::EngineOptions::CriticalWorker::kOn;
-  } else if (o.critical_worker == "off") {
-    co.critical_worker = engine::EngineOptions::CriticalWorker::kOff;
-  }
+  co.reserve_critical_worker = o.critical_worker != "off";
   if (o.batch_memory == "unbounded") {
     co.batch_memory_bytes = 0;
   } else if (o.batch_memory != "auto") {
@@ -429,8 +425,8 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
   app.add_option("--critical-worker", o->critical_worker,
-                 "A worker kept free for priority level 1 besides --cpu-workers: auto or on (kept), off (none)")
-      ->check(CLI::IsMember({"auto", "on", "off"}))
+                 "A worker kept free for priority level 1 besides --cpu-workers: on or off")
+      ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   app.add_option("--batch-memory", o->batch_memory,
                  "Activation bytes one worker's batches may hold: auto (on the CPU the largest one-row batch of "

@@ -479,8 +479,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   dev.name = impl->device_id;
   dev.workers.clear();
   for (int i = 0; i < workers; ++i) dev.workers.push_back({threads, 1, -1});
-  const bool reserve = options.critical_worker != EngineOptions::CriticalWorker::kOff;
-  const bool critical_reserved = options.mode == ServeMode::kGpuhive && reserve && so.priority_levels > 1;
+  const bool critical_reserved =
+      options.mode == ServeMode::kGpuhive && options.reserve_critical_worker && so.priority_levels > 1;
   if (critical_reserved) dev.workers.push_back({threads, 0, 0});
   so.devices = {dev};
   ASSIGN_OR_RETURN(impl->scheduler, sched::Scheduler::Create(so));

@@ -216,8 +216,8 @@ std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64
   // compute and activation memory like real ones (scenario 1: ResNet-50 batches of 5 ran as 8,
   // 60 % more work and a batch-8 arena where five rows were accounted). The first request always
   // stays (a request of 3 rows runs as it must).
-  auto without_padding = [&]() -> Candidate {
-    if (!m.runner || c.items.size() < 2 || m.runner->ExecutedRows(c.rows) <= c.rows) return c;
+  auto drop_padding = [&] {
+    if (!m.runner || c.items.size() < 2 || m.runner->ExecutedRows(c.rows) <= c.rows) return;
     int64_t rows = 0, kept_rows = c.items.front()->rows;
     size_t kept = 1;
     for (size_t n = 0; n < c.items.size(); ++n) {
@@ -231,9 +231,11 @@ std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64
     c.rows = kept_rows;
     c.best_requested_level = m.levels;
     for (const Pending* p : c.items) c.best_requested_level = std::min(c.best_requested_level, p->level);
-    return c;
   };
-  if (!m.batching() || c.rows >= max_rows || capped || stopping) return without_padding();
+  if (!m.batching() || c.rows >= max_rows || capped || stopping) {
+    drop_padding();
+    return c;
+  }
   const auto& preferred = m.config.preferred_batch_sizes;
   if (!preferred.empty()) {
     int64_t best = 0;
@@ -253,7 +255,10 @@ std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64
     }
   }
   int64_t delay_ns = ToNs(m.config.max_queue_delay_us);
-  if (delay_ns <= 0 || now - oldest >= delay_ns) return without_padding();
+  if (delay_ns <= 0 || now - oldest >= delay_ns) {
+    drop_padding();
+    return c;
+  }
   *wake = std::min(*wake, oldest + delay_ns);
   return std::nullopt;
 }

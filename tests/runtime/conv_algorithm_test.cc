@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <cmath>
 #include <random>
 #include <string>
 
 #include "gpuhive/kernel.h"
 #include "gpuhive/runtime.h"
+#include "support/kernel_harness.h"
 
 namespace gpuhive {
 namespace {
@@ -72,16 +72,6 @@ Result RunRows(CompiledModel& model, int64_t rows) {
   return r;
 }
 
-double RelL2(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < b.num_elements(); ++i) {
-    const double d = a.as<float>()[i] - b.as<float>()[i];
-    num += d * d;
-    den += static_cast<double>(b.as<float>()[i]) * b.as<float>()[i];
-  }
-  return std::sqrt(num / den);
-}
-
 TEST(ConvAlgorithm, PlansOfEveryBatchShareOneWinogradCopyAndMatchDirect) {
   CompileOptions wino_options, direct_options;
   direct_options.conv_algorithm = ConvAlgorithm::kDirect;
@@ -103,9 +93,9 @@ TEST(ConvAlgorithm, PlansOfEveryBatchShareOneWinogradCopyAndMatchDirect) {
 
   Result d1 = RunRows(**direct, 1), d3 = RunRows(**direct, 3), d8 = RunRows(**direct, 8);
   EXPECT_EQ(d3.conv_implementation.find("wino"), std::string::npos) << d3.conv_implementation;
-  EXPECT_LT(RelL2(one.y, d1.y), 1e-5);
-  EXPECT_LT(RelL2(three.y, d3.y), 1e-5);
-  EXPECT_LT(RelL2(eight.y, d8.y), 1e-5);
+  EXPECT_LT(testing::RelativeL2(one.y, d1.y), 1e-5);
+  EXPECT_LT(testing::RelativeL2(three.y, d3.y), 1e-5);
+  EXPECT_LT(testing::RelativeL2(eight.y, d8.y), 1e-5);
   // The Winograd-domain weights are larger than the plain ones (F(2,3): 16/9 of them).
   if (expect_winograd) {
     EXPECT_GT((*wino)->weight_bytes(), (*direct)->weight_bytes());

@@ -6,12 +6,12 @@
 // against the plain-layout plan; never by timing.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <random>
 #include <string>
 
 #include "gpuhive/dtype.h"
 #include "gpuhive/runtime.h"
+#include "support/kernel_harness.h"
 
 namespace gpuhive {
 namespace {
@@ -94,16 +94,6 @@ Outcome RunModel(CompiledModel& model, int64_t rows, int64_t channels) {
   return r;
 }
 
-double RelL2(const Tensor& a, const Tensor& b) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < b.num_elements(); ++i) {
-    const double d = a.as<float>()[i] - b.as<float>()[i];
-    num += d * d;
-    den += static_cast<double>(b.as<float>()[i]) * b.as<float>()[i];
-  }
-  return std::sqrt(num / den);
-}
-
 TEST(SameBytesAsPlain, SpatialOnesWithoutPaddingBetweenImages) {
   EXPECT_TRUE(SameBytesAsPlain({4, 20, 3, 3}, Layout::kPlain));
   EXPECT_TRUE(SameBytesAsPlain({1, 20, 1, 1}, Layout::kBlocked16));  // one image: padding only at the end
@@ -134,7 +124,7 @@ TEST_P(PlainView, SqueezeExcitationScaleIsReadInPlaceWhereTheBytesAgree) {
   Outcome b = RunModel(**blocked, c.rows, c.channels);
   Outcome p = RunModel(**plain, c.rows, c.channels);
   ASSERT_EQ(b.y.shape(), p.y.shape());
-  EXPECT_LT(RelL2(b.y, p.y), 1e-5) << b.scaling;
+  EXPECT_LT(testing::RelativeL2(b.y, p.y), 1e-5) << b.scaling;
   EXPECT_EQ(p.reorders, 0);
 
   // Which layout the convolutions chose depends on the CPU (16-channel blocks on AVX-512, 8 below,

@@ -424,22 +424,18 @@ TEST(CoreE2EModes, NaiveModeComputesTheSameBits) {
 
 // --batch-memory: on the CPU (auto) a model runs one row at a time until its first batch measured
 // its one-row activation bytes, then its batches are bounded so the workers together hold no more
-// than unbatched execution would. With a worker kept free for priority 1 (--critical-worker auto or
-// on, even where the general workers take every core) tiny_mlp, critical by default, has its share
-// set aside from the two general workers' allowance and one row remains; without one (off) two
+// than unbatched execution would. With a worker kept free for priority 1 (the default, even where
+// the general workers take every core) tiny_mlp, critical by default, has its share set aside from
+// the two general workers' allowance and one row remains; without one (--critical-worker off) two
 // rows. Unbounded, batches grow to max_batch_size (with --batch-min-gain 0, Triton's rule).
 TEST(CoreE2EModes, CpuBatchesHoldNoMoreActivationMemoryThanUnbatchedExecution) {
-  using CW = EngineOptions::CriticalWorker;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (auto [critical, rows] : {std::pair{CW::kOn, 1}, std::pair{CW::kOff, 2}, std::pair{CW::kAuto, 1}}) {
+  for (auto [critical, rows] : {std::pair{true, 1}, std::pair{false, 2}}) {
     for (int64_t memory : {EngineOptions::kBatchMemoryAuto, int64_t{0}}) {
-      SCOPED_TRACE(std::string(memory == 0 ? "unbounded" : "auto") + " critical worker " +
-                   (critical == CW::kOn ? "on" : critical == CW::kOff ? "off" : "auto"));
+      SCOPED_TRACE(std::string(memory == 0 ? "unbounded" : "auto") + " critical worker " + (critical ? "on" : "off"));
       EngineOptions o;
       o.device = "cpu";
       o.cpu_workers = 2;
-      o.threads_per_worker = cores;  // the general workers take every core: auto keeps the third one anyway
-      o.critical_worker = critical;
+      o.reserve_critical_worker = critical;
       o.batch_min_gain = 0;
       o.batch_memory_bytes = memory;
       auto s = StartServer(o);

@@ -1,5 +1,6 @@
 #include "support/kernel_harness.h"
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -171,6 +172,16 @@ std::vector<double> ToDoubles(const Tensor& t) {
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+double RelativeL2(const Tensor& got, const Tensor& want) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < want.num_elements(); ++i) {
+    const double d = static_cast<double>(got.as<float>()[i]) - want.as<float>()[i];
+    num += d * d;
+    den += static_cast<double>(want.as<float>()[i]) * want.as<float>()[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
 }  // namespace gpuhive::testing

@@ -57,6 +57,10 @@ Tensor RandomFloat(const Shape& shape, uint32_t seed, float lo = -1.f, float hi 
 // Values as doubles for comparisons, whatever the dtype.
 std::vector<double> ToDoubles(const Tensor& t);
 
+// ||got - want|| / ||want|| over float32 values (the same element count; 0 when want is all zeros
+// and got equals it).
+double RelativeL2(const Tensor& got, const Tensor& want);
+
 // gtest assertion helper: same dtype and shape, and |a-b| <= atol + rtol*|b| elementwise.
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected,
                                       double atol = 1e-5, double rtol = 1e-5);

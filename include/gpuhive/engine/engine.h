@@ -95,12 +95,11 @@ struct EngineOptions {
   int cpu_workers = 0;
   int threads_per_worker = 0;
   // A worker kept free for priority level 1, so critical work never waits behind a background
-  // batch (gpuhive mode, several levels). kAuto and kOn keep it, on the CPU too: although the
-  // general workers already take every core there, scenario 1 on 2 cores ran x0.99 the naive
-  // mode's throughput with it and x0.86-0.87 without it (MobileNetV3's p50 2.2 s vs 6.2-8.3 s),
-  // docs/benchmarks.md. kOff: none (one context's activations fewer).
-  enum class CriticalWorker { kAuto, kOn, kOff };
-  CriticalWorker critical_worker = CriticalWorker::kAuto;
+  // batch (gpuhive mode, several levels), on the CPU too: although the general workers already
+  // take every core there, scenario 1 on 2 cores ran x0.99 the naive mode's throughput with it and
+  // x0.86-0.87 without it (MobileNetV3's p50 2.2 s vs 6.2-8.3 s), docs/benchmarks.md. false: none
+  // (one context's activations fewer; `serve --critical-worker off`).
+  bool reserve_critical_worker = true;
   int priority_levels = 4;
   int max_queue_size = 1024;
   double tenant_weight_default = 1.0;

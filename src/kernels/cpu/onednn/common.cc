@@ -104,41 +104,34 @@ bool LayoutOf(const memory::desc& md, Layout* layout) {
   return false;
 }
 
+namespace {
+
+// Whether oneDNN's effective ISA (ONEDNN_MAX_CPU_ISA included) has every feature of `want`.
+bool EffectiveIsaHas(dnnl::cpu_isa want) {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (isa & static_cast<unsigned>(want)) == static_cast<unsigned>(want);
+}
+
+}  // namespace
+
 int PreferredBlock() {
-  static const int block = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-    return (isa & avx512) == avx512 ? 16 : 8;
-  }();
+  static const int block = EffectiveIsaHas(dnnl::cpu_isa::avx512_core) ? 16 : 8;
   return block;
 }
 
 bool HasInt8DotProduct() {
-  static const bool vnni = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    for (auto want : {dnnl::cpu_isa::avx512_core_vnni, dnnl::cpu_isa::avx2_vnni}) {
-      if ((isa & static_cast<unsigned>(want)) == static_cast<unsigned>(want)) return true;
-    }
-    return false;
-  }();
+  static const bool vnni =
+      EffectiveIsaHas(dnnl::cpu_isa::avx512_core_vnni) || EffectiveIsaHas(dnnl::cpu_isa::avx2_vnni);
   return vnni;
 }
 
 bool HasBf16DotProduct() {
-  static const bool bf16 = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
-    return (isa & want) == want;
-  }();
+  static const bool bf16 = EffectiveIsaHas(dnnl::cpu_isa::avx512_core_bf16);
   return bf16;
 }
 
 bool HasWinogradConv() {
-  static const bool wino = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-    return (isa & want) == want;
-  }();
+  static const bool wino = EffectiveIsaHas(dnnl::cpu_isa::avx512_core);
   return wino;
 }
 
