@@ -32,6 +32,11 @@ that executed (oneDNN prints the primitive descriptor's impl_info_str for each e
      block; SameBytesAsPlain in include/gpuhive/dtype.h): the plan reads such a value as a view.
      EfficientNet-B0 ran 34 of them per image, two per squeeze-excitation block. FP32 plans only:
      INT8 calibration copies every intermediate value out of its plan once per sample.
+  7. natively on an AVX-512 CPU, the kernels gpuhive vectorizes itself take their AVX-512 paths
+     (REQUIRED_KERNELS: "operator:implementation" pattern and step count per model and batch): the
+     batch-1 LSTM with its hidden units split across the two threads (the audio model ran 2x slower
+     on oneDNN's primitive, which keeps batch 1 on one thread) and BERT's attention softmax rows
+     (3.5 of 93 ms at batch 1 compiled for baseline x86-64).
 
     python3 tests/executor_guard/executor_guard.py --gpuhive build/bin/gpuhive [--update] [--only resnet50]
 Exit status 0 when every check passes; the report lists every finding.
@@ -57,6 +62,12 @@ UNOPTIMIZED = re.compile(r"(^|:)(ref|simple)(:|$)|^gemm:ref")
 # its JIT sgemm) and beats gpuhive's per-step loops 2-2.6x (src/kernels/cpu/onednn/rnn_onednn.cc),
 # so there it is the expected choice. Natively it is still a finding.
 AVX2_ONLY_CHOICE = {("rnn", "ref")}
+# Natively on AVX-512 (check 7): model -> batch -> {implementation pattern: steps that must match}.
+REQUIRED_KERNELS = {
+    "audio_lstm": {1: {r"^LSTM:gpuhive:lstm_avx512 \[hidden units split\]$": 2}},
+    "bert_base": {1: {r"^gpuhive\.Attention:.* / softmax:avx512 / ": 12},
+                  8: {r"^gpuhive\.Attention:.* / softmax:avx512 / ": 12}},
+}
 # gpuhive's own slow paths, by the "operator:implementation" that `gpuhive perf --json --profile`
 # reports from Kernel::implementation(): the generic N-d Resize (LRASPP's upsampling took 65 % of its
 # run on it) and the LSTM/GRU per-step loops (the audio model ran 4.5-9x behind ORT on them).
@@ -221,6 +232,11 @@ def main():
                     if wino != WINOGRAD_STEPS.get(name, 0):
                         failures.append(f"{name} b{batch}: {wino} convolution steps on Winograd kernels, expected "
                                         f"{WINOGRAD_STEPS.get(name, 0)} (WINOGRAD_STEPS)")
+                    for pattern, steps in REQUIRED_KERNELS.get(name, {}).get(batch, {}).items():
+                        got = sum(n for k, n in stats.get("implementations", {}).items() if re.search(pattern, k))
+                        if got != steps:
+                            failures.append(f"{name} b{batch}: {got} steps match {pattern!r}, expected {steps} "
+                                            f"(REQUIRED_KERNELS); implementations: {stats.get('implementations')}")
         if name not in INT8_MODELS:
             continue
         with tempfile.TemporaryDirectory(prefix="guard_cal_") as folder:

@@ -1,6 +1,8 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/cpu/loops/avx512_math.h"
+#include "kernels/cpu/loops/lstm_split.h"
 #include "kernels/cpu/onednn/common.h"
 #include "kernels_nn/blocked_harness.h"
 #include "kernels_nn/reference.h"
@@ -353,7 +355,8 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
       }
     }
   }
-  // One thread, or one row: the whole batch in one primitive.
+  // One thread, or one row: the whole batch in one primitive (one row on two threads: the hidden
+  // units split instead, below).
   for (auto [threads, batch] : {std::pair{1, int64_t{5}}, std::pair{2, int64_t{1}}}) {
     RnnSetup s{Cell::kLstm};
     s.batch = batch, s.threads = threads, s.hidden = 16;
@@ -361,6 +364,66 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
     s.implementation = &impl;
     RunCase(s);
     EXPECT_EQ(impl.find("rows split"), std::string::npos) << impl;
+  }
+}
+
+// Batch 1 on several threads with constant weights: the hidden units are split across the threads
+// (lstm_split.h) on AVX-512 CPUs, in every direction and layout, with partial tiles (40 units), one
+// tile (16: one thread does all) and several (128, the audio model's), with and without bias,
+// initial states and each output; results against the reference and the per-step loops.
+TEST(LstmHiddenSplit, BatchOneOnSeveralThreads) {
+  const bool split = cpu::loops::Avx512Usable();
+  int n = 0;
+  for (int dirs : {1, 2}) {
+    for (bool reverse : {false, true}) {
+      if (dirs == 2 && reverse) continue;
+      for (int layout : {0, 1}) {
+        for (int64_t hidden : {16, 40, 128}) {
+          RnnSetup s{Cell::kLstm};
+          s.dirs = dirs, s.reverse = reverse, s.layout = layout, s.batch = 1, s.hidden = hidden;
+          s.seq = 9, s.input = hidden == 128 ? 40 : 7;
+          s.constant_weights = true;
+          s.bias = n % 3 != 1;
+          s.init = n % 4 != 2;
+          s.no_c0 = n % 5 == 3;
+          s.outputs = n % 4 == 3 ? 1 : n % 4 == 1 ? 2 : 0;
+          s.threads = n % 2 == 0 ? 2 : 3;
+          std::string impl;
+          s.implementation = &impl;
+          ++n;
+          SCOPED_TRACE(::testing::Message() << "dirs " << dirs << " reverse " << reverse << " layout " << layout
+                                            << " hidden " << hidden << " bias " << s.bias << " init " << s.init
+                                            << " no_c0 " << s.no_c0 << " outputs " << s.outputs << " threads "
+                                            << s.threads);
+          RunCase(s);
+          if (split) {
+            EXPECT_EQ(impl, cpu::loops::LstmHiddenSplit::kImplementation);
+          } else {
+            EXPECT_NE(impl, cpu::loops::LstmHiddenSplit::kImplementation);
+          }
+        }
+      }
+    }
+  }
+  // Full sequence_lens keep the split; weights known only at run time, peepholes, two rows or one
+  // thread do not take it.
+  RnnSetup s{Cell::kLstm};
+  s.batch = 1, s.hidden = 40, s.threads = 2, s.constant_weights = true, s.lens = true, s.full_lens = true;
+  std::string impl;
+  s.implementation = &impl;
+  RunCase(s);
+  if (split) {
+    EXPECT_EQ(impl, cpu::loops::LstmHiddenSplit::kImplementation);
+  }
+  for (int variant = 0; variant < 4; ++variant) {
+    RnnSetup o{Cell::kLstm};
+    o.batch = variant == 2 ? 2 : 1, o.hidden = 40, o.threads = variant == 3 ? 1 : 2;
+    o.constant_weights = variant != 0;
+    o.peephole = variant == 1;
+    o.implementation = &impl;
+    SCOPED_TRACE(::testing::Message() << "variant " << variant);
+    RunCase(o);
+    EXPECT_NE(impl, cpu::loops::LstmHiddenSplit::kImplementation);
   }
 }
 

@@ -106,14 +106,12 @@ class AttentionKernel final : public Kernel {
           qk_.execute(st, qk);
           for (int64_t i = 0; i < s_; ++i) {
             float* row = scores + i * sk_;
-            if (mask != nullptr) {
-              const float* mrow = mask + b * mask_strides_[0] + h * mask_strides_[1] + i * mask_strides_[2];
-              const int64_t js = mask_strides_[3];
-              for (int64_t j = 0; j < sk_; ++j) row[j] = row[j] * scale_ + mrow[j * js];
-            } else {
-              for (int64_t j = 0; j < sk_; ++j) row[j] *= scale_;
+            const float* mrow =
+                mask == nullptr ? nullptr : mask + b * mask_strides_[0] + h * mask_strides_[1] + i * mask_strides_[2];
+            const int64_t js = mask == nullptr ? 0 : mask_strides_[3];
+            if (!loops::ScaledMaskedSoftmaxRowFloat(row, sk_, scale_, mrow, js)) {
+              loops::SoftmaxRowGeneral(row, row, sk_);
             }
-            if (!loops::SoftmaxRowFloat(row, row, sk_)) loops::SoftmaxRowGeneral(row, row, sk_);
           }
           ArgMap pv{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mv}, {DNNL_ARG_DST, my}};
           if (pv_scratch_md_.get_size() > 0) {
@@ -148,7 +146,8 @@ class AttentionKernel final : public Kernel {
     pv_ = dnnl::matmul(pv);
     qk_scratch_md_ = qk.scratchpad_desc();
     pv_scratch_md_ = pv.scratchpad_desc();
-    implementation_ = std::string(qk.impl_info_str()) + " / " + pv.impl_info_str();
+    implementation_ = std::string(qk.impl_info_str()) + " / softmax:" + std::string(loops::SoftmaxRowImplementation()) +
+                      " / " + pv.impl_info_str();
     auto round = [](size_t n) { return (n + 63) / 64 * 64; };
     scores_bytes_ = round(static_cast<size_t>(s_ * sk_) * sizeof(float));
     kt_bytes_ = round(static_cast<size_t>(d_ * sk_) * sizeof(float));

@@ -3,7 +3,9 @@
 // ONNX gate orders, activations, clip, peepholes, sequence_lens and both layouts exact without
 // oneDNN's more restricted RNN primitive. LSTMs that the primitive computes exactly (the common
 // case, see rnn_onednn.h) run on it instead, several times faster: its gate math is JIT-compiled
-// and vectorized where these loops call libm per element.
+// and vectorized where these loops call libm per element. Those LSTMs at batch 1 on several threads
+// split their hidden units across the threads instead (loops/lstm_split.h; the primitive keeps a
+// batch-1 sequence on one thread).
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
 #include "kernels/cpu/onednn/kernels.h"
+#include "kernels/cpu/loops/lstm_split.h"
 #include "kernels/cpu/onednn/rnn_onednn.h"
 
 namespace gpuhive::cpu::onednn {
@@ -189,7 +192,9 @@ class RnnKernel final : public Kernel {
     WorkspacePlan ws;
     implementation_ = kLoopImplementation;
     primitive_.reset();
-    if (PrimitiveComputesExactly()) {
+    split_.reset();
+    if (PrimitiveComputesExactly()) RETURN_IF_ERROR(TryHiddenSplit(ctx, ws));
+    if (split_ == nullptr && PrimitiveComputesExactly()) {
       LstmPrimitive::Options o;
       o.dirs = dirs_, o.reverse_only = reverse_only_, o.layout = layout_;
       o.seq = seq_, o.batch = batch_, o.input = input_, o.hidden = hidden_;
@@ -209,7 +214,7 @@ class RnnKernel final : public Kernel {
       }
     }
     // The loops' buffers are needed also with the primitive when sequence_lens may differ.
-    if (primitive_ != nullptr && !has_lens_) {
+    if ((primitive_ != nullptr || split_ != nullptr) && !has_lens_) {
       ctx.RequestWorkspace(ws.total());
       return DeclareOutputs(ctx);
     }
@@ -223,6 +228,16 @@ class RnnKernel final : public Kernel {
   }
 
   Status Run(RunContext& ctx) const override {
+    if (split_ != nullptr) {
+      ASSIGN_OR_RETURN(bool full, AllSequencesFull(ctx));
+      if (full) {
+        auto in = [&](size_t i, bool present) { return present ? ctx.input(i).as<float>() : nullptr; };
+        auto out = [&](size_t i, bool wanted) { return wanted ? ctx.output(i).as<float>() : nullptr; };
+        split_->Run(ctx.input(0).as<float>(), in(5, has_h0_), in(6, has_c0_), out(0, want_y_), out(1, want_yh_),
+                    out(2, want_yc_), static_cast<float*>(WsPtr(ctx, ws_split_)), ctx.num_threads());
+        return Status::OK();
+      }
+    }
     if (primitive_ != nullptr) {
       ASSIGN_OR_RETURN(bool full, AllSequencesFull(ctx));
       if (full) return primitive_->Run(ctx);
@@ -243,6 +258,33 @@ class RnnKernel final : public Kernel {
       if (acts_[i].kind != want) return false;
     }
     return true;
+  }
+
+  // A batch-1 LSTM on two or more threads splits its hidden units across them (lstm_split.h), when
+  // its weights are constants (packed once) and it has no peepholes. Sets split_ or leaves it null.
+  Status TryHiddenSplit(PrepareContext& ctx, WorkspacePlan& ws) {
+    if (batch_ != 1 || has_p_ || ctx.options().num_threads < 2) return Status::OK();
+    const Tensor* w = ctx.input_value(1);
+    const Tensor* r = ctx.input_value(2);
+    const Tensor* b = has_b_ ? ctx.input_value(3) : nullptr;
+    if (w == nullptr || r == nullptr || (has_b_ && b == nullptr)) return Status::OK();
+    loops::LstmHiddenSplit::Options o;
+    o.dirs = dirs_, o.reverse_only = reverse_only_, o.seq = seq_, o.input = input_, o.hidden = hidden_;
+    ASSIGN_OR_RETURN(split_weights_, Buffer::Allocate(ctx.persistent_resource(),
+                                                      sizeof(float) * loops::LstmHiddenSplit::PackedFloats(o),
+                                                      ctx.persistent_tag()));
+    split_ = loops::LstmHiddenSplit::Create(o, w->as<float>(), r->as<float>(), b != nullptr ? b->as<float>() : nullptr,
+                                            static_cast<float*>(split_weights_.data()));
+    if (split_ == nullptr) {
+      split_weights_ = Buffer();
+      return Status::OK();
+    }
+    want_y_ = ctx.num_outputs() > 0 && ctx.has_output(0);
+    want_yh_ = ctx.num_outputs() > 1 && ctx.has_output(1);
+    want_yc_ = ctx.num_outputs() > 2 && ctx.has_output(2);
+    ws_split_ = ws.Add(sizeof(float) * split_->ScratchFloats());
+    implementation_ = std::string(loops::LstmHiddenSplit::kImplementation);
+    return Status::OK();
   }
 
   // Whether every batch entry runs the whole sequence (sequence_lens absent or all seq_).
@@ -413,6 +455,10 @@ class RnnKernel final : public Kernel {
   size_t nacts_ = 1;
   size_t ws_xw_ = 0, ws_hr_ = 0, ws_h_ = 0, ws_c_ = 0, ws_tmp_ = 0;
   std::unique_ptr<LstmPrimitive> primitive_;  // set when oneDNN's LSTM computes this node exactly
+  std::unique_ptr<loops::LstmHiddenSplit> split_;  // set instead for batch 1 on several threads
+  Buffer split_weights_;                            // split_'s packed weights
+  bool want_y_ = false, want_yh_ = false, want_yc_ = false;
+  size_t ws_split_ = 0;
   std::string implementation_;
 };
 
