@@ -2,7 +2,7 @@
 #include <string>
 
 #include "kernels/cpu/loops/avx512_math.h"
-#include "kernels/cpu/loops/lstm_split.h"
+#include "kernels/cpu/loops/lstm_avx512.h"
 #include "kernels/cpu/onednn/common.h"
 #include "kernels_nn/blocked_harness.h"
 #include "kernels_nn/reference.h"
@@ -331,7 +331,7 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
   int n = 0;
   for (int dirs : {1, 2}) {
     for (int layout : {0, 1}) {
-      for (int64_t batch : {2, 5}) {
+      for (int64_t batch : {3, 5}) {  // more rows than threads: gpuhive's LSTM leaves them to oneDNN
         for (bool constant : {false, true}) {
           RnnSetup s{Cell::kLstm};
           s.dirs = dirs, s.layout = layout, s.batch = batch, s.constant_weights = constant;
@@ -355,9 +355,8 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
       }
     }
   }
-  // One thread, or one row: the whole batch in one primitive (one row on two threads: the hidden
-  // units split instead, below).
-  for (auto [threads, batch] : {std::pair{1, int64_t{5}}, std::pair{2, int64_t{1}}}) {
+  // One thread: the whole batch in one primitive.
+  for (auto [threads, batch] : {std::pair{1, int64_t{5}}}) {
     RnnSetup s{Cell::kLstm};
     s.batch = batch, s.threads = threads, s.hidden = 16;
     std::string impl;
@@ -367,63 +366,73 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
   }
 }
 
-// Batch 1 on several threads with constant weights: the hidden units are split across the threads
-// (lstm_split.h) on AVX-512 CPUs, in every direction and layout, with partial tiles (40 units), one
-// tile (16: one thread does all) and several (128, the audio model's), with and without bias,
-// initial states and each output; results against the reference and the per-step loops.
-TEST(LstmHiddenSplit, BatchOneOnSeveralThreads) {
-  const bool split = cpu::loops::Avx512Usable();
+// At most a row per thread, constant weights, no peepholes: gpuhive's AVX-512 LSTM (lstm_avx512.h)
+// on AVX-512 CPUs, split by hidden units below a row per thread (partial tiles with 40 units, one
+// tile with 16: one thread does all, several with 128, the audio model's) and by rows otherwise, in
+// every direction and layout, with and without bias, initial states and each output; results
+// against the reference and the per-step loops.
+TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
+  const bool avx512 = cpu::loops::Avx512Usable();
   int n = 0;
   for (int dirs : {1, 2}) {
     for (bool reverse : {false, true}) {
       if (dirs == 2 && reverse) continue;
       for (int layout : {0, 1}) {
         for (int64_t hidden : {16, 40, 128}) {
-          RnnSetup s{Cell::kLstm};
-          s.dirs = dirs, s.reverse = reverse, s.layout = layout, s.batch = 1, s.hidden = hidden;
-          s.seq = 9, s.input = hidden == 128 ? 40 : 7;
-          s.constant_weights = true;
-          s.bias = n % 3 != 1;
-          s.init = n % 4 != 2;
-          s.no_c0 = n % 5 == 3;
-          s.outputs = n % 4 == 3 ? 1 : n % 4 == 1 ? 2 : 0;
-          s.threads = n % 2 == 0 ? 2 : 3;
-          std::string impl;
-          s.implementation = &impl;
-          ++n;
-          SCOPED_TRACE(::testing::Message() << "dirs " << dirs << " reverse " << reverse << " layout " << layout
-                                            << " hidden " << hidden << " bias " << s.bias << " init " << s.init
-                                            << " no_c0 " << s.no_c0 << " outputs " << s.outputs << " threads "
-                                            << s.threads);
-          RunCase(s);
-          if (split) {
-            EXPECT_EQ(impl, cpu::loops::LstmHiddenSplit::kImplementation);
-          } else {
-            EXPECT_NE(impl, cpu::loops::LstmHiddenSplit::kImplementation);
+          for (auto [batch, threads] : {std::pair{int64_t{1}, 2}, std::pair{int64_t{1}, 3}, std::pair{int64_t{2}, 2},
+                                        std::pair{int64_t{3}, 3}, std::pair{int64_t{1}, 1}}) {
+            RnnSetup s{Cell::kLstm};
+            s.dirs = dirs, s.reverse = reverse, s.layout = layout, s.batch = batch, s.hidden = hidden;
+            s.seq = 9, s.input = hidden == 128 ? 40 : 7;
+            s.constant_weights = true;
+            s.bias = n % 3 != 1;
+            s.init = n % 4 != 2;
+            s.no_c0 = n % 5 == 3;
+            s.outputs = n % 4 == 3 ? 1 : n % 4 == 1 ? 2 : 0;
+            s.threads = threads;
+            std::string impl;
+            s.implementation = &impl;
+            ++n;
+            SCOPED_TRACE(::testing::Message() << "dirs " << dirs << " reverse " << reverse << " layout " << layout
+                                              << " hidden " << hidden << " batch " << batch << " threads " << threads
+                                              << " bias " << s.bias << " init " << s.init << " no_c0 " << s.no_c0
+                                              << " outputs " << s.outputs);
+            RunCase(s);
+            if (!avx512) {
+              EXPECT_EQ(impl.find("gpuhive:lstm_avx512"), std::string::npos) << impl;
+              continue;
+            }
+            const int64_t tiles = (hidden + 31) / 32;
+            const int team = threads == 1 ? 1 : batch >= threads ? threads : static_cast<int>(std::min<int64_t>(threads, tiles));
+            const std::string want = team == 1 ? "gpuhive:lstm_avx512 [1 thread]"
+                                     : batch >= threads
+                                         ? "gpuhive:lstm_avx512 [rows split " + std::to_string(team) + " ways]"
+                                         : "gpuhive:lstm_avx512 [hidden units split " + std::to_string(team) + " ways]";
+            EXPECT_EQ(impl, want);
           }
         }
       }
     }
   }
-  // Full sequence_lens keep the split; weights known only at run time, peepholes, two rows or one
-  // thread do not take it.
+  // Full sequence_lens keep it; weights known only at run time, peepholes and more rows than
+  // threads do not take it.
   RnnSetup s{Cell::kLstm};
   s.batch = 1, s.hidden = 40, s.threads = 2, s.constant_weights = true, s.lens = true, s.full_lens = true;
   std::string impl;
   s.implementation = &impl;
   RunCase(s);
-  if (split) {
-    EXPECT_EQ(impl, cpu::loops::LstmHiddenSplit::kImplementation);
+  if (avx512) {
+    EXPECT_EQ(impl, "gpuhive:lstm_avx512 [hidden units split 2 ways]");
   }
-  for (int variant = 0; variant < 4; ++variant) {
+  for (int variant = 0; variant < 3; ++variant) {
     RnnSetup o{Cell::kLstm};
-    o.batch = variant == 2 ? 2 : 1, o.hidden = 40, o.threads = variant == 3 ? 1 : 2;
+    o.batch = variant == 2 ? 3 : 1, o.hidden = 40, o.threads = 2;
     o.constant_weights = variant != 0;
     o.peephole = variant == 1;
     o.implementation = &impl;
     SCOPED_TRACE(::testing::Message() << "variant " << variant);
     RunCase(o);
-    EXPECT_NE(impl, cpu::loops::LstmHiddenSplit::kImplementation);
+    EXPECT_EQ(impl.find("gpuhive:lstm_avx512"), std::string::npos) << impl;
   }
 }
 

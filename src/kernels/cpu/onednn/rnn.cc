@@ -3,9 +3,9 @@
 // ONNX gate orders, activations, clip, peepholes, sequence_lens and both layouts exact without
 // oneDNN's more restricted RNN primitive. LSTMs that the primitive computes exactly (the common
 // case, see rnn_onednn.h) run on it instead, several times faster: its gate math is JIT-compiled
-// and vectorized where these loops call libm per element. Those LSTMs at batch 1 on several threads
-// split their hidden units across the threads instead (loops/lstm_split.h; the primitive keeps a
-// batch-1 sequence on one thread).
+// and vectorized where these loops call libm per element. Those of small steps with constant weights
+// run on gpuhive's own AVX-512 LSTM instead where the CPU has it (loops/lstm_avx512.h: the
+// primitive keeps a batch-1 sequence on one thread).
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
@@ -17,7 +17,7 @@
 #include "gpuhive/logging.h"
 #include "kernels/cpu/onednn/common.h"
 #include "kernels/cpu/onednn/kernels.h"
-#include "kernels/cpu/loops/lstm_split.h"
+#include "kernels/cpu/loops/lstm_avx512.h"
 #include "kernels/cpu/onednn/rnn_onednn.h"
 
 namespace gpuhive::cpu::onednn {
@@ -193,7 +193,7 @@ class RnnKernel final : public Kernel {
     implementation_ = kLoopImplementation;
     primitive_.reset();
     split_.reset();
-    if (PrimitiveComputesExactly()) RETURN_IF_ERROR(TryHiddenSplit(ctx, ws));
+    if (PrimitiveComputesExactly()) RETURN_IF_ERROR(TryAvx512Lstm(ctx, ws));
     if (split_ == nullptr && PrimitiveComputesExactly()) {
       LstmPrimitive::Options o;
       o.dirs = dirs_, o.reverse_only = reverse_only_, o.layout = layout_;
@@ -260,21 +260,26 @@ class RnnKernel final : public Kernel {
     return true;
   }
 
-  // A batch-1 LSTM on two or more threads splits its hidden units across them (lstm_split.h), when
-  // its weights are constants (packed once) and it has no peepholes. Sets split_ or leaves it null.
-  Status TryHiddenSplit(PrepareContext& ctx, WorkspacePlan& ws) {
-    if (batch_ != 1 || has_p_ || ctx.options().num_threads < 2) return Status::OK();
+  // An LSTM with at most a batch row per thread, constant weights and no peepholes runs on gpuhive's
+  // AVX-512 LSTM (loops/lstm_avx512.h): split across the threads by rows or, below a row per
+  // thread, by hidden units. With more rows per thread oneDNN's primitive, which computes the input
+  // projection of all steps as one product, is faster (the audio model, 2 threads, ms: batch 1
+  // 0.24 vs 0.50, 2 0.39 vs 0.56, 4 0.66 vs 0.66, 8 1.32 vs 1.00; one thread: batch 1 0.36 vs 0.49,
+  // 2 0.60 vs 0.60). Sets split_ or leaves it null.
+  Status TryAvx512Lstm(PrepareContext& ctx, WorkspacePlan& ws) {
+    if (has_p_ || batch_ > std::max(1, ctx.options().num_threads)) return Status::OK();
     const Tensor* w = ctx.input_value(1);
     const Tensor* r = ctx.input_value(2);
     const Tensor* b = has_b_ ? ctx.input_value(3) : nullptr;
     if (w == nullptr || r == nullptr || (has_b_ && b == nullptr)) return Status::OK();
-    loops::LstmHiddenSplit::Options o;
-    o.dirs = dirs_, o.reverse_only = reverse_only_, o.seq = seq_, o.input = input_, o.hidden = hidden_;
+    loops::LstmAvx512::Options o;
+    o.dirs = dirs_, o.reverse_only = reverse_only_, o.layout = layout_;
+    o.seq = seq_, o.batch = batch_, o.input = input_, o.hidden = hidden_;
     ASSIGN_OR_RETURN(split_weights_, Buffer::Allocate(ctx.persistent_resource(),
-                                                      sizeof(float) * loops::LstmHiddenSplit::PackedFloats(o),
+                                                      sizeof(float) * loops::LstmAvx512::PackedFloats(o),
                                                       ctx.persistent_tag()));
-    split_ = loops::LstmHiddenSplit::Create(o, w->as<float>(), r->as<float>(), b != nullptr ? b->as<float>() : nullptr,
-                                            static_cast<float*>(split_weights_.data()));
+    split_ = loops::LstmAvx512::Create(o, w->as<float>(), r->as<float>(), b != nullptr ? b->as<float>() : nullptr,
+                                       static_cast<float*>(split_weights_.data()));
     if (split_ == nullptr) {
       split_weights_ = Buffer();
       return Status::OK();
@@ -283,7 +288,7 @@ class RnnKernel final : public Kernel {
     want_yh_ = ctx.num_outputs() > 1 && ctx.has_output(1);
     want_yc_ = ctx.num_outputs() > 2 && ctx.has_output(2);
     ws_split_ = ws.Add(sizeof(float) * split_->ScratchFloats());
-    implementation_ = std::string(loops::LstmHiddenSplit::kImplementation);
+    implementation_ = split_->Implementation(std::max(1, ctx.options().num_threads));
     return Status::OK();
   }
 
@@ -455,7 +460,7 @@ class RnnKernel final : public Kernel {
   size_t nacts_ = 1;
   size_t ws_xw_ = 0, ws_hr_ = 0, ws_h_ = 0, ws_c_ = 0, ws_tmp_ = 0;
   std::unique_ptr<LstmPrimitive> primitive_;  // set when oneDNN's LSTM computes this node exactly
-  std::unique_ptr<loops::LstmHiddenSplit> split_;  // set instead for batch 1 on several threads
+  std::unique_ptr<loops::LstmAvx512> split_;  // set instead for small steps (TryAvx512Lstm)
   Buffer split_weights_;                            // split_'s packed weights
   bool want_y_ = false, want_yh_ = false, want_yc_ = false;
   size_t ws_split_ = 0;
