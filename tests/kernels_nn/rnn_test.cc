@@ -331,7 +331,7 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
   int n = 0;
   for (int dirs : {1, 2}) {
     for (int layout : {0, 1}) {
-      for (int64_t batch : {3, 5}) {  // more rows than threads: gpuhive's LSTM leaves them to oneDNN
+      for (int64_t batch : {5, 7}) {  // over two rows per thread: gpuhive's LSTM leaves them to oneDNN
         for (bool constant : {false, true}) {
           RnnSetup s{Cell::kLstm};
           s.dirs = dirs, s.layout = layout, s.batch = batch, s.constant_weights = constant;
@@ -366,8 +366,8 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
   }
 }
 
-// At most a row per thread, constant weights, no peepholes: gpuhive's AVX-512 LSTM (lstm_avx512.h)
-// on AVX-512 CPUs, split by hidden units below a row per thread (partial tiles with 40 units, one
+// At most two rows per thread, constant weights, no peepholes: gpuhive's AVX-512 LSTM
+// (lstm_avx512.h) on AVX-512 CPUs, split by hidden units below a row per thread (partial tiles with 40 units, one
 // tile with 16: one thread does all, several with 128, the audio model's) and by rows otherwise, in
 // every direction and layout, with and without bias, initial states and each output; results
 // against the reference and the per-step loops.
@@ -380,7 +380,8 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
       for (int layout : {0, 1}) {
         for (int64_t hidden : {16, 40, 128}) {
           for (auto [batch, threads] : {std::pair{int64_t{1}, 2}, std::pair{int64_t{1}, 3}, std::pair{int64_t{2}, 2},
-                                        std::pair{int64_t{3}, 3}, std::pair{int64_t{1}, 1}}) {
+                                        std::pair{int64_t{3}, 3}, std::pair{int64_t{1}, 1}, std::pair{int64_t{4}, 2},
+                                        std::pair{int64_t{2}, 1}}) {
             RnnSetup s{Cell::kLstm};
             s.dirs = dirs, s.reverse = reverse, s.layout = layout, s.batch = batch, s.hidden = hidden;
             s.seq = 9, s.input = hidden == 128 ? 40 : 7;
@@ -402,7 +403,7 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
               EXPECT_EQ(impl.find("gpuhive:lstm_avx512"), std::string::npos) << impl;
               continue;
             }
-            const int64_t tiles = (hidden + 31) / 32;
+            const int64_t tiles = (hidden + cpu::loops::LstmAvx512::kTile - 1) / cpu::loops::LstmAvx512::kTile;
             const int team = threads == 1 ? 1 : batch >= threads ? threads : static_cast<int>(std::min<int64_t>(threads, tiles));
             const std::string want = team == 1 ? "gpuhive:lstm_avx512 [1 thread]"
                                      : batch >= threads
@@ -414,8 +415,8 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
       }
     }
   }
-  // Full sequence_lens keep it; weights known only at run time, peepholes and more rows than
-  // threads do not take it.
+  // Full sequence_lens keep it; weights known only at run time, peepholes and more than two rows
+  // per thread do not take it.
   RnnSetup s{Cell::kLstm};
   s.batch = 1, s.hidden = 40, s.threads = 2, s.constant_weights = true, s.lens = true, s.full_lens = true;
   std::string impl;
@@ -426,7 +427,7 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
   }
   for (int variant = 0; variant < 3; ++variant) {
     RnnSetup o{Cell::kLstm};
-    o.batch = variant == 2 ? 3 : 1, o.hidden = 40, o.threads = 2;
+    o.batch = variant == 2 ? 5 : 1, o.hidden = 40, o.threads = 2;
     o.constant_weights = variant != 0;
     o.peephole = variant == 1;
     o.implementation = &impl;

@@ -46,10 +46,17 @@ GPUHIVE_AVX512 inline __m512 Abs(__m512 x) {
   return _mm512_castsi512_ps(_mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
 }
 
+// 1 / x for x in [1, 2] (the sigmoid's and tanh's denominators): the 14-bit estimate and one
+// Newton step, ~2^-27 relative error; a division per vector costs several times more.
+GPUHIVE_AVX512 inline __m512 ReciprocalOneToTwo(__m512 x) {
+  const __m512 r = _mm512_rcp14_ps(x);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, _mm512_set1_ps(2.f)));
+}
+
 // 1 / (1 + exp(-x)) from e = exp(-|x|), which cannot overflow.
 GPUHIVE_AVX512 inline __m512 Sigmoid(__m512 x) {
   const __m512 e = ExpNonPositive(_mm512_sub_ps(_mm512_setzero_ps(), Abs(x)));
-  const __m512 r = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+  const __m512 r = ReciprocalOneToTwo(_mm512_add_ps(_mm512_set1_ps(1.f), e));
   const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
   return _mm512_mask_mul_ps(r, negative, e, r);
 }
@@ -58,7 +65,7 @@ GPUHIVE_AVX512 inline __m512 Sigmoid(__m512 x) {
 GPUHIVE_AVX512 inline __m512 Tanh(__m512 x) {
   const __m512 a = Abs(x);
   const __m512 e = ExpNonPositive(_mm512_mul_ps(a, _mm512_set1_ps(-2.f)));
-  const __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.f), e), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+  const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(1.f), e), ReciprocalOneToTwo(_mm512_add_ps(_mm512_set1_ps(1.f), e)));
   const __m512i sign = _mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u)));
   return _mm512_castsi512_ps(_mm512_or_epi32(_mm512_castps_si512(t), sign));
 }

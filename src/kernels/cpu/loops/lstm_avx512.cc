@@ -13,8 +13,9 @@ namespace {
 constexpr int64_t kTile = LstmAvx512::kTile;
 // ONNX's gate slots in W, R and B: i, o, f, c.
 constexpr int kGateI = 0, kGateO = 1, kGateF = 2, kGateC = 3;
-// Rows whose products share each loaded weight vector (3 x 8 accumulators fill the registers).
-constexpr int kRowGroup = 3;
+// Rows whose products share each loaded weight vector (4 x 4 accumulators; with 6 GCC spilled them).
+constexpr int kRowGroup = 4;
+constexpr int kVecs = 4;  // accumulators per row and tile: one 16-unit vector per gate
 
 // A barrier for the threads of one OpenMP region that meet once per time step (microseconds
 // apart): spins, then yields so that a descheduled partner gets the core back.
@@ -44,7 +45,7 @@ struct Slice {
   const float *w, *r, *bias;  // this direction's packed tiles
   const float *x, *h0, *c0;   // the node's tensors (h0, c0 may be null)
   float *y, *yh, *yc;         // may be null
-  float* scratch;             // [2 h buffers + c][batch][tiles * kTile]
+  float* scratch;             // [2 h buffers + c][batch][tiles * kTile], then G
   int64_t d = 0, tiles = 0;
   int64_t row_begin = 0, row_end = 0, tile_begin = 0, tile_end = 0;
   bool reverse = false;
@@ -62,81 +63,138 @@ struct Slice {
   }
   float* HBuf(int parity, int64_t b) const { return scratch + (parity * o->batch + b) * tiles * kTile; }
   float* Cell(int64_t b) const { return scratch + (2 * o->batch + b) * tiles * kTile; }
+  // The input projection plus bias of step t, row b, tile: [4 gates][kTile].
+  float* G(int64_t t, int64_t b, int64_t tile) const {
+    return scratch + 3 * o->batch * tiles * kTile + ((t * o->batch + b) * tiles + tile) * 4 * kTile;
+  }
 };
 
 #ifdef GPUHIVE_HAVE_AVX512_PATHS
 using avx512::TailMask;
 
-// acc[i][g * 2 + half] += sum_k v[i][k] * packed[k][g][half * 16 .. +16] for R rows of one tile.
+// acc[i][g] += sum_k v[i][k] * packed[k][g][0..16] for R rows of one tile. Up to two rows keep a
+// second set of accumulators for odd k, so that eight independent chains hide the FMA latency.
 template <int R>
 GPUHIVE_AVX512 inline void AccumulateRows(const float* packed, const float* const* v, int64_t k_count,
-                                          __m512 (&acc)[R][8]) {
-  for (int64_t k = 0; k < k_count; ++k) {
+                                          __m512 (&acc)[R][kVecs]) {
+  constexpr int64_t kStride = 4 * kTile;
+  int64_t k = 0;
+  if constexpr (R <= 2) {
+    __m512 odd[R][kVecs];
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < kVecs; ++j) odd[i][j] = _mm512_setzero_ps();
+    for (; k + 2 <= k_count; k += 2) {
+      const float* p = packed + k * kStride;
+      __m512 b0[R], b1[R];
+      for (int i = 0; i < R; ++i) b0[i] = _mm512_set1_ps(v[i][k]), b1[i] = _mm512_set1_ps(v[i][k + 1]);
+      for (int j = 0; j < kVecs; ++j) {
+        const __m512 w0 = _mm512_loadu_ps(p + j * 16), w1 = _mm512_loadu_ps(p + kStride + j * 16);
+        for (int i = 0; i < R; ++i) {
+          acc[i][j] = _mm512_fmadd_ps(w0, b0[i], acc[i][j]);
+          odd[i][j] = _mm512_fmadd_ps(w1, b1[i], odd[i][j]);
+        }
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < kVecs; ++j) acc[i][j] = _mm512_add_ps(acc[i][j], odd[i][j]);
+  }
+  for (; k < k_count; ++k) {
     __m512 b[R];
     for (int i = 0; i < R; ++i) b[i] = _mm512_set1_ps(v[i][k]);
-    const float* p = packed + k * 4 * kTile;
-    for (int j = 0; j < 8; ++j) {
+    const float* p = packed + k * kStride;
+    for (int j = 0; j < kVecs; ++j) {
       const __m512 wv = _mm512_loadu_ps(p + j * 16);
       for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(wv, b[i], acc[i][j]);
     }
   }
 }
 
-// One step of rows [row, row + R) on one tile: gates, cell and hidden state.
+// G = bias + W x for R (step, row) pairs of one tile: the input projection, before the recurrence.
 template <int R>
-GPUHIVE_AVX512 void StepRows(const Slice& s, int64_t step, int64_t t, int64_t tile, int64_t row) {
-  const int64_t H = s.o->hidden;
-  __m512 acc[R][8];
+GPUHIVE_AVX512 void ProjectRows(const Slice& s, const int64_t* t, const int64_t* b, int64_t tile) {
+  __m512 acc[R][kVecs];
   const float* bias = s.bias + tile * 4 * kTile;
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < 8; ++j) acc[i][j] = _mm512_loadu_ps(bias + j * 16);
+    for (int j = 0; j < kVecs; ++j) acc[i][j] = _mm512_loadu_ps(bias + j * 16);
   const float* v[R];
-  for (int i = 0; i < R; ++i) v[i] = s.x + s.XOffset(t, row + i);
+  for (int i = 0; i < R; ++i) v[i] = s.x + s.XOffset(t[i], b[i]);
   AccumulateRows<R>(s.w + tile * s.o->input * 4 * kTile, v, s.o->input, acc);
-  if (step > 0 || s.h0 != nullptr) {  // h_{-1} = 0 without initial_h
-    for (int i = 0; i < R; ++i) v[i] = step == 0 ? s.h0 + s.StateOffset(row + i) : s.HBuf((step - 1) & 1, row + i);
-    AccumulateRows<R>(s.r + tile * H * 4 * kTile, v, H, acc);
-  }
   for (int i = 0; i < R; ++i) {
-    float* c = s.Cell(row + i);
-    float* h = s.HBuf(step & 1, row + i);
-    for (int half = 0; half < 2; ++half) {
-      const int64_t u = tile * kTile + half * 16;
-      const __m512 gi = avx512::Sigmoid(acc[i][kGateI * 2 + half]);
-      const __m512 go = avx512::Sigmoid(acc[i][kGateO * 2 + half]);
-      const __m512 gf = avx512::Sigmoid(acc[i][kGateF * 2 + half]);
-      const __m512 gc = avx512::Tanh(acc[i][kGateC * 2 + half]);
-      const __m512 cn = _mm512_fmadd_ps(gf, _mm512_loadu_ps(c + u), _mm512_mul_ps(gi, gc));
-      const __m512 hn = _mm512_mul_ps(go, avx512::Tanh(cn));
-      _mm512_storeu_ps(c + u, cn);
-      _mm512_storeu_ps(h + u, hn);
-      if (s.y != nullptr) {
-        _mm512_mask_storeu_ps(s.y + s.YOffset(t, row + i) + u, TailMask(std::max<int64_t>(0, H - u)), hn);
-      }
-    }
+    float* g = s.G(t[i], b[i], tile);
+    for (int j = 0; j < kVecs; ++j) _mm512_storeu_ps(g + j * 16, acc[i][j]);
   }
 }
 
+// One step of rows [row, row + R) on one tile: the recurrent product, gates, cell and hidden state.
+template <int R>
+GPUHIVE_AVX512 void StepRows(const Slice& s, int64_t step, int64_t t, int64_t tile, int64_t row) {
+  const int64_t H = s.o->hidden;
+  __m512 acc[R][kVecs];
+  for (int i = 0; i < R; ++i) {
+    const float* g = s.G(t, row + i, tile);
+    for (int j = 0; j < kVecs; ++j) acc[i][j] = _mm512_loadu_ps(g + j * 16);
+  }
+  if (step > 0 || s.h0 != nullptr) {  // h_{-1} = 0 without initial_h
+    const float* v[R];
+    for (int i = 0; i < R; ++i) v[i] = step == 0 ? s.h0 + s.StateOffset(row + i) : s.HBuf((step - 1) & 1, row + i);
+    AccumulateRows<R>(s.r + tile * H * 4 * kTile, v, H, acc);
+  }
+  const int64_t u = tile * kTile;
+  const __mmask16 valid = TailMask(std::max<int64_t>(0, H - u));
+  for (int i = 0; i < R; ++i) {
+    float* c = s.Cell(row + i);
+    const __m512 gi = avx512::Sigmoid(acc[i][kGateI]);
+    const __m512 go = avx512::Sigmoid(acc[i][kGateO]);
+    const __m512 gf = avx512::Sigmoid(acc[i][kGateF]);
+    const __m512 gc = avx512::Tanh(acc[i][kGateC]);
+    const __m512 cn = _mm512_fmadd_ps(gf, _mm512_loadu_ps(c + u), _mm512_mul_ps(gi, gc));
+    const __m512 hn = _mm512_mul_ps(go, avx512::Tanh(cn));
+    _mm512_storeu_ps(c + u, cn);
+    _mm512_storeu_ps(s.HBuf(step & 1, row + i) + u, hn);
+    if (s.y != nullptr) _mm512_mask_storeu_ps(s.y + s.YOffset(t, row + i) + u, valid, hn);
+  }
+}
+
+template <int R>
+GPUHIVE_AVX512 void ProjectGroup(const Slice& s, const int64_t* t, const int64_t* b, int64_t tile, int n) {
+  if constexpr (R > 1) {
+    if (n < R) return ProjectGroup<R - 1>(s, t, b, tile, n);
+  }
+  ProjectRows<R>(s, t, b, tile);
+}
+
+template <int R>
+GPUHIVE_AVX512 void StepGroup(const Slice& s, int64_t step, int64_t t, int64_t tile, int64_t row, int n) {
+  if constexpr (R > 1) {
+    if (n < R) return StepGroup<R - 1>(s, step, t, tile, row, n);
+  }
+  StepRows<R>(s, step, t, tile, row);
+}
+
 GPUHIVE_AVX512 void RunSlice(const Slice& s) {
-  const int64_t H = s.o->hidden, T = s.o->seq;
+  const int64_t H = s.o->hidden, T = s.o->seq, rows = s.row_end - s.row_begin;
   for (int64_t b = s.row_begin; b < s.row_end; ++b) {
     for (int64_t tile = s.tile_begin; tile < s.tile_end; ++tile) {
-      for (int64_t u = tile * kTile; u < (tile + 1) * kTile; u += 16) {
-        const __mmask16 m = TailMask(std::max<int64_t>(0, H - u));
-        _mm512_storeu_ps(s.Cell(b) + u,
-                         s.c0 != nullptr ? _mm512_maskz_loadu_ps(m, s.c0 + s.StateOffset(b) + u) : _mm512_setzero_ps());
-      }
+      const int64_t u = tile * kTile;
+      const __mmask16 m = TailMask(std::max<int64_t>(0, H - u));
+      _mm512_storeu_ps(s.Cell(b) + u,
+                       s.c0 != nullptr ? _mm512_maskz_loadu_ps(m, s.c0 + s.StateOffset(b) + u) : _mm512_setzero_ps());
+    }
+  }
+  // The input projection of every step of these rows and tiles, kRowGroup (step, row) pairs a pass.
+  for (int64_t tile = s.tile_begin; tile < s.tile_end; ++tile) {
+    for (int64_t q = 0; q < T * rows; q += kRowGroup) {
+      int64_t t[kRowGroup], b[kRowGroup];
+      const int n = static_cast<int>(std::min<int64_t>(kRowGroup, T * rows - q));
+      for (int i = 0; i < n; ++i) t[i] = (q + i) / rows, b[i] = s.row_begin + (q + i) % rows;
+      ProjectGroup<kRowGroup>(s, t, b, tile, n);
     }
   }
   for (int64_t step = 0; step < T; ++step) {
     const int64_t t = s.reverse ? T - 1 - step : step;
     for (int64_t tile = s.tile_begin; tile < s.tile_end; ++tile) {
       for (int64_t row = s.row_begin; row < s.row_end; row += kRowGroup) {
-        switch (std::min<int64_t>(kRowGroup, s.row_end - row)) {
-          case 3: StepRows<3>(s, step, t, tile, row); break;
-          case 2: StepRows<2>(s, step, t, tile, row); break;
-          default: StepRows<1>(s, step, t, tile, row); break;
-        }
+        StepGroup<kRowGroup>(s, step, t, tile, row, static_cast<int>(std::min<int64_t>(kRowGroup, s.row_end - row)));
       }
     }
     s.barrier->Wait(s.sync);  // h_t complete for every tile of these rows
@@ -144,11 +202,10 @@ GPUHIVE_AVX512 void RunSlice(const Slice& s) {
   for (int64_t b = s.row_begin; b < s.row_end; ++b) {
     const float* h_last = s.HBuf((T - 1) & 1, b);
     for (int64_t tile = s.tile_begin; tile < s.tile_end; ++tile) {
-      for (int64_t u = tile * kTile; u < (tile + 1) * kTile; u += 16) {
-        const __mmask16 m = TailMask(std::max<int64_t>(0, H - u));
-        if (s.yh != nullptr) _mm512_mask_storeu_ps(s.yh + s.StateOffset(b) + u, m, _mm512_loadu_ps(h_last + u));
-        if (s.yc != nullptr) _mm512_mask_storeu_ps(s.yc + s.StateOffset(b) + u, m, _mm512_loadu_ps(s.Cell(b) + u));
-      }
+      const int64_t u = tile * kTile;
+      const __mmask16 m = TailMask(std::max<int64_t>(0, H - u));
+      if (s.yh != nullptr) _mm512_mask_storeu_ps(s.yh + s.StateOffset(b) + u, m, _mm512_loadu_ps(h_last + u));
+      if (s.yc != nullptr) _mm512_mask_storeu_ps(s.yc + s.StateOffset(b) + u, m, _mm512_loadu_ps(s.Cell(b) + u));
     }
   }
 }

@@ -28,8 +28,8 @@ class LstmAvx512 {
     int64_t seq = 0, batch = 0, input = 0, hidden = 0;
   };
 
-  // Units per tile: a tile's four gates are eight 16-float accumulators per row.
-  static constexpr int64_t kTile = 32;
+  // Units per tile: a tile's four gates are four 16-float accumulators per row.
+  static constexpr int64_t kTile = 16;
 
   // Floats of the packed weights Create writes (the caller allocates them, so that they count where
   // the model's other persistent bytes do, and keeps them alive as long as the object).
@@ -41,8 +41,9 @@ class LstmAvx512 {
   static std::unique_ptr<LstmAvx512> Create(const Options& options, const float* w, const float* r, const float* b,
                                             float* packed);
 
-  // Floats of scratch Run needs (two h buffers and the cell state per row, tile-padded).
-  size_t ScratchFloats() const { return static_cast<size_t>(3 * o_.batch * tiles_ * kTile); }
+  // Floats of scratch Run needs (two h buffers and the cell state per row, tile-padded, and the
+  // input projection of every step and row, [seq][batch][tiles][4][kTile]).
+  size_t ScratchFloats() const { return static_cast<size_t>((3 + 4 * o_.seq) * o_.batch * tiles_ * kTile); }
 
   // What a run on `threads` threads does, for Kernel::implementation():
   // "gpuhive:lstm_avx512 [rows split 2 ways]", "... [hidden units split 2 ways]" or "... [1 thread]".

@@ -260,14 +260,14 @@ class RnnKernel final : public Kernel {
     return true;
   }
 
-  // An LSTM with at most a batch row per thread, constant weights and no peepholes runs on gpuhive's
-  // AVX-512 LSTM (loops/lstm_avx512.h): split across the threads by rows or, below a row per
-  // thread, by hidden units. With more rows per thread oneDNN's primitive, which computes the input
-  // projection of all steps as one product, is faster (the audio model, 2 threads, ms: batch 1
-  // 0.24 vs 0.50, 2 0.39 vs 0.56, 4 0.66 vs 0.66, 8 1.32 vs 1.00; one thread: batch 1 0.36 vs 0.49,
-  // 2 0.60 vs 0.60). Sets split_ or leaves it null.
+  // An LSTM with at most two batch rows per thread, constant weights and no peepholes runs on
+  // gpuhive's AVX-512 LSTM (loops/lstm_avx512.h): split across the threads by rows or, below a row
+  // per thread, by hidden units. With more rows per thread oneDNN's primitive is faster. The audio
+  // model (gpuhive perf, p50 ms, ours / oneDNN's): 2 threads batch 1 0.215 / 0.510, 2 0.336 / 0.567,
+  // 4 0.584 / 0.617, 8 1.091 / 0.961; one thread batch 1 0.291 / 0.494, 2 0.510 / 0.578, 4 1.049 /
+  // 0.822. Sets split_ or leaves it null.
   Status TryAvx512Lstm(PrepareContext& ctx, WorkspacePlan& ws) {
-    if (has_p_ || batch_ > std::max(1, ctx.options().num_threads)) return Status::OK();
+    if (has_p_ || batch_ > 2 * std::max(1, ctx.options().num_threads)) return Status::OK();
     const Tensor* w = ctx.input_value(1);
     const Tensor* r = ctx.input_value(2);
     const Tensor* b = has_b_ ? ctx.input_value(3) : nullptr;
