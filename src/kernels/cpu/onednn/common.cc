@@ -382,6 +382,20 @@ void PostOpChain::PrependBinary(const PostOp& op, int input, const Shape& shape,
   steps_.insert(steps_.begin(), s);
 }
 
+std::optional<PostOpChain::Bias> PostOpChain::TakeLeadingBias(int64_t n) {
+  if (steps_.empty() || dst_shape_.empty() || dst_shape_.back() != n) return std::nullopt;
+  const Step& s = steps_.front();
+  if (s.op.kind != PostOp::Kind::kAdd || s.staged_at != SIZE_MAX || NumElements(s.extra_shape) != n) return std::nullopt;
+  const Dims b = BroadcastDims(s.extra_shape, dst_shape_.size());
+  for (size_t i = 0; i + 1 < b.size(); ++i) {
+    if (b[i] != 1) return std::nullopt;
+  }
+  Bias bias{s.input, s.constant, s.extra_shape};
+  steps_.erase(steps_.begin());
+  ops_.erase(ops_.begin());
+  return bias;
+}
+
 bool PostOpChain::fusable() const {
   // oneDNN 2.6's JIT post-op injectors (brgemm matmul, AVX-512 conv) reuse the parameters of the
   // first eltwise entry for later entries of the same algorithm: such chains run standalone.

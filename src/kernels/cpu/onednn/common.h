@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -189,6 +190,17 @@ class PostOpChain {
   // Puts a broadcasting binary op in front of the chain: its tensor is node input `input` of shape
   // `shape`, or `constant` (kept alive by the caller) when non-null.
   void PrependBinary(const PostOp& op, int input, const Shape& shape, const void* constant = nullptr);
+  // A per-output-column bias at the front of the chain (an Add whose operand holds `n` values along
+  // the output's last dim only), taken out of the chain so that the caller passes it to its
+  // primitive as DNNL_ARG_BIAS: a broadcast binary post-op costs brgemm matmuls 5-8 % on wide
+  // outputs (BERT's 128x768x3072: 1.99 vs 1.84 ms). `input` is the node input that holds it, or
+  // `constant` the kernel's own copy. Call after Init and the Prepend* calls.
+  struct Bias {
+    int input = -1;
+    const void* constant = nullptr;
+    Shape shape;  // the operand's shape (PrependBinary puts it back)
+  };
+  std::optional<Bias> TakeLeadingBias(int64_t n);
   bool has_sum() const;
   size_t sum_input() const;  // node input index of the first "sum" entry (when has_sum())
   // Appends the fused chain to `po`. dst_dims may differ from the logical shape (flattened matmul);
