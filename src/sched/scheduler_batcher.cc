@@ -87,7 +87,22 @@ bool Scheduler::Impl::FitsMemory(const Worker& self, Candidate& c) const {
   }
   const detail::DeviceState& dev = devices[static_cast<size_t>(self.ctx.device_index)];
   // Alone, a batch always fits (its rows were bounded by the allowance, or it is one request).
-  return dev.unreserved_holding == 0 || dev.unreserved_holding + BatchBytes(m, c.rows) <= allowance;
+  if (dev.unreserved_holding == 0 || dev.unreserved_holding + BatchBytes(m, c.rows) <= allowance) return true;
+  // Beside the running batches only a prefix may fit: run the longest one the runner executes
+  // without padding rather than leave this worker idle until they finish (on 2 cores one worker
+  // waited out each 5-row ResNet-50 batch: scenario 1 at 0.85-0.93x the naive mode's throughput).
+  const uint64_t room = allowance - dev.unreserved_holding;
+  int64_t rows = 0, fit_rows = 0;
+  size_t fit = 0;
+  for (size_t n = 0; n < c.items.size(); ++n) {
+    rows += c.items[n]->rows;
+    if (BatchBytes(m, rows) > room) break;
+    if (!m.runner || m.runner->ExecutedRows(rows) <= rows) fit = n + 1, fit_rows = rows;
+  }
+  if (fit == 0) return false;
+  c.items.resize(fit);
+  c.rows = fit_rows;
+  return true;
 }
 
 int64_t Scheduler::Impl::BatchLimit(const Model& m, int64_t* proven) const {

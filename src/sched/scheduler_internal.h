@@ -193,7 +193,8 @@ struct Scheduler::Impl {
     return m.row_bytes * static_cast<uint64_t>(executed);
   }
   // Whether worker `self` may start `c` now under batch_memory; a reserved worker's candidate is
-  // cut to its share (never below its first request) instead.
+  // cut to its share (never below its first request) instead, an unreserved worker's to the
+  // longest unpadded prefix that fits beside the running batches (false when none does).
   bool FitsMemory(const detail::Worker& self, detail::Candidate& c) const;
   // Answers expired requests: hard deadlines and REJECT queue timeouts; DELAY timeouts move to the
   // delayed queue. Recomputes next_expiry_ns.

@@ -502,6 +502,45 @@ TEST(SchedulerTest, BatchMemoryKeepsTheWorkersTogetherWithinTheAllowance) {
   }
 }
 
+// A batch that does not fit beside the running ones runs its longest fitting prefix instead of
+// leaving its worker idle until they finish: 4 rows of 3 MiB hold 12 of the 16 MiB allowance, so
+// of the next 3 rows one runs beside them at once (before, the second worker waited: on 2 cores
+// it sat out each 5-row ResNet-50 batch of scenario 1).
+TEST(SchedulerTest, BatchMemoryRunsThePrefixThatFitsInsteadOfWaiting) {
+  constexpr uint64_t kMiB = 1 << 20;
+  SchedulerOptions o;
+  o.priority_levels = 1;
+  o.devices[0].workers = {DeviceSpec::Worker{1, 1, -1}, DeviceSpec::Worker{1, 1, -1}};
+  o.aging_interval_us = 0;
+  o.cpu_nice_per_priority = 0;
+  o.batch_memory = SchedulerOptions::kBatchMemoryAuto;
+  auto s = Scheduler::Create(o).value();
+  auto gate = std::make_shared<Gate>();
+  FakeRunner::Options so, bo;
+  so.row_bytes = 3 * kMiB;
+  so.gate = gate;
+  bo.row_bytes = 8 * kMiB;  // sets the per-worker bound: 2 x 8 = 16 MiB for the two workers
+  auto small = std::make_shared<FakeRunner>(so), big = std::make_shared<FakeRunner>(bo);
+  ASSERT_TRUE(s->AddModel(Config("small", 8), small).ok());
+  ASSERT_TRUE(s->AddModel(Config("big", 8), big).ok());
+  EXPECT_EQ(*s->BatchLimit("small"), 5);
+  Collector c;
+  {
+    Blocker block(*s, 2);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("small", 1.0f + i, 1, 2, c.Callback(), 0)).ok());
+    block.Release();
+  }
+  ASSERT_TRUE(gate->WaitForWaiters(1));  // 4 rows, 12 MiB, running
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Enqueue(MakeRequest("small", 10.0f + i, 1, 2, c.Callback(), 0)).ok());
+  EXPECT_TRUE(gate->WaitForWaiters(2)) << "the second worker waited instead of running the row that fits";
+  gate->Open();
+  ASSERT_TRUE(c.WaitFor(7));
+  std::vector<int64_t> rows;
+  for (const auto& b : small->batches()) rows.push_back(b.rows);
+  std::sort(rows.begin(), rows.end());
+  EXPECT_EQ(rows, (std::vector<int64_t>{1, 2, 4}));
+}
+
 TEST(SchedulerTest, MultiRowRequestsStayWholeAndOversizedAreRefused) {
   auto s = Scheduler::Create(OneWorker()).value();
   auto runner = std::make_shared<FakeRunner>(FakeRunner::Options{});
