@@ -331,7 +331,7 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
   int n = 0;
   for (int dirs : {1, 2}) {
     for (int layout : {0, 1}) {
-      for (int64_t batch : {5, 7}) {  // over two rows per thread: gpuhive's LSTM leaves them to oneDNN
+      for (int64_t batch : {9, 11}) {  // over four rows per thread: gpuhive's LSTM leaves them to oneDNN
         for (bool constant : {false, true}) {
           RnnSetup s{Cell::kLstm};
           s.dirs = dirs, s.layout = layout, s.batch = batch, s.constant_weights = constant;
@@ -366,7 +366,7 @@ TEST(LstmOneDnn, RowsSplitAcrossThreads) {
   }
 }
 
-// At most two rows per thread, constant weights, no peepholes: gpuhive's AVX-512 LSTM
+// At most four rows per thread, constant weights, no peepholes: gpuhive's AVX-512 LSTM
 // (lstm_avx512.h) on AVX-512 CPUs, split by hidden units below a row per thread (partial tiles with 40 units, one
 // tile with 16: one thread does all, several with 128, the audio model's) and by rows otherwise, in
 // every direction and layout, with and without bias, initial states and each output; results
@@ -381,7 +381,8 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
         for (int64_t hidden : {16, 40, 128}) {
           for (auto [batch, threads] : {std::pair{int64_t{1}, 2}, std::pair{int64_t{1}, 3}, std::pair{int64_t{2}, 2},
                                         std::pair{int64_t{3}, 3}, std::pair{int64_t{1}, 1}, std::pair{int64_t{4}, 2},
-                                        std::pair{int64_t{2}, 1}}) {
+                                        std::pair{int64_t{2}, 1}, std::pair{int64_t{8}, 2}, std::pair{int64_t{7}, 2},
+                                        std::pair{int64_t{4}, 1}}) {
             RnnSetup s{Cell::kLstm};
             s.dirs = dirs, s.reverse = reverse, s.layout = layout, s.batch = batch, s.hidden = hidden;
             s.seq = 9, s.input = hidden == 128 ? 40 : 7;
@@ -415,7 +416,7 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
       }
     }
   }
-  // Full sequence_lens keep it; weights known only at run time, peepholes and more than two rows
+  // Full sequence_lens keep it; weights known only at run time, peepholes and more than four rows
   // per thread do not take it.
   RnnSetup s{Cell::kLstm};
   s.batch = 1, s.hidden = 40, s.threads = 2, s.constant_weights = true, s.lens = true, s.full_lens = true;
@@ -427,7 +428,7 @@ TEST(LstmAvx512, SmallBatchesSplitAcrossThreads) {
   }
   for (int variant = 0; variant < 3; ++variant) {
     RnnSetup o{Cell::kLstm};
-    o.batch = variant == 2 ? 5 : 1, o.hidden = 40, o.threads = 2;
+    o.batch = variant == 2 ? 9 : 1, o.hidden = 40, o.threads = 2;
     o.constant_weights = variant != 0;
     o.peephole = variant == 1;
     o.implementation = &impl;

@@ -102,6 +102,8 @@ StatusOr<std::vector<Activation>> ParseActivations(const ir::Node& node, const s
 }
 
 // Reported by implementation() when the kernel runs its own per-step loops.
+// The most batch rows per thread that gpuhive's AVX-512 LSTM takes (TryAvx512Lstm).
+constexpr int64_t kAvx512LstmRowsPerThread = 4;
 constexpr char kLoopImplementation[] = "gpuhive:rnn_loops";
 
 class RnnKernel final : public Kernel {
@@ -260,14 +262,14 @@ class RnnKernel final : public Kernel {
     return true;
   }
 
-  // An LSTM with at most two batch rows per thread, constant weights and no peepholes runs on
-  // gpuhive's AVX-512 LSTM (loops/lstm_avx512.h): split across the threads by rows or, below a row
-  // per thread, by hidden units. With more rows per thread oneDNN's primitive is faster. The audio
-  // model (gpuhive perf, p50 ms, ours / oneDNN's): 2 threads batch 1 0.215 / 0.510, 2 0.336 / 0.567,
-  // 4 0.584 / 0.617, 8 1.091 / 0.961; one thread batch 1 0.291 / 0.494, 2 0.510 / 0.578, 4 1.049 /
-  // 0.822. Sets split_ or leaves it null.
+  // An LSTM with at most kAvx512LstmRowsPerThread batch rows per thread, constant weights and no
+  // peepholes runs on gpuhive's AVX-512 LSTM (loops/lstm_avx512.h): split across the threads by rows
+  // or, below a row per thread, by hidden units. With more rows per thread oneDNN's primitive is
+  // faster. The audio model (gpuhive perf, p50 ms, ours / oneDNN's): 2 threads batch 1 0.24 / 0.50,
+  // 4 0.61 / 0.62, 8 0.89-0.93 / 0.99-1.05, 16 1.73 / 1.66; one thread batch 1 0.34 / 0.49, 4
+  // 0.77-0.79 / 0.90-0.91, 8 1.50 / 1.35 (docs/benchmarks.md). Sets split_ or leaves it null.
   Status TryAvx512Lstm(PrepareContext& ctx, WorkspacePlan& ws) {
-    if (has_p_ || batch_ > 2 * std::max(1, ctx.options().num_threads)) return Status::OK();
+    if (has_p_ || batch_ > kAvx512LstmRowsPerThread * std::max(1, ctx.options().num_threads)) return Status::OK();
     const Tensor* w = ctx.input_value(1);
     const Tensor* r = ctx.input_value(2);
     const Tensor* b = has_b_ ? ctx.input_value(3) : nullptr;
