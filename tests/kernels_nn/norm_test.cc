@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "kernels/cpu/loops/avx512_math.h"
 #include "kernels_nn/reference.h"
 
 namespace gpuhive::testing {
@@ -82,6 +83,40 @@ TEST(LayerNormalization, AxesBroadcastAndStatistics) {
   EXPECT_TRUE(nobias.ok()) << nobias.status().ToString();
   auto bad = RunNode({"LayerNormalization", "", 17, {{"axis", AttrInt(3)}}}, {&x, &scale});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Full-length scale and bias run their rows 16 lanes wide on AVX-512 CPUs ("gpuhive:rows_avx512";
+// BERT-base's 25 LayerNormalizations per run were SSE): row lengths around the 32-float main loop
+// and its tail, with and without bias, in place, against a double-precision reference.
+TEST(LayerNormalization, VectorizedRowsMatchTheDefinition) {
+  for (int64_t n : {5, 16, 37, 64, 768}) {
+    for (bool with_bias : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << "n " << n << " bias " << with_bias);
+      Tensor x = RandomFloat({3, n}, static_cast<uint32_t>(n), -3.f, 5.f);
+      Tensor scale = RandomFloat({n}, 2), b = RandomFloat({n}, 3);
+      std::vector<float> e(static_cast<size_t>(3 * n));
+      for (int64_t o = 0; o < 3; ++o) {
+        double m = 0, v = 0;
+        for (int64_t i = 0; i < n; ++i) m += x.as<float>()[o * n + i];
+        m /= n;
+        for (int64_t i = 0; i < n; ++i) v += std::pow(x.as<float>()[o * n + i] - m, 2);
+        const double is = 1 / std::sqrt(v / n + 1e-5);
+        for (int64_t i = 0; i < n; ++i) {
+          e[static_cast<size_t>(o * n + i)] = static_cast<float>((x.as<float>()[o * n + i] - m) * is * scale.as<float>()[i] +
+                                                                 (with_bias ? b.as<float>()[i] : 0.f));
+        }
+      }
+      RunOptions opts;
+      std::string impl;
+      opts.implementation = &impl;
+      std::vector<const Tensor*> in = {&x, &scale};
+      if (with_bias) in.push_back(&b);
+      auto out = RunNode({"LayerNormalization", "", 17, {}}, in, opts);
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      EXPECT_TRUE(TensorNear((*out)[0], MakeFloat({3, n}, e), 1e-5, 1e-4));
+      EXPECT_EQ(impl, cpu::loops::Avx512Usable() ? "gpuhive:rows_avx512" : "gpuhive:rows");
+    }
+  }
 }
 
 TEST(Lrn, EvenAndOddSizes) {
