@@ -2,6 +2,8 @@
 // evaluation, dynamic steps, control flow, input validation, concurrent contexts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -143,6 +145,102 @@ TEST(RuntimeConcurrency, ContextsRunInParallel) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// y = Relu(Conv(Relu(Conv(x, W, B)), W2, B)): convolutions whose kernels keep their oneDNN memory
+// objects and argument map between runs (rebinding only the data pointers) unless another run
+// holds them.
+std::unique_ptr<ir::Model> ConvModel() {
+  auto m = std::make_unique<ir::Model>();
+  m->graph = std::make_shared<ir::Graph>();
+  m->opsets[""] = 17;
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{1, ""}, ir::Dim{16, ""}, ir::Dim{10, ""}, ir::Dim{10, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  std::vector<float> wv(32 * 16 * 9), bv(32);
+  for (size_t i = 0; i < wv.size(); ++i) wv[i] = static_cast<float>((i * 37) % 17) / 17.f - 0.5f;
+  for (size_t i = 0; i < bv.size(); ++i) bv[i] = static_cast<float>(i % 5) * 0.1f - 0.2f;
+  ir::Value* w = g.AddValue("w", DataType::kFloat32);
+  w->constant = Const(DataType::kFloat32, {32, 16, 3, 3}, wv);
+  ir::Value* b = g.AddValue("b", DataType::kFloat32);
+  b->constant = Const(DataType::kFloat32, {32}, bv);
+  std::vector<float> w2v(32 * 32 * 9);
+  for (size_t i = 0; i < w2v.size(); ++i) w2v[i] = static_cast<float>((i * 29) % 13) / 13.f - 0.5f;
+  ir::Value* w2 = g.AddValue("w2", DataType::kFloat32);
+  w2->constant = Const(DataType::kFloat32, {32, 32, 3, 3}, w2v);
+  ir::Value* c = g.AddValue("c", DataType::kFloat32);
+  ir::Value* r = g.AddValue("r", DataType::kFloat32);
+  ir::Value* c2 = g.AddValue("c2", DataType::kFloat32);
+  ir::Value* y = g.AddValue("y", DataType::kFloat32);
+  // The second convolution reads the first's output in the arena, in the convolutions' own layout.
+  for (ir::Node* conv : {g.AddNode("Conv", {x, w, b}, {c}), g.AddNode("Conv", {r, w2, b}, {c2})}) {
+    conv->attrs["pads"] = ir::Attribute(std::vector<int64_t>{1, 1, 1, 1});
+    conv->opset = 17;
+  }
+  g.AddNode("Relu", {c}, {r})->opset = 17;
+  g.AddNode("Relu", {c2}, {y})->opset = 17;
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  return m;
+}
+
+// Many runs of one compiled convolution, from one context and from four at once, each with its
+// own input: every output must be the one a fresh context computes for that input (a kernel that
+// reused a cached memory object without rebinding it, or shared one between concurrent runs, gives
+// another input's result).
+TEST(RuntimeConcurrency, ConvolutionRunsRebindTheirBuffers) {
+  auto model = CompiledModel::Create(ConvModel(), {});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  constexpr int kInputs = 6;
+  std::vector<std::vector<float>> inputs, expected;
+  for (int k = 0; k < kInputs; ++k) {
+    std::vector<float> x(16 * 10 * 10);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i * (k + 1)) * 0.01f);
+    auto xt = Tensor::FromVector<float>(DataType::kFloat32, {1, 16, 10, 10}, x);
+    ExecutionContext fresh({1});
+    auto out = (*model)->Run(fresh, {xt->view()});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    const float* y = (*out)[0].as<float>();
+    expected.emplace_back(y, y + (*out)[0].num_elements());
+    inputs.push_back(std::move(x));
+  }
+  for (int k = 1; k < kInputs; ++k) ASSERT_NE(expected[k], expected[0]);
+  // All inputs alive at once, so that each run's input is at another address.
+  std::vector<Tensor> xts;
+  for (const auto& x : inputs) xts.push_back(*Tensor::FromVector<float>(DataType::kFloat32, {1, 16, 10, 10}, x));
+  std::atomic<int> failures{0};
+  auto runs = [&](int t) {
+    ExecutionContext ctx({1});
+    for (int i = 0; i < 60; ++i) {
+      const int k = (i + t) % kInputs;
+      auto out = (*model)->Run(ctx, {xts[k].view()});
+      if (!out.ok()) {
+        failures++;
+        continue;
+      }
+      const float* y = (*out)[0].as<float>();
+      if (!std::equal(expected[k].begin(), expected[k].end(), y)) failures++;
+    }
+  };
+  runs(0);
+  EXPECT_EQ(failures.load(), 0) << "one context";
+  {  // two contexts (two arenas) taking turns
+    ExecutionContext a({1}), b({1});
+    for (int i = 0; i < 12; ++i) {
+      const int k = i % kInputs;
+      auto out = (*model)->Run(i % 2 ? b : a, {xts[k].view()});
+      ASSERT_TRUE(out.ok()) << out.status().ToString();
+      const float* y = (*out)[0].as<float>();
+      if (!std::equal(expected[k].begin(), expected[k].end(), y)) failures++;
+    }
+  }
+  EXPECT_EQ(failures.load(), 0) << "two contexts taking turns";
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back(runs, t);
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0) << "four contexts at once";
 }
 
 // A float chain whose binary operand is a run-time scalar (the shape of ONNX's window functions):

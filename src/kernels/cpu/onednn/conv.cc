@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -157,6 +158,14 @@ class ConvKernel final : public Kernel {
   memory::desc sb_image_md_, sb_products_md_;
   bool has_bias_ = false;
   size_t ws_src_ = 0, ws_weights_ = 0, ws_scratch_ = 0;
+  // RunImpl's reusable arguments (see there); fast_ok_ when the configuration allows them.
+  bool fast_ok_ = false;
+  mutable std::mutex fast_mu_;
+  mutable struct {
+    bool ready = false;
+    memory src, weights, dst, bias, scratch;
+    ArgMap args;
+  } fast_;
 };
 
 Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
@@ -443,6 +452,9 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     ASSIGN_OR_RETURN(memory::desc sum_md, MdFor(out_shape, ctx.input_layout(chain_.sum_input())));
     if (sum_md == dst_md_) ctx.AllowInPlace(chain_.sum_input(), 0);
   }
+  bool binary_extras = false;
+  for (const PostOp& op : chain_.ops()) binary_extras = binary_extras || op.is_binary();
+  fast_ok_ = weights_ != nullptr && !reorder_src_ && !reorder_dst_ && !by_rows_ && fused_ && !binary_extras;
   return Status::OK();
 }
 
@@ -517,6 +529,38 @@ void ConvKernel::RunStrideBlocks(RunContext& ctx, const float* x) const {
 
 Status ConvKernel::RunImpl(RunContext& ctx) const {
   dnnl::stream& s = ThreadStream();
+  // The common case (packed constant weights, no reorders, no post-op operands) keeps its oneDNN
+  // memory objects and argument map and only rebinds the data pointers: creating them on every run
+  // cost ~12 allocations per convolution, 4.5 % of MobileNetV3-Large's batch-1 time (perf: malloc
+  // and free on the critical path). A run that finds them in use by another builds its own.
+  if (fast_ok_) {
+    std::unique_lock<std::mutex> lock(fast_mu_, std::try_to_lock);
+    if (lock.owns_lock()) {
+      if (!fast_.ready) {
+        fast_.src = memory(src_user_md_, Engine(), ctx.input(0).data);
+        fast_.weights = memory(weights_md_, Engine(), const_cast<void*>(weights_->buffer.data()));
+        fast_.dst = memory(dst_md_, Engine(), ctx.output(0).data);
+        fast_.args = ArgMap{{DNNL_ARG_SRC, fast_.src}, {DNNL_ARG_WEIGHTS, fast_.weights}, {DNNL_ARG_DST, fast_.dst}};
+        if (has_bias_) {
+          fast_.bias = memory(bias_md_, Engine(), ctx.input(2).data);
+          fast_.args.insert({DNNL_ARG_BIAS, fast_.bias});
+        }
+        if (scratch_md_.get_size() > 0) {
+          fast_.scratch = memory(scratch_md_, Engine(), WsPtr(ctx, ws_scratch_));
+          fast_.args.insert({DNNL_ARG_SCRATCHPAD, fast_.scratch});
+        }
+        fast_.ready = true;
+      }
+      fast_.src.set_data_handle(ctx.input(0).data);
+      fast_.weights.set_data_handle(const_cast<void*>(weights_->buffer.data()));
+      fast_.dst.set_data_handle(ctx.output(0).data);
+      if (has_bias_) fast_.bias.set_data_handle(ctx.input(2).data);
+      if (scratch_md_.get_size() > 0) fast_.scratch.set_data_handle(WsPtr(ctx, ws_scratch_));
+      prim_.execute(s, fast_.args);
+      s.wait();
+      return Status::OK();
+    }
+  }
   memory src(src_user_md_, Engine(), ctx.input(0).data);
   if (reorder_src_) {
     memory tmp(src_md_, Engine(), WsPtr(ctx, ws_src_));
