@@ -3,6 +3,7 @@
 // delay), picking among the ready batches by priority, aging and fair share, and placing the
 // batch on a device (scheduler_internal.h).
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -91,17 +92,24 @@ bool Scheduler::Impl::FitsMemory(const Worker& self, Candidate& c) const {
   // Beside the running batches only a prefix may fit: run the longest one the runner executes
   // without padding rather than leave this worker idle until they finish (on 2 cores one worker
   // waited out each 5-row ResNet-50 batch: scenario 1 at 0.85-0.93x the naive mode's throughput).
-  const uint64_t room = allowance - dev.unreserved_holding;
-  int64_t rows = 0, fit_rows = 0;
-  size_t fit = 0;
+  return KeepUnpaddedPrefix(m, c, allowance - dev.unreserved_holding, /*keep_first=*/false);
+}
+
+bool Scheduler::Impl::KeepUnpaddedPrefix(const Model& m, Candidate& c, uint64_t max_bytes, bool keep_first) {
+  if (c.items.empty()) return false;
+  int64_t rows = 0, kept_rows = keep_first ? c.items.front()->rows : 0;
+  size_t kept = keep_first ? 1 : 0;
   for (size_t n = 0; n < c.items.size(); ++n) {
     rows += c.items[n]->rows;
-    if (BatchBytes(m, rows) > room) break;
-    if (!m.runner || m.runner->ExecutedRows(rows) <= rows) fit = n + 1, fit_rows = rows;
+    if (BatchBytes(m, rows) > max_bytes) break;
+    if (!m.runner || m.runner->ExecutedRows(rows) <= rows) kept = n + 1, kept_rows = rows;
   }
-  if (fit == 0) return false;
-  c.items.resize(fit);
-  c.rows = fit_rows;
+  if (kept == 0) return false;
+  if (kept == c.items.size()) return true;
+  c.items.resize(kept);
+  c.rows = kept_rows;
+  c.best_requested_level = m.levels;
+  for (const Pending* p : c.items) c.best_requested_level = std::min(c.best_requested_level, p->level);
   return true;
 }
 
@@ -231,22 +239,7 @@ std::optional<Candidate> Scheduler::Impl::FormBatch(Queue& q, int64_t now, int64
   // compute and activation memory like real ones (scenario 1: ResNet-50 batches of 5 ran as 8,
   // 60 % more work and a batch-8 arena where five rows were accounted). The first request always
   // stays (a request of 3 rows runs as it must).
-  auto drop_padding = [&] {
-    if (!m.runner || c.items.size() < 2 || m.runner->ExecutedRows(c.rows) <= c.rows) return;
-    int64_t rows = 0, kept_rows = c.items.front()->rows;
-    size_t kept = 1;
-    for (size_t n = 0; n < c.items.size(); ++n) {
-      rows += c.items[n]->rows;
-      if (m.runner->ExecutedRows(rows) <= rows) {
-        kept = n + 1;
-        kept_rows = rows;
-      }
-    }
-    c.items.resize(kept);
-    c.rows = kept_rows;
-    c.best_requested_level = m.levels;
-    for (const Pending* p : c.items) c.best_requested_level = std::min(c.best_requested_level, p->level);
-  };
+  auto drop_padding = [&] { KeepUnpaddedPrefix(m, c, UINT64_MAX, /*keep_first=*/true); };
   if (!m.batching() || c.rows >= max_rows || capped || stopping) {
     drop_padding();
     return c;

@@ -192,6 +192,11 @@ struct Scheduler::Impl {
     const int64_t executed = m.runner ? std::max(rows, m.runner->ExecutedRows(rows)) : rows;
     return m.row_bytes * static_cast<uint64_t>(executed);
   }
+  // Cuts `c` to its longest prefix of requests that `m`'s runner executes without padding rows and
+  // whose batch holds at most `max_bytes`; with `keep_first` the first request stays whatever it
+  // needs. Recomputes the candidate's rows and best level. False (c unchanged) when no prefix
+  // qualifies.
+  static bool KeepUnpaddedPrefix(const detail::Model& m, detail::Candidate& c, uint64_t max_bytes, bool keep_first);
   // Whether worker `self` may start `c` now under batch_memory; a reserved worker's candidate is
   // cut to its share (never below its first request) instead, an unreserved worker's to the
   // longest unpadded prefix that fits beside the running batches (false when none does).
