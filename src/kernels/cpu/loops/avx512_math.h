@@ -1,5 +1,5 @@
-// Vector math on 16 floats for the loops that have an AVX-512 path (softmax rows, the batch-1
-// LSTM). The build targets baseline x86-64: every function here is compiled for AVX-512F through a
+// Vector math on 16 floats for the loops that have an AVX-512 path (softmax and LayerNormalization
+// rows, the small-batch LSTM). The build targets baseline x86-64: every function here is compiled for AVX-512F through a
 // target attribute, and callers enter them only after Avx512Usable() said yes.
 #pragma once
 

@@ -8,7 +8,7 @@
 // 0.46 ms on one thread or two) and larger batches as one primitive per slice of rows. Here
 // each thread owns rows (no synchronization at all) or, at batch 1, a slice of the hidden units with
 // all four gates of each (the cell update stays local; the threads meet once per step, when every
-// slice of h_t is written). The products load each packed weight vector once for up to three rows.
+// slice of h_t is written). The products load each packed weight vector once for up to four rows.
 // Elsewhere (no AVX-512, large steps) the caller keeps oneDNN's primitive.
 #pragma once
 

@@ -4,8 +4,6 @@
 // that the compiler vectorizes them instead of chaining one add per element.
 #include "kernels/cpu/loops/softmax_row.h"
 
-#include <dnnl.hpp>
-
 #include "kernels/cpu/loops/avx512_math.h"
 
 namespace gpuhive::cpu::loops {
@@ -140,19 +138,6 @@ bool ScaledMaskedSoftmaxRowFloat(float* row, int64_t n, float scale, const float
   if (Avx512Usable()) return ScaledMaskedSoftmaxRowAvx512(row, n, scale, mask, mask_stride);
 #endif
   return ScaledMaskedSoftmaxRowFloatPortable(row, n, scale, mask, mask_stride);
-}
-
-bool Avx512Usable() {
-#ifdef GPUHIVE_HAVE_AVX512_PATHS
-  static const bool use = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-    return __builtin_cpu_supports("avx512f") && (isa & want) == want;
-  }();
-  return use;
-#else
-  return false;
-#endif
 }
 
 std::string_view SoftmaxRowImplementation() { return Avx512Usable() ? "avx512" : "portable"; }

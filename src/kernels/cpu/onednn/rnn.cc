@@ -102,9 +102,9 @@ StatusOr<std::vector<Activation>> ParseActivations(const ir::Node& node, const s
 }
 
 // Reported by implementation() when the kernel runs its own per-step loops.
+constexpr char kLoopImplementation[] = "gpuhive:rnn_loops";
 // The most batch rows per thread that gpuhive's AVX-512 LSTM takes (TryAvx512Lstm).
 constexpr int64_t kAvx512LstmRowsPerThread = 4;
-constexpr char kLoopImplementation[] = "gpuhive:rnn_loops";
 
 class RnnKernel final : public Kernel {
  public:
@@ -194,16 +194,17 @@ class RnnKernel final : public Kernel {
     WorkspacePlan ws;
     implementation_ = kLoopImplementation;
     primitive_.reset();
-    split_.reset();
+    avx512_lstm_.reset();
+    want_y_ = ctx.num_outputs() > 0 && ctx.has_output(0);
+    want_yh_ = ctx.num_outputs() > 1 && ctx.has_output(1);
+    want_yc_ = ctx.num_outputs() > 2 && ctx.has_output(2);
     if (PrimitiveComputesExactly()) RETURN_IF_ERROR(TryAvx512Lstm(ctx, ws));
-    if (split_ == nullptr && PrimitiveComputesExactly()) {
+    if (avx512_lstm_ == nullptr && PrimitiveComputesExactly()) {
       LstmPrimitive::Options o;
       o.dirs = dirs_, o.reverse_only = reverse_only_, o.layout = layout_;
       o.seq = seq_, o.batch = batch_, o.input = input_, o.hidden = hidden_;
       o.has_b = has_b_, o.has_h0 = has_h0_, o.has_c0 = has_c0_, o.has_p = has_p_;
-      o.want_y = ctx.num_outputs() > 0 && ctx.has_output(0);
-      o.want_yh = ctx.num_outputs() > 1 && ctx.has_output(1);
-      o.want_yc = ctx.num_outputs() > 2 && ctx.has_output(2);
+      o.want_y = want_y_, o.want_yh = want_yh_, o.want_yc = want_yc_;
       WorkspacePlan with_primitive = ws;
       auto primitive = LstmPrimitive::Create(ctx, o, with_primitive);
       if (primitive.ok()) {
@@ -216,7 +217,7 @@ class RnnKernel final : public Kernel {
       }
     }
     // The loops' buffers are needed also with the primitive when sequence_lens may differ.
-    if ((primitive_ != nullptr || split_ != nullptr) && !has_lens_) {
+    if ((primitive_ != nullptr || avx512_lstm_ != nullptr) && !has_lens_) {
       ctx.RequestWorkspace(ws.total());
       return DeclareOutputs(ctx);
     }
@@ -230,19 +231,17 @@ class RnnKernel final : public Kernel {
   }
 
   Status Run(RunContext& ctx) const override {
-    if (split_ != nullptr) {
+    if (avx512_lstm_ != nullptr || primitive_ != nullptr) {
       ASSIGN_OR_RETURN(bool full, AllSequencesFull(ctx));
+      if (full && primitive_ != nullptr) return primitive_->Run(ctx);
       if (full) {
         auto in = [&](size_t i, bool present) { return present ? ctx.input(i).as<float>() : nullptr; };
         auto out = [&](size_t i, bool wanted) { return wanted ? ctx.output(i).as<float>() : nullptr; };
-        split_->Run(ctx.input(0).as<float>(), in(5, has_h0_), in(6, has_c0_), out(0, want_y_), out(1, want_yh_),
-                    out(2, want_yc_), static_cast<float*>(WsPtr(ctx, ws_split_)), ctx.num_threads());
+        avx512_lstm_->Run(ctx.input(0).as<float>(), in(5, has_h0_), in(6, has_c0_), out(0, want_y_),
+                          out(1, want_yh_), out(2, want_yc_), static_cast<float*>(WsPtr(ctx, ws_avx512_lstm_)),
+                          ctx.num_threads());
         return Status::OK();
       }
-    }
-    if (primitive_ != nullptr) {
-      ASSIGN_OR_RETURN(bool full, AllSequencesFull(ctx));
-      if (full) return primitive_->Run(ctx);
     }
     SetThreads(ctx.num_threads());
     for (int64_t d = 0; d < dirs_; ++d) RETURN_IF_ERROR(RunDirection(ctx, d, reverse_only_ || d == 1));
@@ -267,7 +266,7 @@ class RnnKernel final : public Kernel {
   // or, below a row per thread, by hidden units. With more rows per thread oneDNN's primitive is
   // faster. The audio model (gpuhive perf, p50 ms, ours / oneDNN's): 2 threads batch 1 0.24 / 0.50,
   // 4 0.61 / 0.62, 8 0.89-0.93 / 0.99-1.05, 16 1.73 / 1.66; one thread batch 1 0.34 / 0.49, 4
-  // 0.77-0.79 / 0.90-0.91, 8 1.50 / 1.35 (docs/benchmarks.md). Sets split_ or leaves it null.
+  // 0.77-0.79 / 0.90-0.91, 8 1.50 / 1.35 (docs/benchmarks.md). Sets avx512_lstm_ or leaves it null.
   Status TryAvx512Lstm(PrepareContext& ctx, WorkspacePlan& ws) {
     if (has_p_ || batch_ > kAvx512LstmRowsPerThread * std::max(1, ctx.options().num_threads)) return Status::OK();
     const Tensor* w = ctx.input_value(1);
@@ -277,20 +276,18 @@ class RnnKernel final : public Kernel {
     loops::LstmAvx512::Options o;
     o.dirs = dirs_, o.reverse_only = reverse_only_, o.layout = layout_;
     o.seq = seq_, o.batch = batch_, o.input = input_, o.hidden = hidden_;
-    ASSIGN_OR_RETURN(split_weights_, Buffer::Allocate(ctx.persistent_resource(),
-                                                      sizeof(float) * loops::LstmAvx512::PackedFloats(o),
-                                                      ctx.persistent_tag()));
-    split_ = loops::LstmAvx512::Create(o, w->as<float>(), r->as<float>(), b != nullptr ? b->as<float>() : nullptr,
-                                       static_cast<float*>(split_weights_.data()));
-    if (split_ == nullptr) {
-      split_weights_ = Buffer();
+    ASSIGN_OR_RETURN(avx512_weights_, Buffer::Allocate(ctx.persistent_resource(),
+                                                       sizeof(float) * loops::LstmAvx512::PackedFloats(o),
+                                                       ctx.persistent_tag()));
+    avx512_lstm_ = loops::LstmAvx512::Create(o, w->as<float>(), r->as<float>(),
+                                             b != nullptr ? b->as<float>() : nullptr,
+                                             static_cast<float*>(avx512_weights_.data()));
+    if (avx512_lstm_ == nullptr) {
+      avx512_weights_ = Buffer();
       return Status::OK();
     }
-    want_y_ = ctx.num_outputs() > 0 && ctx.has_output(0);
-    want_yh_ = ctx.num_outputs() > 1 && ctx.has_output(1);
-    want_yc_ = ctx.num_outputs() > 2 && ctx.has_output(2);
-    ws_split_ = ws.Add(sizeof(float) * split_->ScratchFloats());
-    implementation_ = split_->Implementation(std::max(1, ctx.options().num_threads));
+    ws_avx512_lstm_ = ws.Add(sizeof(float) * avx512_lstm_->ScratchFloats());
+    implementation_ = avx512_lstm_->Implementation(std::max(1, ctx.options().num_threads));
     return Status::OK();
   }
 
@@ -462,10 +459,10 @@ class RnnKernel final : public Kernel {
   size_t nacts_ = 1;
   size_t ws_xw_ = 0, ws_hr_ = 0, ws_h_ = 0, ws_c_ = 0, ws_tmp_ = 0;
   std::unique_ptr<LstmPrimitive> primitive_;  // set when oneDNN's LSTM computes this node exactly
-  std::unique_ptr<loops::LstmAvx512> split_;  // set instead for small steps (TryAvx512Lstm)
-  Buffer split_weights_;                            // split_'s packed weights
-  bool want_y_ = false, want_yh_ = false, want_yc_ = false;
-  size_t ws_split_ = 0;
+  std::unique_ptr<loops::LstmAvx512> avx512_lstm_;  // set instead for small steps (TryAvx512Lstm)
+  Buffer avx512_weights_;                           // avx512_lstm_'s packed weights
+  bool want_y_ = false, want_yh_ = false, want_yc_ = false;  // outputs the node asks for
+  size_t ws_avx512_lstm_ = 0;
   std::string implementation_;
 };
 
