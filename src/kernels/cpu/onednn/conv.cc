@@ -531,7 +531,7 @@ Status ConvKernel::RunImpl(RunContext& ctx) const {
   dnnl::stream& s = ThreadStream();
   // The common case (packed constant weights, no reorders, no post-op operands) keeps its oneDNN
   // memory objects and argument map and only rebinds the data pointers: creating them on every run
-  // cost ~12 allocations per convolution, 4.5 % of MobileNetV3-Large's batch-1 time (perf: malloc
+  // cost ~12 allocations per convolution, 2-4.5 % of MobileNetV3-Large's batch-1 time (perf: malloc
   // and free on the critical path). A run that finds them in use by another builds its own.
   if (fast_ok_) {
     std::unique_lock<std::mutex> lock(fast_mu_, std::try_to_lock);
