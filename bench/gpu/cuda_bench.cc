@@ -9,7 +9,7 @@
 //                          and the copy engine's pattern (chunks on a low-priority stream, an event
 //                          per chunk, time until the first chunk is usable), against bytes / bandwidth.
 //   gpuhive_cuda_bench --models-dir DIR [--models a,b] [--batches 1,8] [--iters 20] [--cpu-iters 1]
-//                      [--math fp32,tf32] [--copy-mb 64,256,1024] [--sections models,copies] --out FILE
+//                      [--math fp32,tf32,fp16,bf16] [--copy-mb 64,256,1024] [--sections models,copies] --out FILE
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -150,7 +150,10 @@ void BenchModel(const Args& a, const std::string& name, const std::string& math,
   co.num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto compiled = CompiledModel::Create(std::move(*cpu_model), co);
   cuda::ExecutorOptions with;
-  with.math = math == "tf32" ? cuda::MathMode::kTF32 : cuda::MathMode::kFloat32;
+  with.math = math == "tf32"   ? cuda::MathMode::kTF32
+              : math == "fp16" ? cuda::MathMode::kFloat16
+              : math == "bf16" ? cuda::MathMode::kBFloat16
+                               : cuda::MathMode::kFloat32;
   cuda::ExecutorOptions without = with;
   without.use_cuda_graphs = false;
   auto t0 = std::chrono::steady_clock::now();

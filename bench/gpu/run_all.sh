@@ -4,7 +4,7 @@
 # time-boxed inside TOTAL_S and each result written into $OUT the moment it exists:
 #   1. facts (nvidia-smi read-only query, driver, libraries found)        -> run.log
 #   2. correctness: GPU tests (cross-backend ops, kernel runners, models)  -> tests.jsonl
-#   3. speed: gpuhive FP32/TF32 (plain and CUDA Graph) + H2D copies       -> gpuhive.jsonl
+#   3. speed: gpuhive FP16/TF32/FP32 (plain and CUDA Graph) + H2D copies  -> gpuhive.jsonl
 #      PyTorch eager fp32/tf32/fp16, torch.compile fp16 last               -> torch.jsonl
 #   4. memory: pool vs cudaMalloc vs cudaMallocAsync                       -> memory.json
 #   5. NVML: gpuhive's exported GPU metrics vs nvidia-smi at the same time -> nvml.txt
@@ -134,9 +134,9 @@ want tests && run_test cuda_cross_backend_test 120 --gtest_filter=CudaCrossBacke
 
 # 3. Speed: gpuhive, then the PyTorch peer on the same models and weights.
 if want gpuhive; then
-  log "gpuhive: copies, models FP32 and TF32"
+  log "gpuhive: copies, models FP16, TF32 and FP32"
   gh timeout "$(box 150)" "$PKG/bin/gpuhive_cuda_bench" --models-dir "$MODELS_DIR" --models "$MODELS" \
-    --batches "$BATCHES" --iters "$ITERS" --cpu-iters 1 --math fp32,tf32 --copy-mb 64,256,1024 \
+    --batches "$BATCHES" --iters "$ITERS" --cpu-iters 1 --math fp16,tf32,fp32 --copy-mb 64,256,1024 \
     --out "$OUT/gpuhive.jsonl" >> "$LOG" 2>&1 || log "WARNING: gpuhive bench rc $?"
 fi
 if want torch; then

@@ -110,20 +110,24 @@ def main():
     keys = sorted({(m, b) for (m, b, _) in list(g) + list(e)}, key=lambda k: (k[0], k[1]))
     if keys:
         md += ["", "## Latency, ms (median); gpuhive = host inputs in, host outputs out, CUDA Graph replay",
-               "", "| model | batch | gpuhive fp32 | gpuhive tf32 | gpuhive tf32 plain | torch fp32 e2e | torch fp32 | "
-               "torch tf32 | torch fp16 | compile fp16 | gpuhive tf32 / torch tf32 | gpuhive tf32 items/s | err fp32 | err tf32 |",
-               "|" + "---|" * 14]
+               "", "| model | batch | gpuhive fp32 | gpuhive tf32 | gpuhive tf32 plain | gpuhive fp16 | torch fp32 e2e | "
+               "torch fp32 | torch tf32 | torch fp16 | compile fp16 | gpuhive tf32 / torch tf32 | "
+               "gpuhive fp16 / torch fp16 | gpuhive fp16 items/s | err fp32 | err tf32 | err fp16 |",
+               "|" + "---|" * 17]
         for m, b in keys:
-            g32, gtf = g.get((m, b, "fp32"), {}), g.get((m, b, "tf32"), {})
+            g32, gtf, g16 = g.get((m, b, "fp32"), {}), g.get((m, b, "tf32"), {}), g.get((m, b, "fp16"), {})
             e32, etf, e16 = e.get((m, b, "fp32"), {}), e.get((m, b, "tf32"), {}), e.get((m, b, "fp16"), {})
             cc = c.get((m, b), {})
             ratio = (gtf.get("cuda_graph_ms") / etf["device_ms"]
                      if isinstance(gtf.get("cuda_graph_ms"), (int, float)) and etf.get("device_ms") else None)
+            ratio16 = (g16.get("cuda_graph_ms") / e16["device_ms"]
+                       if isinstance(g16.get("cuda_graph_ms"), (int, float)) and e16.get("device_ms") else None)
             md.append(f"| {m} | {b} | {fmt(g32.get('cuda_graph_ms'))} | {fmt(gtf.get('cuda_graph_ms'))} | "
-                      f"{fmt(gtf.get('cuda_ms'))} | {fmt(e32.get('e2e_ms'))} | {fmt(e32.get('device_ms'))} | "
-                      f"{fmt(etf.get('device_ms'))} | {fmt(e16.get('device_ms'))} | {fmt(cc.get('device_ms'))} | "
-                      f"{fmt(ratio, '.2f')} | {fmt(gtf.get('items_per_s_graph'), '.0f')} | "
-                      f"{fmt(g32.get('norm_error_vs_cpu'), '.1e')} | {fmt(gtf.get('norm_error_vs_cpu'), '.1e')} |")
+                      f"{fmt(gtf.get('cuda_ms'))} | {fmt(g16.get('cuda_graph_ms'))} | {fmt(e32.get('e2e_ms'))} | "
+                      f"{fmt(e32.get('device_ms'))} | {fmt(etf.get('device_ms'))} | {fmt(e16.get('device_ms'))} | "
+                      f"{fmt(cc.get('device_ms'))} | {fmt(ratio, '.2f')} | {fmt(ratio16, '.2f')} | "
+                      f"{fmt(g16.get('items_per_s_graph'), '.0f')} | {fmt(g32.get('norm_error_vs_cpu'), '.1e')} | "
+                      f"{fmt(gtf.get('norm_error_vs_cpu'), '.1e')} | {fmt(g16.get('norm_error_vs_cpu'), '.1e')} |")
     prof = [r for r in gh if r.get("kind") == "model" and r.get("profile_ms") and r.get("math") == "tf32"]
     if prof:
         md += ["", "## Where gpuhive's device time goes (TF32, step by step, top operators: steps, ms)", ""]

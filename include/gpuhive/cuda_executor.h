@@ -38,7 +38,10 @@ namespace gpuhive::cuda {
 struct ExecutorOptions {
   int device_index = 0;
   int priority_level = 0;  // stream priority (0 = most urgent), see CudaPriorityForLevel
-  // kFloat32 or kTF32 (matmul and convolution math); the graph's tensors stay float32.
+  // Convolution and matrix-product math. kFloat32, kTF32: float32 operands. kFloat16, kBFloat16:
+  // those steps run on 16-bit operands with FP32 accumulation (constant operands stored once in
+  // 16 bits, activations converted in the step's workspace); every other step and every value
+  // between steps stays float32, and ConvTranspose, LSTM and doubly broadcast MatMul use TF32.
   MathMode math = MathMode::kFloat32;
   bool use_cuda_graphs = true;
   // Device memory for weights, arenas and workspaces; a cudaMalloc resource of device_index when null.
@@ -82,6 +85,11 @@ struct PlanPreview {
   // gates, crops).
   size_t steps_built = 0;
   size_t step_workspace_bytes = 0;
+  // Also PreviewCudaSteps only: steps that run a convolution or matrix product on 16-bit operands
+  // (math kFloat16 / kBFloat16), and the bytes of graph constants the executor would upload (a
+  // 16-bit copy for such a step's constant operands, float32 for the rest).
+  size_t steps_16bit = 0;
+  size_t constant_bytes = 0;
 };
 StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<TensorView>& inputs);
 
@@ -90,7 +98,8 @@ StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<
 // runs on the device: no node is left to the CPU. Errors: PreviewCudaPlan's, or the first
 // builder refusal (kUnimplemented for an attribute combination the device path lacks, naming the
 // node). Defined only in builds with CUDA (GPUHIVE_HAVE_CUDA).
-StatusOr<PlanPreview> PreviewCudaSteps(const ir::Graph& graph, const std::vector<TensorView>& inputs);
+StatusOr<PlanPreview> PreviewCudaSteps(const ir::Graph& graph, const std::vector<TensorView>& inputs,
+                                       MathMode math = MathMode::kFloat32);
 
 class CudaExecutor {
  public:

@@ -335,6 +335,91 @@ TEST(CudaPlanPreview, EveryBuiltInAndBenchmarkModelRunsWholeOnTheDevice) {
   EXPECT_GE(checked, 6) << "the six built-in repository models at least";
 }
 
+// 16-bit plans (ExecutorOptions::math kFloat16 / kBFloat16): every convolution and matrix product
+// of every built-in and benchmark model runs on 16-bit operands, their constant operands are held
+// once in 16 bits (ResNet-50 and MobileNetV3: about half of the FP32 plan's constant bytes), and
+// activations are converted in the steps' workspaces. ConvTranspose and LSTM keep float32
+// operands (TF32).
+TEST(CudaPlanPreview, SixteenBitPlansRunEveryConvolutionAndProductOnHalfOperands) {
+  const std::filesystem::path source(GPUHIVE_SOURCE_DIR);
+  if (!std::filesystem::exists(source / "models" / "repository" / "resnet50" / "1" / "model.onnx")) {
+    GTEST_SKIP() << "the built-in repository is not generated (make models)";
+  }
+  int checked = 0;
+  for (const std::filesystem::path& p : DeviceCoverageModels(source)) {
+    if (!std::filesystem::exists(p)) continue;
+    SCOPED_TRACE(p.string());
+    auto model = ImportOnnxFile(p.string());
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ASSERT_TRUE(cuda::OptimizeForCuda(**model).ok());
+    const ir::Graph& g = *(*model)->graph;
+    std::deque<std::vector<int64_t>> keep;
+    const std::vector<TensorView> inputs = PreviewInputs(g, 2, &keep);
+    StatusOr<cuda::PlanPreview> fp32 = cuda::PreviewCudaSteps(g, inputs, cuda::MathMode::kFloat32);
+    StatusOr<cuda::PlanPreview> fp16 = cuda::PreviewCudaSteps(g, inputs, cuda::MathMode::kFloat16);
+    StatusOr<cuda::PlanPreview> bf16 = cuda::PreviewCudaSteps(g, inputs, cuda::MathMode::kBFloat16);
+    ASSERT_TRUE(fp32.ok()) << fp32.status().ToString();
+    ASSERT_TRUE(fp16.ok()) << fp16.status().ToString();
+    ASSERT_TRUE(bf16.ok()) << bf16.status().ToString();
+    EXPECT_EQ(fp16->steps_built, fp16->device_steps);
+    EXPECT_EQ(fp32->steps_16bit, 0u);
+    size_t products = 0;
+    for (const char* op : {"Conv", "gpuhive.FusedConv", "MatMul", "gpuhive.FusedMatMul", "Gemm", "gpuhive.FusedGemm"}) {
+      products += static_cast<size_t>(fp16->device_ops[op]);
+    }
+    EXPECT_GT(products, 0u);
+    EXPECT_EQ(fp16->steps_16bit, products);
+    EXPECT_EQ(bf16->steps_16bit, products);
+    EXPECT_EQ(bf16->constant_bytes, fp16->constant_bytes);
+    EXPECT_LT(fp16->constant_bytes, fp32->constant_bytes);
+    EXPECT_GE(fp16->step_workspace_bytes, fp32->step_workspace_bytes);  // conversions (LSTM's gates may be larger)
+    const std::string name = p.parent_path().parent_path().filename().string() + "/" + p.stem().string();
+    if (name == "repository/resnet50" || name == "generated/resnet50" || name == "generated/mobilenet_v3_large") {
+      // Every constant is a convolution's or the classifier's operand.
+      EXPECT_NEAR(static_cast<double>(fp16->constant_bytes) / static_cast<double>(fp32->constant_bytes), 0.5, 0.01);
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 6);
+}
+
+// One padded convolution: its weights and bias as 16-bit constants, the input and the result
+// converted in the workspace (256-byte aligned buffers), exactly.
+TEST(CudaPlanPreview, SixteenBitConvolutionConvertsInItsWorkspace) {
+  ir::Graph g;
+  ir::Value* x = g.AddValue("x", DataType::kFloat32);
+  x->shape = std::vector<ir::Dim>{ir::Dim{1, ""}, ir::Dim{3, ""}, ir::Dim{8, ""}, ir::Dim{8, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  auto constant = [&](const char* name, Shape shape) {
+    ir::Value* v = g.AddValue(name, DataType::kFloat32);
+    std::vector<float> data(static_cast<size_t>(NumElements(shape)), 0.1f);
+    v->constant = std::make_shared<const Tensor>(Tensor::FromVector<float>(DataType::kFloat32, shape, data).value());
+    return v;
+  };
+  ir::Value* w = constant("w", {4, 3, 3, 3});
+  ir::Value* b = constant("b", {4});
+  ir::Value* y = g.AddValue("y", DataType::kFloat32);
+  ir::Node* conv = g.AddNode("Conv", {x, w, b}, {y});
+  conv->opset = 17;
+  conv->attrs["pads"] = ir::Attribute(std::vector<int64_t>{1, 1, 1, 1});
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  ASSERT_TRUE(g.TopologicalSort().ok());
+  std::vector<float> xs(3 * 64, 1.f);
+  const std::vector<TensorView> inputs{TensorView{DataType::kFloat32, {1, 3, 8, 8}, xs.data()}};
+  StatusOr<cuda::PlanPreview> fp32 = cuda::PreviewCudaSteps(g, inputs, cuda::MathMode::kFloat32);
+  StatusOr<cuda::PlanPreview> fp16 = cuda::PreviewCudaSteps(g, inputs, cuda::MathMode::kFloat16);
+  ASSERT_TRUE(fp32.ok()) << fp32.status().ToString();
+  ASSERT_TRUE(fp16.ok()) << fp16.status().ToString();
+  EXPECT_EQ(fp32->constant_bytes, (108u + 4u) * 4u);
+  EXPECT_EQ(fp16->constant_bytes, (108u + 4u) * 2u);
+  EXPECT_EQ(fp32->step_workspace_bytes, 0u);
+  // x: 192 halves (384 B -> 512), y: 4 x 64 halves (512 B).
+  EXPECT_EQ(fp16->step_workspace_bytes, 512u + 512u);
+  EXPECT_EQ(fp16->steps_16bit, 1u);
+}
+
 // The preview sees what the builders refuse, naming the node: an LSTM with an activation the
 // device path lacks.
 TEST(CudaPlanPreview, NamesTheNodeABuilderRefuses) {

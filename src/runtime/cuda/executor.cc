@@ -49,6 +49,7 @@ class StepInputsImpl final : public executor::StepInputs {
   size_t num_inputs() const override { return in_.size(); }
   const PlannedValue* input(size_t i) const override { return i < in_.size() ? in_[i] : nullptr; }
   StatusOr<const void*> DeviceInput(size_t i) override;
+  StatusOr<const void*> DeviceConstant16(size_t i, DataType dtype) override;
   size_t num_outputs() const override { return out_.size(); }
   PlannedValue* output(size_t i) const override { return i < out_.size() ? out_[i] : nullptr; }
   bool output_used(size_t i) const override { return i < used_.size() && used_[i]; }
@@ -75,13 +76,11 @@ class ExecutorImpl final : public CudaExecutor {
     if (stream_ != nullptr) (void)stream_->Synchronize();
     plans_.clear();
     weights_.clear();
+    weights16_.clear();
   }
 
   Status Init() {
     RETURN_IF_ERROR(SetCurrentDevice(options_.device_index));
-    if (options_.math != MathMode::kFloat32 && options_.math != MathMode::kTF32) {
-      return InvalidArgument("the CUDA executor runs float32 graphs with FP32 or TF32 math");
-    }
     if (options_.memory == nullptr) {
       ASSIGN_OR_RETURN(owned_memory_, CreateCudaDeviceResource(options_.device_index));
       options_.memory = owned_memory_.get();
@@ -182,6 +181,30 @@ class ExecutorImpl final : public CudaExecutor {
     stats_.weight_bytes += t.bytes();
     const void* p = b.data();
     weights_.emplace(v, std::move(b));
+    return p;
+  }
+
+  // Device copy of a float32 graph constant in float16 / bfloat16 (16-bit plans: convolution and
+  // matrix-product operands), converted on the device from a transient float32 copy; made once and
+  // shared by every plan. Only the 16-bit copy stays.
+  StatusOr<const void*> Constant16OnDevice(const ir::Value* v, DataType dtype) {
+    auto key = std::make_pair(v, dtype);
+    auto it = weights16_.find(key);
+    if (it != weights16_.end()) return static_cast<const void*>(it->second.data());
+    const Tensor& t = *v->constant;
+    const AllocTag weights{options_.owner_tag, MemoryKind::kWeights};
+    ASSIGN_OR_RETURN(Buffer staged, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
+                                                     AllocTag{options_.owner_tag, MemoryKind::kWorkspace},
+                                                     stream_->view()));
+    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(static_cast<size_t>(t.num_elements()) * 2, 1), weights,
+                                                stream_->view()));
+    RETURN_IF_ERROR(CopyHostToDeviceAsync(staged.data(), t.data(), t.bytes(), stream_->view()));
+    RETURN_IF_ERROR(ConvertFromFloat(static_cast<const float*>(staged.data()), b.data(), dtype, t.num_elements(),
+                                     stream_->view()));
+    RETURN_IF_ERROR(stream_->Synchronize());  // pageable source; `staged` is freed on return
+    stats_.weight_bytes += static_cast<size_t>(t.num_elements()) * 2;
+    const void* p = b.data();
+    weights16_.emplace(key, std::move(b));
     return p;
   }
 
@@ -331,6 +354,7 @@ class ExecutorImpl final : public CudaExecutor {
   std::unique_ptr<MatmulRunner> matmul_;
   mutable std::mutex mu_;
   std::map<const ir::Value*, Buffer> weights_;
+  std::map<std::pair<const ir::Value*, DataType>, Buffer> weights16_;
   std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans_;
   ExecutorStats stats_;
 };
@@ -347,6 +371,15 @@ StatusOr<const void*> StepInputsImpl::DeviceInput(size_t i) {
     return p;
   }
   return ex_->UploadPlanValue(plan_, pv);
+}
+StatusOr<const void*> StepInputsImpl::DeviceConstant16(size_t i, DataType dtype) {
+  const PlannedValue* pv = i < in_.size() ? in_[i] : nullptr;
+  const ir::Value* v = i < node_.inputs.size() ? node_.inputs[i] : nullptr;
+  if (pv == nullptr || v == nullptr || !v->is_constant() || v->constant.get() != pv->host ||
+      pv->dtype != DataType::kFloat32) {
+    return NotFound("{}: input {} is not a float32 graph constant", node_.Describe(), i);
+  }
+  return ex_->Constant16OnDevice(v, dtype);
 }
 MathMode StepInputsImpl::math() const { return ex_->options().math; }
 MatmulRunner& StepInputsImpl::matmul() { return ex_->matmul(); }

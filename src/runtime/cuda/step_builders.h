@@ -62,6 +62,38 @@ inline StatusOr<std::vector<float>> HostFloats(const PlannedValue* v, const ir::
   return std::vector<float>(p, p + v->host->num_elements());
 }
 
+// 16-bit plans (ExecutorOptions::math kFloat16 / kBFloat16): convolutions and matrix products run
+// on 16-bit operands with FP32 accumulation; every other step, and every value between steps,
+// stays float32. Builders whose operands stay float32 (ConvTranspose, LSTM, MatMul with batch
+// dims broadcast both ways) run such a plan with TF32 math.
+inline bool Is16Bit(MathMode m) { return m == MathMode::kFloat16 || m == MathMode::kBFloat16; }
+inline DataType Storage16(MathMode m) { return m == MathMode::kBFloat16 ? DataType::kBFloat16 : DataType::kFloat16; }
+inline MathMode Float32Math(MathMode m) { return Is16Bit(m) ? MathMode::kTF32 : m; }
+
+// A float32 input of a 16-bit runner (steps_half.cc): a graph constant converted once, when the
+// plan is built (StepInputs::DeviceConstant16), or a value converted into the step's workspace on
+// every run.
+class HalfOperand {
+ public:
+  // Input i of the node; reserves the bytes a run-time conversion needs at *ws_bytes (advanced).
+  static StatusOr<HalfOperand> Of(StepInputs& in, size_t i, DataType dtype, size_t* ws_bytes);
+  // Any float32 device value of `elements` elements, converted on every run.
+  static HalfOperand Converted(const void* src, int64_t elements, DataType dtype, size_t* ws_bytes);
+  // The 16-bit operand: enqueues the conversion when there is one. `ws`: the step's workspace.
+  StatusOr<const void*> Get(char* ws, StreamView s) const;
+  bool converted_per_run() const { return fixed_ == nullptr; }
+
+ private:
+  const void* fixed_ = nullptr;
+  const float* src_ = nullptr;
+  int64_t elements_ = 0;
+  size_t offset_ = 0;
+  DataType dtype_ = DataType::kFloat16;
+};
+
+// Reserves a 16-bit buffer of `elements` at *ws_bytes (advanced) and returns its offset.
+size_t Reserve16(int64_t elements, size_t* ws_bytes);
+
 // The post ops a gpuhive.Fused* node carries in "post_ops" (none when !fused: the plain ONNX op).
 inline StatusOr<std::vector<PostOp>> FusedPostOps(const ir::Node& n, bool fused) {
   if (!fused) return std::vector<PostOp>{};

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "gpuhive/cuda_device.h"
@@ -143,9 +144,53 @@ struct MatmulPlan {
   const void* a = nullptr;
   const void* b = nullptr;
   const void* bias = nullptr;
+  // The node inputs behind a, b and bias (a 16-bit plan converts them); bias_input when bias is set.
+  size_t a_input = 0, b_input = 1, bias_input = 0;
 };
 
-BuiltStep MatmulStep(StepInputs& in, const MatmulPlan& p, size_t ws) {
+// Input i as a float32 device operand of a product; null in a 16-bit plan, whose step converts
+// its inputs itself (Matmul16Step) and must not upload float32 copies of constant weights.
+StatusOr<const void*> Float32Operand(StepInputs& in, size_t i) {
+  if (detail::Is16Bit(in.math())) return static_cast<const void*>(nullptr);
+  return in.DeviceInput(i);
+}
+
+// A 16-bit plan's product: A, B and the bias as 16-bit operands, D in the workspace (starting as
+// y's float32 contents when beta accumulates onto them), converted into y after the product.
+StatusOr<BuiltStep> Matmul16Step(StepInputs& in, const MatmulPlan& p, size_t mm_ws) {
+  using detail::HalfOperand;
+  const DataType dt = detail::Storage16(p.desc.math);
+  size_t ws = 0;
+  ASSIGN_OR_RETURN(HalfOperand a, HalfOperand::Of(in, p.a_input, dt, &ws));
+  ASSIGN_OR_RETURN(HalfOperand b, HalfOperand::Of(in, p.b_input, dt, &ws));
+  std::optional<HalfOperand> bias;
+  if (p.desc.has_bias) {
+    ASSIGN_OR_RETURN(bias, HalfOperand::Of(in, p.bias_input, dt, &ws));
+  }
+  const int64_t d_elements = NumElements(in.output(0)->shape);
+  const size_t d16 = detail::Reserve16(d_elements, &ws);
+  const size_t runner_ws = ws;
+  MatmulRunner* runner = &in.matmul();
+  float* y = static_cast<float*>(in.output(0)->device);
+  const bool accumulate = p.desc.beta != 0.f;
+  const MatmulDesc desc = p.desc;
+  return BuiltStep{[=](StreamView s, void* w) -> Status {
+                     char* base = static_cast<char*>(w);
+                     ASSIGN_OR_RETURN(const void* ap, a.Get(base, s));
+                     ASSIGN_OR_RETURN(const void* bp, b.Get(base, s));
+                     const void* biasp = nullptr;
+                     if (bias.has_value()) {
+                       ASSIGN_OR_RETURN(biasp, bias->Get(base, s));
+                     }
+                     if (accumulate) RETURN_IF_ERROR(ConvertFromFloat(y, base + d16, dt, d_elements, s));
+                     RETURN_IF_ERROR(runner->Run(desc, ap, bp, biasp, base + d16, base + runner_ws, mm_ws, s));
+                     return ConvertToFloat(base + d16, dt, y, d_elements, s);
+                   },
+                   runner_ws + mm_ws};
+}
+
+StatusOr<BuiltStep> MatmulStep(StepInputs& in, const MatmulPlan& p, size_t ws) {
+  if (detail::Is16Bit(p.desc.math)) return Matmul16Step(in, p, ws);
   MatmulRunner* runner = &in.matmul();
   void* y = in.output(0)->device;
   return BuiltStep{[runner, p, y, ws](StreamView s, void* w) { return runner->Run(p.desc, p.a, p.b, p.bias, y, w, ws, s); },
@@ -160,12 +205,13 @@ size_t TakeEpilogue(StepInputs& in, const std::vector<PostOp>& ops, size_t extra
   if (allow_bias && !ops.empty() && ops[0].kind == PostOp::Kind::kAdd && extra < in.num_inputs() &&
       in.input(extra) != nullptr && in.input(extra)->dtype == DataType::kFloat32 &&
       NumElements(in.input(extra)->shape) == n && !in.input(extra)->shape.empty() && in.input(extra)->shape.back() == n) {
-    StatusOr<const void*> b = in.DeviceInput(extra);
+    StatusOr<const void*> b = Float32Operand(in, extra);
     if (!b.ok()) {
       *st = b.status();
       return 0;
     }
     p->bias = *b;
+    p->bias_input = extra;
     p->desc.has_bias = true;
     *bias_taken = true;
     consumed = 1;
@@ -198,7 +244,7 @@ StatusOr<BuiltStep> FinishMatmul(StepInputs& in, MatmulPlan p, std::vector<PostO
   if (!ws_or.ok()) return ws_or.status();
   size_t ws = *ws_or;
   if (bias_taken) ++extra;  // that operand is consumed by the epilogue
-  BuiltStep step = MatmulStep(in, p, ws);
+  ASSIGN_OR_RETURN(BuiltStep step, MatmulStep(in, p, ws));
   if (pre.has_value()) step = Sequence(std::move(*pre), std::move(step));
   if (consumed == ops.size()) return step;
   std::vector<PostOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(consumed), ops.end());
@@ -223,7 +269,7 @@ StatusOr<BuiltStep> BuildBroadcastMatMul(StepInputs& in, bool fused, Shape as, S
     a_full[i] = b_full[i] = std::max(as[i], bs[i]);
   }
   MatmulDesc desc;
-  desc.m = as[r - 2], desc.k = as[r - 1], desc.n = bs[r - 1], desc.math = in.math();
+  desc.m = as[r - 2], desc.k = as[r - 1], desc.n = bs[r - 1], desc.math = detail::Float32Math(in.math());
   desc.batch = Prod(a_full, 0, r - 2);
   desc.stride_a = desc.m * desc.k, desc.stride_b = desc.k * desc.n, desc.stride_d = desc.m * desc.n;
   if (NumElements(in.output(0)->shape) != desc.batch * desc.m * desc.n) {
@@ -289,8 +335,8 @@ StatusOr<BuiltStep> BuildMatMul(StepInputs& in, bool fused) {
   if (NumElements(in.output(0)->shape) != p.desc.batch * p.desc.m * p.desc.n) {
     return Internal("{}: planned output {} does not match the matmul", n.Describe(), ShapeToString(in.output(0)->shape));
   }
-  ASSIGN_OR_RETURN(p.a, in.DeviceInput(0));
-  ASSIGN_OR_RETURN(p.b, in.DeviceInput(1));
+  ASSIGN_OR_RETURN(p.a, Float32Operand(in, 0));
+  ASSIGN_OR_RETURN(p.b, Float32Operand(in, 1));
   ASSIGN_OR_RETURN(std::vector<PostOp> ops, detail::FusedPostOps(n, fused));
   return FinishMatmul(in, p, std::move(ops), 2, std::nullopt);
 }
@@ -314,18 +360,19 @@ StatusOr<BuiltStep> BuildGemm(StepInputs& in, bool fused) {
   p.desc.n = tb ? b->shape[0] : b->shape[1];
   p.desc.alpha = alpha;
   p.desc.math = in.math();
-  ASSIGN_OR_RETURN(p.a, in.DeviceInput(0));
-  ASSIGN_OR_RETURN(p.b, in.DeviceInput(1));
+  ASSIGN_OR_RETURN(p.a, Float32Operand(in, 0));
+  ASSIGN_OR_RETURN(p.b, Float32Operand(in, 1));
   std::optional<BuiltStep> pre;
   const PlannedValue* c = in.input(2);
   if (c != nullptr && beta != 0.f) {
     RETURN_IF_ERROR(NeedFloat(c, n, "C"));
-    ASSIGN_OR_RETURN(const void* cp, in.DeviceInput(2));
     if (beta == 1.f && alpha == 1.f && NumElements(c->shape) == p.desc.n && !c->shape.empty() &&
         c->shape.back() == p.desc.n) {
-      p.bias = cp;
+      ASSIGN_OR_RETURN(p.bias, Float32Operand(in, 2));
+      p.bias_input = 2;
       p.desc.has_bias = true;
     } else {
+      ASSIGN_OR_RETURN(const void* cp, in.DeviceInput(2));
       // D starts as C broadcast to [m, n] and the product accumulates onto beta * D.
       p.desc.beta = beta;
       float* y = static_cast<float*>(in.output(0)->device);

@@ -39,6 +39,10 @@ class StepInputs {
   virtual const PlannedValue* input(size_t i) const = 0;
   // Device pointer of input i, uploading its host value first when it has no device copy yet.
   virtual StatusOr<const void*> DeviceInput(size_t i) = 0;
+  // A device copy of input i converted to `dtype` (kFloat16 or kBFloat16), made once and shared by
+  // every plan, when input i is a float32 graph constant; kNotFound otherwise (the caller then
+  // converts DeviceInput(i) on every run).
+  virtual StatusOr<const void*> DeviceConstant16(size_t i, DataType dtype) = 0;
   virtual size_t num_outputs() const = 0;
   virtual PlannedValue* output(size_t i) const = 0;  // null for an omitted output
   // True when some node or the graph uses output i.

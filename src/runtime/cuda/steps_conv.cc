@@ -6,6 +6,7 @@
 // workspace; a ConvTranspose whose crop is not symmetric computes the uncropped output in the
 // workspace and crops it into y, then adds the bias and the post ops.
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "gpuhive/window_geometry.h"
@@ -77,6 +78,74 @@ StatusOr<BuiltStep> AddBias(StepInputs& in) {
                    0};
 }
 
+// BuildConv's convolution on float32 operands (z: the residual, or null); an asymmetrically
+// padded input is padded into the workspace first.
+StatusOr<BuiltStep> Conv32(StepInputs& in, std::shared_ptr<ConvRunner> runner, const void* z, bool explicit_pad,
+                           const std::vector<int64_t>& pad_begin, const Shape& padded_shape, size_t pad_bytes) {
+  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
+  ASSIGN_OR_RETURN(const void* wp, in.DeviceInput(1));
+  const void* bp = nullptr;
+  if (in.input(2) != nullptr) {
+    ASSIGN_OR_RETURN(bp, in.DeviceInput(2));
+  }
+  void* y = in.output(0)->device;
+  if (!explicit_pad) {
+    return BuiltStep{[runner, xp, wp, bp, z, y](StreamView s, void* ws) { return runner->Run(xp, wp, bp, z, y, ws, s); },
+                     runner->workspace_bytes()};
+  }
+  const Shape in_shape = in.input(0)->shape;
+  return BuiltStep{[runner, xp, wp, bp, z, y, in_shape, pad_begin, padded_shape, pad_bytes](StreamView s, void* ws) {
+                     char* padded = static_cast<char*>(ws);
+                     RETURN_IF_ERROR(PadConstant(xp, padded, sizeof(float), in_shape, pad_begin, padded_shape, 0, s));
+                     return runner->Run(padded, wp, bp, z, y, padded + pad_bytes, s);
+                   },
+                   pad_bytes + runner->workspace_bytes()};
+}
+
+// BuildConv's convolution in a 16-bit plan: x, w, the bias and the residual as 16-bit operands
+// (constants converted once), the padded input and the 16-bit result in the workspace, the result
+// converted into y (float32, where the post ops find it).
+StatusOr<BuiltStep> Conv16(StepInputs& in, std::shared_ptr<ConvRunner> runner, const ConvDesc& d, bool explicit_pad,
+                           const std::vector<int64_t>& pad_begin, const Shape& padded_shape) {
+  const DataType dt = Storage16(d.math);
+  size_t ws = 0;
+  ASSIGN_OR_RETURN(HalfOperand x, HalfOperand::Of(in, 0, dt, &ws));
+  ASSIGN_OR_RETURN(HalfOperand w, HalfOperand::Of(in, 1, dt, &ws));
+  std::optional<HalfOperand> bias, residual;
+  if (d.has_bias) {
+    ASSIGN_OR_RETURN(bias, HalfOperand::Of(in, 2, dt, &ws));
+  }
+  if (d.has_sum) {
+    ASSIGN_OR_RETURN(residual, HalfOperand::Of(in, 3, dt, &ws));
+  }
+  const size_t padded = explicit_pad ? Reserve16(NumElements(padded_shape), &ws) : 0;
+  const int64_t out_elements = NumElements(in.output(0)->shape);
+  const size_t y16 = Reserve16(out_elements, &ws);
+  const size_t runner_ws = ws;
+  float* y = static_cast<float*>(in.output(0)->device);
+  const Shape in_shape = in.input(0)->shape;
+  return BuiltStep{[=](StreamView s, void* wsp) -> Status {
+                     char* base = static_cast<char*>(wsp);
+                     ASSIGN_OR_RETURN(const void* xp, x.Get(base, s));
+                     ASSIGN_OR_RETURN(const void* wp, w.Get(base, s));
+                     const void* bp = nullptr;
+                     const void* zp = nullptr;
+                     if (bias.has_value()) {
+                       ASSIGN_OR_RETURN(bp, bias->Get(base, s));
+                     }
+                     if (residual.has_value()) {
+                       ASSIGN_OR_RETURN(zp, residual->Get(base, s));
+                     }
+                     if (explicit_pad) {
+                       RETURN_IF_ERROR(PadConstant(xp, base + padded, 2, in_shape, pad_begin, padded_shape, 0, s));
+                       xp = base + padded;
+                     }
+                     RETURN_IF_ERROR(runner->Run(xp, wp, bp, zp, base + y16, base + runner_ws, s));
+                     return ConvertToFloat(base + y16, dt, y, out_elements, s);
+                   },
+                   runner_ws + runner->workspace_bytes()};
+}
+
 }  // namespace
 
 StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused) {
@@ -125,27 +194,9 @@ StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused) {
     return Internal("{}: cuDNN output {}x{} differs from the planned {}x{}", n.Describe(), runner->out_h(),
                     runner->out_w(), OutH(parts), OutW(parts));
   }
-  ASSIGN_OR_RETURN(const void* xp, in.DeviceInput(0));
-  ASSIGN_OR_RETURN(const void* wp, in.DeviceInput(1));
-  const void* bp = nullptr;
-  if (bias != nullptr) {
-    RETURN_IF_ERROR(NeedFloat(bias, n, "B"));
-    ASSIGN_OR_RETURN(bp, in.DeviceInput(2));
-  }
-  void* y = out->device;
-  BuiltStep conv;
-  if (explicit_pad) {
-    const Shape in_shape = x->shape;
-    conv = BuiltStep{[runner, xp, wp, bp, z, y, in_shape, pad_begin, padded_shape, pad_bytes](StreamView s, void* ws) {
-                       char* padded = static_cast<char*>(ws);
-                       RETURN_IF_ERROR(PadConstant(xp, padded, sizeof(float), in_shape, pad_begin, padded_shape, 0, s));
-                       return runner->Run(padded, wp, bp, z, y, padded + pad_bytes, s);
-                     },
-                     pad_bytes + runner->workspace_bytes()};
-  } else {
-    conv = BuiltStep{[runner, xp, wp, bp, z, y](StreamView s, void* ws) { return runner->Run(xp, wp, bp, z, y, ws, s); },
-                     runner->workspace_bytes()};
-  }
+  if (bias != nullptr) RETURN_IF_ERROR(NeedFloat(bias, n, "B"));
+  ASSIGN_OR_RETURN(BuiltStep conv, Is16Bit(d.math) ? Conv16(in, runner, d, explicit_pad, pad_begin, padded_shape)
+                                                   : Conv32(in, runner, z, explicit_pad, pad_begin, padded_shape, pad_bytes));
   if (consumed == ops.size()) return conv;
   std::vector<PostOp> rest(ops.begin() + static_cast<std::ptrdiff_t>(consumed), ops.end());
   ASSIGN_OR_RETURN(BuiltStep post, PostOpsInPlace(in, std::move(rest), extra));
@@ -156,6 +207,7 @@ StatusOr<BuiltStep> BuildConvTranspose(StepInputs& in) {
   const ir::Node& n = in.node();
   ASSIGN_OR_RETURN(ConvParts parts, ReadConv(in, true));
   ConvDesc& d = parts.desc;
+  d.math = Float32Math(d.math);  // float32 operands (step_builders.h)
   PlannedValue* out = in.output(0);
   const int64_t oh = OutH(parts), ow = OutW(parts);
   // The uncropped output of each spatial dim is (in - 1) * stride + dilated kernel; ONNX keeps

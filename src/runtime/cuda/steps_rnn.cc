@@ -94,9 +94,9 @@ StatusOr<BuiltStep> BuildLstm(StepInputs& in) {
   float* y_c = in.output_used(2) ? static_cast<float*>(in.output(2)->device) : nullptr;
 
   MatmulDesc proj;  // X [T*B, I] x W_d^T [I, 4H]
-  proj.m = steps * batch, proj.k = input, proj.n = 4 * hidden, proj.trans_b = true, proj.math = in.math();
+  proj.m = steps * batch, proj.k = input, proj.n = 4 * hidden, proj.trans_b = true, proj.math = Float32Math(in.math());
   MatmulDesc rec;  // H [B, H] x R_d^T [H, 4H]
-  rec.m = batch, rec.k = hidden, rec.n = 4 * hidden, rec.trans_b = true, rec.math = in.math();
+  rec.m = batch, rec.k = hidden, rec.n = 4 * hidden, rec.trans_b = true, rec.math = Float32Math(in.math());
   ASSIGN_OR_RETURN(size_t proj_ws, in.matmul().WorkspaceBytes(proj));
   ASSIGN_OR_RETURN(size_t rec_ws, in.matmul().WorkspaceBytes(rec));
   const int64_t bh = batch * hidden;
