@@ -87,7 +87,7 @@ struct AccuracyReport {
 };
 
 // Runs `reference` and `candidate` (same inputs and outputs) on every sample and compares them.
-StatusOr<AccuracyReport> CompareOutputs(CompiledModel& reference, CompiledModel& candidate,
+StatusOr<AccuracyReport> CompareOutputs(Executable& reference, Executable& candidate,
                                         const std::vector<Sample>& samples, int num_threads);
 
 }  // namespace gpuhive

@@ -75,6 +75,10 @@ struct WeightCopy {
   size_t group = 0;  // its position in first-use order: WeightGate::Advance(group + 1) once copied
 };
 
+// How a GPU backend computes convolutions and matrix products (config precision tf32 / fp16 / bf16
+// on a GPU; the CUDA executor's MathMode). The CPU executor ignores it: its BF16 is bf16_compute.
+enum class DeviceMath { kFloat32, kTF32, kFloat16, kBFloat16 };
+
 struct CompileOptions {
   int num_threads = 1;
   bool optimize = true;               // folding, fusion, layout (off: run the graph as imported)
@@ -82,6 +86,7 @@ struct CompileOptions {
   // KernelOptions::bf16_compute (precision "bf16"); ignored where !CpuHasBf16Compute().
   bool bf16_compute = false;
   ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;  // KernelOptions::conv_algorithm
+  DeviceMath device_math = DeviceMath::kFloat32;
   // Where weights, arenas and workspaces come from; DefaultHostResource() when null.
   MemoryResource* memory = nullptr;
   uint32_t owner_tag = 0;  // AllocTag::owner for every allocation of this model

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,9 +47,17 @@ struct PrecisionState {
 // accuracy gate, whose verdict the compile reads from state->precision; int8: its quantization, or
 // `imported` when the gate failed and the config allows FP32). Errors: the gate's samples cannot be
 // read, or the gate failed and the config says "refuse".
+//
+// `device` compiles a model for the manager's device with a device math (precisions tf32 / fp16 /
+// bf16 on a GPU: their gate compares the device's FP32 with the device's reduced precision); null
+// when the manager's backend is the CPU executor (then tf32 and fp16 run FP32, bf16 is the CPU's).
+using DeviceCompiler = std::function<StatusOr<std::unique_ptr<Executable>>(std::unique_ptr<ir::Model>, DeviceMath)>;
 StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, const std::string& model_path,
                                                     std::string_view onnx_bytes, std::unique_ptr<ir::Model> imported,
-                                                    int threads, bool optimize, PrecisionState* state);
+                                                    int threads, bool optimize, PrecisionState* state,
+                                                    const DeviceCompiler* device = nullptr);
+// The device math a precision verdict (PrecisionState::precision) compiles with.
+DeviceMath DeviceMathOf(const std::string& precision);
 
 }  // namespace detail
 

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "gpuhive/execution.h"
 #include "gpuhive/logging.h"
 #include "gpuhive/memory/upstreams.h"
 #include "gpuhive/onnx_import.h"
@@ -301,8 +302,17 @@ Status ModelManager::ApplyConfiguredPrecision(Entry& e, std::string_view onnx_by
     std::lock_guard<std::mutex> lock(mu_);
     precision = e.precision;
   }
+  // A device backend other than the CPU executor (the CUDA plugin) gates tf32 / fp16 / bf16 itself.
+  const detail::DeviceCompiler on_device = [this](std::unique_ptr<ir::Model> m, DeviceMath math) {
+    CompileOptions co;
+    co.num_threads = options_.compile_threads;
+    co.optimize = options_.optimize;
+    co.device_math = math;
+    return backend_->Compile(std::move(m), co, *device_);
+  };
+  const bool device_gate = backend_ != CpuExecutionBackend();
   auto applied = detail::ApplyPrecision(e.config, e.path, onnx_bytes, std::move(*model), options_.compile_threads,
-                                        options_.optimize, &precision);
+                                        options_.optimize, &precision, device_gate ? &on_device : nullptr);
   if (!applied.ok()) return FailLoad(e, applied.status(), ModelState::kFailed, preload);
   *model = std::move(*applied);
   std::lock_guard<std::mutex> lock(mu_);
@@ -321,6 +331,7 @@ StatusOr<std::unique_ptr<Executable>> ModelManager::CompileForDevice(Entry& e, b
   {
     std::lock_guard<std::mutex> lock(mu_);
     co.bf16_compute = e.precision.precision == "bf16";  // the accuracy gate passed (manager_precision.cc)
+    co.device_math = detail::DeviceMathOf(e.precision.precision);  // a GPU backend's (the CPU ignores it)
     co.conv_algorithm = ParseConvAlgorithm(e.config.cpu_convolution).value_or(ConvAlgorithm::kAuto);
   }
   if (preload) {

@@ -1,11 +1,15 @@
 // A model's precision at load (ModelConfig::precision, config.pbtxt's gpuhive { precision }):
 //
 //   fp32             the model as imported.
-//   fp16             16-bit storage is the GPU backend's; the CPU runs such a model in FP32 (said in
-//                    the note).
-//   bf16             BF16 compute on the CPU (KernelOptions::bf16_compute: one-group Conv, MatMul
-//                    and Gemm with constant weights), where the CPU has BF16 dot products (else FP32,
-//                    said in the note); checked at load by the accuracy gate below.
+//   tf32             on a GPU: convolutions and matrix products with TF32 tensor-core math
+//                    (CompileOptions::device_math); checked at load by the accuracy gate below. The
+//                    CPU runs such a model in FP32 (said in the note).
+//   fp16             on a GPU: convolutions and matrix products on float16 operands with FP32
+//                    accumulation, weights held in 16 bits; gated like tf32. The CPU runs FP32.
+//   bf16             on a GPU: as fp16 with bfloat16 operands. On the CPU: BF16 compute
+//                    (KernelOptions::bf16_compute: one-group Conv, MatMul and Gemm with constant
+//                    weights), where the CPU has BF16 dot products (else FP32, said in the note).
+//                    Gated like the others.
 //   int8             gpuhive's post-training static quantization (quantize.h), checked the same way.
 //
 // Config parameters (Triton's `parameters { key: ... value { string_value: ... } }`):
@@ -17,7 +21,8 @@
 //     calibration_method   minmax (default), percentile or entropy (int8)
 //     validation           samples the accuracy gate compares on; default: the calibration ones
 //     int8_max_rel_l2      the gate's limit on each output's relative L2 error against FP32 (0.05;
-//     bf16_max_rel_l2      bf16: 0.02)
+//     bf16_max_rel_l2      bf16: 0.02; fp16: 0.01; tf32: 0.005)
+//     fp16_max_rel_l2, tf32_max_rel_l2, fp16_min_top1, ... likewise for each precision
 //     int8_min_top1        its limit on top-1 agreement for classifier-shaped outputs (0.99)
 //     bf16_min_top1
 //     int8_on_failure      "fp32" (default): run the model in FP32 and say why; "refuse": fail the load
@@ -167,6 +172,50 @@ StatusOr<bool> Judge(const ModelConfig& c, const std::string& p, const Gate& gat
   return true;
 }
 
+// The samples a bf16 / tf32 / fp16 gate compares on (parameter validation, else the calibration
+// samples, which may be warm-ups of random data: these precisions calibrate nothing); `source` says
+// where they came from. *storage holds what was read.
+StatusOr<const std::vector<Sample>*> GateSamples(const ModelConfig& config, const std::string& model_path,
+                                                 const std::vector<TensorInfo>& inputs, const std::string& precision,
+                                                 std::string* source, std::vector<Sample>* storage) {
+  *source = Param(config, "validation", "");  // ValidationSamples reads it when given
+  if (!source->empty()) return ValidationSamples(config, model_path, inputs, nullptr, storage);
+  auto samples = CalibrationSamples(config, model_path, inputs, source, /*warmup_files_only=*/false);
+  if (!samples.ok()) {
+    return samples.status().WithContext(fmt::format(
+        "model '{}': precision {} needs samples for its accuracy gate (parameter validation or calibration, a "
+        "calibration/ folder, or model_warmup entries)",
+        config.name, precision));
+  }
+  *storage = std::move(*samples);
+  return static_cast<const std::vector<Sample>*>(storage);
+}
+
+// precision tf32 / fp16 / bf16 on a GPU: the graph stays as imported (the compile reads
+// state->precision through DeviceMathOf); the gate compiles the model on the device twice, FP32 and
+// the precision, and compares them once per model.
+Status GateDeviceMath(const ModelConfig& config, const std::string& model_path, std::string_view onnx_bytes,
+                      const DeviceCompiler& compile, PrecisionState* state) {
+  if (state->decided) return Status::OK();
+  const std::string& p = config.precision;
+  const DeviceMath math = DeviceMathOf(p);
+  ASSIGN_OR_RETURN(Gate gate, ReadGate(config, p, p == "tf32" ? 0.005 : p == "fp16" ? 0.01 : 0.02));
+  ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> reference_ir, ImportOnnxBytes(onnx_bytes));
+  ASSIGN_OR_RETURN(std::unique_ptr<Executable> reference, compile(std::move(reference_ir), DeviceMath::kFloat32));
+  ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
+  ASSIGN_OR_RETURN(std::unique_ptr<Executable> candidate, compile(std::move(candidate_ir), math));
+  std::string source;
+  std::vector<Sample> samples;
+  ASSIGN_OR_RETURN(const std::vector<Sample>* validation,
+                   GateSamples(config, model_path, reference->inputs(), p, &source, &samples));
+  ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, *validation, 1));
+  const std::string what = p == "tf32" ? "TF32 math" : p == "fp16" ? "float16 operands" : "bfloat16 operands";
+  const std::string measured = fmt::format("{} on {} (convolutions and matrix products with {}, FP32 accumulation, "
+                                           "against the device's FP32): {} on {} validation sample(s) from {}",
+                                           p, reference->backend(), what, report.Summary(), validation->size(), source);
+  return Judge(config, p, gate, report, measured, state).status();
+}
+
 // precision bf16: the graph stays as imported (the compile reads state->precision); the gate
 // compares a BF16-compute compile with FP32 once per model.
 Status GateBf16(const ModelConfig& config, const std::string& model_path, std::string_view onnx_bytes, int threads,
@@ -187,20 +236,10 @@ Status GateBf16(const ModelConfig& config, const std::string& model_path, std::s
   co.bf16_compute = true;
   ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
   ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
-  std::string source = Param(config, "validation", "");  // ValidationSamples reads it when given
-  StatusOr<std::vector<Sample>> samples = std::vector<Sample>{};
-  if (source.empty()) {
-    samples = CalibrationSamples(config, model_path, reference->inputs(), &source, /*warmup_files_only=*/false);
-    if (!samples.ok()) {
-      return samples.status().WithContext(fmt::format(
-          "model '{}': precision bf16 needs samples for its accuracy gate (parameter validation or calibration, a "
-          "calibration/ folder, or model_warmup entries)",
-          config.name));
-    }
-  }
-  std::vector<Sample> storage;
+  std::string source;
+  std::vector<Sample> samples;
   ASSIGN_OR_RETURN(const std::vector<Sample>* validation,
-                   ValidationSamples(config, model_path, reference->inputs(), &*samples, &storage));
+                   GateSamples(config, model_path, reference->inputs(), "bf16", &source, &samples));
   ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, *validation, co.num_threads));
   const std::string measured = fmt::format("bf16 (one-group Conv, MatMul and Gemm compute in BF16): {} on {} "
                                            "validation sample(s) from {}",
@@ -210,12 +249,25 @@ Status GateBf16(const ModelConfig& config, const std::string& model_path, std::s
 
 }  // namespace
 
+DeviceMath DeviceMathOf(const std::string& precision) {
+  if (precision == "tf32") return DeviceMath::kTF32;
+  if (precision == "fp16") return DeviceMath::kFloat16;
+  if (precision == "bf16") return DeviceMath::kBFloat16;
+  return DeviceMath::kFloat32;
+}
+
 StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, const std::string& model_path,
                                                     std::string_view onnx_bytes, std::unique_ptr<ir::Model> imported,
-                                                    int threads, bool optimize, PrecisionState* state) {
-  if (config.precision == "fp16") {
+                                                    int threads, bool optimize, PrecisionState* state,
+                                                    const DeviceCompiler* device) {
+  const bool device_math = config.precision == "tf32" || config.precision == "fp16" || config.precision == "bf16";
+  if (device_math && device != nullptr) {
+    RETURN_IF_ERROR(GateDeviceMath(config, model_path, onnx_bytes, *device, state));
+    return imported;
+  }
+  if (config.precision == "tf32" || config.precision == "fp16") {
     state->precision = "fp32";
-    state->note = "precision fp16 is the GPU backend's; the CPU runs the model in fp32";
+    state->note = "precision " + config.precision + " is a GPU backend's; the CPU runs the model in fp32";
     return imported;
   }
   if (config.precision == "bf16") {

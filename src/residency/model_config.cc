@@ -454,9 +454,9 @@ Status ValidateModelConfig(const ModelConfig& c) {
       if (v < 1) return InvalidArgument("model '{}': version {} < 1", c.name, v);
     }
   }
-  static const std::set<std::string> kPrecisions = {"fp32", "fp16", "bf16", "int8"};
+  static const std::set<std::string> kPrecisions = {"fp32", "tf32", "fp16", "bf16", "int8"};
   if (!kPrecisions.count(c.precision)) {
-    return InvalidArgument("model '{}': gpuhive.precision '{}' is not one of fp32, fp16, bf16, int8", c.name,
+    return InvalidArgument("model '{}': gpuhive.precision '{}' is not one of fp32, tf32, fp16, bf16, int8", c.name,
                            c.precision);
   }
   if (!ParseConvAlgorithm(c.cpu_convolution)) {

@@ -423,7 +423,7 @@ std::string AccuracyReport::Summary() const {
   return s;
 }
 
-StatusOr<AccuracyReport> CompareOutputs(CompiledModel& reference, CompiledModel& candidate,
+StatusOr<AccuracyReport> CompareOutputs(Executable& reference, Executable& candidate,
                                         const std::vector<Sample>& samples, int num_threads) {
   if (reference.outputs().size() != candidate.outputs().size()) {
     return InvalidArgument("the models have {} and {} outputs", reference.outputs().size(), candidate.outputs().size());

@@ -7,14 +7,17 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include <unistd.h>
 
+#include "gpuhive/execution.h"
 #include "gpuhive/kernel.h"
 #include "gpuhive/onnx_import.h"
 #include "gpuhive/residency/manager.h"
 #include "gpuhive/residency/repository.h"
 #include "gpuhive/residency/synthetic_models.h"
+#include "gpuhive/sim_device.h"
 #include "test_util.h"
 
 namespace gpuhive::residency {
@@ -225,6 +228,135 @@ TEST_F(Precision, Int8CalibratesOnTheModelsWarmupFiles) {
   auto random = (*m)->Acquire("random");
   ASSERT_FALSE(random.ok());
   EXPECT_NE(random.status().ToString().find("cannot calibrate"), std::string::npos) << random.status().ToString();
+}
+
+// A device backend whose reduced precisions are off by a known amount: the CPU executor's results
+// scaled by (1 + error) whenever CompileOptions::device_math is not FP32 (relative L2 = error,
+// top-1 unchanged). It records the device math of every compile.
+class LossyExecutable final : public Executable {
+ public:
+  LossyExecutable(std::unique_ptr<Executable> inner, float scale) : inner_(std::move(inner)), scale_(scale) {}
+  std::string_view backend() const override { return "lossy"; }
+  const std::vector<TensorInfo>& inputs() const override { return inner_->inputs(); }
+  const std::vector<TensorInfo>& outputs() const override { return inner_->outputs(); }
+  size_t weight_bytes() const override { return inner_->weight_bytes(); }
+  std::shared_ptr<WeightGate> weight_gate() const override { return inner_->weight_gate(); }
+  std::vector<WeightCopy> TakePendingWeightCopies() override { return inner_->TakePendingWeightCopies(); }
+  void ReleaseSettledWeights() override { inner_->ReleaseSettledWeights(); }
+  StatusOr<PlanStats> Prepare(const std::vector<Shape>& shapes) override { return inner_->Prepare(shapes); }
+  StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
+    ASSIGN_OR_RETURN(std::vector<Tensor> out, inner_->Run(ctx, inputs));
+    for (Tensor& t : out) {
+      for (int64_t i = 0; i < t.num_elements(); ++i) t.as<float>()[i] *= scale_;
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Executable> inner_;
+  float scale_;
+};
+
+class LossyBackend final : public ExecutionBackend {
+ public:
+  explicit LossyBackend(float error) : error_(error) {}
+  std::string_view name() const override { return "lossy"; }
+  bool runs_host_kernels() const override { return true; }  // it wraps the CPU executor
+  StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model> model, const CompileOptions& options,
+                                                ComputeDevice& device) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      maths.push_back(options.device_math);
+    }
+    ASSIGN_OR_RETURN(auto inner, CpuExecutionBackend()->Compile(std::move(model), options, device));
+    const float scale = options.device_math == DeviceMath::kFloat32 ? 1.f : 1.f + error_;
+    return std::unique_ptr<Executable>(std::make_unique<LossyExecutable>(std::move(inner), scale));
+  }
+  std::mutex mu;
+  std::vector<DeviceMath> maths;
+
+ private:
+  float error_;
+};
+
+// precision fp16 / bf16 / tf32 on a device with its own backend (the CUDA plugin's place): the
+// gate compiles the model on the device in FP32 and in the precision and compares them on the
+// validation samples; within the limit the model is compiled with that device math, over it runs
+// FP32 or is refused as the config says. The CPU executor runs fp16 / tf32 in FP32 and says so.
+TEST_F(Precision, GpuPrecisionsAreGatedOnTheDeviceAgainstItsFp32) {
+  for (float error : {0.004f, 0.03f}) {
+    SCOPED_TRACE(error);
+    LossyBackend lossy(error);
+    RegisterExecutionBackend(DeviceType::kSim, &lossy);
+    SimDeviceOptions so;
+    so.memory_bytes = 64 << 20;
+    auto sim = SimDevice::Create(so);
+    ASSERT_TRUE(sim.ok());
+    ManagerOptions o = SmallOptions(32 << 20);
+    o.device = sim->get();
+    auto m = ModelManager::Create(std::move(o), nullptr);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    auto config = [&](const std::string& name, const std::string& precision, std::map<std::string, std::string> params) {
+      ModelConfig c = Int8Config(name, std::move(params));
+      c.precision = precision;
+      return c;
+    };
+    ASSERT_TRUE((*m)->AddModel(config("fp16", "fp16", {}), bytes_).ok());
+    ASSERT_TRUE((*m)->AddModel(config("bf16", "bf16", {}), bytes_).ok());
+    ASSERT_TRUE((*m)->AddModel(config("tf32", "tf32", {}), bytes_).ok());
+    ASSERT_TRUE((*m)->AddModel(config("strict", "fp16", {{"fp16_on_failure", "refuse"}}), bytes_).ok());
+    for (const char* name : {"fp16", "bf16", "tf32"}) {
+      SCOPED_TRACE(name);
+      std::vector<DeviceMath> seen;
+      {
+        std::lock_guard<std::mutex> lock(lossy.mu);
+        lossy.maths.clear();
+      }
+      ASSERT_TRUE((*m)->Acquire(name).ok());
+      {
+        std::lock_guard<std::mutex> lock(lossy.mu);
+        seen = lossy.maths;
+      }
+      const ModelStatus st = StatusOf(**m, name);
+      EXPECT_NEAR(st.precision_rel_l2, error, error * 1e-3) << st.precision_note;
+      const DeviceMath math = std::string(name) == "fp16" ? DeviceMath::kFloat16
+                              : std::string(name) == "bf16" ? DeviceMath::kBFloat16 : DeviceMath::kTF32;
+      // Limits: tf32 0.005, fp16 0.01, bf16 0.02.
+      const bool passes = std::string(name) == "tf32" ? error <= 0.005 : error <= 0.01;
+      ASSERT_EQ(seen.size(), 3u);  // the gate's FP32 and candidate compiles, then the served one
+      EXPECT_EQ(seen[0], DeviceMath::kFloat32);
+      EXPECT_EQ(seen[1], math);
+      if (passes) {
+        EXPECT_EQ(st.precision, name) << st.precision_note;
+        EXPECT_NE(st.precision_note.find("against the device's FP32"), std::string::npos) << st.precision_note;
+        EXPECT_EQ(seen[2], math);
+      } else {
+        EXPECT_EQ(st.precision, "fp32") << st.precision_note;
+        EXPECT_EQ(st.precision_note.rfind("runs fp32: ", 0), 0u) << st.precision_note;
+        EXPECT_EQ(seen[2], DeviceMath::kFloat32);
+      }
+    }
+    auto strict = (*m)->Acquire("strict");
+    if (error <= 0.01) {
+      EXPECT_TRUE(strict.ok()) << strict.status().ToString();
+    } else {
+      ASSERT_FALSE(strict.ok());
+      EXPECT_NE(strict.status().ToString().find("fp16 accuracy gate refused"), std::string::npos)
+          << strict.status().ToString();
+    }
+    m->reset();
+    RegisterExecutionBackend(DeviceType::kSim, nullptr);
+  }
+  // On the host CPU: fp16 and tf32 run FP32 and say why.
+  ManagerOptions o = SmallOptions(64 << 20);
+  auto m = *ModelManager::Create(o);
+  ModelConfig c = Int8Config("fp16", {});
+  c.precision = "fp16";
+  ASSERT_TRUE(m->AddModel(c, bytes_).ok());
+  ASSERT_TRUE(m->Acquire("fp16").ok());
+  const ModelStatus st = StatusOf(*m, "fp16");
+  EXPECT_EQ(st.precision, "fp32");
+  EXPECT_NE(st.precision_note.find("GPU backend's"), std::string::npos) << st.precision_note;
 }
 
 }  // namespace

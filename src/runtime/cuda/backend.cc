@@ -73,6 +73,12 @@ class CudaBackend final : public ExecutionBackend {
     eo.device_index = device.id().index;
     eo.memory = options.memory;
     eo.owner_tag = options.owner_tag;
+    switch (options.device_math) {
+      case DeviceMath::kFloat32: eo.math = MathMode::kFloat32; break;
+      case DeviceMath::kTF32: eo.math = MathMode::kTF32; break;
+      case DeviceMath::kFloat16: eo.math = MathMode::kFloat16; break;
+      case DeviceMath::kBFloat16: eo.math = MathMode::kBFloat16; break;
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<CudaExecutor> executor,
                      CudaExecutor::Create(std::shared_ptr<const ir::Graph>(model->graph), eo));
     return std::unique_ptr<Executable>(std::make_unique<CudaExecutable>(std::move(model), std::move(executor)));
