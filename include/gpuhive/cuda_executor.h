@@ -17,8 +17,10 @@
 //     if (exec.ok()) use exec->Run(inputs) ; else if kUnimplemented: CompiledModel on the CPU
 //   }
 //
-// Thread safety: Run serializes on an internal mutex (one stream per executor); create one
-// executor per worker for parallel runs.
+// Thread safety: Run is safe to call from several threads. Each lane (RunLane: a worker and a
+// priority level) has its own stream at that priority and its own plans (arena, staging, CUDA
+// graphs), so runs on different lanes overlap on the device; runs on one lane are serialized.
+// Weights are uploaded once and shared by every lane.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +39,7 @@ namespace gpuhive::cuda {
 
 struct ExecutorOptions {
   int device_index = 0;
-  int priority_level = 0;  // stream priority (0 = most urgent), see CudaPriorityForLevel
+  int priority_level = 0;  // the default lane's stream priority (0 = most urgent), see CudaPriorityForLevel
   // Convolution and matrix-product math. kFloat32, kTF32: float32 operands. kFloat16, kBFloat16:
   // those steps run on 16-bit operands with FP32 accumulation (constant operands stored once in
   // 16 bits, activations converted in the step's workspace); every other step and every value
@@ -56,6 +58,14 @@ struct ExecutorStats {
   size_t graph_replays = 0;
   size_t graph_capture_failures = 0;  // plans that run step by step because capture failed
   size_t weight_bytes = 0;            // constants uploaded to the device
+  size_t lanes = 0;                   // streams created (one per worker and priority level that ran)
+};
+
+// Where a run goes: the lane of `worker` at `priority_level` (gpuhive level, 0 most urgent; -1:
+// ExecutorOptions::priority_level). The default lane is worker -1 at the options' level.
+struct RunLane {
+  int worker = -1;
+  int priority_level = -1;
 };
 
 // True when the executor has a device implementation of (domain, op_type). Host-only operators
@@ -112,7 +122,9 @@ class CudaExecutor {
   // Runs on host inputs (graph input order) and returns host outputs (graph output order). Errors:
   // kInvalidArgument for wrong input count, dtypes or ranks; kUnimplemented as described above;
   // kInvalidArgument when a Gather index was out of range on the device.
-  virtual StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) = 0;
+  // Runs on `lane`'s stream (created on first use); Run(inputs) uses the default lane.
+  virtual StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs, const RunLane& lane) = 0;
+  StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) { return Run(inputs, RunLane{}); }
   virtual ExecutorStats stats() const = 0;
 
   // Device time per operator type ("Conv", "gpuhive.FusedConv", ...) for one step-by-step pass of

@@ -200,6 +200,10 @@ class ExecutionContext {
     MemoryResource* memory = nullptr;  // arena source; DefaultHostResource() when null
     AllocTag arena_tag{0, MemoryKind::kActivations};
     bool profile = false;  // record per-step times of each run (see step_times())
+    // The scheduler worker running with this context and its stream priority (0 most urgent; -1:
+    // none given). A GPU backend runs each worker and priority on its own stream; the CPU ignores them.
+    int worker = -1;
+    int stream_priority = -1;
   };
   struct StepTime {
     std::string op;    // "Conv", "gpuhive.FusedConv", ...

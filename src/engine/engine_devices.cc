@@ -43,8 +43,11 @@ StatusOr<std::vector<Tensor>> EngineRunner::RunManaged(const std::vector<TensorV
   auto run_on = [&](size_t d) {
     residency::ModelManager& m = core_->device_set->manager(d);
     std::unique_ptr<ExecutionContext>& ctx = w.device_ctx[d];
-    if (!ctx || ctx->options().num_threads != threads) {
-      ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads, .memory = m.memory()});
+    if (!ctx || ctx->options().num_threads != threads || ctx->options().stream_priority != worker.stream_priority) {
+      ctx = std::make_unique<ExecutionContext>(ExecutionContext::Options{.num_threads = threads,
+                                                                         .memory = m.memory(),
+                                                                         .worker = worker.worker_index,
+                                                                         .stream_priority = worker.stream_priority});
     }
     // When the shortage is only because other batches hold their models, wait for them (holding
     // nothing ourselves, so two waiting batches can never block each other) instead of failing.

@@ -2,10 +2,12 @@
 // keeps its own budget, instance_group pins or refuses, and the CPU fallback is exported.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -207,6 +209,91 @@ TEST(Placement, AModelTheDeviceCannotCompileIsServedFromTheCpu) {
     EXPECT_NE(refused.status, 200);
     EXPECT_NE(refused.body.find("lacks operator(s): Gemm"), std::string::npos) << refused.body;
   }
+}
+
+// A device backend that records, for every run, the worker and stream priority its
+// ExecutionContext names (the CUDA backend gives each pair its own stream).
+class LaneRecordingExecutable final : public Executable {
+ public:
+  LaneRecordingExecutable(std::unique_ptr<Executable> inner, std::mutex* mu, std::vector<std::pair<int, int>>* runs)
+      : inner_(std::move(inner)), mu_(mu), runs_(runs) {}
+  std::string_view backend() const override { return "lanes"; }
+  const std::vector<gpuhive::TensorInfo>& inputs() const override { return inner_->inputs(); }
+  const std::vector<gpuhive::TensorInfo>& outputs() const override { return inner_->outputs(); }
+  size_t weight_bytes() const override { return inner_->weight_bytes(); }
+  std::shared_ptr<WeightGate> weight_gate() const override { return inner_->weight_gate(); }
+  std::vector<WeightCopy> TakePendingWeightCopies() override { return inner_->TakePendingWeightCopies(); }
+  void ReleaseSettledWeights() override { inner_->ReleaseSettledWeights(); }
+  StatusOr<PlanStats> Prepare(const std::vector<Shape>& shapes) override { return inner_->Prepare(shapes); }
+  StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
+    {
+      std::lock_guard<std::mutex> lock(*mu_);
+      runs_->emplace_back(ctx.options().worker, ctx.options().stream_priority);
+    }
+    return inner_->Run(ctx, inputs);
+  }
+
+ private:
+  std::unique_ptr<Executable> inner_;
+  std::mutex* mu_;
+  std::vector<std::pair<int, int>>* runs_;
+};
+
+class LaneRecordingBackend final : public ExecutionBackend {
+ public:
+  std::string_view name() const override { return "lanes"; }
+  bool runs_host_kernels() const override { return true; }
+  StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model> model, const CompileOptions& options,
+                                                ComputeDevice& device) override {
+    ASSIGN_OR_RETURN(auto inner, CpuExecutionBackend()->Compile(std::move(model), options, device));
+    return std::unique_ptr<Executable>(std::make_unique<LaneRecordingExecutable>(std::move(inner), &mu, &runs));
+  }
+  std::mutex mu;
+  std::vector<std::pair<int, int>> runs;  // (worker, stream priority) per run
+};
+
+// Issue 13: a device backend learns which worker runs a batch and at which stream priority, so
+// the CUDA backend can give each worker and priority level its own stream: the general workers'
+// batches come with priority 1 and their own indices, a critical request's (priority 1 in
+// Triton's numbering) with the reserved worker's priority 0.
+TEST(Placement, DeviceRunsNameTheirWorkerAndStreamPriority) {
+  LaneRecordingBackend lanes;
+  RegisterExecutionBackend(DeviceType::kSim, &lanes);
+  struct Unregister {
+    ~Unregister() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
+  } unregister;
+  EngineOptions o;
+  o.device = "sim:1";
+  o.sim_memory_bytes = 256ull << 20;
+  o.cpu_workers = 2;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  HttpClient c(s->http->port());
+  // Until the model is resident on the device its requests are answered from the host tier, which
+  // names no device lane: send until the device has run one of each kind (10 s at most).
+  auto recorded = [&](int priority) {
+    std::lock_guard<std::mutex> lock(lanes.mu);
+    return std::any_of(lanes.runs.begin(), lanes.runs.end(), [&](const std::pair<int, int>& run) {
+      return run.second == priority && (priority == 0 ? run.first == 2 : run.first >= 0 && run.first <= 1);
+    });
+  };
+  json critical = TinyMlpJson(1);
+  critical["parameters"] = {{"priority", 1}};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; !(recorded(1) && recorded(0)) && std::chrono::steady_clock::now() < deadline; ++i) {
+    auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", (i % 2 == 0 ? TinyMlpJson(1 + i % 3) : critical).dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  std::string all;
+  {
+    std::lock_guard<std::mutex> lock(lanes.mu);
+    for (const auto& [worker, priority] : std::set<std::pair<int, int>>(lanes.runs.begin(), lanes.runs.end())) {
+      all += " (" + std::to_string(worker) + "," + std::to_string(priority) + ")";
+      EXPECT_LE(worker, 2) << "two general workers and the reserved one";
+    }
+  }
+  EXPECT_TRUE(recorded(1)) << "no general worker's run at priority 1 was recorded:" << all;
+  EXPECT_TRUE(recorded(0)) << "no critical request ran on the reserved worker's priority-0 stream:" << all;
 }
 
 }  // namespace

@@ -46,10 +46,11 @@ class CudaExecutable final : public Executable {
     return stats;
   }
 
-  StatusOr<std::vector<Tensor>> Run(ExecutionContext&, const std::vector<TensorView>& inputs) override {
+  // Each worker (and stream priority) runs on its own stream of the executor (RunLane).
+  StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
     ASSIGN_OR_RETURN(std::vector<Shape> shapes, CheckInputs(inputs_, inputs));
     for (size_t i = 0; i < shapes.size(); ++i) RETURN_IF_ERROR(CheckInputShape(inputs_[i], shapes[i]));
-    return executor_->Run(inputs);
+    return executor_->Run(inputs, RunLane{ctx.options().worker, ctx.options().stream_priority});
   }
 
  private:

@@ -33,9 +33,19 @@ struct Plan {
   std::vector<std::string> step_names;
   std::vector<std::string> step_ops;  // "domain.op_type" (op_type alone for ONNX), for profiles
   Buffer staging;  // pinned host: inputs, outputs, error flag
+  const Stream* stream = nullptr;  // its lane's: the plan's buffers and graph are used there only
   int runs = 0;
   std::unique_ptr<GraphExec> graph;
   bool capture_failed = false;
+};
+
+// One stream and the plans bound to it (their arenas, staging and CUDA graphs): each worker and
+// priority level that runs the model gets its own lane, so their batches overlap on the device and
+// a critical worker's run on its most urgent stream. Runs on one lane are serialized.
+struct Lane {
+  std::unique_ptr<Stream> stream;
+  std::mutex mu;
+  std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans;
 };
 
 class ExecutorImpl;
@@ -73,8 +83,10 @@ class ExecutorImpl final : public CudaExecutor {
       : graph_(std::move(graph)), options_(options) {}
 
   ~ExecutorImpl() override {
-    if (stream_ != nullptr) (void)stream_->Synchronize();
-    plans_.clear();
+    for (auto& [key, lane] : lanes_) {
+      if (lane->stream != nullptr) (void)lane->stream->Synchronize();
+    }
+    lanes_.clear();
     weights_.clear();
     weights16_.clear();
   }
@@ -86,16 +98,17 @@ class ExecutorImpl final : public CudaExecutor {
       options_.memory = owned_memory_.get();
     }
     pinned_ = CreatePinnedHostResource();
-    ASSIGN_OR_RETURN(stream_, Stream::Create({options_.device_index, options_.priority_level}));
+    RETURN_IF_ERROR(LaneFor(RunLane{}).status());  // the default lane, so a bad priority fails here
     MatmulRunner::Options mo;
     mo.max_workspace_bytes = std::min<size_t>(options_.max_workspace_bytes, 64ull << 20);
     ASSIGN_OR_RETURN(matmul_, MatmulRunner::Create(mo));
     return Status::OK();
   }
 
-  StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs, const RunLane& run_lane) override {
     RETURN_IF_ERROR(SetCurrentDevice(options_.device_index));
+    ASSIGN_OR_RETURN(Lane * lane, LaneFor(run_lane));
+    std::lock_guard<std::mutex> lock(lane->mu);
     const auto& gin = graph_->inputs();
     if (inputs.size() != gin.size()) {
       return InvalidArgument("model expects {} input(s), got {}", gin.size(), inputs.size());
@@ -122,11 +135,11 @@ class ExecutorImpl final : public CudaExecutor {
       }
       key.push_back(inputs[i].shape);
     }
-    auto it = plans_.find(key);
-    if (it == plans_.end()) {
-      ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, BuildPlan(inputs));
-      it = plans_.emplace(key, std::move(plan)).first;
-      ++stats_.plans;
+    auto it = lane->plans.find(key);
+    if (it == lane->plans.end()) {
+      ASSIGN_OR_RETURN(std::unique_ptr<Plan> plan, BuildPlan(inputs, *lane->stream));
+      it = lane->plans.emplace(key, std::move(plan)).first;
+      Count(&ExecutorStats::plans);
     }
     return Execute(*it->second, inputs);
   }
@@ -134,14 +147,15 @@ class ExecutorImpl final : public CudaExecutor {
   StatusOr<std::map<std::string, StepProfile>> ProfileSteps(const std::vector<TensorView>& inputs) override {
     // A plan for these shapes (built by a normal run), then one step-by-step pass with an event
     // pair around every step.
-    RETURN_IF_ERROR(Run(inputs).status());
-    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(Run(inputs, RunLane{}).status());
+    ASSIGN_OR_RETURN(Lane * lane, LaneFor(RunLane{}));
+    std::lock_guard<std::mutex> lock(lane->mu);
     std::vector<Shape> key;
     for (const TensorView& t : inputs) key.push_back(t.shape);
-    auto it = plans_.find(key);
-    if (it == plans_.end()) return Internal("no plan after a run");
+    auto it = lane->plans.find(key);
+    if (it == lane->plans.end()) return Internal("no plan after a run");
     Plan& plan = *it->second;
-    StreamView sv = stream_->view();
+    StreamView sv = plan.stream->view();
     std::vector<std::unique_ptr<Event>> marks;
     for (size_t i = 0; i <= plan.steps.size(); ++i) {
       ASSIGN_OR_RETURN(std::unique_ptr<Event> e, Event::Create(options_.device_index, true));
@@ -153,7 +167,7 @@ class ExecutorImpl final : public CudaExecutor {
       if (!st.ok()) return st.WithContext(plan.step_names[i]);
       RETURN_IF_ERROR(marks[i + 1]->Record(sv));
     }
-    RETURN_IF_ERROR(stream_->Synchronize());
+    RETURN_IF_ERROR(lane->stream->Synchronize());
     std::map<std::string, StepProfile> out;
     for (size_t i = 0; i < plan.steps.size(); ++i) {
       ASSIGN_OR_RETURN(float ms, marks[i + 1]->ElapsedMsSince(*marks[i]));
@@ -165,20 +179,43 @@ class ExecutorImpl final : public CudaExecutor {
   }
 
   ExecutorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(stats_mu_);
     return stats_;
   }
 
-  // Device copy of a graph constant (uploaded once, shared by every plan).
-  StatusOr<const void*> ConstantOnDevice(const ir::Value* v) {
+  // The lane of a worker and priority level, created with its stream on first use.
+  StatusOr<Lane*> LaneFor(const RunLane& run_lane) {
+    const int priority = run_lane.priority_level >= 0 ? run_lane.priority_level : options_.priority_level;
+    const std::pair<int, int> key{run_lane.worker, priority};
+    std::lock_guard<std::mutex> lock(lanes_mu_);
+    auto it = lanes_.find(key);
+    if (it != lanes_.end()) return it->second.get();
+    auto lane = std::make_unique<Lane>();
+    ASSIGN_OR_RETURN(lane->stream, Stream::Create({options_.device_index, priority}));
+    Lane* p = lane.get();
+    lanes_.emplace(key, std::move(lane));
+    Count(&ExecutorStats::lanes);
+    return p;
+  }
+
+  void Count(size_t ExecutorStats::*field, size_t n = 1) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.*field += n;
+  }
+
+  // Device copy of a graph constant (uploaded once on the stream `s` of the plan that needs it
+  // first, complete before any lane can read it; shared by every plan of every lane).
+  StatusOr<const void*> ConstantOnDevice(const ir::Value* v, const Stream& stream) {
+    const StreamView s = stream.view();
+    std::lock_guard<std::mutex> lock(weights_mu_);
     auto it = weights_.find(v);
     if (it != weights_.end()) return static_cast<const void*>(it->second.data());
     const Tensor& t = *v->constant;
     ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
-                                                AllocTag{options_.owner_tag, MemoryKind::kWeights}, stream_->view()));
-    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), stream_->view()));
-    RETURN_IF_ERROR(stream_->Synchronize());  // the host tensor may be pageable: finish before returning
-    stats_.weight_bytes += t.bytes();
+                                                AllocTag{options_.owner_tag, MemoryKind::kWeights}, s));
+    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), s));
+    RETURN_IF_ERROR(stream.Synchronize());  // the host tensor may be pageable: finish before returning
+    Count(&ExecutorStats::weight_bytes, t.bytes());
     const void* p = b.data();
     weights_.emplace(v, std::move(b));
     return p;
@@ -187,22 +224,22 @@ class ExecutorImpl final : public CudaExecutor {
   // Device copy of a float32 graph constant in float16 / bfloat16 (16-bit plans: convolution and
   // matrix-product operands), converted on the device from a transient float32 copy; made once and
   // shared by every plan. Only the 16-bit copy stays.
-  StatusOr<const void*> Constant16OnDevice(const ir::Value* v, DataType dtype) {
+  StatusOr<const void*> Constant16OnDevice(const ir::Value* v, DataType dtype, const Stream& stream) {
+    const StreamView s = stream.view();
+    std::lock_guard<std::mutex> lock(weights_mu_);
     auto key = std::make_pair(v, dtype);
     auto it = weights16_.find(key);
     if (it != weights16_.end()) return static_cast<const void*>(it->second.data());
     const Tensor& t = *v->constant;
     const AllocTag weights{options_.owner_tag, MemoryKind::kWeights};
     ASSIGN_OR_RETURN(Buffer staged, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
-                                                     AllocTag{options_.owner_tag, MemoryKind::kWorkspace},
-                                                     stream_->view()));
-    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(static_cast<size_t>(t.num_elements()) * 2, 1), weights,
-                                                stream_->view()));
-    RETURN_IF_ERROR(CopyHostToDeviceAsync(staged.data(), t.data(), t.bytes(), stream_->view()));
-    RETURN_IF_ERROR(ConvertFromFloat(static_cast<const float*>(staged.data()), b.data(), dtype, t.num_elements(),
-                                     stream_->view()));
-    RETURN_IF_ERROR(stream_->Synchronize());  // pageable source; `staged` is freed on return
-    stats_.weight_bytes += static_cast<size_t>(t.num_elements()) * 2;
+                                                     AllocTag{options_.owner_tag, MemoryKind::kWorkspace}, s));
+    const size_t bytes16 = static_cast<size_t>(t.num_elements()) * 2;
+    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(bytes16, 1), weights, s));
+    RETURN_IF_ERROR(CopyHostToDeviceAsync(staged.data(), t.data(), t.bytes(), s));
+    RETURN_IF_ERROR(ConvertFromFloat(static_cast<const float*>(staged.data()), b.data(), dtype, t.num_elements(), s));
+    RETURN_IF_ERROR(stream.Synchronize());  // pageable source; `staged` is freed on return
+    Count(&ExecutorStats::weight_bytes, bytes16);
     const void* p = b.data();
     weights16_.emplace(key, std::move(b));
     return p;
@@ -212,9 +249,9 @@ class ExecutorImpl final : public CudaExecutor {
     const Tensor& t = *pv->host;
     ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
                                                 AllocTag{options_.owner_tag, MemoryKind::kActivations},
-                                                stream_->view()));
-    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), stream_->view()));
-    RETURN_IF_ERROR(stream_->Synchronize());
+                                                plan->stream->view()));
+    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), plan->stream->view()));
+    RETURN_IF_ERROR(plan->stream->Synchronize());
     pv->device = b.data();
     plan->uploads.push_back(std::move(b));
     return static_cast<const void*>(pv->device);
@@ -224,19 +261,21 @@ class ExecutorImpl final : public CudaExecutor {
   MatmulRunner& matmul() { return *matmul_; }
 
  private:
-  StatusOr<std::unique_ptr<Plan>> BuildPlan(const std::vector<TensorView>& inputs) {
+  StatusOr<std::unique_ptr<Plan>> BuildPlan(const std::vector<TensorView>& inputs, const Stream& lane_stream) {
     auto plan = std::make_unique<Plan>();
+    plan->stream = &lane_stream;
+    const StreamView stream = lane_stream.view();
     const ir::Graph& g = *graph_;
     ASSIGN_OR_RETURN(plan->analysis, executor::AnalyzePlan(g, inputs));
     executor::Analysis& an = *plan->analysis;
     const ArenaPlan& arena = an.arena;
     const AllocTag act{options_.owner_tag, MemoryKind::kActivations};
     ASSIGN_OR_RETURN(plan->arena, Buffer::Allocate(options_.memory, std::max<size_t>(arena.arena_bytes, 1), act,
-                                                   stream_->view()));
+                                                   stream));
     for (auto& [v, sid] : an.storage_of) {
       an.values[v].device = static_cast<char*>(plan->arena.data()) + arena.offsets[sid];
     }
-    ASSIGN_OR_RETURN(plan->flag, Buffer::Allocate(options_.memory, sizeof(int), act, stream_->view()));
+    ASSIGN_OR_RETURN(plan->flag, Buffer::Allocate(options_.memory, sizeof(int), act, stream));
 
     for (const executor::DeviceNode& dn : an.device_nodes) {
       const ir::Node& n = *dn.node;
@@ -256,7 +295,7 @@ class ExecutorImpl final : public CudaExecutor {
     }
     ASSIGN_OR_RETURN(plan->workspace,
                      Buffer::Allocate(options_.memory, plan->workspace_bytes,
-                                      AllocTag{options_.owner_tag, MemoryKind::kWorkspace}, stream_->view()));
+                                      AllocTag{options_.owner_tag, MemoryKind::kWorkspace}, stream));
 
     size_t staging = sizeof(int) + 256;
     for (const TensorView& t : inputs) staging += t.plain_bytes() + 256;
@@ -265,13 +304,13 @@ class ExecutorImpl final : public CudaExecutor {
       staging += static_cast<size_t>(NumElements(pv.shape)) * DataTypeSize(pv.dtype) + 256;
     }
     ASSIGN_OR_RETURN(plan->staging, Buffer::Allocate(pinned_.get(), staging, AllocTag{options_.owner_tag, MemoryKind::kIO}));
-    RETURN_IF_ERROR(stream_->Synchronize());
+    RETURN_IF_ERROR(lane_stream.Synchronize());
     return plan;
   }
 
   Status RunSteps(Plan& plan) {
     for (size_t i = 0; i < plan.steps.size(); ++i) {
-      Status st = plan.steps[i](stream_->view(), plan.workspace.data());
+      Status st = plan.steps[i](plan.stream->view(), plan.workspace.data());
       if (!st.ok()) return st.WithContext(plan.step_names[i]);
     }
     return Status::OK();
@@ -279,9 +318,9 @@ class ExecutorImpl final : public CudaExecutor {
 
   // Runs the steps, through a CUDA graph from the second run on when enabled.
   Status Compute(Plan& plan) {
-    const StreamView s = stream_->view();
+    const StreamView s = plan.stream->view();
     if (plan.graph != nullptr) {
-      ++stats_.graph_replays;
+      Count(&ExecutorStats::graph_replays);
       return plan.graph->Launch(s);
     }
     if (!options_.use_cuda_graphs || plan.capture_failed || plan.runs == 0) return RunSteps(plan);
@@ -289,19 +328,19 @@ class ExecutorImpl final : public CudaExecutor {
     auto captured = GraphExec::Capture(s, [&] { return RunSteps(plan); });
     if (!captured.ok()) {
       plan.capture_failed = true;
-      ++stats_.graph_capture_failures;
+      Count(&ExecutorStats::graph_capture_failures);
       GH_LOG_WARN("cuda", "CUDA graph capture failed ({}); running the plan step by step", captured.status().ToString());
       return RunSteps(plan);
     }
     plan.graph = std::move(*captured);
-    ++stats_.graph_captures;
-    ++stats_.graph_replays;
+    Count(&ExecutorStats::graph_captures);
+    Count(&ExecutorStats::graph_replays);
     return plan.graph->Launch(s);
   }
 
   StatusOr<std::vector<Tensor>> Execute(Plan& plan, const std::vector<TensorView>& inputs) {
     const ir::Graph& g = *graph_;
-    StreamView sv = stream_->view();
+    StreamView sv = plan.stream->view();
     char* stage = static_cast<char*>(plan.staging.data());
     size_t off = 0;
     auto take = [&](size_t bytes) {
@@ -327,7 +366,7 @@ class ExecutorImpl final : public CudaExecutor {
     }
     int* flag = reinterpret_cast<int*>(take(sizeof(int)));
     RETURN_IF_ERROR(CopyDeviceToHostAsync(flag, plan.flag.data(), sizeof(int), sv));
-    RETURN_IF_ERROR(stream_->Synchronize());
+    RETURN_IF_ERROR(plan.stream->Synchronize());
     ++plan.runs;
     if (*flag != 0) return InvalidArgument("a Gather index was out of range");
     std::vector<Tensor> outs;
@@ -350,12 +389,13 @@ class ExecutorImpl final : public CudaExecutor {
   // Declaration order is destruction order reversed: plans and weights go before the memory.
   std::unique_ptr<MemoryResource> owned_memory_;
   std::unique_ptr<MemoryResource> pinned_;
-  std::unique_ptr<Stream> stream_;
   std::unique_ptr<MatmulRunner> matmul_;
-  mutable std::mutex mu_;
+  std::mutex weights_mu_;  // uploads happen while a lane builds a plan
   std::map<const ir::Value*, Buffer> weights_;
   std::map<std::pair<const ir::Value*, DataType>, Buffer> weights16_;
-  std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans_;
+  std::mutex lanes_mu_;
+  std::map<std::pair<int, int>, std::unique_ptr<Lane>> lanes_;  // (worker, priority level)
+  mutable std::mutex stats_mu_;
   ExecutorStats stats_;
 };
 
@@ -366,7 +406,7 @@ StatusOr<const void*> StepInputsImpl::DeviceInput(size_t i) {
   if (pv->host == nullptr) return Internal("{}: input {} has neither device nor host storage", node_.Describe(), i);
   const ir::Value* v = node_.inputs[i];
   if (v->is_constant() && v->constant.get() == pv->host) {
-    ASSIGN_OR_RETURN(const void* p, ex_->ConstantOnDevice(v));
+    ASSIGN_OR_RETURN(const void* p, ex_->ConstantOnDevice(v, *plan_->stream));
     pv->device = const_cast<void*>(p);
     return p;
   }
@@ -379,7 +419,7 @@ StatusOr<const void*> StepInputsImpl::DeviceConstant16(size_t i, DataType dtype)
       pv->dtype != DataType::kFloat32) {
     return NotFound("{}: input {} is not a float32 graph constant", node_.Describe(), i);
   }
-  return ex_->Constant16OnDevice(v, dtype);
+  return ex_->Constant16OnDevice(v, dtype, *plan_->stream);
 }
 MathMode StepInputsImpl::math() const { return ex_->options().math; }
 MatmulRunner& StepInputsImpl::matmul() { return ex_->matmul(); }
