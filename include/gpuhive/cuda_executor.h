@@ -32,6 +32,7 @@
 #include "gpuhive/cuda_kernels.h"
 #include "gpuhive/ir.h"
 #include "gpuhive/memory_resource.h"
+#include "gpuhive/runtime.h"
 #include "gpuhive/status.h"
 #include "gpuhive/tensor.h"
 
@@ -50,6 +51,11 @@ struct ExecutorOptions {
   MemoryResource* memory = nullptr;
   uint32_t owner_tag = 0;
   size_t max_workspace_bytes = 256ull << 20;  // per convolution / matmul algorithm
+  // Weights through the caller's copy engine (residency's): Create allocates device storage for
+  // DeferredWeights(graph, math), TakePendingWeightCopies hands their copies out (first-use order),
+  // and a plan that reads one waits on weight_gate() for it. Other constants are uploaded by the
+  // executor when a plan first needs them.
+  bool defer_weight_copies = false;
 };
 
 struct ExecutorStats {
@@ -74,6 +80,13 @@ bool CudaSupportsOp(const std::string& domain, const std::string& op_type);
 // OK, or kUnimplemented naming every operator type of the graph (subgraphs included) that the
 // executor lacks. Needs no device.
 Status CheckCudaSupport(const ir::Graph& graph);
+
+// The graph constants ExecutorOptions::defer_weight_copies leaves to the caller's copy engine, in
+// first-use order: float32 constants of at least kDeferredWeightMinBytes that a node reads, except
+// the operands a 16-bit plan (math kFloat16 / kBFloat16) converts itself (convolutions' and matrix
+// products': the executor uploads and converts those). Needs no device.
+inline constexpr size_t kDeferredWeightMinBytes = 1024;
+std::vector<const ir::Value*> DeferredWeights(const ir::Graph& graph, MathMode math);
 
 // Optimizes an imported model for the executor: constant folding through the CPU kernels, BN
 // folding, and fusion limited to fused ops both the executor and the CPU kernels (which compute the
@@ -126,6 +139,11 @@ class CudaExecutor {
   virtual StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs, const RunLane& lane) = 0;
   StatusOr<std::vector<Tensor>> Run(const std::vector<TensorView>& inputs) { return Run(inputs, RunLane{}); }
   virtual ExecutorStats stats() const = 0;
+  // With ExecutorOptions::defer_weight_copies: the gate the copies advance (null otherwise), and
+  // the copies, handed out once. Whoever takes them must copy each (the device bytes must be there
+  // before Advance) and Advance the gate, or Fail it, before the executor is destroyed.
+  virtual std::shared_ptr<WeightGate> weight_gate() const = 0;
+  virtual std::vector<WeightCopy> TakePendingWeightCopies() = 0;
 
   // Device time per operator type ("Conv", "gpuhive.FusedConv", ...) for one step-by-step pass of
   // the plan for these inputs (run first if needed), each step between two events. For finding

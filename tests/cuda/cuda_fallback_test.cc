@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <deque>
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -381,6 +383,60 @@ TEST(CudaPlanPreview, SixteenBitPlansRunEveryConvolutionAndProductOnHalfOperands
     ++checked;
   }
   EXPECT_GE(checked, 6);
+}
+
+// The weights a copy engine places for the executor (ExecutorOptions::defer_weight_copies), in
+// first-use order: in FP32 every float32 constant of 1 KiB or more (ResNet-50: all of its weight
+// bytes but the small ones), in FP16 none of the convolutions' and products' operands, which the
+// executor converts to 16 bits itself (BERT keeps its embedding tables and normalization scales).
+TEST(CudaPlanPreview, DeferredWeightsAreTheFloatConstantsInFirstUseOrder) {
+  const std::filesystem::path source(GPUHIVE_SOURCE_DIR);
+  const std::filesystem::path resnet = source / "models" / "generated" / "resnet50.onnx";
+  const std::filesystem::path bert = source / "models" / "generated" / "bert_base.onnx";
+  if (!std::filesystem::exists(resnet) || !std::filesystem::exists(bert)) GTEST_SKIP() << "make models";
+  for (const auto& p : {resnet, bert}) {
+    SCOPED_TRACE(p.string());
+    auto model = ImportOnnxFile(p.string());
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ASSERT_TRUE(cuda::OptimizeForCuda(**model).ok());
+    const ir::Graph& g = *(*model)->graph;
+    size_t float_bytes = 0, float_count = 0;
+    for (const auto& node : g.nodes()) {
+      for (const ir::Value* v : node->inputs) {
+        if (v != nullptr && v->is_constant() && v->dtype == DataType::kFloat32 &&
+            v->constant->bytes() >= cuda::kDeferredWeightMinBytes) {
+          float_bytes += v->constant->bytes();
+          ++float_count;  // counted once per reading slot; the list holds each value once
+        }
+      }
+    }
+    const std::vector<const ir::Value*> fp32 = cuda::DeferredWeights(g, cuda::MathMode::kFloat32);
+    const std::vector<const ir::Value*> fp16 = cuda::DeferredWeights(g, cuda::MathMode::kFloat16);
+    std::set<const ir::Value*> unique(fp32.begin(), fp32.end());
+    EXPECT_EQ(unique.size(), fp32.size());
+    EXPECT_LE(fp32.size(), float_count);
+    size_t bytes = 0;
+    for (const ir::Value* v : fp32) bytes += v->constant->bytes();
+    EXPECT_LE(bytes, float_bytes);
+    // First-use order: the first deferred weight is read by the first node that reads any.
+    for (const auto& node : g.nodes()) {
+      auto it = std::find_if(node->inputs.begin(), node->inputs.end(), [&](const ir::Value* v) { return unique.count(v); });
+      if (it == node->inputs.end()) continue;
+      EXPECT_EQ(*it, fp32.front()) << node->Describe();
+      break;
+    }
+    if (p == resnet) {
+      EXPECT_GT(bytes, 95u << 20);  // the 97.5 MiB of weights, less what is under 1 KiB
+      EXPECT_TRUE(fp16.empty()) << fp16.size() << " weights left to the copy engine in FP16";
+    } else {
+      EXPECT_FALSE(fp16.empty());
+      EXPECT_LT(fp16.size(), fp32.size());
+      size_t bytes16 = 0;
+      for (const ir::Value* v : fp16) bytes16 += v->constant->bytes();
+      EXPECT_GT(bytes16, 90u << 20);  // the word embedding table, 30522 x 768 floats
+      EXPECT_LT(bytes16, bytes / 2);
+    }
+  }
 }
 
 // One padded convolution: its weights and bias as 16-bit constants, the input and the result

@@ -22,10 +22,11 @@ class CudaExecutable final : public Executable {
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
   size_t weight_bytes() const override { return executor_->stats().weight_bytes; }
-  // The executor places its weights itself (on first use, from the imported graph): no copies for
-  // a copy engine, nothing to gate.
-  std::shared_ptr<WeightGate> weight_gate() const override { return nullptr; }
-  std::vector<WeightCopy> TakePendingWeightCopies() override { return {}; }
+  // With CompileOptions::defer_weight_copies (residency's loads) the weights are copied by the
+  // device's copy engine into storage the executor placed at compile; plans wait on the gate for
+  // each weight they read (ExecutorOptions::defer_weight_copies). No plain copy to release.
+  std::shared_ptr<WeightGate> weight_gate() const override { return executor_->weight_gate(); }
+  std::vector<WeightCopy> TakePendingWeightCopies() override { return executor_->TakePendingWeightCopies(); }
   void ReleaseSettledWeights() override {}
 
   StatusOr<PlanStats> Prepare(const std::vector<Shape>& input_shapes) override {
@@ -74,6 +75,7 @@ class CudaBackend final : public ExecutionBackend {
     eo.device_index = device.id().index;
     eo.memory = options.memory;
     eo.owner_tag = options.owner_tag;
+    eo.defer_weight_copies = options.defer_weight_copies;
     switch (options.device_math) {
       case DeviceMath::kFloat32: eo.math = MathMode::kFloat32; break;
       case DeviceMath::kTF32: eo.math = MathMode::kTF32; break;

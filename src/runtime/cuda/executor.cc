@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "gpuhive/arena_planner.h"
 #include "gpuhive/cuda_device.h"
@@ -99,6 +100,7 @@ class ExecutorImpl final : public CudaExecutor {
     }
     pinned_ = CreatePinnedHostResource();
     RETURN_IF_ERROR(LaneFor(RunLane{}).status());  // the default lane, so a bad priority fails here
+    if (options_.defer_weight_copies) RETURN_IF_ERROR(PlaceDeferredWeights());
     MatmulRunner::Options mo;
     mo.max_workspace_bytes = std::min<size_t>(options_.max_workspace_bytes, 64ull << 20);
     ASSIGN_OR_RETURN(matmul_, MatmulRunner::Create(mo));
@@ -178,6 +180,30 @@ class ExecutorImpl final : public CudaExecutor {
     return out;
   }
 
+  std::shared_ptr<WeightGate> weight_gate() const override { return gate_; }
+  std::vector<WeightCopy> TakePendingWeightCopies() override {
+    std::lock_guard<std::mutex> lock(weights_mu_);
+    return std::exchange(pending_copies_, {});
+  }
+
+  // Device storage for the weights the caller's copy engine fills (defer_weight_copies), one gate
+  // group each in first-use order.
+  Status PlaceDeferredWeights() {
+    std::vector<const ir::Value*> order = DeferredWeights(*graph_, options_.math);
+    gate_ = std::make_shared<WeightGate>(order.size());
+    std::lock_guard<std::mutex> lock(weights_mu_);
+    for (size_t g = 0; g < order.size(); ++g) {
+      const ir::Value* v = order[g];
+      const size_t bytes = v->constant->bytes();
+      ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, bytes, AllocTag{options_.owner_tag, MemoryKind::kWeights}));
+      pending_copies_.push_back(WeightCopy{v->constant, b.data(), bytes, g});
+      deferred_group_[v] = g;
+      weights_.emplace(v, std::move(b));
+      Count(&ExecutorStats::weight_bytes, bytes);
+    }
+    return Status::OK();
+  }
+
   ExecutorStats stats() const override {
     std::lock_guard<std::mutex> lock(stats_mu_);
     return stats_;
@@ -209,7 +235,12 @@ class ExecutorImpl final : public CudaExecutor {
     const StreamView s = stream.view();
     std::lock_guard<std::mutex> lock(weights_mu_);
     auto it = weights_.find(v);
-    if (it != weights_.end()) return static_cast<const void*>(it->second.data());
+    if (it != weights_.end()) {
+      // A weight the copy engine places: the plan reads it only once it is on the device.
+      auto group = deferred_group_.find(v);
+      if (group != deferred_group_.end()) RETURN_IF_ERROR(gate_->WaitFor(group->second + 1));
+      return static_cast<const void*>(it->second.data());
+    }
     const Tensor& t = *v->constant;
     ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
                                                 AllocTag{options_.owner_tag, MemoryKind::kWeights}, s));
@@ -393,6 +424,9 @@ class ExecutorImpl final : public CudaExecutor {
   std::mutex weights_mu_;  // uploads happen while a lane builds a plan
   std::map<const ir::Value*, Buffer> weights_;
   std::map<std::pair<const ir::Value*, DataType>, Buffer> weights16_;
+  std::map<const ir::Value*, size_t> deferred_group_;  // weights the copy engine places -> gate group
+  std::vector<WeightCopy> pending_copies_;
+  std::shared_ptr<WeightGate> gate_;  // null unless defer_weight_copies
   std::mutex lanes_mu_;
   std::map<std::pair<int, int>, std::unique_ptr<Lane>> lanes_;  // (worker, priority level)
   mutable std::mutex stats_mu_;

@@ -2,6 +2,7 @@
 #include "runtime/cuda/plan_analysis.h"
 
 #include <algorithm>
+#include <set>
 
 #include "gpuhive/cuda_executor.h"
 #include "gpuhive/kernel.h"
@@ -221,6 +222,29 @@ PlanPreview executor::Summarize(const Analysis& an) {
     ++p.device_ops[n.domain.empty() ? n.op_type : n.domain + "." + n.op_type];
   }
   return p;
+}
+
+std::vector<const ir::Value*> DeferredWeights(const ir::Graph& graph, MathMode math) {
+  const bool sixteen = math == MathMode::kFloat16 || math == MathMode::kBFloat16;
+  auto converts_operands = [](const ir::Node& n) {
+    const bool fused = n.domain == "gpuhive";
+    const std::string& op = n.op_type;
+    return (n.domain.empty() && (op == "Conv" || op == "MatMul" || op == "Gemm")) ||
+           (fused && (op == "FusedConv" || op == "FusedMatMul" || op == "FusedGemm"));
+  };
+  std::set<const ir::Value*> seen;
+  std::vector<const ir::Value*> order;
+  for (const auto& node : graph.nodes()) {
+    if (sixteen && converts_operands(*node)) continue;
+    for (const ir::Value* v : node->inputs) {
+      if (v == nullptr || !v->is_constant() || v->dtype != DataType::kFloat32 || v->constant == nullptr ||
+          v->constant->bytes() < kDeferredWeightMinBytes) {
+        continue;
+      }
+      if (seen.insert(v).second) order.push_back(v);
+    }
+  }
+  return order;
 }
 
 StatusOr<PlanPreview> PreviewCudaPlan(const ir::Graph& graph, const std::vector<TensorView>& inputs) {
