@@ -74,6 +74,21 @@ Status LayerNorm(const float* x, const float* scale, const float* bias, float* y
 Status LstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole, float* c,
                 float* h_out, int64_t batch, int64_t hidden, float clip, StreamView stream);
 
+// The pointwise parts of one ONNX GRU time step (activations sigmoid, tanh), gates in ONNX's z, r,
+// h order, for each batch row b and hidden unit j. gates_x [batch, 3H] is X_t W^T; gates_h (row
+// stride gh_stride >= 2H; null when H_{t-1} is zero) has H_{t-1} R_z^T and H_{t-1} R_r^T in its
+// first 2H columns; bias [6H] (Wb then Rb) may be null; clip > 0 clips each pre-activation.
+// GruReset (linear_before_reset = 0 only) writes rh = r . H_{t-1} [batch, H], which the caller
+// multiplies by R_h^T. GruCell then takes gates_hh (row stride hh_stride): H_{t-1} R_h^T with
+// linear_before_reset, (r . H_{t-1}) R_h^T without (null when H_{t-1} is zero), and writes
+// H_t = (1 - z) . tanh(candidate) + z . H_{t-1} into h_out (h_prev null: zeros; h_out must not
+// alias the other arguments).
+Status GruReset(const float* gates_x, const float* gates_h, int64_t gh_stride, const float* bias, const float* h_prev,
+                float* rh, int64_t batch, int64_t hidden, float clip, StreamView stream);
+Status GruCell(const float* gates_x, const float* gates_h, int64_t gh_stride, const float* gates_hh, int64_t hh_stride,
+               const float* bias, const float* h_prev, float* h_out, int64_t batch, int64_t hidden,
+               bool linear_before_reset, float clip, StreamView stream);
+
 enum class ReduceKind { kSum, kMean, kMax, kMin };
 // y[o, i] = reduce over a of x[o, a, i].
 Status Reduce(ReduceKind kind, const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,

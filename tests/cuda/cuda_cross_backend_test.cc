@@ -218,6 +218,18 @@ std::vector<OpCase> Cases() {
       [] { std::vector<Tensor> t; t.push_back(Rand({6, 3, 5}, 83)); t.push_back(Rand({2, 16, 5}, 84)); t.push_back(Rand({2, 16, 4}, 85));
            t.push_back(Rand({2, 32}, 86)); t.push_back(Tensor::FromVector<int32_t>(DataType::kInt32, {3}, {6, 6, 6}).value()); t.push_back(Rand({2, 3, 4}, 87));
            t.push_back(Rand({2, 3, 4}, 88)); t.push_back(Rand({2, 12}, 89)); return t; }(), {1, 2, 3, 4, 7});
+  // GRU in both forms: linear_before_reset (PyTorch's export) and ONNX's default, which multiplies
+  // the reset gate in before R_h.
+  add("gru_forward_linear_before_reset", {"GRU", "", 14, {{"hidden_size", AttrInt(4)}, {"linear_before_reset", AttrInt(1)}}, 2},
+      [] { std::vector<Tensor> t; t.push_back(Rand({5, 2, 3}, 120)); t.push_back(Rand({1, 12, 3}, 121)); t.push_back(Rand({1, 12, 4}, 122));
+           t.push_back(Rand({1, 24}, 123)); return t; }(), {1, 2, 3});
+  add("gru_reverse_no_bias", {"GRU", "", 14, {{"hidden_size", AttrInt(3)}, {"direction", AttrString("reverse")}}, 2},
+      [] { std::vector<Tensor> t; t.push_back(Rand({4, 1, 2}, 124)); t.push_back(Rand({1, 9, 2}, 125)); t.push_back(Rand({1, 9, 3}, 126)); return t; }(), {1, 2});
+  add("gru_bidirectional_initial_h_clip",
+      {"GRU", "", 14, {{"hidden_size", AttrInt(4)}, {"direction", AttrString("bidirectional")}, {"clip", AttrFloat(1.5f)}}, 2},
+      [] { std::vector<Tensor> t; t.push_back(Rand({6, 3, 5}, 127)); t.push_back(Rand({2, 12, 5}, 128)); t.push_back(Rand({2, 12, 4}, 129));
+           t.push_back(Rand({2, 24}, 130)); t.push_back(Tensor::FromVector<int32_t>(DataType::kInt32, {3}, {6, 6, 6}).value());
+           t.push_back(Rand({2, 3, 4}, 131)); return t; }(), {1, 2, 3, 4});
   // Pointwise ops outside the float chain (BERT exports: Erf, Pow, Equal, Where, ...) and a MatMul
   // whose batch dims broadcast both ways.
   add("erf", {"Erf", "", 13, {}}, [] { std::vector<Tensor> t; t.push_back(Rand({3, 17}, 90)); return t; }());
@@ -279,14 +291,17 @@ TEST(CudaCrossBackendCases, EveryCaseRunsOnTheCpu) {
 // as one cuDNN call (no workspace of its own); an asymmetric one computes the uncropped
 // [1, 6, 11, 6] output in the workspace (1,584 bytes, aligned to 1,792) and crops it. A MatMul
 // whose batch dims broadcast both ways expands each operand in the workspace ([2, 3, 3, 4] and
-// [2, 3, 4, 5] floats, 288 and 480 bytes, each aligned to 512).
+// [2, 3, 4, 5] floats, 288 and 480 bytes, each aligned to 512). A GRU of 5 steps, batch 2, hidden 4
+// holds its input gates [5, 2, 12] (480 -> 512), recurrent gates [2, 12] (96 -> 256) and four
+// [2, 4] states (32 -> 256 each): 1,792 bytes.
 TEST(CudaCrossBackendCases, WorkspacePathsArePinned) {
   const std::map<std::string, size_t> expected = {{"conv3x3_bias", 0},
                                                   {"conv_asymmetric_pads", 1536},
                                                   {"convtranspose_k2_s2_bias", 0},
                                                   {"convtranspose_pads_output_padding", 0},
                                                   {"convtranspose_asymmetric_grouped", 1792},
-                                                  {"matmul_batch_broadcast_both", 1024}};
+                                                  {"matmul_batch_broadcast_both", 1024},
+                                                  {"gru_forward_linear_before_reset", 1792}};
   size_t seen = 0;
   for (const OpCase& c : Cases()) {
     auto it = expected.find(c.name);

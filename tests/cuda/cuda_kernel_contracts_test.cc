@@ -109,6 +109,23 @@ TEST(CudaKernelContracts, LstmCellRejectsBadArguments) {
              "clip");
 }
 
+TEST(CudaKernelContracts, GruStepRejectsBadArguments) {
+  ExpectCode(cuda::GruCell(kFake, kFake, 8, kFake, 4, nullptr, kFake, kFake, 2, 0, true, 0.f, {}),
+             StatusCode::kInvalidArgument, "bad extent");
+  ExpectCode(cuda::GruCell(nullptr, nullptr, 0, nullptr, 0, nullptr, nullptr, kFake, 2, 4, true, 0.f, {}),
+             StatusCode::kInvalidArgument, "required");
+  ExpectCode(cuda::GruCell(kFake, kFake, 7, kFake, 4, nullptr, kFake, kFake, 2, 4, true, 0.f, {}),
+             StatusCode::kInvalidArgument, "stride");
+  ExpectCode(cuda::GruCell(kFake, kFake, 8, kFake, 3, nullptr, kFake, kFake, 2, 4, false, 0.f, {}),
+             StatusCode::kInvalidArgument, "stride");
+  ExpectCode(cuda::GruCell(kFake, nullptr, 0, nullptr, 0, nullptr, nullptr, kFake, 2, 4, true, -1.f, {}),
+             StatusCode::kInvalidArgument, "clip");
+  ExpectCode(cuda::GruReset(kFake, nullptr, 8, nullptr, kFake, kFake, 2, 4, 0.f, {}), StatusCode::kInvalidArgument,
+             "required");
+  ExpectCode(cuda::GruReset(kFake, kFake, 6, nullptr, kFake, kFake, 2, 4, 0.f, {}), StatusCode::kInvalidArgument,
+             "stride");
+}
+
 TEST(CudaKernelContracts, MatmulDescriptorsAreCheckedBeforeTheDevice) {
   cuda::MatmulDesc d;
   d.m = 2, d.n = 3, d.k = 4;

@@ -57,6 +57,14 @@ cudaError_t LaunchPointwise(const PointwiseParams& p, void* y, cudaStream_t stre
 cudaError_t LaunchLstmCell(const float* gates_x, const float* gates_h, const float* bias, const float* peephole,
                            float* c, float* h_out, int64_t batch, int64_t hidden, float clip, cudaStream_t stream);
 
+// One GRU step's pointwise parts (rnn.cu); see gpuhive::cuda::GruReset / GruCell.
+cudaError_t LaunchGruReset(const float* gates_x, const float* gates_h, int64_t gh_stride, const float* bias,
+                           const float* h_prev, float* rh, int64_t batch, int64_t hidden, float clip,
+                           cudaStream_t stream);
+cudaError_t LaunchGruCell(const float* gates_x, const float* gates_h, int64_t gh_stride, const float* gates_hh,
+                          int64_t hh_stride, const float* bias, const float* h_prev, float* h_out, int64_t batch,
+                          int64_t hidden, bool linear_before_reset, float clip, cudaStream_t stream);
+
 cudaError_t LaunchSoftmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner, bool log,
                           cudaStream_t stream);
 cudaError_t LaunchLayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows,

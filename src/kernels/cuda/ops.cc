@@ -223,6 +223,36 @@ Status LstmCell(const float* gates_x, const float* gates_h, const float* bias, c
                   "LstmCell");
 }
 
+Status GruReset(const float* gates_x, const float* gates_h, int64_t gh_stride, const float* bias, const float* h_prev,
+                float* rh, int64_t batch, int64_t hidden, float clip, StreamView stream) {
+  if (batch < 0 || hidden <= 0) return InvalidArgument("GRU reset: bad extent [{}, {}]", batch, hidden);
+  if (gates_x == nullptr || gates_h == nullptr || h_prev == nullptr || rh == nullptr) {
+    return InvalidArgument("GRU reset: gates_x, gates_h, h_prev and rh are required");
+  }
+  if (gh_stride < 2 * hidden) return InvalidArgument("GRU reset: gates_h stride {} below 2 x {}", gh_stride, hidden);
+  if (clip < 0.f) return InvalidArgument("GRU reset: clip {} must not be negative", clip);
+  return Launched(ck::LaunchGruReset(gates_x, gates_h, gh_stride, bias, h_prev, rh, batch, hidden, clip,
+                                     AsStream(stream)),
+                  "GruReset");
+}
+
+Status GruCell(const float* gates_x, const float* gates_h, int64_t gh_stride, const float* gates_hh, int64_t hh_stride,
+               const float* bias, const float* h_prev, float* h_out, int64_t batch, int64_t hidden,
+               bool linear_before_reset, float clip, StreamView stream) {
+  if (batch < 0 || hidden <= 0) return InvalidArgument("GRU cell: bad extent [{}, {}]", batch, hidden);
+  if (gates_x == nullptr || h_out == nullptr) return InvalidArgument("GRU cell: gates_x and h_out are required");
+  if (gates_h != nullptr && gh_stride < 2 * hidden) {
+    return InvalidArgument("GRU cell: gates_h stride {} below 2 x {}", gh_stride, hidden);
+  }
+  if (gates_hh != nullptr && hh_stride < hidden) {
+    return InvalidArgument("GRU cell: gates_hh stride {} below {}", hh_stride, hidden);
+  }
+  if (clip < 0.f) return InvalidArgument("GRU cell: clip {} must not be negative", clip);
+  return Launched(ck::LaunchGruCell(gates_x, gates_h, gh_stride, gates_hh, hh_stride, bias, h_prev, h_out, batch,
+                                    hidden, linear_before_reset, clip, AsStream(stream)),
+                  "GruCell");
+}
+
 Status LayerNorm(const float* x, const float* scale, const float* bias, float* y, int64_t rows, int64_t cols,
                  float epsilon, StreamView stream) {
   if (rows < 0 || cols <= 0) return InvalidArgument("layer norm: bad extent [{}, {}]", rows, cols);

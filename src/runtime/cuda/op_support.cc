@@ -10,7 +10,7 @@ namespace {
 
 const std::set<std::string>& DeviceOps() {
   static const auto* ops = new std::set<std::string>{
-      "Conv", "ConvTranspose", "LSTM", "MatMul", "Gemm", "Softmax", "LogSoftmax", "LayerNormalization", "ReduceSum", "ReduceMean",
+      "Conv", "ConvTranspose", "LSTM", "GRU", "MatMul", "Gemm", "Softmax", "LogSoftmax", "LayerNormalization", "ReduceSum", "ReduceMean",
       "ReduceMax", "ReduceMin", "GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool", "Transpose",
       "Slice", "Concat", "Gather", "Resize", "Expand", "Split", "Pad", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
       "Cast", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "HardSwish", "LeakyRelu", "Elu",

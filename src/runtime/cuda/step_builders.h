@@ -110,8 +110,9 @@ BuiltStep Sequence(BuiltStep a, BuiltStep b);
 StatusOr<BuiltStep> BuildConv(StepInputs& in, bool fused);
 StatusOr<BuiltStep> BuildConvTranspose(StepInputs& in);
 
-// Recurrent (steps_rnn.cc): ONNX LSTM.
+// Recurrent (steps_rnn.cc): ONNX LSTM and GRU.
 StatusOr<BuiltStep> BuildLstm(StepInputs& in);
+StatusOr<BuiltStep> BuildGru(StepInputs& in);
 
 // Data movement (steps_data_movement.cc).
 StatusOr<BuiltStep> BuildTranspose(StepInputs& in);

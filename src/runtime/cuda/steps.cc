@@ -607,6 +607,7 @@ StatusOr<BuiltStep> BuildStep(StepInputs& in) {
   if (op == "Conv") return detail::BuildConv(in, false);
   if (op == "ConvTranspose") return detail::BuildConvTranspose(in);
   if (op == "LSTM") return detail::BuildLstm(in);
+  if (op == "GRU") return detail::BuildGru(in);
   if (op == "MatMul") return BuildMatMul(in, false);
   if (op == "Gemm") return BuildGemm(in, false);
   if (op == "Softmax") return BuildSoftmax(in, false);
