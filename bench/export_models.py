@@ -143,13 +143,8 @@ def spec(name):
 ALL = ["resnet50", "mobilenet_v3_large", "efficientnet_b0", "lraspp_mobilenet_v3", "bert_base", "audio_lstm"]
 
 
-def export(name, out_dir, force):
-    path = os.path.join(out_dir, name + ".onnx")
-    if os.path.exists(path) and not force:
-        print(f"{path}: cached")
-        return path
-    torch.manual_seed(0)
-    module, inputs, in_names, out_names, axes = spec(name)
+def export_module(module, inputs, in_names, out_names, axes, path):
+    """Writes `module` (in eval mode) to `path` as ONNX opset OPSET with the given dynamic axes."""
     module.eval()
     tmp = path + ".tmp"
     kw = {}
@@ -163,6 +158,16 @@ def export(name, out_dir, force):
     os.replace(tmp, path)
     print(f"{path}: exported ({os.path.getsize(path) / 1e6:.1f} MB)")
     return path
+
+
+def export(name, out_dir, force):
+    path = os.path.join(out_dir, name + ".onnx")
+    if os.path.exists(path) and not force:
+        print(f"{path}: cached")
+        return path
+    torch.manual_seed(0)
+    module, inputs, in_names, out_names, axes = spec(name)
+    return export_module(module, inputs, in_names, out_names, axes, path)
 
 
 def main():

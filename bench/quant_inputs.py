@@ -73,20 +73,31 @@ def _shape_mask(rng, kind, h, w, yy, xx):
     return bands & (np.abs(yy - cy) <= size) & (np.abs(xx - cx) <= size)
 
 
+KINDS = ("circle", "rectangle", "triangle", "stripes")
+
+
+def labelled_image(rng, size, yy, xx):
+    """One image (float32 [3, size, size], ImageNet-normalised) and the visible pixels of each
+    shape kind (KINDS order): 2-6 shapes drawn over a gradient, later ones on top."""
+    img = _gradient(rng, size, size)
+    owner = np.full((size, size), -1, np.int8)
+    for _ in range(rng.integers(2, 7)):
+        k = int(rng.integers(0, 4))
+        mask = _shape_mask(rng, KINDS[k], size, size, yy, xx)
+        colour = rng.uniform(0, 255, 3)
+        img = np.where(mask[None], colour[:, None, None], img)
+        owner[mask] = k
+    img = np.clip(img, 0, 255) / 255.0
+    visible = np.bincount(owner[owner >= 0].ravel(), minlength=len(KINDS))
+    return ((img - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]).astype(np.float32), visible
+
+
 def images(count, size=224, seed=0):
     """float32 [count, 3, size, size]: shapes over gradients, ImageNet-normalised."""
     out = np.empty((count, 3, size, size), np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        img = _gradient(rng, size, size)
-        for _ in range(rng.integers(2, 7)):
-            kind = ("circle", "rectangle", "triangle", "stripes")[rng.integers(0, 4)]
-            mask = _shape_mask(rng, kind, size, size, yy, xx)
-            colour = rng.uniform(0, 255, 3)
-            img = np.where(mask[None], colour[:, None, None], img)
-        img = np.clip(img, 0, 255) / 255.0
-        out[i] = (img - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]
+        out[i], _ = labelled_image(np.random.default_rng([seed, i]), size, yy, xx)
     return out
 
 
