@@ -38,6 +38,9 @@ struct Int8Options {
   // kernels compute exactly).
   int weight_bits = 0;
   int num_threads = 1;  // for the calibration runs
+  // Accuracy-driven mixed precision: the keep_float activations whose quantization alone moves the
+  // model's outputs most (RankInt8Sensitivity on the calibration samples) stay float (QuantizeOnnx).
+  int keep_float = 0;
 };
 
 struct ActivationRange {
@@ -67,8 +70,19 @@ StatusOr<CalibrationTable> Calibrate(std::string_view onnx_bytes, const std::vec
 // Returns the number of convolutions, matrix multiplications and embedding tables quantized (activations missing from the table, or with an empty range, stay float).
 StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, const Int8Options& options);
 
+// How far quantizing one activation alone (every other one float) moves the model's outputs: the
+// worst output's relative L2 against FP32 over `samples`. One entry per activation of `table`, most
+// sensitive first. Compiles the model once per activation (optimized, options.num_threads).
+struct Int8Sensitivity {
+  std::string activation;
+  double rel_l2 = 0;
+};
+StatusOr<std::vector<Int8Sensitivity>> RankInt8Sensitivity(std::string_view onnx_bytes, const CalibrationTable& table,
+                                                           const std::vector<Sample>& samples,
+                                                           const Int8Options& options);
+
 // Calibrate + QuantizeModel on a fresh import of `onnx_bytes`: the quantized model, ready to
-// compile. `quantized` (optional) receives the number of convolutions quantized.
+// compile. With options.keep_float > 0 the most sensitive activations stay float. `quantized` (optional) receives the number of convolutions quantized.
 StatusOr<std::unique_ptr<ir::Model>> QuantizeOnnx(std::string_view onnx_bytes, const std::vector<Sample>& calibration,
                                                   const Int8Options& options, int* quantized = nullptr);
 

@@ -31,6 +31,7 @@ struct PerfOptions {
   bool profile = false;
   std::string precision = "fp32";
   std::string calibration, calibration_method = "minmax", validation;
+  int int8_keep_float = 0;
 };
 
 // {"Resize:separable_2d":2,...}: steps of the last run by operator and the implementation its
@@ -134,6 +135,7 @@ int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<
   auto method = ParseCalibrationMethod(o.calibration_method);
   if (!method.ok()) return fail(method.status());
   io.method = *method;
+  io.keep_float = o.int8_keep_float;
   StatusOr<std::vector<Sample>> samples = std::vector<Sample>{};
   if (!o.calibration.empty()) samples = ReadSamples(o.calibration, fp32.inputs());
   if (!samples.ok()) return fail(samples.status());
@@ -184,8 +186,9 @@ int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<
                              JsonEscape(out.name), out.rel_l2, out.top1_agreement, out.rows);
     }
     const std::string conversion =
-        int8 ? fmt::format("\"calibration_method\":\"{}\",\"calibration_samples\":{},\"quantized_ops\":{},\"quantize_ms\":{:.1f}",
-                           CalibrationMethodName(io.method), samples->size(), quantized, convert_ms)
+        int8 ? fmt::format("\"calibration_method\":\"{}\",\"calibration_samples\":{},\"quantized_ops\":{},\"kept_float\":{},"
+                           "\"quantize_ms\":{:.1f}",
+                           CalibrationMethodName(io.method), samples->size(), quantized, io.keep_float, convert_ms)
              : fmt::format("\"compile_ms\":{:.1f}", convert_ms);
     std::printf(
         "{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"precision\":\"%s\",%s,\"validation_samples\":%zu,"
@@ -196,8 +199,8 @@ int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<
   } else {
     std::printf("model       %s   batch %lld   threads %d\n", o.model.c_str(), static_cast<long long>(o.batch), o.threads);
     if (int8) {
-      std::printf("int8        %d operators quantized (%s, %zu calibration samples) in %.0f ms\n", quantized,
-                  CalibrationMethodName(io.method), samples->size(), convert_ms);
+      std::printf("int8        %d operators quantized (%s, %zu calibration samples, %d most sensitive kept float) in %.0f ms\n",
+                  quantized, CalibrationMethodName(io.method), samples->size(), io.keep_float, convert_ms);
     } else {
       std::printf("bf16        one-group Conv, MatMul and Gemm with constant weights compute in BF16 (%.0f ms to compile)\n",
                   convert_ms);
@@ -309,6 +312,10 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
       ->capture_default_str();
   app.add_option("--calibration", o->calibration, "INT8 calibration samples: DIR/<sample>/<input>.pb (TensorProto)");
   app.add_option("--calibration-method", o->calibration_method, "minmax, percentile or entropy")->capture_default_str();
+  app.add_option("--int8-keep-float", o->int8_keep_float,
+                 "INT8: keep the N activations whose quantization alone moves the outputs most in float (ranked on the "
+                 "calibration samples; one compile per quantizable operator)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--validation", o->validation, "samples the error is measured on (default: the calibration ones)");
   return [o] { return RunPerf(*o); };
 });

@@ -26,8 +26,12 @@
 //     int8_min_top1        its limit on top-1 agreement for classifier-shaped outputs (0.99)
 //     bf16_min_top1
 //     int8_on_failure      "fp32" (default): run the model in FP32 and say why; "refuse": fail the load
+//     int8_keep_float      accuracy-driven mixed precision: this many of the activations whose
+//                          quantization alone moves the outputs most stay float (0); "auto": the
+//                          fewest of 0, 1, 2, 4, ... (up to a quarter) that pass the gate
 //     bf16_on_failure
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -146,6 +150,25 @@ StatusOr<const std::vector<Sample>*> ValidationSamples(const ModelConfig& c, con
   return static_cast<const std::vector<Sample>*>(storage);
 }
 
+bool Passes(const Gate& gate, const AccuracyReport& report) {
+  return report.worst_rel_l2 <= gate.max_rel_l2 && report.worst_top1 >= gate.min_top1;
+}
+
+// int8_keep_float: a count, or "auto".
+struct KeepFloat {
+  bool automatic = false;
+  int count = 0;
+};
+StatusOr<KeepFloat> ReadKeepFloat(const ModelConfig& c) {
+  const std::string text = Param(c, "int8_keep_float", "0");
+  if (text == "auto") return KeepFloat{true, 0};
+  ASSIGN_OR_RETURN(double n, NumberParam(c, "int8_keep_float", 0));
+  if (n != std::floor(n) || n > 1e6) {
+    return InvalidArgument("model '{}': int8_keep_float '{}' is not a count or \"auto\"", c.name, text);
+  }
+  return KeepFloat{false, static_cast<int>(n)};
+}
+
 // Records the gate's verdict on `report` for precision `p`. Returns whether the model runs in `p`;
 // an error when it failed and the config says "refuse".
 StatusOr<bool> Judge(const ModelConfig& c, const std::string& p, const Gate& gate, const AccuracyReport& report,
@@ -155,7 +178,7 @@ StatusOr<bool> Judge(const ModelConfig& c, const std::string& p, const Gate& gat
                                       [](const AccuracyReport::Output& o) { return o.top1_agreement >= 0; });
   state->top1 = classifier ? report.worst_top1 : -1;
   state->decided = true;
-  if (report.worst_rel_l2 > gate.max_rel_l2 || report.worst_top1 < gate.min_top1) {
+  if (!Passes(gate, report)) {
     const std::string why = fmt::format("{}; over the limits (relative L2 <= {}, top-1 >= {})", measured,
                                         gate.max_rel_l2, gate.min_top1);
     if (gate.on_failure == "refuse") {
@@ -299,17 +322,42 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
     ASSIGN_OR_RETURN(const std::vector<Sample>* validation,
                      ValidationSamples(config, model_path, reference->inputs(), &*samples, &storage));
     ASSIGN_OR_RETURN(CalibrationTable table, Calibrate(onnx_bytes, *samples, options));
-    ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
-    ASSIGN_OR_RETURN(int quantized, QuantizeModel(*candidate_ir, table, options));
-    ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
-    ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, *validation, options.num_threads));
+    ASSIGN_OR_RETURN(KeepFloat keep, ReadKeepFloat(config));
+    // Accuracy-driven mixed precision: the activations whose quantization alone moves the outputs
+    // most (ranked on the calibration samples) stay float, int8_keep_float of them, or with "auto"
+    // the fewest of 0, 1, 2, 4, ... (at most a quarter of them, at least one) that pass the gate.
+    std::vector<Int8Sensitivity> ranked;
+    auto quantize_keeping = [&](int k) -> StatusOr<std::pair<CalibrationTable, int>> {
+      if (k > 0 && ranked.empty()) {
+        ASSIGN_OR_RETURN(ranked, RankInt8Sensitivity(onnx_bytes, table, *samples, options));
+      }
+      CalibrationTable kept = table;
+      for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(k); ++i) kept.erase(ranked[i].activation);
+      return std::make_pair(std::move(kept), k);
+    };
+    int keep_count = keep.count;
+    CalibrationTable chosen;
+    AccuracyReport report;
+    int quantized = 0;
+    for (;;) {
+      ASSIGN_OR_RETURN(auto attempt, quantize_keeping(keep_count));
+      ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
+      ASSIGN_OR_RETURN(quantized, QuantizeModel(*candidate_ir, attempt.first, options));
+      ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
+      ASSIGN_OR_RETURN(report, CompareOutputs(*reference, *candidate, *validation, options.num_threads));
+      chosen = std::move(attempt.first);
+      const int next = keep_count == 0 ? 1 : 2 * keep_count;
+      if (!keep.automatic || Passes(gate, report) || next > std::max(1, static_cast<int>(table.size()) / 4)) break;
+      keep_count = next;
+    }
     const std::string measured =
-        fmt::format("int8 ({} operators, {} calibration on {} sample(s) from {}): {} on {} validation sample(s)",
-                    quantized, CalibrationMethodName(options.method), samples->size(), source, report.Summary(),
-                    validation->size());
+        fmt::format("int8 ({} operators, {} kept float, {} calibration on {} sample(s) from {}): {} on {} validation "
+                    "sample(s)",
+                    quantized, keep_count, CalibrationMethodName(options.method), samples->size(), source,
+                    report.Summary(), validation->size());
     ASSIGN_OR_RETURN(bool runs_int8, Judge(config, "int8", gate, report, measured, state));
     if (!runs_int8) return imported;
-    state->table = std::make_shared<const CalibrationTable>(std::move(table));
+    state->table = std::make_shared<const CalibrationTable>(std::move(chosen));
   }
   ASSIGN_OR_RETURN(int n, QuantizeModel(*imported, *state->table, options));
   (void)n;

@@ -404,6 +404,12 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
 StatusOr<std::unique_ptr<ir::Model>> QuantizeOnnx(std::string_view onnx_bytes, const std::vector<Sample>& calibration,
                                                   const Int8Options& options, int* quantized) {
   ASSIGN_OR_RETURN(CalibrationTable table, Calibrate(onnx_bytes, calibration, options));
+  if (options.keep_float > 0) {
+    ASSIGN_OR_RETURN(std::vector<Int8Sensitivity> ranked, RankInt8Sensitivity(onnx_bytes, table, calibration, options));
+    for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(options.keep_float); ++i) {
+      table.erase(ranked[i].activation);
+    }
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, ImportOnnxBytes(onnx_bytes));
   ASSIGN_OR_RETURN(int n, QuantizeModel(*model, table, options));
   if (quantized != nullptr) *quantized = n;
@@ -472,6 +478,28 @@ StatusOr<AccuracyReport> CompareOutputs(Executable& reference, Executable& candi
     report.outputs.push_back(out);
   }
   return report;
+}
+
+StatusOr<std::vector<Int8Sensitivity>> RankInt8Sensitivity(std::string_view onnx_bytes, const CalibrationTable& table,
+                                                           const std::vector<Sample>& samples,
+                                                           const Int8Options& options) {
+  if (samples.empty()) return InvalidArgument("ranking INT8 sensitivity needs at least one sample");
+  CompileOptions co;
+  co.num_threads = std::max(1, options.num_threads);
+  ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> reference_ir, ImportOnnxBytes(onnx_bytes));
+  ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> reference, CompiledModel::Create(std::move(reference_ir), co));
+  std::vector<Int8Sensitivity> ranked;
+  for (const auto& [activation, range] : table) {
+    ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> one, ImportOnnxBytes(onnx_bytes));
+    ASSIGN_OR_RETURN(int quantized, QuantizeModel(*one, CalibrationTable{{activation, range}}, options));
+    if (quantized == 0) continue;  // nothing reads it as a quantizable input
+    ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(one), co));
+    ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, samples, co.num_threads));
+    ranked.push_back({activation, report.worst_rel_l2});
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const Int8Sensitivity& a, const Int8Sensitivity& b) { return a.rel_l2 > b.rel_l2; });
+  return ranked;
 }
 
 }  // namespace gpuhive

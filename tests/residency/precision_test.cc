@@ -14,6 +14,7 @@
 #include "gpuhive/execution.h"
 #include "gpuhive/kernel.h"
 #include "gpuhive/onnx_import.h"
+#include "gpuhive/quantize.h"
 #include "gpuhive/residency/manager.h"
 #include "gpuhive/residency/repository.h"
 #include "gpuhive/residency/synthetic_models.h"
@@ -127,6 +128,65 @@ TEST_F(Precision, AFailedGateRunsFp32OrRefusesAsTheConfigSays) {
   auto missing = m->Acquire("nosamples");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().ToString().find("calibration"), std::string::npos) << missing.status().ToString();
+}
+
+// int8_keep_float: the activations whose quantization alone moves the outputs most stay float.
+// With a limit between full INT8's error and the error with the most sensitive one kept float,
+// "auto" keeps exactly one float and runs INT8, "0" fails the gate (FP32), "1" runs INT8 with one
+// kept float whatever the limit, and anything else is refused.
+TEST_F(Precision, Int8KeepsTheMostSensitiveActivationsFloatAsTheConfigSays) {
+  auto reference_ir = ImportOnnxBytes(bytes_);
+  ASSERT_TRUE(reference_ir.ok());
+  CompileOptions co;
+  co.num_threads = 1;
+  auto reference = CompiledModel::Create(std::move(*reference_ir), co);
+  ASSERT_TRUE(reference.ok());
+  auto samples = ReadSamples(dir_ + "/calibration", (*reference)->inputs());
+  ASSERT_TRUE(samples.ok()) << samples.status().ToString();
+  auto error_keeping = [&](int keep) {
+    Int8Options io;
+    io.keep_float = keep;
+    int quantized = 0;
+    auto model = QuantizeOnnx(bytes_, *samples, io, &quantized);
+    EXPECT_TRUE(model.ok()) << model.status().ToString();
+    EXPECT_EQ(quantized, 3 - keep);
+    auto compiled = CompiledModel::Create(std::move(*model), co);
+    EXPECT_TRUE(compiled.ok());
+    auto report = CompareOutputs(**reference, **compiled, *samples, 1);
+    EXPECT_TRUE(report.ok());
+    return report->worst_rel_l2;
+  };
+  const double all = error_keeping(0), one_float = error_keeping(1);
+  ASSERT_LT(one_float, all);
+  auto ranked = RankInt8Sensitivity(bytes_, *Calibrate(bytes_, *samples, Int8Options{}), *samples, Int8Options{});
+  ASSERT_TRUE(ranked.ok()) << ranked.status().ToString();
+  ASSERT_EQ(ranked->size(), 3u);
+  EXPECT_GE((*ranked)[0].rel_l2, (*ranked)[1].rel_l2);
+  EXPECT_GE((*ranked)[1].rel_l2, (*ranked)[2].rel_l2);
+
+  ManagerOptions o = SmallOptions(64 << 20);
+  o.optimize = true;
+  auto m = *ModelManager::Create(o);
+  const std::string limit = std::to_string((all + one_float) / 2);
+  // The gate on relative L2 only (this chain's 48 rows flip a top-1 or two either way).
+  ASSERT_TRUE(m->AddModel(Int8Config("auto", {{"int8_max_rel_l2", limit}, {"int8_min_top1", "0"}, {"int8_keep_float", "auto"}}),
+                          bytes_).ok());
+  ASSERT_TRUE(m->AddModel(Int8Config("none", {{"int8_max_rel_l2", limit}, {"int8_min_top1", "0"}, {"int8_keep_float", "0"}}),
+                          bytes_).ok());
+  ASSERT_TRUE(m->AddModel(Int8Config("one", {{"int8_min_top1", "0"}, {"int8_keep_float", "1"}}), bytes_).ok());
+  ASSERT_TRUE(m->AddModel(Int8Config("bad", {{"int8_keep_float", "1.5"}}), bytes_).ok());
+  for (const char* name : {"auto", "none", "one"}) ASSERT_TRUE(m->Acquire(name).ok()) << name;
+  const ModelStatus automatic = StatusOf(*m, "auto"), none = StatusOf(*m, "none"), one = StatusOf(*m, "one");
+  EXPECT_EQ(automatic.precision, "int8") << automatic.precision_note;
+  EXPECT_NE(automatic.precision_note.find("2 operators, 1 kept float"), std::string::npos) << automatic.precision_note;
+  EXPECT_NEAR(automatic.precision_rel_l2, one_float, one_float * 1e-3);
+  EXPECT_EQ(none.precision, "fp32") << none.precision_note;
+  EXPECT_NEAR(none.precision_rel_l2, all, all * 1e-3);
+  EXPECT_EQ(one.precision, "int8") << one.precision_note;
+  EXPECT_NE(one.precision_note.find("1 kept float"), std::string::npos) << one.precision_note;
+  auto bad = m->Acquire("bad");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("int8_keep_float"), std::string::npos) << bad.status().ToString();
 }
 
 // precision bf16: checked against FP32 at load like int8, then compiled for BF16 compute (weights
