@@ -293,17 +293,10 @@ TEST_F(Precision, Int8CalibratesOnTheModelsWarmupFiles) {
 // A device backend whose reduced precisions are off by a known amount: the CPU executor's results
 // scaled by (1 + error) whenever CompileOptions::device_math is not FP32 (relative L2 = error,
 // top-1 unchanged). It records the device math of every compile.
-class LossyExecutable final : public Executable {
+class LossyExecutable final : public ForwardingExecutable {
  public:
-  LossyExecutable(std::unique_ptr<Executable> inner, float scale) : inner_(std::move(inner)), scale_(scale) {}
+  LossyExecutable(std::unique_ptr<Executable> inner, float scale) : ForwardingExecutable(std::move(inner)), scale_(scale) {}
   std::string_view backend() const override { return "lossy"; }
-  const std::vector<TensorInfo>& inputs() const override { return inner_->inputs(); }
-  const std::vector<TensorInfo>& outputs() const override { return inner_->outputs(); }
-  size_t weight_bytes() const override { return inner_->weight_bytes(); }
-  std::shared_ptr<WeightGate> weight_gate() const override { return inner_->weight_gate(); }
-  std::vector<WeightCopy> TakePendingWeightCopies() override { return inner_->TakePendingWeightCopies(); }
-  void ReleaseSettledWeights() override { inner_->ReleaseSettledWeights(); }
-  StatusOr<PlanStats> Prepare(const std::vector<Shape>& shapes) override { return inner_->Prepare(shapes); }
   StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
     ASSIGN_OR_RETURN(std::vector<Tensor> out, inner_->Run(ctx, inputs));
     for (Tensor& t : out) {
@@ -313,7 +306,6 @@ class LossyExecutable final : public Executable {
   }
 
  private:
-  std::unique_ptr<Executable> inner_;
   float scale_;
 };
 

@@ -2,14 +2,37 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "gpuhive/residency/manager.h"
+#include "gpuhive/runtime.h"
 #include "gpuhive/residency/synthetic_models.h"
 
 namespace gpuhive::residency::testing {
+
+// An Executable that forwards everything to another: the base of test backends' wrappers, which
+// override what they observe (Run) or say (backend).
+class ForwardingExecutable : public Executable {
+ public:
+  explicit ForwardingExecutable(std::unique_ptr<Executable> inner) : inner_(std::move(inner)) {}
+  std::string_view backend() const override { return inner_->backend(); }
+  const std::vector<TensorInfo>& inputs() const override { return inner_->inputs(); }
+  const std::vector<TensorInfo>& outputs() const override { return inner_->outputs(); }
+  size_t weight_bytes() const override { return inner_->weight_bytes(); }
+  std::shared_ptr<WeightGate> weight_gate() const override { return inner_->weight_gate(); }
+  std::vector<WeightCopy> TakePendingWeightCopies() override { return inner_->TakePendingWeightCopies(); }
+  void ReleaseSettledWeights() override { inner_->ReleaseSettledWeights(); }
+  StatusOr<PlanStats> Prepare(const std::vector<Shape>& shapes) override { return inner_->Prepare(shapes); }
+  StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
+    return inner_->Run(ctx, inputs);
+  }
+
+ protected:
+  std::unique_ptr<Executable> inner_;
+};
 
 inline ModelConfig ChainConfig(const std::string& name, int dim, int max_batch_size = 0) {
   ModelConfig c;

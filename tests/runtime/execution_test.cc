@@ -52,24 +52,17 @@ class OpaqueDevice final : public ComputeDevice {
 
 // An Executable that is not the CPU executor: wraps one and says it ran, so a test can tell that
 // residency reached the model only through the interface.
-class CountingExecutable final : public Executable {
+class CountingExecutable final : public residency::testing::ForwardingExecutable {
  public:
-  CountingExecutable(std::unique_ptr<Executable> inner, std::atomic<int>* runs) : inner_(std::move(inner)), runs_(runs) {}
+  CountingExecutable(std::unique_ptr<Executable> inner, std::atomic<int>* runs)
+      : ForwardingExecutable(std::move(inner)), runs_(runs) {}
   std::string_view backend() const override { return "counting"; }
-  const std::vector<TensorInfo>& inputs() const override { return inner_->inputs(); }
-  const std::vector<TensorInfo>& outputs() const override { return inner_->outputs(); }
-  size_t weight_bytes() const override { return inner_->weight_bytes(); }
-  std::shared_ptr<WeightGate> weight_gate() const override { return inner_->weight_gate(); }
-  std::vector<WeightCopy> TakePendingWeightCopies() override { return inner_->TakePendingWeightCopies(); }
-  void ReleaseSettledWeights() override { inner_->ReleaseSettledWeights(); }
-  StatusOr<PlanStats> Prepare(const std::vector<Shape>& shapes) override { return inner_->Prepare(shapes); }
   StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
     ++*runs_;
     return inner_->Run(ctx, inputs);
   }
 
  private:
-  std::unique_ptr<Executable> inner_;
   std::atomic<int>* runs_;
 };
 

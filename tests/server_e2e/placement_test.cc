@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "../residency/test_util.h"
 #include "e2e_support.h"
 #include "gpuhive/execution.h"
 
@@ -213,18 +214,11 @@ TEST(Placement, AModelTheDeviceCannotCompileIsServedFromTheCpu) {
 
 // A device backend that records, for every run, the worker and stream priority its
 // ExecutionContext names (the CUDA backend gives each pair its own stream).
-class LaneRecordingExecutable final : public Executable {
+class LaneRecordingExecutable final : public residency::testing::ForwardingExecutable {
  public:
   LaneRecordingExecutable(std::unique_ptr<Executable> inner, std::mutex* mu, std::vector<std::pair<int, int>>* runs)
-      : inner_(std::move(inner)), mu_(mu), runs_(runs) {}
+      : ForwardingExecutable(std::move(inner)), mu_(mu), runs_(runs) {}
   std::string_view backend() const override { return "lanes"; }
-  const std::vector<gpuhive::TensorInfo>& inputs() const override { return inner_->inputs(); }
-  const std::vector<gpuhive::TensorInfo>& outputs() const override { return inner_->outputs(); }
-  size_t weight_bytes() const override { return inner_->weight_bytes(); }
-  std::shared_ptr<WeightGate> weight_gate() const override { return inner_->weight_gate(); }
-  std::vector<WeightCopy> TakePendingWeightCopies() override { return inner_->TakePendingWeightCopies(); }
-  void ReleaseSettledWeights() override { inner_->ReleaseSettledWeights(); }
-  StatusOr<PlanStats> Prepare(const std::vector<Shape>& shapes) override { return inner_->Prepare(shapes); }
   StatusOr<std::vector<Tensor>> Run(ExecutionContext& ctx, const std::vector<TensorView>& inputs) override {
     {
       std::lock_guard<std::mutex> lock(*mu_);
@@ -234,7 +228,6 @@ class LaneRecordingExecutable final : public Executable {
   }
 
  private:
-  std::unique_ptr<Executable> inner_;
   std::mutex* mu_;
   std::vector<std::pair<int, int>>* runs_;
 };
