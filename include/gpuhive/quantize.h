@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <set>
 #include <vector>
 
 #include "gpuhive/ir.h"
@@ -41,6 +42,10 @@ struct Int8Options {
   // Accuracy-driven mixed precision: the keep_float activations whose quantization alone moves the
   // model's outputs most (RankInt8Sensitivity on the calibration samples) stay float (QuantizeOnnx).
   int keep_float = 0;
+  // Activations quantized per run instead of over their calibrated range: the MatMul / Gemm reading
+  // them runs as DynamicQuantizeLinear -> MatMulInteger with its int8 weights (keep_float picks
+  // these for the sensitive products whose weights are large, so they stay 8-bit in memory).
+  std::set<std::string> dynamic_activations;
 };
 
 struct ActivationRange {
@@ -81,10 +86,19 @@ StatusOr<std::vector<Int8Sensitivity>> RankInt8Sensitivity(std::string_view onnx
                                                            const std::vector<Sample>& samples,
                                                            const Int8Options& options);
 
+// Mixed precision from a ranking: the first `count` of `ranked` stay float (removed from *table),
+// except inputs of MatMul / Gemm with large weights (>= 256 KiB), which are quantized per run
+// instead (added to options->dynamic_activations) so their weights stay 8-bit. `kept` (optional)
+// receives their names, " (per-run INT8)" after the latter.
+void KeepMostSensitive(std::string_view onnx_bytes, const std::vector<Int8Sensitivity>& ranked, int count,
+                       CalibrationTable* table, Int8Options* options, std::vector<std::string>* kept = nullptr);
+
 // Calibrate + QuantizeModel on a fresh import of `onnx_bytes`: the quantized model, ready to
 // compile. With options.keep_float > 0 the most sensitive activations stay float. `quantized` (optional) receives the number of convolutions quantized.
+// `kept_float` (optional) receives the activations kept float, most sensitive first.
 StatusOr<std::unique_ptr<ir::Model>> QuantizeOnnx(std::string_view onnx_bytes, const std::vector<Sample>& calibration,
-                                                  const Int8Options& options, int* quantized = nullptr);
+                                                  const Int8Options& options, int* quantized = nullptr,
+                                                  std::vector<std::string>* kept_float = nullptr);
 
 struct AccuracyReport {
   struct Output {

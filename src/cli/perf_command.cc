@@ -155,13 +155,14 @@ int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<
                                           : !samples->empty()   ? &*samples
                                                                 : &timing_inputs;
   int quantized = 0;
+  std::vector<std::string> kept_float;  // --int8-keep-float: the activations left float
   const int64_t t0 = NowNs();
   StatusOr<std::unique_ptr<CompiledModel>> reduced = Internal("not compiled");
   if (int8) {
     std::ifstream file(o.model, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
     if (!file.good() && !file.eof()) return fail(NotFound("cannot read '{}'", o.model));
-    auto int8_ir = QuantizeOnnx(bytes, *samples, io, &quantized);
+    auto int8_ir = QuantizeOnnx(bytes, *samples, io, &quantized, &kept_float);
     if (!int8_ir.ok()) return fail(int8_ir.status());
     reduced = CompiledModel::Create(std::move(*int8_ir), co);
   } else {
@@ -201,6 +202,7 @@ int RunPerfReduced(const PerfOptions& o, CompiledModel& fp32, const std::vector<
     if (int8) {
       std::printf("int8        %d operators quantized (%s, %zu calibration samples, %d most sensitive kept float) in %.0f ms\n",
                   quantized, CalibrationMethodName(io.method), samples->size(), io.keep_float, convert_ms);
+      for (const std::string& name : kept_float) std::printf("            kept float: %s\n", name.c_str());
     } else {
       std::printf("bf16        one-group Conv, MatMul and Gemm with constant weights compute in BF16 (%.0f ms to compile)\n",
                   convert_ms);

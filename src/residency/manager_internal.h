@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "gpuhive/quantize.h"
@@ -41,6 +42,7 @@ struct PrecisionState {
   std::string note;                // the gate's measurement, or why it runs FP32
   double rel_l2 = -1, top1 = -1;   // INT8 / BF16 against FP32 at load (-1: not measured)
   std::shared_ptr<const CalibrationTable> table;  // null until calibrated
+  std::set<std::string> dynamic_activations;      // int8_keep_float's per-run quantized inputs
   bool decided = false;            // the gate ran (precision says its verdict)
 };
 // The graph to keep for `config` (precision fp32 / fp16 / bf16: `imported` as it is, bf16 after its

@@ -327,25 +327,24 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
     // most (ranked on the calibration samples) stay float, int8_keep_float of them, or with "auto"
     // the fewest of 0, 1, 2, 4, ... (at most a quarter of them, at least one) that pass the gate.
     std::vector<Int8Sensitivity> ranked;
-    auto quantize_keeping = [&](int k) -> StatusOr<std::pair<CalibrationTable, int>> {
-      if (k > 0 && ranked.empty()) {
-        ASSIGN_OR_RETURN(ranked, RankInt8Sensitivity(onnx_bytes, table, *samples, options));
-      }
-      CalibrationTable kept = table;
-      for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(k); ++i) kept.erase(ranked[i].activation);
-      return std::make_pair(std::move(kept), k);
-    };
     int keep_count = keep.count;
     CalibrationTable chosen;
+    Int8Options chosen_options;
     AccuracyReport report;
     int quantized = 0;
     for (;;) {
-      ASSIGN_OR_RETURN(auto attempt, quantize_keeping(keep_count));
+      if (keep_count > 0 && ranked.empty()) {
+        ASSIGN_OR_RETURN(ranked, RankInt8Sensitivity(onnx_bytes, table, *samples, options));
+      }
+      CalibrationTable attempt = table;
+      Int8Options attempt_options = options;
+      KeepMostSensitive(onnx_bytes, ranked, keep_count, &attempt, &attempt_options);
       ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
-      ASSIGN_OR_RETURN(quantized, QuantizeModel(*candidate_ir, attempt.first, options));
+      ASSIGN_OR_RETURN(quantized, QuantizeModel(*candidate_ir, attempt, attempt_options));
       ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));
       ASSIGN_OR_RETURN(report, CompareOutputs(*reference, *candidate, *validation, options.num_threads));
-      chosen = std::move(attempt.first);
+      chosen = std::move(attempt);
+      chosen_options = std::move(attempt_options);
       const int next = keep_count == 0 ? 1 : 2 * keep_count;
       if (!keep.automatic || Passes(gate, report) || next > std::max(1, static_cast<int>(table.size()) / 4)) break;
       keep_count = next;
@@ -358,7 +357,9 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
     ASSIGN_OR_RETURN(bool runs_int8, Judge(config, "int8", gate, report, measured, state));
     if (!runs_int8) return imported;
     state->table = std::make_shared<const CalibrationTable>(std::move(chosen));
+    state->dynamic_activations = chosen_options.dynamic_activations;
   }
+  options.dynamic_activations = state->dynamic_activations;
   ASSIGN_OR_RETURN(int n, QuantizeModel(*imported, *state->table, options));
   (void)n;
   return imported;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -205,6 +206,77 @@ std::optional<WeightLayout> QuantizableWeights(const ir::Node& n) {
   return l;
 }
 
+// A MatMul / Gemm (QuantizableWeights) rewritten to quantize its input per run: y =
+// Cast(MatMulInteger(xq, Wq, xz)) * (xs * ws) (+ C), with xq, xs, xz from DynamicQuantizeLinear(x)
+// and Wq [K, N] int8, symmetric per output column with scales ws.
+Status QuantizeDynamically(ir::Graph& g, ir::Node* op, const WeightLayout& layout, float qmax) {
+  auto constant = [&](const std::string& base, Tensor t) {
+    ir::Value* v = g.AddValue(g.UniqueName(base), t.dtype());
+    v->constant = std::make_shared<const Tensor>(std::move(t));
+    return v;
+  };
+  auto value = [&](const std::string& base, DataType dtype) { return g.AddValue(g.UniqueName(base), dtype); };
+  auto add = [&](const char* type, std::vector<ir::Value*> in, std::vector<ir::Value*> out, const std::string& base) {
+    ir::Node* n = g.AddNode(type, std::move(in), std::move(out), g.UniqueName(base + "/" + type));
+    n->opset = 13;
+    return n;
+  };
+  ir::Value* x = op->input(0);
+  const ir::Value* w = op->input(1);
+  const Tensor& wf = *w->constant;
+  const bool trans_b = layout.axis == 0;  // Gemm transB: W is [N, K]
+  const int64_t n_out = layout.channels, k = wf.num_elements() / std::max<int64_t>(n_out, 1);
+  ASSIGN_OR_RETURN(Tensor wq, Tensor::Allocate(DataType::kInt8, {k, n_out}));
+  ASSIGN_OR_RETURN(Tensor ws, Tensor::Allocate(DataType::kFloat32, {n_out}));
+  for (int64_t c = 0; c < n_out; ++c) {
+    float amax = 0.f;
+    for (int64_t r = 0; r < k; ++r) amax = std::max(amax, std::fabs(wf.as<float>()[trans_b ? c * k + r : r * n_out + c]));
+    const float s = amax > 0.f ? amax / qmax : 1.f;
+    ws.as<float>()[c] = s;
+    for (int64_t r = 0; r < k; ++r) {
+      const float v = wf.as<float>()[trans_b ? c * k + r : r * n_out + c];
+      wq.as<int8_t>()[r * n_out + c] = static_cast<int8_t>(std::clamp(std::nearbyint(v / s), -qmax, qmax));
+    }
+  }
+  const std::string base = op->name.empty() ? x->name : op->name;
+  ir::Value* xq = value(x->name + "/dq_u8", DataType::kUint8);
+  ir::Value* xs = value(x->name + "/dq_scale", DataType::kFloat32);
+  ir::Value* xz = value(x->name + "/dq_zero", DataType::kUint8);
+  add("DynamicQuantizeLinear", {x}, {xq, xs, xz}, base)->opset = 11;
+  ir::Value* acc = value(base + "/int32", DataType::kInt32);
+  add("MatMulInteger", {xq, constant(w->name + "/int8_kn", std::move(wq)), xz}, {acc}, base)->opset = 10;
+  ir::Value* accf = value(base + "/float", DataType::kFloat32);
+  add("Cast", {acc}, {accf}, base)->attrs["to"] = ir::Attribute(static_cast<int64_t>(DataType::kFloat32));
+  ir::Value* scale = value(base + "/scale", DataType::kFloat32);
+  add("Mul", {xs, constant(w->name + "/column_scale", std::move(ws))}, {scale}, base);
+  ir::Value* y = op->output(0);
+  ir::Value* bias = op->op_type == "Gemm" ? op->input(2) : nullptr;
+  g.RemoveNode(op);
+  if (bias == nullptr) {
+    add("Mul", {accf, scale}, {y}, base);
+  } else {
+    ir::Value* scaled = value(base + "/scaled", DataType::kFloat32);
+    add("Mul", {accf, scale}, {scaled}, base);
+    add("Add", {scaled, bias}, {y}, base);
+  }
+  return Status::OK();
+}
+
+// For each quantizable activation: whether every operator quantizing it is a MatMul / Gemm with
+// at least 256 KiB of weights (kept 8-bit with a per-run quantized input rather than float).
+std::map<std::string, bool> LargeProductInputs(std::string_view onnx_bytes) {
+  std::map<std::string, bool> out;
+  auto model = ImportOnnxBytes(onnx_bytes);
+  if (!model.ok()) return out;
+  for (const auto& n : (*model)->graph->nodes()) {
+    if (!QuantizableWeights(*n)) continue;
+    const bool large = n->op_type != "Conv" && n->input(1)->constant->bytes() >= (256u << 10);
+    auto [it, inserted] = out.emplace(n->input(0)->name, large);
+    if (!inserted) it->second = it->second && large;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> QuantizableActivations(ir::Model& model) {
@@ -312,6 +384,11 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
   int count = 0;
   for (auto& [conv, layout] : ops) {
     ir::Value* x = conv->input(0);
+    if (conv->op_type != "Conv" && options.dynamic_activations.count(x->name)) {
+      RETURN_IF_ERROR(QuantizeDynamically(g, conv, layout, qmax));
+      ++count;
+      continue;
+    }
     auto range = table.find(x->name);
     if (range == table.end()) continue;
     const float lo = std::min(range->second.lo, 0.f), hi = std::max(range->second.hi, 0.f);
@@ -401,14 +478,34 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
   return count;
 }
 
+void KeepMostSensitive(std::string_view onnx_bytes, const std::vector<Int8Sensitivity>& ranked, int count,
+                       CalibrationTable* table, Int8Options* options, std::vector<std::string>* kept) {
+  if (count <= 0) return;
+  const std::map<std::string, bool> large_products = LargeProductInputs(onnx_bytes);
+  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(count); ++i) {
+    auto large = large_products.find(ranked[i].activation);
+    if (large != large_products.end() && large->second) {
+      options->dynamic_activations.insert(ranked[i].activation);
+      if (kept != nullptr) kept->push_back(ranked[i].activation + " (per-run INT8)");
+      continue;
+    }
+    table->erase(ranked[i].activation);
+    if (kept != nullptr) kept->push_back(ranked[i].activation);
+  }
+}
+
 StatusOr<std::unique_ptr<ir::Model>> QuantizeOnnx(std::string_view onnx_bytes, const std::vector<Sample>& calibration,
-                                                  const Int8Options& options, int* quantized) {
+                                                  const Int8Options& options, int* quantized,
+                                                  std::vector<std::string>* kept_float) {
   ASSIGN_OR_RETURN(CalibrationTable table, Calibrate(onnx_bytes, calibration, options));
   if (options.keep_float > 0) {
     ASSIGN_OR_RETURN(std::vector<Int8Sensitivity> ranked, RankInt8Sensitivity(onnx_bytes, table, calibration, options));
-    for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(options.keep_float); ++i) {
-      table.erase(ranked[i].activation);
-    }
+    Int8Options chosen = options;
+    KeepMostSensitive(onnx_bytes, ranked, options.keep_float, &table, &chosen, kept_float);
+    ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, ImportOnnxBytes(onnx_bytes));
+    ASSIGN_OR_RETURN(int n, QuantizeModel(*model, table, chosen));
+    if (quantized != nullptr) *quantized = n;
+    return model;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, ImportOnnxBytes(onnx_bytes));
   ASSIGN_OR_RETURN(int n, QuantizeModel(*model, table, options));

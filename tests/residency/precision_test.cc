@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include <unistd.h>
 
@@ -187,6 +188,61 @@ TEST_F(Precision, Int8KeepsTheMostSensitiveActivationsFloatAsTheConfigSays) {
   auto bad = m->Acquire("bad");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().ToString().find("int8_keep_float"), std::string::npos) << bad.status().ToString();
+}
+
+// A product whose input is quantized per run (Int8Options::dynamic_activations) keeps its weights
+// int8 ([K, N]) and runs as DynamicQuantizeLinear -> MatMulInteger, close to FP32; the others stay
+// static QDQ. KeepMostSensitive sends a sensitive product with large weights (>= 256 KiB) there and
+// keeps a small one float.
+TEST_F(Precision, SensitiveProductsWithLargeWeightsAreQuantizedPerRun) {
+  auto samples = ReadSamples(dir_ + "/calibration", {TensorInfo{"x", DataType::kFloat32, {-1, kDim}}});
+  ASSERT_TRUE(samples.ok()) << samples.status().ToString();
+  auto table = Calibrate(bytes_, *samples, Int8Options{});
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  auto model = ImportOnnxBytes(bytes_);
+  ASSERT_TRUE(model.ok());
+  const std::vector<std::string> activations = QuantizableActivations(**model);
+  ASSERT_EQ(activations.size(), 3u);
+  Int8Options dynamic;
+  dynamic.dynamic_activations = {activations[1]};
+  auto quantized = QuantizeModel(**model, *table, dynamic);
+  ASSERT_TRUE(quantized.ok()) << quantized.status().ToString();
+  EXPECT_EQ(*quantized, 3);
+  std::map<std::string, int> ops;
+  for (const auto& n : (*model)->graph->nodes()) ++ops[n->op_type];
+  EXPECT_EQ(ops["DynamicQuantizeLinear"], 1);
+  EXPECT_EQ(ops["MatMulInteger"], 1);
+  EXPECT_EQ(ops["QuantizeLinear"], 2);
+  EXPECT_EQ(ops["MatMul"], 2);  // the static ones, on DequantizeLinear inputs (fused when compiled)
+  CompileOptions co;
+  auto fp32 = CompiledModel::Create(*ImportOnnxBytes(bytes_), co);
+  auto int8 = CompiledModel::Create(std::move(*model), co);
+  ASSERT_TRUE(fp32.ok() && int8.ok()) << int8.status().ToString();
+  EXPECT_LT((*int8)->weight_bytes() * 2, (*fp32)->weight_bytes());
+  auto report = CompareOutputs(**fp32, **int8, *samples, 1);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_GT(report->worst_rel_l2, 0);
+  EXPECT_LT(report->worst_rel_l2, 0.05);
+
+  const std::vector<Int8Sensitivity> ranked = {{activations[2], 0.3}, {activations[0], 0.2}};
+  for (int dim : {kDim, 256}) {
+    SCOPED_TRACE(dim);
+    const std::string onnx = MakeMatMulChainOnnx({.dim = dim, .layers = 3, .seed = 5, .scale = 0.2f, .bias = true});
+    CalibrationTable t = *table;
+    Int8Options o;
+    std::vector<std::string> kept;
+    KeepMostSensitive(onnx, ranked, 1, &t, &o, &kept);
+    ASSERT_EQ(kept.size(), 1u);
+    if (dim == kDim) {  // 16 KiB of weights: float
+      EXPECT_EQ(t.count(activations[2]), 0u);
+      EXPECT_TRUE(o.dynamic_activations.empty());
+      EXPECT_EQ(kept[0], activations[2]);
+    } else {  // 256 KiB: per-run INT8
+      EXPECT_EQ(t.count(activations[2]), 1u);
+      EXPECT_EQ(o.dynamic_activations, std::set<std::string>{activations[2]});
+      EXPECT_EQ(kept[0], activations[2] + " (per-run INT8)");
+    }
+  }
 }
 
 // precision bf16: checked against FP32 at load like int8, then compiled for BF16 compute (weights
