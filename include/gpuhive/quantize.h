@@ -78,20 +78,22 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
 // How far quantizing one activation alone (every other one float) moves the model's outputs: the
 // worst output's relative L2 against FP32 over `samples`. One entry per activation of `table`, most
 // sensitive first. Compiles the model once per activation (optimized, options.num_threads).
+// large_weights: every operator quantizing it is a MatMul / Gemm with >= 256 KiB of weights.
 struct Int8Sensitivity {
   std::string activation;
   double rel_l2 = 0;
+  bool large_weights = false;
 };
 StatusOr<std::vector<Int8Sensitivity>> RankInt8Sensitivity(std::string_view onnx_bytes, const CalibrationTable& table,
                                                            const std::vector<Sample>& samples,
                                                            const Int8Options& options);
 
 // Mixed precision from a ranking: the first `count` of `ranked` stay float (removed from *table),
-// except inputs of MatMul / Gemm with large weights (>= 256 KiB), which are quantized per run
-// instead (added to options->dynamic_activations) so their weights stay 8-bit. `kept` (optional)
-// receives their names, " (per-run INT8)" after the latter.
-void KeepMostSensitive(std::string_view onnx_bytes, const std::vector<Int8Sensitivity>& ranked, int count,
-                       CalibrationTable* table, Int8Options* options, std::vector<std::string>* kept = nullptr);
+// except those with large_weights, which are quantized per run instead (added to
+// options->dynamic_activations) so their weights stay 8-bit. `kept` (optional) receives their
+// names, " (per-run INT8)" after the latter.
+void KeepMostSensitive(const std::vector<Int8Sensitivity>& ranked, int count, CalibrationTable* table,
+                       Int8Options* options, std::vector<std::string>* kept = nullptr);
 
 // Calibrate + QuantizeModel on a fresh import of `onnx_bytes`: the quantized model, ready to
 // compile. With options.keep_float > 0 the most sensitive activations stay float. `quantized` (optional) receives the number of convolutions quantized.

@@ -338,7 +338,7 @@ StatusOr<std::unique_ptr<ir::Model>> ApplyPrecision(const ModelConfig& config, c
       }
       CalibrationTable attempt = table;
       Int8Options attempt_options = options;
-      KeepMostSensitive(onnx_bytes, ranked, keep_count, &attempt, &attempt_options);
+      KeepMostSensitive(ranked, keep_count, &attempt, &attempt_options);
       ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> candidate_ir, ImportOnnxBytes(onnx_bytes));
       ASSIGN_OR_RETURN(quantized, QuantizeModel(*candidate_ir, attempt, attempt_options));
       ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(candidate_ir), co));

@@ -206,15 +206,36 @@ std::optional<WeightLayout> QuantizableWeights(const ir::Node& n) {
   return l;
 }
 
+ir::Value* AddConstant(ir::Graph& g, const std::string& base, Tensor t) {
+  ir::Value* v = g.AddValue(g.UniqueName(base), t.dtype());
+  v->constant = std::make_shared<const Tensor>(std::move(t));
+  return v;
+}
+
+// Weights `wf` (layout `layout`) as int8, symmetric per output channel: the int8 tensor in the
+// same layout and one scale per channel.
+StatusOr<std::pair<Tensor, Tensor>> QuantizeWeightsPerChannel(const Tensor& wf, const WeightLayout& layout, float qmax) {
+  const int64_t m = layout.channels;
+  ASSIGN_OR_RETURN(Tensor wq, Tensor::Allocate(DataType::kInt8, wf.shape()));
+  ASSIGN_OR_RETURN(Tensor ws, Tensor::Allocate(DataType::kFloat32, {m}));
+  std::vector<float> amax(static_cast<size_t>(m), 0.f);
+  for (int64_t i = 0; i < wf.num_elements(); ++i) {
+    float& a = amax[static_cast<size_t>(layout.ChannelOf(i))];
+    a = std::max(a, std::fabs(wf.as<float>()[i]));
+  }
+  for (int64_t c = 0; c < m; ++c) ws.as<float>()[c] = amax[c] > 0.f ? amax[c] / qmax : 1.f;
+  for (int64_t i = 0; i < wf.num_elements(); ++i) {
+    const float s = ws.as<float>()[layout.ChannelOf(i)];
+    wq.as<int8_t>()[i] = static_cast<int8_t>(std::clamp(std::nearbyint(wf.as<float>()[i] / s), -qmax, qmax));
+  }
+  return std::make_pair(std::move(wq), std::move(ws));
+}
+
 // A MatMul / Gemm (QuantizableWeights) rewritten to quantize its input per run: y =
 // Cast(MatMulInteger(xq, Wq, xz)) * (xs * ws) (+ C), with xq, xs, xz from DynamicQuantizeLinear(x)
 // and Wq [K, N] int8, symmetric per output column with scales ws.
 Status QuantizeDynamically(ir::Graph& g, ir::Node* op, const WeightLayout& layout, float qmax) {
-  auto constant = [&](const std::string& base, Tensor t) {
-    ir::Value* v = g.AddValue(g.UniqueName(base), t.dtype());
-    v->constant = std::make_shared<const Tensor>(std::move(t));
-    return v;
-  };
+  auto constant = [&](const std::string& base, Tensor t) { return AddConstant(g, base, std::move(t)); };
   auto value = [&](const std::string& base, DataType dtype) { return g.AddValue(g.UniqueName(base), dtype); };
   auto add = [&](const char* type, std::vector<ir::Value*> in, std::vector<ir::Value*> out, const std::string& base) {
     ir::Node* n = g.AddNode(type, std::move(in), std::move(out), g.UniqueName(base + "/" + type));
@@ -223,20 +244,15 @@ Status QuantizeDynamically(ir::Graph& g, ir::Node* op, const WeightLayout& layou
   };
   ir::Value* x = op->input(0);
   const ir::Value* w = op->input(1);
-  const Tensor& wf = *w->constant;
-  const bool trans_b = layout.axis == 0;  // Gemm transB: W is [N, K]
-  const int64_t n_out = layout.channels, k = wf.num_elements() / std::max<int64_t>(n_out, 1);
-  ASSIGN_OR_RETURN(Tensor wq, Tensor::Allocate(DataType::kInt8, {k, n_out}));
-  ASSIGN_OR_RETURN(Tensor ws, Tensor::Allocate(DataType::kFloat32, {n_out}));
-  for (int64_t c = 0; c < n_out; ++c) {
-    float amax = 0.f;
-    for (int64_t r = 0; r < k; ++r) amax = std::max(amax, std::fabs(wf.as<float>()[trans_b ? c * k + r : r * n_out + c]));
-    const float s = amax > 0.f ? amax / qmax : 1.f;
-    ws.as<float>()[c] = s;
-    for (int64_t r = 0; r < k; ++r) {
-      const float v = wf.as<float>()[trans_b ? c * k + r : r * n_out + c];
-      wq.as<int8_t>()[r * n_out + c] = static_cast<int8_t>(std::clamp(std::nearbyint(v / s), -qmax, qmax));
+  ASSIGN_OR_RETURN(auto quantized, QuantizeWeightsPerChannel(*w->constant, layout, qmax));
+  auto& [wq, ws] = quantized;
+  if (layout.axis == 0) {  // Gemm transB: W is [N, K]; MatMulInteger takes [K, N]
+    const int64_t n_out = layout.channels, k = layout.inner;
+    ASSIGN_OR_RETURN(Tensor kn, Tensor::Allocate(DataType::kInt8, {k, n_out}));
+    for (int64_t c = 0; c < n_out; ++c) {
+      for (int64_t r = 0; r < k; ++r) kn.as<int8_t>()[r * n_out + c] = wq.as<int8_t>()[c * k + r];
     }
+    wq = std::move(kn);
   }
   const std::string base = op->name.empty() ? x->name : op->name;
   ir::Value* xq = value(x->name + "/dq_u8", DataType::kUint8);
@@ -264,11 +280,9 @@ Status QuantizeDynamically(ir::Graph& g, ir::Node* op, const WeightLayout& layou
 
 // For each quantizable activation: whether every operator quantizing it is a MatMul / Gemm with
 // at least 256 KiB of weights (kept 8-bit with a per-run quantized input rather than float).
-std::map<std::string, bool> LargeProductInputs(std::string_view onnx_bytes) {
+std::map<std::string, bool> LargeProductInputs(const ir::Graph& graph) {
   std::map<std::string, bool> out;
-  auto model = ImportOnnxBytes(onnx_bytes);
-  if (!model.ok()) return out;
-  for (const auto& n : (*model)->graph->nodes()) {
+  for (const auto& n : graph.nodes()) {
     if (!QuantizableWeights(*n)) continue;
     const bool large = n->op_type != "Conv" && n->input(1)->constant->bytes() >= (256u << 10);
     auto [it, inserted] = out.emplace(n->input(0)->name, large);
@@ -365,11 +379,7 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
   const std::vector<std::string> names = QuantizableActivations(model);
   const std::set<std::string> quantizable(names.begin(), names.end());
   ir::Graph& g = *model.graph;
-  auto constant = [&](const std::string& base, Tensor t) {
-    ir::Value* v = g.AddValue(g.UniqueName(base), t.dtype());
-    v->constant = std::make_shared<const Tensor>(std::move(t));
-    return v;
-  };
+  auto constant = [&](const std::string& base, Tensor t) { return AddConstant(g, base, std::move(t)); };
   auto add_node = [&](const char* op, std::vector<ir::Value*> in, ir::Value* out) {
     ir::Node* n = g.AddNode(op, std::move(in), {out}, g.UniqueName(out->name + "/" + op));
     n->opset = 13;
@@ -408,20 +418,8 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
     }
     // int8 weights, symmetric per output channel.
     const ir::Value* w = conv->input(1);
-    const Tensor& wf = *w->constant;
-    const int64_t m = layout.channels;
-    ASSIGN_OR_RETURN(Tensor wq, Tensor::Allocate(DataType::kInt8, wf.shape()));
-    ASSIGN_OR_RETURN(Tensor ws, Tensor::Allocate(DataType::kFloat32, {m}));
-    std::vector<float> amax(static_cast<size_t>(m), 0.f);
-    for (int64_t i = 0; i < wf.num_elements(); ++i) {
-      float& a = amax[static_cast<size_t>(layout.ChannelOf(i))];
-      a = std::max(a, std::fabs(wf.as<float>()[i]));
-    }
-    for (int64_t c = 0; c < m; ++c) ws.as<float>()[c] = amax[c] > 0.f ? amax[c] / qmax : 1.f;
-    for (int64_t i = 0; i < wf.num_elements(); ++i) {
-      const float s = ws.as<float>()[layout.ChannelOf(i)];
-      wq.as<int8_t>()[i] = static_cast<int8_t>(std::clamp(std::nearbyint(wf.as<float>()[i] / s), -qmax, qmax));
-    }
+    ASSIGN_OR_RETURN(auto quantized, QuantizeWeightsPerChannel(*w->constant, layout, qmax));
+    auto& [wq, ws] = quantized;
     ir::Value* wqv = constant(w->name + "/int8", std::move(wq));
     ir::Value* wsv = constant(w->name + "/scale", std::move(ws));
     ir::Value* wd = g.AddValue(g.UniqueName(w->name + "/dq"), DataType::kFloat32);
@@ -478,13 +476,10 @@ StatusOr<int> QuantizeModel(ir::Model& model, const CalibrationTable& table, con
   return count;
 }
 
-void KeepMostSensitive(std::string_view onnx_bytes, const std::vector<Int8Sensitivity>& ranked, int count,
-                       CalibrationTable* table, Int8Options* options, std::vector<std::string>* kept) {
-  if (count <= 0) return;
-  const std::map<std::string, bool> large_products = LargeProductInputs(onnx_bytes);
-  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(count); ++i) {
-    auto large = large_products.find(ranked[i].activation);
-    if (large != large_products.end() && large->second) {
+void KeepMostSensitive(const std::vector<Int8Sensitivity>& ranked, int count, CalibrationTable* table,
+                       Int8Options* options, std::vector<std::string>* kept) {
+  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(std::max(count, 0)); ++i) {
+    if (ranked[i].large_weights) {
       options->dynamic_activations.insert(ranked[i].activation);
       if (kept != nullptr) kept->push_back(ranked[i].activation + " (per-run INT8)");
       continue;
@@ -501,7 +496,7 @@ StatusOr<std::unique_ptr<ir::Model>> QuantizeOnnx(std::string_view onnx_bytes, c
   if (options.keep_float > 0) {
     ASSIGN_OR_RETURN(std::vector<Int8Sensitivity> ranked, RankInt8Sensitivity(onnx_bytes, table, calibration, options));
     Int8Options chosen = options;
-    KeepMostSensitive(onnx_bytes, ranked, options.keep_float, &table, &chosen, kept_float);
+    KeepMostSensitive(ranked, options.keep_float, &table, &chosen, kept_float);
     ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, ImportOnnxBytes(onnx_bytes));
     ASSIGN_OR_RETURN(int n, QuantizeModel(*model, table, chosen));
     if (quantized != nullptr) *quantized = n;
@@ -584,6 +579,7 @@ StatusOr<std::vector<Int8Sensitivity>> RankInt8Sensitivity(std::string_view onnx
   CompileOptions co;
   co.num_threads = std::max(1, options.num_threads);
   ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> reference_ir, ImportOnnxBytes(onnx_bytes));
+  const std::map<std::string, bool> large_products = LargeProductInputs(*reference_ir->graph);
   ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> reference, CompiledModel::Create(std::move(reference_ir), co));
   std::vector<Int8Sensitivity> ranked;
   for (const auto& [activation, range] : table) {
@@ -592,7 +588,8 @@ StatusOr<std::vector<Int8Sensitivity>> RankInt8Sensitivity(std::string_view onnx
     if (quantized == 0) continue;  // nothing reads it as a quantizable input
     ASSIGN_OR_RETURN(std::unique_ptr<CompiledModel> candidate, CompiledModel::Create(std::move(one), co));
     ASSIGN_OR_RETURN(AccuracyReport report, CompareOutputs(*reference, *candidate, samples, co.num_threads));
-    ranked.push_back({activation, report.worst_rel_l2});
+    auto large = large_products.find(activation);
+    ranked.push_back({activation, report.worst_rel_l2, large != large_products.end() && large->second});
   }
   std::stable_sort(ranked.begin(), ranked.end(),
                    [](const Int8Sensitivity& a, const Int8Sensitivity& b) { return a.rel_l2 > b.rel_l2; });

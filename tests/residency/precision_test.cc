@@ -224,23 +224,35 @@ TEST_F(Precision, SensitiveProductsWithLargeWeightsAreQuantizedPerRun) {
   EXPECT_GT(report->worst_rel_l2, 0);
   EXPECT_LT(report->worst_rel_l2, 0.05);
 
-  const std::vector<Int8Sensitivity> ranked = {{activations[2], 0.3}, {activations[0], 0.2}};
+  // The ranking marks which inputs feed large weights (the chain's 64 x 64 MatMuls: 16 KiB; 256 x
+  // 256: 256 KiB); KeepMostSensitive keeps a small one float and quantizes a large one per run.
   for (int dim : {kDim, 256}) {
     SCOPED_TRACE(dim);
     const std::string onnx = MakeMatMulChainOnnx({.dim = dim, .layers = 3, .seed = 5, .scale = 0.2f, .bias = true});
-    CalibrationTable t = *table;
+    Tensor rows = *Tensor::Allocate(DataType::kFloat32, {4, dim});
+    for (int64_t i = 0; i < rows.num_elements(); ++i) rows.as<float>()[i] = static_cast<float>(std::sin(0.1 * i));
+    std::vector<Sample> dim_samples;
+    dim_samples.push_back({});
+    dim_samples[0].push_back(std::move(rows));
+    auto t = Calibrate(onnx, dim_samples, Int8Options{});
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    auto ranked = RankInt8Sensitivity(onnx, *t, dim_samples, Int8Options{});
+    ASSERT_TRUE(ranked.ok()) << ranked.status().ToString();
+    ASSERT_EQ(ranked->size(), 3u);
+    for (const Int8Sensitivity& r : *ranked) EXPECT_EQ(r.large_weights, dim == 256) << r.activation;
+    const std::string first = (*ranked)[0].activation;
     Int8Options o;
     std::vector<std::string> kept;
-    KeepMostSensitive(onnx, ranked, 1, &t, &o, &kept);
+    KeepMostSensitive(*ranked, 1, &*t, &o, &kept);
     ASSERT_EQ(kept.size(), 1u);
     if (dim == kDim) {  // 16 KiB of weights: float
-      EXPECT_EQ(t.count(activations[2]), 0u);
+      EXPECT_EQ(t->count(first), 0u);
       EXPECT_TRUE(o.dynamic_activations.empty());
-      EXPECT_EQ(kept[0], activations[2]);
+      EXPECT_EQ(kept[0], first);
     } else {  // 256 KiB: per-run INT8
-      EXPECT_EQ(t.count(activations[2]), 1u);
-      EXPECT_EQ(o.dynamic_activations, std::set<std::string>{activations[2]});
-      EXPECT_EQ(kept[0], activations[2] + " (per-run INT8)");
+      EXPECT_EQ(t->count(first), 1u);
+      EXPECT_EQ(o.dynamic_activations, std::set<std::string>{first});
+      EXPECT_EQ(kept[0], first + " (per-run INT8)");
     }
   }
 }
