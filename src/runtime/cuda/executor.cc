@@ -229,22 +229,33 @@ class ExecutorImpl final : public CudaExecutor {
     stats_.*field += n;
   }
 
-  // Device copy of a graph constant (uploaded once on the stream `s` of the plan that needs it
-  // first, complete before any lane can read it; shared by every plan of every lane).
+  // A device buffer of `kind` holding `t`, copied on `stream` (the caller synchronizes before the
+  // host tensor may go or change).
+  StatusOr<Buffer> Upload(const Tensor& t, MemoryKind kind, const Stream& stream) {
+    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
+                                                AllocTag{options_.owner_tag, kind}, stream.view()));
+    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), stream.view()));
+    return b;
+  }
+
+  // Device copy of a graph constant (uploaded once on the stream of the plan that needs it first,
+  // complete before any lane can read it; shared by every plan of every lane).
   StatusOr<const void*> ConstantOnDevice(const ir::Value* v, const Stream& stream) {
-    const StreamView s = stream.view();
-    std::lock_guard<std::mutex> lock(weights_mu_);
+    std::unique_lock<std::mutex> lock(weights_mu_);
     auto it = weights_.find(v);
     if (it != weights_.end()) {
-      // A weight the copy engine places: the plan reads it only once it is on the device.
+      const void* p = it->second.data();
+      // A weight the copy engine places: the plan reads it only once it is on the device. The
+      // wait happens outside the lock, so other lanes' uploads and lookups go on meanwhile.
       auto group = deferred_group_.find(v);
-      if (group != deferred_group_.end()) RETURN_IF_ERROR(gate_->WaitFor(group->second + 1));
-      return static_cast<const void*>(it->second.data());
+      if (group == deferred_group_.end()) return p;
+      const size_t needed = group->second + 1;
+      lock.unlock();
+      RETURN_IF_ERROR(gate_->WaitFor(needed));
+      return p;
     }
     const Tensor& t = *v->constant;
-    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
-                                                AllocTag{options_.owner_tag, MemoryKind::kWeights}, s));
-    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), s));
+    ASSIGN_OR_RETURN(Buffer b, Upload(t, MemoryKind::kWeights, stream));
     RETURN_IF_ERROR(stream.Synchronize());  // the host tensor may be pageable: finish before returning
     Count(&ExecutorStats::weight_bytes, t.bytes());
     const void* p = b.data();
@@ -262,12 +273,10 @@ class ExecutorImpl final : public CudaExecutor {
     auto it = weights16_.find(key);
     if (it != weights16_.end()) return static_cast<const void*>(it->second.data());
     const Tensor& t = *v->constant;
-    const AllocTag weights{options_.owner_tag, MemoryKind::kWeights};
-    ASSIGN_OR_RETURN(Buffer staged, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
-                                                     AllocTag{options_.owner_tag, MemoryKind::kWorkspace}, s));
+    ASSIGN_OR_RETURN(Buffer staged, Upload(t, MemoryKind::kWorkspace, stream));
     const size_t bytes16 = static_cast<size_t>(t.num_elements()) * 2;
-    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(bytes16, 1), weights, s));
-    RETURN_IF_ERROR(CopyHostToDeviceAsync(staged.data(), t.data(), t.bytes(), s));
+    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(bytes16, 1),
+                                                AllocTag{options_.owner_tag, MemoryKind::kWeights}, s));
     RETURN_IF_ERROR(ConvertFromFloat(static_cast<const float*>(staged.data()), b.data(), dtype, t.num_elements(), s));
     RETURN_IF_ERROR(stream.Synchronize());  // pageable source; `staged` is freed on return
     Count(&ExecutorStats::weight_bytes, bytes16);
@@ -277,11 +286,7 @@ class ExecutorImpl final : public CudaExecutor {
   }
 
   StatusOr<const void*> UploadPlanValue(Plan* plan, PlannedValue* pv) {
-    const Tensor& t = *pv->host;
-    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(options_.memory, std::max<size_t>(t.bytes(), 1),
-                                                AllocTag{options_.owner_tag, MemoryKind::kActivations},
-                                                plan->stream->view()));
-    RETURN_IF_ERROR(CopyHostToDeviceAsync(b.data(), t.data(), t.bytes(), plan->stream->view()));
+    ASSIGN_OR_RETURN(Buffer b, Upload(*pv->host, MemoryKind::kActivations, *plan->stream));
     RETURN_IF_ERROR(plan->stream->Synchronize());
     pv->device = b.data();
     plan->uploads.push_back(std::move(b));
