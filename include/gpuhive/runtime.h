@@ -103,9 +103,13 @@ struct CompileOptions {
 
 struct PlanStats {
   std::vector<Shape> input_shapes;
-  size_t arena_bytes = 0;          // planned activation peak
+  // One run's arena: the planned activations and, where the backend plans them in (the CPU
+  // executor), the steps' workspaces, each alive during its step only.
+  size_t arena_bytes = 0;
+  size_t activation_bytes = 0;        // the activations alone, planned (<= arena_bytes)
   size_t naive_activation_bytes = 0;  // sum of all intermediates
-  size_t workspace_bytes = 0;
+  size_t workspace_bytes = 0;         // a workspace held beside the arena (0 on the CPU executor)
+  size_t step_workspace_bytes = 0;    // the largest one step's workspace planned inside the arena
   size_t num_steps = 0;
   bool dynamic = false;  // some shape depends on data: nodes prepared at run time
 };

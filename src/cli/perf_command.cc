@@ -109,11 +109,11 @@ void PrintProfile(const Measurement& m) {
 std::string MeasurementJson(const Measurement& m) {
   return fmt::format(
       "\"p50_ms\":{:.4f},\"p90_ms\":{:.4f},\"p99_ms\":{:.4f},\"mean_ms\":{:.4f},\"min_ms\":{:.4f},"
-      "\"throughput_per_s\":{:.2f},\"weight_bytes\":{},\"arena_bytes\":{},\"naive_activation_bytes\":{},"
-      "\"workspace_bytes\":{},\"steps\":{},\"dynamic\":{},\"prepare_ms\":{:.2f},\"implementations\":{{{}}}",
+      "\"throughput_per_s\":{:.2f},\"weight_bytes\":{},\"arena_bytes\":{},\"activation_bytes\":{},"
+      "\"naive_activation_bytes\":{},\"workspace_bytes\":{},\"step_workspace_bytes\":{},\"steps\":{},\"dynamic\":{},\"prepare_ms\":{:.2f},\"implementations\":{{{}}}",
       m.latency.p50_ms, m.latency.p90_ms, m.latency.p99_ms, m.latency.mean_ms, m.latency.min_ms, m.throughput,
-      m.weight_bytes, m.stats.arena_bytes, m.stats.naive_activation_bytes, m.stats.workspace_bytes,
-      m.stats.num_steps, m.stats.dynamic ? "true" : "false", m.prepare_ms, m.implementations);
+      m.weight_bytes, m.stats.arena_bytes, m.stats.activation_bytes, m.stats.naive_activation_bytes,
+      m.stats.workspace_bytes, m.stats.step_workspace_bytes, m.stats.num_steps, m.stats.dynamic ? "true" : "false", m.prepare_ms, m.implementations);
 }
 
 // --precision int8 / bf16: the FP32 model and its reduced-precision form (gpuhive's INT8
@@ -268,7 +268,7 @@ int RunPerf(const PerfOptions& o) {
   }
   const PlanStats& st = m->stats;
   const LatencySummary& s = m->latency;
-  double ratio = st.arena_bytes ? double(st.naive_activation_bytes) / st.arena_bytes : 0;
+  double ratio = st.activation_bytes ? double(st.naive_activation_bytes) / st.activation_bytes : 0;
   if (o.json) {
     std::printf("{\"model\":\"%s\",\"batch\":%lld,\"threads\":%d,\"iterations\":%zu,%s,\"load_ms\":%.2f}\n",
                 JsonEscape(o.model).c_str(), static_cast<long long>(o.batch), o.threads, m->iterations,
@@ -282,8 +282,11 @@ int RunPerf(const PerfOptions& o) {
     std::printf("throughput  %.1f inferences/s\n", m->throughput);
     std::printf("weights     %s\n", FormatBytes(m->weight_bytes).c_str());
     std::printf("activations planned peak %s vs naive sum %s (%.1fx smaller)\n",
-                FormatBytes(st.arena_bytes).c_str(), FormatBytes(st.naive_activation_bytes).c_str(), ratio);
-    std::printf("workspace   %s   steps %zu%s\n", FormatBytes(st.workspace_bytes).c_str(), st.num_steps,
+                FormatBytes(st.activation_bytes).c_str(), FormatBytes(st.naive_activation_bytes).c_str(), ratio);
+    std::printf("arena       %s per run: activations and each step's workspace (largest %s)%s\n",
+                FormatBytes(st.arena_bytes).c_str(), FormatBytes(st.step_workspace_bytes).c_str(),
+                st.workspace_bytes > 0 ? fmt::format(", {} beside", FormatBytes(st.workspace_bytes)).c_str() : "");
+    std::printf("steps       %zu%s\n", st.num_steps,
                 st.dynamic ? "   (some steps prepared at run time: data-dependent shapes)" : "");
     std::printf("load        %.1f ms   prepare %.1f ms\n", load_ms, m->prepare_ms);
   }

@@ -428,7 +428,7 @@ StatusOr<std::vector<Tensor>> CompiledModel::Run(ExecutionContext& ctx, const st
     std::lock_guard<std::mutex> lock(impl_->mu);
     plan = impl_->plans.at(shapes).get();  // plans are never removed while the model lives
   }
-  size_t need = plan->arena_bytes + plan->workspace_bytes;
+  size_t need = plan->arena_bytes;
   if (ctx.arena_.size() < need) {
     ctx.arena_.Reset();
     MemoryResource* mr = ctx.options_.memory ? ctx.options_.memory : impl_->options.memory;

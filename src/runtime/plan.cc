@@ -79,7 +79,6 @@ class PlanBuilder {
     plan_->stats.input_shapes = shapes;
     plan_->stats.num_steps = plan_->steps.size();
     plan_->stats.arena_bytes = plan_->arena_bytes;
-    plan_->stats.workspace_bytes = plan_->workspace_bytes;
     plan_->stats.dynamic =
         std::any_of(plan_->steps.begin(), plan_->steps.end(), [](const Step& s) { return s.dynamic; });
     return std::move(plan_);
@@ -161,8 +160,8 @@ class PlanBuilder {
     out.bytes = prep.outputs()[0].bytes;
     out.name = node->name;
     int out_id = AddSlot(std::move(out));
-    plan_->workspace_bytes = std::max(plan_->workspace_bytes, prep.workspace());
     Step step;
+    step.workspace_bytes = prep.workspace();
     step.node = node.get();
     step.owned_node = std::move(node);
     step.kernel = std::move(kernel);
@@ -309,7 +308,7 @@ class PlanBuilder {
     int step_index = static_cast<int>(plan_->steps.size());
     for (auto [in, out] : prep.alias()) merges_.push_back({step_index, step.inputs.at(in), step.outputs.at(out), true});
     for (auto [in, out] : prep.in_place()) merges_.push_back({step_index, step.inputs.at(in), step.outputs.at(out), false});
-    plan_->workspace_bytes = std::max(plan_->workspace_bytes, prep.workspace());
+    step.workspace_bytes = prep.workspace();
     step.kernel = std::move(kernel);
     plan_->steps.push_back(std::move(step));
     if (opts_.on_step) opts_.on_step(*plan_, plan_->steps.back());
@@ -373,13 +372,36 @@ class PlanBuilder {
       int l = std::max(group_last[g], f);
       buffers.push_back(BufferLifetime{std::max<size_t>(group_bytes[g], 1), f, l});
     }
-    ArenaPlan ap = PlanArena(buffers, MemoryResource::kAlignment);
+    // The activations alone first (what the stats report as planned activations), then with each
+    // step's workspace as one more buffer alive at that step only: a step's scratch takes bytes of
+    // values dead by then instead of one workspace beside the arena as large as the largest. The
+    // greedy planner could place the mix worse than the activations with that one workspace beside
+    // them; then that layout is kept (every step's scratch at the end of the arena).
+    const ArenaPlan values = PlanArena(buffers, MemoryResource::kAlignment);
+    const size_t activations = AlignUp(values.arena_bytes, MemoryResource::kAlignment);
+    size_t largest = 0;
+    for (size_t si = 0; si < plan_->steps.size(); ++si) {
+      const size_t ws = plan_->steps[si].workspace_bytes;
+      if (ws == 0) continue;
+      buffers.push_back(BufferLifetime{ws, static_cast<int>(si), static_cast<int>(si)});
+      largest = std::max(largest, ws);
+    }
+    const size_t beside = activations + AlignUp(largest, MemoryResource::kAlignment);
+    const ArenaPlan mixed = largest > 0 ? PlanArena(buffers, MemoryResource::kAlignment) : values;
+    const bool in_arena = AlignUp(mixed.arena_bytes, MemoryResource::kAlignment) <= beside;
+    const ArenaPlan& ap = in_arena ? mixed : values;
     for (size_t i = 0; i < n; ++i) {
       if (!is_arena(static_cast<int>(i))) continue;
       plan_->slots[i].offset = ap.offsets[buffer_of_group[find(root(static_cast<int>(i)))]];
     }
-    plan_->arena_bytes = AlignUp(ap.arena_bytes, MemoryResource::kAlignment);
+    for (size_t si = 0, b = values.offsets.size(); si < plan_->steps.size(); ++si) {
+      Step& st = plan_->steps[si];
+      if (st.workspace_bytes > 0) st.workspace_offset = in_arena ? ap.offsets[b++] : activations;
+    }
+    plan_->arena_bytes = in_arena ? AlignUp(mixed.arena_bytes, MemoryResource::kAlignment) : beside;
+    plan_->stats.activation_bytes = activations;
     plan_->stats.naive_activation_bytes = naive;
+    plan_->stats.step_workspace_bytes = largest;
   }
 
   struct Merge {
@@ -418,7 +440,6 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
   std::deque<Tensor> dynamic;  // values of dynamic steps, alive for this run
   std::vector<Tensor*> dynamic_of(n, nullptr);
   auto* base = static_cast<uint8_t*>(arena);
-  void* workspace = base + plan.arena_bytes;
 
   for (size_t i = 0; i < n; ++i) {
     const Slot& s = plan.slots[i];
@@ -476,7 +497,8 @@ StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<Te
       for (size_t i = 0; i < step.outputs.size(); ++i) {
         if (step.outputs[i] >= 0) out[i] = views[step.outputs[i]];
       }
-      RunContextImpl ctx(std::move(in), std::move(out), workspace, plan.workspace_bytes, num_threads, StreamView{});
+      RunContextImpl ctx(std::move(in), std::move(out), base + step.workspace_offset, step.workspace_bytes, num_threads,
+                         StreamView{});
       RETURN_IF_ERROR(step.kernel->Run(ctx).WithContext(step.node->Describe()));
       record();
       continue;

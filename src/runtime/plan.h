@@ -42,6 +42,10 @@ struct Step {
   bool dynamic = false;
   // Weight groups [0, weights_needed) must have arrived before the step runs (deferred weights).
   size_t weights_needed = 0;
+  // The step's scratch (what its kernel requested at Prepare), planned in the arena like a value
+  // alive during this step only: it reuses the bytes of activations dead by then.
+  size_t workspace_bytes = 0;
+  size_t workspace_offset = 0;
 };
 
 struct Plan {
@@ -49,8 +53,7 @@ struct Plan {
   std::vector<Step> steps;
   std::vector<int> output_slots;      // per graph output
   std::deque<Tensor> known_values;    // plan-time evaluated values
-  size_t arena_bytes = 0;
-  size_t workspace_bytes = 0;
+  size_t arena_bytes = 0;  // activations and every step's workspace
   PlanStats stats;
 };
 
@@ -73,7 +76,7 @@ struct PlanOptions {
 StatusOr<std::unique_ptr<Plan>> BuildPlan(const ir::Graph& graph, const std::vector<Shape>& input_shapes,
                                           const std::vector<DataType>& input_dtypes, const PlanOptions& options);
 
-// Runs a plan. `arena` must hold at least arena_bytes + workspace_bytes.
+// Runs a plan. `arena` must hold at least arena_bytes.
 // When `profile` is non-null it receives one entry per step. With a `gate`, each step first waits
 // for the weight groups it reads (Step::weights_needed).
 StatusOr<std::vector<Tensor>> ExecutePlan(const Plan& plan, const std::vector<TensorView>& inputs, void* arena,

@@ -190,7 +190,8 @@ def check(name, key, impls, stats, isa, expected, plans, update, failures, extra
         failures.append(f"{name} {isa}: reorders of values already in the target's byte order: "
                         f"{stats['idle_reorders']}")
     if isa == "AVX2":
-        got = {k: stats[k] for k in ("arena_bytes", "naive_activation_bytes", "workspace_bytes") + tuple(extra)}
+        got = {k: stats[k] for k in ("arena_bytes", "activation_bytes", "naive_activation_bytes", "workspace_bytes",
+                                     "step_workspace_bytes") + tuple(extra)}
         plans[key] = got
         want = expected.get(key)
         if not update and want != got:

@@ -108,9 +108,10 @@ TEST(ConvAlgorithm, PlansOfEveryBatchShareOneWinogradCopyAndMatchDirect) {
 // input's reorder to the blocked layout), however much larger it starts. ResNet-50's 128-channel
 // 28x28 layer: oneDNN picks F(4,3) at batch 1 and its batch-8 primitive would take that format.
 TEST(ConvAlgorithm, WinogradWorkspaceDoesNotGrowWithTheBatch) {
-  CompileOptions direct_options;
+  CompileOptions wino_options, direct_options;
+  wino_options.conv_algorithm = ConvAlgorithm::kWinograd;  // auto leaves F(4,3) layers direct
   direct_options.conv_algorithm = ConvAlgorithm::kDirect;
-  auto wino = CompiledModel::Create(BuildConvRelu(128, 28), CompileOptions{});
+  auto wino = CompiledModel::Create(BuildConvRelu(128, 28), wino_options);
   auto direct = CompiledModel::Create(BuildConvRelu(128, 28), direct_options);
   ASSERT_TRUE(wino.ok()) << wino.status().ToString();
   ASSERT_TRUE(direct.ok()) << direct.status().ToString();
@@ -121,8 +122,8 @@ TEST(ConvAlgorithm, WinogradWorkspaceDoesNotGrowWithTheBatch) {
     auto d = (*direct)->Prepare({shape});
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     ASSERT_TRUE(d.ok()) << d.status().ToString();
-    ws[1][b] = w->workspace_bytes;
-    ws[0][b] = d->workspace_bytes;
+    ws[1][b] = w->step_workspace_bytes;
+    ws[0][b] = d->step_workspace_bytes;
   }
   EXPECT_EQ(ws[1][1] - ws[1][0], ws[0][1] - ws[0][0])
       << "winograd " << ws[1][0] << " -> " << ws[1][1] << ", direct " << ws[0][0] << " -> " << ws[0][1];
@@ -141,6 +142,7 @@ TEST(ConvAlgorithm, PlansPreparedUnderOtherThreadCountsShareTheWinogradCopy) {
   if (!CpuHasWinogradConv()) GTEST_SKIP() << "no Winograd convolutions on this CPU";
   CompileOptions options;
   options.num_threads = 2;
+  options.conv_algorithm = ConvAlgorithm::kWinograd;  // auto leaves a copy this costly direct
   auto model = CompiledModel::Create(BuildConvRelu(256, 14), options);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   const int before = omp_get_max_threads();

@@ -92,11 +92,66 @@ TEST_P(RuntimeTest, RunsWithComputedReshapeAndReusesPlans) {
     auto stats = (*model)->Prepare({{n, 3}});
     ASSERT_TRUE(stats.ok());
     EXPECT_FALSE(stats->dynamic) << "the reshape target is known while planning";
-    EXPECT_LE(stats->arena_bytes, stats->naive_activation_bytes);
+    EXPECT_LE(stats->activation_bytes, stats->naive_activation_bytes);
+    EXPECT_LE(stats->activation_bytes, stats->arena_bytes);
+    EXPECT_LE(stats->arena_bytes, stats->activation_bytes + stats->step_workspace_bytes + MemoryResource::kAlignment);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(OptimizeOnOff, RuntimeTest, ::testing::Bool());
+
+// A step's workspace is planned in the arena like a value alive during that step only, so it
+// takes the bytes of activations dead by then. x:f64[1,1,64,64] -> a = Concat(x, x) [1,2,64,64]
+// (64 KiB) -> b = ReduceMax(a over channels) (32 KiB) -> y = Resize(b, linear, 32x32): Resize on
+// f64 converts through float in its workspace ((64*64 + 32*32) * 4 = 20 KiB), at a step where a is
+// dead, so the arena is the activations' own peak, not that plus the scratch.
+TEST(RuntimePlan, StepWorkspacesTakeTheBytesOfDeadActivations) {
+  auto m = std::make_unique<ir::Model>();
+  m->graph = std::make_shared<ir::Graph>();
+  m->opsets[""] = 13;
+  ir::Graph& g = *m->graph;
+  ir::Value* x = g.AddValue("x", DataType::kFloat64);
+  x->shape = std::vector<ir::Dim>{ir::Dim{1, ""}, ir::Dim{1, ""}, ir::Dim{64, ""}, ir::Dim{64, ""}};
+  x->is_graph_input = true;
+  g.inputs().push_back(x);
+  ir::Value *a = g.AddValue("a", DataType::kFloat64), *b = g.AddValue("b", DataType::kFloat64),
+            *y = g.AddValue("y", DataType::kFloat64), *sizes = g.AddValue("sizes", DataType::kInt64);
+  sizes->constant = ConstI64({4}, {1, 1, 32, 32});
+  ir::Node* concat = g.AddNode("Concat", {x, x}, {a}, "concat");
+  concat->attrs["axis"] = ir::Attribute(int64_t{1});
+  ir::Node* reduce = g.AddNode("ReduceMax", {a}, {b}, "reduce");
+  reduce->attrs["axes"] = ir::Attribute(std::vector<int64_t>{1});
+  ir::Node* resize = g.AddNode("Resize", {b, nullptr, nullptr, sizes}, {y}, "resize");
+  resize->attrs["mode"] = ir::Attribute(std::string("linear"));
+  for (ir::Node* n : {concat, reduce, resize}) n->opset = 13;
+  y->is_graph_output = true;
+  g.outputs().push_back(y);
+  auto model = CompiledModel::Create(std::move(m), CompileOptions{});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  auto stats = (*model)->Prepare({{1, 1, 64, 64}});
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->step_workspace_bytes, (64u * 64u + 32u * 32u) * sizeof(float));
+  EXPECT_GE(stats->activation_bytes, 3u * 64u * 64u * sizeof(double));  // a and b alive together
+  EXPECT_EQ(stats->arena_bytes, stats->activation_bytes) << "the Resize scratch did not reuse a's bytes";
+  EXPECT_EQ(stats->workspace_bytes, 0u);
+
+  std::vector<double> xs(64 * 64);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = 0.25 * static_cast<double>((i * 7) % 31);
+  auto xt = Tensor::FromVector<double>(DataType::kFloat64, {1, 1, 64, 64}, xs);
+  ASSERT_TRUE(xt.ok());
+  ExecutionContext ctx(ExecutionContext::Options{});
+  auto out = (*model)->Run(ctx, {xt->view()});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ((*out)[0].shape(), (Shape{1, 1, 32, 32}));
+  // Half-pixel linear down-sampling by 2 is the mean of each 2x2 block.
+  for (int i = 0; i < 32; ++i) {
+    for (int j = 0; j < 32; ++j) {
+      const double want = (xs[(2 * i) * 64 + 2 * j] + xs[(2 * i) * 64 + 2 * j + 1] + xs[(2 * i + 1) * 64 + 2 * j] +
+                           xs[(2 * i + 1) * 64 + 2 * j + 1]) / 4;
+      ASSERT_NEAR((*out)[0].as<double>()[i * 32 + j], want, 1e-6) << i << "," << j;
+    }
+  }
+}
 
 TEST(RuntimeErrors, RejectsBadInputs) {
   auto model = CompiledModel::Create(MlpModel(), {});
