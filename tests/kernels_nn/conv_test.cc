@@ -391,11 +391,15 @@ TEST_P(ConvAlgorithmTest, TakesWinogradWhereTheAlgorithmSaysAndMatches) {
 INSTANTIATE_TEST_SUITE_P(
     ConvAlgorithm, ConvAlgorithmTest,
     ::testing::Values(
-        // ResNet-50's second stage: 28x28 outputs, 0.56 MiB of weights.
+        // 28x28 outputs, 0.14 MiB of weights (F(2,3) adds 0.11 MiB).
         WinogradCase{"auto_28x28", {1, 64, 28, 28}, {64, 64, 3, 3}, 1, ConvAlgorithm::kAuto, true, {"relu"}},
         // Three rows with a residual sum: the batch-1 weight format, rows run one by one where
         // the 3-row primitive does not take it.
         WinogradCase{"auto_three_rows_sum", {3, 32, 16, 16}, {32, 32, 3, 3}, 1, ConvAlgorithm::kAuto, true, {"sum", "relu"}},
+        // ResNet-50's third stage: F(2,3) would add 1.75 MiB to the layer's 2.25 MiB of weights,
+        // more than auto pays for the time it saves; winograd takes it.
+        WinogradCase{"auto_costly_copy", {1, 256, 14, 14}, {256, 256, 3, 3}, 1, ConvAlgorithm::kAuto, false, {"relu"}},
+        WinogradCase{"winograd_costly_copy", {1, 256, 14, 14}, {256, 256, 3, 3}, 1, ConvAlgorithm::kWinograd, true, {"relu"}},
         // 7x7 outputs: the transform is reused too few times for its bytes.
         WinogradCase{"auto_7x7", {1, 64, 7, 7}, {64, 64, 3, 3}, 1, ConvAlgorithm::kAuto, false, {"relu"}},
         WinogradCase{"winograd_7x7", {1, 64, 7, 7}, {64, 64, 3, 3}, 1, ConvAlgorithm::kWinograd, true, {}},

@@ -63,9 +63,20 @@ bool WantsWinograd(const PrepareContext& ctx, const ConvGeometry& geo, memory::d
   }
   if (algorithm == ConvAlgorithm::kWinograd) return true;
   constexpr int64_t kMinOutputPositions = 14 * 14;
-  constexpr int64_t kMaxPlainWeightBytes = int64_t{4} << 20;
-  return geo.out_shape[2] * geo.out_shape[3] >= kMinOutputPositions &&
-         w[0] * w[1] * 9 * static_cast<int64_t>(sizeof(float)) <= kMaxPlainWeightBytes;
+  return geo.out_shape[2] * geo.out_shape[3] >= kMinOutputPositions;
+}
+
+// auto also asks what the transformed copy costs: it replaces the plain weights for good, at 1.8x
+// their bytes (F(2,3)) or 4x (F(4,3)). `auto` takes Winograd where that adds at most 512 KiB to the
+// layer: ResNet-50's 56x56 layers (0.11 MiB each, ~0.2 ms saved each at batch 1), not its 28x28 and
+// 14x14 ones (1.7 MiB each, 13.8 MiB and 8.4 MiB of F(4,3) scratchpad in all for ~2 ms: the
+// `winograd` setting takes them; docs/benchmarks.md).
+bool WinogradCopyIsCheap(const PrepareContext& ctx, const dnnl::primitive_desc& pd) {
+  if (ctx.options().conv_algorithm == ConvAlgorithm::kWinograd) return true;
+  constexpr size_t kMaxExtraBytes = size_t{512} << 10;
+  const size_t plain = static_cast<size_t>(NumElements(ctx.input_shape(1))) * sizeof(float);
+  const size_t transformed = pd.weights_desc().get_size();
+  return transformed <= plain + kMaxExtraBytes;
 }
 
 // A ConvTranspose whose kernel equals its stride, without padding, dilation, groups or output
@@ -344,7 +355,7 @@ Status ConvKernel::PrepareImpl(PrepareContext& ctx) {
     bool rows_ok = true;
     for (const PostOp& op : chain_.ops()) rows_ok = rows_ok && (!op.is_binary() || op.kind == PostOp::Kind::kSum);
     auto one = at_batch(1, weights_req);
-    if (one.ok() && one->weights_desc().data.format_kind == dnnl_format_kind_wino) {
+    if (one.ok() && one->weights_desc().data.format_kind == dnnl_format_kind_wino && WinogradCopyIsCheap(ctx, *one)) {
       if (x[0] == 1 || rows_ok) {
         pd = *one;
         found = true;
