@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <mutex>
+
+#include "gpuhive/module_path.h"
 
 namespace gpuhive {
 namespace {
@@ -44,12 +44,6 @@ size_t TypeIndex(DeviceType t) { return static_cast<size_t>(t) < 3 ? static_cast
 std::string AbiText(const ExecutionPluginAbi& a) {
   return fmt::format("v{} sizes {}/{}/{}/{}/{}/{}/{}", a.version, a.compile_options, a.execution_context, a.tensor,
                      a.tensor_view, a.status, a.model, a.graph);
-}
-
-std::string SelfDirectory() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
 }
 
 }  // namespace
@@ -118,27 +112,13 @@ StatusOr<LoadedPlugin> LoadExecutionPlugin(const std::string& path) {
 }
 
 std::vector<std::string> CudaPluginCandidates() {
-  if (const char* env = std::getenv("GPUHIVE_CUDA_PLUGIN"); env != nullptr && *env != '\0') return {env};
-  std::vector<std::string> out;
-  std::string dir = SelfDirectory();
-  if (!dir.empty()) {
-    out.push_back(dir + "/libgpuhive_cuda.so");
-    out.push_back(dir + "/../lib/libgpuhive_cuda.so");
-  }
-  return out;
+  return RuntimeModuleCandidates("GPUHIVE_CUDA_PLUGIN", "libgpuhive_cuda.so");
 }
 
 StatusOr<LoadedPlugin> LoadCudaPlugin() {
-  std::vector<std::string> candidates = CudaPluginCandidates();
-  for (const std::string& c : candidates) {
-    std::error_code ec;
-    if (std::filesystem::exists(c, ec)) return LoadExecutionPlugin(c);
-  }
-  std::string looked;
-  for (const std::string& c : candidates) looked += (looked.empty() ? "" : ", ") + c;
-  return Unavailable("the CUDA execution plugin libgpuhive_cuda.so was not found (looked at: {}; set "
-                     "GPUHIVE_CUDA_PLUGIN to its path)",
-                     looked.empty() ? "nowhere: the binary's folder is unknown" : looked);
+  ASSIGN_OR_RETURN(std::string path,
+                   FindRuntimeModule("GPUHIVE_CUDA_PLUGIN", "libgpuhive_cuda.so", "the CUDA execution plugin"));
+  return LoadExecutionPlugin(path);
 }
 
 }  // namespace gpuhive
