@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/grpc_module.h"
 #include "cli/loadgen/report.h"
 #include "cli/loadgen/runner.h"
 #include "cli/loadgen/scenario.h"
@@ -68,6 +69,15 @@ int RunBenchScenario(const Options& o) {
     std::fprintf(stderr, "error: %s\n", (!http.ok() ? http.status() : grpc.status()).message().c_str());
     return 2;
   }
+  GrpcClient* grpc_client = nullptr;
+  if (sc.protocol == Protocol::kGrpc) {
+    auto m = LoadGrpcModule();
+    if (!m.ok()) {
+      std::fprintf(stderr, "error: %s\n", m.status().message().c_str());
+      return 2;
+    }
+    grpc_client = (*m)->loadgen_client();
+  }
   std::vector<std::string> modes = sc.compare;
   if (modes.empty()) modes.push_back(sc.server.managed ? "gpuhive" : "target");
   if (!o.out_dir.empty()) {
@@ -83,6 +93,7 @@ int RunBenchScenario(const Options& o) {
     target.http_host = http->host;
     target.http_port = http->port;
     target.grpc_target = sc.grpc_target;
+    target.grpc_client = grpc_client;
     std::unique_ptr<ServerProcess> server;
     if (sc.server.managed) {
       target.http_host = "127.0.0.1";

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/grpc_module.h"
 #include "cli/loadgen/runner.h"
 #include "cli/loadgen/server_process.h"
 #include "cli/loadgen/transport.h"
@@ -139,6 +140,12 @@ int RunSoak(const Options& o) {
     std::fprintf(stderr, "bench soak: --budget: %s\n", budget.status().ToString().c_str());
     return 2;
   }
+  // Half the requests go over gRPC: the module must be there before a server is started.
+  auto grpc_module = LoadGrpcModule();
+  if (!grpc_module.ok()) {
+    std::fprintf(stderr, "bench soak: %s\n", grpc_module.status().ToString().c_str());
+    return 2;
+  }
   // A scratch copy: the soak overwrites a model file.
   char tmpl[] = "/tmp/gpuhive_soak_XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return 2;
@@ -235,7 +242,8 @@ int RunSoak(const Options& o) {
   to.timeout = std::chrono::milliseconds(60000);
   to.max_connections = o.concurrency;
   auto http = MakeHttpTransport(ioc, "127.0.0.1", o.http_port, to);
-  auto grpc = MakeGrpcTransport(ioc, "127.0.0.1:" + std::to_string(o.grpc_port), to);
+  auto grpc = (*grpc_module)->loadgen_client()->MakeTransport(ioc, "127.0.0.1:" + std::to_string(o.grpc_port),
+                                                              to);
   for (const auto& t : templates) {
     if (!http->AddStream(t).ok() || !grpc->AddStream(t).ok()) return 1;
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/grpc_module.h"
 #include "gpuhive/logging.h"
 #include "gpuhive/engine/engine.h"
 #include "gpuhive/server/grpc_server.h"
@@ -275,14 +276,23 @@ int RunServe(const Options& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // gRPC lives in a module loaded only when a gRPC listener is asked for (HTTP-only serving never
+  // maps it); loaded before the models, so a missing module fails the start at once.
+  GrpcModule* grpc_module = nullptr;
+  if (o.allow_grpc || modelmesh) {
+    auto m = LoadGrpcModule();
+    if (!m.ok()) return Fail(m.status().WithContext(o.allow_grpc ? "gRPC" : "ModelMesh"));
+    grpc_module = *m;
+  }
+
   auto core = engine::Engine::Create(co);
   if (!core.ok()) return Fail(core.status());
 
   server::SharedMemoryRegistry shm;  // Triton's system shared memory extension, both frontends
   std::unique_ptr<server::HttpServer> http;
-  std::unique_ptr<server::GrpcServer> grpc;
+  std::unique_ptr<GrpcListener> grpc;
   std::unique_ptr<server::ModelMeshRuntime> mm_runtime;
-  std::unique_ptr<server::ModelMeshServer> mm_server;
+  std::unique_ptr<GrpcListener> mm_server;
   if (modelmesh) {
     auto r = server::ModelMeshRuntime::Create(core->get(), mo);
     if (!r.ok()) return Fail(r.status().WithContext("ModelMesh"));
@@ -316,7 +326,7 @@ int RunServe(const Options& o) {
       go.model_name_for_id = [runtime](const std::string& id) { return runtime->ResolveModelName(id); };
     }
     go.shm = &shm;
-    auto g = server::GrpcServer::Start(core->get(), go);
+    auto g = grpc_module->StartKServe(core->get(), go);
     if (!g.ok()) return Fail(g.status().WithContext("gRPC"));
     grpc = std::move(*g);
   }
@@ -325,7 +335,7 @@ int RunServe(const Options& o) {
     mso.address = o.modelmesh_address;
     mso.port = o.modelmesh_port;
     mso.unix_socket = o.modelmesh_socket;
-    auto m = server::ModelMeshServer::Start(mm_runtime.get(), mso);
+    auto m = grpc_module->StartModelMesh(mm_runtime.get(), mso);
     if (!m.ok()) return Fail(m.status().WithContext("ModelMesh"));
     mm_server = std::move(*m);
   }

@@ -74,6 +74,7 @@ class LoadgenEndToEnd : public ::testing::Test {
     t.protocol = sc->protocol;
     t.http_port = http_->port();
     t.grpc_target = "127.0.0.1:" + std::to_string(grpc_->port());
+    t.grpc_client = GrpcTransportClient();
     RunOptions o;
     o.mode = protocol;
     o.progress = false;

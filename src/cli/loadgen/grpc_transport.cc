@@ -124,8 +124,6 @@ class GrpcTransport final : public Transport {
   size_t in_flight_ = 0;  // io_context thread only
 };
 
-}  // namespace
-
 std::unique_ptr<Transport> MakeGrpcTransport(net::io_context& ioc, const std::string& target,
                                              const TransportOptions& options) {
   return std::make_unique<GrpcTransport>(ioc, target, options);
@@ -151,6 +149,25 @@ StatusOr<std::string> GrpcModelMetadataJson(const std::string& target, const std
     j["inputs"].push_back({{"name", t.name()}, {"datatype", t.datatype()}, {"shape", shape}});
   }
   return j.dump();
+}
+
+class Client final : public GrpcClient {
+ public:
+  std::unique_ptr<Transport> MakeTransport(net::io_context& ioc, const std::string& target,
+                                           const TransportOptions& options) override {
+    return MakeGrpcTransport(ioc, target, options);
+  }
+  StatusOr<std::string> ModelMetadataJson(const std::string& target, const std::string& model,
+                                          const std::string& version, std::chrono::milliseconds timeout) override {
+    return GrpcModelMetadataJson(target, model, version, timeout);
+  }
+};
+
+}  // namespace
+
+GrpcClient* GrpcTransportClient() {
+  static Client client;  // stateless: nothing to destroy at exit
+  return &client;
 }
 
 }  // namespace gpuhive::loadgen

@@ -459,6 +459,9 @@ StatusOr<RunResult> RunScenario(const Scenario& sc, const Target& target, const 
   result.duration_s = sc.duration_s;
   result.warmup_s = sc.warmup_s;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(sc.client_timeout_s * 1000));
+  if (target.protocol == Protocol::kGrpc && target.grpc_client == nullptr) {
+    return FailedPrecondition("the scenario speaks gRPC but no gRPC client was given");
+  }
 
   // Metadata once per (model, version).
   std::map<std::pair<std::string, std::string>, std::optional<std::string>> metadata;
@@ -477,7 +480,8 @@ StatusOr<RunResult> RunScenario(const Scenario& sc, const Target& target, const 
         metadata_error[key] = r.ok() ? "HTTP " + std::to_string(r->status) + " " + r->body : r.status().ToString();
       }
     } else {
-      auto r = GrpcModelMetadataJson(target.grpc_target, s.model, s.version, std::chrono::milliseconds(10000));
+      auto r = target.grpc_client->ModelMetadataJson(target.grpc_target, s.model, s.version,
+                                                     std::chrono::milliseconds(10000));
       if (r.ok()) {
         text = *r;
       } else {
@@ -493,7 +497,7 @@ StatusOr<RunResult> RunScenario(const Scenario& sc, const Target& target, const 
   topts.max_connections = sc.max_connections;
   std::unique_ptr<Transport> transport =
       target.protocol == Protocol::kHttp ? MakeHttpTransport(ioc, target.http_host, target.http_port, topts)
-                                         : MakeGrpcTransport(ioc, target.grpc_target, topts);
+                                         : target.grpc_client->MakeTransport(ioc, target.grpc_target, topts);
   for (size_t i = 0; i < sc.streams.size(); ++i) {
     const StreamSpec& s = sc.streams[i];
     StreamRun run;

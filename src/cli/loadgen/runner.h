@@ -20,6 +20,9 @@ struct Target {
   std::string http_host = "127.0.0.1";
   uint16_t http_port = 8000;
   std::string grpc_target = "127.0.0.1:8001";
+  // Protocol::kGrpc: how to speak gRPC (the gRPC module's client in the binary, the linked
+  // GrpcTransportClient() in tests). Must outlive the run.
+  GrpcClient* grpc_client = nullptr;
 };
 
 // One request: when it was due (seconds since the run started; open loop: its Poisson arrival
@@ -77,7 +80,8 @@ struct RunOptions {
 };
 
 // Errors: kInvalidArgument when a stream's inputs cannot be built from the scenario and the
-// metadata (e.g. a dynamic dim without a shape). Failed requests are results, not errors.
+// metadata (e.g. a dynamic dim without a shape), kFailedPrecondition for gRPC without a
+// target.grpc_client. Failed requests are results, not errors.
 StatusOr<RunResult> RunScenario(const Scenario& scenario, const Target& target, const RunOptions& options);
 
 // Builds a stream's request from the scenario and the model's KServe metadata JSON (nullptr when

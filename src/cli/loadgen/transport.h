@@ -69,8 +69,27 @@ struct TransportOptions {
 
 std::unique_ptr<Transport> MakeHttpTransport(boost::asio::io_context& ioc, const std::string& host,
                                              uint16_t port, const TransportOptions& options);
-std::unique_ptr<Transport> MakeGrpcTransport(boost::asio::io_context& ioc, const std::string& target,
-                                             const TransportOptions& options);
+
+// The gRPC side of the load generator. An interface because the gpuhive binary does not link
+// gRPC: it takes this from the gRPC module (libgpuhive_grpc.so, loaded on first use; see
+// cli/grpc_module.h), while tests link the implementation and call GrpcTransportClient().
+class GrpcClient {
+ public:
+  // A transport over gRPC to `target` ("host:port").
+  virtual std::unique_ptr<Transport> MakeTransport(boost::asio::io_context& ioc, const std::string& target,
+                                                   const TransportOptions& options) = 0;
+  // Model metadata in the KServe v2 JSON form ({"name":..,"inputs":[{"name","datatype","shape"}]}),
+  // blocking (its own channel; any thread). Errors: kNotFound (no such model), kUnavailable.
+  virtual StatusOr<std::string> ModelMetadataJson(const std::string& target, const std::string& model,
+                                                  const std::string& version, std::chrono::milliseconds timeout) = 0;
+
+ protected:
+  ~GrpcClient() = default;  // lives as long as the process
+};
+
+// The implementation (grpc_transport.cc). Only what links the gRPC code may call it: the module
+// and the tests, never the gpuhive binary (which does not link it).
+GrpcClient* GrpcTransportClient();
 
 // Blocking helpers for setup and sampling (their own sockets; any thread).
 struct HttpResult {
@@ -82,10 +101,6 @@ struct HttpResult {
 StatusOr<HttpResult> HttpExchange(const std::string& host, uint16_t port, const std::string& method,
                                   const std::string& target, const std::string& body,
                                   std::chrono::milliseconds timeout);
-
-// Model metadata in the KServe v2 JSON form ({"name":..,"inputs":[{"name","datatype","shape"}]}).
-StatusOr<std::string> GrpcModelMetadataJson(const std::string& target, const std::string& model,
-                                            const std::string& version, std::chrono::milliseconds timeout);
 
 // Percent-encodes a path segment.
 std::string EncodePathSegment(const std::string& s);
