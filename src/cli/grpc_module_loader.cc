@@ -1,13 +1,11 @@
 // The binary's side of the gRPC module (cli/grpc_module.h): find libgpuhive_grpc.so, dlopen it,
 // check its ABI stamp. Named apart from everything the module defines (see the header).
-#include <dlfcn.h>
-
 #include <mutex>
 #include <string>
 
 #include "cli/grpc_module.h"
 #include "gpuhive/logging.h"
-#include "gpuhive/module_path.h"
+#include "gpuhive/runtime_module.h"
 
 namespace gpuhive::cli {
 namespace {
@@ -18,24 +16,15 @@ std::string AbiText(const GrpcModuleAbi& a) {
 }
 
 StatusOr<GrpcModule*> OpenGrpcModule(const std::string& path) {
-  // RTLD_NOW: a symbol the binary lacks is an error here, naming it, not a crash at the first
-  // call. RTLD_LOCAL: nothing else binds to the module's symbols.
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* err = dlerror();
-    return Unavailable("cannot load the gRPC module {}: {}", path, err != nullptr ? err : "unknown error");
-  }
+  // Every symbol is resolved at the open: one the binary lacks (a module of another build) is an
+  // error naming it.
+  ASSIGN_OR_RETURN(OpenedRuntimeModule module, OpenRuntimeModule(path, kGrpcModuleSymbol, "gRPC module"));
   using Entry = const GrpcModuleInfo* (*)();
-  auto entry = reinterpret_cast<Entry>(dlsym(handle, kGrpcModuleSymbol));
-  if (entry == nullptr) {
-    dlclose(handle);
-    return FailedPrecondition("{} is not a gpuhive gRPC module (no {} symbol)", path, kGrpcModuleSymbol);
-  }
-  const GrpcModuleInfo* info = entry();
+  const GrpcModuleInfo* info = reinterpret_cast<Entry>(module.entry)();
   static constexpr GrpcModuleAbi kAbi = CurrentGrpcModuleAbi();
   if (info == nullptr || info->module == nullptr || !(info->abi == kAbi)) {
     std::string theirs = info != nullptr ? AbiText(info->abi) : "none";
-    dlclose(handle);
+    module.Close();
     return FailedPrecondition("{} was built from another gpuhive (gRPC module ABI {}, this binary {}): rebuild both",
                               path, theirs, AbiText(kAbi));
   }

@@ -1,14 +1,13 @@
 // Execution backends: the registry by device type, the CPU backend, and plugin loading.
 #include "gpuhive/execution.h"
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <array>
 #include <map>
 #include <mutex>
 
-#include "gpuhive/module_path.h"
+#include "gpuhive/runtime_module.h"
 
 namespace gpuhive {
 namespace {
@@ -76,25 +75,16 @@ StatusOr<LoadedPlugin> LoadExecutionPlugin(const std::string& path) {
   std::lock_guard<std::mutex> lock(r.mu);
   if (auto it = r.plugins.find(path); it != r.plugins.end()) return it->second;
   // RTLD_LOCAL: the plugin's own copy of the runtime stays its own.
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* err = dlerror();
-    return Unavailable("cannot load the execution plugin {}: {}", path, err != nullptr ? err : "unknown error");
-  }
+  ASSIGN_OR_RETURN(OpenedRuntimeModule module, OpenRuntimeModule(path, kExecutionPluginSymbol, "execution plugin"));
   using Entry = const ExecutionPluginInfo* (*)();
-  auto entry = reinterpret_cast<Entry>(dlsym(handle, kExecutionPluginSymbol));
-  if (entry == nullptr) {
-    dlclose(handle);
-    return FailedPrecondition("{} is not a gpuhive execution plugin (no {} symbol)", path, kExecutionPluginSymbol);
-  }
-  const ExecutionPluginInfo* info = entry();
+  const ExecutionPluginInfo* info = reinterpret_cast<Entry>(module.entry)();
   if (info == nullptr || info->backend == nullptr) {
-    dlclose(handle);
+    module.Close();
     return FailedPrecondition("{}: the plugin returned no backend", path);
   }
   if (!(info->abi == CurrentExecutionPluginAbi())) {
     std::string theirs = AbiText(info->abi);
-    dlclose(handle);
+    module.Close();
     return FailedPrecondition("{} was built from another gpuhive (plugin ABI {}, this binary {}): rebuild both", path,
                               theirs, AbiText(CurrentExecutionPluginAbi()));
   }

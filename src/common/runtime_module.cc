@@ -1,4 +1,6 @@
-#include "gpuhive/module_path.h"
+#include "gpuhive/runtime_module.h"
+
+#include <dlfcn.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -32,6 +34,27 @@ StatusOr<std::string> FindRuntimeModule(const char* env_var, std::string_view fi
   for (const std::string& c : candidates) looked += (looked.empty() ? "" : ", ") + c;
   return Unavailable("{} {} was not found (looked at: {}; set {} to its path)", what, file_name,
                      looked.empty() ? "nowhere: the binary's folder is unknown" : looked, env_var);
+}
+
+void OpenedRuntimeModule::Close() {
+  if (handle != nullptr) dlclose(handle);
+  handle = entry = nullptr;
+}
+
+StatusOr<OpenedRuntimeModule> OpenRuntimeModule(const std::string& path, const char* symbol, std::string_view what) {
+  OpenedRuntimeModule m;
+  // RTLD_LOCAL: nothing loaded later binds to the module's symbols.
+  m.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (m.handle == nullptr) {
+    const char* err = dlerror();
+    return Unavailable("cannot load the {} {}: {}", what, path, err != nullptr ? err : "unknown error");
+  }
+  m.entry = dlsym(m.handle, symbol);
+  if (m.entry == nullptr) {
+    m.Close();
+    return FailedPrecondition("{} is not a gpuhive {} (no {} symbol)", path, what, symbol);
+  }
+  return m;
 }
 
 }  // namespace gpuhive
