@@ -5,6 +5,8 @@ find_package(fmt REQUIRED)
 find_package(dnnl REQUIRED)
 find_package(ONNX REQUIRED)
 find_package(Protobuf REQUIRED)
+# gRPC: only the gRPC module (src/cli/grpc) and the tests link it, never the gpuhive binary.
+find_package(gRPC CONFIG REQUIRED)
 
 set(GPUHIVE_HAVE_CUDA OFF)
 if(GPUHIVE_WITH_CUDA)
