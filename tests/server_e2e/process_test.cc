@@ -195,19 +195,111 @@ TEST(ServeProcess, DeviceChoicesAreClearErrors) {
   }
 }
 
-// The binary starts without any CUDA library on the machine: none is a load-time dependency
-// (cudart is linked statically, the driver and NVML are opened at run time when present).
-TEST(ServeProcess, NeedsNoCudaLibraryToStart) {
+// The binary's dynamic section (readelf -d), where its load-time dependencies are NEEDED lines.
+std::string DynamicSection() {
   std::string cmd = std::string("readelf -d '") + GPUHIVE_BINARY + "' 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
-  ASSERT_NE(f, nullptr);
+  if (f == nullptr) return "";
   std::string out;
   char buf[512];
   while (fgets(buf, sizeof buf, f)) out += buf;
-  ASSERT_EQ(pclose(f), 0) << out;
+  return pclose(f) == 0 ? out : "";
+}
+
+// The binary starts without any CUDA library on the machine: none is a load-time dependency
+// (cudart is linked statically, the driver and NVML are opened at run time when present).
+TEST(ServeProcess, NeedsNoCudaLibraryToStart) {
+  std::string out = DynamicSection();
   ASSERT_NE(out.find("NEEDED"), std::string::npos) << out;
   for (const char* lib : {"libcuda.", "libcudart", "libcublas", "libcudnn", "libnvidia-ml"}) {
     EXPECT_EQ(out.find(lib), std::string::npos) << lib << " is a load-time dependency:\n" << out;
+  }
+}
+
+// Nor gRPC and what it brings (OpenSSL, abseil, re2, c-ares): they come with the gRPC module,
+// libgpuhive_grpc.so, loaded only when a gRPC listener is asked for, so offline commands never
+// map them.
+TEST(ServeProcess, NeedsNoGrpcLibraryToStart) {
+  std::string out = DynamicSection();
+  ASSERT_NE(out.find("NEEDED"), std::string::npos) << out;
+  for (const char* lib : {"libgrpc", "libgpr", "libssl", "libcrypto", "libabsl", "libre2", "libupb", "libcares"}) {
+    EXPECT_EQ(out.find(lib), std::string::npos) << lib << " is a load-time dependency:\n" << out;
+  }
+}
+
+// Sets an environment variable for the processes started in its scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+bool MapsContain(pid_t pid, const std::string& what) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.find(what) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Serving HTTP only never loads the gRPC module (a module that cannot be found does not matter);
+// a gRPC port loads it, from the binary's folder.
+TEST(ServeProcess, TheGrpcModuleIsLoadedOnlyForGrpc) {
+  // Starts `serve` with `flags`, reads its ready line, and answers whether it maps the module.
+  auto serve = [](const std::vector<std::string>& flags, bool grpc) {
+    std::vector<std::string> args = {GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port",
+                                     "0", "--log-level", "warning"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    Process p(args);
+    EXPECT_TRUE(p.ok());
+    std::string ready = p.ReadLineStartingWith("gpuhive ready");
+    EXPECT_EQ(ParsePort(ready, "grpc_port") > 0, grpc) << ready;
+    bool mapped = MapsContain(p.pid(), "/libgpuhive_grpc.so");
+    EXPECT_EQ(MapsContain(p.pid(), "/libgrpc"), mapped);
+    p.Signal(SIGTERM);
+    EXPECT_EQ(p.Wait(), 0);
+    return mapped;
+  };
+  {
+    ScopedEnv env("GPUHIVE_GRPC_MODULE", "/nonexistent/libgpuhive_grpc.so");
+    EXPECT_FALSE(serve({"--allow-grpc", "false"}, false));
+  }
+  EXPECT_TRUE(serve({"--grpc-port", "0"}, true));
+}
+
+// A gRPC module that is missing or is not one stops the start with the path and the reason.
+TEST(ServeProcess, GrpcModuleProblemsAreClearErrors) {
+  struct Case {
+    std::string module;
+    std::vector<std::string> flags;
+    std::vector<std::string> says;
+  };
+  const std::string not_elf = std::string(GPUHIVE_SOURCE_DIR) + "/README.md";
+  std::vector<Case> cases = {
+      {"/nonexistent/libgpuhive_grpc.so",
+       {"--grpc-port", "0"},
+       {"gRPC: the gRPC module libgpuhive_grpc.so was not found (looked at: /nonexistent/libgpuhive_grpc.so; set "
+        "GPUHIVE_GRPC_MODULE to its path)"}},
+      {not_elf, {"--grpc-port", "0"}, {"cannot load the gRPC module " + not_elf + ": ", "invalid ELF header"}},
+      // The ModelMesh runtime API is gRPC too, even with the KServe gRPC port off.
+      {"/nonexistent/libgpuhive_grpc.so",
+       {"--allow-grpc", "false", "--modelmesh-port", "0"},
+       {"ModelMesh: the gRPC module libgpuhive_grpc.so was not found"}},
+  };
+  for (const Case& c : cases) {
+    ScopedEnv env("GPUHIVE_GRPC_MODULE", c.module);
+    std::vector<std::string> args = {GPUHIVE_BINARY, "serve", "--model-repository", SourceRepository(), "--http-port",
+                                     "0"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    Process p(args);
+    ASSERT_TRUE(p.ok());
+    std::string out = p.ReadAll();
+    EXPECT_EQ(p.Wait(), 1) << out;
+    for (const std::string& says : c.says) EXPECT_NE(out.find(says), std::string::npos) << says << "\n" << out;
   }
 }
 
