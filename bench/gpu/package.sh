@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds gpuhive with CUDA on this (GPU-less) build machine and packs what bench/gpu/run_all.sh
-# needs on the GPU machine: the gpuhive binary, the GPU test binaries, the benchmark driver, and
+# needs on the GPU machine: the gpuhive binary and its run-time modules (libgpuhive_cuda.so,
+# libgpuhive_grpc.so), the GPU test binaries, the benchmark driver, and
 # the shared libraries they need that the GPU machine lacks (oneDNN, protobuf, gRPC, ...). The
 # CUDA libraries (libcuda, libcudart, libcublas*, libcudnn*, libnvidia-*) and glibc are left out:
 # the GPU machine's own are used. The tarball must stay under 64 MiB (the device tool's limit).
@@ -16,6 +17,9 @@ LIMIT=$((64 * 1024 * 1024))
 
 TESTS=(cuda_cross_backend_test cuda_fallback_test cuda_kernel_contracts_test memory_cuda_test)
 BINS=(gpuhive gpuhive_cuda_bench)
+# The modules gpuhive loads at run time from its own folder (built with it): the CUDA execution
+# plugin, and gRPC (serve's --grpc-port, bench scenario over gRPC).
+MODULES=(libgpuhive_cuda.so libgpuhive_grpc.so)
 
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPUHIVE_WITH_CUDA=ON
@@ -27,7 +31,7 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 PKG=$STAGE/gpuhive-gpu
 mkdir -p "$PKG/bin" "$PKG/tests" "$PKG/lib"
-for b in "${BINS[@]}"; do cp "$BUILD/bin/$b" "$PKG/bin/"; done
+for b in "${BINS[@]}" "${MODULES[@]}"; do cp "$BUILD/bin/$b" "$PKG/bin/"; done
 for t in "${TESTS[@]}"; do cp "$BUILD/tests/$t" "$PKG/tests/"; done
 # The built-in repository: every config.pbtxt, and the models bench/export_models.py does not make
 # (text_detector, tiny_mlp); run_all.sh links the exported ones in (resnet50, mobilenet_v3, ...).
