@@ -2,6 +2,9 @@
 // on the callback API: ModelInfer completes from the service's completion callback without
 // blocking a thread. Inputs as raw_input_contents or typed contents; outputs always as
 // raw_output_contents (as Triton answers).
+//
+// Built into the gRPC module (libgpuhive_grpc.so) and the gpuhive_server_grpc library the tests
+// link, never into the gpuhive binary: the binary starts it through cli/grpc_module.h.
 #pragma once
 
 #include <cstdint>

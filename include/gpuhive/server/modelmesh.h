@@ -5,7 +5,8 @@
 // `mm-model-id` header. See docs/deploy.md.
 //
 // ModelMeshRuntime is the protocol-free part (what the unit tests drive); ModelMeshServer serves
-// it over gRPC on a TCP port and/or a unix socket.
+// it over gRPC on a TCP port and/or a unix socket. ModelMeshServer lives in the gRPC module
+// (libgpuhive_grpc.so): the gpuhive binary starts it through cli/grpc_module.h.
 //
 // Model ids: ModelMesh ids are arbitrary strings. An id that is a valid gpuhive model name is
 // used as the name unchanged (so KServe requests naming the id reach it); any other id (one with
