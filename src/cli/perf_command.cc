@@ -110,10 +110,12 @@ std::string MeasurementJson(const Measurement& m) {
   return fmt::format(
       "\"p50_ms\":{:.4f},\"p90_ms\":{:.4f},\"p99_ms\":{:.4f},\"mean_ms\":{:.4f},\"min_ms\":{:.4f},"
       "\"throughput_per_s\":{:.2f},\"weight_bytes\":{},\"arena_bytes\":{},\"activation_bytes\":{},"
-      "\"naive_activation_bytes\":{},\"workspace_bytes\":{},\"step_workspace_bytes\":{},\"steps\":{},\"dynamic\":{},\"prepare_ms\":{:.2f},\"implementations\":{{{}}}",
+      "\"naive_activation_bytes\":{},\"workspace_bytes\":{},\"step_workspace_bytes\":{},\"steps\":{},"
+      "\"dynamic\":{},\"prepare_ms\":{:.2f},\"implementations\":{{{}}}",
       m.latency.p50_ms, m.latency.p90_ms, m.latency.p99_ms, m.latency.mean_ms, m.latency.min_ms, m.throughput,
       m.weight_bytes, m.stats.arena_bytes, m.stats.activation_bytes, m.stats.naive_activation_bytes,
-      m.stats.workspace_bytes, m.stats.step_workspace_bytes, m.stats.num_steps, m.stats.dynamic ? "true" : "false", m.prepare_ms, m.implementations);
+      m.stats.workspace_bytes, m.stats.step_workspace_bytes, m.stats.num_steps, m.stats.dynamic ? "true" : "false",
+      m.prepare_ms, m.implementations);
 }
 
 // --precision int8 / bf16: the FP32 model and its reduced-precision form (gpuhive's INT8
@@ -307,7 +309,8 @@ CommandRegistration kPerf("", "perf", "Measure a model's latency, throughput and
   app.add_flag("--no-optimize", o->no_optimize, "run the graph as imported (no folding/fusion)");
   app.add_flag("--no-blocked", o->no_blocked, "keep activations in plain layouts");
   app.add_option("--conv-algorithm", o->conv_algorithm,
-                 "FP32 3x3 convolutions: auto (Winograd where it pays), direct (least memory) or winograd")
+                 "FP32 3x3 convolutions: auto (Winograd where its copy adds little memory), direct (least "
+                 "memory) or winograd (fastest)")
       ->capture_default_str();
   app.add_flag("--profile", o->profile,
                "print time per operator type (stderr); with --json, also the kernels' implementations");
