@@ -201,6 +201,12 @@ class MatmulRunner {
   virtual size_t cached_algorithms() const = 0;
 };
 
+// Loads on `device_index` what every model needs whatever it is: cuDNN's handle, a convolution and
+// a cuBLASLt product in each MathMode (their kernel images load on first use) and a few of
+// gpuhive's own kernels; synchronizes and frees its buffers. The CUDA backend's LoadLibraries.
+// Errors: the first failing call's (kUnavailable without a device).
+Status WarmUpLibraries(int device_index);
+
 // --- cuDNN convolution ----------------------------------------------------------------------------
 
 // 2-D convolution, NCHW input, KCRS weights (1-D convolutions use in_h = kernel_h = 1).

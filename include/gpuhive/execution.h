@@ -36,6 +36,11 @@ class ExecutionBackend {
   // when the device cannot be used.
   virtual StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model> model,
                                                         const CompileOptions& options, ComputeDevice& device) = 0;
+  // Loads on `device` what every model the backend runs there needs whatever the model: library
+  // handles and the kernel images a first run would load (cuDNN, cuBLASLt, its own kernels). The
+  // engine calls it once when it opens the device and keeps the device memory it took (the drop in
+  // memory_free_bytes) out of the default budget as the device's library reserve. Default: none.
+  virtual Status LoadLibraries(ComputeDevice& device) { return Status::OK(); }
 };
 
 // The CPU executor (CompiledModel) as a backend. Never null; lives for the process.
@@ -72,9 +77,10 @@ struct ExecutionPluginAbi {
 };
 
 // The layout this build has. Bump `version` when a type crossing the boundary changes meaning or
-// its virtual functions change (ComputeDevice: 2, memory_free_bytes).
+// its virtual functions change (ComputeDevice: 2, memory_free_bytes; ExecutionBackend: 3,
+// LoadLibraries).
 inline constexpr ExecutionPluginAbi CurrentExecutionPluginAbi() {
-  return ExecutionPluginAbi{2,
+  return ExecutionPluginAbi{3,
                             static_cast<uint32_t>(sizeof(CompileOptions)),
                             static_cast<uint32_t>(sizeof(ExecutionContext)),
                             static_cast<uint32_t>(sizeof(Tensor)),

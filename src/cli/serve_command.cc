@@ -414,7 +414,9 @@ CommandRegistration kServe("", "serve", "Serve a model repository over KServe v2
   app.add_option("--host-memory-budget", o->host_memory_budget,
                  "Host tier budget for models kept in host memory for fast swap-in (default: as large as the device "
                  "budget; 0: unlimited)");
-  app.add_option("--memory-budget", o->memory_budget, "Device byte budget, e.g. 6GiB (default: a GPU's free memory at start less a 2 % headroom (256 MiB .. 10 %), or half the free host memory)");
+  app.add_option("--memory-budget", o->memory_budget,
+                 "Device byte budget, e.g. 6GiB (default: a GPU's free memory at start less its libraries' "
+                 "measured reserve and a 2 % headroom (256 MiB .. 10 %), or half the free host memory)");
   app.add_flag("--strict-gpu", o->strict_gpu, "Refuse to start without a GPU; never fall back to the CPU under pressure");
   app.add_option("--device", o->device,
                  "Where models run: auto (the GPUs when usable, else the CPU), cpu, gpu (the GPUs; refuses to "

@@ -497,14 +497,14 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   impl->declared_tenants.insert(kUndeclaredTenant);
 
   // The budget of one device (--memory-budget applies to each): by default a (simulated) GPU's
-  // free memory less a headroom (DefaultDeviceBudget, per device), or half the host's free memory
-  // on the CPU.
+  // free memory less its backend's measured library reserve and a headroom (MeasureDeviceBudget,
+  // per device), or half the host's free memory on the CPU.
   const uint64_t cpu_budget = options.memory_budget_bytes > 0
                                   ? options.memory_budget_bytes
                                   : std::max<uint64_t>(impl->discovery.cpu.free_memory_bytes / 2, 1ull << 30);
   uint64_t budget = cpu_budget;  // what the start-up line reports: the first device's
   for (const auto& d : impl->devices) {
-    impl->device_budgets.push_back(DefaultDeviceBudget(d->memory_capacity_bytes(), d->memory_free_bytes()));
+    impl->device_budgets.push_back(MeasureDeviceBudget(*d));
   }
   if (options.memory_budget_bytes == 0 && !impl->devices.empty()) budget = impl->device_budgets[0].budget_bytes;
   Impl* core = impl.get();

@@ -177,15 +177,39 @@ void Engine::Impl::CollectDevices() {
   }
 }
 
-DeviceBudget DefaultDeviceBudget(uint64_t capacity_bytes, uint64_t free_bytes) {
+DeviceBudget DefaultDeviceBudget(uint64_t capacity_bytes, uint64_t free_bytes, uint64_t library_reserve_bytes) {
   DeviceBudget b;
   const uint64_t free_at_start = free_bytes == 0 ? capacity_bytes : std::min(free_bytes, capacity_bytes);
   const uint64_t headroom = std::min(std::max<uint64_t>(capacity_bytes / 50, 256ull << 20), capacity_bytes / 10);
   b.free_at_start_bytes = free_at_start;
   b.reserved_bytes = capacity_bytes - free_at_start;
+  b.library_reserve_bytes = library_reserve_bytes;
   b.headroom_bytes = headroom;
-  b.budget_bytes = free_at_start > headroom ? free_at_start - headroom : 0;
+  const uint64_t kept = headroom + library_reserve_bytes;
+  b.budget_bytes = free_at_start > kept ? free_at_start - kept : 0;
   return b;
+}
+
+DeviceBudget MeasureDeviceBudget(ComputeDevice& device) {
+  const uint64_t free_before = device.memory_free_bytes();
+  uint64_t reserve = 0;
+  auto backend = ExecutionBackendFor(device);
+  if (backend.ok()) {
+    const int64_t t0 = NowNs();
+    Status loaded = (*backend)->LoadLibraries(device);
+    const uint64_t free_after = device.memory_free_bytes();
+    // 0 from either reading means unknown (the device could not be asked): no reserve measured.
+    if (free_before > 0 && free_after > 0 && free_after < free_before) reserve = free_before - free_after;
+    if (!loaded.ok()) {
+      GH_LOG_WARN("core", "{}: the {} backend could not load its libraries ({}); their memory is measured when "
+                  "models first run", device.id().ToString(), (*backend)->name(), loaded.message());
+    } else if (reserve > 0) {
+      GH_LOG_INFO("core", "{}: the {} backend's libraries took {} of device memory at start ({:.0f} ms); kept out of "
+                  "the default budget", device.id().ToString(), (*backend)->name(), FormatBytes(reserve),
+                  (NowNs() - t0) / 1e6);
+    }
+  }
+  return DefaultDeviceBudget(device.memory_capacity_bytes(), free_before, reserve);
 }
 
 std::vector<DeviceStatus> Engine::Devices() {
@@ -211,6 +235,7 @@ std::vector<DeviceStatus> Engine::Devices() {
         d.free_at_start_bytes = c.device_budgets[i].free_at_start_bytes;
         d.reserved_bytes = c.device_budgets[i].reserved_bytes;
         d.headroom_bytes = c.device_budgets[i].headroom_bytes;
+        d.library_reserve_bytes = c.device_budgets[i].library_reserve_bytes;
       }
       for (const auto& st : listed) {
         if (st.device == d.id && (d.models.empty() || d.models.back() != st.name)) d.models.push_back(st.name);

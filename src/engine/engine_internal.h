@@ -185,6 +185,10 @@ struct Engine::Impl {
   void FinishRequest();
 };
 
+// The default budget of `device` (DefaultDeviceBudget): its free memory now, less what its execution
+// backend's libraries take when loaded there (LoadLibraries, measured as the drop in free memory).
+DeviceBudget MeasureDeviceBudget(ComputeDevice& device);
+
 // Runs one served version's batches for the scheduler.
 class EngineRunner final : public sched::ModelRunner {
  public:

@@ -84,6 +84,7 @@ json DeviceJson(const DeviceStatus& d) {
     j["capacity_bytes"] = d.capacity_bytes;
     j["free_at_start_bytes"] = d.free_at_start_bytes;
     j["reserved_bytes"] = d.reserved_bytes;
+    j["library_reserve_bytes"] = d.library_reserve_bytes;
     j["headroom_bytes"] = d.headroom_bytes;
   }
   return j;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "gpuhive/cuda_compute_device.h"
 #include "gpuhive/cuda_device.h"
 #include "gpuhive/cuda_executor.h"
 #include "gpuhive/cuda_kernels.h"
@@ -542,6 +543,26 @@ TEST(CudaCrossBackend, ConvRunnerPrecisions) {
     ASSERT_TRUE((*stream)->Synchronize().ok());
     EXPECT_LE(NormErr(got, ref), mode.tol);
   }
+}
+
+// The CUDA backend's LoadLibraries: the warm-up runs (a convolution and a product in every math
+// mode, some own kernels), frees its buffers, and a second one loads nothing new, so the engine's
+// reading of the drop in free memory is the libraries' reserve (printed for the GPU check's log).
+TEST(CudaDevice, LibraryWarmUpRunsAndItsReserveIsMeasured) {
+  REQUIRE_GPU();
+  auto dev = CreateCudaComputeDevice({.device_index = 0});
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  const uint64_t before = (*dev)->memory_free_bytes();
+  ASSERT_GT(before, 0u);
+  Status first = cuda::WarmUpLibraries(0);
+  ASSERT_TRUE(first.ok()) << first.ToString();
+  const uint64_t after = (*dev)->memory_free_bytes();
+  EXPECT_LE(after, before);
+  Status second = cuda::WarmUpLibraries(0);
+  ASSERT_TRUE(second.ok()) << second.ToString();
+  const uint64_t again = (*dev)->memory_free_bytes();
+  EXPECT_LE(after - std::min(after, again), uint64_t{8} << 20) << "a second warm-up took more device memory";
+  std::printf("library reserve measured: %.1f MiB\n", static_cast<double>(before - after) / (1 << 20));
 }
 
 TEST(CudaDevice, StreamsEventsCopiesAndBandwidth) {

@@ -304,7 +304,10 @@ TEST_P(CoreE2E, ManagementApiAndMetrics) {
     }
     const uint64_t capacity = d["capacity_bytes"], free_at_start = d["free_at_start_bytes"];
     EXPECT_EQ(d["reserved_bytes"].get<uint64_t>(), capacity - free_at_start) << d.dump();
-    EXPECT_EQ(d["budget_bytes"].get<uint64_t>(), free_at_start - d["headroom_bytes"].get<uint64_t>()) << d.dump();
+    EXPECT_EQ(d["budget_bytes"].get<uint64_t>(),
+              free_at_start - d["headroom_bytes"].get<uint64_t>() - d["library_reserve_bytes"].get<uint64_t>())
+        << d.dump();
+    EXPECT_EQ(d["library_reserve_bytes"].get<uint64_t>(), 0u) << d.dump();  // the CPU executor loads nothing
     EXPECT_GT(d["headroom_bytes"].get<uint64_t>(), 0u) << d.dump();
   }
   EXPECT_GT((*placed)["used_by_model"]["tiny_mlp"].get<uint64_t>(), 0u);
@@ -630,6 +633,12 @@ TEST(DefaultDeviceBudget, FreeMemoryLessAHeadroom) {
   EXPECT_EQ(small.budget_bytes, 1 * GiB - 1 * GiB / 10);
   // Nothing free: a zero budget, not an underflow.
   EXPECT_EQ(engine::DefaultDeviceBudget(8 * GiB, 100 * MiB).budget_bytes, 0u);
+  // The measured library reserve comes off too (cuDNN's and cuBLASLt's kernels once loaded), and
+  // is reported; a reserve larger than what is free leaves nothing.
+  engine::DeviceBudget with_libraries = engine::DefaultDeviceBudget(12 * GiB, 9 * GiB, 700 * MiB);
+  EXPECT_EQ(with_libraries.library_reserve_bytes, 700 * MiB);
+  EXPECT_EQ(with_libraries.budget_bytes, 9 * GiB - 256 * MiB - 700 * MiB);
+  EXPECT_EQ(engine::DefaultDeviceBudget(12 * GiB, 9 * GiB, 9 * GiB).budget_bytes, 0u);
 }
 
 }  // namespace

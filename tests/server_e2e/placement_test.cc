@@ -184,6 +184,59 @@ class RefusingBackend final : public ExecutionBackend {
   }
 };
 
+// A device backend whose libraries take device memory when loaded (as cuDNN's and cuBLASLt's
+// kernels do on a GPU): it holds kLibraryBytes of each device from LoadLibraries on, and runs
+// models as the CPU executor does.
+class LibraryLoadingBackend final : public ExecutionBackend {
+ public:
+  static constexpr uint64_t kLibraryBytes = 24ull << 20;
+  std::string_view name() const override { return "library-loading"; }
+  bool runs_host_kernels() const override { return true; }
+  StatusOr<std::unique_ptr<Executable>> Compile(std::unique_ptr<ir::Model> model, const CompileOptions& options,
+                                                ComputeDevice& device) override {
+    return CpuExecutionBackend()->Compile(std::move(model), options, device);
+  }
+  Status LoadLibraries(ComputeDevice& device) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSIGN_OR_RETURN(Buffer b, Buffer::Allocate(device.memory(), kLibraryBytes, AllocTag{}));
+    held.push_back(std::move(b));
+    loads.push_back(device.id().ToString());
+    return Status::OK();
+  }
+  std::mutex mu;
+  std::vector<Buffer> held;
+  std::vector<std::string> loads;
+};
+
+// The default budget of a device leaves out what its backend's libraries took when the engine
+// loaded them, measured as the drop in the device's free memory, and /v2/gpuhive/devices says so.
+TEST(Placement, TheDefaultBudgetLeavesOutTheMeasuredLibraryReserve) {
+  LibraryLoadingBackend backend;
+  RegisterExecutionBackend(DeviceType::kSim, &backend);
+  struct Unregister {
+    ~Unregister() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
+  } unregister;
+  {
+    auto s = StartOnTwoSimDevices(0);  // no --memory-budget: the default
+    ASSERT_NE(s, nullptr);
+    HttpClient c(s->http->port());
+    for (const auto& [id, d] : DevicesById(c)) {
+      if (id == "cpu") continue;
+      const uint64_t reserve = d["library_reserve_bytes"], headroom = d["headroom_bytes"];
+      EXPECT_GE(reserve, LibraryLoadingBackend::kLibraryBytes) << d.dump();
+      EXPECT_LT(reserve, LibraryLoadingBackend::kLibraryBytes + (1ull << 20)) << d.dump();  // the pool's rounding
+      EXPECT_EQ(d["free_at_start_bytes"].get<uint64_t>(), 256ull << 20) << d.dump();
+      EXPECT_EQ(d["budget_bytes"].get<uint64_t>(), (256ull << 20) - reserve - headroom) << d.dump();
+    }
+    EXPECT_EQ(backend.loads, (std::vector<std::string>{"sim:0", "sim:1"}));
+    // Models still run there within the smaller budget.
+    auto r = c.Request("POST", "/v2/models/tiny_mlp/infer", TinyMlpJson(2).dump());
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::lock_guard<std::mutex> lock(backend.mu);
+    backend.held.clear();  // back to the devices before the server closes them
+  }
+}
+
 // A request to a model the device cannot compile is answered from the CPU, where the model then
 // stays (device "cpu" in its status); one whose config asks for a GPU is refused naming the
 // operator.

@@ -52,16 +52,19 @@ inline constexpr const char* kUndeclaredTenant = "other";
 
 // The default byte budget of a GPU (or simulated GPU) when no --memory-budget is given: the memory
 // it had free when the engine opened it (its context already created, other processes' use
-// excluded) minus a headroom for what the libraries allocate outside gpuhive's pool (cuDNN and
-// cuBLAS handles, kernels loaded on first use): 2 % of the capacity, at least 256 MiB, at most
-// 10 %. `free_bytes` 0 (unknown) counts as the capacity. Reported by /v2/gpuhive/devices.
+// excluded), less the library reserve measured right after (what the execution backend's
+// libraries took when loaded on it: ExecutionBackend::LoadLibraries), less a headroom for what
+// they allocate later outside gpuhive's pool (kernels of shapes first met later, graph memory):
+// 2 % of the capacity, at least 256 MiB, at most 10 %. `free_bytes` 0 (unknown) counts as the
+// capacity. Reported by /v2/gpuhive/devices.
 struct DeviceBudget {
   uint64_t budget_bytes = 0;
   uint64_t free_at_start_bytes = 0;
-  uint64_t reserved_bytes = 0;  // capacity - free at start: the context, libraries and other processes
+  uint64_t reserved_bytes = 0;  // capacity - free at start: the context and other processes
+  uint64_t library_reserve_bytes = 0;
   uint64_t headroom_bytes = 0;
 };
-DeviceBudget DefaultDeviceBudget(uint64_t capacity_bytes, uint64_t free_bytes);
+DeviceBudget DefaultDeviceBudget(uint64_t capacity_bytes, uint64_t free_bytes, uint64_t library_reserve_bytes = 0);
 
 struct EngineOptions {
   std::string model_repository;  // required: a Triton-layout directory

@@ -62,7 +62,8 @@ struct DeviceStatus {
   uint64_t budget_bytes = 0;
   // GPUs (and simulated ones): what the default budget was derived from (engine::DeviceBudget);
   // 0 for the CPU.
-  uint64_t capacity_bytes = 0, free_at_start_bytes = 0, reserved_bytes = 0, headroom_bytes = 0;
+  uint64_t capacity_bytes = 0, free_at_start_bytes = 0, reserved_bytes = 0, library_reserve_bytes = 0,
+           headroom_bytes = 0;
   uint64_t used_bytes = 0;
   std::map<std::string, uint64_t> used_by_kind;   // weights|activations|workspace|io
   std::map<std::string, uint64_t> used_by_model;

@@ -214,6 +214,10 @@ class SimDeviceImpl : public SimDevice {
   DeviceId id() const override { return id_; }
   std::string name() const override { return "simulated device " + std::to_string(options_.index); }
   uint64_t memory_capacity_bytes() const override { return options_.memory_bytes; }
+  uint64_t memory_free_bytes() const override {
+    const uint64_t used = memory_.Stats()->current_bytes;
+    return used < options_.memory_bytes ? options_.memory_bytes - used : 0;
+  }
   bool host_accessible() const override { return !options_.protect; }
   MemoryResource* memory() override { return &memory_; }
   const KernelAccess* host_kernel_access() const override { return &access_; }

@@ -86,6 +86,10 @@ class CudaBackend final : public ExecutionBackend {
                      CudaExecutor::Create(std::shared_ptr<const ir::Graph>(model->graph), eo));
     return std::unique_ptr<Executable>(std::make_unique<CudaExecutable>(std::move(model), std::move(executor)));
   }
+  Status LoadLibraries(ComputeDevice& device) override {
+    if (device.id().type != DeviceType::kCuda) return Status::OK();
+    return WarmUpLibraries(device.id().index);
+  }
 };
 
 ExecutionBackend* Backend(std::string* error) {
