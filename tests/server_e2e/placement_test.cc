@@ -39,6 +39,12 @@ std::map<std::string, json> DevicesById(HttpClient& c) {
   return out;
 }
 
+// Makes `backend` the simulated devices' backend for a test's lifetime.
+struct ScopedSimBackend {
+  explicit ScopedSimBackend(ExecutionBackend* backend) { RegisterExecutionBackend(DeviceType::kSim, backend); }
+  ~ScopedSimBackend() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
+};
+
 std::unique_ptr<RunningServer> StartOnTwoSimDevices(uint64_t budget,
                                                     const std::function<void(const std::string&)>& prepare = {}) {
   EngineOptions o;
@@ -212,10 +218,7 @@ class LibraryLoadingBackend final : public ExecutionBackend {
 // loaded them, measured as the drop in the device's free memory, and /v2/gpuhive/devices says so.
 TEST(Placement, TheDefaultBudgetLeavesOutTheMeasuredLibraryReserve) {
   LibraryLoadingBackend backend;
-  RegisterExecutionBackend(DeviceType::kSim, &backend);
-  struct Unregister {
-    ~Unregister() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
-  } unregister;
+  ScopedSimBackend scoped(&backend);
   {
     auto s = StartOnTwoSimDevices(0);  // no --memory-budget: the default
     ASSERT_NE(s, nullptr);
@@ -242,10 +245,7 @@ TEST(Placement, TheDefaultBudgetLeavesOutTheMeasuredLibraryReserve) {
 // operator.
 TEST(Placement, AModelTheDeviceCannotCompileIsServedFromTheCpu) {
   RefusingBackend refusing;
-  RegisterExecutionBackend(DeviceType::kSim, &refusing);
-  struct Unregister {
-    ~Unregister() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
-  } unregister;
+  ScopedSimBackend scoped(&refusing);
   {
     auto s = StartOnTwoSimDevices(64ull << 20, [](const std::string& repo) {
       AddTinyMlpCopy(repo, "gpu_only", "instance_group [ { kind: KIND_GPU } ]\n");
@@ -304,10 +304,7 @@ class LaneRecordingBackend final : public ExecutionBackend {
 // Triton's numbering) with the reserved worker's priority 0.
 TEST(Placement, DeviceRunsNameTheirWorkerAndStreamPriority) {
   LaneRecordingBackend lanes;
-  RegisterExecutionBackend(DeviceType::kSim, &lanes);
-  struct Unregister {
-    ~Unregister() { RegisterExecutionBackend(DeviceType::kSim, nullptr); }
-  } unregister;
+  ScopedSimBackend scoped(&lanes);
   EngineOptions o;
   o.device = "sim:1";
   o.sim_memory_bytes = 256ull << 20;
