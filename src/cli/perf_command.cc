@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 
 #include "cli/command.h"
@@ -49,6 +50,23 @@ std::string ImplementationsJson(const std::vector<ExecutionContext::StepTime>& s
   return out;
 }
 
+// This process's peak resident memory: VmHWM of /proc/self/status, 0 where there is none. Not
+// getrusage's ru_maxrss, which carries the peak of the process image before exec over (a perf
+// started by a large parent, as the executor guard's Python, would report the parent's size).
+uint64_t PeakResidentBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      uint64_t kib = 0;
+      status >> kib;
+      return kib * 1024;
+    }
+    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
 // One model's timed runs on the given inputs.
 struct Measurement {
   PlanStats stats;
@@ -56,6 +74,7 @@ struct Measurement {
   size_t iterations = 0;
   double throughput = 0, prepare_ms = 0;
   size_t weight_bytes = 0;
+  uint64_t peak_rss_bytes = 0;  // the process's peak resident memory at the end of the runs (VmHWM)
   std::map<std::string, std::pair<int64_t, int>> by_op;  // op -> (total ns, count)
   std::string implementations;
 };
@@ -88,6 +107,7 @@ StatusOr<Measurement> Measure(CompiledModel& model, const PerfOptions& o, const 
   m.throughput = o.batch * lat.size() / total_s;
   m.weight_bytes = model.weight_bytes();
   m.implementations = ImplementationsJson(ctx.step_times());
+  m.peak_rss_bytes = PeakResidentBytes();
   return m;
 }
 
@@ -111,11 +131,11 @@ std::string MeasurementJson(const Measurement& m) {
       "\"p50_ms\":{:.4f},\"p90_ms\":{:.4f},\"p99_ms\":{:.4f},\"mean_ms\":{:.4f},\"min_ms\":{:.4f},"
       "\"throughput_per_s\":{:.2f},\"weight_bytes\":{},\"arena_bytes\":{},\"activation_bytes\":{},"
       "\"naive_activation_bytes\":{},\"workspace_bytes\":{},\"step_workspace_bytes\":{},\"steps\":{},"
-      "\"dynamic\":{},\"prepare_ms\":{:.2f},\"implementations\":{{{}}}",
+      "\"dynamic\":{},\"prepare_ms\":{:.2f},\"peak_rss_bytes\":{},\"implementations\":{{{}}}",
       m.latency.p50_ms, m.latency.p90_ms, m.latency.p99_ms, m.latency.mean_ms, m.latency.min_ms, m.throughput,
       m.weight_bytes, m.stats.arena_bytes, m.stats.activation_bytes, m.stats.naive_activation_bytes,
       m.stats.workspace_bytes, m.stats.step_workspace_bytes, m.stats.num_steps, m.stats.dynamic ? "true" : "false",
-      m.prepare_ms, m.implementations);
+      m.prepare_ms, m.peak_rss_bytes, m.implementations);
 }
 
 // --precision int8 / bf16: the FP32 model and its reduced-precision form (gpuhive's INT8
@@ -288,6 +308,9 @@ int RunPerf(const PerfOptions& o) {
     std::printf("arena       %s per run: activations and each step's workspace (largest %s)%s\n",
                 FormatBytes(st.arena_bytes).c_str(), FormatBytes(st.step_workspace_bytes).c_str(),
                 st.workspace_bytes > 0 ? fmt::format(", {} beside", FormatBytes(st.workspace_bytes)).c_str() : "");
+    const double held = static_cast<double>(m->weight_bytes + st.arena_bytes + st.workspace_bytes);
+    std::printf("resident    peak %s, %.2fx the weights and arena it holds (the process: libraries, heap)\n",
+                FormatBytes(m->peak_rss_bytes).c_str(), held > 0 ? static_cast<double>(m->peak_rss_bytes) / held : 0.0);
     std::printf("steps       %zu%s\n", st.num_steps,
                 st.dynamic ? "   (some steps prepared at run time: data-dependent shapes)" : "");
     std::printf("load        %.1f ms   prepare %.1f ms\n", load_ms, m->prepare_ms);

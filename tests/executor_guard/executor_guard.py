@@ -39,6 +39,9 @@ that executed (oneDNN prints the primitive descriptor's impl_info_str for each e
      on one thread, and 10-14 % slower at batch 8; src/kernels/cpu/loops/lstm_avx512.h), and
      BERT's attention softmax rows (3.5 of 93 ms at batch 1 compiled for baseline x86-64) and its
      LayerNormalization rows.
+  8. resident memory (RESIDENT_LIMITS, batch 1, every ISA): `gpuhive perf`'s peak RSS at most that
+     many times the weights and arena the model holds (ResNet-50: 1.27x on the benchmark machines,
+     the ~26 MiB process base included; weights held twice, as before issue 17, read ~2x).
 
     python3 tests/executor_guard/executor_guard.py --gpuhive build/bin/gpuhive [--update] [--only resnet50]
 Exit status 0 when every check passes; the report lists every finding.
@@ -77,6 +80,8 @@ REQUIRED_KERNELS = {
 # oneDNN's own reference implementations are caught by check 1.
 SLOW_KERNELS = re.compile(r"^Resize:generic$|:gpuhive:rnn_loops$")
 INT8_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0")
+# Check 8: peak RSS / (weights + arena) of `gpuhive perf` at batch 1.
+RESIDENT_LIMITS = {"resnet50": 1.35}
 # Check 5: Winograd convolution steps per plan, natively on AVX-512 (below it oneDNN has none).
 WINOGRAD_STEPS = {"resnet50": 3, "repository/text_detector": 4}
 # oneDNN marks int8 weights packed with their s8s8 / zero-point compensation (":f8", "zpm"); such a
@@ -230,6 +235,14 @@ def main():
                     failures.append(f"{name} b{batch} {isa}: {e}")
                     continue
                 check(f"{name} b{batch}", f"{name}@b{batch}", impls, stats, isa, expected, plans, a.update, failures)
+                if batch == 1 and name in RESIDENT_LIMITS:
+                    held = stats["weight_bytes"] + stats["arena_bytes"] + stats["workspace_bytes"]
+                    ratio = stats["peak_rss_bytes"] / held
+                    print(f"{name} b1 {isa}: peak RSS {stats['peak_rss_bytes'] / 2**20:.1f} MiB = {ratio:.2f}x "
+                          f"the weights and arena ({held / 2**20:.1f} MiB)")
+                    if ratio > RESIDENT_LIMITS[name]:
+                        failures.append(f"{name} b1 {isa}: peak RSS {ratio:.2f}x the weights and arena it holds, "
+                                        f"over {RESIDENT_LIMITS[name]} (RESIDENT_LIMITS)")
                 avx512 = any("avx512" in impl for _, impl in impls)
                 if isa == "native" and avx512:
                     wino = sum(n for k, n in stats.get("implementations", {}).items() if ":jit_" in k and "wino" in k)
