@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "device/cuda/cuda_status.h"
+#include "gpuhive/cuda_device.h"
 #include "gpuhive/cuda_kernels.h"
 
 namespace gpuhive::cuda {
@@ -26,13 +27,6 @@ struct DeviceBuffers {
     ptrs.push_back(p);
     RETURN_IF_ERROR(GH_CUDA_STATUS(cudaMemset(p, 0, bytes == 0 ? 1 : bytes)));
     return p;
-  }
-};
-
-struct OwnedStream {
-  cudaStream_t s = nullptr;
-  ~OwnedStream() {
-    if (s != nullptr) cudaStreamDestroy(s);
   }
 };
 
@@ -74,9 +68,8 @@ Status WarmUpMatmul(MatmulRunner& runner, MathMode math, DeviceBuffers& mem, Str
 
 Status WarmUpLibraries(int device_index) {
   RETURN_IF_ERROR(GH_CUDA_STATUS(cudaSetDevice(device_index)));
-  OwnedStream owned;
-  RETURN_IF_ERROR(GH_CUDA_STATUS(cudaStreamCreateWithFlags(&owned.s, cudaStreamNonBlocking)));
-  const StreamView stream{DeviceId{DeviceType::kCuda, device_index}, owned.s};
+  ASSIGN_OR_RETURN(std::unique_ptr<Stream> owned, Stream::Create({.device_index = device_index}));
+  const StreamView stream = owned->view();
   DeviceBuffers mem;
   ASSIGN_OR_RETURN(auto matmul, MatmulRunner::Create(MatmulRunner::Options{}));
   // A math mode the device lacks (BF16 or TF32 before Ampere: kUnimplemented) loads nothing and
@@ -94,7 +87,7 @@ Status WarmUpLibraries(int device_index) {
   RETURN_IF_ERROR(ConvertFromFloat(static_cast<const float*>(f), h, DataType::kFloat16, 256, stream));
   RETURN_IF_ERROR(ConvertToFloat(h, DataType::kFloat16, static_cast<float*>(f), 256, stream));
   RETURN_IF_ERROR(Softmax(static_cast<const float*>(f), static_cast<float*>(g), 16, 16, 1, false, stream));
-  return GH_CUDA_STATUS(cudaStreamSynchronize(owned.s));
+  return owned->Synchronize();
 }
 
 }  // namespace gpuhive::cuda
