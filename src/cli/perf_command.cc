@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <limits>
 #include <map>
 
 #include "cli/command.h"
 #include "cli/model_util.h"
 #include "gpuhive/kernel.h"
+#include "gpuhive/monitor/host_metrics.h"
 #include "gpuhive/quantize.h"
 #include "gpuhive/units.h"
 
@@ -48,23 +48,6 @@ std::string ImplementationsJson(const std::vector<ExecutionContext::StepTime>& s
     out += "\"" + JsonEscape(key) + "\":" + std::to_string(n);
   }
   return out;
-}
-
-// This process's peak resident memory: VmHWM of /proc/self/status, 0 where there is none. Not
-// getrusage's ru_maxrss, which carries the peak of the process image before exec over (a perf
-// started by a large parent, as the executor guard's Python, would report the parent's size).
-uint64_t PeakResidentBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmHWM:") {
-      uint64_t kib = 0;
-      status >> kib;
-      return kib * 1024;
-    }
-    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  return 0;
 }
 
 // One model's timed runs on the given inputs.
@@ -107,7 +90,7 @@ StatusOr<Measurement> Measure(CompiledModel& model, const PerfOptions& o, const 
   m.throughput = o.batch * lat.size() / total_s;
   m.weight_bytes = model.weight_bytes();
   m.implementations = ImplementationsJson(ctx.step_times());
-  m.peak_rss_bytes = PeakResidentBytes();
+  m.peak_rss_bytes = monitor::ReadHostSample().process_peak_rss_bytes.value_or(0);
   return m;
 }
 

@@ -35,6 +35,11 @@ HostSample ReadHostSample() {
       if (page > 0) s.process_rss_bytes = resident * static_cast<uint64_t>(page);
     }
   }
+  std::ifstream status("/proc/self/status");
+  if (status) {
+    std::string text((std::istreambuf_iterator<char>(status)), std::istreambuf_iterator<char>());
+    s.process_peak_rss_bytes = MeminfoField(text, "VmHWM:");
+  }
   rusage ru{};
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     s.process_cpu_seconds = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
